@@ -1,0 +1,6 @@
+"""Command-line interface. Each module registers the commands of one area on :data:`app`."""
+
+from adsentinel.cli import system_commands  # noqa: F401  (registers commands)
+from adsentinel.cli.app import app, main
+
+__all__ = ["app", "main"]

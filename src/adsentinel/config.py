@@ -1,0 +1,204 @@
+"""Settings: every knob of adsentinel, in one validated place.
+
+Values come from (highest priority first) keyword arguments, ``ADSENTINEL_*`` environment
+variables, a ``.env`` file in the working directory, and the defaults below. Build the object once
+at an edge (CLI command, worker start-up, API app) with :func:`load_settings` and pass it down;
+maths in :mod:`adsentinel.detect` never sees it.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from adsentinel.errors import ConfigError
+
+ENV_PREFIX = "ADSENTINEL_"
+_SECRET_FIELDS = {"database_url", "broker_url", "model_signing_key"}
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one adsentinel process.
+
+    The isolation-forest and statistical knobs keep the names and defaults of the original
+    training plan so that existing deployments can carry their environment over unchanged.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- where things live -------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path("adsentinel-data"),
+        description="Local folder for the embedded SQLite database and model store.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default: SQLite file <data_dir>/adsentinel.db.",
+    )
+    models_storage_path: Path | None = Field(
+        default=None,
+        description="Root of the model store; default: <data_dir>/models. Share it between "
+        "machines (NFS or similar) in a multi-machine deployment.",
+    )
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key that signs model files. Default: a random key created once in "
+        "<models_storage_path>/.signing-key. Set the same value on every machine.",
+    )
+
+    # --- scheduling ----------------------------------------------------------------------------
+    broker_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Celery broker (Redis in production).",
+    )
+    training_time: time = Field(
+        default=time(4, 0), description="Local time of the daily training run (HH:MM)."
+    )
+    timezone: str = Field(default="UTC", description="IANA timezone of the schedule.")
+
+    # --- isolation forest (names and defaults from the training plan) -------------------------
+    use_isolation_forest: bool = True
+    isolation_forest_min_samples: int = Field(default=50, ge=2)
+    isolation_forest_contamination: float = Field(default=0.1, gt=0.0, le=0.5)
+    isolation_forest_history_days: int = Field(default=90, ge=2)
+
+    # --- statistical detectors (names from the training plan) ---------------------------------
+    anomaly_z_threshold: float = Field(default=3.0, gt=0.0)
+    anomaly_iqr_multiplier: float = Field(default=1.5, gt=0.0)
+    anomaly_min_history_days: int = Field(default=14, ge=3)
+    frequency_ideal: float = Field(default=3.0, gt=1.0)
+
+    # --- misc ----------------------------------------------------------------------------------
+    log_level: str = Field(default="INFO")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'America/Sao_Paulo'"
+            ) from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _parsable_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL; expected e.g. sqlite:///path/to.db or "
+                "postgresql+psycopg://user@host:5432/dbname"
+            ) from None
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError(
+                f"backend {url.get_backend_name()!r} is not supported; use sqlite or postgresql"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _history_can_hold_min_samples(self) -> Settings:
+        if self.isolation_forest_history_days < self.isolation_forest_min_samples:
+            raise ValueError(
+                f"isolation_forest_history_days ({self.isolation_forest_history_days}) is shorter "
+                f"than isolation_forest_min_samples ({self.isolation_forest_min_samples}): no "
+                "entity could ever be trained; raise the first or lower the second"
+            )
+        return self
+
+    # --- derived values -----------------------------------------------------------------------
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use (the SQLite default is placed under ``data_dir``)."""
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            if url.startswith("postgresql://"):  # pick the installed driver, psycopg 3
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{(self.data_dir / 'adsentinel.db').as_posix()}"
+
+    @property
+    def effective_models_path(self) -> Path:
+        """Root folder of the model store."""
+        return self.models_storage_path or self.data_dir / "models"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The schedule's timezone as a ``ZoneInfo``."""
+        return ZoneInfo(self.timezone)
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as plain values, with secrets (and URL passwords) masked."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "database_url":
+                value = make_url(self.effective_database_url).render_as_string(hide_password=True)
+            elif name == "broker_url":
+                value = _mask_url_password(value.get_secret_value())
+            elif isinstance(value, SecretStr):
+                value = "********"
+            elif name == "models_storage_path":
+                value = self.effective_models_path
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, time):
+                value = value.strftime("%H:%M")
+            shown[name] = value
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation failures into one readable :class:`ConfigError`.
+
+    Each problem is reported with the environment variable that sets it, so the user knows
+    exactly what to change.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            where = f"{ENV_PREFIX}{field.upper()}" if error["loc"] else "settings"
+            given = error.get("input")
+            hidden = isinstance(given, dict) or given is None or field in _SECRET_FIELDS
+            shown = "" if hidden else f" (got {given!r})"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}{shown}")
+        raise ConfigError(
+            "invalid settings: " + "; ".join(problems),
+            hint="fix the environment variable or the .env entry named above",
+        ) from None

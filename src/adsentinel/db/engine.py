@@ -1,0 +1,134 @@
+"""Engines and sessions. The first use of a fresh database creates and migrates it.
+
+SQLite (the embedded default) and PostgreSQL behave the same to the rest of the code; the
+differences (foreign keys pragma, WAL, advisory lock around migrations) are handled here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from adsentinel.config import Settings
+from adsentinel.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_LOCK_ID = 0x0AD5E471  # pg_advisory_lock key: one migrator at a time
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create an engine for ``url``; SQLite files get their folder, WAL and foreign keys."""
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _configure_sqlite_connection)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _configure_sqlite_connection(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def open_database(settings: Settings, *, migrate_fresh: bool = True) -> Engine:
+    """Return an engine on the configured database, ready for use.
+
+    A database without adsentinel's tables is created and migrated to the latest schema.
+    An embedded SQLite database that is behind is upgraded too; a PostgreSQL database that is
+    behind is refused with a hint to run ``adsentinel db upgrade`` (deployments upgrade
+    explicitly, once, not from every worker at once).
+    """
+    from adsentinel.db import migrate
+
+    url = settings.effective_database_url
+    engine = create_db_engine(url)
+    try:
+        current = migrate.current_revision(engine)
+    except OperationalError as exc:
+        raise StorageError(
+            f"cannot connect to the database {engine.url.render_as_string(hide_password=True)}: "
+            f"{_first_line(exc)}",
+            hint="check ADSENTINEL_DATABASE_URL and that the server is running",
+        ) from None
+    head = migrate.head_revision()
+    if current == head:
+        return engine
+    if current is None and migrate_fresh and not _has_foreign_tables(engine):
+        log.info("creating a fresh database at %s", engine.url.render_as_string(hide_password=True))
+        migrate.upgrade(engine)
+    elif engine.dialect.name == "sqlite" and migrate_fresh:
+        log.info("upgrading the embedded database from %s to %s", current, head)
+        migrate.upgrade(engine)
+    elif migrate_fresh:
+        raise StorageError(
+            f"the database schema is at revision {current or 'none'}, this version of adsentinel "
+            f"needs {head}",
+            hint="run `adsentinel db upgrade` once for the deployment",
+        )
+    return engine
+
+
+def _has_foreign_tables(engine: Engine) -> bool:
+    """True when the database holds tables of adsentinel but no migration record (unsafe)."""
+    from adsentinel.db.models import Base
+
+    names = set(inspect(engine).get_table_names())
+    ours = names & set(Base.metadata.tables)
+    if ours:
+        raise StorageError(
+            f"the database has adsentinel tables ({', '.join(sorted(ours))}) but no migration "
+            "record (alembic_version)",
+            hint="point ADSENTINEL_DATABASE_URL at an empty database or restore alembic_version",
+        )
+    return False
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to ``engine``; objects stay usable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations between processes (PostgreSQL advisory lock; SQLite locks itself)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
+            conn.commit()
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    return str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]

@@ -1,0 +1,218 @@
+"""SQLAlchemy 2 models. The schema itself is created by the Alembic migrations in ``migrations/``.
+
+Conventions: surrogate integer keys; the ad platform's own ids are kept as strings
+(``platform_id``); every timestamp is timezone-aware UTC; money is a float in the account's currency.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class EntityLevel(str, enum.Enum):
+    """Level of an entity in the Meta Ads hierarchy, from the top down."""
+
+    campaign = "campaign"
+    adset = "adset"
+    ad = "ad"
+
+
+class AnomalyStatus(str, enum.Enum):
+    """Life cycle of an anomaly; ``retracted`` means restated data made it normal again."""
+
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    false_positive = "false_positive"
+    expected = "expected"
+    retracted = "retracted"
+
+
+class Severity(str, enum.Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class TrainingStatus(str, enum.Enum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class AdAccount(Base):
+    """An advertiser's ad account (the plan's "Facebook Ads config").
+
+    ``credentials_ref`` names where the access token lives (for example ``env:META_TOKEN``);
+    the token itself is never stored here in plain text.
+    """
+
+    __tablename__ = "ad_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    platform_account_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    credentials_ref: Mapped[str | None] = mapped_column(String(200))
+    needs_attention: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    entities: Mapped[list[Entity]] = relationship(back_populates="account")
+
+    def __repr__(self) -> str:
+        return f"AdAccount(id={self.id!r}, name={self.name!r})"
+
+
+class Entity(Base):
+    """A campaign, ad set or ad, with a link to its parent one level up."""
+
+    __tablename__ = "entities"
+    __table_args__ = (
+        UniqueConstraint("account_id", "level", "platform_id", name="uq_entities_account_level_pid"),
+        Index("ix_entities_parent", "parent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    level: Mapped[str] = mapped_column(String(16))
+    platform_id: Mapped[str] = mapped_column(String(64))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(400))
+    status: Mapped[str] = mapped_column(String(32), default="ACTIVE")
+    first_day: Mapped[date | None] = mapped_column(Date)
+    last_day: Mapped[date | None] = mapped_column(Date)
+
+    account: Mapped[AdAccount] = relationship(back_populates="entities")
+    parent: Mapped[Entity | None] = relationship(remote_side="Entity.id")
+
+    def __repr__(self) -> str:
+        return f"Entity(id={self.id!r}, level={self.level!r}, platform_id={self.platform_id!r})"
+
+
+class DailyInsight(Base):
+    """One entity's delivery on one day. Re-importing the day restates it (upsert).
+
+    ``is_complete`` is false for today's partial numbers (``as_of`` tells how far the day had
+    got); ``updated_at`` lets detection find restated days.
+    """
+
+    __tablename__ = "daily_insights"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "day", name="uq_daily_insights_entity_day"),
+        Index("ix_daily_insights_day", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    spend: Mapped[float] = mapped_column(Float, default=0.0)
+    impressions: Mapped[int] = mapped_column(BigInteger, default=0)
+    clicks: Mapped[int] = mapped_column(BigInteger, default=0)
+    leads: Mapped[int] = mapped_column(BigInteger, default=0)
+    reach: Mapped[int] = mapped_column(BigInteger, default=0)
+    conversions: Mapped[int | None] = mapped_column(BigInteger)
+    revenue: Mapped[float | None] = mapped_column(Float)
+    is_complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    as_of: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Anomaly(Base):
+    """A detected anomaly, one row per (entity, day, metric); re-detection updates it in place.
+
+    ``score`` is on the common 0-100 scale (higher = worse) whichever detector spoke.
+    ``incident_id`` links a child's anomaly to the anomaly that represents the whole incident
+    (for example the campaign when it and its ads moved together).
+    """
+
+    __tablename__ = "anomalies"
+    __table_args__ = (
+        UniqueConstraint("entity_id", "day", "metric", name="uq_anomalies_entity_day_metric"),
+        Index("ix_anomalies_account_day", "account_id", "day"),
+        Index("ix_anomalies_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    metric: Mapped[str] = mapped_column(String(32))
+    detectors: Mapped[str] = mapped_column(String(200))
+    actual: Mapped[float] = mapped_column(Float)
+    expected: Mapped[float] = mapped_column(Float)
+    lower: Mapped[float | None] = mapped_column(Float)
+    upper: Mapped[float | None] = mapped_column(Float)
+    direction: Mapped[str] = mapped_column(String(8))
+    score: Mapped[float] = mapped_column(Float)
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    drivers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    is_partial_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("anomalies.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16), default=AnomalyStatus.open.value)
+    status_by: Mapped[str | None] = mapped_column(String(200))
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainingRun(Base):
+    """One training of an account's per-entity models: when, how it ended, what it produced.
+
+    ``counts`` holds ``{level: {"trained": n, "skipped": n, "failed": n}}`` as in the plan;
+    ``skip_reasons`` counts why entities were skipped (``{"insufficient_data": n}``).
+    """
+
+    __tablename__ = "training_runs"
+    __table_args__ = (Index("ix_training_runs_account_started", "account_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default=TrainingStatus.running.value)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    skip_reasons: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,112 @@
+"""Shared fixtures: settings on a temporary folder, and databases on SQLite and PostgreSQL.
+
+PostgreSQL and Redis are real servers (127.0.0.1 by default; override with
+``ADSENTINEL_TEST_POSTGRES_URL`` / ``ADSENTINEL_TEST_REDIS_URL``). When one is missing the tests that
+need it are skipped on a developer's machine and fail when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from adsentinel.config import Settings, load_settings
+from adsentinel.db.engine import make_session_factory, open_database
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ADSENTINEL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("ADSENTINEL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def service_missing(what: str, why: object) -> None:
+    """Skip locally, fail in CI: a CI run must never pass by skipping real-service tests."""
+    message = f"{what} is not reachable: {why}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No test reads the developer's ADSENTINEL_* variables or .env file."""
+    for name in list(os.environ):
+        if name.startswith("ADSENTINEL_") and not name.startswith("ADSENTINEL_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Embedded-default settings rooted in the test's temporary folder."""
+    return load_settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throw-away PostgreSQL database for this test process; dropped at the end."""
+    admin_url = make_url(POSTGRES_ADMIN_URL)
+    name = f"adsentinel_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "missing"
+        service_missing(f"PostgreSQL at {admin_url.render_as_string(hide_password=True)}", exc)
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_settings(request, tmp_path) -> Iterator[Settings]:
+    """Settings on a fresh, empty database of each supported kind."""
+    if request.param == "sqlite":
+        yield load_settings(data_dir=tmp_path / "data")
+        return
+    base = request.getfixturevalue("postgres_database")
+    schema_db = _fresh_postgres_copy(base)
+    try:
+        yield load_settings(data_dir=tmp_path / "data", database_url=schema_db)
+    finally:
+        _drop_postgres(schema_db)
+
+
+def _fresh_postgres_copy(base_url: str) -> str:
+    """An empty database per test (cheap: CREATE DATABASE of an empty template)."""
+    url = make_url(base_url)
+    name = f"{url.database}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres(database_url: str) -> None:
+    url = make_url(database_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(db_settings):
+    """A migrated engine on each database kind."""
+    engine = open_database(db_settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine):
+    return make_session_factory(engine)
