@@ -1,0 +1,525 @@
+"""The anomaly detector of one entity: statistical tests, optional forest, calibration, rules.
+
+Data flow for one entity and one analysis day::
+
+    daily counts --> statistical.run_statistical_tests --> MetricTest (signed z per metric)
+                 --> forest model.score_samples --------> ForestScoreCalibrator (z-like)
+                 --> calibration.anomaly_score -------> 0-100 score --> alert rules --> severity
+                 --> DetectedAnomaly (actual, expected, bounds, direction, message, drivers)
+
+Alert rules applied after calibration (each one caps the score, never raises it):
+
+* a move in the harmless direction (CPL down, leads up ...) is at most *low*;
+* spend up while CPM, CPC, CTR and CPL are all within their normal range is a budget change, at
+  most *low*; the level baseline makes it the new normal within ``level_window // 2 + 1`` days;
+* leads down while CPL is normal is explained by lower delivery, at most *low* (the delivery
+  drop itself is reported on impressions);
+* frequency up is saturation only above ``frequency_ideal``; below it, at most *low*;
+* on a partial day, a volume drop is not judged before ``MIN_FRACTION_FOR_DROPS`` of the day;
+* the isolation forest alone is at most *low*; corroborated by a harmful metric anomaly the same
+  day, at most *medium* (it says "this combination is unusual", the metrics say what hurts).
+
+Pure: DataFrames and arrays in, dataclasses out. The parameters default to the values of
+:class:`adsentinel.config.Settings` (repeated here as literals: this module never reads settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date as Date
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from adsentinel.detect.calibration import (
+    LOW_CAP,
+    MEDIUM_CAP,
+    REPORT_FLOOR,
+    ForestScoreCalibrator,
+    SeverityLevel,
+    anomaly_score,
+    forest_drivers,
+    severity_for_score,
+    significance_score,
+)
+from adsentinel.detect.features import (
+    COUNT_COLUMNS,
+    FOREST_FEATURES,
+    isolation_forest_features,
+)
+from adsentinel.detect.intraday import (
+    DEFAULT_INTRADAY_PROFILE,
+    MIN_FRACTION_FOR_DROPS,
+    expected_day_fraction,
+)
+from adsentinel.detect.statistical import (
+    HARMFUL_DIRECTION,
+    MetricTest,
+    run_statistical_tests,
+)
+
+__all__ = [
+    "AnomalyDetector",
+    "DetectedAnomaly",
+    "SeverityLevel",
+    "get_anomaly_detector",
+]
+
+MULTIVARIATE = "multivariate"
+_EFFICIENCY_METRICS = ("cpm", "cpc", "ctr", "cpl")
+_VOLUME_METRICS = ("spend", "impressions", "leads")
+
+
+class ScoresSamples(Protocol):
+    """What the detector needs of a multivariate model: scikit-learn's ``score_samples``."""
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class DetectedAnomaly:
+    """One anomaly of one entity, day and metric (or ``"multivariate"``), ready to store or show.
+
+    ``score`` is on the common 0-100 scale (higher = worse); ``direction`` is where the actual
+    value sits (``"up"``/``"down"``); ``lower``/``upper`` bound the normal range (``None`` when
+    unbounded); ``drivers`` holds the numbers behind the message (counts, the forest's top
+    features).
+    """
+
+    entity_type: str
+    entity_id: str
+    date: Date
+    metric: str
+    detectors: list[str]
+    actual: float
+    expected: float
+    lower: float | None
+    upper: float | None
+    direction: str
+    score: float
+    severity: SeverityLevel
+    message: str
+    drivers: dict[str, Any] = field(default_factory=dict)
+    is_partial_day: bool = False
+
+    @property
+    def harmful(self) -> bool:
+        """True when the move is in the direction that hurts the advertiser."""
+        if self.metric == MULTIVARIATE:
+            return True
+        return HARMFUL_DIRECTION.get(self.metric, "up") == self.direction
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (dates ISO, severity as its string)."""
+        return {
+            "entity_type": self.entity_type,
+            "entity_id": self.entity_id,
+            "date": self.date.isoformat(),
+            "metric": self.metric,
+            "detector": "+".join(self.detectors),
+            "actual": self.actual,
+            "expected": self.expected,
+            "lower": self.lower,
+            "upper": self.upper,
+            "direction": self.direction,
+            "score": round(self.score, 1),
+            "severity": self.severity.value,
+            "message": self.message,
+            "drivers": self.drivers,
+            "is_partial_day": self.is_partial_day,
+        }
+
+
+class AnomalyDetector:
+    """Detect anomalies in one entity's daily history on one analysis day.
+
+    Parameters
+    ----------
+    z_threshold : float, default 3.0
+        ``|z|`` at which a metric starts to count as anomalous (score 40, severity low).
+    iqr_multiplier : float, default 1.5
+        IQR fence on past residuals that a volume must also leave (robust double check).
+    min_history_days : int, default 14
+        Days *with delivery* needed before the analysis day; fewer and nothing is reported.
+    use_isolation_forest : bool, default True
+        Score the day with the entity's multivariate model when one is passed.
+    frequency_ideal : float, default 3.0
+        Daily frequency above which a frequency rise is audience saturation.
+    level_window : int, default 7
+        Days in the median level of volumes: a change lasting ``level_window // 2 + 1`` days
+        becomes the new normal.
+    rate_window : int, default 14
+        Days pooled for the baseline of rates (CTR, CPC, CPM, CPL, conversion rate).
+    history_days : int, default 90
+        At most this many days before the analysis day are used.
+    intraday_profile : sequence of 24 floats
+        Hourly delivery weights for partial days (see :mod:`adsentinel.detect.intraday`).
+    """
+
+    def __init__(
+        self,
+        z_threshold: float | None = None,
+        iqr_multiplier: float | None = None,
+        min_history_days: int | None = None,
+        use_isolation_forest: bool | None = None,
+        frequency_ideal: float | None = None,
+        level_window: int = 7,
+        rate_window: int = 14,
+        history_days: int = 90,
+        intraday_profile: tuple[float, ...] = DEFAULT_INTRADAY_PROFILE,
+    ) -> None:
+        self.z_threshold = 3.0 if z_threshold is None else float(z_threshold)
+        self.iqr_multiplier = 1.5 if iqr_multiplier is None else float(iqr_multiplier)
+        self.min_history_days = 14 if min_history_days is None else int(min_history_days)
+        self.use_isolation_forest = True if use_isolation_forest is None else use_isolation_forest
+        self.frequency_ideal = 3.0 if frequency_ideal is None else float(frequency_ideal)
+        self.level_window = level_window
+        self.rate_window = rate_window
+        self.history_days = history_days
+        self.intraday_profile = intraday_profile
+        if self.z_threshold <= 0:
+            raise ValueError(f"z_threshold must be > 0, got {z_threshold!r}")
+        if self.min_history_days < 7:
+            raise ValueError(f"min_history_days must be >= 7, got {min_history_days!r}")
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def detect_anomalies(
+        self,
+        df: pd.DataFrame,
+        entity_type: str,
+        entity_id: str,
+        config_id: int | None = None,
+        analysis_date: Date | None = None,
+        model: ScoresSamples | None = None,
+        currency: str = "USD",
+        training_scores: np.ndarray | None = None,
+        as_of_hour: float | None = None,
+    ) -> list[DetectedAnomaly]:
+        """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
+
+        Parameters
+        ----------
+        df : DataFrame, shape (n_days, ...)
+            Daily rows of one entity: ``date`` (or ``day``) and the count columns ``spend,
+            impressions, clicks, leads, reach``. Days without a row are days without delivery.
+            Rows after ``analysis_date`` are ignored.
+        entity_type, entity_id : str
+            Copied into the anomalies.
+        config_id : int, optional
+            The account (kept for the plan's signature; the caller resolves models by it).
+        analysis_date : date, optional
+            Day to judge; default the last day in ``df``.
+        model : object with ``score_samples``, optional
+            The entity's multivariate model (lower ``score_samples`` = more abnormal), trained on
+            :func:`~adsentinel.detect.features.isolation_forest_features`.
+        currency : str
+            ISO code of the account's currency, for messages.
+        training_scores : ndarray, shape (n_train,), optional
+            ``score_samples`` of the model's training days; default: the model's scores of the
+            history in ``df``.
+        as_of_hour : float, optional
+            Local hour (0-24) the analysis day's numbers were taken at; ``None`` = complete day.
+
+        Returns
+        -------
+        list of DetectedAnomaly
+            Those scoring at least 40 (low), sorted by score, highest first.
+        """
+        del config_id  # models are resolved by the caller; the name stays for the plan's API
+        daily = prepare_daily_frame(df)
+        if daily.empty:
+            return []
+        day = pd.Timestamp(analysis_date if analysis_date is not None else daily["date"].max())
+        if day not in set(daily["date"]):
+            return []
+        history = daily[(daily["date"] < day) & (daily["date"] >= day - pd.Timedelta(days=self.history_days))]
+        if int((history["impressions"] > 0).sum()) < self.min_history_days:
+            return []
+        target = daily.loc[daily["date"] == day].iloc[0]
+        day_fraction = 1.0
+        if as_of_hour is not None and as_of_hour < 24:
+            day_fraction = max(expected_day_fraction(as_of_hour, self.intraday_profile), 1e-3)
+
+        tests = run_statistical_tests(
+            history,
+            target,
+            z_threshold=self.z_threshold,
+            iqr_multiplier=self.iqr_multiplier,
+            level_window=self.level_window,
+            rate_window=self.rate_window,
+            day_fraction=day_fraction,
+        )
+        context = _Context(
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            day=day.date(),
+            currency=currency,
+            target=target,
+            partial=day_fraction < 1.0,
+            day_fraction=day_fraction,
+        )
+        anomalies = self._metric_anomalies(tests, context)
+        if self.use_isolation_forest and model is not None:
+            forest = self._forest_anomaly(model, history, target, training_scores, anomalies, context)
+            if forest is not None:
+                anomalies.append(forest)
+        return sorted(anomalies, key=lambda a: -a.score)
+
+    # --- statistical part ---------------------------------------------------------------------
+
+    def _metric_anomalies(self, tests: list[MetricTest], ctx: _Context) -> list[DetectedAnomaly]:
+        by_metric = {t.metric: t for t in tests}
+        flagged = {t.metric for t in tests if abs(t.z) >= self.z_threshold}
+        harmful_efficiency = any(
+            m in flagged and by_metric[m].harmful for m in _EFFICIENCY_METRICS
+        )
+        anomalies = []
+        for test in tests:
+            if test.metric not in flagged:
+                continue
+            score = anomaly_score(test.z, test.actual, test.expected, self.z_threshold)
+            note = ""
+            if not test.harmful:
+                score = min(score, LOW_CAP)
+            elif test.metric == "spend" and not harmful_efficiency:
+                score = min(score, LOW_CAP)
+                note = "budget change? CPM, CPC, CTR and CPL are normal"
+            elif test.metric == "leads" and not ("cpl" in flagged and by_metric["cpl"].harmful):
+                score = min(score, LOW_CAP)
+                note = "CPL is normal: fewer leads because of less delivery"
+            elif test.metric == "frequency" and test.actual <= self.frequency_ideal:
+                score = min(score, LOW_CAP)
+            if (
+                ctx.partial
+                and test.metric in _VOLUME_METRICS
+                and test.direction == "down"
+                and ctx.day_fraction < MIN_FRACTION_FOR_DROPS
+            ):
+                continue
+            severity = severity_for_score(score)
+            if severity is None:
+                continue
+            anomalies.append(
+                DetectedAnomaly(
+                    entity_type=ctx.entity_type,
+                    entity_id=ctx.entity_id,
+                    date=ctx.day,
+                    metric=test.metric,
+                    detectors=[test.detector],
+                    actual=test.actual,
+                    expected=test.expected,
+                    lower=_finite_or_none(test.lower),
+                    upper=_finite_or_none(test.upper),
+                    direction=test.direction,
+                    score=round(float(score), 2),
+                    severity=severity,
+                    message=metric_message(test, ctx, note, self.frequency_ideal),
+                    drivers=_metric_drivers(test, ctx),
+                    is_partial_day=ctx.partial,
+                )
+            )
+        return anomalies
+
+    # --- multivariate part --------------------------------------------------------------------
+
+    def _forest_anomaly(
+        self,
+        model: ScoresSamples,
+        history: pd.DataFrame,
+        target: pd.Series,
+        training_scores: np.ndarray | None,
+        found: list[DetectedAnomaly],
+        ctx: _Context,
+    ) -> DetectedAnomaly | None:
+        if ctx.partial:
+            return None  # the forest was trained on complete days
+        history_features = isolation_forest_features(history)
+        today = isolation_forest_features(target.to_frame().T)[0]
+        if training_scores is None:
+            training_scores = model.score_samples(history_features)
+        calibrator = ForestScoreCalibrator().fit(training_scores)
+        z = float(calibrator.transform(model.score_samples(today[None, :]))[0])
+        if z < self.z_threshold:
+            return None
+        score = float(significance_score(z, self.z_threshold))
+        corroborated = any(a.harmful and a.severity.rank >= 1 for a in found)
+        score = min(score, MEDIUM_CAP if corroborated else LOW_CAP)
+        severity = severity_for_score(score)
+        if severity is None or score < REPORT_FLOOR:
+            return None
+        drivers = forest_drivers(today, history_features, FOREST_FEATURES)
+        described = ", ".join(f"{name} {'up' if v > 0 else 'down'}" for name, v in drivers.items())
+        return DetectedAnomaly(
+            entity_type=ctx.entity_type,
+            entity_id=ctx.entity_id,
+            date=ctx.day,
+            metric=MULTIVARIATE,
+            detectors=["isolation_forest"],
+            actual=round(z, 3),
+            expected=0.0,
+            lower=None,
+            upper=self.z_threshold,
+            direction="up",
+            score=round(score, 2),
+            severity=severity,
+            message=f"Unusual combination of metrics ({z:.1f} sd above this entity's normal): "
+            f"{described}",
+            drivers={"features": drivers, "calibrated_z": round(z, 3)},
+        )
+
+
+def get_anomaly_detector(
+    z_threshold: float | None = None,
+    iqr_multiplier: float | None = None,
+    min_history_days: int | None = None,
+    use_isolation_forest: bool | None = None,
+    frequency_ideal: float | None = None,
+    **options: Any,
+) -> AnomalyDetector:
+    """A new :class:`AnomalyDetector` (the plan's factory; cheap, one per task or thread)."""
+    return AnomalyDetector(
+        z_threshold=z_threshold,
+        iqr_multiplier=iqr_multiplier,
+        min_history_days=min_history_days,
+        use_isolation_forest=use_isolation_forest,
+        frequency_ideal=frequency_ideal,
+        **options,
+    )
+
+
+# --- input preparation ------------------------------------------------------------------------
+
+
+def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per calendar day from the first to the last, counts as floats, gaps as zeros.
+
+    Accepts ``date`` or ``day`` as the date column. Returns columns ``date`` (Timestamp) and
+    :data:`~adsentinel.detect.features.COUNT_COLUMNS`.
+    """
+    if df.empty:
+        return pd.DataFrame(columns=["date", *COUNT_COLUMNS])
+    date_column = "date" if "date" in df.columns else "day"
+    missing = [c for c in COUNT_COLUMNS if c not in df.columns]
+    if date_column not in df.columns or missing:
+        raise ValueError(
+            f"df must have a 'date' column and {list(COUNT_COLUMNS)}; missing "
+            f"{missing or [date_column]}"
+        )
+    frame = df[[date_column, *COUNT_COLUMNS]].rename(columns={date_column: "date"})
+    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
+    frame = frame.groupby("date", as_index=True)[list(COUNT_COLUMNS)].sum().astype(float)
+    full = pd.date_range(frame.index.min(), frame.index.max(), freq="D")
+    frame = frame.reindex(full, fill_value=0.0)
+    frame.index.name = "date"
+    return frame.reset_index()
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    entity_type: str
+    entity_id: str
+    day: Date
+    currency: str
+    target: pd.Series
+    partial: bool
+    day_fraction: float
+
+
+CURRENCY_SYMBOLS = {
+    "USD": "$", "BRL": "R$", "EUR": "€", "GBP": "£", "MXN": "MX$", "ARS": "AR$", "CAD": "CA$",
+    "AUD": "A$", "JPY": "¥", "INR": "₹", "CLP": "CLP$", "COP": "COP$",
+}  # fmt: skip
+_LABELS = {
+    "spend": "Spend", "impressions": "Impressions", "leads": "Leads", "ctr": "CTR",
+    "conversion_rate": "Conversion rate", "cpc": "CPC", "cpm": "CPM", "cpl": "CPL",
+    "frequency": "Frequency",
+}  # fmt: skip
+_MONEY = {"spend", "cpc", "cpm", "cpl"}
+
+
+def format_money(value: float, currency: str) -> str:
+    """``R$ 1,234.50`` style amount in ``currency`` (ISO code; unknown codes are spelled out)."""
+    symbol = CURRENCY_SYMBOLS.get(currency.upper(), currency.upper())
+    return f"{symbol} {value:,.2f}"
+
+
+def format_metric(metric: str, value: float, currency: str) -> str:
+    """A metric's value as a marketer reads it (money, percent, count or plain ratio)."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if metric in _MONEY:
+        return format_money(value, currency)
+    if metric in ("ctr", "conversion_rate"):
+        return f"{100 * value:.2f}%"
+    if metric in ("impressions", "leads"):
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def _ratio_text(actual: float, expected: float) -> str:
+    if expected <= 0 or not np.isfinite(expected):
+        return "new"
+    ratio = actual / expected
+    if ratio >= 1:
+        return f"{ratio:.1f}x"
+    return f"{100 * (ratio - 1):+.0f}%"
+
+
+def metric_message(test: MetricTest, ctx: _Context, note: str, frequency_ideal: float) -> str:
+    """Plain-language sentence for one metric anomaly, in the account's currency.
+
+    e.g. ``"CPL R$ 45.10 vs R$ 14.20 expected (3.2x): 0 leads on R$ 320.00 of spend"``.
+    """
+    cur = ctx.currency
+    t = ctx.target
+    metric = test.metric
+    label = _LABELS.get(metric, metric)
+    leads, spend = int(t["leads"]), float(t["spend"])
+    if metric == "cpl" and leads == 0:
+        expected_leads = test.volume.get("expected_leads", float("nan"))
+        head = (
+            f"CPL undefined: 0 leads on {format_money(spend, cur)} of spend "
+            f"(CPL {format_money(test.expected, cur)} expected, ~{expected_leads:.0f} leads)"
+        )
+    else:
+        head = (
+            f"{label} {format_metric(metric, test.actual, cur)} vs "
+            f"{format_metric(metric, test.expected, cur)} expected "
+            f"({_ratio_text(test.actual, test.expected)})"
+        )
+        detail = {
+            "cpl": f"{leads:,} leads on {format_money(spend, cur)} of spend",
+            "cpc": f"{int(t['clicks']):,} clicks on {format_money(spend, cur)} of spend",
+            "cpm": f"{int(t['impressions']):,} impressions on {format_money(spend, cur)}",
+            "ctr": f"{int(t['clicks']):,} clicks on {int(t['impressions']):,} impressions",
+            "conversion_rate": f"{leads:,} leads from {int(t['clicks']):,} clicks",
+            "frequency": f"ideal is at most {frequency_ideal:g}",
+        }.get(metric)
+        if detail:
+            head += f": {detail}"
+    if note:
+        head += f"; {note}"
+    if ctx.partial:
+        head += f" (partial day, {100 * ctx.day_fraction:.0f}% of a day's delivery expected by now)"
+    return head
+
+
+def _metric_drivers(test: MetricTest, ctx: _Context) -> dict[str, Any]:
+    t = ctx.target
+    drivers: dict[str, Any] = {c: float(t[c]) for c in COUNT_COLUMNS}
+    drivers["z"] = round(test.z, 3)
+    for key, value in test.volume.items():
+        if key.startswith("expected_") or key == "overdispersion":
+            drivers[key] = round(float(value), 4)
+    if test.metric == "cpl" and int(t["leads"]) == 0 and float(t["spend"]) > 0:
+        drivers["zero_leads_with_spend"] = True
+    return drivers
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None

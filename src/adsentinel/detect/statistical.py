@@ -1,0 +1,481 @@
+"""Robust per-metric detectors for one entity's daily history.
+
+Each test looks at one day (the *target*) of one metric against a baseline learnt only from the
+days before it, and returns a :class:`MetricTest`: actual, expected, bounds and a signed
+z-equivalent (``z > 0``: the metric is above what was expected). Turning ``z`` into a 0-100 score
+and a severity is :mod:`adsentinel.detect.calibration`'s job; deciding what to report is
+:mod:`adsentinel.detect.anomaly_detector`'s.
+
+Two families of tests:
+
+* **Volumes** (spend, impressions, leads) follow a *level x weekday* baseline on the log scale:
+  the level is the median of the last ``level_window`` weekday-adjusted days (a past spike does not
+  move a median; a change that persists for more than half the window becomes the new normal), the
+  weekday effect is the median deviation of each weekday from a centred weekly median. Spend is
+  judged on a robust z (MAD of one-step-ahead residuals) and the IQR fence of those residuals;
+  impressions and leads are counts, judged by a negative-binomial tail (Poisson noise plus the
+  entity's own extra day-to-day variance), so 2 leads instead of 4 is not news but 20 instead of 400
+  is.
+* **Rates** (CTR, conversion rate, CPC, CPM, CPL) are tests on a count given its exposure, e.g. CPL
+  is "how many leads did this spend buy?": expected leads = spend x baseline leads-per-currency,
+  and the negative-binomial tail of the observed leads says how surprising the day is. A CPL on
+  3 leads can hardly be significant, one on 300 easily is; 0 leads on a spend that used to buy 20
+  is extreme on its own ("spend with zero leads" needs no special case). The baseline rate is the
+  pooled rate of the last ``rate_window`` days after dropping days that were themselves outliers.
+* **Frequency** (impressions / reach) uses the volume baseline on its log.
+
+Every z here is *signed* and *two-sided*; which direction is harmful is :data:`HARMFUL_DIRECTION`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: The direction of a move that hurts the advertiser, per metric.
+HARMFUL_DIRECTION: dict[str, str] = {
+    "spend": "up",
+    "impressions": "down",
+    "leads": "down",
+    "ctr": "down",
+    "conversion_rate": "down",
+    "cpc": "up",
+    "cpm": "up",
+    "cpl": "up",
+    "frequency": "up",
+}
+
+#: Rate metrics as (count, exposure, metric = count/exposure or exposure/count, scale factor).
+#: ``inverse`` metrics (costs) go up when the count per unit of exposure goes down.
+RATE_DEFINITIONS: dict[str, tuple[str, str, bool, float]] = {
+    "ctr": ("clicks", "impressions", False, 1.0),
+    "conversion_rate": ("leads", "clicks", False, 1.0),
+    "cpc": ("clicks", "spend", True, 1.0),
+    "cpm": ("impressions", "spend", True, 1000.0),
+    "cpl": ("leads", "spend", True, 1.0),
+}
+
+MAD_TO_SD = 1.4826
+_MIN_LOG_SCALE = 0.05  # a volume never counts as more stable than +-5 % a day
+_MIN_OVERDISPERSION = 0.01  # nor a rate as more stable than +-10 % beyond Poisson noise
+_MAX_Z = 40.0
+
+
+@dataclass(frozen=True)
+class MetricTest:
+    """The outcome of one detector on one metric and day.
+
+    ``z`` is the signed z-equivalent of the observation's tail probability under the baseline
+    (positive: above expected). ``lower``/``upper`` bound the metric's normal range at the
+    threshold the test was run with (``nan`` when unbounded, e.g. a CPL with 0 leads allowed).
+    ``volume`` holds the counts the test was made on, for messages.
+    """
+
+    metric: str
+    detector: str
+    actual: float
+    expected: float
+    lower: float
+    upper: float
+    z: float
+    volume: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> str:
+        """``"up"`` or ``"down"``: where the actual value sits relative to the expected one."""
+        return "up" if self.z > 0 else "down"
+
+    @property
+    def harmful(self) -> bool:
+        """True when the move is in the direction that hurts (:data:`HARMFUL_DIRECTION`)."""
+        return HARMFUL_DIRECTION.get(self.metric, "up") == self.direction
+
+
+# --- small robust helpers ---------------------------------------------------------------------
+
+
+def robust_scale(values: np.ndarray) -> float:
+    """MAD-based standard deviation of ``values`` (NaN ignored); ``nan`` if fewer than 3."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size < 3:
+        return float("nan")
+    return float(MAD_TO_SD * np.median(np.abs(values - np.median(values))))
+
+
+def weekday_effects(log_values: np.ndarray, weekdays: np.ndarray, window: int = 7) -> np.ndarray:
+    """Additive weekday effects on the log scale, shape ``(7,)``, indexed by ``date.weekday()``.
+
+    Each day's deviation from the centred ``window``-day median, medianed per weekday. Weekdays
+    seen fewer than twice get 0 (no evidence of seasonality yet). The effects are centred so that
+    they average to zero.
+    """
+    series = pd.Series(np.asarray(log_values, dtype=float))
+    centred = series.rolling(window, center=True, min_periods=window // 2 + 1).median()
+    deviation = (series - centred).to_numpy()
+    effects = np.zeros(7)
+    for day in range(7):
+        values = deviation[(weekdays == day) & np.isfinite(deviation)]
+        if values.size >= 2:
+            effects[day] = np.median(values)
+    return effects - effects.mean()
+
+
+def level_forecast(adjusted: np.ndarray, window: int) -> np.ndarray:
+    """One-step-ahead level: for each index, the median of the ``window`` values before it.
+
+    Shape ``(n + 1,)``: entry ``t`` uses values ``t - window .. t - 1`` only (NaN ignored),
+    entry ``n`` is the forecast for the day after the last one. NaN when fewer than half the
+    window is available.
+    """
+    series = pd.Series(np.append(np.asarray(adjusted, dtype=float), np.nan))
+    rolled = series.rolling(window, min_periods=max(2, window // 2)).median().shift(1)
+    return rolled.to_numpy()
+
+
+def nb_signed_z(count: float, mean: float, overdispersion: float) -> float:
+    """Signed z-equivalent of observing ``count`` under a negative binomial of ``mean``.
+
+    Variance ``mean + overdispersion * mean**2`` (Poisson when ``overdispersion`` is 0). Uses the
+    mid-p tail so that discrete counts are not over-penalised; ``0`` when the count sits in the
+    middle of the distribution, positive when above, negative when below.
+    """
+    if not np.isfinite(mean) or mean <= 0:
+        return 0.0
+    k = float(np.round(count))
+    n = 1.0 / max(overdispersion, 1e-9)
+    p = n / (n + mean)
+    if k >= mean:
+        tail = stats.nbinom.sf(k, n, p) + 0.5 * stats.nbinom.pmf(k, n, p)
+        sign = 1.0
+    else:
+        tail = stats.nbinom.cdf(k, n, p) - 0.5 * stats.nbinom.pmf(k, n, p)
+        sign = -1.0
+    tail = float(np.clip(tail, 1e-300, 0.5))
+    return sign * float(min(stats.norm.isf(tail), _MAX_Z))
+
+
+def nb_interval(mean: float, overdispersion: float, z_threshold: float) -> tuple[float, float]:
+    """Counts between which a negative binomial of ``mean`` stays, two-sided at ``z_threshold``."""
+    if not np.isfinite(mean) or mean <= 0:
+        return 0.0, 0.0
+    n = 1.0 / max(overdispersion, 1e-9)
+    p = n / (n + mean)
+    alpha = stats.norm.sf(z_threshold)
+    return float(stats.nbinom.ppf(alpha, n, p)), float(stats.nbinom.isf(alpha, n, p))
+
+
+def estimate_overdispersion(counts: np.ndarray, means: np.ndarray) -> float:
+    """Extra-Poisson relative variance of ``counts`` around ``means`` (robust, floored).
+
+    The squared robust scale of ``log((k + 0.5) / (mu + 0.5))`` minus its Poisson share
+    ``1 / (mu + 0.5)``; at least ``_MIN_OVERDISPERSION``.
+    """
+    counts = np.asarray(counts, dtype=float)
+    means = np.asarray(means, dtype=float)
+    ok = np.isfinite(counts) & np.isfinite(means) & (means > 0)
+    if ok.sum() < 3:
+        return 0.25  # no evidence: assume a volatile entity (+-50 %)
+    log_ratio = np.log((counts[ok] + 0.5) / (means[ok] + 0.5))
+    scale = robust_scale(log_ratio)
+    poisson_share = float(np.median(1.0 / (means[ok] + 0.5)))
+    return float(max(scale**2 - poisson_share, _MIN_OVERDISPERSION))
+
+
+# --- volume tests -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeasonalBaseline:
+    """Level x weekday baseline of one log-series, with one-step-ahead residuals of the history.
+
+    ``expected_log`` is the forecast for the target day; ``residuals`` (history days only) are
+    what the same forecast got wrong on each past day.
+    """
+
+    expected_log: float
+    residuals: np.ndarray
+    history_forecasts: np.ndarray
+
+
+def seasonal_baseline(
+    history_log: np.ndarray,
+    history_weekdays: np.ndarray,
+    target_weekday: int,
+    level_window: int = 7,
+) -> SeasonalBaseline:
+    """Fit the level x weekday baseline on ``history_log`` (shape ``(n,)``) and forecast.
+
+    Weekday effects come from the history only; the level is the median of the last
+    ``level_window`` weekday-adjusted values.
+    """
+    effects = weekday_effects(history_log, history_weekdays)
+    adjusted = history_log - effects[history_weekdays]
+    levels = level_forecast(adjusted, level_window)
+    history_forecasts = levels[:-1] + effects[history_weekdays]
+    return SeasonalBaseline(
+        expected_log=float(levels[-1] + effects[target_weekday]),
+        residuals=history_log - history_forecasts,
+        history_forecasts=history_forecasts,
+    )
+
+
+def log_metric_test(
+    metric: str,
+    history: np.ndarray,
+    history_weekdays: np.ndarray,
+    actual: float,
+    target_weekday: int,
+    *,
+    z_threshold: float,
+    iqr_multiplier: float,
+    level_window: int = 7,
+    offset: float = 1.0,
+) -> MetricTest | None:
+    """Robust z and IQR test of a continuous positive metric on ``log(value + offset)``.
+
+    ``z`` is the residual divided by the MAD scale of past one-step residuals; a day also has to
+    fall outside the IQR fence (``iqr_multiplier``) of those residuals, otherwise ``z`` is shrunk
+    to just below ``z_threshold``'s side of zero (the two robust rules must agree). ``None`` when
+    the history is too short for a baseline.
+    """
+    history = np.asarray(history, dtype=float)
+    ok = np.isfinite(history)
+    if ok.sum() < 7 or not np.isfinite(actual):
+        return None
+    log_hist = np.log(history + offset)
+    base = seasonal_baseline(log_hist, history_weekdays, target_weekday, level_window)
+    residuals = base.residuals[np.isfinite(base.residuals)]
+    if not np.isfinite(base.expected_log) or residuals.size < 5:
+        return None
+    scale = max(robust_scale(residuals), _MIN_LOG_SCALE)
+    q1, q3 = np.percentile(residuals, [25, 75])
+    iqr = max(q3 - q1, _MIN_LOG_SCALE)
+    fence_low, fence_high = q1 - iqr_multiplier * iqr, q3 + iqr_multiplier * iqr
+    residual = np.log(actual + offset) - base.expected_log
+    z = float(np.clip(residual / scale, -_MAX_Z, _MAX_Z))
+    if fence_low <= residual <= fence_high:
+        z = float(np.clip(z, -0.99 * z_threshold, 0.99 * z_threshold))
+    low_log = base.expected_log + max(-z_threshold * scale, fence_low)
+    high_log = base.expected_log + min(z_threshold * scale, fence_high)
+    half = np.array([low_log, high_log])
+    lower, upper = np.exp(half) - offset
+    return MetricTest(
+        metric=metric,
+        detector="robust_z+iqr",
+        actual=float(actual),
+        expected=float(max(np.exp(base.expected_log) - offset, 0.0)),
+        lower=float(max(lower, 0.0)),
+        upper=float(upper),
+        z=z,
+    )
+
+
+def count_metric_test(
+    metric: str,
+    history: np.ndarray,
+    history_weekdays: np.ndarray,
+    actual: float,
+    target_weekday: int,
+    *,
+    z_threshold: float,
+    level_window: int = 7,
+) -> MetricTest | None:
+    """Negative-binomial test of a daily count (impressions, leads) against its seasonal level.
+
+    The expected count comes from the level x weekday baseline of ``log(count + 1)``; the
+    overdispersion from how well that baseline predicted the past. ``None`` without a baseline.
+    """
+    history = np.asarray(history, dtype=float)
+    if np.isfinite(history).sum() < 7 or not np.isfinite(actual):
+        return None
+    log_hist = np.log1p(history)
+    base = seasonal_baseline(log_hist, history_weekdays, target_weekday, level_window)
+    if not np.isfinite(base.expected_log):
+        return None
+    expected = float(np.expm1(base.expected_log))
+    phi = estimate_overdispersion(history, np.expm1(base.history_forecasts))
+    lower, upper = nb_interval(expected, phi, z_threshold)
+    return MetricTest(
+        metric=metric,
+        detector="nb_count",
+        actual=float(actual),
+        expected=expected,
+        lower=lower,
+        upper=upper,
+        z=nb_signed_z(actual, expected, phi),
+        volume={"overdispersion": phi},
+    )
+
+
+# --- rate tests -------------------------------------------------------------------------------
+
+
+def pooled_rate(
+    counts: np.ndarray, exposures: np.ndarray, z_threshold: float
+) -> tuple[float, np.ndarray]:
+    """Pooled ``sum(counts) / sum(exposures)`` after dropping days that are outliers to it.
+
+    One trimming pass: days whose own count is beyond ``z_threshold`` under a Poisson with 25 %
+    extra variance around the first pooled rate are dropped, so a past tracking break does not
+    drag the baseline. Returns the rate and the mask of days kept.
+    """
+    counts = np.asarray(counts, dtype=float)
+    exposures = np.asarray(exposures, dtype=float)
+    keep = np.isfinite(counts) & np.isfinite(exposures) & (exposures > 0)
+    if not keep.any() or exposures[keep].sum() <= 0:
+        return float("nan"), keep
+    rate = counts[keep].sum() / exposures[keep].sum()
+    means = rate * exposures
+    z = (counts - means) / np.sqrt(means + 0.25 * means**2 + 1e-9)
+    trimmed = keep & (np.abs(z) < z_threshold)
+    if trimmed.sum() >= max(3, keep.sum() // 2) and exposures[trimmed].sum() > 0:
+        return counts[trimmed].sum() / exposures[trimmed].sum(), trimmed
+    return rate, keep
+
+
+def rate_metric_test(
+    metric: str,
+    history: pd.DataFrame,
+    target: pd.Series,
+    *,
+    z_threshold: float,
+    rate_window: int = 14,
+    dispersion_window: int = 28,
+) -> MetricTest | None:
+    """Test a rate metric (:data:`RATE_DEFINITIONS`) as a count given its exposure.
+
+    ``history`` holds the days before the target (count columns), ``target`` the target day.
+    ``None`` when the target has no exposure or the history has no baseline rate.
+    """
+    count_col, exposure_col, inverse, factor = RATE_DEFINITIONS[metric]
+    exposure = float(target[exposure_col])
+    count = float(target[count_col])
+    if exposure <= 0:
+        return None
+    recent = history.tail(rate_window)
+    rate, _kept = pooled_rate(
+        recent[count_col].to_numpy(), recent[exposure_col].to_numpy(), z_threshold
+    )
+    if not np.isfinite(rate) or rate <= 0:
+        return None
+    wide = history.tail(dispersion_window)
+    phi = estimate_overdispersion(
+        wide[count_col].to_numpy(dtype=float), rate * wide[exposure_col].to_numpy(dtype=float)
+    )
+    expected_count = rate * exposure
+    z = nb_signed_z(count, expected_count, phi)
+    low_count, high_count = nb_interval(expected_count, phi, z_threshold)
+    if inverse:
+        # metric = factor * exposure / count: few counts = high cost.
+        z = -z
+        actual = factor * exposure / max(count, 1.0)  # 0 counts: report the cost of one
+        expected = factor / rate
+        lower = factor * exposure / high_count if high_count > 0 else float("nan")
+        upper = factor * exposure / low_count if low_count > 0 else float("nan")
+    else:
+        actual = factor * count / exposure
+        expected = factor * rate
+        lower = factor * low_count / exposure
+        upper = factor * high_count / exposure
+    return MetricTest(
+        metric=metric,
+        detector="nb_rate",
+        actual=float(actual),
+        expected=float(expected),
+        lower=float(lower),
+        upper=float(upper),
+        z=float(z),
+        volume={
+            count_col: count,
+            exposure_col: exposure,
+            f"expected_{count_col}": float(expected_count),
+            "overdispersion": phi,
+        },
+    )
+
+
+def run_statistical_tests(
+    history: pd.DataFrame,
+    target: pd.Series,
+    *,
+    z_threshold: float,
+    iqr_multiplier: float,
+    level_window: int = 7,
+    rate_window: int = 14,
+    day_fraction: float = 1.0,
+) -> list[MetricTest]:
+    """All per-metric tests of ``target`` against ``history``.
+
+    Parameters
+    ----------
+    history : DataFrame, shape (n_days, ...)
+        Days strictly before the target, sorted, one row per day, with columns ``date`` and
+        :data:`adsentinel.detect.features.COUNT_COLUMNS`. Missing days should be rows of zeros.
+    target : Series
+        The target day, same columns.
+    z_threshold, iqr_multiplier : float
+        The alert threshold on ``|z|`` and the IQR fence multiplier (plan knobs).
+    day_fraction : float
+        Share of a full day's delivery expected in ``target`` (1 for a complete day). Volumes are
+        compared with the history scaled by it; rates need no scaling; frequency (reach does not
+        add up over hours) is only tested on complete days.
+
+    Returns
+    -------
+    list of MetricTest
+        One per metric that could be tested (never filtered by the threshold).
+    """
+    weekdays = pd.to_datetime(history["date"]).dt.weekday.to_numpy()
+    target_weekday = int(pd.Timestamp(target["date"]).weekday())
+    tests: list[MetricTest | None] = [
+        log_metric_test(
+            "spend",
+            history["spend"].to_numpy(dtype=float) * day_fraction,
+            weekdays,
+            float(target["spend"]),
+            target_weekday,
+            z_threshold=z_threshold,
+            iqr_multiplier=iqr_multiplier,
+            level_window=level_window,
+        )
+    ]
+    for metric in ("impressions", "leads"):
+        tests.append(
+            count_metric_test(
+                metric,
+                history[metric].to_numpy(dtype=float) * day_fraction,
+                weekdays,
+                float(target[metric]),
+                target_weekday,
+                z_threshold=z_threshold,
+                level_window=level_window,
+            )
+        )
+    for metric in RATE_DEFINITIONS:
+        tests.append(
+            rate_metric_test(
+                metric, history, target, z_threshold=z_threshold, rate_window=rate_window
+            )
+        )
+    reach = history["reach"].to_numpy(dtype=float)
+    impressions = history["impressions"].to_numpy(dtype=float)
+    frequency = np.where(reach > 0, impressions / np.where(reach > 0, reach, 1.0), np.nan)
+    if float(target["reach"]) > 0 and day_fraction >= 1.0:
+        tests.append(
+            log_metric_test(
+                "frequency",
+                frequency,
+                weekdays,
+                float(target["impressions"]) / float(target["reach"]),
+                target_weekday,
+                z_threshold=z_threshold,
+                iqr_multiplier=iqr_multiplier,
+                level_window=rate_window,
+                offset=0.0,
+            )
+        )
+    return [test for test in tests if test is not None]
