@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -393,8 +392,7 @@ def _build_hierarchy(rng: np.random.Generator, n_ads: int, taken: set[int]) -> _
     adset_ids = _unique_ids(rng, n_adsets, 23_850_000_000_000_000, 23_860_000_000_000_000, taken)
     ad_ids = _unique_ids(rng, n_ads, 23_850_000_000_000_000, 23_860_000_000_000_000, taken)
     campaign_names = np.array(
-        [f"{rng.choice(_CAMPAIGN_THEMES)} | {2025 - int(rng.integers(0, 2))}-"
-         f"{int(rng.integers(1, 13)):02d} | C{i + 1:02d}" for i in range(n_campaigns)],
+        [f"Leads | {rng.choice(_CAMPAIGN_THEMES)} | C{i + 1:02d}" for i in range(n_campaigns)],
         dtype=object)
     adset_names = np.array(
         [f"{rng.choice(_AUDIENCES)} - {rng.choice(_DEMOGRAPHICS)} #{i + 1}"
@@ -985,13 +983,12 @@ def write_dataset(dataset: SyntheticDataset, out_dir: str | os.PathLike[str]) ->
     frames = ((dataset.insights, targets.insights, "%.2f"),
               (dataset.labels, targets.labels, None),
               (dataset.events, targets.events, None))
-    temporaries: list[tuple[str, Path]] = []
+    temporaries: list[tuple[Path, Path]] = []
     try:
         for frame, target, float_format in frames:
-            handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                                 dir=out)
+            temporary = out / f".{target.name}.{os.getpid()}.tmp"
             temporaries.append((temporary, target))
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            with open(temporary, "w", encoding="utf-8", newline="") as stream:
                 _write_csv(frame, stream, float_format)
         for temporary, target in temporaries:
             os.replace(temporary, target)
@@ -999,8 +996,7 @@ def write_dataset(dataset: SyntheticDataset, out_dir: str | os.PathLike[str]) ->
         raise ConfigError(f"cannot write the dataset into {out}: {exc.strerror or exc}") from None
     finally:
         for temporary, _ in temporaries:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+            temporary.unlink(missing_ok=True)
     return targets
 
 
