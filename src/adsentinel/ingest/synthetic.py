@@ -562,7 +562,7 @@ def _latent_quantities(rng: np.random.Generator, hierarchy: _Hierarchy, profile:
     n_ads, n_days = len(hierarchy.ad_ids), len(dates)
     n_campaigns, n_adsets = len(hierarchy.campaign_ids), len(hierarchy.adset_ids)
     day = np.arange(n_days)
-    dow = dates.dayofweek.to_numpy()
+    dow = dates.day_of_week.to_numpy()
     volume, holiday_cpm, holiday_ctr, holiday_cvr = holiday_effects
     cpm_base = dict((c, cpm) for c, _, cpm in _CURRENCIES)[profile.currency]
 
@@ -779,10 +779,13 @@ def _place_incidents(rng: np.random.Generator, cfg: GeneratorConfig, hierarchy: 
             end = n_days - 1 if duration is None else min(start + duration - 1, n_days - 1)
             if start in holiday_days:
                 continue
-            ads = members[level][entity]
-            scope = np.flatnonzero(np.isin(hierarchy.ad_adset, hierarchy.ad_adset[ads]))
-            if not _window_is_clean(latent, busy, scope, ads, start, end):
+            scope = np.flatnonzero(np.isin(hierarchy.ad_adset,
+                                           hierarchy.ad_adset[members[level][entity]]))
+            if not _window_is_clean(latent, busy, scope, members[level][entity], start, end):
                 continue
+            # the entity's ads that deliver through the window (the others are absent from it)
+            ads = members[level][entity]
+            ads = ads[latent.stable[ads, start - BASELINE_DAYS:end + 1].all(axis=1)]
             # Expected counts over the first (up to) two incident days at the baseline's level:
             # the evaluation asks for detection no later than the day after the start.
             base = slice(start - BASELINE_DAYS, start)
@@ -827,7 +830,6 @@ def _label(kind: str, level: str, entity: int, ads: np.ndarray, start: int, end:
     first_ad = int(ads[0])
     entity_id = {"campaign": hierarchy.campaign_ids, "adset": hierarchy.adset_ids,
                  "ad": hierarchy.ad_ids}[level][entity]
-    persists = end == n_days - 1 and _KINDS[kind].can_persist and end - start + 1 > 0
     where = {"campaign": "every ad of the campaign", "adset": "every ad of the ad set",
              "ad": "the ad"}[level]
     return {
@@ -842,7 +844,7 @@ def _label(kind: str, level: str, entity: int, ads: np.ndarray, start: int, end:
         "start_date": dates[start].date().isoformat(),
         "end_date": dates[end].date().isoformat(),
         "days": end - start + 1,
-        "persists_to_end": bool(persists),
+        "persists_to_end": end == n_days - 1,
         "campaign_wide": level == "campaign",
         "metrics": ";".join(metrics),
         "magnitude": factor,
