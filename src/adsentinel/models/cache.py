@@ -1,0 +1,110 @@
+"""One process-wide cache of verified models, bounded by entries and bytes.
+
+Entries are keyed by file path and remember the file's identity when it was read (inode,
+modification time in nanoseconds, size). A lookup compares that with a fresh ``stat`` of the file,
+so a model retrained by another process or machine (written to a new inode and renamed into place)
+is never served stale. The least recently used entries go first when a bound is reached.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MODEL_CACHE", "FileIdentity", "ModelCache"]
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What tells two versions of a file apart without reading it."""
+
+    inode: int
+    mtime_ns: int
+    size: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> FileIdentity:
+        """The identity of a file from its ``os.stat`` result."""
+        return cls(stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+class ModelCache:
+    """A thread-safe LRU cache of at most ``max_entries`` values and ``max_bytes`` bytes.
+
+    Parameters
+    ----------
+    max_entries : int
+        Largest number of models kept.
+    max_bytes : int
+        Largest total of the sizes given to :meth:`put` (a value larger than this is not cached).
+    """
+
+    def __init__(self, max_entries: int = 20_000, max_bytes: int = 512 * 1024 * 1024) -> None:
+        if max_entries < 0:
+            raise ValueError(f"max_entries must be >= 0, got {max_entries!r}")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes!r}")
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[FileIdentity, int, Any]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, path: str, identity: FileIdentity) -> Any | None:
+        """The value cached for ``path`` if it was read from the same file version, else None."""
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is None or entry[0] != identity:
+                if entry is not None:
+                    self._drop(path)
+                self.misses += 1
+                return None
+            self._entries.move_to_end(path)
+            self.hits += 1
+            return entry[2]
+
+    def put(self, path: str, identity: FileIdentity, value: Any, nbytes: int) -> None:
+        """Cache ``value`` (taking ``nbytes``) for the version ``identity`` of ``path``."""
+        with self._lock:
+            if path in self._entries:
+                self._drop(path)
+            if nbytes > self.max_bytes or self.max_entries == 0:
+                return
+            self._entries[path] = (identity, nbytes, value)
+            self._bytes += nbytes
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                oldest = next(iter(self._entries))
+                self._drop(oldest)
+
+    def invalidate(self, path: str) -> None:
+        """Forget ``path`` (after this process rewrote or deleted it)."""
+        with self._lock:
+            if path in self._entries:
+                self._drop(path)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def _drop(self, path: str) -> None:
+        _, nbytes, _ = self._entries.pop(path)
+        self._bytes -= nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes currently held."""
+        return self._bytes
+
+
+MODEL_CACHE = ModelCache()
+"""The cache every :class:`~adsentinel.models.store.ModelStore` of this process shares by default."""

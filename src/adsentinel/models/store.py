@@ -1,0 +1,578 @@
+"""The model store: the only module that writes or reads per-entity model files.
+
+Layout (the training plan's, with a safe file name and its own extension)::
+
+    <root>/.signing-key                                  random HMAC key (0600), if none configured
+    <root>/anomaly_detector/config_<account_id>/metadata.json
+    <root>/anomaly_detector/config_<account_id>/<entity_type>_<safe entity id>.adsf
+
+``<safe entity id>`` keeps ``A-Z a-z 0-9 _ -`` and writes every other byte of the UTF-8 id as
+``%XX`` (so ``.`` and ``/`` can never appear and ``../../etc/x`` stays inside the account folder);
+ids longer than 96 characters become ``h-<sha256>``. The mapping is one-to-one.
+
+One ``.adsf`` file holds one model and its metadata, so the two are always replaced together::
+
+    b"ADSF" | format version (uint16 LE) | header length (uint32 LE) | header (UTF-8 JSON)
+    | payload (feature box float64 LE, split kinds as nibbles when there are fewer than 15
+    features else bytes, threshold codes uint16 LE, leaf sizes uint8, training-score quantiles
+    float64 LE) | HMAC-SHA256 of everything before it (32 bytes)
+
+A 90-day, 8-feature, 100-tree model takes about 12 KiB; no compression is needed, which keeps
+writing and reading cheap.
+
+Reading never runs code from the file: the signature is checked first, then the JSON header and
+the byte arrays are parsed and the trees validated (:meth:`IsolationForest.from_state`). A file
+that is truncated, corrupted, signed with another key, of another format or engine version, or
+larger than :data:`MAX_MODEL_BYTES` is refused with one log line naming the file and the reason;
+the caller falls back to statistical detection and the next training run replaces the file.
+
+Writes are atomic: a temporary file in the same folder is written, flushed to disk, then renamed
+over the old model, so readers see the old model or the new one, never half of one. Several
+workers and machines can share the store (for example over NFS): every machine needs the same
+``model_signing_key`` (or the same ``.signing-key`` file, which lives in the shared root), and
+readers notice a retrain through the file's inode, mtime and size (see :mod:`.cache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import SecretStr
+
+from adsentinel.detect.forest import (
+    ENGINE_NAME,
+    ENGINE_VERSION,
+    LEAF,
+    ForestState,
+    IsolationForest,
+)
+from adsentinel.errors import ModelStoreError
+from adsentinel.models.cache import MODEL_CACHE, FileIdentity, ModelCache
+
+__all__ = [
+    "ENTITY_TYPES",
+    "FORMAT_VERSION",
+    "MAX_MODEL_BYTES",
+    "LoadedModel",
+    "ModelMetadata",
+    "ModelStore",
+    "load_signing_key",
+    "safe_entity_name",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MAX_MODEL_BYTES = 32 * 1024
+MODEL_SUFFIX = ".adsf"
+ENTITY_TYPES = ("campaign", "adset", "ad")
+SIGNING_KEY_FILE = ".signing-key"
+ACCOUNT_METADATA_FILE = "metadata.json"
+_MAGIC = b"ADSF"
+_PREFIX = struct.Struct("<4sHI")  # magic, format version, header length
+_MAC_BYTES = 32
+_SAFE_CHARS = re.compile(r"[A-Za-z0-9_-]")
+_MAX_NAME_CHARS = 96
+_NIBBLE_LEAF = 15
+
+
+def safe_entity_name(entity_id: str) -> str:
+    """A file-name-safe, one-to-one spelling of ``entity_id`` (see the module docstring)."""
+    if not isinstance(entity_id, str) or entity_id == "":
+        raise ModelStoreError(f"entity_id must be a non-empty string, got {entity_id!r}")
+    out = []
+    for char in entity_id:
+        if _SAFE_CHARS.fullmatch(char):
+            out.append(char)
+        else:
+            out.extend(f"%{byte:02X}" for byte in char.encode("utf-8"))
+    name = "".join(out)
+    if len(name) > _MAX_NAME_CHARS:
+        name = "h-" + hashlib.sha256(entity_id.encode("utf-8")).hexdigest()
+    return name
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a model was trained on and with; stored in the header of every model file.
+
+    ``score_quantiles`` are the 0 %, 1 %, ..., 100 % quantiles of the model's ``score_samples`` on
+    its own training rows (sorted ascending), for calibrating scores onto the common 0-100 scale.
+    """
+
+    account_id: int
+    entity_type: str
+    entity_id: str
+    feature_names: tuple[str, ...]
+    n_samples: int
+    training_first_day: str | None
+    training_last_day: str | None
+    score_quantiles: tuple[float, ...] = ()
+    trained_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    engine: str = ENGINE_NAME
+    engine_version: str = ENGINE_VERSION
+    format_version: int = FORMAT_VERSION
+    libraries: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values, without ``score_quantiles`` (stored as binary beside the trees)."""
+        data = {name: getattr(self, name) for name in _JSON_FIELDS}
+        data["feature_names"] = list(self.feature_names)
+        data["libraries"] = dict(self.libraries)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], score_quantiles: Sequence[float] = ()) -> ModelMetadata:
+        """Rebuild from :meth:`to_json` output; raises ``KeyError``/``TypeError`` when malformed."""
+        values = {name: data[name] for name in _JSON_FIELDS if name in data}
+        values["feature_names"] = tuple(str(v) for v in data["feature_names"])
+        values["libraries"] = {str(k): str(v) for k, v in dict(data.get("libraries", {})).items()}
+        return cls(**values, score_quantiles=tuple(float(q) for q in score_quantiles))
+
+
+_JSON_FIELDS = tuple(name for name in ModelMetadata.__dataclass_fields__ if name != "score_quantiles")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model read from the store, with its metadata and the file it came from."""
+
+    model: IsolationForest
+    metadata: ModelMetadata
+    path: Path
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """What the cache keeps of a verified file: compact arrays, not decoded trees."""
+
+    state: ForestState
+    metadata: ModelMetadata
+
+    @property
+    def nbytes(self) -> int:
+        return self.state.nbytes + 1024 + 8 * len(self.metadata.score_quantiles)
+
+
+def load_signing_key(root: Path, configured: SecretStr | str | bytes | None = None) -> bytes:
+    """The HMAC key of the store at ``root``.
+
+    The configured key (``settings.model_signing_key``) wins. Without one, a random 256-bit key is
+    created once at ``<root>/.signing-key`` with mode 0600 (atomically: concurrent first runs agree
+    on one key) and read back on later calls.
+    """
+    if configured is not None:
+        raw = configured.get_secret_value() if isinstance(configured, SecretStr) else configured
+        key = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        if len(key) < 16:
+            raise ModelStoreError(
+                f"model_signing_key is too short ({len(key)} bytes); use at least 16",
+                hint="set ADSENTINEL_MODEL_SIGNING_KEY to a long random string",
+            )
+        return key
+    path = Path(root) / SIGNING_KEY_FILE
+    try:
+        return _read_key_file(path)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f"{SIGNING_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)  # fails if another process created the key first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+        return _read_key_file(path)
+    except OSError as exc:
+        raise ModelStoreError(
+            f"cannot create the model signing key {path}: {exc.strerror or exc}",
+            hint="make the models folder writable or set ADSENTINEL_MODEL_SIGNING_KEY",
+        ) from None
+
+
+def _read_key_file(path: Path) -> bytes:
+    text = path.read_text(encoding="ascii").strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise ModelStoreError(
+            f"the model signing key {path} is malformed (expected 64 hex characters)",
+            hint="delete it (every model will be retrained) or set ADSENTINEL_MODEL_SIGNING_KEY",
+        )
+    return key
+
+
+class ModelStore:
+    """Write and read per-entity models under ``root``, signed with ``signing_key``.
+
+    Parameters
+    ----------
+    root : Path
+        Root folder of the store (``settings.effective_models_path``).
+    signing_key : bytes
+        HMAC key (see :func:`load_signing_key`).
+    cache : ModelCache or None
+        Cache of verified models; the process-wide :data:`~adsentinel.models.cache.MODEL_CACHE`
+        by default, ``None`` to read the file every time.
+    """
+
+    def __init__(self, root: Path, signing_key: bytes, *,
+                 cache: ModelCache | None = MODEL_CACHE) -> None:
+        if not signing_key:
+            raise ModelStoreError("signing_key must not be empty")
+        self.root = Path(root)
+        self._key = bytes(signing_key)
+        self.cache = cache
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, cache: ModelCache | None = MODEL_CACHE) -> ModelStore:
+        """The store a :class:`~adsentinel.config.Settings` describes (root and signing key)."""
+        root = Path(settings.effective_models_path)
+        return cls(root, load_signing_key(root, settings.model_signing_key), cache=cache)
+
+    # -- paths --
+
+    def account_dir(self, account_id: int) -> Path:
+        """Folder of one account's models."""
+        if isinstance(account_id, bool) or not isinstance(account_id, (int, np.integer)) \
+                or account_id < 0:
+            raise ModelStoreError(f"account_id must be a non-negative integer, got {account_id!r}")
+        return self.root / "anomaly_detector" / f"config_{int(account_id)}"
+
+    def model_path(self, account_id: int, entity_type: str, entity_id: str) -> Path:
+        """Where the model of one entity lives; never outside :meth:`account_dir`."""
+        if entity_type not in ENTITY_TYPES:
+            raise ModelStoreError(
+                f"entity_type must be one of {', '.join(ENTITY_TYPES)}, got {entity_type!r}"
+            )
+        folder = self.account_dir(account_id)
+        path = folder / f"{entity_type}_{safe_entity_name(str(entity_id))}{MODEL_SUFFIX}"
+        if path.parent != folder:  # defence in depth; safe_entity_name already rules this out
+            raise ModelStoreError(f"entity_id {entity_id!r} does not map inside {folder}")
+        return path
+
+    # -- writing --
+
+    def save(self, model: IsolationForest, metadata: ModelMetadata) -> Path:
+        """Write one model atomically (temp file, fsync, rename) and return its path."""
+        path = self.model_path(metadata.account_id, metadata.entity_type, metadata.entity_id)
+        data = self.encode(model, metadata)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, data, fsync=True)
+        if self.cache is not None:
+            self.cache.invalidate(str(path))
+        return path
+
+    def save_many(self, items: Iterable[tuple[IsolationForest, ModelMetadata]]) -> list[Path]:
+        """Write many models with one flush to disk for the whole batch.
+
+        Every model goes to its temporary file first, then one ``os.sync`` makes them all durable,
+        then each is renamed into place: as atomic as :meth:`save`, without one fsync per file.
+        Raises :class:`ModelStoreError` (no model of the batch replaced) if any cannot be written.
+        """
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for model, metadata in items:
+                path = self.model_path(metadata.account_id, metadata.entity_type,
+                                       metadata.entity_id)
+                data = self.encode(model, metadata)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temp = _temp_path(path)
+                _write_file(temp, data, fsync=False)
+                staged.append((temp, path))
+            if staged:
+                os.sync()
+            for temp, path in staged:
+                os.replace(temp, path)
+        except OSError as exc:
+            for temp, _ in staged:
+                _unlink_quietly(temp)
+            raise ModelStoreError(f"cannot write models under {self.root}: {exc}") from None
+        except BaseException:
+            for temp, _ in staged:
+                _unlink_quietly(temp)
+            raise
+        if self.cache is not None:
+            for _, path in staged:
+                self.cache.invalidate(str(path))
+        return [path for _, path in staged]
+
+    def encode(self, model: IsolationForest, metadata: ModelMetadata) -> bytes:
+        """The signed bytes of one model file; refuses models above :data:`MAX_MODEL_BYTES`."""
+        state = model.get_state()
+        if metadata.engine != ENGINE_NAME or metadata.engine_version != ENGINE_VERSION \
+                or metadata.format_version != FORMAT_VERSION:
+            raise ModelStoreError(
+                f"metadata names engine {metadata.engine} {metadata.engine_version} format "
+                f"{metadata.format_version}; this store writes {ENGINE_NAME} {ENGINE_VERSION} "
+                f"format {FORMAT_VERSION}"
+            )
+        packed = state.n_features < _NIBBLE_LEAF
+        kinds = _pack_nibbles(state.kinds) if packed else state.kinds
+        quantiles = np.asarray(metadata.score_quantiles, dtype="<f8")
+        raw = b"".join([
+            np.ascontiguousarray(state.bounds, dtype="<f8").tobytes(),
+            np.ascontiguousarray(kinds, dtype=np.uint8).tobytes(),
+            np.ascontiguousarray(state.codes, dtype="<u2").tobytes(),
+            np.ascontiguousarray(state.sizes, dtype=np.uint8).tobytes(),
+            quantiles.tobytes(),
+        ])
+        header = {
+            "metadata": metadata.to_json(),
+            "forest": {
+                "n_estimators": state.n_estimators,
+                "max_samples": state.max_samples,
+                "n_features": state.n_features,
+                "offset": state.offset,
+                "n_kinds": int(state.kinds.size),
+                "n_codes": int(state.codes.size),
+                "n_sizes": int(state.sizes.size),
+                "kinds_packing": "nibble" if packed else "byte",
+                "n_quantiles": int(quantiles.size),
+            },
+        }
+        header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        body = _PREFIX.pack(_MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes + raw
+        data = body + hmac.new(self._key, body, hashlib.sha256).digest()
+        if len(data) > MAX_MODEL_BYTES:
+            raise ModelStoreError(
+                f"model of {metadata.entity_type} {metadata.entity_id!r} takes {len(data)} bytes, "
+                f"more than the {MAX_MODEL_BYTES} a model may take",
+                hint="lower n_estimators or max_samples",
+            )
+        return data
+
+    def write_account_metadata(self, account_id: int, data: dict[str, Any]) -> Path:
+        """Write the plan's ``metadata.json`` of an account atomically."""
+        path = self.account_dir(account_id) / ACCOUNT_METADATA_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, json.dumps(data, indent=2, default=str).encode("utf-8"), fsync=True)
+        return path
+
+    def read_account_metadata(self, account_id: int) -> dict[str, Any] | None:
+        """The account's ``metadata.json``, or None if it has never been trained."""
+        path = self.account_dir(account_id) / ACCOUNT_METADATA_FILE
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def delete(self, account_id: int, entity_type: str, entity_id: str) -> bool:
+        """Remove an entity's model; True if there was one."""
+        path = self.model_path(account_id, entity_type, entity_id)
+        if self.cache is not None:
+            self.cache.invalidate(str(path))
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    # -- reading --
+
+    def load(self, account_id: int, entity_type: str, entity_id: str) -> LoadedModel | None:
+        """The entity's model, or None when there is none or it is refused (logged once).
+
+        A refused model means: use statistical detection for this entity; the next training run
+        rewrites the file.
+        """
+        path = self.model_path(account_id, entity_type, entity_id)
+        try:
+            loaded = self.read(path)
+        except FileNotFoundError:
+            return None
+        except ModelStoreError as exc:
+            log.warning("model refused, statistical detection only until retrained: %s", exc)
+            return None
+        meta = loaded.metadata
+        if (meta.account_id, meta.entity_type, meta.entity_id) != (account_id, entity_type,
+                                                                   str(entity_id)):
+            log.warning(
+                "model refused, statistical detection only until retrained: %s: belongs to "
+                "account %s %s %r (moved or copied)", path, meta.account_id, meta.entity_type,
+                meta.entity_id,
+            )
+            return None
+        return loaded
+
+    def read(self, path: Path) -> LoadedModel:
+        """Read and verify the model file at ``path``.
+
+        Raises
+        ------
+        FileNotFoundError
+            There is no file.
+        ModelStoreError
+            The file is refused; the message names the file and the reason.
+        """
+        path = Path(path)
+        key = str(path)
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise ModelStoreError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        with handle:
+            identity = FileIdentity.of(os.fstat(handle.fileno()))
+            if self.cache is not None:
+                cached = self.cache.get(key, identity)
+                if cached is not None:
+                    return LoadedModel(IsolationForest.from_state(cached.state), cached.metadata,
+                                       path)
+            if identity.size > MAX_MODEL_BYTES:
+                raise ModelStoreError(f"{path}: {identity.size} bytes, larger than a model may be")
+            data = handle.read(MAX_MODEL_BYTES + 1)
+        verified = self._verify(path, data)
+        try:
+            model = IsolationForest.from_state(verified.state)
+        except ValueError as exc:
+            raise ModelStoreError(f"{path}: {exc}") from None
+        if self.cache is not None:
+            self.cache.put(key, identity, verified, verified.nbytes)
+        return LoadedModel(model, verified.metadata, path)
+
+    def read_metadata(self, account_id: int, entity_type: str,
+                      entity_id: str) -> ModelMetadata | None:
+        """Only the verified metadata of an entity's model (None if missing or refused)."""
+        loaded = self.load(account_id, entity_type, entity_id)
+        return None if loaded is None else loaded.metadata
+
+    def _verify(self, path: Path, data: bytes) -> _Verified:
+        if len(data) < _PREFIX.size + _MAC_BYTES:
+            raise ModelStoreError(f"{path}: truncated ({len(data)} bytes)")
+        magic, version, header_length = _PREFIX.unpack_from(data)
+        if magic != _MAGIC:
+            raise ModelStoreError(f"{path}: not an adsentinel model file (unknown format)")
+        if version != FORMAT_VERSION:
+            raise ModelStoreError(
+                f"{path}: model format version {version}, this code reads {FORMAT_VERSION}"
+            )
+        body, mac = data[:-_MAC_BYTES], data[-_MAC_BYTES:]
+        if not hmac.compare_digest(mac, hmac.new(self._key, body, hashlib.sha256).digest()):
+            raise ModelStoreError(
+                f"{path}: signature mismatch (truncated, corrupted, tampered with, or signed with "
+                "another key)"
+            )
+        header_end = _PREFIX.size + header_length
+        if header_end > len(body):
+            raise ModelStoreError(f"{path}: header runs past the end of the file")
+        try:
+            header = json.loads(body[_PREFIX.size:header_end].decode("utf-8"))
+            forest = header["forest"]
+            n_features = int(forest["n_features"])
+            n_kinds = int(forest["n_kinds"])
+            packed = forest["kinds_packing"] == "nibble"
+            sizes = (16 * n_features, (n_kinds + 1) // 2 if packed else n_kinds,
+                     2 * int(forest["n_codes"]), int(forest["n_sizes"]),
+                     8 * int(forest["n_quantiles"]))
+            if min(sizes) < 0 or sum(sizes) != len(body) - header_end:
+                raise ValueError(f"payload of {len(body) - header_end} bytes, header says {sizes}")
+            arrays = _split(body[header_end:], sizes)
+            metadata = ModelMetadata.from_json(header["metadata"],
+                                               np.frombuffer(arrays[4], dtype="<f8"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelStoreError(f"{path}: malformed header ({exc})") from None
+        if metadata.engine != ENGINE_NAME or metadata.engine_version != ENGINE_VERSION:
+            raise ModelStoreError(
+                f"{path}: trained by {metadata.engine} {metadata.engine_version}, this code runs "
+                f"{ENGINE_NAME} {ENGINE_VERSION}; it will be retrained"
+            )
+        kinds = np.frombuffer(arrays[1], dtype=np.uint8)
+        if packed:
+            kinds = _unpack_nibbles(kinds, n_kinds)
+        state = ForestState(
+            n_estimators=int(forest["n_estimators"]),
+            max_samples=int(forest["max_samples"]),
+            n_features=n_features,
+            offset=float(forest["offset"]),
+            bounds=np.frombuffer(arrays[0], dtype="<f8").reshape(n_features, 2).astype(np.float64),
+            kinds=kinds,
+            codes=np.frombuffer(arrays[2], dtype="<u2").astype(np.uint16),
+            sizes=np.frombuffer(arrays[3], dtype=np.uint8),
+        )
+        return _Verified(state, metadata)
+
+
+def _pack_nibbles(kinds: np.ndarray) -> np.ndarray:
+    """Two split kinds per byte (features 0..14, leaf 15), for models of fewer than 15 features."""
+    nibbles = np.where(kinds == LEAF, _NIBBLE_LEAF, kinds).astype(np.uint8)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] << 4) | nibbles[1::2]
+
+
+def _unpack_nibbles(packed: np.ndarray, n_kinds: int) -> np.ndarray:
+    nibbles = np.empty(packed.size * 2, dtype=np.uint8)
+    nibbles[0::2] = packed >> 4
+    nibbles[1::2] = packed & 0x0F
+    nibbles = nibbles[:n_kinds]
+    return np.where(nibbles == _NIBBLE_LEAF, np.uint8(LEAF), nibbles).astype(np.uint8)
+
+
+def _split(raw: bytes, sizes: Sequence[int]) -> list[bytes]:
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(raw[start:start + size])
+        start += size
+    return parts
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _write_file(path: Path, data: bytes, *, fsync: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, data: bytes, *, fsync: bool) -> None:
+    temp = _temp_path(path)
+    try:
+        _write_file(temp, data, fsync=fsync)
+        os.replace(temp, path)
+    except OSError as exc:
+        _unlink_quietly(temp)
+        raise ModelStoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

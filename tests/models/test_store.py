@@ -1,0 +1,291 @@
+"""The model store: signed, atomic, path-safe, small, cached until the file changes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import stat
+
+import numpy as np
+import pytest
+from pydantic import SecretStr
+
+from adsentinel.detect.forest import IsolationForest
+from adsentinel.errors import ModelStoreError
+from adsentinel.models.cache import ModelCache
+from adsentinel.models.store import (
+    MAX_MODEL_BYTES,
+    ModelMetadata,
+    ModelStore,
+    load_signing_key,
+    safe_entity_name,
+)
+
+FEATURES = tuple(f"f{i}" for i in range(8))
+
+
+def _history(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(90, 8))
+
+
+def _fit(seed: int = 0) -> IsolationForest:
+    return IsolationForest(random_state=seed).fit(_history(seed))
+
+
+def _metadata(model: IsolationForest, entity_id: str = "123", entity_type: str = "ad",
+              account_id: int = 1) -> ModelMetadata:
+    return ModelMetadata(
+        account_id=account_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        feature_names=FEATURES,
+        n_samples=90,
+        training_first_day="2026-01-01",
+        training_last_day="2026-03-31",
+        score_quantiles=tuple(np.quantile(model.training_scores_, np.linspace(0, 1, 101))),
+    )
+
+
+@pytest.fixture
+def store(tmp_path) -> ModelStore:
+    root = tmp_path / "models"
+    return ModelStore(root, load_signing_key(root), cache=ModelCache())
+
+
+def test_save_load_gives_identical_scores_and_metadata(store):
+    model = _fit()
+    metadata = _metadata(model)
+    path = store.save(model, metadata)
+    assert path == store.root / "anomaly_detector" / "config_1" / "ad_123.adsf"
+    loaded = store.load(1, "ad", "123")
+    X = _history(1)
+    np.testing.assert_array_equal(loaded.model.score_samples(X), model.score_samples(X))
+    assert loaded.model.offset_ == model.offset_
+    assert loaded.metadata == metadata
+    assert loaded.metadata.engine == "adsentinel-iforest"
+    assert loaded.metadata.score_quantiles == tuple(sorted(loaded.metadata.score_quantiles))
+
+
+def test_model_fits_in_32_kib(store):
+    path = store.save(_fit(), _metadata(_fit()))
+    assert path.stat().st_size <= MAX_MODEL_BYTES
+
+
+def test_oversized_model_is_refused(store):
+    big = IsolationForest(n_estimators=400, random_state=0).fit(_history())
+    with pytest.raises(ModelStoreError, match="more than the 32768"):
+        store.save(big, _metadata(big))
+
+
+def test_missing_model_is_none(store):
+    assert store.load(1, "ad", "nope") is None
+
+
+@pytest.mark.parametrize("entity_id", ["../../etc/x", "/etc/passwd", "..", ".", "a/b", "a\\b",
+                                       "x" * 500, "é/\x00"])
+def test_entity_ids_cannot_escape_the_account_folder(store, entity_id):
+    path = store.model_path(1, "ad", entity_id)
+    assert path.parent == store.account_dir(1)
+    assert os.path.realpath(path).startswith(os.path.realpath(store.account_dir(1)) + os.sep)
+    model = _fit()
+    store.save(model, _metadata(model, entity_id=entity_id))
+    assert store.load(1, "ad", entity_id).metadata.entity_id == entity_id
+    assert [p.name for p in store.root.rglob("*.adsf")] == [path.name]
+
+
+def test_safe_names_are_one_to_one():
+    ids = ["a.b", "a%2Eb", "a_b", "a-b", "A.b", "..", "%", "%25"]
+    assert len({safe_entity_name(i) for i in ids}) == len(ids)
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    ((1, "creative", "1"), "entity_type must be one of campaign, adset, ad, got 'creative'"),
+    ((-1, "ad", "1"), "account_id must be a non-negative integer, got -1"),
+    ((1, "ad", ""), "entity_id must be a non-empty string"),
+])
+def test_invalid_keys_are_named(store, args, match):
+    with pytest.raises(ModelStoreError, match=match):
+        store.model_path(*args)
+
+
+def test_crash_during_write_keeps_the_old_model(store, monkeypatch):
+    old = _fit(0)
+    store.save(old, _metadata(old))
+    new = _fit(5)
+
+    def crash(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(ModelStoreError, match="No space left"):
+        store.save(new, _metadata(new))
+    monkeypatch.undo()
+    loaded = store.load(1, "ad", "123")
+    X = _history(2)
+    np.testing.assert_array_equal(loaded.model.score_samples(X), old.score_samples(X))
+    assert [p.name for p in store.account_dir(1).iterdir()] == ["ad_123.adsf"]  # no temp left
+
+
+def test_batch_crash_replaces_nothing(store, monkeypatch):
+    first = _fit(0)
+    store.save(first, _metadata(first, entity_id="1"))
+    calls = []
+
+    def crash_second(src, dst):
+        calls.append(dst)
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(os, "replace", crash_second)
+    models = [_fit(3), _fit(4)]
+    with pytest.raises(ModelStoreError, match="I/O error"):
+        store.save_many([(m, _metadata(m, entity_id=str(i + 1))) for i, m in enumerate(models)])
+    monkeypatch.undo()
+    X = _history(9)
+    np.testing.assert_array_equal(store.load(1, "ad", "1").model.score_samples(X),
+                                  first.score_samples(X))
+    assert store.load(1, "ad", "2") is None
+    assert sorted(p.name for p in store.account_dir(1).iterdir()) == ["ad_1.adsf"]
+
+
+def test_save_many_writes_every_model(store):
+    models = [_fit(i) for i in range(3)]
+    paths = store.save_many([(m, _metadata(m, entity_id=str(i))) for i, m in enumerate(models)])
+    assert len(paths) == 3
+    X = _history(7)
+    for i, model in enumerate(models):
+        np.testing.assert_array_equal(store.load(1, "ad", str(i)).model.score_samples(X),
+                                      model.score_samples(X))
+
+
+def _refused(store, caplog, reason: str) -> None:
+    with caplog.at_level(logging.WARNING, logger="adsentinel.models.store"):
+        assert store.load(1, "ad", "123") is None
+    assert "model refused" in caplog.text
+    assert reason in caplog.text
+    assert "ad_123.adsf" in caplog.text
+
+
+def test_truncated_file_is_refused(store, caplog):
+    path = store.save(_fit(), _metadata(_fit()))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _refused(store, caplog, "signature mismatch")
+    path.write_bytes(data[:5])
+    _refused(store, caplog, "truncated")
+
+
+def test_bit_flip_is_refused(store, caplog):
+    path = store.save(_fit(), _metadata(_fit()))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    path.write_bytes(bytes(data))
+    _refused(store, caplog, "signature mismatch")
+
+
+def test_file_signed_with_another_key_is_refused(store, caplog, tmp_path):
+    other = ModelStore(store.root, b"k" * 32, cache=None)
+    other.save(_fit(), _metadata(_fit()))
+    _refused(store, caplog, "signature mismatch")
+
+
+def test_tampered_metadata_with_recomputed_length_is_refused(store, caplog):
+    path = store.save(_fit(), _metadata(_fit()))
+    data = path.read_bytes().replace(b'"n_samples":90', b'"n_samples":99')
+    path.write_bytes(data)
+    _refused(store, caplog, "signature mismatch")
+
+
+def test_pickle_file_is_refused_without_running_it(store, caplog, tmp_path):
+    marker = tmp_path / "executed"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = store.model_path(1, "ad", "123")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps({"model": Exploit()}))
+    _refused(store, caplog, "not an adsentinel model file")
+    assert not marker.exists()
+
+
+def test_other_format_version_is_refused(store, caplog):
+    path = store.save(_fit(), _metadata(_fit()))
+    data = bytearray(path.read_bytes())
+    data[4] = 2  # format version field
+    path.write_bytes(bytes(data))
+    _refused(store, caplog, "model format version 2, this code reads 1")
+
+
+def test_other_engine_version_is_refused(store, caplog, monkeypatch):
+    import adsentinel.models.store as store_module
+
+    store.save(_fit(), _metadata(_fit()))
+    monkeypatch.setattr(store_module, "ENGINE_VERSION", "999")
+    _refused(store, caplog, "it will be retrained")
+
+
+def test_model_copied_to_another_entity_is_refused(store, caplog):
+    path = store.save(_fit(), _metadata(_fit(), entity_id="999"))
+    os.replace(path, store.model_path(1, "ad", "123"))
+    _refused(store, caplog, "belongs to account 1 ad '999'")
+
+
+def test_cache_serves_hits_and_sees_a_retrain(store):
+    first = _fit(0)
+    store.save(first, _metadata(first))
+    X = _history(3)
+    store.load(1, "ad", "123")
+    store.load(1, "ad", "123")
+    assert store.cache.hits == 1
+    # another process (no shared memory) retrains the model
+    other_process = ModelStore(store.root, load_signing_key(store.root), cache=None)
+    second = _fit(11)
+    other_process.save(second, _metadata(second))
+    np.testing.assert_array_equal(store.load(1, "ad", "123").model.score_samples(X),
+                                  second.score_samples(X))
+
+
+def test_cache_is_bounded_by_entries_and_bytes():
+    cache = ModelCache(max_entries=2, max_bytes=100)
+    from adsentinel.models.cache import FileIdentity
+
+    ident = FileIdentity(1, 1, 1)
+    cache.put("a", ident, "A", 10)
+    cache.put("b", ident, "B", 10)
+    cache.get("a", ident)
+    cache.put("c", ident, "C", 10)  # evicts b, the least recently used
+    assert cache.get("b", ident) is None and cache.get("a", ident) == "A"
+    cache.put("d", ident, "D", 95)  # bytes bound evicts the rest
+    assert len(cache) == 1 and cache.nbytes == 95
+    cache.put("e", ident, "E", 1000)  # larger than the bound: not cached
+    assert cache.get("e", ident) is None
+
+
+def test_signing_key_file_is_created_once_with_mode_0600(tmp_path):
+    key = load_signing_key(tmp_path)
+    path = tmp_path / ".signing-key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_signing_key(tmp_path) == key and len(key) == 32
+    assert [p.name for p in tmp_path.iterdir()] == [".signing-key"]
+
+
+def test_configured_signing_key_wins(tmp_path):
+    assert load_signing_key(tmp_path, SecretStr("s" * 20)) == b"s" * 20
+    assert not (tmp_path / ".signing-key").exists()
+    with pytest.raises(ModelStoreError, match="model_signing_key is too short"):
+        load_signing_key(tmp_path, SecretStr("short"))
+
+
+def test_store_from_settings(settings):
+    store = ModelStore.from_settings(settings, cache=None)
+    assert store.root == settings.effective_models_path
+    assert (store.root / ".signing-key").exists()
+
+
+def test_account_metadata_round_trip(store):
+    data = {"config_id": 1, "models_count": {"ad": 3}}
+    store.write_account_metadata(1, data)
+    assert store.read_account_metadata(1) == data
+    assert store.read_account_metadata(2) is None
