@@ -1,0 +1,1 @@
+"""Services: the I/O around the pure maths (training, detection, evaluation)."""

@@ -1,0 +1,390 @@
+"""Detection service: run the detector over an account and store what it finds, idempotently.
+
+One call (:func:`detect_account`) per account and run:
+
+1. Read the account, its entities and the daily rows of every entity over the history window,
+   in three set-based queries.
+2. Choose the days to judge: the analysis day and the ``recheck_days - 1`` before it (yesterday's
+   numbers are often restated by attribution), plus any older day restated *after* an anomaly was
+   stored for it.
+3. Run :class:`~adsentinel.detect.anomaly_detector.AnomalyDetector` per entity and day (a partial
+   day is judged against what is expected by its local hour).
+4. Upsert one row per (entity, day, metric) with ``INSERT .. ON CONFLICT DO UPDATE`` (SQLite and
+   PostgreSQL alike), so that re-running never duplicates and concurrent runs do not collide. A
+   stored anomaly of a judged day that the detector no longer finds is ``retracted`` (only when
+   still ``open``: an acknowledged one keeps the user's status); a retracted one found again is
+   re-opened.
+5. Group the hierarchy: for each day and metric, an ad set's or ad's anomaly whose campaign (or
+   ad set) has the same anomaly is linked to it through ``incident_id``, so that the campaign
+   carries the incident and its children are details of it, not fifty separate alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from adsentinel.config import Settings
+from adsentinel.db.engine import session_scope
+from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
+from adsentinel.detect.anomaly_detector import AnomalyDetector, DetectedAnomaly
+from adsentinel.errors import NotFoundError
+
+log = logging.getLogger(__name__)
+
+#: ``model_loader(entity_type, entity_id)`` -> ``(model, training_scores or None)`` or ``None``.
+ModelLoader = Callable[[str, str], "tuple[Any, np.ndarray | None] | None"]
+
+_COUNTS = ("spend", "impressions", "clicks", "leads", "reach")
+_LEVEL_ORDER = {"campaign": 0, "adset": 1, "ad": 2}
+
+
+def detector_from_settings(settings: Settings) -> AnomalyDetector:
+    """The detector configured by the plan's knobs in ``settings``."""
+    return AnomalyDetector(
+        z_threshold=settings.anomaly_z_threshold,
+        iqr_multiplier=settings.anomaly_iqr_multiplier,
+        min_history_days=settings.anomaly_min_history_days,
+        use_isolation_forest=settings.use_isolation_forest,
+        frequency_ideal=settings.frequency_ideal,
+        history_days=settings.isolation_forest_history_days,
+    )
+
+
+def detect_account(
+    *,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    account_id: int,
+    analysis_date: date | None = None,
+    model_loader: ModelLoader | None = None,
+    recheck_days: int = 2,
+    now: datetime | None = None,
+) -> list[Anomaly]:
+    """Detect and store the anomalies of every entity of ``account_id``.
+
+    Parameters
+    ----------
+    session_factory : sessionmaker
+        Opens the unit of work (committed once at the end).
+    settings : Settings
+        Detector knobs (``anomaly_*``, ``frequency_ideal``, ``use_isolation_forest``).
+    account_id : int
+        The account (``AdAccount.id``); :class:`NotFoundError` when unknown.
+    analysis_date : date, optional
+        Last day to judge; default the account's latest day with data.
+    model_loader : callable, optional
+        ``(entity_type, entity_id) -> (model, training_scores) | None`` giving an entity's
+        multivariate model (``entity_id`` is ``str(Entity.id)``); ``None`` = statistical only.
+    recheck_days : int
+        How many days up to ``analysis_date`` are (re-)judged on every run.
+    now : datetime, optional
+        Time of the run (for ``updated_at``/``status_at``); default the current UTC time.
+
+    Returns
+    -------
+    list of Anomaly
+        The stored, non-retracted anomalies of the judged days, worst first.
+    """
+    if recheck_days < 1:
+        raise ValueError(f"recheck_days must be >= 1, got {recheck_days!r}")
+    now = now or utcnow()
+    detector = detector_from_settings(settings)
+    with session_scope(session_factory) as session:
+        account = session.get(AdAccount, account_id)
+        if account is None:
+            raise NotFoundError(
+                f"ad account {account_id} does not exist",
+                hint="list accounts with `adsentinel accounts` or import data first",
+            )
+        entities = {
+            e.id: e for e in session.scalars(select(Entity).where(Entity.account_id == account_id))
+        }
+        if analysis_date is None:
+            analysis_date = _latest_day(session, account_id)
+            if analysis_date is None:
+                return []
+        first_day = analysis_date - timedelta(days=detector.history_days + recheck_days)
+        insights = _load_insights(session, account_id, first_day, analysis_date)
+        if insights.empty:
+            return []
+        judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days)
+        found = _run_detector(detector, entities, insights, judged, account, model_loader)
+        _upsert(session, account_id, found, now)
+        _retract_missing(session, account_id, judged, found, now)
+        stored = _stored_for(session, account_id, judged)
+        _link_hierarchy(session, stored, entities)
+        session.flush()
+        result = [a for a in stored if a.status != AnomalyStatus.retracted.value]
+    log.info(
+        "account %s: %d entity-days judged, %d anomalies stored",
+        account_id, len(judged), len(result),
+    )
+    return sorted(result, key=lambda a: -a.score)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _latest_day(session: Session, account_id: int) -> date | None:
+    return session.scalar(
+        select(DailyInsight.day)
+        .join(Entity, Entity.id == DailyInsight.entity_id)
+        .where(Entity.account_id == account_id)
+        .order_by(DailyInsight.day.desc())
+        .limit(1)
+    )
+
+
+def _load_insights(session: Session, account_id: int, first: date, last: date) -> pd.DataFrame:
+    """Every entity's daily rows in ``[first, last]``, one query, as a DataFrame."""
+    columns = [
+        DailyInsight.entity_id, DailyInsight.day,
+        *(getattr(DailyInsight, c) for c in _COUNTS),
+        DailyInsight.is_complete, DailyInsight.as_of, DailyInsight.updated_at,
+    ]
+    rows = session.execute(
+        select(*columns)
+        .join(Entity, Entity.id == DailyInsight.entity_id)
+        .where(Entity.account_id == account_id, DailyInsight.day.between(first, last))
+        .order_by(DailyInsight.entity_id, DailyInsight.day)
+    ).all()
+    frame = pd.DataFrame(
+        rows, columns=["entity_id", "date", *_COUNTS, "is_complete", "as_of", "updated_at"]
+    )
+    if not frame.empty:
+        frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+def _days_to_judge(
+    session: Session, account_id: int, insights: pd.DataFrame, analysis_date: date, recheck: int
+) -> set[tuple[int, date]]:
+    """(entity, day) pairs to judge: the recheck window, and days restated after detection."""
+    window_start = pd.Timestamp(analysis_date - timedelta(days=recheck - 1))
+    in_window = insights[(insights["date"] >= window_start)]
+    judged = {(int(e), d.date()) for e, d in zip(in_window["entity_id"], in_window["date"])}
+    stored = session.execute(
+        select(Anomaly.entity_id, Anomaly.day, Anomaly.updated_at).where(
+            Anomaly.account_id == account_id, Anomaly.day < window_start.date()
+        )
+    ).all()
+    if stored:
+        last_detected: dict[tuple[int, date], datetime] = {}
+        for entity_id, day, updated in stored:
+            key = (entity_id, day)
+            last_detected[key] = max(_aware(updated), last_detected.get(key, _aware(updated)))
+        for entity_id, day, updated in zip(
+            insights["entity_id"], insights["date"], insights["updated_at"]
+        ):
+            key = (int(entity_id), day.date())
+            if key in last_detected and _aware(updated) > last_detected[key]:
+                judged.add(key)
+    return judged
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
+    if isinstance(moment, pd.Timestamp):
+        moment = moment.to_pydatetime()
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# --- detecting --------------------------------------------------------------------------------
+
+
+def _run_detector(
+    detector: AnomalyDetector,
+    entities: dict[int, Entity],
+    insights: pd.DataFrame,
+    judged: set[tuple[int, date]],
+    account: AdAccount,
+    model_loader: ModelLoader | None,
+) -> list[DetectedAnomaly]:
+    days_by_entity: dict[int, list[date]] = {}
+    for entity_id, day in judged:
+        days_by_entity.setdefault(entity_id, []).append(day)
+    zone = _zone(account.timezone)
+    found: list[DetectedAnomaly] = []
+    for entity_id, frame in insights.groupby("entity_id", sort=True):
+        days = days_by_entity.get(int(entity_id))
+        entity = entities.get(int(entity_id))
+        if not days or entity is None:
+            continue
+        loaded = model_loader(entity.level, str(entity.id)) if model_loader else None
+        model, training_scores = loaded if loaded is not None else (None, None)
+        for day in sorted(days):
+            row = frame[frame["date"] == pd.Timestamp(day)]
+            as_of_hour = None
+            if not row.empty and not bool(row["is_complete"].iloc[0]):
+                as_of_hour = _local_hour(row["as_of"].iloc[0], zone)
+            found.extend(
+                detector.detect_anomalies(
+                    frame,
+                    entity.level,
+                    str(entity.id),
+                    config_id=account.id,
+                    analysis_date=day,
+                    model=model,
+                    currency=account.currency,
+                    training_scores=training_scores,
+                    as_of_hour=as_of_hour,
+                )
+            )
+    return found
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except Exception:  # noqa: BLE001 - an unknown zone in the data falls back to UTC
+        return ZoneInfo("UTC")
+
+
+def _local_hour(as_of: Any, zone: ZoneInfo) -> float:
+    """Local hour (0-24) of a partial day's ``as_of``; 24 (= complete) when unknown."""
+    if as_of is None or (isinstance(as_of, float) and np.isnan(as_of)) or pd.isna(as_of):
+        return 24.0
+    local = _aware(as_of).astimezone(zone)
+    return local.hour + local.minute / 60.0
+
+
+# --- storing ----------------------------------------------------------------------------------
+
+
+def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now: datetime) -> None:
+    """Insert or update one row per (entity, day, metric); re-open retracted ones found again."""
+    if not found:
+        return
+    rows = [
+        {
+            "account_id": account_id,
+            "entity_id": int(a.entity_id),
+            "day": a.date,
+            "metric": a.metric,
+            "detectors": "+".join(a.detectors),
+            "actual": float(a.actual),
+            "expected": float(a.expected),
+            "lower": a.lower,
+            "upper": a.upper,
+            "direction": a.direction,
+            "score": float(a.score),
+            "severity": a.severity.value,
+            "message": a.message,
+            "drivers": _json_safe(a.drivers),
+            "is_partial_day": a.is_partial_day,
+            "status": AnomalyStatus.open.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for a in found
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Anomaly.__table__
+    for start in range(0, len(rows), 500):
+        statement = insert(table).values(rows[start : start + 500])
+        excluded = statement.excluded
+        changed = {
+            name: excluded[name]
+            for name in (
+                "detectors", "actual", "expected", "lower", "upper", "direction", "score",
+                "severity", "message", "drivers", "is_partial_day", "updated_at",
+            )
+        }
+        changed["status"] = case(
+            (table.c.status == AnomalyStatus.retracted.value, AnomalyStatus.open.value),
+            else_=table.c.status,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["entity_id", "day", "metric"], set_=changed
+        )
+        session.execute(statement)
+
+
+def _retract_missing(
+    session: Session,
+    account_id: int,
+    judged: set[tuple[int, date]],
+    found: list[DetectedAnomaly],
+    now: datetime,
+) -> None:
+    """Retract the open anomalies of judged (entity, day) pairs that the detector no longer finds."""
+    if not judged:
+        return
+    still = {(int(a.entity_id), a.date, a.metric) for a in found}
+    stored = session.execute(
+        select(Anomaly.id, Anomaly.entity_id, Anomaly.day, Anomaly.metric).where(
+            Anomaly.account_id == account_id,
+            Anomaly.status == AnomalyStatus.open.value,
+            Anomaly.day.in_({day for _, day in judged}),
+        )
+    ).all()
+    gone = [
+        row.id
+        for row in stored
+        if (row.entity_id, row.day) in judged and (row.entity_id, row.day, row.metric) not in still
+    ]
+    for start in range(0, len(gone), 500):
+        session.execute(
+            update(Anomaly)
+            .where(Anomaly.id.in_(gone[start : start + 500]))
+            .values(
+                status=AnomalyStatus.retracted.value,
+                status_by="detection: restated data is normal",
+                status_at=now,
+                updated_at=now,
+                incident_id=None,
+            )
+        )
+
+
+def _stored_for(session: Session, account_id: int, judged: set[tuple[int, date]]) -> list[Anomaly]:
+    if not judged:
+        return []
+    session.expire_all()  # the bulk statements above bypassed the identity map
+    candidates = session.scalars(
+        select(Anomaly).where(
+            Anomaly.account_id == account_id, Anomaly.day.in_({day for _, day in judged})
+        )
+    ).all()
+    return [a for a in candidates if (a.entity_id, a.day) in judged]
+
+
+def _link_hierarchy(session: Session, stored: list[Anomaly], entities: dict[int, Entity]) -> None:
+    """Link each anomaly to the highest ancestor's anomaly of the same day and metric."""
+    live = [a for a in stored if a.status != AnomalyStatus.retracted.value]
+    by_key = {(a.entity_id, a.day, a.metric): a for a in live}
+    for anomaly in live:
+        root = None
+        parent_id = entities[anomaly.entity_id].parent_id if anomaly.entity_id in entities else None
+        while parent_id is not None:
+            candidate = by_key.get((parent_id, anomaly.day, anomaly.metric))
+            if candidate is not None and candidate.direction == anomaly.direction:
+                root = candidate
+            parent = entities.get(parent_id)
+            parent_id = parent.parent_id if parent is not None else None
+        anomaly.incident_id = root.id if root is not None else None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

@@ -1,0 +1,206 @@
+"""Detection service on SQLite and PostgreSQL: idempotent upserts, restatements, hierarchy."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select, update
+
+from adsentinel.db.engine import session_scope
+from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
+from adsentinel.errors import NotFoundError
+from adsentinel.service.detection import detect_account
+
+LAST_DAY = date(2026, 3, 1)
+DAYS = 40
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
+
+
+def build_account(session_factory, *, ads=2, break_ads=(), currency="BRL") -> dict[str, int]:
+    """One campaign > one ad set > ``ads`` ads, 40 days of steady delivery (parents = sums).
+
+    Ads in ``break_ads`` get 0 leads on the last day (a tracking break). Returns the ids.
+    """
+    rng = np.random.default_rng(42)
+    with session_scope(session_factory) as session:
+        account = AdAccount(name="Clinica Sorriso", currency=currency, timezone="America/Sao_Paulo")
+        session.add(account)
+        session.flush()
+        campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
+        session.add(campaign)
+        session.flush()
+        adset = Entity(account_id=account.id, level="adset", platform_id="s1", parent_id=campaign.id)
+        session.add(adset)
+        session.flush()
+        ad_entities = [
+            Entity(account_id=account.id, level="ad", platform_id=f"a{k}", parent_id=adset.id)
+            for k in range(ads)
+        ]
+        session.add_all(ad_entities)
+        session.flush()
+        totals: dict[date, np.ndarray] = {}
+        for k, ad in enumerate(ad_entities):
+            for offset in range(DAYS):
+                day = LAST_DAY - timedelta(days=DAYS - 1 - offset)
+                spend = 400.0 * rng.lognormal(0, 0.08)
+                impressions = int(rng.poisson(spend / 20 * 1000))
+                clicks = int(rng.binomial(impressions, 0.01))
+                leads = int(rng.binomial(clicks, 0.1))
+                if day == LAST_DAY and k in break_ads:
+                    leads = 0
+                reach = int(impressions / 1.3)
+                values = np.array([spend, impressions, clicks, leads, reach], dtype=float)
+                totals[day] = totals.get(day, 0) + values
+                session.add(_insight(ad.id, day, values))
+        for day, values in totals.items():
+            session.add(_insight(adset.id, day, values))
+            session.add(_insight(campaign.id, day, values))
+        return {"account": account.id, "campaign": campaign.id, "adset": adset.id,
+                **{f"ad{k}": ad.id for k, ad in enumerate(ad_entities)}}
+
+
+def _insight(entity_id: int, day: date, values: np.ndarray) -> DailyInsight:
+    spend, impressions, clicks, leads, reach = values
+    return DailyInsight(entity_id=entity_id, day=day, spend=float(spend),
+                        impressions=int(impressions), clicks=int(clicks), leads=int(leads),
+                        reach=int(reach), updated_at=T0)
+
+
+def stored(session_factory, **where) -> list[Anomaly]:
+    with session_scope(session_factory) as session:
+        query = select(Anomaly).order_by(Anomaly.id)
+        for name, value in where.items():
+            query = query.where(getattr(Anomaly, name) == value)
+        return list(session.scalars(query))
+
+
+def restate(session_factory, entity_ids, day: date, *, leads=None, when: datetime, **values):
+    with session_scope(session_factory) as session:
+        changes = dict(values, updated_at=when)
+        if leads is not None:
+            changes["leads"] = leads
+        session.execute(update(DailyInsight).where(
+            DailyInsight.entity_id.in_(entity_ids), DailyInsight.day == day).values(**changes))
+
+
+def test_tracking_break_is_stored_once_however_often_detection_runs(session_factory, settings):
+    ids = build_account(session_factory, break_ads=(0,))
+    first = detect_account(session_factory=session_factory, settings=settings,
+                           account_id=ids["account"], now=T0)
+    cpl = [a for a in first if a.entity_id == ids["ad0"] and a.metric == "cpl"]
+    assert len(cpl) == 1
+    assert cpl[0].severity in ("high", "critical") and cpl[0].direction == "up"
+    assert "0 leads on R$ " in cpl[0].message and cpl[0].day == LAST_DAY
+    assert cpl[0].drivers["zero_leads_with_spend"] is True
+    assert not [a for a in first if a.entity_id == ids["ad1"] and a.severity != "low"]
+    before = [(a.id, a.metric, a.score) for a in stored(session_factory)]
+    again = detect_account(session_factory=session_factory, settings=settings,
+                           account_id=ids["account"], now=T0 + timedelta(hours=1))
+    after = [(a.id, a.metric, a.score) for a in stored(session_factory)]
+    assert after == before
+    assert sorted(a.id for a in again) == sorted(a.id for a in first)
+    with session_scope(session_factory) as session:
+        dupes = session.execute(
+            select(Anomaly.entity_id, Anomaly.day, Anomaly.metric, func.count())
+            .group_by(Anomaly.entity_id, Anomaly.day, Anomaly.metric)
+            .having(func.count() > 1)).all()
+    assert dupes == []
+
+
+def test_restated_day_is_retracted_then_reopened(session_factory, settings):
+    ids = build_account(session_factory, break_ads=(0,))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0)
+    broken = stored(session_factory, entity_id=ids["ad0"], metric="cpl")[0]
+    # attribution catches up: the leads were there after all
+    restate(session_factory, [ids["ad0"]], LAST_DAY, leads=20, when=T0 + timedelta(hours=2))
+    result = detect_account(session_factory=session_factory, settings=settings,
+                            account_id=ids["account"], now=T0 + timedelta(hours=3))
+    assert broken.id not in {a.id for a in result}
+    retracted = stored(session_factory, id=broken.id)[0]
+    assert retracted.status == "retracted" and retracted.status_at is not None
+    restate(session_factory, [ids["ad0"]], LAST_DAY, leads=0, when=T0 + timedelta(hours=4))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0 + timedelta(hours=5))
+    reopened = stored(session_factory, id=broken.id)[0]
+    assert reopened.status == "open"
+    assert len(stored(session_factory, entity_id=ids["ad0"], metric="cpl")) == 1
+
+
+def test_old_day_restated_after_detection_is_judged_again(session_factory, settings):
+    ids = build_account(session_factory, break_ads=(0,))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0)
+    # three days later the broken day is restated; detection now runs on a later day
+    restate(session_factory, [ids["ad0"]], LAST_DAY, leads=20, when=T0 + timedelta(days=3))
+    later = LAST_DAY + timedelta(days=3)
+    with session_scope(session_factory) as session:
+        for entity in ("ad0", "ad1", "adset", "campaign"):
+            for offset in (1, 2, 3):
+                copy = session.scalar(select(DailyInsight).where(
+                    DailyInsight.entity_id == ids[entity], DailyInsight.day == LAST_DAY - timedelta(days=7 - offset)))
+                session.add(DailyInsight(
+                    entity_id=ids[entity], day=LAST_DAY + timedelta(days=offset), spend=copy.spend,
+                    impressions=copy.impressions, clicks=copy.clicks, leads=copy.leads,
+                    reach=copy.reach, updated_at=T0 + timedelta(days=3)))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   analysis_date=later, now=T0 + timedelta(days=3, hours=1))
+    assert stored(session_factory, entity_id=ids["ad0"], metric="cpl")[0].status == "retracted"
+
+
+def test_acknowledged_anomaly_keeps_the_users_status(session_factory, settings):
+    ids = build_account(session_factory, break_ads=(0,))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0)
+    with session_scope(session_factory) as session:
+        session.execute(update(Anomaly).where(Anomaly.entity_id == ids["ad0"])
+                        .values(status="acknowledged"))
+    restate(session_factory, [ids["ad0"]], LAST_DAY, leads=20, when=T0 + timedelta(hours=2))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0 + timedelta(hours=3))
+    assert {a.status for a in stored(session_factory, entity_id=ids["ad0"])} == {"acknowledged"}
+
+
+def test_campaign_wide_break_is_one_incident_with_children_linked(session_factory, settings):
+    ids = build_account(session_factory, ads=3, break_ads=(0, 1, 2))
+    result = detect_account(session_factory=session_factory, settings=settings,
+                            account_id=ids["account"], now=T0)
+    campaign = [a for a in result if a.entity_id == ids["campaign"] and a.metric == "cpl"]
+    assert len(campaign) == 1 and campaign[0].incident_id is None
+    children = [a for a in result if a.metric == "cpl" and a.entity_id != ids["campaign"]]
+    assert {a.entity_id for a in children} == {ids["adset"], ids["ad0"], ids["ad1"], ids["ad2"]}
+    assert {a.incident_id for a in children} == {campaign[0].id}
+
+
+def test_partial_day_on_track_is_not_a_drop(session_factory, settings):
+    ids = build_account(session_factory)
+    today = LAST_DAY + timedelta(days=1)
+    as_of = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)  # 12:00 in Sao Paulo
+    from adsentinel.detect.intraday import expected_day_fraction
+
+    share = expected_day_fraction(12.0)
+    with session_scope(session_factory) as session:
+        for entity in ("ad0", "ad1", "adset", "campaign"):
+            full = session.scalar(select(DailyInsight).where(
+                DailyInsight.entity_id == ids[entity], DailyInsight.day == LAST_DAY - timedelta(days=7)))
+            session.add(DailyInsight(
+                entity_id=ids[entity], day=today, spend=full.spend * share,
+                impressions=int(full.impressions * share), clicks=int(full.clicks * share),
+                leads=int(full.leads * share), reach=int(full.reach * share),
+                is_complete=False, as_of=as_of, updated_at=as_of))
+    result = detect_account(session_factory=session_factory, settings=settings,
+                            account_id=ids["account"], now=as_of)
+    assert [a for a in result if a.day == today and a.severity != "low"] == []
+
+
+def test_unknown_account_and_empty_account(session_factory, settings):
+    with pytest.raises(NotFoundError, match="ad account 999 does not exist"):
+        detect_account(session_factory=session_factory, settings=settings, account_id=999)
+    with session_scope(session_factory) as session:
+        session.add(AdAccount(name="empty"))
+    with session_scope(session_factory) as session:
+        account_id = session.scalar(select(AdAccount.id).where(AdAccount.name == "empty"))
+    assert detect_account(session_factory=session_factory, settings=settings,
+                          account_id=account_id) == []
