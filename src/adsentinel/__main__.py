@@ -1,0 +1,5 @@
+"""``python -m adsentinel`` = the ``adsentinel`` command."""
+
+from adsentinel.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Getting data in: CSV import, Meta Marketing API sync, synthetic demo data."""
