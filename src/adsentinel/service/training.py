@@ -1,0 +1,294 @@
+"""Training service: one Isolation Forest per entity of an account, the plan's
+``_train_isolation_forest_for_config`` done at scale.
+
+* The history of every entity of the account is read with one query per chunk of a few thousand
+  entities (not one query per entity): complete days only, inside the last
+  ``isolation_forest_history_days`` days up to the account's latest complete day.
+* An entity with fewer than ``isolation_forest_min_samples`` such days is skipped with reason
+  ``insufficient_data`` (and a model it had before is removed, so detection does not use a stale
+  one); the others are fitted on :func:`~adsentinel.detect.features.isolation_forest_features`.
+* Fitting runs on every core with threads: the compiled engine releases the GIL while it grows
+  trees. Each thread writes its models with one disk flush per batch
+  (:meth:`~adsentinel.models.store.ModelStore.save_many`).
+* The result counts trained / skipped / failed per level as the plan does; the plan's
+  ``metadata.json`` and a :class:`~adsentinel.db.models.TrainingRun` row record the run.
+
+Models are keyed by ``str(Entity.id)``, the key the detection service asks the store for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from adsentinel.config import Settings
+from adsentinel.db.engine import session_scope
+from adsentinel.db.models import AdAccount, DailyInsight, Entity, TrainingRun, TrainingStatus, utcnow
+from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_features
+from adsentinel.detect.forest import IsolationForest
+from adsentinel.errors import ModelStoreError, NotFoundError
+from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
+
+__all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "train_account_models"]
+
+log = logging.getLogger(__name__)
+
+N_ESTIMATORS = 100
+SCORE_QUANTILES = np.linspace(0.0, 1.0, 101)  # stored with each model, for calibration
+INSUFFICIENT_DATA = "insufficient_data"
+_COUNT_COLUMNS = ("spend", "impressions", "clicks", "leads", "reach")
+_CHUNK_ENTITIES = 4000
+
+#: ``progress(done, total)``: entities processed so far out of the account's total.
+Progress = Callable[[int, int], None]
+
+
+def train_account_models(
+    *,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    account_id: int,
+    progress: Progress | None = None,
+    store: ModelStore | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Train and store an Isolation Forest for every entity of ``account_id`` with enough history.
+
+    Parameters
+    ----------
+    session_factory : sessionmaker
+        Sessions on the database.
+    settings : Settings
+        ``isolation_forest_*`` knobs, model store root and signing key.
+    account_id : int
+        ``AdAccount.id`` (the plan's config id).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each batch of entities.
+    store : ModelStore, optional
+        Where models go; by default the one ``settings`` describes.
+    workers : int, optional
+        Fitting threads; default the number of CPUs.
+
+    Returns
+    -------
+    dict
+        ``{"config_id", "account_id", "run_id", "campaign": {"trained", "skipped", "failed"},
+        "adset": {...}, "ad": {...}, "skip_reasons": {reason: n}, "training_window":
+        {"first_day", "last_day"}, "training_duration_seconds"}``.
+
+    Raises
+    ------
+    NotFoundError
+        No account has this id.
+    """
+    started = time.perf_counter()
+    store = store or ModelStore.from_settings(settings)
+    with session_scope(session_factory) as session:
+        if session.get(AdAccount, account_id) is None:
+            raise NotFoundError(f"no ad account with id {account_id}",
+                                hint="pass the id of an imported account")
+        run = TrainingRun(account_id=account_id, status=TrainingStatus.running.value)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    counts = {level: {"trained": 0, "skipped": 0, "failed": 0} for level in ENTITY_TYPES}
+    skip_reasons: Counter[str] = Counter()
+    try:
+        window = _train(session_factory, settings, account_id, store, counts, skip_reasons,
+                        progress, workers or os.cpu_count() or 1)
+    except BaseException as exc:
+        _finish_run(session_factory, run_id, TrainingStatus.failed, counts, skip_reasons,
+                    time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+        raise
+    duration = time.perf_counter() - started
+    metadata = {
+        "config_id": account_id,
+        "last_training": datetime.now(timezone.utc).isoformat(),
+        "models_count": {level: counts[level]["trained"] for level in ENTITY_TYPES},
+        "training_duration_seconds": round(duration, 3),
+        "skip_reasons": dict(skip_reasons),
+        "training_window": window,
+    }
+    store.write_account_metadata(account_id, metadata)
+    _finish_run(session_factory, run_id, TrainingStatus.succeeded, counts, skip_reasons, duration)
+    log.info(
+        "account %s trained in %.1f s: %s", account_id, duration,
+        ", ".join(f"{level} {c['trained']} trained / {c['skipped']} skipped / {c['failed']} failed"
+                  for level, c in counts.items()),
+    )
+    return {"config_id": account_id, "account_id": account_id, "run_id": run_id, **counts,
+            "skip_reasons": dict(skip_reasons), "training_window": window,
+            "training_duration_seconds": duration}
+
+
+def _finish_run(session_factory, run_id, status, counts, skip_reasons, duration, error=None):
+    with session_scope(session_factory) as session:
+        run = session.get(TrainingRun, run_id)
+        run.status = status.value
+        run.finished_at = utcnow()
+        run.counts = counts
+        run.skip_reasons = dict(skip_reasons)
+        run.duration_seconds = duration
+        run.error = error
+
+
+def _train(session_factory, settings, account_id, store, counts, skip_reasons, progress,
+           workers) -> dict[str, str | None]:
+    with session_factory() as session:
+        entities = session.execute(
+            select(Entity.id, Entity.level).where(Entity.account_id == account_id)
+            .order_by(Entity.id)
+        ).all()
+        last_day = session.execute(
+            select(func.max(DailyInsight.day))
+            .join(Entity, Entity.id == DailyInsight.entity_id)
+            .where(Entity.account_id == account_id, DailyInsight.is_complete.is_(True))
+        ).scalar_one_or_none()
+    total = len(entities)
+    if last_day is None:
+        for _, level in entities:
+            counts[level]["skipped"] += 1
+        skip_reasons[INSUFFICIENT_DATA] += total
+        if progress:
+            progress(total, total)
+        return {"first_day": None, "last_day": None}
+    first_day = last_day - timedelta(days=settings.isolation_forest_history_days - 1)
+    ids = np.array([e[0] for e in entities], dtype=np.int64)
+    levels = {e[0]: e[1] for e in entities}
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train") as pool:
+        for start in range(0, total, _CHUNK_ENTITIES):
+            chunk = ids[start:start + _CHUNK_ENTITIES]
+            history = _read_history(session_factory, account_id, int(chunk[0]), int(chunk[-1]),
+                                    first_day, last_day)
+            slices = np.array_split(chunk, min(workers, len(chunk)))
+            jobs = [
+                pool.submit(_train_slice, part, history, levels, account_id, settings, store)
+                for part in slices if len(part)
+            ]
+            for job in jobs:
+                for level, outcome in job.result():
+                    counts[level][outcome] += 1
+                    if outcome == "skipped":
+                        skip_reasons[INSUFFICIENT_DATA] += 1
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()}
+
+
+class _History:
+    """Complete days of a range of entities, sorted by entity then day, with their features."""
+
+    def __init__(self, entity_ids: np.ndarray, days: np.ndarray, features: np.ndarray) -> None:
+        self.features = features
+        self.days = days
+        unique, starts, lengths = np.unique(entity_ids, return_index=True, return_counts=True)
+        self.rows = {int(e): (int(s), int(s + n)) for e, s, n in zip(unique, starts, lengths)}
+
+    def of(self, entity_id: int) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.rows.get(entity_id, (0, 0))
+        return self.features[start:end], self.days[start:end]
+
+
+def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
+                  first_day: date, last_day: date) -> _History:
+    """One set-based query for the entities with ids in ``[first_id, last_id]``."""
+    query = (
+        select(DailyInsight.entity_id, DailyInsight.day,
+               *(getattr(DailyInsight, c) for c in _COUNT_COLUMNS))
+        .join(Entity, Entity.id == DailyInsight.entity_id)
+        .where(
+            Entity.account_id == account_id,
+            DailyInsight.entity_id.between(first_id, last_id),
+            DailyInsight.is_complete.is_(True),
+            DailyInsight.day.between(first_day, last_day),
+        )
+        .order_by(DailyInsight.entity_id, DailyInsight.day)
+    )
+    with session_factory() as session:
+        rows = session.execute(query).all()
+    if not rows:
+        return _History(np.empty(0, np.int64), np.empty(0, dtype=object),
+                        np.empty((0, len(FOREST_FEATURES))))
+    frame = pd.DataFrame(rows, columns=["entity_id", "day", *_COUNT_COLUMNS])
+    counts = frame[list(_COUNT_COLUMNS)].astype(float).fillna(0.0)
+    return _History(frame["entity_id"].to_numpy(np.int64), frame["day"].to_numpy(),
+                    isolation_forest_features(counts))
+
+
+def _train_slice(entity_ids, history: _History, levels, account_id: int, settings: Settings,
+                 store: ModelStore) -> list[tuple[str, str]]:
+    """Fit and store the models of some entities; returns ``(level, outcome)`` per entity."""
+    outcomes: list[tuple[str, str]] = []
+    fitted: list[tuple[IsolationForest, ModelMetadata]] = []
+    fitted_levels: list[str] = []
+    libraries = {"numba": numba.__version__, "numpy": np.__version__}
+    for entity_id in entity_ids:
+        entity_id = int(entity_id)
+        level = levels[entity_id]
+        X, days = history.of(entity_id)
+        if len(X) < settings.isolation_forest_min_samples:
+            outcomes.append((level, "skipped"))
+            _forget_stale_model(store, account_id, level, entity_id)
+            continue
+        try:
+            model = IsolationForest(
+                n_estimators=N_ESTIMATORS,
+                contamination=settings.isolation_forest_contamination,
+                random_state=_entity_seed(account_id, entity_id),
+            ).fit(X)
+            metadata = ModelMetadata(
+                account_id=account_id,
+                entity_type=level,
+                entity_id=str(entity_id),
+                feature_names=FOREST_FEATURES,
+                n_samples=len(X),
+                training_first_day=_iso(days[0]),
+                training_last_day=_iso(days[-1]),
+                score_quantiles=tuple(np.quantile(model.training_scores_, SCORE_QUANTILES)),
+                libraries=libraries,
+            )
+        except (ValueError, ModelStoreError) as exc:
+            log.warning("account %s %s %s: training failed: %s", account_id, level, entity_id, exc)
+            outcomes.append((level, "failed"))
+            continue
+        fitted.append((model, metadata))
+        fitted_levels.append(level)
+    try:
+        store.save_many(fitted)
+        outcomes.extend((level, "trained") for level in fitted_levels)
+    except ModelStoreError as exc:
+        log.error("account %s: %d models could not be saved: %s", account_id, len(fitted), exc)
+        outcomes.extend((level, "failed") for level in fitted_levels)
+    return outcomes
+
+
+def _forget_stale_model(store: ModelStore, account_id: int, level: str, entity_id: int) -> None:
+    try:
+        store.delete(account_id, level, str(entity_id))
+    except OSError as exc:
+        log.warning("account %s %s %s: stale model not removed: %s", account_id, level,
+                    entity_id, exc)
+
+
+def _entity_seed(account_id: int, entity_id: int) -> int:
+    """A fixed seed per entity, so retraining on the same data gives the same model."""
+    return zlib.crc32(f"{account_id}:{entity_id}".encode()) * 2654435761 % (2**63)
+
+
+def _iso(day) -> str:
+    return pd.Timestamp(day).date().isoformat()
