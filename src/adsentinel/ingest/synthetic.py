@@ -623,7 +623,7 @@ def _latent_quantities(rng: np.random.Generator, hierarchy: _Hierarchy, profile:
     cvr = (rng.lognormal(np.log(0.08), 0.4, n_campaigns)[hierarchy.ad_campaign][:, None]
            * rng.lognormal(0.0, 0.25, n_ads)[:, None]
            * (profile.weekly_cvr[dow] * holiday_cvr)[None, :]
-           * (1.0 - 0.5 * learning)
+           * (1.0 - 0.6 * learning)
            * rng.lognormal(0.0, _SIGMA_CVR, (n_ads, n_days)))
 
     f0 = rng.uniform(1.2, 1.8, n_ads)
@@ -670,14 +670,20 @@ def _expected_counts(latent: _Latent) -> dict[str, np.ndarray]:
             "leads": clicks * latent.cvr, "reach": impressions / latent.frequency}
 
 
-def _detectable_metrics(kind: str, factor: float, baseline: dict[str, float], z_min: float
-                        ) -> list[str]:
-    """``metric:direction`` for each move of ``kind`` that is detectable on this entity."""
+def _detectable_metrics(kind: str, factor: float, daily: dict[str, float], first_days: int,
+                        z_min: float) -> list[str]:
+    """``metric:direction`` for each move of ``kind`` that is detectable on this entity.
+
+    ``daily`` holds the entity's expected daily counts before the incident. Counts are pooled
+    over the incident's first ``first_days`` days (at most two: the evaluation asks for
+    detection no later than the day after the start).
+    """
     spec = _KINDS[kind]
-    if kind == "tracking_broken":
-        if baseline["leads"] < MIN_TRACKING_LEADS:
+    if kind == "tracking_broken":  # a single day without leads must already be unusual
+        if daily["leads"] < MIN_TRACKING_LEADS:
             return []
         return [f"{metric}:{direction}" for metric, direction, _ in spec.moves]
+    baseline = {name: value * first_days for name, value in daily.items()}
     detectable = []
     for metric, direction, exponent in spec.moves:
         driver, sigma = _METRIC_NOISE[metric]
@@ -689,7 +695,7 @@ def _detectable_metrics(kind: str, factor: float, baseline: dict[str, float], z_
             if expected <= 0:
                 continue
             variance += 1.0 / expected
-        elif baseline["spend"] < 2.0:
+        elif daily["spend"] < 1.0:
             continue
         if abs(np.log(effect)) >= z_min * np.sqrt(variance):
             detectable.append(f"{metric}:{direction}")
@@ -786,15 +792,13 @@ def _place_incidents(rng: np.random.Generator, cfg: GeneratorConfig, hierarchy: 
             # the entity's ads that deliver through the window (the others are absent from it)
             ads = members[level][entity]
             ads = ads[latent.stable[ads, start - BASELINE_DAYS:end + 1].all(axis=1)]
-            # Expected counts over the first (up to) two incident days at the baseline's level:
-            # the evaluation asks for detection no later than the day after the start.
             base = slice(start - BASELINE_DAYS, start)
-            first_days = min(2, end - start + 1)
-            baseline = {name: float(values[ads, base].sum(axis=0).mean()) * first_days
-                        for name, values in expected.items()}
+            daily = {name: float(values[ads, base].sum(axis=0).mean())
+                     for name, values in expected.items()}
             low, high = spec.magnitude
             factor = float(round(rng.uniform(low, high), 3))
-            metrics = _detectable_metrics(kind, factor, baseline, cfg.min_detectability_z)
+            metrics = _detectable_metrics(kind, factor, daily, min(2, end - start + 1),
+                                          cfg.min_detectability_z)
             if not metrics:
                 continue
             _apply_incident(latent, kind, ads, start, end, factor)
