@@ -2,6 +2,7 @@
 
 from adsentinel.cli import data_commands, system_commands  # noqa: F401  (registers commands)
 from adsentinel.cli import generate_command  # noqa: F401  (registers `generate`)
+from adsentinel.cli import model_commands  # noqa: F401  (registers `train`)
 from adsentinel.cli.app import app, main
 
 __all__ = ["app", "main"]
