@@ -289,3 +289,14 @@ def test_account_metadata_round_trip(store):
     store.write_account_metadata(1, data)
     assert store.read_account_metadata(1) == data
     assert store.read_account_metadata(2) is None
+
+
+def test_loader_for_the_detection_service(store):
+    model = _fit()
+    store.save(model, _metadata(model, entity_id="77", entity_type="campaign"))
+    load = store.loader(1)
+    found, quantiles = load("campaign", "77")
+    X = _history(4)
+    np.testing.assert_array_equal(found.score_samples(X), model.score_samples(X))
+    assert quantiles.shape == (101,) and np.all(np.diff(quantiles) >= 0)
+    assert load("ad", "77") is None

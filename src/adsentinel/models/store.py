@@ -43,7 +43,7 @@ import os
 import re
 import secrets
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -417,6 +417,18 @@ class ModelStore:
             )
             return None
         return loaded
+
+    def loader(self, account_id: int) -> Callable[[str, str], tuple[IsolationForest, np.ndarray] | None]:
+        """A ``model_loader`` for the detection service: ``(entity_type, entity_id)`` ->
+        ``(model, sorted training-score quantiles)``, or None (statistical detection only)."""
+
+        def load(entity_type: str, entity_id: str):
+            loaded = self.load(account_id, entity_type, entity_id)
+            if loaded is None:
+                return None
+            return loaded.model, np.asarray(loaded.metadata.score_quantiles, dtype=float)
+
+        return load
 
     def read(self, path: Path) -> LoadedModel:
         """Read and verify the model file at ``path``.
