@@ -102,20 +102,19 @@ def import_insights_csv(
     problems = _ProblemLog()
     with engine.begin() as conn:
         dialect = _Dialect(conn)
-        _create_staging(conn, dialect)
-        try:
-            _stream_into_staging(conn, dialect, path, account_name, problems, summary, on_bytes)
-            account_ids = _resolve_accounts(conn, dialect, path, account_name, now, summary)
-            _check_across_lines(conn, dialect, str(path), problems, skip_invalid)
-            if problems.total and not skip_invalid:
-                raise _as_error(problems)  # rolls the whole transaction back
-            _count_days(conn, dialect, summary)
-            _upsert_entities(conn, dialect, summary)
-            _upsert_ad_days(conn, dialect, now)
-            _aggregate_parents(conn, dialect, now)
-            _fill_summary(conn, summary, problems, account_ids)
-        finally:
-            _drop_staging(conn, dialect)
+        _create_staging(conn, dialect)  # dropped again at the end, or by the rollback
+        _stream_into_staging(conn, dialect, path, account_name, problems, summary, on_bytes)
+        account_ids = _resolve_accounts(conn, dialect, path, account_name, now, summary)
+        dialect.analyze(conn, "import_staging", "import_accounts")
+        _check_across_lines(conn, dialect, str(path), problems, skip_invalid)
+        if problems.total and not skip_invalid:
+            raise _as_error(problems)  # rolls the whole transaction back
+        _count_days(conn, dialect, summary)
+        _upsert_entities(conn, dialect, summary)
+        _upsert_ad_days(conn, dialect, now)
+        _aggregate_parents(conn, dialect, now)
+        _fill_summary(conn, summary, problems, account_ids)
+        _drop_staging(conn, dialect)
     log.info("imported %s: %d rows, %d new days, %d restated, %d unchanged", path,
              summary.rows_imported, summary.days_new, summary.days_restated,
              summary.days_unchanged)
@@ -147,6 +146,12 @@ class _Dialect:
         # (drive from the few affected days, then use the indexes of entities/daily_insights).
         self.cross = "CROSS" if sqlite else ""
 
+    def analyze(self, conn: Connection, *tables: str) -> None:
+        """Give PostgreSQL's planner statistics on freshly filled tables (autovacuum never
+        analyses temporary tables, and without statistics it picks nested seq-scan loops)."""
+        if self.name == "postgresql":
+            conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+
 
 def _create_staging(conn: Connection, d: _Dialect) -> None:
     _drop_staging(conn, d)
@@ -172,21 +177,35 @@ def _drop_staging(conn: Connection, d: _Dialect) -> None:
 
 
 def _stream_into_staging(conn, d, path, account_name, problems, summary, on_bytes) -> None:
-    insert = (f"INSERT INTO import_staging ({', '.join(_STAGING_COLUMNS)}) VALUES "
-              f"({', '.join([d.placeholder] * len(_STAGING_COLUMNS))})")
-    batch: list[tuple] = []
-    for item in iter_insight_rows(path, on_bytes=on_bytes):
-        summary.rows_read += 1
-        if isinstance(item, list):
-            problems.add(item)
-            summary.invalid_rows += 1
-            continue
-        batch.append(_staging_tuple(item, account_name))
-        if len(batch) >= BATCH_ROWS:
+    """Parse ``path`` line by line into ``import_staging`` (COPY on PostgreSQL, batched
+    executemany on SQLite); bad lines go to ``problems``."""
+
+    def valid_rows() -> Iterable[tuple]:
+        for item in iter_insight_rows(path, on_bytes=on_bytes):
+            summary.rows_read += 1
+            if isinstance(item, list):
+                problems.add(item)
+                summary.invalid_rows += 1
+            else:
+                yield _staging_tuple(item, account_name)
+
+    columns = ", ".join(_STAGING_COLUMNS)
+    if d.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY import_staging ({columns}) FROM STDIN") as copy:
+            for row in valid_rows():
+                copy.write_row(row)
+    else:
+        insert = (f"INSERT INTO import_staging ({columns}) VALUES "
+                  f"({', '.join([d.placeholder] * len(_STAGING_COLUMNS))})")
+        batch: list[tuple] = []
+        for row in valid_rows():
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                conn.exec_driver_sql(insert, batch)
+                batch.clear()
+        if batch:
             conn.exec_driver_sql(insert, batch)
-            batch.clear()
-    if batch:
-        conn.exec_driver_sql(insert, batch)
     if summary.rows_read == 0:
         problems.add([InputProblem(str(path), None, None, "the file has a header but no rows")])
     conn.exec_driver_sql(
@@ -360,6 +379,7 @@ def _upsert_entities(conn, d, summary: ImportSummary) -> None:
         WHERE {d.true} = {d.true} GROUP BY a.account_id, s.campaign_pid {on_conflict}""")
     for level, parent_level, own, parent in (("adset", "campaign", "adset", "campaign"),
                                              ("ad", "adset", "ad", "adset")):
+        d.analyze(conn, "entities")
         conn.exec_driver_sql(f"""
             INSERT INTO entities (account_id, level, platform_id, parent_id, name, status,
                                   first_day, last_day)
@@ -397,6 +417,7 @@ def _upsert_ad_days(conn, d, now: datetime) -> None:
         JOIN entities e ON e.account_id = a.account_id AND e.level = 'ad'
                        AND e.platform_id = s.ad_pid
         WHERE {d.true} = {d.true} GROUP BY e.id, s.day"""
+    d.analyze(conn, "entities")
     conn.execute(text(_upsert_insights_sql(d, select_sql)), {"now": now})
     conn.exec_driver_sql("""
         INSERT INTO import_affected (level, entity_id, day)
@@ -413,6 +434,7 @@ def _upsert_ad_days(conn, d, now: datetime) -> None:
 
 def _aggregate_parents(conn, d, now: datetime) -> None:
     """Re-sum ad set days from all their ads, then campaign days from their ad sets."""
+    d.analyze(conn, "import_affected", "daily_insights")
     sums = ", ".join(f"SUM(c.{m})" for m in _METRICS)
     for level in ("adset", "campaign"):
         select_sql = f"""
