@@ -1,0 +1,313 @@
+"""Per-entity Isolation Forest: this engine and store against the plan's sklearn + joblib, side by side.
+
+    python benchmarks/bench_forest.py [--entities N] [--sklearn-sample S]
+    python benchmarks/bench_forest.py --postgres --entities 100000   # end to end from PostgreSQL
+
+The first form generates N entities x 90 days (8 features: the real feature transform of synthetic
+daily counts), then for this engine (all N) and for sklearn+joblib (a sample of S, same data, same
+run) prints fit ms/entity, score ms/entity (the latest day), KiB/model on disk and load ms/model.
+``--postgres`` also builds a throw-away PostgreSQL database with N entities x 90 days, times
+``train_account_models`` end to end (read, fit, write; peak RSS of the training process), then
+loading and scoring the latest day of every entity, and drops the database.
+
+The last line is ``BENCH train_speedup=<x> score_speedup=<x> model_kib=<x> entities=<N>``:
+speedups are per entity on one core (sklearn ms / ours ms), ``model_kib`` the mean file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_features
+from adsentinel.detect.forest import IsolationForest
+from adsentinel.models.cache import ModelCache
+from adsentinel.models.store import ModelMetadata, ModelStore, load_signing_key
+
+DAYS = 90
+
+
+def daily_counts(rng: np.random.Generator, n_entities: int, days: int = DAYS) -> pd.DataFrame:
+    """Synthetic daily delivery of ``n_entities`` entities, a few anomalous days each."""
+    size = n_entities * days
+    scale = np.repeat(rng.lognormal(3.0, 1.0, n_entities), days)
+    spend = scale * rng.lognormal(0.0, 0.2, size)
+    impressions = np.floor(spend * rng.uniform(40, 80, size)).astype(np.int64)
+    clicks = rng.binomial(impressions, 0.015)
+    leads = rng.binomial(clicks, 0.1)
+    reach = np.floor(impressions / rng.uniform(1.1, 1.6, size)).astype(np.int64)
+    broken = rng.random(size) < 0.02  # tracking breaks: spend without leads
+    leads[broken] = 0
+    return pd.DataFrame({"entity": np.repeat(np.arange(n_entities), days), "spend": spend,
+                         "impressions": impressions, "clicks": clicks, "leads": leads,
+                         "reach": reach})
+
+
+def entity_matrices(n_entities: int, seed: int = 0) -> list[np.ndarray]:
+    frame = daily_counts(np.random.default_rng(seed), n_entities)
+    X = isolation_forest_features(frame)
+    return list(X.reshape(n_entities, DAYS, len(FOREST_FEATURES)))
+
+
+def _metadata(i: int, model: IsolationForest) -> ModelMetadata:
+    return ModelMetadata(
+        account_id=1, entity_type="ad", entity_id=str(i), feature_names=FOREST_FEATURES,
+        n_samples=DAYS, training_first_day="2026-01-01", training_last_day="2026-03-31",
+        score_quantiles=tuple(np.quantile(model.training_scores_, np.linspace(0, 1, 101))),
+    )
+
+
+def bench_ours(matrices: list[np.ndarray], folder: Path) -> dict[str, float]:
+    IsolationForest(random_state=0).fit(matrices[0])  # compile / load the numba cache
+    n = len(matrices)
+    t0 = time.perf_counter()
+    models = [IsolationForest(random_state=i).fit(X) for i, X in enumerate(matrices)]
+    fit_ms = (time.perf_counter() - t0) * 1e3 / n
+    store = ModelStore(folder, load_signing_key(folder), cache=None)
+    t0 = time.perf_counter()
+    store.save_many([(m, _metadata(i, m)) for i, m in enumerate(models)])
+    save_ms = (time.perf_counter() - t0) * 1e3 / n
+    paths = [store.model_path(1, "ad", str(i)) for i in range(n)]
+    kib = float(np.mean([p.stat().st_size for p in paths])) / 1024
+    t0 = time.perf_counter()
+    loaded = [store.load(1, "ad", str(i)).model for i in range(n)]
+    load_ms = (time.perf_counter() - t0) * 1e3 / n
+    t0 = time.perf_counter()
+    for model, X in zip(loaded, matrices):
+        model.score_samples(X[-1:])
+    score_ms = (time.perf_counter() - t0) * 1e3 / n
+    cached = ModelStore(folder, load_signing_key(folder), cache=ModelCache())
+    for i in range(n):
+        cached.load(1, "ad", str(i))
+    t0 = time.perf_counter()
+    for i in range(n):
+        cached.load(1, "ad", str(i)).model.score_samples(matrices[i][-1:])
+    cached_ms = (time.perf_counter() - t0) * 1e3 / n
+    return {"fit_ms": fit_ms, "save_ms": save_ms, "score_ms": score_ms, "kib": kib,
+            "load_ms": load_ms, "cached_load_score_ms": cached_ms}
+
+
+def bench_ours_threads(matrices: list[np.ndarray], workers: int) -> float:
+    """Fit throughput with ``workers`` threads (the engine releases the GIL): ms per entity."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = np.array_split(np.arange(len(matrices)), workers)
+
+    def fit_part(idx):
+        for i in idx:
+            IsolationForest(random_state=int(i)).fit(matrices[i])
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fit_part, parts))
+    return (time.perf_counter() - t0) * 1e3 / len(matrices)
+
+
+def bench_sklearn(matrices: list[np.ndarray], folder: Path) -> dict[str, float]:
+    import joblib
+    from sklearn.ensemble import IsolationForest as SklearnIsolationForest
+
+    n = len(matrices)
+    t0 = time.perf_counter()
+    models = [SklearnIsolationForest(contamination=0.1, random_state=i).fit(X)
+              for i, X in enumerate(matrices)]
+    fit_ms = (time.perf_counter() - t0) * 1e3 / n
+    paths = []
+    for i, model in enumerate(models):
+        path = folder / f"ad_{i}.joblib"
+        joblib.dump({"model": model, "features": list(FOREST_FEATURES)}, path)
+        paths.append(path)
+    kib = float(np.mean([p.stat().st_size for p in paths])) / 1024
+    t0 = time.perf_counter()
+    loaded = [joblib.load(p)["model"] for p in paths]
+    load_ms = (time.perf_counter() - t0) * 1e3 / n
+    t0 = time.perf_counter()
+    for model, X in zip(loaded, matrices):
+        model.score_samples(X[-1:])
+    score_ms = (time.perf_counter() - t0) * 1e3 / n
+    return {"fit_ms": fit_ms, "score_ms": score_ms, "kib": kib, "load_ms": load_ms}
+
+
+def _row(name: str, r: dict[str, float]) -> str:
+    return (f"{name:<22} fit {r['fit_ms']:8.3f} ms/entity   score {r['score_ms']:7.3f} ms/entity   "
+            f"{r['kib']:7.1f} KiB/model   load {r['load_ms']:7.3f} ms/model")
+
+
+def run_postgres(n_entities: int, seed: int) -> None:
+    """End to end on PostgreSQL: build, train (separate process for peak RSS), load + score."""
+    import subprocess
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(os.environ.get("ADSENTINEL_TEST_POSTGRES_URL",
+                                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    name = f"adsentinel_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-pg-") as folder:
+            env = {**os.environ, "ADSENTINEL_DATABASE_URL": url,
+                   "ADSENTINEL_DATA_DIR": folder, "ADSENTINEL_LOG_LEVEL": "WARNING"}
+            t0 = time.perf_counter()
+            _populate(url, folder, n_entities, seed)
+            print(f"postgres: {n_entities:,} entities x {DAYS} days inserted in "
+                  f"{time.perf_counter() - t0:.1f} s")
+            out = subprocess.run([sys.executable, __file__, "--_train-child"], env=env,
+                                 capture_output=True, text=True, check=True)
+            print(out.stdout.strip())
+            out = subprocess.run([sys.executable, __file__, "--_score-child"], env=env,
+                                 capture_output=True, text=True, check=True)
+            print(out.stdout.strip())
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _populate(url: str, folder: str, n_entities: int, seed: int) -> None:
+    """One account; 1 campaign per 100 entities, 1 ad set per 10, the rest ads; COPY the days."""
+    import io
+
+    from adsentinel.config import load_settings
+    from adsentinel.db.engine import open_database
+
+    engine = open_database(load_settings(database_url=url, data_dir=folder))
+    levels = np.where(np.arange(n_entities) % 100 == 0, "campaign",
+                      np.where(np.arange(n_entities) % 10 == 0, "adset", "ad"))
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("INSERT INTO ad_accounts (id, name, currency, timezone, is_active, created_at) "
+                    "VALUES (1, 'bench', 'USD', 'UTC', true, now())")
+        with cur.copy("COPY entities (id, account_id, level, platform_id, status) FROM STDIN") as cp:
+            for i in range(n_entities):
+                cp.write_row((i + 1, 1, levels[i], f"p{i}", "ACTIVE"))
+        days = pd.date_range(end="2026-06-30", periods=DAYS).date
+        rng = np.random.default_rng(seed)
+        for start in range(0, n_entities, 10_000):
+            count = min(10_000, n_entities - start)
+            frame = daily_counts(rng, count)
+            frame["entity_id"] = frame["entity"] + start + 1
+            frame["day"] = np.tile(days, count)
+            frame["is_complete"] = "t"
+            frame["updated_at"] = "2026-07-01 00:00:00+00"
+            buffer = io.StringIO()
+            frame[["entity_id", "day", "spend", "impressions", "clicks", "leads", "reach",
+                   "is_complete", "updated_at"]].to_csv(buffer, index=False, header=False)
+            with cur.copy("COPY daily_insights (entity_id, day, spend, impressions, clicks, "
+                          "leads, reach, is_complete, updated_at) FROM STDIN WITH (FORMAT csv)") as cp:
+                cp.write(buffer.getvalue())
+        cur.execute("SELECT setval(pg_get_serial_sequence('entities', 'id'), %s)", (n_entities,))
+        cur.execute("ANALYZE")
+        raw.commit()
+    finally:
+        raw.close()
+        engine.dispose()
+
+
+def _train_child() -> None:
+    from adsentinel.config import load_settings
+    from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.service.training import train_account_models
+
+    settings = load_settings()
+    factory = make_session_factory(open_database(settings))
+    IsolationForest(random_state=0).fit(np.random.default_rng(0).normal(size=(90, 8)))  # JIT cache
+    t0 = time.perf_counter()
+    result = train_account_models(session_factory=factory, settings=settings, account_id=1)
+    seconds = time.perf_counter() - t0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    trained = sum(result[level]["trained"] for level in ("campaign", "adset", "ad"))
+    print(f"postgres train end to end: {trained:,} models in {seconds:.1f} s "
+          f"({seconds * 1e3 / max(trained, 1):.3f} ms/entity), peak RSS {peak_mib:.0f} MiB")
+
+
+def _score_child() -> None:
+    from sqlalchemy import text
+
+    from adsentinel.config import load_settings
+    from adsentinel.db.engine import open_database
+
+    settings = load_settings()
+    engine = open_database(settings)
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT e.id, e.level, d.spend, d.impressions, d.clicks, d.leads, d.reach "
+            "FROM daily_insights d JOIN entities e ON e.id = d.entity_id "
+            "WHERE d.day = (SELECT max(day) FROM daily_insights) ORDER BY e.id")).all()
+    frame = pd.DataFrame(rows, columns=["id", "level", "spend", "impressions", "clicks",
+                                        "leads", "reach"])
+    X = isolation_forest_features(frame)
+    read_s = time.perf_counter() - t0
+    store = ModelStore.from_settings(settings, cache=None)
+    IsolationForest(random_state=0).fit(X[:20]).score_samples(X[:1])  # JIT cache
+    t0 = time.perf_counter()
+    scored = 0
+    for i, (entity_id, level) in enumerate(zip(frame["id"], frame["level"])):
+        loaded = store.load(1, level, str(entity_id))
+        if loaded is not None:
+            loaded.model.score_samples(X[i:i + 1])
+            scored += 1
+    seconds = time.perf_counter() - t0
+    print(f"postgres latest day: read {len(frame):,} rows in {read_s:.1f} s; load + score "
+          f"{scored:,} entities in {seconds:.1f} s ({seconds * 1e3 / max(scored, 1):.3f} ms/entity, "
+          "one process)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=2000, help="entities to generate")
+    parser.add_argument("--sklearn-sample", type=int, default=20,
+                        help="entities fitted with sklearn+joblib (it is slow)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--postgres", action="store_true",
+                        help="also time training and scoring end to end on PostgreSQL")
+    parser.add_argument("--_train-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_score-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._train_child:
+        return _train_child()
+    if args._score_child:
+        return _score_child()
+
+    in_memory = min(args.entities, 20_000)
+    matrices = entity_matrices(in_memory, args.seed)
+    sample = matrices[: args.sklearn_sample]
+    with tempfile.TemporaryDirectory(prefix="bench-forest-") as folder:
+        ours = bench_ours(matrices, Path(folder) / "ours")
+        (Path(folder) / "sk").mkdir()
+        reference = bench_sklearn(sample, Path(folder) / "sk")
+    workers = os.cpu_count() or 1
+    threaded = bench_ours_threads(matrices, workers)
+    print(f"{in_memory:,} entities x {DAYS} days x {len(FOREST_FEATURES)} features, 100 trees "
+          f"(sklearn+joblib on the first {len(sample)})")
+    print(_row("sklearn + joblib", reference))
+    print(_row("adsentinel forest", ours))
+    print(f"adsentinel forest      fit {threaded:8.3f} ms/entity with {workers} threads; "
+          f"save {ours['save_ms']:.3f} ms/model; cached load+score "
+          f"{ours['cached_load_score_ms']:.3f} ms/entity")
+    load_score = (reference["load_ms"] + reference["score_ms"]) / (ours["load_ms"] + ours["score_ms"])
+    print(f"load+score speedup {load_score:.1f}x")
+    if args.postgres:
+        run_postgres(args.entities, args.seed)
+    train_speedup = reference["fit_ms"] / ours["fit_ms"]
+    score_speedup = reference["score_ms"] / ours["score_ms"]
+    print(f"BENCH train_speedup={train_speedup:.1f} score_speedup={score_speedup:.1f} "
+          f"model_kib={ours['kib']:.1f} entities={args.entities}")
+
+
+if __name__ == "__main__":
+    main()
