@@ -2,7 +2,7 @@
 ``_train_isolation_forest_for_config`` done at scale.
 
 * The history of every entity of the account is read with one query per chunk of a few thousand
-  entities (not one query per entity): complete days only, inside the last
+  entities (not one query per entity; through ``COPY`` on PostgreSQL): complete days only, inside the last
   ``isolation_forest_history_days`` days up to the account's latest complete day.
 * An entity with fewer than ``isolation_forest_min_samples`` such days is skipped with reason
   ``insufficient_data`` (and a model it had before is removed, so detection does not use a stale
@@ -18,6 +18,7 @@ Models are keyed by ``str(Entity.id)``, the key the detection service asks the s
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -219,15 +220,37 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
         )
         .order_by(DailyInsight.entity_id, DailyInsight.day)
     )
+    columns = ["entity_id", "day", *_COUNT_COLUMNS]
     with session_factory() as session:
-        rows = session.execute(query).all()
-    if not rows:
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            frame = _copy_out(connection, query, columns)
+        else:
+            frame = pd.DataFrame(session.execute(query).all(), columns=columns)
+    if frame.empty:
         return _History(np.empty(0, np.int64), np.empty(0, dtype=object),
                         np.empty((0, len(FOREST_FEATURES))))
-    frame = pd.DataFrame(rows, columns=["entity_id", "day", *_COUNT_COLUMNS])
     counts = frame[list(_COUNT_COLUMNS)].astype(float).fillna(0.0)
     return _History(frame["entity_id"].to_numpy(np.int64), frame["day"].to_numpy(),
                     isolation_forest_features(counts))
+
+
+def _copy_out(connection, query, columns: list[str]) -> pd.DataFrame:
+    """Run ``query`` through PostgreSQL's COPY: about ten times faster than fetching rows.
+
+    The query's parameters are integers and dates made here (never user text), so rendering
+    them inline is safe.
+    """
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    buffer = io.BytesIO()
+    with connection.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+            for block in copy:
+                buffer.write(block)
+    buffer.seek(0)
+    if not buffer.getbuffer().nbytes:
+        return pd.DataFrame(columns=columns)
+    return pd.read_csv(buffer, names=columns, header=None)
 
 
 def _train_slice(entity_ids, history: _History, levels, account_id: int, settings: Settings,
