@@ -72,12 +72,18 @@ def db_settings(request, tmp_path) -> Iterator[Settings]:
     if request.param == "sqlite":
         yield load_settings(data_dir=tmp_path / "data")
         return
-    base = request.getfixturevalue("postgres_database")
-    schema_db = _fresh_postgres_copy(base)
+    url = request.getfixturevalue("fresh_postgres_url")
+    yield load_settings(data_dir=tmp_path / "data", database_url=url)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_database) -> Iterator[str]:
+    """URL of an empty PostgreSQL database of its own, dropped after the test."""
+    url = _fresh_postgres_copy(postgres_database)
     try:
-        yield load_settings(data_dir=tmp_path / "data", database_url=schema_db)
+        yield url
     finally:
-        _drop_postgres(schema_db)
+        _drop_postgres(url)
 
 
 def _fresh_postgres_copy(base_url: str) -> str:

@@ -1,6 +1,6 @@
 """Command-line interface. Each module registers the commands of one area on :data:`app`."""
 
-from adsentinel.cli import data_commands, system_commands  # noqa: F401  (registers commands)
+from adsentinel.cli import data_commands, demo_command, system_commands  # noqa: F401  (registers commands)
 from adsentinel.cli import generate_command  # noqa: F401  (registers `generate`)
 from adsentinel.cli import model_commands  # noqa: F401  (registers `train`)
 from adsentinel.cli.app import app, main
