@@ -237,6 +237,15 @@ def test_new_ads_have_a_learning_phase_with_worse_cpl(evaluation):
     assert early.spend / early.leads > 1.3 * late.spend / late.leads
 
 
+def test_black_friday_raises_cpm_in_every_account(evaluation):
+    insights = evaluation.insights.assign(date=pd.to_datetime(evaluation.insights["date"]))
+    daily = insights.groupby(["account_id", "date"])[["spend", "impressions"]].sum()
+    cpm = (daily["spend"] * 1000 / daily["impressions"]).unstack("account_id")
+    black_friday = pd.Timestamp("2025-11-28")
+    weeks_before = cpm.loc[black_friday - pd.Timedelta(days=21):black_friday - pd.Timedelta(days=5)]
+    assert (cpm.loc[black_friday] > 1.2 * weeks_before.median()).all()
+
+
 def test_ads_start_stop_and_pause_within_the_period(evaluation):
     kinds = evaluation.events["kind"].value_counts()
     assert kinds["ad_start"] > 50 and kinds["ad_stop"] > 10 and kinds["ad_pause"] > 5
@@ -354,6 +363,8 @@ def test_parameters_are_validated_with_clear_messages():
         GeneratorConfig(days=5)
     with pytest.raises(ConfigError, match="ads_per_account"):
         GeneratorConfig(ads_per_account=0)
+    with pytest.raises(ConfigError, match="ads_per_account x days"):
+        GeneratorConfig(ads_per_account=20_000, days=365)
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         preset_config("huge")
 

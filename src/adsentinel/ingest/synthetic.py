@@ -102,6 +102,7 @@ LEARNING_DAYS = 7
 BASELINE_DAYS = 7
 MAX_INCIDENT_DAYS = 14
 MIN_TRACKING_LEADS = 4.0
+MAX_CELLS_PER_ACCOUNT = 5_000_000
 
 # Day-to-day log-normal noise of each latent quantity (per ad and day).
 _SIGMA_SPEND = 0.12
@@ -227,6 +228,10 @@ class GeneratorConfig:
                  "positive")
         _require(self.min_history_days >= BASELINE_DAYS, "min_history_days",
                  self.min_history_days, f">= {BASELINE_DAYS}")
+        # an account is held as ~15 float arrays of shape (ads, days) while it is generated
+        _require(self.ads_per_account * self.days <= MAX_CELLS_PER_ACCOUNT,
+                 "ads_per_account x days", self.ads_per_account * self.days,
+                 f"<= {MAX_CELLS_PER_ACCOUNT:,} (use more accounts for bigger files)")
 
     @property
     def start_date(self) -> dt.date:
