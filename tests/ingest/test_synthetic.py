@@ -35,6 +35,7 @@ def evaluation():
 
 @pytest.fixture(scope="module")
 def demo():
+    """The demo preset on a seed of its own."""
     return generate_dataset(preset_config("demo", seed=11))
 
 
@@ -186,7 +187,8 @@ def test_spenders_range_from_tiny_to_large_and_frequency_is_realistic(evaluation
 
 
 def test_weekly_seasonality_differs_per_account(evaluation):
-    insights = evaluation.insights.assign(dow=pd.to_datetime(evaluation.insights["date"]).dt.day_of_week)
+    dates = pd.to_datetime(evaluation.insights["date"])
+    insights = evaluation.insights.assign(dow=dates.dt.day_of_week)
     by_day = insights.groupby(["account_id", "dow"])["leads"].sum().unstack()
     profiles = by_day.div(by_day.mean(axis=1), axis=0)
     values = profiles.to_numpy()

@@ -24,7 +24,8 @@ from adsentinel.ingest.synthetic import (
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the CSV files into.")],
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 42,
+    seed: Annotated[int, typer.Option(
+        help="Random seed; the same seed gives the same files.")] = 42,
     preset: Annotated[str, typer.Option(
         help=f"Size and incident rate: {', '.join(PRESETS)}.")] = "demo",
     accounts: Annotated[int | None, typer.Option(help="Number of ad accounts.")] = None,

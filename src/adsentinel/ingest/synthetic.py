@@ -47,18 +47,32 @@ kind                        injection                                 magnitude
 ==========================  ========================================  =====================
 
 Incidents last 1 to 14 days (a spend spike at most 4: a typo gets noticed); about one in ten
-persists until the last day (never a spend spike, which would then be a budget change). Labels are honest: an incident is only placed where
+persists until the last day (never a spend spike, which would then be a budget change). Labels
+are honest: an incident is only placed where
 
 * its entity is stable from 7 days before its start to its end (no ad starting, stopping, pausing
   or learning, no budget change, no other incident within 7 days), so that the move is the
   incident's and the 7 days before it are a clean baseline; and
-* its effect is detectable in principle: for each metric listed in the label, the expected daily
-  effect ``|log factor|`` is at least ``min_detectability_z`` times the metric's daily noise on that
-  entity (Poisson noise of the counts that drive it plus the day-to-day noise of the rate); a
-  ``tracking_broken`` needs at least 4 expected leads a day. The primary metric of the kind must
-  pass; secondary metrics (e.g. ``cpl:up`` of a CTR collapse) are listed only when they pass too.
+* its effect is detectable in principle by the day after it starts: for each metric listed in
+  the label, ``|log factor|`` is at least ``min_detectability_z`` (4) times the metric's noise
+  over the incident's first two days (Poisson noise of the counts that drive it, pooled over
+  those days, plus the day-to-day noise of the rate); a ``tracking_broken`` needs at least
+  4 expected leads a day. The primary metric of the kind must pass; secondary metrics (e.g.
+  ``cpl:up`` of a CTR collapse) are listed only when they pass too.
 
-The label's ``metrics`` are the harmful moves expected, ``metric:direction`` joined by ``;``.
+Output (:func:`write_dataset`)
+------------------------------
+``insights.csv``
+    :data:`INSIGHT_COLUMNS`, one row per ad and day, sorted by date; the canonical import
+    format. Spend has two decimals, counts are integers.
+``labels.csv``
+    :data:`LABEL_COLUMNS`, one row per incident. ``entity_type`` is ``campaign`` (then
+    ``campaign_wide`` is ``true``), ``adset`` or ``ad``; ``metrics`` lists the harmful moves
+    expected, ``metric:direction`` joined by ``;`` (``leads:down;cpl:up``); ``magnitude`` is the
+    injected factor; ``end_date`` is inclusive; ``n_ads`` counts the ads hit.
+``events.csv``
+    :data:`EVENT_COLUMNS`: what moves the data but is *not* an incident (budget changes with
+    their factor, ad starts, stops and pauses, holidays), for analysing false alarms.
 """
 
 from __future__ import annotations
