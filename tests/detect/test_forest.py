@@ -173,3 +173,11 @@ def test_constant_data_gives_single_leaf_trees():
     assert set(model.get_state().kinds.tolist()) == {255}
     scores = model.score_samples(np.array([[1.0, 1.0], [5.0, 5.0]]))
     assert scores[0] == scores[1]
+
+
+def test_sorted_quantiles_match_numpy():
+    from adsentinel.detect.forest import sorted_quantiles
+
+    values = np.random.default_rng(0).normal(size=97)
+    q = np.linspace(0, 1, 101)
+    np.testing.assert_allclose(sorted_quantiles(np.sort(values), q), np.quantile(values, q))

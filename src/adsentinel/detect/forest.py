@@ -35,7 +35,9 @@ import numba
 import numpy as np
 from numba import njit
 
-__all__ = ["ENGINE_NAME", "ENGINE_VERSION", "LEAF", "ForestState", "IsolationForest"]
+__all__ = [
+    "ENGINE_NAME", "ENGINE_VERSION", "LEAF", "ForestState", "IsolationForest", "sorted_quantiles",
+]
 
 ENGINE_NAME = "adsentinel-iforest"
 ENGINE_VERSION = "1"  # bump when the fitted trees for a given seed or the encoding change
@@ -73,6 +75,9 @@ def _average_path_length(n_samples_leaf) -> np.ndarray:
     big = n > 2
     out[big] = 2.0 * (np.log(n[big] - 1.0) + _EULER_GAMMA) - 2.0 * (n[big] - 1.0) / n[big]
     return out
+
+
+_LEAF_C = _average_path_length(np.arange(256))  # c(size) of every storable leaf size
 
 
 @njit(cache=True, nogil=True)
@@ -235,7 +240,7 @@ def _grow_forest(XT, seed, n_trees, max_samples, max_depth, bounds):
 
 
 @njit(cache=True, nogil=True)
-def _decode_forest(kinds, codes, sizes, bounds, n_trees, max_depth):
+def _decode_forest(kinds, codes, sizes, bounds, n_trees, max_depth, leaf_c):
     """Rebuild scoring arrays from the preorder streams.
 
     Returns ``(status, feature, threshold, right, value, roots)``: ``feature[i]`` is -1 at a leaf,
@@ -275,7 +280,7 @@ def _decode_forest(kinds, codes, sizes, bounds, n_trees, max_depth):
             if kind == LEAF:
                 if i_size >= sizes.shape[0]:
                     return 3, feature, threshold, right, value, roots
-                value[pos] = depth + _average_path_length_scalar(sizes[i_size])
+                value[pos] = depth + leaf_c[sizes[i_size]]
                 i_size += 1
                 pos += 1
                 if top < 0:
@@ -367,6 +372,15 @@ class ForestState:
     def nbytes(self) -> int:
         """Memory held by the arrays."""
         return int(self.bounds.nbytes + self.kinds.nbytes + self.codes.nbytes + self.sizes.nbytes)
+
+
+def sorted_quantiles(sorted_values: np.ndarray, probabilities) -> np.ndarray:
+    """``np.quantile(values, probabilities)`` (linear method) of already sorted values, fast."""
+    values = np.asarray(sorted_values, dtype=float)
+    position = np.asarray(probabilities, dtype=float) * (values.size - 1)
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, values.size - 1)
+    return values[below] + (values[above] - values[below]) * (position - below)
 
 
 def _max_depth(max_samples: int) -> int:
@@ -474,7 +488,8 @@ class IsolationForest:
         else:
             self.training_scores_ = self.score_samples(X)
         if contamination != "auto":
-            self.offset_ = float(np.percentile(self.training_scores_, 100.0 * contamination))
+            self.offset_ = float(sorted_quantiles(np.sort(self.training_scores_),
+                                                  [contamination])[0])
         return self
 
     def _resolve_max_samples(self, n: int) -> int:
@@ -509,7 +524,8 @@ class IsolationForest:
         """Scoring arrays, decoded from the streams on first use (fitting does not need them)."""
         if self._decoded is None:
             status, *arrays = _decode_forest(
-                *self._streams, self.bounds_, self.n_estimators_, _max_depth(self.max_samples_)
+                *self._streams, self.bounds_, self.n_estimators_, _max_depth(self.max_samples_),
+                _LEAF_C,
             )
             if status:
                 raise ValueError(f"malformed forest state: {_DECODE_PROBLEMS[status]}")

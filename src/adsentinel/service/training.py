@@ -39,7 +39,7 @@ from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, TrainingRun, TrainingStatus, utcnow
 from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_features
-from adsentinel.detect.forest import IsolationForest
+from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
 
@@ -81,7 +81,8 @@ def train_account_models(
     store : ModelStore, optional
         Where models go; by default the one ``settings`` describes.
     workers : int, optional
-        Fitting threads; default the number of CPUs.
+        Fitting threads; default twice the number of CPUs (writing files waits on the disk
+        without holding the GIL, so extra threads keep the cores busy meanwhile).
 
     Returns
     -------
@@ -109,7 +110,7 @@ def train_account_models(
     skip_reasons: Counter[str] = Counter()
     try:
         window = _train(session_factory, settings, account_id, store, counts, skip_reasons,
-                        progress, workers or os.cpu_count() or 1)
+                        progress, workers or 2 * (os.cpu_count() or 1))
     except BaseException as exc:
         _finish_run(session_factory, run_id, TrainingStatus.failed, counts, skip_reasons,
                     time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
@@ -282,7 +283,8 @@ def _train_slice(entity_ids, history: _History, levels, account_id: int, setting
                 n_samples=len(X),
                 training_first_day=_iso(days[0]),
                 training_last_day=_iso(days[-1]),
-                score_quantiles=tuple(np.quantile(model.training_scores_, SCORE_QUANTILES)),
+                score_quantiles=tuple(
+                    sorted_quantiles(np.sort(model.training_scores_), SCORE_QUANTILES).tolist()),
                 libraries=libraries,
             )
         except (ValueError, ModelStoreError) as exc:
