@@ -176,6 +176,14 @@ def test_evaluation_preset_matches_the_benchmark_scale(evaluation):
     assert labels["days"].min() == 1 and labels["days"].max() > 5
 
 
+def test_demo_has_incidents_still_on_at_the_last_day(demo):
+    last_day = demo.insights["date"].max()
+    recent = demo.labels[demo.labels["end_date"] == last_day]
+    assert len(recent) >= 2
+    assert (recent["start_date"] >= (dt.date.fromisoformat(last_day)
+                                     - dt.timedelta(days=1)).isoformat()).all()
+
+
 def test_spenders_range_from_tiny_to_large_and_frequency_is_realistic(evaluation):
     delivering = evaluation.insights[evaluation.insights["impressions"] > 0]
     spend_per_ad = delivering.groupby("ad_id")["spend"].mean()

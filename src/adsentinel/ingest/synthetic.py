@@ -215,6 +215,9 @@ class GeneratorConfig:
         deviations of that metric on that entity.
     min_history_days : int
         No incident starts before this many days of data.
+    recent_incidents_per_account : int
+        Incidents per account that start in the last two days and are still on at the end (so
+        that a demo ending yesterday has something to find today); part of the incident count.
     """
 
     seed: int = 0
@@ -225,6 +228,7 @@ class GeneratorConfig:
     incidents_per_100_ads: float = 15.0
     min_detectability_z: float = 4.0
     min_history_days: int = 14
+    recent_incidents_per_account: int = 0
 
     def __post_init__(self) -> None:
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed,
@@ -240,6 +244,8 @@ class GeneratorConfig:
                  self.incidents_per_100_ads, "in [0, 100]")
         _require(self.min_detectability_z > 0, "min_detectability_z", self.min_detectability_z,
                  "positive")
+        _require(self.recent_incidents_per_account >= 0, "recent_incidents_per_account",
+                 self.recent_incidents_per_account, ">= 0")
         _require(self.min_history_days >= BASELINE_DAYS, "min_history_days",
                  self.min_history_days, f">= {BASELINE_DAYS}")
         # an account is held as ~15 float arrays of shape (ads, days) while it is generated
@@ -260,7 +266,8 @@ def _require(ok: bool, name: str, value: object, expected: str) -> None:
 
 #: Named configurations. ``benchmark`` gives about a million rows for the import benchmark.
 PRESETS: dict[str, GeneratorConfig] = {
-    "demo": GeneratorConfig(accounts=2, ads_per_account=20, days=120, incidents_per_100_ads=15.0),
+    "demo": GeneratorConfig(accounts=2, ads_per_account=20, days=120, incidents_per_100_ads=20.0,
+                            recent_incidents_per_account=1),
     "evaluation": GeneratorConfig(accounts=3, ads_per_account=150, days=60,
                                   incidents_per_100_ads=16.0),
     "benchmark": GeneratorConfig(accounts=4, ads_per_account=840, days=365,
@@ -756,6 +763,22 @@ def _apply_incident(latent: _Latent, kind: str, ads: np.ndarray, start: int, end
         raise ValueError(f"unknown incident kind {kind!r}")
 
 
+def _draw_window(rng: np.random.Generator, spec: _KindSpec, n_days: int, min_history_days: int,
+                 recent: bool) -> tuple[int, int]:
+    """First and last day index of an incident; ``recent`` ones are still on at the last day.
+
+    A persisting incident starts in the last three weeks, a recent one in the last two days.
+    """
+    last = n_days - 1
+    if recent:
+        return int(rng.integers(n_days - 2, n_days)), last
+    duration = _draw_duration(rng, spec)
+    if duration is None:
+        return int(rng.integers(max(min_history_days, n_days - 21), n_days - 1)), last
+    start = int(rng.integers(min_history_days, n_days))
+    return start, min(start + duration - 1, last)
+
+
 def _draw_duration(rng: np.random.Generator, spec: _KindSpec) -> int | None:
     """Incident length in days; ``None`` means it persists until the last day."""
     u = rng.random()
@@ -785,46 +808,49 @@ def _place_incidents(rng: np.random.Generator, cfg: GeneratorConfig, hierarchy: 
         "adset": [np.flatnonzero(hierarchy.ad_adset == s) for s in range(len(hierarchy.adset_ids))],
         "ad": [np.array([a]) for a in range(n_ads)],
     }
-    labels: list[dict] = []
     expected = _expected_counts(latent)
-    for kind in kinds:
+
+    def place(kind: str, recent: bool, attempts: int = 1000) -> dict | None:
+        """Inject one incident of ``kind`` on a clean, detectable spot; its label or None."""
         spec = _KINDS[kind]
-        for _ in range(1000):
-            levels, weights = zip(*spec.levels)
+        levels, weights = zip(*spec.levels)
+        for _ in range(attempts):
             level = str(rng.choice(levels, p=np.array(weights) / sum(weights)))
             entity = int(rng.integers(0, len(members[level])))
-            duration = _draw_duration(rng, spec)
-            earliest = cfg.min_history_days
-            latest = n_days - 1 if duration is not None else n_days - 2
-            if duration is None:  # a persisting incident starts in the last three weeks
-                earliest = max(earliest, n_days - 21)
-            if earliest > latest:
+            start, end = _draw_window(rng, spec, n_days, cfg.min_history_days, recent)
+            if start < cfg.min_history_days or start in holiday_days:
                 continue
-            start = int(rng.integers(earliest, latest + 1))
-            end = n_days - 1 if duration is None else min(start + duration - 1, n_days - 1)
-            if start in holiday_days:
-                continue
-            scope = np.flatnonzero(np.isin(hierarchy.ad_adset,
-                                           hierarchy.ad_adset[members[level][entity]]))
-            if not _window_is_clean(latent, busy, scope, members[level][entity], start, end):
+            candidates = members[level][entity]
+            scope = np.flatnonzero(np.isin(hierarchy.ad_adset, hierarchy.ad_adset[candidates]))
+            if not _window_is_clean(latent, busy, scope, candidates, start, end):
                 continue
             # the entity's ads that deliver through the window (the others are absent from it)
-            ads = members[level][entity]
-            ads = ads[latent.stable[ads, start - BASELINE_DAYS:end + 1].all(axis=1)]
+            ads = candidates[latent.stable[candidates, start - BASELINE_DAYS:end + 1].all(axis=1)]
             base = slice(start - BASELINE_DAYS, start)
             daily = {name: float(values[ads, base].sum(axis=0).mean())
                      for name, values in expected.items()}
-            low, high = spec.magnitude
-            factor = float(round(rng.uniform(low, high), 3))
+            factor = float(round(rng.uniform(*spec.magnitude), 3))
             metrics = _detectable_metrics(kind, factor, daily, min(2, end - start + 1),
                                           cfg.min_detectability_z)
             if not metrics:
                 continue
             _apply_incident(latent, kind, ads, start, end, factor)
             busy[scope, max(0, start - BASELINE_DAYS):min(n_days, end + BASELINE_DAYS + 1)] = True
-            labels.append(_label(kind, level, entity, ads, start, end, factor, metrics, hierarchy,
-                                 dates, account_id, n_days))
-            break
+            return _label(kind, level, entity, ads, start, end, factor, metrics, hierarchy, dates,
+                          account_id, n_days)
+        return None
+
+    labels: list[dict] = []
+    recent_placed = 0
+    for kind in kinds:
+        label = None
+        if recent_placed < cfg.recent_incidents_per_account:
+            label = place(kind, recent=True, attempts=300)
+            recent_placed += label is not None
+        if label is None:  # not recent, or no recent spot for this kind: any time will do
+            label = place(kind, recent=False)
+        if label is not None:
+            labels.append(label)
     return labels
 
 
