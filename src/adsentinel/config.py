@@ -68,6 +68,28 @@ class Settings(BaseSettings):
         default=time(4, 0), description="Local time of the daily training run (HH:MM)."
     )
     timezone: str = Field(default="UTC", description="IANA timezone of the schedule.")
+    detection_minute: int = Field(
+        default=5, ge=0, le=59, description="Minute of every hour at which detection runs."
+    )
+    task_soft_time_limit: int = Field(
+        default=3300, ge=1, description="Seconds after which a task is asked to stop."
+    )
+    task_time_limit: int = Field(
+        default=3600, ge=1, description="Seconds after which a task's worker process is killed."
+    )
+    broker_visibility_timeout: int = Field(
+        default=7200, ge=1,
+        description="Seconds before a task taken by a worker that died is delivered again; "
+        "must exceed task_time_limit.",
+    )
+    lock_retry_seconds: int = Field(
+        default=30, ge=1,
+        description="A task whose account is locked by another run is retried after this long.",
+    )
+    chunk_entities: int = Field(
+        default=20000, ge=1,
+        description="Accounts with more entities are split into chunks that workers share.",
+    )
 
     # --- isolation forest (names and defaults from the training plan) -------------------------
     use_isolation_forest: bool = True
@@ -128,6 +150,17 @@ class Settings(BaseSettings):
                 f"isolation_forest_history_days ({self.isolation_forest_history_days}) is shorter "
                 f"than isolation_forest_min_samples ({self.isolation_forest_min_samples}): no "
                 "entity could ever be trained; raise the first or lower the second"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _time_limits_are_ordered(self) -> Settings:
+        if not self.task_soft_time_limit < self.task_time_limit < self.broker_visibility_timeout:
+            raise ValueError(
+                "time limits must satisfy task_soft_time_limit < task_time_limit < "
+                f"broker_visibility_timeout, got {self.task_soft_time_limit} / "
+                f"{self.task_time_limit} / {self.broker_visibility_timeout}: otherwise a task "
+                "still running would be delivered to a second worker"
             )
         return self
 

@@ -1,0 +1,70 @@
+"""`adsentinel worker`, `adsentinel beat` (production, Celery + Redis) and `adsentinel run`
+(embedded: the same schedule in one process, no broker)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from adsentinel.cli.app import app, console, get_settings
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option("-Q", "--queues", help="Queues to consume.")] = "training,detection",
+    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    hostname: Annotated[str | None, typer.Option("-n", "--hostname", help="Node name.")] = None,
+) -> None:
+    """Run a Celery worker (production mode; needs the broker at ADSENTINEL_BROKER_URL)."""
+    settings = get_settings()
+    from adsentinel.worker.app import celery_app
+
+    argv = ["worker", "-Q", queues, "--loglevel", settings.log_level]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if hostname:
+        argv += ["--hostname", hostname]
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def beat() -> None:
+    """Run Celery Beat: exactly one per deployment (training at 04:00, detection hourly)."""
+    settings = get_settings()
+    from adsentinel.worker.app import celery_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", "--loglevel", settings.log_level,
+                      "--schedule", str(settings.data_dir / "celerybeat-schedule")])
+
+
+@app.command()
+def run(
+    now: Annotated[bool, typer.Option(
+        "--now/--no-now", help="Train then detect once at start, then follow the schedule.")] = True,
+    once: Annotated[bool, typer.Option(
+        "--once", help="Train then detect once, and exit.")] = False,
+) -> None:
+    """Embedded mode: train daily at ADSENTINEL_TRAINING_TIME and detect hourly, in this process.
+
+    Uses the configured database (SQLite by default) and the local model folder; no Redis.
+    Stop with Ctrl-C.
+    """
+    settings = get_settings()
+    from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.worker.embedded import run_schedule, scheduled_jobs
+
+    session_factory = make_session_factory(open_database(settings))
+    jobs = scheduled_jobs(settings=settings, session_factory=session_factory)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"embedded scheduler: training daily at {settings.training_time:%H:%M} "
+                  f"{settings.timezone}, detection hourly at :{settings.detection_minute:02d}")
+    run_schedule(jobs, stop=stop, run_first=now or once, max_runs=len(jobs) if once else None)
+    for job in jobs:
+        if job.last_result is not None:
+            console.print(f"{job.name}: {job.last_result}", highlight=False)

@@ -1,0 +1,96 @@
+"""The scheduled jobs, as plain functions: which accounts to run, how to split them, and one
+call each into the training and detection services.
+
+The Celery tasks (:mod:`adsentinel.worker.tasks`) and the embedded scheduler
+(:mod:`adsentinel.worker.embedded`) both call these, so the two modes do the same work.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from adsentinel.config import Settings
+from adsentinel.db.models import AdAccount, Entity
+from adsentinel.models.store import ModelStore
+from adsentinel.service.detection import detect_account
+from adsentinel.service.training import train_account_models
+
+log = logging.getLogger(__name__)
+
+
+def active_account_ids(*, session_factory: sessionmaker[Session]) -> list[int]:
+    """Ids of the active accounts that do not need attention, in id order."""
+    with session_factory() as session:
+        return list(session.scalars(
+            select(AdAccount.id).where(AdAccount.is_active.is_(True),
+                                       AdAccount.needs_attention.is_(None))
+            .order_by(AdAccount.id)))
+
+
+def campaign_chunks(*, session_factory: sessionmaker[Session], account_id: int,
+                    max_entities: int) -> list[list[int] | None]:
+    """Split an account into groups of whole campaigns of at most ~``max_entities`` entities.
+
+    A campaign's ad sets and ads always stay in its chunk, so that detection can still see a
+    campaign and its children move together. Returns ``[None]`` (the whole account, one task)
+    when the account fits in one chunk.
+    """
+    with session_factory() as session:
+        root = select(Entity.id, Entity.parent_id, Entity.level).where(
+            Entity.account_id == account_id)
+        rows = session.execute(root).all()
+    if len(rows) <= max_entities:
+        return [None]
+    parent = {entity_id: parent_id for entity_id, parent_id, _ in rows}
+    size: dict[int, int] = {}
+    for entity_id, _, level in rows:
+        campaign = entity_id
+        while parent.get(campaign) is not None:
+            campaign = parent[campaign]
+        size[campaign] = size.get(campaign, 0) + 1
+    chunks: list[list[int] | None] = []
+    current: list[int] = []
+    filled = 0
+    for campaign in sorted(size):
+        if current and filled + size[campaign] > max_entities:
+            chunks.append(current)
+            current, filled = [], 0
+        current.append(campaign)
+        filled += size[campaign]
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def count_entities(*, session_factory: sessionmaker[Session], account_id: int) -> int:
+    """How many entities the account has (all levels)."""
+    with session_factory() as session:
+        return session.scalar(select(func.count()).select_from(Entity)
+                              .where(Entity.account_id == account_id)) or 0
+
+
+def run_training(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
+                 campaign_ids: list[int] | None = None, progress=None) -> dict[str, Any]:
+    """Train the models of an account (or of some of its campaigns' subtrees)."""
+    subset = {} if campaign_ids is None else {"campaign_ids": campaign_ids}
+    return train_account_models(session_factory=session_factory, settings=settings,
+                                account_id=account_id, progress=progress, **subset)
+
+
+def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
+                  campaign_ids: list[int] | None = None) -> dict[str, Any]:
+    """Detect anomalies on an account (or some campaigns) with its stored models."""
+    loader = None
+    if settings.use_isolation_forest:
+        loader = ModelStore.from_settings(settings).loader(account_id)
+    subset = {} if campaign_ids is None else {"campaign_ids": campaign_ids}
+    stored = detect_account(session_factory=session_factory, settings=settings,
+                            account_id=account_id, model_loader=loader, **subset)
+    by_severity: dict[str, int] = {}
+    for anomaly in stored:
+        by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1
+    return {"account_id": account_id, "anomalies": len(stored), "by_severity": by_severity}

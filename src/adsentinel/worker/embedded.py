@@ -1,0 +1,122 @@
+"""Embedded mode: the same schedule and the same job functions in one process, no broker.
+
+For a single machine on the embedded default (SQLite + local model folder): ``adsentinel run``
+trains at the configured time every day and detects every hour, exactly the jobs the Celery
+tasks run, account after account.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from adsentinel.config import Settings
+
+log = logging.getLogger(__name__)
+
+NextRun = Callable[[datetime], datetime]
+
+
+def daily_at(at: time, zone: ZoneInfo) -> NextRun:
+    """``at`` o'clock every day in ``zone`` (the Beat crontab of the training)."""
+
+    def next_run(now: datetime) -> datetime:
+        local = now.astimezone(zone)
+        candidate = datetime.combine(local.date(), at, tzinfo=zone)
+        if candidate <= local:
+            candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
+        return candidate.astimezone(timezone.utc)
+
+    return next_run
+
+
+def hourly_at(minute: int) -> NextRun:
+    """Minute ``minute`` of every hour."""
+
+    def next_run(now: datetime) -> datetime:
+        candidate = now.astimezone(timezone.utc).replace(minute=minute, second=0, microsecond=0)
+        return candidate if candidate > now else candidate + timedelta(hours=1)
+
+    return next_run
+
+
+def every(seconds: float) -> NextRun:
+    """Every ``seconds`` (for tests and short demos)."""
+    return lambda now: now + timedelta(seconds=seconds)
+
+
+@dataclass
+class Job:
+    """A named job and when it runs next."""
+
+    name: str
+    next_run: NextRun
+    run: Callable[[], dict]
+    due: datetime | None = None
+    runs: int = 0
+    last_result: dict | None = field(default=None)
+
+
+def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session],
+                   training: NextRun | None = None, detection: NextRun | None = None) -> list[Job]:
+    """The production schedule (or the given one) over every active account."""
+    from adsentinel.service import jobs
+
+    def train_all() -> dict:
+        results = {}
+        for account_id in jobs.active_account_ids(session_factory=session_factory):
+            results[account_id] = _safely(lambda a=account_id: jobs.run_training(
+                session_factory=session_factory, settings=settings, account_id=a))
+        return results
+
+    def detect_all() -> dict:
+        results = {}
+        for account_id in jobs.active_account_ids(session_factory=session_factory):
+            results[account_id] = _safely(lambda a=account_id: jobs.run_detection(
+                session_factory=session_factory, settings=settings, account_id=a))
+        return results
+
+    return [
+        Job("training", training or daily_at(settings.training_time, settings.zone), train_all),
+        Job("detection", detection or hourly_at(settings.detection_minute), detect_all),
+    ]
+
+
+def _safely(call: Callable[[], dict]) -> dict:
+    """One account's failure is logged and does not stop the others."""
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - reported, the loop goes on
+        log.exception("job failed")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_schedule(jobs: list[Job], *, stop: threading.Event, run_first: bool = False,
+                 max_runs: int | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+    """Run ``jobs`` when due until ``stop`` is set (or ``max_runs`` job runs happened).
+
+    ``run_first`` runs every job once at start, in order (training before detection).
+    """
+    now = clock()
+    for job in jobs:
+        job.due = now if run_first else job.next_run(now)
+        log.info("%s: next run at %s", job.name, job.due.isoformat(timespec="seconds"))
+    total = 0
+    while not stop.is_set() and (max_runs is None or total < max_runs):
+        job = min(jobs, key=lambda j: j.due)
+        wait = (job.due - clock()).total_seconds()
+        if wait > 0 and stop.wait(wait):
+            break
+        log.info("running %s", job.name)
+        job.last_result = job.run()
+        job.runs += 1
+        total += 1
+        job.due = job.next_run(max(clock(), job.due))
+        log.info("%s done; next run at %s", job.name, job.due.isoformat(timespec="seconds"))

@@ -1,0 +1,118 @@
+"""Celery tasks: ids in, one call into :mod:`adsentinel.service.jobs`, a small dict out.
+
+Every task is idempotent (training is deterministic per entity, anomalies are upserted), holds a
+per-account lock so two runs of the same account never overlap, and is retried (with backoff)
+rather than run twice when the lock is held.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import chord, group
+from sqlalchemy.exc import OperationalError
+
+from adsentinel.worker.app import celery_app
+from adsentinel.worker.locks import account_lock
+from adsentinel.worker.runtime import get_runtime
+
+log = logging.getLogger(__name__)
+
+LOCK_MAX_RETRIES = 240  # with the default 30 s between tries: about two hours
+#: failures worth another try: database or broker briefly away, a full or busy disk
+TRANSIENT_ERRORS = (OSError, OperationalError, redis.exceptions.ConnectionError)
+
+
+class AccountBusy(Exception):
+    """Another run holds this account's lock."""
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(get_runtime().settings.broker_url.get_secret_value())
+
+
+def _part_name(campaign_ids: list[int] | None) -> str | None:
+    return None if not campaign_ids else f"c{min(campaign_ids)}-{max(campaign_ids)}"
+
+
+def _locked(task, kind: str, account_id: int, campaign_ids, work):
+    runtime = get_runtime()
+    with account_lock(_redis(), kind, account_id, _part_name(campaign_ids),
+                      ttl=runtime.settings.task_time_limit) as acquired:
+        if not acquired:
+            wait = runtime.settings.lock_retry_seconds
+            log.info("%s of account %s is already running; retrying in %ss", kind, account_id,
+                     wait)
+            raise task.retry(exc=AccountBusy(f"{kind} of account {account_id} is running"),
+                             countdown=wait, max_retries=LOCK_MAX_RETRIES)
+        return work(runtime)
+
+
+@celery_app.task(name="adsentinel.train_anomaly_detectors_all")
+def train_anomaly_detectors_all() -> dict:
+    """Daily at 04:00: one training per active account, large accounts split into chunks."""
+    from adsentinel.service import jobs
+
+    runtime = get_runtime()
+    dispatched = []
+    for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
+        chunks = jobs.campaign_chunks(session_factory=runtime.session_factory,
+                                      account_id=account_id,
+                                      max_entities=runtime.settings.chunk_entities)
+        if chunks == [None]:
+            result = train_anomaly_detector.delay(account_id)
+        else:
+            result = chord(group(train_anomaly_detector.s(account_id, chunk) for chunk in chunks))(
+                finish_account_training.s(account_id))
+        dispatched.append({"config_id": account_id, "task_id": result.id,
+                           "chunks": len(chunks)})
+    log.info("training dispatched for %d account(s)", len(dispatched))
+    return {"status": "dispatched", "configs_count": len(dispatched), "tasks": dispatched}
+
+
+@celery_app.task(name="adsentinel.train_anomaly_detector", bind=True, max_retries=2,
+                 autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True)
+def train_anomaly_detector(self, config_id: int, campaign_ids: list[int] | None = None) -> dict:
+    """Train the per-entity models of one account (or of some of its campaigns)."""
+    from adsentinel.service import jobs
+
+    return _locked(self, "train", config_id, campaign_ids, lambda runtime: jobs.run_training(
+        session_factory=runtime.session_factory, settings=runtime.settings,
+        account_id=config_id, campaign_ids=campaign_ids))
+
+
+@celery_app.task(name="adsentinel.finish_account_training")
+def finish_account_training(chunk_results: list[dict], config_id: int) -> dict:
+    """After the chunks of a split account: the plan's metadata.json for the whole account."""
+    from adsentinel.service.training import merge_chunk_results
+
+    return merge_chunk_results(settings=get_runtime().settings, account_id=config_id,
+                               chunk_results=chunk_results)
+
+
+@celery_app.task(name="adsentinel.detect_anomalies_all")
+def detect_anomalies_all() -> dict:
+    """Hourly: detection for every active account, large accounts split by campaigns."""
+    from adsentinel.service import jobs
+
+    runtime = get_runtime()
+    dispatched = 0
+    for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
+        for chunk in jobs.campaign_chunks(session_factory=runtime.session_factory,
+                                          account_id=account_id,
+                                          max_entities=runtime.settings.chunk_entities):
+            detect_anomalies.delay(account_id, chunk)
+            dispatched += 1
+    return {"status": "dispatched", "tasks": dispatched}
+
+
+@celery_app.task(name="adsentinel.detect_anomalies", bind=True, max_retries=2,
+                 autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True)
+def detect_anomalies(self, config_id: int, campaign_ids: list[int] | None = None) -> dict:
+    """Detect and store the anomalies of one account (or of some of its campaigns)."""
+    from adsentinel.service import jobs
+
+    return _locked(self, "detect", config_id, campaign_ids, lambda runtime: jobs.run_detection(
+        session_factory=runtime.session_factory, settings=runtime.settings,
+        account_id=config_id, campaign_ids=campaign_ids))
