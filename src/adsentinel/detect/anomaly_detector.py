@@ -10,8 +10,10 @@ Data flow for one entity and one analysis day::
 Alert rules applied after calibration (each one caps the score, never raises it):
 
 * a move in the harmless direction (CPL down, leads up ...) is at most *low*;
-* spend up while CPM, CPC, CTR and CPL are all within their normal range is a budget change, at
-  most *low*; the level baseline makes it the new normal within ``level_window // 2 + 1`` days;
+* spend up (to at most 2.25x) or delivery down (to at least 45 %) while CPM, CPC, CTR and CPL
+  are all within their normal range is a budget change, at most *low*
+  (:data:`BUDGET_CHANGE_BAND`); the level baseline makes it the new normal within
+  ``level_window // 2 + 1`` days;
 * leads down while CPL is normal is explained by lower delivery, at most *low* (the delivery
   drop itself is reported on impressions);
 * frequency up is saturation only above ``frequency_ideal``; below it, at most *low*;
@@ -67,6 +69,10 @@ __all__ = [
 ]
 
 MULTIVARIATE = "multivariate"
+#: Spend or delivery moving within this ratio of expected with efficiency unchanged looks like a
+#: deliberate budget change (or budget shifting between sibling ads): at most *low*. Outside it
+#: (spend above 2.25x: a typo; delivery below 45 %: a stall) the volume move is reported.
+BUDGET_CHANGE_BAND = (0.45, 2.25)
 _EFFICIENCY_METRICS = ("cpm", "cpc", "ctr", "cpl")
 _VOLUME_METRICS = ("spend", "impressions", "leads")
 
@@ -238,6 +244,8 @@ class AnomalyDetector:
         if int((history["impressions"] > 0).sum()) < self.min_history_days:
             return []
         target = daily.loc[daily["date"] == day].iloc[0]
+        if target["spend"] <= 0 and target["impressions"] <= 0:
+            return []  # not delivering: a pause or a stop is an entity status, not an anomaly
         day_fraction = 1.0
         if as_of_hour is not None and as_of_hour < 24:
             day_fraction = max(expected_day_fraction(as_of_hour, self.intraday_profile), 1e-3)
@@ -284,8 +292,16 @@ class AnomalyDetector:
             if not test.harmful:
                 score = min(score, LOW_CAP)
             elif test.metric == "spend" and not harmful_efficiency:
+                if test.actual <= BUDGET_CHANGE_BAND[1] * test.expected:
+                    score = min(score, LOW_CAP)
+                    note = "budget change? CPM, CPC, CTR and CPL are normal"
+                else:
+                    note = "CPM, CPC, CTR and CPL are normal: a budget typo?"
+            elif test.metric == "impressions" and not harmful_efficiency and (
+                test.actual >= BUDGET_CHANGE_BAND[0] * test.expected
+            ):
                 score = min(score, LOW_CAP)
-                note = "budget change? CPM, CPC, CTR and CPL are normal"
+                note = "CPM is normal: a budget cut or a shift between ads?"
             elif test.metric == "leads" and not ("cpl" in flagged and by_metric["cpl"].harmful):
                 score = min(score, LOW_CAP)
                 note = "CPL is normal: fewer leads because of less delivery"
@@ -400,6 +416,8 @@ def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
     """
     if df.empty:
         return pd.DataFrame(columns=["date", *COUNT_COLUMNS])
+    if _is_prepared(df):
+        return df
     date_column = "date" if "date" in df.columns else "day"
     missing = [c for c in COUNT_COLUMNS if c not in df.columns]
     if date_column not in df.columns or missing:
@@ -414,6 +432,18 @@ def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reindex(full, fill_value=0.0)
     frame.index.name = "date"
     return frame.reset_index()
+
+
+def _is_prepared(df: pd.DataFrame) -> bool:
+    """True when ``df`` is already a :func:`prepare_daily_frame` result (walk-forward fast path)."""
+    if list(df.columns) != ["date", *COUNT_COLUMNS]:
+        return False
+    if not pd.api.types.is_datetime64_any_dtype(df["date"]):
+        return False
+    if not all(pd.api.types.is_float_dtype(df[c]) for c in COUNT_COLUMNS):
+        return False
+    steps = np.diff(df["date"].to_numpy()).astype("timedelta64[D]").astype(int)
+    return bool((steps == 1).all())
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -476,7 +506,8 @@ def metric_message(test: MetricTest, ctx: _Context, note: str, frequency_ideal: 
     e.g. ``"CPL R$ 45.10 vs R$ 14.20 expected (3.2x): 0 leads on R$ 320.00 of spend"``.
     """
     cur = ctx.currency
-    t = ctx.target
+    t = {c: float(ctx.target[c]) for c in COUNT_COLUMNS}
+    t.update({k: v for k, v in test.volume.items() if k in COUNT_COLUMNS})  # pooled days
     metric = test.metric
     label = _LABELS.get(metric, metric)
     leads, spend = int(t["leads"]), float(t["spend"])
@@ -502,6 +533,8 @@ def metric_message(test: MetricTest, ctx: _Context, note: str, frequency_ideal: 
         }.get(metric)
         if detail:
             head += f": {detail}"
+    if test.detector.endswith("_2d"):
+        head += " (yesterday and today together)"
     if note:
         head += f"; {note}"
     if ctx.partial:

@@ -1,0 +1,349 @@
+"""Evaluation on labelled data: recall per incident kind, precision, false alarms, time to detect.
+
+The data are the synthetic generator's (:mod:`adsentinel.ingest.synthetic`): ad rows plus labels
+of injected incidents. The evaluation is a *walk-forward*: every entity (campaign, ad set and ad,
+parents being sums of their ads) is judged on every day using only the days before it, exactly
+as production would have judged it that day.
+
+Counting, at a minimum severity (default *medium*):
+
+* an **alarm** is an (entity, day) with at least one anomaly at or above the severity;
+* an alarm is **true** when a label covers that day (``start <= day <= end + 1``) on the same
+  entity, one of its descendants or one of its ancestors (an ad's incident moves its ad set's
+  sums); otherwise it is a **false alarm**;
+* an incident is **detected** when a related alarm falls on its first or second day
+  (``recall``); ``time to detect`` is the day of its first related alarm minus its start;
+* ``false alarms per ad-month`` divides the false alarms (at every level) by the number of ads
+  and the months judged: a conservative rate, since parents' alarms count too.
+
+Two engines are compared: adsentinel's detector and the plan's *naive* configuration (z-score
+and IQR per metric on mean/std, and an Isolation Forest labelling ``contamination`` = 10 % of
+days), reimplemented here only as a yardstick.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from adsentinel.detect.anomaly_detector import AnomalyDetector, prepare_daily_frame
+from adsentinel.detect.calibration import SeverityLevel
+from adsentinel.detect.features import (
+    COUNT_COLUMNS,
+    RATIO_METRICS,
+    add_ratio_metrics,
+    isolation_forest_features,
+)
+
+EntityKey = tuple[str, str, str]  # (account_id, level, entity_id)
+_SEVERITY_RANK = {level.value: level.rank for level in SeverityLevel}
+
+
+@dataclass
+class EvaluationResult:
+    """Scores of one engine on one labelled dataset at one minimum severity."""
+
+    engine: str
+    min_severity: str
+    incidents: int
+    detected: int
+    recall: float
+    recall_by_kind: dict[str, float]
+    alarms: int
+    true_alarms: int
+    precision: float
+    false_alarms: int
+    false_alarms_per_ad_month: float
+    median_days_to_detect: float | None
+    ads: int
+    days_judged: int
+    missed: list[str] = field(default_factory=list)
+
+    def as_row(self) -> dict[str, object]:
+        """Flat values for a table or JSON."""
+        return {
+            "engine": self.engine,
+            "recall": round(self.recall, 3),
+            "precision": round(self.precision, 3),
+            "false_alarms_per_ad_month": round(self.false_alarms_per_ad_month, 3),
+            "median_days_to_detect": self.median_days_to_detect,
+            "incidents": self.incidents,
+            "alarms": self.alarms,
+            **{f"recall_{k}": round(v, 3) for k, v in sorted(self.recall_by_kind.items())},
+        }
+
+
+# --- data preparation -------------------------------------------------------------------------
+
+
+def entity_frames(insights: pd.DataFrame) -> dict[EntityKey, pd.DataFrame]:
+    """Prepared daily frames of every ad, ad set and campaign of an insights table.
+
+    ``insights`` has the synthetic/import columns (``date, account_id, campaign_id, adset_id,
+    ad_id`` and the counts); parents' rows are the sums of their ads' rows.
+    """
+    rows = insights.copy()
+    rows["date"] = pd.to_datetime(rows["date"])
+    frames: dict[EntityKey, pd.DataFrame] = {}
+    for level, column in (("campaign", "campaign_id"), ("adset", "adset_id"), ("ad", "ad_id")):
+        sums = rows.groupby(["account_id", column, "date"], sort=True)[list(COUNT_COLUMNS)].sum()
+        for (account, entity), frame in sums.groupby(level=[0, 1], sort=False):
+            daily = frame.reset_index(level=[0, 1], drop=True).reset_index()
+            frames[(str(account), level, str(entity))] = prepare_daily_frame(
+                daily.astype({c: float for c in COUNT_COLUMNS})
+            )
+    return frames
+
+
+def hierarchy_of(insights: pd.DataFrame) -> dict[EntityKey, EntityKey | None]:
+    """Parent of every entity key (``None`` for campaigns)."""
+    parents: dict[EntityKey, EntityKey | None] = {}
+    links = insights[["account_id", "campaign_id", "adset_id", "ad_id"]].drop_duplicates()
+    for account, campaign, adset, ad in links.itertuples(index=False):
+        account = str(account)
+        parents[(account, "campaign", str(campaign))] = None
+        parents[(account, "adset", str(adset))] = (account, "campaign", str(campaign))
+        parents[(account, "ad", str(ad))] = (account, "adset", str(adset))
+    return parents
+
+
+# --- engines ----------------------------------------------------------------------------------
+
+DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str]]]
+
+
+def adsentinel_engine(detector: AnomalyDetector | None = None) -> DetectDay:
+    """The detector under evaluation as ``(frame, day, level) -> [(metric, severity)]``."""
+    chosen = detector or AnomalyDetector()
+
+    def detect(frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple[str, str]]:
+        found = chosen.detect_anomalies(frame, level, "", analysis_date=day.date())
+        return [(a.metric, a.severity.value) for a in found]
+
+    return detect
+
+
+@dataclass
+class NaiveEngine:
+    """The plan's detector: mean/std z-score and IQR per metric, IF with contamination 0.1.
+
+    Severity as the plan graded it: ``|z| >= 5`` critical, ``>= 4`` high, ``>= z_threshold``
+    medium, IQR fence alone low; an Isolation Forest outlier (trained when ``min_samples`` days
+    exist, retrained every ``retrain_every`` days) is medium.
+    """
+
+    z_threshold: float = 3.0
+    iqr_multiplier: float = 1.5
+    min_history_days: int = 14
+    contamination: float = 0.1
+    min_samples: int = 50
+    retrain_every: int = 7
+    _models: dict[int, tuple[int, object]] = field(default_factory=dict)
+
+    def __call__(self, frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple[str, str]]:
+        history = frame[frame["date"] < day].tail(90)
+        target = frame[frame["date"] == day]
+        if len(history) < self.min_history_days or target.empty:
+            return []
+        metrics = ("spend", "impressions", "clicks", "leads", *RATIO_METRICS)
+        hist = add_ratio_metrics(history)
+        today = add_ratio_metrics(target).iloc[0]
+        found: list[tuple[str, str]] = []
+        for metric in metrics:
+            values = hist[metric].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            x = float(today[metric])
+            if values.size < self.min_history_days or not np.isfinite(x):
+                continue
+            std = values.std()
+            z = abs(x - values.mean()) / std if std > 0 else 0.0
+            q1, q3 = np.percentile(values, [25, 75])
+            fence = self.iqr_multiplier * (q3 - q1)
+            outside = x < q1 - fence or x > q3 + fence
+            if z >= 5:
+                found.append((metric, "critical"))
+            elif z >= 4:
+                found.append((metric, "high"))
+            elif z >= self.z_threshold:
+                found.append((metric, "medium"))
+            elif outside:
+                found.append((metric, "low"))
+        if len(history) >= self.min_samples and self._forest_says_outlier(frame, history, target):
+            found.append(("multivariate", "medium"))
+        return found
+
+    def _forest_says_outlier(self, frame, history, target) -> bool:
+        from sklearn.ensemble import IsolationForest
+
+        key = id(frame)
+        n = len(history)
+        trained = self._models.get(key)
+        if trained is None or n - trained[0] >= self.retrain_every:
+            model = IsolationForest(
+                n_estimators=100, contamination=self.contamination, random_state=0
+            ).fit(isolation_forest_features(history))
+            trained = (n, model)
+            self._models[key] = trained
+        return bool(trained[1].predict(isolation_forest_features(target))[0] == -1)
+
+
+# --- walk-forward -----------------------------------------------------------------------------
+
+
+def walk_forward(
+    frames: dict[EntityKey, pd.DataFrame],
+    engine: DetectDay,
+    *,
+    first_day: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Judge every entity on every day (from ``first_day``) with the days before it only.
+
+    Returns one row per anomaly: ``account_id, entity_type, entity_id, date, metric, severity``.
+    """
+    out: list[tuple] = []
+    for (account, level, entity), frame in frames.items():
+        for day in frame["date"]:
+            if first_day is not None and day < first_day:
+                continue
+            upto = frame[frame["date"] <= day]
+            for metric, severity in engine(upto, day, level):
+                out.append((account, level, entity, day.date(), metric, severity))
+    return pd.DataFrame(
+        out, columns=["account_id", "entity_type", "entity_id", "date", "metric", "severity"]
+    )
+
+
+def _walk_chunk(args) -> pd.DataFrame:
+    frames, engine_name = args
+    engine = adsentinel_engine() if engine_name == "adsentinel" else NaiveEngine()
+    return walk_forward(frames, engine)
+
+
+def walk_forward_parallel(
+    frames: dict[EntityKey, pd.DataFrame], engine_name: str, workers: int | None = None
+) -> pd.DataFrame:
+    """:func:`walk_forward` of the named engine (``adsentinel`` or ``naive``) over processes."""
+    workers = workers or max(1, (os.cpu_count() or 1))
+    items = list(frames.items())
+    chunks = [dict(items[i::workers]) for i in range(workers)]
+    if workers == 1:
+        return _walk_chunk((frames, engine_name))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(_walk_chunk, [(c, engine_name) for c in chunks]))
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def _related(key: EntityKey, parents: dict[EntityKey, EntityKey | None]) -> set[EntityKey]:
+    """The entity, its ancestors and its descendants."""
+    related = {key}
+    up = parents.get(key)
+    while up is not None:
+        related.add(up)
+        up = parents.get(up)
+    frontier = {key}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        related |= frontier
+    return related
+
+
+def score_alarms(
+    anomalies: pd.DataFrame,
+    labels: pd.DataFrame,
+    parents: dict[EntityKey, EntityKey | None],
+    *,
+    engine: str,
+    n_ads: int,
+    days_judged: int,
+    min_severity: str = "medium",
+) -> EvaluationResult:
+    """Recall, precision, false alarms and time to detect of ``anomalies`` against ``labels``."""
+    floor = _SEVERITY_RANK[min_severity]
+    ranked = anomalies[anomalies["severity"].map(_SEVERITY_RANK) >= floor]
+    alarms = {
+        (str(a), str(level), str(e), d)
+        for a, level, e, d in ranked[
+            ["account_id", "entity_type", "entity_id", "date"]
+        ].itertuples(index=False)
+    }
+    true_alarms: set[tuple] = set()
+    detected = 0
+    delays: list[int] = []
+    by_kind: dict[str, list[bool]] = {}
+    missed: list[str] = []
+    alarms_by_entity: dict[EntityKey, list[date]] = {}
+    for a, level, e, d in alarms:
+        alarms_by_entity.setdefault((a, level, e), []).append(d)
+    for label in labels.itertuples(index=False):
+        key = (str(label.account_id), str(label.entity_type), str(label.entity_id))
+        start = date.fromisoformat(str(label.start_date))
+        end = date.fromisoformat(str(label.end_date))
+        hits = []
+        for entity in _related(key, parents):
+            for d in alarms_by_entity.get(entity, []):
+                if start <= d <= end + pd.Timedelta(days=1):
+                    true_alarms.add((*entity, d))
+                    hits.append(d)
+        first = min(hits) if hits else None
+        found = first is not None and (first - start).days <= 1
+        detected += found
+        by_kind.setdefault(str(label.kind), []).append(found)
+        if first is not None:
+            delays.append((first - start).days)
+        if not found:
+            missed.append(f"{label.incident_id} {label.kind} {label.entity_type} x{label.magnitude}")
+    false_alarms = len(alarms) - len(true_alarms)
+    months = days_judged / 30.0
+    return EvaluationResult(
+        engine=engine,
+        min_severity=min_severity,
+        incidents=len(labels),
+        detected=detected,
+        recall=detected / len(labels) if len(labels) else float("nan"),
+        recall_by_kind={k: float(np.mean(v)) for k, v in by_kind.items()},
+        alarms=len(alarms),
+        true_alarms=len(true_alarms),
+        precision=len(true_alarms) / len(alarms) if alarms else float("nan"),
+        false_alarms=false_alarms,
+        false_alarms_per_ad_month=false_alarms / max(n_ads * months, 1e-9),
+        median_days_to_detect=float(np.median(delays)) if delays else None,
+        ads=n_ads,
+        days_judged=days_judged,
+        missed=missed,
+    )
+
+
+def evaluate_dataset(
+    insights: pd.DataFrame,
+    labels: pd.DataFrame,
+    *,
+    engines: Iterable[str] = ("adsentinel", "naive"),
+    min_severity: str = "medium",
+    workers: int | None = None,
+) -> list[EvaluationResult]:
+    """Walk every engine over ``insights`` and score it against ``labels``.
+
+    Days judged per ad-month: the days after the first 14 of the dataset (the minimum history).
+    """
+    frames = entity_frames(insights)
+    parents = hierarchy_of(insights)
+    dates = pd.to_datetime(insights["date"])
+    days_judged = max((dates.max() - dates.min()).days + 1 - 14, 1)
+    n_ads = int(insights["ad_id"].nunique())
+    results = []
+    for name in engines:
+        anomalies = walk_forward_parallel(frames, name, workers)
+        results.append(
+            score_alarms(anomalies, labels, parents, engine=name, n_ads=n_ads,
+                         days_judged=days_judged, min_severity=min_severity)
+        )
+    return results
