@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, Entity
+from adsentinel.errors import ModelStoreError
 from adsentinel.models.store import ModelStore
 from adsentinel.service.detection import detect_account
 from adsentinel.service.training import train_account_models
@@ -86,7 +87,11 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
     """Detect anomalies on an account (or some campaigns) with its stored models."""
     loader = None
     if settings.use_isolation_forest:
-        loader = ModelStore.from_settings(settings).loader(account_id)
+        try:
+            loader = ModelStore.from_settings(settings).loader(account_id)
+        except (ModelStoreError, OSError) as exc:
+            log.error("model store unusable (%s); account %s gets statistical detection only",
+                      exc, account_id)
     subset = {} if campaign_ids is None else {"campaign_ids": campaign_ids}
     stored = detect_account(session_factory=session_factory, settings=settings,
                             account_id=account_id, model_loader=loader, **subset)
