@@ -181,3 +181,18 @@ def test_sorted_quantiles_match_numpy():
     values = np.random.default_rng(0).normal(size=97)
     q = np.linspace(0, 1, 101)
     np.testing.assert_allclose(sorted_quantiles(np.sort(values), q), np.quantile(values, q))
+
+
+def test_stream_scoring_equals_decoded_scoring():
+    from adsentinel.detect import forest
+
+    X = np.random.default_rng(10).normal(size=(90, 8))
+    rows = np.random.default_rng(11).normal(size=(40, 8)) * 2
+    model = IsolationForest(random_state=5).fit(X)
+    state = model.get_state()
+    fresh = IsolationForest.from_state(state)
+    few = np.vstack([fresh.score_samples(rows[i:i + 1]) for i in range(len(rows))]).ravel()
+    assert fresh._decoded is None  # the single rows went through the stream walker
+    many = fresh.score_samples(rows)  # more than _STREAM_SCORING_ROWS: decoded arrays
+    assert len(rows) > forest._STREAM_SCORING_ROWS
+    np.testing.assert_array_equal(few, many)

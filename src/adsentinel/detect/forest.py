@@ -78,6 +78,7 @@ def _average_path_length(n_samples_leaf) -> np.ndarray:
 
 
 _LEAF_C = _average_path_length(np.arange(256))  # c(size) of every storable leaf size
+_STREAM_SCORING_ROWS = 16  # up to this many rows, score from the streams instead of decoding
 
 
 @njit(cache=True, nogil=True)
@@ -337,6 +338,113 @@ def _mean_path_length(X, feature, threshold, right, value, roots):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _tree_starts(kinds, n_codes, n_sizes, n_features, n_trees, max_depth):
+    """Check the preorder streams and find where each tree starts in them.
+
+    Returns ``(status, starts)`` with ``starts[t] = (kind, code, size)`` offsets of tree ``t``;
+    ``status`` is 0 when well formed, else a :data:`_DECODE_PROBLEMS` key. Reads nothing out of
+    bounds, allocates only the result: cheap enough to run on every load.
+    """
+    n_nodes = kinds.shape[0]
+    starts = np.zeros((n_trees, 3), np.int64)
+    stack_depth = np.empty(max_depth + 1, np.int64)
+    pos = 0
+    i_code = 0
+    i_size = 0
+    for tree in range(n_trees):
+        if pos >= n_nodes:
+            return 1, starts
+        starts[tree, 0] = pos
+        starts[tree, 1] = i_code
+        starts[tree, 2] = i_size
+        depth = 0
+        top = -1
+        while True:
+            if pos >= n_nodes:
+                return 2, starts
+            kind = kinds[pos]
+            pos += 1
+            if kind == LEAF:
+                i_size += 1
+                if i_size > n_sizes:
+                    return 3, starts
+                if top < 0:
+                    break
+                depth = stack_depth[top]
+                top -= 1
+                continue
+            if kind >= n_features:
+                return 4, starts
+            i_code += 1
+            if i_code > n_codes:
+                return 5, starts
+            if depth >= max_depth:
+                return 6, starts
+            top += 1
+            stack_depth[top] = depth + 1
+            depth += 1
+    if pos != n_nodes or i_code != n_codes or i_size != n_sizes:
+        return 7, starts
+    return 0, starts
+
+
+@njit(cache=True, nogil=True)
+def _stream_path_length(X, kinds, codes, sizes, bounds, starts, leaf_c):
+    """Mean isolation depth of each row, walking the preorder streams without decoding them.
+
+    A right turn skips the left subtree by scanning its split kinds (a byte each), so one row
+    costs a fraction of one decode: the fast path for scoring the latest day of an entity.
+    Requires streams that passed :func:`_tree_starts`.
+    """
+    n = X.shape[0]
+    d = bounds.shape[0]
+    n_trees = starts.shape[0]
+    out = np.empty(n)
+    lo = np.empty(d)
+    hi = np.empty(d)
+    for s in range(n):
+        total = 0.0
+        for t in range(n_trees):
+            pos = starts[t, 0]
+            i_code = starts[t, 1]
+            i_size = starts[t, 2]
+            for f in range(d):
+                lo[f] = bounds[f, 0]
+                hi[f] = bounds[f, 1]
+            depth = 0
+            while True:
+                kind = kinds[pos]
+                if kind == LEAF:
+                    total += depth + leaf_c[sizes[i_size]]
+                    break
+                cut = _threshold(lo[kind], hi[kind], codes[i_code])
+                depth += 1
+                if X[s, kind] <= cut:
+                    hi[kind] = cut
+                    pos += 1
+                    i_code += 1
+                    continue
+                lo[kind] = cut
+                pending = 1
+                p = pos + 1
+                splits = 0
+                leaves = 0
+                while pending > 0:
+                    if kinds[p] == LEAF:
+                        pending -= 1
+                        leaves += 1
+                    else:
+                        pending += 1
+                        splits += 1
+                    p += 1
+                pos = p
+                i_code += 1 + splits
+                i_size += leaves
+        out[s] = total / n_trees
+    return out
+
+
 _DECODE_PROBLEMS = {
     1: "fewer trees than declared",
     2: "a tree is cut short",
@@ -517,8 +625,20 @@ class IsolationForest:
         self.bounds_ = bounds
         self._streams = (kinds, codes, sizes)
         self._decoded = None
+        self._starts = None
         if decode:
-            self._node_arrays()
+            self._stream_starts()
+
+    def _stream_starts(self) -> np.ndarray:
+        """Validated per-tree offsets into the streams (see :func:`_tree_starts`)."""
+        if self._starts is None:
+            kinds, codes, sizes = self._streams
+            status, starts = _tree_starts(kinds, codes.size, sizes.size, self.n_features_in_,
+                                          self.n_estimators_, _max_depth(self.max_samples_))
+            if status:
+                raise ValueError(f"malformed forest state: {_DECODE_PROBLEMS[status]}")
+            self._starts = starts
+        return self._starts
 
     def _node_arrays(self):
         """Scoring arrays, decoded from the streams on first use (fitting does not need them)."""
@@ -541,7 +661,13 @@ class IsolationForest:
         sklearn. Shape (n_samples,).
         """
         X = self._check_X(X)
-        return self._scores_from_depth(_mean_path_length(X, *self._node_arrays()))
+        if X.shape[0] <= _STREAM_SCORING_ROWS and self._decoded is None:
+            depth = _stream_path_length(X, *self._streams, self.bounds_, self._stream_starts(),
+                                        _LEAF_C)
+        else:
+            self._stream_starts()  # validates before the decoder trusts the streams
+            depth = _mean_path_length(X, *self._node_arrays())
+        return self._scores_from_depth(depth)
 
     def _scores_from_depth(self, mean_depth: np.ndarray) -> np.ndarray:
         return -np.power(2.0, -mean_depth / _average_path_length_scalar(self.max_samples_))

@@ -85,6 +85,7 @@ _MAGIC = b"ADSF"
 _PREFIX = struct.Struct("<4sHI")  # magic, format version, header length
 _MAC_BYTES = 32
 _SAFE_CHARS = re.compile(r"[A-Za-z0-9_-]")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_NAME_CHARS = 96
 _NIBBLE_LEAF = 15
 
@@ -93,6 +94,8 @@ def safe_entity_name(entity_id: str) -> str:
     """A file-name-safe, one-to-one spelling of ``entity_id`` (see the module docstring)."""
     if not isinstance(entity_id, str) or entity_id == "":
         raise ModelStoreError(f"entity_id must be a non-empty string, got {entity_id!r}")
+    if len(entity_id) <= _MAX_NAME_CHARS and _SAFE_NAME.fullmatch(entity_id):
+        return entity_id
     out = []
     for char in entity_id:
         if _SAFE_CHARS.fullmatch(char):
@@ -140,7 +143,7 @@ class ModelMetadata:
         values = {name: data[name] for name in _JSON_FIELDS if name in data}
         values["feature_names"] = tuple(str(v) for v in data["feature_names"])
         values["libraries"] = {str(k): str(v) for k, v in dict(data.get("libraries", {})).items()}
-        return cls(**values, score_quantiles=tuple(float(q) for q in score_quantiles))
+        return cls(**values, score_quantiles=tuple(np.asarray(score_quantiles, float).tolist()))
 
 
 _JSON_FIELDS = tuple(name for name in ModelMetadata.__dataclass_fields__ if name != "score_quantiles")
@@ -538,11 +541,18 @@ def _pack_nibbles(kinds: np.ndarray) -> np.ndarray:
 
 
 def _unpack_nibbles(packed: np.ndarray, n_kinds: int) -> np.ndarray:
-    nibbles = np.empty(packed.size * 2, dtype=np.uint8)
-    nibbles[0::2] = packed >> 4
-    nibbles[1::2] = packed & 0x0F
-    nibbles = nibbles[:n_kinds]
-    return np.where(nibbles == _NIBBLE_LEAF, np.uint8(LEAF), nibbles).astype(np.uint8)
+    return _NIBBLE_TABLE[packed].ravel()[:n_kinds]
+
+
+def _nibble_table() -> np.ndarray:
+    """Row ``b`` holds the two kinds packed in byte ``b``."""
+    high, low = np.arange(256) >> 4, np.arange(256) & 0x0F
+    table = np.column_stack([high, low]).astype(np.uint8)
+    table[table == _NIBBLE_LEAF] = LEAF
+    return table
+
+
+_NIBBLE_TABLE = _nibble_table()
 
 
 def _split(raw: bytes, sizes: Sequence[int]) -> list[bytes]:
