@@ -170,12 +170,20 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
     first_day = last_day - timedelta(days=settings.isolation_forest_history_days - 1)
     ids = np.array([e[0] for e in entities], dtype=np.int64)
     levels = {e[0]: e[1] for e in entities}
+    chunks = [ids[start:start + _CHUNK_ENTITIES] for start in range(0, total, _CHUNK_ENTITIES)]
+
+    def read(chunk: np.ndarray) -> _History:
+        return _read_history(session_factory, account_id, int(chunk[0]), int(chunk[-1]),
+                             first_day, last_day)
+
     done = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train") as pool:
-        for start in range(0, total, _CHUNK_ENTITIES):
-            chunk = ids[start:start + _CHUNK_ENTITIES]
-            history = _read_history(session_factory, account_id, int(chunk[0]), int(chunk[-1]),
-                                    first_day, last_day)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
+        upcoming = reader.submit(read, chunks[0]) if chunks else None
+        for index, chunk in enumerate(chunks):
+            history = upcoming.result()
+            # read the next chunk while this one is fitted
+            upcoming = reader.submit(read, chunks[index + 1]) if index + 1 < len(chunks) else None
             slices = np.array_split(chunk, min(workers, len(chunk)))
             jobs = [
                 pool.submit(_train_slice, part, history, levels, account_id, settings, store)
