@@ -7,6 +7,7 @@ import redis as redis_lib
 from sqlalchemy import func, select
 
 from adsentinel.db.models import Anomaly, TrainingRun
+from adsentinel.models.store import MODEL_SUFFIX
 from adsentinel.worker.locks import account_lock
 from worker_support import import_demo_account, wait_for
 
@@ -53,3 +54,55 @@ def test_locked_account_is_retried_not_run_twice(deployment):
         assert _anomaly_rows(factory) == []  # nothing ran while the lock was held
     assert result.get(timeout=120)["anomalies"] > 0
     assert result.state == "SUCCESS"
+
+
+def _scores_by_model(store, account_dir):
+    """Every model file in ``account_dir`` read and verified, scored on a fixed matrix."""
+    import numpy as np
+
+    probe = np.random.default_rng(0).normal(size=(16, 8))
+    return {path.name: store.read(path).model.score_samples(probe).tolist()
+            for path in sorted(account_dir.glob("*" + MODEL_SUFFIX))}
+
+
+def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deployment, tmp_path):
+    from adsentinel.models.store import ModelStore
+    from adsentinel.service.training import train_account_models
+
+    deployment.env.update({"ADSENTINEL_TASK_SOFT_TIME_LIMIT": "40",
+                           "ADSENTINEL_TASK_TIME_LIMIT": "45",
+                           "ADSENTINEL_BROKER_VISIBILITY_TIMEOUT": "50"})
+    factory, account_id = import_demo_account(deployment.settings, deployment.tmp, ads=800)
+    victim = deployment.start_worker("victim")
+    app = deployment.celery()
+    result = app.send_task("adsentinel.train_anomaly_detector", args=[account_id])
+
+    def training_started():
+        with factory() as session:
+            return session.scalar(select(func.count()).select_from(TrainingRun)) > 0
+    wait_for(training_started, 120, "training to start", interval=0.05)
+    store = ModelStore.from_settings(deployment.settings)
+    account_dir = store.account_dir(account_id)
+    wait_for(lambda: any(account_dir.glob("*" + MODEL_SUFFIX)), 60, "first models written",
+             interval=0.02)
+    deployment.kill(victim)
+
+    with factory() as session:
+        assert session.scalars(select(TrainingRun.status)).all() == ["running"], \
+            "training finished before the kill: give the test a larger account"
+    _scores_by_model(store, account_dir)  # every model on disk is whole and verifies
+
+    deployment.start_worker("rescuer")
+    outcome = result.get(timeout=240)
+    with factory() as session:
+        statuses = sorted(session.scalars(select(TrainingRun.status)).all())
+    assert statuses == ["running", "succeeded"]  # redelivered once, finished once
+
+    clean_settings = deployment.settings.model_copy(
+        update={"models_storage_path": deployment.tmp / "clean-models"})
+    clean = ModelStore.from_settings(clean_settings)
+    train_account_models(session_factory=factory, settings=clean_settings,
+                         account_id=account_id, store=clean)
+    assert _scores_by_model(store, account_dir) == _scores_by_model(
+        clean, clean.account_dir(account_id))
+    assert outcome["ad"]["trained"] > 0
