@@ -10,18 +10,21 @@ negative for outliers; :meth:`IsolationForest.predict` returns ``-1`` for outlie
 
 What differs is the representation, chosen so a per-entity model is small and safe to store:
 
-* Each split threshold is quantised to one byte *inside the node's bounding box* (the box the
+* Each split threshold is quantised to 16 bits *inside the node's bounding box* (the box the
   ancestors' splits carve out of the training data's range), and the training rows are
   partitioned with the quantised threshold, so the leaf sizes a model stores are exact for the
-  thresholds it uses. The box shrinks with depth, so one byte keeps the relative resolution.
-* A forest is three byte streams in preorder: ``kinds`` (split feature, or :data:`LEAF`),
-  ``codes`` (the threshold byte of every split) and ``sizes`` (training rows per leaf, capped at
-  255), plus the ``(n_features, 2)`` float64 box of the training data. No child pointers are
-  stored: preorder plus the leaf marker is enough to rebuild the trees (:func:`_decode_forest`).
+  thresholds it uses. The box shrinks with depth, so the relative resolution stays fine (8 bits
+  cost 0.013 ROC AUC on ODDS cardio; 16 bits are within 0.005 of sklearn on every ODDS set).
+* A forest is three streams in preorder: ``kinds`` (uint8 split feature, or :data:`LEAF`),
+  ``codes`` (uint16 threshold code of every split) and ``sizes`` (uint8 training rows per leaf,
+  capped at 255), plus the ``(n_features, 2)`` float64 box of the training data. No child
+  pointers are stored: preorder plus the leaf marker is enough to rebuild the trees.
 
-The byte streams are plain arrays (:class:`ForestState`); turning them into files belongs to
-:mod:`adsentinel.models.store`. Decoding validates every index before use, so a malformed state
-raises :class:`ValueError` instead of reading out of bounds.
+Scoring a few rows walks the streams directly (:func:`_stream_path_length`); scoring many decodes
+them once into node arrays (:func:`_decode_forest`). Both give identical scores. The streams are
+plain arrays (:class:`ForestState`); turning them into files belongs to
+:mod:`adsentinel.models.store`. Streams are validated (:func:`_tree_starts`) before any compiled
+code walks them, so a malformed state raises :class:`ValueError` instead of reading out of bounds.
 """
 
 from __future__ import annotations
