@@ -300,3 +300,16 @@ def test_loader_for_the_detection_service(store):
     np.testing.assert_array_equal(found.score_samples(X), model.score_samples(X))
     assert quantiles.shape == (101,) and np.all(np.diff(quantiles) >= 0)
     assert load("ad", "77") is None
+
+
+def test_stale_temp_files_of_a_crashed_writer_are_removed(store):
+    model = _fit()
+    path = store.save(model, _metadata(model))
+    old = path.parent / ".ad_5.adsf.123.abcd.tmp"
+    fresh = path.parent / ".ad_6.adsf.124.abcd.tmp"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    os.utime(old, (0, 0))
+    assert store.remove_stale_temp_files(1) == 1
+    assert not old.exists() and fresh.exists() and path.exists()
+    assert store.remove_stale_temp_files(42) == 0

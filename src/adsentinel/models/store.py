@@ -43,6 +43,7 @@ import os
 import re
 import secrets
 import struct
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -382,6 +383,26 @@ class ModelStore:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+
+    def remove_stale_temp_files(self, account_id: int, *, older_than_seconds: float = 3600.0) -> int:
+        """Delete temporary files a crashed writer left in the account's folder; returns how many.
+
+        Only files older than ``older_than_seconds`` go, so a write in progress elsewhere is safe.
+        """
+        folder = self.account_dir(account_id)
+        if not folder.is_dir():
+            return 0
+        limit = time.time() - older_than_seconds
+        removed = 0
+        for entry in os.scandir(folder):
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                try:
+                    if entry.stat().st_mtime < limit:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
 
     def delete(self, account_id: int, entity_type: str, entity_id: str) -> bool:
         """Remove an entity's model; True if there was one."""

@@ -109,6 +109,7 @@ def train_account_models(
     counts = {level: {"trained": 0, "skipped": 0, "failed": 0} for level in ENTITY_TYPES}
     skip_reasons: Counter[str] = Counter()
     try:
+        store.remove_stale_temp_files(account_id)
         window = _train(session_factory, settings, account_id, store, counts, skip_reasons,
                         progress, workers or 2 * (os.cpu_count() or 1))
     except BaseException as exc:
