@@ -129,7 +129,51 @@ def _row_parser(layout: ColumnLayout, file: str,
         value = fields[position].strip()
         return value or None
 
+    from_iso = date.fromisoformat
+    isfinite = math.isfinite
+    p_impressions, p_clicks, p_leads, p_reach = (position for _, position in p_counts)
+    p_account, p_account_name = optional_text["account_id"], optional_text["account_name"]
+    p_currency = optional_text["currency"]
+    p_names = (optional_text["campaign_name"], optional_text["adset_name"],
+               optional_text["ad_name"])
+
     def parse(fields: list[str], line: int) -> InsightRow | list[InputProblem]:
+        """Fast path for the common, valid line; anything unusual takes the careful path."""
+        try:
+            if len(fields) != width:
+                raise ValueError
+            text = fields[p_date]
+            if len(text) != 10 or text[4] != "-":
+                raise ValueError
+            day = from_iso(text)
+            campaign, adset, ad = fields[p_campaign], fields[p_adset], fields[p_ad]
+            if not (0 < len(campaign) <= 64 and 0 < len(adset) <= 64 and 0 < len(ad) <= 64):
+                raise ValueError
+            spend_text = fields[p_spend]
+            spend = float(spend_text) if spend_text else 0.0
+            impressions = int(fields[p_impressions] or 0)
+            clicks = int(fields[p_clicks] or 0)
+            leads = int(fields[p_leads] or 0)
+            reach = int(fields[p_reach] or 0)
+            if (spend < 0 or not isfinite(spend) or impressions < 0 or clicks < 0 or leads < 0
+                    or reach < 0 or clicks > impressions or reach > impressions
+                    or p_conversions is not None or p_revenue is not None):
+                raise ValueError
+            currency = (fields[p_currency] if p_currency is not None else None) or header_currency
+            if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+                raise ValueError
+            if campaign != campaign.strip() or adset != adset.strip() or ad != ad.strip():
+                raise ValueError
+        except (ValueError, IndexError, TypeError):
+            return careful_parse(fields, line)
+        names = [(fields[p].strip() or None) if p is not None else None for p in p_names]
+        return InsightRow(
+            line, day, (fields[p_account].strip() or None) if p_account is not None else None,
+            (fields[p_account_name].strip() or None) if p_account_name is not None else None,
+            currency.upper() if currency else None, campaign, names[0], adset, names[1], ad,
+            names[2], spend, impressions, clicks, leads, reach, None, None)
+
+    def careful_parse(fields: list[str], line: int) -> InsightRow | list[InputProblem]:
         problems: list[InputProblem] = []
 
         def problem(column: str, message: str) -> None:
