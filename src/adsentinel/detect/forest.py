@@ -137,11 +137,21 @@ def _grow_forest(XT, seed, n_trees, max_samples, max_depth, bounds):
     sample = np.empty(max_samples, np.int64)
     scratch = np.empty(max_samples, np.int64)
     features = np.arange(d)
-    stack_start = np.empty(max_depth + 2, np.int64)
-    stack_end = np.empty(max_depth + 2, np.int64)
-    stack_depth = np.empty(max_depth + 2, np.int64)
-    stack_lo = np.empty((max_depth + 2, d))
-    stack_hi = np.empty((max_depth + 2, d))
+    # Preorder growth with an explicit stack. The node's box (lo, hi) is kept once and changed
+    # in place; an undo log restores it when the stack pops back to a right child, instead of
+    # copying a box per stacked node. ``stack_mark`` is -1 for nodes whose box is current.
+    slots = max_depth + 2
+    stack_start = np.empty(slots, np.int64)
+    stack_end = np.empty(slots, np.int64)
+    stack_depth = np.empty(slots, np.int64)
+    stack_mark = np.empty(slots, np.int64)
+    stack_feature = np.empty(slots, np.int64)
+    stack_cut = np.empty(slots)
+    lo = np.empty(d)
+    hi = np.empty(d)
+    log_feature = np.empty(slots, np.int64)
+    log_is_lo = np.empty(slots, np.bool_)
+    log_value = np.empty(slots)
     state = np.empty(1, np.uint64)
     for tree in range(n_trees):
         state[0] = seed + np.uint64(tree) * _MIX1
@@ -150,17 +160,33 @@ def _grow_forest(XT, seed, n_trees, max_samples, max_depth, bounds):
             j = i + _below(state, n - i)
             rows[i], rows[j] = rows[j], rows[i]
             sample[i] = rows[i]
+        for f in range(d):
+            lo[f] = bounds[f, 0]
+            hi[f] = bounds[f, 1]
+        n_log = 0
         top = 0
         stack_start[0] = 0
         stack_end[0] = max_samples
         stack_depth[0] = 0
-        for f in range(d):
-            stack_lo[0, f] = bounds[f, 0]
-            stack_hi[0, f] = bounds[f, 1]
+        stack_mark[0] = -1
         while top >= 0:
             start = stack_start[top]
             end = stack_end[top]
             depth = stack_depth[top]
+            mark = stack_mark[top]
+            if mark >= 0:  # a right child: back to the parent's box, then raise lo
+                while n_log > mark:
+                    n_log -= 1
+                    if log_is_lo[n_log]:
+                        lo[log_feature[n_log]] = log_value[n_log]
+                    else:
+                        hi[log_feature[n_log]] = log_value[n_log]
+                g = stack_feature[top]
+                log_feature[n_log] = g
+                log_is_lo[n_log] = True
+                log_value[n_log] = lo[g]
+                n_log += 1
+                lo[g] = stack_cut[top]
             size = end - start
             split_feature = -1
             pmin = 0.0
@@ -193,17 +219,17 @@ def _grow_forest(XT, seed, n_trees, max_samples, max_depth, bounds):
                 continue
             f = split_feature
             column = XT[f]
-            lo = stack_lo[top, f]
-            hi = stack_hi[top, f]
+            box_lo = lo[f]
+            box_hi = hi[f]
             t = pmin + _uniform(state) * (pmax - pmin)
-            code = int(math.floor((t - lo) / (hi - lo) * _LEVELS_PLUS)) - 1
+            code = int(math.floor((t - box_lo) / (box_hi - box_lo) * _LEVELS_PLUS)) - 1
             code = min(max(code, 0), _MAX_CODE)
             # move the code until the split separates the node's rows, when one code can
-            while code < _MAX_CODE and _threshold(lo, hi, code) < pmin:
+            while code < _MAX_CODE and _threshold(box_lo, box_hi, code) < pmin:
                 code += 1
-            while code > 0 and _threshold(lo, hi, code) >= pmax:
+            while code > 0 and _threshold(box_lo, box_hi, code) >= pmax:
                 code -= 1
-            cut = _threshold(lo, hi, code)
+            cut = _threshold(box_lo, box_hi, code)
             # branch-free stable partition: rows <= cut to the front, the others to the back
             n_left = 0
             back = size - 1
@@ -224,17 +250,21 @@ def _grow_forest(XT, seed, n_trees, max_samples, max_depth, bounds):
             codes[n_codes] = code
             n_codes += 1
             # the right child goes under the left one so that the left is grown first (preorder)
-            for g in range(d):
-                stack_lo[top + 1, g] = stack_lo[top, g]
-                stack_hi[top + 1, g] = stack_hi[top, g]
-            stack_lo[top, f] = cut
             stack_start[top] = left
             stack_end[top] = end
             stack_depth[top] = depth + 1
-            stack_hi[top + 1, f] = cut
+            stack_mark[top] = n_log
+            stack_feature[top] = f
+            stack_cut[top] = cut
+            log_feature[n_log] = f
+            log_is_lo[n_log] = False
+            log_value[n_log] = hi[f]
+            n_log += 1
+            hi[f] = cut
             stack_start[top + 1] = start
             stack_end[top + 1] = left
             stack_depth[top + 1] = depth + 1
+            stack_mark[top + 1] = -1
             top += 1
     return (kinds[:n_kinds].copy(), codes[:n_codes].copy(), sizes[:n_sizes].copy(), depth_sum,
             depth_count)
