@@ -261,19 +261,37 @@ def _score_child() -> None:
                                         "leads", "reach"])
     X = isolation_forest_features(frame)
     read_s = time.perf_counter() - t0
-    store = ModelStore.from_settings(settings, cache=None)
     IsolationForest(random_state=0).fit(X[:20]).score_samples(X[:1])  # JIT cache
-    t0 = time.perf_counter()
+    entities = list(zip(frame["id"].tolist(), frame["level"].tolist()))
+    for workers in (1, os.cpu_count() or 1):
+        t0 = time.perf_counter()
+        shards = [(entities[k::workers], X[k::workers]) for k in range(workers)]
+        if workers == 1:
+            scored = _score_shard(shards[0])
+        else:
+            import multiprocessing
+
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                scored = sum(pool.map(_score_shard, shards))
+        seconds = time.perf_counter() - t0
+        print(f"postgres latest day: read {len(frame):,} rows in {read_s:.1f} s; load + score "
+              f"{scored:,} entities in {seconds:.1f} s "
+              f"({seconds * 1e3 / max(scored, 1):.3f} ms/entity) with {workers} process(es)")
+
+
+def _score_shard(shard) -> int:
+    """Load and score the latest day of some entities; returns how many had a model."""
+    from adsentinel.config import load_settings
+
+    entities, X = shard
+    store = ModelStore.from_settings(load_settings(), cache=None)
     scored = 0
-    for i, (entity_id, level) in enumerate(zip(frame["id"], frame["level"])):
+    for i, (entity_id, level) in enumerate(entities):
         loaded = store.load(1, level, str(entity_id))
         if loaded is not None:
             loaded.model.score_samples(X[i:i + 1])
             scored += 1
-    seconds = time.perf_counter() - t0
-    print(f"postgres latest day: read {len(frame):,} rows in {read_s:.1f} s; load + score "
-          f"{scored:,} entities in {seconds:.1f} s ({seconds * 1e3 / max(scored, 1):.3f} ms/entity, "
-          "one process)")
+    return scored
 
 
 def main(argv: list[str] | None = None) -> None:
