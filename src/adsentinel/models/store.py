@@ -555,7 +555,7 @@ class ModelStore:
 
 def _pack_nibbles(kinds: np.ndarray) -> np.ndarray:
     """Two split kinds per byte (features 0..14, leaf 15), for models of fewer than 15 features."""
-    nibbles = np.where(kinds == LEAF, _NIBBLE_LEAF, kinds).astype(np.uint8)
+    nibbles = _TO_NIBBLE[kinds]
     if nibbles.size % 2:
         nibbles = np.append(nibbles, np.uint8(0))
     return (nibbles[0::2] << 4) | nibbles[1::2]
@@ -574,6 +574,8 @@ def _nibble_table() -> np.ndarray:
 
 
 _NIBBLE_TABLE = _nibble_table()
+_TO_NIBBLE = np.arange(256, dtype=np.uint8)
+_TO_NIBBLE[LEAF] = _NIBBLE_LEAF
 
 
 def _split(raw: bytes, sizes: Sequence[int]) -> list[bytes]:

@@ -325,4 +325,9 @@ def _entity_seed(account_id: int, entity_id: int) -> int:
 
 
 def _iso(day) -> str:
+    """ISO date of a day as the driver returned it (a ``date``, or text from COPY)."""
+    if isinstance(day, str):
+        return day[:10]
+    if hasattr(day, "isoformat"):
+        return day.isoformat()[:10]
     return pd.Timestamp(day).date().isoformat()
