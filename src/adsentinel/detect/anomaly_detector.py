@@ -10,7 +10,7 @@ Data flow for one entity and one analysis day::
 Alert rules applied after calibration (each one caps the score, never raises it):
 
 * a move in the harmless direction (CPL down, leads up ...) is at most *low*;
-* spend up (to at most 2.25x) or delivery down (to at least 45 %) while CPM, CPC, CTR and CPL
+* spend up (to at most 2.25x) or delivery down (to at least 35 %) while CPM, CPC, CTR and CPL
   are all within their normal range is a budget change, at most *low*
   (:data:`BUDGET_CHANGE_BAND`); the level baseline makes it the new normal within
   ``level_window // 2 + 1`` days;
@@ -71,8 +71,8 @@ __all__ = [
 MULTIVARIATE = "multivariate"
 #: Spend or delivery moving within this ratio of expected with efficiency unchanged looks like a
 #: deliberate budget change (or budget shifting between sibling ads): at most *low*. Outside it
-#: (spend above 2.25x: a typo; delivery below 45 %: a stall) the volume move is reported.
-BUDGET_CHANGE_BAND = (0.45, 2.25)
+#: (spend above 2.25x: a typo; delivery below 35 %: a stall) the volume move is reported.
+BUDGET_CHANGE_BAND = (0.35, 2.25)
 _EFFICIENCY_METRICS = ("cpm", "cpc", "ctr", "cpl")
 _VOLUME_METRICS = ("spend", "impressions", "leads")
 
@@ -237,13 +237,16 @@ class AnomalyDetector:
         daily = prepare_daily_frame(df)
         if daily.empty:
             return []
-        day = pd.Timestamp(analysis_date if analysis_date is not None else daily["date"].max())
-        if day not in set(daily["date"]):
+        dates = daily["date"].to_numpy(dtype="datetime64[ns]")
+        day = pd.Timestamp(analysis_date if analysis_date is not None else dates[-1])
+        position = int(np.searchsorted(dates, day.to_datetime64()))
+        if position >= len(dates) or dates[position] != day.to_datetime64():
             return []
-        history = daily[(daily["date"] < day) & (daily["date"] >= day - pd.Timedelta(days=self.history_days))]
-        if int((history["impressions"] > 0).sum()) < self.min_history_days:
+        first = max(0, position - self.history_days)  # one row per day: rows are days
+        history = daily.iloc[first:position]
+        if int((history["impressions"].to_numpy() > 0).sum()) < self.min_history_days:
             return []
-        target = daily.loc[daily["date"] == day].iloc[0]
+        target = daily.iloc[position]
         if target["spend"] <= 0 and target["impressions"] <= 0:
             return []  # not delivering: a pause or a stop is an entity status, not an anomaly
         day_fraction = 1.0

@@ -22,7 +22,8 @@ Two families of tests:
   3 leads can hardly be significant, one on 300 easily is; 0 leads on a spend that used to buy 20
   is extreme on its own ("spend with zero leads" needs no special case). The baseline rate is the
   pooled rate of the last ``rate_window`` days after dropping days that were themselves outliers.
-* **Frequency** (impressions / reach) uses the volume baseline on its log.
+* **Frequency** (impressions / reach) is a rate too: the people reached given the impressions,
+  so a frequency of 14 on 14 impressions is not news.
 
 Every z here is *signed* and *two-sided*; which direction is harmful is :data:`HARMFUL_DIRECTION`.
 """
@@ -59,6 +60,12 @@ RATE_DEFINITIONS: dict[str, tuple[str, str, bool, float]] = {
 }
 
 _COUNTS = ("spend", "impressions", "clicks", "leads", "reach")
+#: Frequency (impressions / reach) as "how many people did these impressions reach": few people
+#: for the impressions = high frequency. Kept apart: reach does not add up over days.
+FREQUENCY_DEFINITION: dict[str, tuple[str, str, bool, float]] = {
+    "frequency": ("reach", "impressions", True, 1.0),
+}
+
 MAD_TO_SD = 1.4826
 _MIN_LOG_SCALE = 0.05  # a volume never counts as more stable than +-5 % a day
 _MIN_OVERDISPERSION = 0.01  # nor a rate as more stable than +-10 % beyond Poisson noise
@@ -138,17 +145,14 @@ def _rolling_nanmedian(
     vectorised call (a test holds it against pandas).
     """
     n = values.size
-    before = (window - 1) // 2 if centred else window - 1
+    before = window // 2 if centred else window - 1
     after = window - 1 - before
     padded = np.concatenate([np.full(before, np.nan), values, np.full(after, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window)[:n]
-    counts = np.isfinite(windows).sum(axis=1)
-    out = np.full(n, np.nan)
-    enough = counts >= min_periods
-    if enough.any():
-        with np.errstate(all="ignore"):
-            out[enough] = np.nanmedian(windows[enough], axis=1)
-    return out
+    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, window)[:n], axis=1)
+    counts = np.isfinite(windows).sum(axis=1)  # NaN sort last: the first `counts` are the values
+    low = np.take_along_axis(windows, np.maximum(counts - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    high = np.take_along_axis(windows, (counts // 2)[:, None], axis=1)[:, 0]
+    return np.where(counts >= min_periods, 0.5 * (low + high), np.nan)
 
 
 def level_forecast(adjusted: np.ndarray, window: int) -> np.ndarray:
@@ -393,7 +397,7 @@ def rate_metric_test(
     oldest first), ``target`` maps them to the target day's values. ``None`` when the target
     has no exposure or the history has no baseline rate.
     """
-    count_col, exposure_col, inverse, factor = RATE_DEFINITIONS[metric]
+    count_col, exposure_col, inverse, factor = (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric]
     exposure = float(target[exposure_col])
     count = float(target[count_col])
     if exposure <= 0:
@@ -498,14 +502,19 @@ def run_statistical_tests(
     list of MetricTest
         One per metric that could be tested (never filtered by the threshold).
     """
-    weekdays = pd.to_datetime(history["date"]).dt.day_of_week.to_numpy()
+    days_since_epoch = history["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    weekdays = (days_since_epoch + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
     target_weekday = int(pd.Timestamp(target["date"]).weekday())
     columns = {c: history[c].to_numpy(dtype=float) for c in _COUNTS}
     today = {c: float(target[c]) for c in _COUNTS}
+    # A day without any delivery is a pause (a status, not a level): volumes skip it, so that
+    # resuming is judged against the days before the pause, not against zeros.
+    paused = (columns["spend"] <= 0) & (columns["impressions"] <= 0)
+    volumes = {c: np.where(paused, np.nan, columns[c]) for c in ("spend", "impressions", "leads")}
     tests: list[MetricTest | None] = [
         log_metric_test(
             "spend",
-            columns["spend"] * day_fraction,
+            volumes["spend"] * day_fraction,
             weekdays,
             today["spend"],
             target_weekday,
@@ -518,7 +527,7 @@ def run_statistical_tests(
         tests.append(
             count_metric_test(
                 metric,
-                columns[metric] * day_fraction,
+                volumes[metric] * day_fraction,
                 weekdays,
                 today[metric],
                 target_weekday,
@@ -531,20 +540,10 @@ def run_statistical_tests(
             metric, columns, today, z_threshold=z_threshold, rate_window=rate_window
         )
         tests.append(_stronger_over_two_days(one_day, metric, columns, today, z_threshold, rate_window))
-    reach, impressions = columns["reach"], columns["impressions"]
-    frequency = np.where(reach > 0, impressions / np.where(reach > 0, reach, 1.0), np.nan)
-    if today["reach"] > 0 and day_fraction >= 1.0:
+    if today["reach"] > 0 and day_fraction >= 1.0:  # reach does not add up over hours or days
         tests.append(
-            log_metric_test(
-                "frequency",
-                frequency,
-                weekdays,
-                today["impressions"] / today["reach"],
-                target_weekday,
-                z_threshold=z_threshold,
-                iqr_multiplier=iqr_multiplier,
-                level_window=rate_window,
-                offset=0.0,
+            rate_metric_test(
+                "frequency", columns, today, z_threshold=z_threshold, rate_window=rate_window
             )
         )
     return [test for test in tests if test is not None]

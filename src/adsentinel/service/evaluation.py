@@ -115,16 +115,17 @@ def hierarchy_of(insights: pd.DataFrame) -> dict[EntityKey, EntityKey | None]:
 
 # --- engines ----------------------------------------------------------------------------------
 
-DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str]]]
+#: ``(frame up to the day, day, level) -> [(metric, severity, score, detector)]``
+DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, float, str]]]
 
 
 def adsentinel_engine(detector: AnomalyDetector | None = None) -> DetectDay:
-    """The detector under evaluation as ``(frame, day, level) -> [(metric, severity)]``."""
+    """The detector under evaluation as a :data:`DetectDay`."""
     chosen = detector or AnomalyDetector()
 
-    def detect(frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple[str, str]]:
+    def detect(frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple]:
         found = chosen.detect_anomalies(frame, level, "", analysis_date=day.date())
-        return [(a.metric, a.severity.value) for a in found]
+        return [(a.metric, a.severity.value, a.score, "+".join(a.detectors)) for a in found]
 
     return detect
 
@@ -146,7 +147,7 @@ class NaiveEngine:
     retrain_every: int = 7
     _models: dict[int, tuple[int, object]] = field(default_factory=dict)
 
-    def __call__(self, frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple[str, str]]:
+    def __call__(self, frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple]:
         history = frame[frame["date"] < day].tail(90)
         target = frame[frame["date"] == day]
         if len(history) < self.min_history_days or target.empty:
@@ -154,7 +155,7 @@ class NaiveEngine:
         metrics = ("spend", "impressions", "clicks", "leads", *RATIO_METRICS)
         hist = add_ratio_metrics(history)
         today = add_ratio_metrics(target).iloc[0]
-        found: list[tuple[str, str]] = []
+        found: list[tuple] = []
         for metric in metrics:
             values = hist[metric].to_numpy(dtype=float)
             values = values[np.isfinite(values)]
@@ -167,15 +168,15 @@ class NaiveEngine:
             fence = self.iqr_multiplier * (q3 - q1)
             outside = x < q1 - fence or x > q3 + fence
             if z >= 5:
-                found.append((metric, "critical"))
+                found.append((metric, "critical", z, "zscore"))
             elif z >= 4:
-                found.append((metric, "high"))
+                found.append((metric, "high", z, "zscore"))
             elif z >= self.z_threshold:
-                found.append((metric, "medium"))
+                found.append((metric, "medium", z, "zscore"))
             elif outside:
-                found.append((metric, "low"))
+                found.append((metric, "low", z, "iqr"))
         if len(history) >= self.min_samples and self._forest_says_outlier(frame, history, target):
-            found.append(("multivariate", "medium"))
+            found.append(("multivariate", "medium", float("nan"), "isolation_forest"))
         return found
 
     def _forest_says_outlier(self, frame, history, target) -> bool:
@@ -204,18 +205,21 @@ def walk_forward(
 ) -> pd.DataFrame:
     """Judge every entity on every day (from ``first_day``) with the days before it only.
 
-    Returns one row per anomaly: ``account_id, entity_type, entity_id, date, metric, severity``.
+    Returns one row per anomaly: ``account_id, entity_type, entity_id, date, metric, severity,
+    score, detector``.
     """
     out: list[tuple] = []
     for (account, level, entity), frame in frames.items():
-        for day in frame["date"]:
+        for position, day in enumerate(frame["date"]):
             if first_day is not None and day < first_day:
                 continue
-            upto = frame[frame["date"] <= day]
-            for metric, severity in engine(upto, day, level):
-                out.append((account, level, entity, day.date(), metric, severity))
+            upto = frame.iloc[: position + 1]
+            for metric, severity, score, detector in engine(upto, day, level):
+                out.append((account, level, entity, day.date(), metric, severity, score, detector))
     return pd.DataFrame(
-        out, columns=["account_id", "entity_type", "entity_id", "date", "metric", "severity"]
+        out,
+        columns=["account_id", "entity_type", "entity_id", "date", "metric", "severity", "score",
+                 "detector"],
     )
 
 
