@@ -106,3 +106,32 @@ def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deplo
     assert _scores_by_model(store, account_dir) == _scores_by_model(
         clean, clean.account_dir(account_id))
     assert outcome["ad"]["trained"] > 0
+
+
+def test_two_workers_share_a_large_account(deployment):
+    import json
+
+    deployment.env["ADSENTINEL_CHUNK_ENTITIES"] = "25"
+    factory, account_id = import_demo_account(deployment.settings, deployment.tmp, ads=60)
+    deployment.start_worker("w1")
+    deployment.start_worker("w2")
+    app = deployment.celery()
+
+    dispatched = app.send_task("adsentinel.train_anomaly_detectors_all").get(timeout=60)
+    assert dispatched["tasks"][0]["chunks"] >= 3
+    metadata = deployment.settings.effective_models_path / "anomaly_detector" / \
+        f"config_{account_id}" / "metadata.json"
+    wait_for(metadata.exists, 240, "the chunks' merged metadata.json")
+    merged = json.loads(metadata.read_text())
+    assert merged["chunks"] == dispatched["tasks"][0]["chunks"]
+    models = list(metadata.parent.glob("*" + MODEL_SUFFIX))
+    assert sum(merged["models_count"].values()) == len(models) > 0
+
+    chord_result = app.AsyncResult(dispatched["tasks"][0]["task_id"]).get(timeout=60)
+    assert {w.split("@")[0] for w in chord_result["workers"]} == {"w1", "w2"}, deployment.log()
+
+    app.send_task("adsentinel.detect_anomalies_all").get(timeout=60)
+    wait_for(lambda: len(_anomaly_rows(factory)) > 0, 240, "anomalies from the chunks")
+    with factory() as session:
+        runs = session.scalar(select(func.count()).select_from(TrainingRun))
+    assert runs == merged["chunks"]

@@ -47,7 +47,7 @@ class Deployment:
     def stop_all(self) -> None:
         for process in self.workers:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()  # warm shutdown: the main process lets tasks finish
         for process in self.workers:
             try:
                 process.wait(timeout=20)

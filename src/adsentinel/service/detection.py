@@ -22,7 +22,7 @@ One call (:func:`detect_account`) per account and run:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
 from adsentinel.detect.anomaly_detector import AnomalyDetector, DetectedAnomaly
 from adsentinel.errors import NotFoundError
+from adsentinel.service.scope import entities_in_campaigns
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def detect_account(
     model_loader: ModelLoader | None = None,
     recheck_days: int = 2,
     now: datetime | None = None,
+    campaign_ids: Sequence[int] | None = None,
 ) -> list[Anomaly]:
     """Detect and store the anomalies of every entity of ``account_id``.
 
@@ -89,6 +91,9 @@ def detect_account(
         How many days up to ``analysis_date`` are (re-)judged on every run.
     now : datetime, optional
         Time of the run (for ``updated_at``/``status_at``); default the current UTC time.
+    campaign_ids : sequence of int, optional
+        Judge only these campaigns and everything below them (one chunk of a large account);
+        anomalies of other entities are left untouched.
 
     Returns
     -------
@@ -115,6 +120,10 @@ def detect_account(
                 return []
         first_day = analysis_date - timedelta(days=detector.history_days + recheck_days)
         insights = _load_insights(session, account_id, first_day, analysis_date)
+        if campaign_ids is not None:
+            scope = entities_in_campaigns({e.id: e.parent_id for e in entities.values()},
+                                          campaign_ids)
+            insights = insights[insights["entity_id"].isin(scope)]
         if insights.empty:
             return []
         judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days)

@@ -18,6 +18,7 @@ from adsentinel.db.models import AdAccount, Entity
 from adsentinel.errors import ModelStoreError
 from adsentinel.models.store import ModelStore
 from adsentinel.service.detection import detect_account
+from adsentinel.service.scope import campaign_of
 from adsentinel.service.training import train_account_models
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,13 @@ def campaign_chunks(*, session_factory: sessionmaker[Session], account_id: int,
     when the account fits in one chunk.
     """
     with session_factory() as session:
-        root = select(Entity.id, Entity.parent_id, Entity.level).where(
-            Entity.account_id == account_id)
-        rows = session.execute(root).all()
-    if len(rows) <= max_entities:
+        parents = dict(session.execute(select(Entity.id, Entity.parent_id).where(
+            Entity.account_id == account_id)).all())
+    if len(parents) <= max_entities:
         return [None]
-    parent = {entity_id: parent_id for entity_id, parent_id, _ in rows}
     size: dict[int, int] = {}
-    for entity_id, _, level in rows:
-        campaign = entity_id
-        while parent.get(campaign) is not None:
-            campaign = parent[campaign]
+    for entity_id in parents:
+        campaign = campaign_of(entity_id, parents)
         size[campaign] = size.get(campaign, 0) + 1
     chunks: list[list[int] | None] = []
     current: list[int] = []
@@ -77,9 +74,9 @@ def count_entities(*, session_factory: sessionmaker[Session], account_id: int) -
 def run_training(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
                  campaign_ids: list[int] | None = None, progress=None) -> dict[str, Any]:
     """Train the models of an account (or of some of its campaigns' subtrees)."""
-    subset = {} if campaign_ids is None else {"campaign_ids": campaign_ids}
     return train_account_models(session_factory=session_factory, settings=settings,
-                                account_id=account_id, progress=progress, **subset)
+                                account_id=account_id, campaign_ids=campaign_ids,
+                                progress=progress)
 
 
 def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
@@ -92,9 +89,9 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
         except (ModelStoreError, OSError) as exc:
             log.error("model store unusable (%s); account %s gets statistical detection only",
                       exc, account_id)
-    subset = {} if campaign_ids is None else {"campaign_ids": campaign_ids}
     stored = detect_account(session_factory=session_factory, settings=settings,
-                            account_id=account_id, model_loader=loader, **subset)
+                            account_id=account_id, model_loader=loader,
+                            campaign_ids=campaign_ids)
     by_severity: dict[str, int] = {}
     for anomaly in stored:
         by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1

@@ -24,7 +24,7 @@ import os
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -42,8 +42,9 @@ from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_feature
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
+from adsentinel.service.scope import entities_in_campaigns
 
-__all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "train_account_models"]
+__all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def train_account_models(
     progress: Progress | None = None,
     store: ModelStore | None = None,
     workers: int | None = None,
+    campaign_ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Train and store an Isolation Forest for every entity of ``account_id`` with enough history.
 
@@ -111,7 +113,7 @@ def train_account_models(
     try:
         store.remove_stale_temp_files(account_id)
         window = _train(session_factory, settings, account_id, store, counts, skip_reasons,
-                        progress, workers or 2 * (os.cpu_count() or 1))
+                        progress, workers or 2 * (os.cpu_count() or 1), campaign_ids)
     except BaseException as exc:
         _finish_run(session_factory, run_id, TrainingStatus.failed, counts, skip_reasons,
                     time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
@@ -125,7 +127,8 @@ def train_account_models(
         "skip_reasons": dict(skip_reasons),
         "training_window": window,
     }
-    store.write_account_metadata(account_id, metadata)
+    if campaign_ids is None:
+        store.write_account_metadata(account_id, metadata)
     _finish_run(session_factory, run_id, TrainingStatus.succeeded, counts, skip_reasons, duration)
     log.info(
         "account %s trained in %.1f s: %s", account_id, duration,
@@ -135,6 +138,36 @@ def train_account_models(
     return {"config_id": account_id, "account_id": account_id, "run_id": run_id, **counts,
             "skip_reasons": dict(skip_reasons), "training_window": window,
             "training_duration_seconds": duration}
+
+
+def merge_chunk_results(*, settings: Settings, account_id: int,
+                        chunk_results: Sequence[dict[str, Any]],
+                        store: ModelStore | None = None) -> dict[str, Any]:
+    """Write the plan's ``metadata.json`` for an account trained in chunks, and the totals.
+
+    ``chunk_results`` are the return values of :func:`train_account_models` for each chunk.
+    """
+    store = store or ModelStore.from_settings(settings)
+    counts = {level: {k: sum(r[level][k] for r in chunk_results)
+                      for k in ("trained", "skipped", "failed")} for level in ENTITY_TYPES}
+    skip_reasons: Counter[str] = Counter()
+    for result in chunk_results:
+        skip_reasons.update(result.get("skip_reasons", {}))
+    windows = [r["training_window"] for r in chunk_results if r["training_window"]["last_day"]]
+    duration = max((r["training_duration_seconds"] for r in chunk_results), default=0.0)
+    store.write_account_metadata(account_id, {
+        "config_id": account_id,
+        "last_training": datetime.now(timezone.utc).isoformat(),
+        "models_count": {level: counts[level]["trained"] for level in ENTITY_TYPES},
+        "training_duration_seconds": round(duration, 3),
+        "skip_reasons": dict(skip_reasons),
+        "training_window": windows[0] if windows else {"first_day": None, "last_day": None},
+        "chunks": len(chunk_results),
+    })
+    workers = sorted({r["worker"] for r in chunk_results if r.get("worker")})
+    return {"config_id": account_id, "account_id": account_id, **counts,
+            "skip_reasons": dict(skip_reasons), "chunks": len(chunk_results),
+            "workers": workers, "training_duration_seconds": duration}
 
 
 def _finish_run(session_factory, run_id, status, counts, skip_reasons, duration, error=None):
@@ -149,17 +182,20 @@ def _finish_run(session_factory, run_id, status, counts, skip_reasons, duration,
 
 
 def _train(session_factory, settings, account_id, store, counts, skip_reasons, progress,
-           workers) -> dict[str, str | None]:
+           workers, campaign_ids=None) -> dict[str, str | None]:
     with session_factory() as session:
         entities = session.execute(
-            select(Entity.id, Entity.level).where(Entity.account_id == account_id)
-            .order_by(Entity.id)
+            select(Entity.id, Entity.level, Entity.parent_id)
+            .where(Entity.account_id == account_id).order_by(Entity.id)
         ).all()
         last_day = session.execute(
             select(func.max(DailyInsight.day))
             .join(Entity, Entity.id == DailyInsight.entity_id)
             .where(Entity.account_id == account_id, DailyInsight.is_complete.is_(True))
         ).scalar_one_or_none()
+    if campaign_ids is not None:
+        scope = entities_in_campaigns({e.id: e.parent_id for e in entities}, campaign_ids)
+        entities = [e for e in entities if e.id in scope]
     total = len(entities)
     if last_day is None:
         for _, level in entities:

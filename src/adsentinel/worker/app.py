@@ -37,7 +37,10 @@ def create_celery_app(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
+        # adsentinel's own logging handler stays in charge (stderr); redirecting stdout and
+        # stderr into logging as well would loop through that handler and lose every line.
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
     )
     return app

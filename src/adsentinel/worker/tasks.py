@@ -77,9 +77,10 @@ def train_anomaly_detector(self, config_id: int, campaign_ids: list[int] | None 
     """Train the per-entity models of one account (or of some of its campaigns)."""
     from adsentinel.service import jobs
 
-    return _locked(self, "train", config_id, campaign_ids, lambda runtime: jobs.run_training(
+    result = _locked(self, "train", config_id, campaign_ids, lambda runtime: jobs.run_training(
         session_factory=runtime.session_factory, settings=runtime.settings,
         account_id=config_id, campaign_ids=campaign_ids))
+    return {**result, "worker": self.request.hostname}
 
 
 @celery_app.task(name="adsentinel.finish_account_training")
@@ -113,6 +114,7 @@ def detect_anomalies(self, config_id: int, campaign_ids: list[int] | None = None
     """Detect and store the anomalies of one account (or of some of its campaigns)."""
     from adsentinel.service import jobs
 
-    return _locked(self, "detect", config_id, campaign_ids, lambda runtime: jobs.run_detection(
+    result = _locked(self, "detect", config_id, campaign_ids, lambda runtime: jobs.run_detection(
         session_factory=runtime.session_factory, settings=runtime.settings,
         account_id=config_id, campaign_ids=campaign_ids))
+    return {**result, "worker": self.request.hostname}
