@@ -418,3 +418,10 @@ def test_cli_generate_rejects_bad_arguments(tmp_path):
     result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--preset", "nope"])
     assert isinstance(result.exception, ConfigError)
     assert not (tmp_path / "insights.csv").exists()
+
+
+def test_cli_lists_every_preset():
+    from adsentinel.cli.generate_command import PRESET_NAMES
+    from adsentinel.ingest.synthetic import PRESETS
+
+    assert set(PRESET_NAMES) == set(PRESETS)

@@ -9,7 +9,6 @@ from rich.progress import BarColumn, Progress
 
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.cli.data_commands import print_import_summary
-from adsentinel.service.demo import run_demo
 
 
 @app.command()
@@ -17,6 +16,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic account.")] = 42,
 ) -> None:
     """Generate a realistic demo account with labelled incidents, import it, and report."""
+    from adsentinel.service.demo import run_demo  # heavy (pandas, numba): only when run
+
     settings = get_settings()
     console.print(f"[bold]adsentinel demo[/] on {settings.masked()['database_url']}", highlight=False)
     with Progress("[progress.description]{task.description}", BarColumn(), console=err_console,

@@ -12,13 +12,8 @@ from rich.table import Table
 
 from adsentinel.cli.app import app, console
 from adsentinel.errors import ConfigError
-from adsentinel.ingest.synthetic import (
-    PRESETS,
-    generate_dataset,
-    preset_config,
-    summarize,
-    write_dataset,
-)
+
+PRESET_NAMES = ("demo", "evaluation", "benchmark")  # adsentinel.ingest.synthetic.PRESETS
 
 
 @app.command()
@@ -27,7 +22,7 @@ def generate(
     seed: Annotated[int, typer.Option(
         help="Random seed; the same seed gives the same files.")] = 42,
     preset: Annotated[str, typer.Option(
-        help=f"Size and incident rate: {', '.join(PRESETS)}.")] = "demo",
+        help=f"Size and incident rate: {', '.join(PRESET_NAMES)}.")] = "demo",
     accounts: Annotated[int | None, typer.Option(help="Number of ad accounts.")] = None,
     ads: Annotated[int | None, typer.Option(help="Ads per account.")] = None,
     days: Annotated[int | None, typer.Option(help="Days of data, ending on --end-date.")] = None,
@@ -38,6 +33,13 @@ def generate(
         help="Incidents per 100 ads of an account.")] = None,
 ) -> None:
     """Generate synthetic Meta ad accounts with injected, labelled incidents."""
+    from adsentinel.ingest.synthetic import (  # pandas: imported only when generating
+        generate_dataset,
+        preset_config,
+        summarize,
+        write_dataset,
+    )
+
     config = preset_config(
         preset, seed=seed, accounts=accounts, ads_per_account=ads, days=days,
         end_date=_parse_date(end_date), incidents_per_100_ads=incident_rate,
