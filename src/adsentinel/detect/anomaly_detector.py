@@ -14,6 +14,8 @@ Alert rules applied after calibration (each one caps the score, never raises it)
   are all within their normal range is a budget change, at most *low*
   (:data:`BUDGET_CHANGE_BAND`); the level baseline makes it the new normal within
   ``level_window // 2 + 1`` days;
+* spend or delivery of an ad moving while its ad set (the budget holder, ``budget_parent``) is
+  normal and efficiency unchanged is budget moving between sibling ads, at most *low*;
 * leads down while CPL is normal is explained by lower delivery, at most *low* (the delivery
   drop itself is reported on impressions);
 * frequency up is saturation only above ``frequency_ideal``; below it, at most *low*;
@@ -202,6 +204,7 @@ class AnomalyDetector:
         currency: str = "USD",
         training_scores: np.ndarray | None = None,
         as_of_hour: float | None = None,
+        budget_parent: pd.DataFrame | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -227,6 +230,11 @@ class AnomalyDetector:
             history in ``df``.
         as_of_hour : float, optional
             Local hour (0-24) the analysis day's numbers were taken at; ``None`` = complete day.
+        budget_parent : DataFrame, optional
+            Daily rows (same columns) of the entity that holds the budget this entity shares with
+            its siblings (an ad's ad set). When the parent's spend and delivery are normal, this
+            entity's volume moves with unchanged efficiency are budget moving between siblings:
+            at most low.
 
         Returns
         -------
@@ -271,7 +279,8 @@ class AnomalyDetector:
             partial=day_fraction < 1.0,
             day_fraction=day_fraction,
         )
-        anomalies = self._metric_anomalies(tests, context)
+        shared_budget_normal = self._parent_volume_normal(budget_parent, day, day_fraction)
+        anomalies = self._metric_anomalies(tests, context, shared_budget_normal)
         if self.use_isolation_forest and model is not None:
             forest = self._forest_anomaly(model, history, target, training_scores, anomalies, context)
             if forest is not None:
@@ -280,7 +289,29 @@ class AnomalyDetector:
 
     # --- statistical part ---------------------------------------------------------------------
 
-    def _metric_anomalies(self, tests: list[MetricTest], ctx: _Context) -> list[DetectedAnomaly]:
+    def _parent_volume_normal(
+        self, parent: pd.DataFrame | None, day: pd.Timestamp, day_fraction: float
+    ) -> bool:
+        """True when the budget-holding parent's spend and impressions are normal on ``day``."""
+        if parent is None:
+            return False
+        frame = prepare_daily_frame(parent)
+        dates = frame["date"].to_numpy(dtype="datetime64[ns]")
+        position = int(np.searchsorted(dates, day.to_datetime64()))
+        if position >= len(dates) or dates[position] != day.to_datetime64():
+            return False
+        history = frame.iloc[max(0, position - self.history_days) : position]
+        tests = run_statistical_tests(
+            history, frame.iloc[position], z_threshold=self.z_threshold,
+            iqr_multiplier=self.iqr_multiplier, level_window=self.level_window,
+            rate_window=self.rate_window, day_fraction=day_fraction,
+        )
+        volume = [t for t in tests if t.metric in ("spend", "impressions")]
+        return bool(volume) and all(abs(t.z) < self.z_threshold for t in volume)
+
+    def _metric_anomalies(
+        self, tests: list[MetricTest], ctx: _Context, shared_budget_normal: bool = False
+    ) -> list[DetectedAnomaly]:
         by_metric = {t.metric: t for t in tests}
         flagged = {t.metric for t in tests if abs(t.z) >= self.z_threshold}
         harmful_efficiency = any(
@@ -294,6 +325,13 @@ class AnomalyDetector:
             note = ""
             if not test.harmful:
                 score = min(score, LOW_CAP)
+            elif (
+                test.metric in ("spend", "impressions")
+                and not harmful_efficiency
+                and shared_budget_normal
+            ):
+                score = min(score, LOW_CAP)
+                note = "the budget-holding parent is normal: budget moving between siblings"
             elif test.metric == "spend" and not harmful_efficiency:
                 if test.actual <= BUDGET_CHANGE_BAND[1] * test.expected:
                     score = min(score, LOW_CAP)

@@ -120,11 +120,13 @@ DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, flo
 
 
 def adsentinel_engine(detector: AnomalyDetector | None = None) -> DetectDay:
-    """The detector under evaluation as a :data:`DetectDay`."""
+    """The detector under evaluation as a :data:`DetectDay` (``parent``: the ad's ad set)."""
     chosen = detector or AnomalyDetector()
 
-    def detect(frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple]:
-        found = chosen.detect_anomalies(frame, level, "", analysis_date=day.date())
+    def detect(frame: pd.DataFrame, day: pd.Timestamp, level: str, parent=None) -> list[tuple]:
+        found = chosen.detect_anomalies(
+            frame, level, "", analysis_date=day.date(), budget_parent=parent
+        )
         return [(a.metric, a.severity.value, a.score, "+".join(a.detectors)) for a in found]
 
     return detect
@@ -147,7 +149,7 @@ class NaiveEngine:
     retrain_every: int = 7
     _models: dict[int, tuple[int, object]] = field(default_factory=dict)
 
-    def __call__(self, frame: pd.DataFrame, day: pd.Timestamp, level: str) -> list[tuple]:
+    def __call__(self, frame: pd.DataFrame, day: pd.Timestamp, level: str, parent=None) -> list[tuple]:
         history = frame[frame["date"] < day].tail(90)
         target = frame[frame["date"] == day]
         if len(history) < self.min_history_days or target.empty:
@@ -202,8 +204,11 @@ def walk_forward(
     engine: DetectDay,
     *,
     first_day: pd.Timestamp | None = None,
+    budget_parents: dict[EntityKey, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Judge every entity on every day (from ``first_day``) with the days before it only.
+
+    ``budget_parents`` maps an ad's key to its ad set's frame (the budget holder).
 
     Returns one row per anomaly: ``account_id, entity_type, entity_id, date, metric, severity,
     score, detector``.
@@ -214,7 +219,10 @@ def walk_forward(
             if first_day is not None and day < first_day:
                 continue
             upto = frame.iloc[: position + 1]
-            for metric, severity, score, detector in engine(upto, day, level):
+            parent = (budget_parents or {}).get((account, level, entity))
+            if parent is not None:
+                parent = parent[parent["date"] <= day]
+            for metric, severity, score, detector in engine(upto, day, level, parent):
                 out.append((account, level, entity, day.date(), metric, severity, score, detector))
     return pd.DataFrame(
         out,
@@ -224,22 +232,42 @@ def walk_forward(
 
 
 def _walk_chunk(args) -> pd.DataFrame:
-    frames, engine_name = args
+    frames, engine_name, budget_parents = args
     engine = adsentinel_engine() if engine_name == "adsentinel" else NaiveEngine()
-    return walk_forward(frames, engine)
+    return walk_forward(frames, engine, budget_parents=budget_parents)
+
+
+def budget_parents_of(
+    frames: dict[EntityKey, pd.DataFrame], parents: dict[EntityKey, EntityKey | None]
+) -> dict[EntityKey, pd.DataFrame]:
+    """Each ad's ad set frame: the ad set holds the budget its ads share."""
+    return {
+        key: frames[parent]
+        for key, parent in parents.items()
+        if key[1] == "ad" and parent is not None and parent in frames and key in frames
+    }
 
 
 def walk_forward_parallel(
-    frames: dict[EntityKey, pd.DataFrame], engine_name: str, workers: int | None = None
+    frames: dict[EntityKey, pd.DataFrame],
+    engine_name: str,
+    workers: int | None = None,
+    budget_parents: dict[EntityKey, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """:func:`walk_forward` of the named engine (``adsentinel`` or ``naive``) over processes."""
     workers = workers or max(1, (os.cpu_count() or 1))
+    if engine_name != "adsentinel":
+        budget_parents = None
+    if workers == 1:
+        return _walk_chunk((frames, engine_name, budget_parents))
     items = list(frames.items())
     chunks = [dict(items[i::workers]) for i in range(workers)]
-    if workers == 1:
-        return _walk_chunk((frames, engine_name))
+    jobs = [
+        (chunk, engine_name, {k: v for k, v in (budget_parents or {}).items() if k in chunk})
+        for chunk in chunks
+    ]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_walk_chunk, [(c, engine_name) for c in chunks]))
+        parts = list(pool.map(_walk_chunk, jobs))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -344,8 +372,9 @@ def evaluate_dataset(
     days_judged = max((dates.max() - dates.min()).days + 1 - 14, 1)
     n_ads = int(insights["ad_id"].nunique())
     results = []
+    budget_parents = budget_parents_of(frames, parents)
     for name in engines:
-        anomalies = walk_forward_parallel(frames, name, workers)
+        anomalies = walk_forward_parallel(frames, name, workers, budget_parents)
         results.append(
             score_alarms(anomalies, labels, parents, engine=name, n_ads=n_ads,
                          days_judged=days_judged, min_severity=min_severity)
