@@ -247,3 +247,36 @@ def test_money_and_to_dict():
     assert row["date"] == "2026-03-05" and isinstance(row["severity"], str)
     assert {"entity_id", "metric", "detector", "score", "actual", "expected", "message"} <= set(row)
     assert date.fromisoformat(row["date"]).weekday() == 3
+
+
+def test_budget_moving_between_sibling_ads_is_at_most_low():
+    ad = ad_history(days=45, spend=50.0, seed=14)
+    sibling = ad_history(days=45, spend=250.0, seed=15)
+    last = ad.index[-1]
+    moved = 200.0  # the sibling stopped; its budget went to this ad
+    factor = (ad.loc[last, "spend"] + moved) / ad.loc[last, "spend"]
+    for column in ("spend", "impressions", "clicks", "leads", "reach"):
+        ad.loc[last, column] = round(ad.loc[last, column] * factor)
+        sibling.loc[last, column] = round(sibling.loc[last, column] * (1 - moved / 250.0))
+    adset = ad.copy()
+    adset[["spend", "impressions", "clicks", "leads", "reach"]] += sibling[
+        ["spend", "impressions", "clicks", "leads", "reach"]]
+    detector = AnomalyDetector()
+    alone = detector.detect_anomalies(ad, "ad", "a")
+    with_parent = detector.detect_anomalies(ad, "ad", "a", budget_parent=adset)
+    assert worst(alone, "spend").severity.rank >= SeverityLevel.HIGH.rank  # 5x: a typo?
+    shifted = worst(with_parent, "spend")
+    assert shifted.severity == SeverityLevel.LOW and "between siblings" in shifted.message
+    # the same jump while the ad set jumps too is not a shift between siblings
+    adset.loc[last, ["spend", "impressions", "clicks", "leads", "reach"]] *= 3
+    both = detector.detect_anomalies(ad, "ad", "a", budget_parent=adset)
+    assert worst(both, "spend").severity.rank >= SeverityLevel.HIGH.rank
+
+
+def test_a_resumed_ad_is_not_judged_against_its_pause_zeros():
+    df = ad_history(days=45, seed=16)
+    df.loc[35:41, ["spend", "impressions", "clicks", "leads", "reach"]] = 0.0  # a week's pause
+    anomalies = AnomalyDetector().detect_anomalies(df, "ad", "a", analysis_date=df["date"][43].date())
+    assert worst(anomalies, "spend") is None and worst(anomalies, "impressions") is None
+    paused_day = AnomalyDetector().detect_anomalies(df, "ad", "a", analysis_date=df["date"][36].date())
+    assert paused_day == []  # not delivering is a status, not an anomaly

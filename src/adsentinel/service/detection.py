@@ -8,7 +8,8 @@ One call (:func:`detect_account`) per account and run:
    numbers are often restated by attribution), plus any older day restated *after* an anomaly was
    stored for it.
 3. Run :class:`~adsentinel.detect.anomaly_detector.AnomalyDetector` per entity and day (a partial
-   day is judged against what is expected by its local hour).
+   day is judged against what is expected by its local hour; an ad is judged with its ad set as
+   the budget holder, so that budget moving between sibling ads is not an incident).
 4. Upsert one row per (entity, day, metric) with ``INSERT .. ON CONFLICT DO UPDATE`` (SQLite and
    PostgreSQL alike), so that re-running never duplicates and concurrent runs do not collide. A
    stored anomaly of a judged day that the detector no longer finds is ``retracted`` (only when
@@ -224,11 +225,14 @@ def _run_detector(
         days_by_entity.setdefault(entity_id, []).append(day)
     zone = _zone(account.timezone)
     found: list[DetectedAnomaly] = []
-    for entity_id, frame in insights.groupby("entity_id", sort=True):
-        days = days_by_entity.get(int(entity_id))
-        entity = entities.get(int(entity_id))
+    frames = {int(e): f for e, f in insights.groupby("entity_id", sort=True)}
+    for entity_id, frame in frames.items():
+        days = days_by_entity.get(entity_id)
+        entity = entities.get(entity_id)
         if not days or entity is None:
             continue
+        # an ad shares its ad set's budget: the ad set tells budget shifts from incidents
+        budget_parent = frames.get(entity.parent_id) if entity.level == "ad" else None
         loaded = model_loader(entity.level, str(entity.id)) if model_loader else None
         model, training_scores = loaded if loaded is not None else (None, None)
         for day in sorted(days):
@@ -247,6 +251,7 @@ def _run_detector(
                     currency=account.currency,
                     training_scores=training_scores,
                     as_of_hour=as_of_hour,
+                    budget_parent=budget_parent,
                 )
             )
     return found
