@@ -115,7 +115,8 @@ def hierarchy_of(insights: pd.DataFrame) -> dict[EntityKey, EntityKey | None]:
 
 # --- engines ----------------------------------------------------------------------------------
 
-#: ``(frame up to the day, day, level) -> [(metric, severity, score, detector)]``
+#: ``(frame up to the day, day, level, budget parent, entity key)``
+#: ``-> [(metric, severity, score, detector)]``
 DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, float, str]]]
 
 
@@ -123,7 +124,7 @@ def adsentinel_engine(detector: AnomalyDetector | None = None) -> DetectDay:
     """The detector under evaluation as a :data:`DetectDay` (``parent``: the ad's ad set)."""
     chosen = detector or AnomalyDetector()
 
-    def detect(frame: pd.DataFrame, day: pd.Timestamp, level: str, parent=None) -> list[tuple]:
+    def detect(frame, day, level, parent=None, entity="") -> list[tuple]:
         found = chosen.detect_anomalies(
             frame, level, "", analysis_date=day.date(), budget_parent=parent
         )
@@ -147,9 +148,9 @@ class NaiveEngine:
     contamination: float = 0.1
     min_samples: int = 50
     retrain_every: int = 7
-    _models: dict[int, tuple[int, object]] = field(default_factory=dict)
+    _models: dict[object, tuple[int, object]] = field(default_factory=dict)
 
-    def __call__(self, frame: pd.DataFrame, day: pd.Timestamp, level: str, parent=None) -> list[tuple]:
+    def __call__(self, frame, day, level, parent=None, entity="") -> list[tuple]:
         history = frame[frame["date"] < day].tail(90)
         target = frame[frame["date"] == day]
         if len(history) < self.min_history_days or target.empty:
@@ -177,14 +178,13 @@ class NaiveEngine:
                 found.append((metric, "medium", z, "zscore"))
             elif outside:
                 found.append((metric, "low", z, "iqr"))
-        if len(history) >= self.min_samples and self._forest_says_outlier(frame, history, target):
+        if len(history) >= self.min_samples and self._forest_says_outlier(entity, history, target):
             found.append(("multivariate", "medium", float("nan"), "isolation_forest"))
         return found
 
-    def _forest_says_outlier(self, frame, history, target) -> bool:
+    def _forest_says_outlier(self, key, history, target) -> bool:
         from sklearn.ensemble import IsolationForest
 
-        key = id(frame)
         n = len(history)
         trained = self._models.get(key)
         if trained is None or n - trained[0] >= self.retrain_every:
@@ -222,7 +222,8 @@ def walk_forward(
             parent = (budget_parents or {}).get((account, level, entity))
             if parent is not None:
                 parent = parent[parent["date"] <= day]
-            for metric, severity, score, detector in engine(upto, day, level, parent):
+            found = engine(upto, day, level, parent, (account, level, entity))
+            for metric, severity, score, detector in found:
                 out.append((account, level, entity, day.date(), metric, severity, score, detector))
     return pd.DataFrame(
         out,
