@@ -204,3 +204,40 @@ def test_unknown_account_and_empty_account(session_factory, settings):
         account_id = session.scalar(select(AdAccount.id).where(AdAccount.name == "empty"))
     assert detect_account(session_factory=session_factory, settings=settings,
                           account_id=account_id) == []
+
+
+def test_campaign_chunk_judges_only_that_subtree(session_factory, settings):
+    ids = build_account(session_factory, break_ads=(0,))
+    other = detect_account(session_factory=session_factory, settings=settings,
+                           account_id=ids["account"], campaign_ids=[ids["campaign"] + 1000],
+                           now=T0)
+    assert other == [] and stored(session_factory) == []
+    mine = detect_account(session_factory=session_factory, settings=settings,
+                          account_id=ids["account"], campaign_ids=[ids["campaign"]], now=T0)
+    assert any(a.entity_id == ids["ad0"] and a.metric == "cpl" for a in mine)
+
+
+def test_models_from_a_loader_add_a_calibrated_multivariate_opinion(session_factory, settings):
+    ids = build_account(session_factory, break_ads=(0,))
+    asked = []
+
+    class Extreme:
+        """Every judged day (scored alone) is far outside the training scores."""
+
+        def score_samples(self, X):
+            return np.array([-3.0]) if len(X) == 1 else np.full(len(X), -0.5)
+
+    def loader(entity_type, entity_id):
+        asked.append((entity_type, entity_id))
+        if entity_id == str(ids["ad0"]):
+            return Extreme(), np.linspace(-0.55, -0.45, 101)
+        return None
+
+    result = detect_account(session_factory=session_factory, settings=settings,
+                            account_id=ids["account"], model_loader=loader, now=T0)
+    forest = {a.day: a for a in result if a.metric == "multivariate"}
+    assert {a.entity_id for a in forest.values()} == {ids["ad0"]}
+    assert forest[LAST_DAY].severity == "medium"  # corroborated by the CPL break
+    assert forest[LAST_DAY - timedelta(days=1)].severity == "low"  # the forest alone
+    assert forest[LAST_DAY].detectors == "isolation_forest"
+    assert ("ad", str(ids["ad0"])) in asked and ("campaign", str(ids["campaign"])) in asked
