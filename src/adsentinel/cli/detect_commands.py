@@ -1,0 +1,132 @@
+"""`adsentinel detect`: run detection on one or every active account and print what was found."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from enum import Enum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import or_, select
+
+from adsentinel.cli.app import app, console, get_settings
+from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.db.models import AdAccount, Entity
+from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
+from adsentinel.service.detection import detect_account
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command("detect")
+def detect_command(
+    account: Annotated[str | None, typer.Option(
+        "--account", help="Account name, platform id or numeric id; default: every active account.",
+    )] = None,
+    day: Annotated[str | None, typer.Option(
+        "--date", help="Day to judge (YYYY-MM-DD); default: each account's latest day.",
+    )] = None,
+    output: Annotated[OutputFormat, typer.Option(
+        "--format", help="table (default) or json (one object per anomaly, in a list).",
+    )] = OutputFormat.table,
+) -> None:
+    """Detect anomalies, store them (re-running updates, never duplicates) and print them."""
+    settings = get_settings()
+    analysis_date = _parse_date(day)
+    session_factory = make_session_factory(open_database(settings))
+    rows = []
+    for account_id, name, currency in _accounts(session_factory, account):
+        loader = _model_loader(settings, account_id)
+        stored = detect_account(session_factory=session_factory, settings=settings,
+                                account_id=account_id, analysis_date=analysis_date,
+                                model_loader=loader)
+        paths = _entity_paths(session_factory, account_id)
+        for anomaly in stored:
+            level, path = paths.get(anomaly.entity_id, ("?", str(anomaly.entity_id)))
+            rows.append({
+                "account_id": account_id, "account": name, "currency": currency,
+                "entity_type": level, "entity_id": anomaly.entity_id, "entity_path": path,
+                "date": anomaly.day.isoformat(), "metric": anomaly.metric,
+                "detector": anomaly.detectors, "severity": anomaly.severity,
+                "score": round(anomaly.score, 1), "actual": anomaly.actual,
+                "expected": anomaly.expected, "lower": anomaly.lower, "upper": anomaly.upper,
+                "direction": anomaly.direction, "message": anomaly.message,
+                "incident_id": anomaly.incident_id, "id": anomaly.id,
+            })
+    if output is OutputFormat.json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(title="anomalies (children of an incident are indented under it)")
+    for column in ("severity", "score", "date", "entity", "metric", "message"):
+        table.add_column(column, overflow="fold", no_wrap=column != "message",
+                         ratio=3 if column == "message" else None)
+    for row in rows:
+        indent = "└ " if row["incident_id"] else ""
+        name = row["entity_path"].rsplit(" > ", 1)[-1]
+        table.add_row(row["severity"], f"{row['score']:.0f}", row["date"],
+                      f"{indent}{row['entity_type']} {name}", row["metric"], row["message"])
+    console.print(table)
+    console.print(f"{len(rows)} anomalies", style="dim")
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise AdsentinelError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
+
+
+def _accounts(session_factory, wanted: str | None) -> list[tuple[int, str, str]]:
+    with session_factory() as session:
+        query = select(AdAccount.id, AdAccount.name, AdAccount.currency).order_by(AdAccount.id)
+        if wanted is None:
+            rows = session.execute(query.where(AdAccount.is_active.is_(True))).all()
+            if not rows:
+                raise NotFoundError("there is no active ad account to watch",
+                                    hint="import insights first with `adsentinel import`")
+            return [(r.id, r.name, r.currency) for r in rows]
+        match = [AdAccount.name == wanted, AdAccount.platform_account_id == wanted]
+        if wanted.isdigit():
+            match.append(AdAccount.id == int(wanted))
+        rows = session.execute(query.where(or_(*match))).all()
+    if not rows:
+        raise NotFoundError(f"no ad account named or numbered {wanted!r}",
+                            hint="pass an account's name, platform id or numeric id")
+    exact = [r for r in rows if r.name == wanted]
+    chosen = exact[0] if exact else rows[0]
+    return [(chosen.id, chosen.name, chosen.currency)]
+
+
+def _model_loader(settings, account_id: int):
+    """The model store's loader, or ``None`` (statistical detection only) when it is unusable."""
+    if not settings.use_isolation_forest:
+        return None
+    try:
+        from adsentinel.models.store import ModelStore
+
+        return ModelStore.from_settings(settings).loader(account_id)
+    except (ModelStoreError, OSError) as exc:
+        console.print(f"model store unusable ({exc}): statistical detection only", style="yellow")
+        return None
+
+
+def _entity_paths(session_factory, account_id: int) -> dict[int, tuple[str, str]]:
+    """``campaign > ad set > ad`` path (names, else platform ids) of every entity."""
+    with session_factory() as session:
+        entities = {e.id: e for e in session.scalars(
+            select(Entity).where(Entity.account_id == account_id))}
+    paths = {}
+    for entity_id, entity in entities.items():
+        names, node = [], entity
+        while node is not None:
+            names.append(node.name or node.platform_id)
+            node = entities.get(node.parent_id) if node.parent_id else None
+        paths[entity_id] = (entity.level, " > ".join(reversed(names)))
+    return paths
