@@ -17,7 +17,7 @@ One ``.adsf`` file holds one model and its metadata, so the two are always repla
     features else bytes, threshold codes uint16 LE, leaf sizes uint8, training-score quantiles
     float64 LE) | HMAC-SHA256 of everything before it (32 bytes)
 
-A 90-day, 8-feature, 100-tree model takes about 12 KiB; no compression is needed, which keeps
+A 90-day, 8-feature, 100-tree model takes 15-17 KiB; no compression is needed, which keeps
 writing and reading cheap.
 
 Reading never runs code from the file: the signature is checked first, then the JSON header and
