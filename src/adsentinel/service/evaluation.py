@@ -381,3 +381,27 @@ def evaluate_dataset(
                          days_judged=days_judged, min_severity=min_severity)
         )
     return results
+
+
+def evaluate_preset(
+    preset: str = "evaluation",
+    *,
+    seed: int | None = None,
+    engines: Iterable[str] = ("adsentinel", "naive"),
+    min_severity: str = "medium",
+    workers: int | None = None,
+) -> list[EvaluationResult]:
+    """Generate the synthetic ``preset`` (:mod:`adsentinel.ingest.synthetic`) and evaluate on it.
+
+    The project's own suite: ``evaluate_preset()`` is what the README numbers come from.
+    """
+    from adsentinel.ingest.synthetic import generate_dataset, preset_config
+
+    dataset = generate_dataset(preset_config(preset, seed=seed))
+    return evaluate_dataset(dataset.insights, dataset.labels, engines=engines,
+                            min_severity=min_severity, workers=workers)
+
+
+def results_table(results: Iterable[EvaluationResult]) -> pd.DataFrame:
+    """Engines side by side, one row per measure (for printing)."""
+    return pd.DataFrame({r.engine: r.as_row() for r in results}).drop(index="engine")
