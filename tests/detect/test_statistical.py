@@ -168,3 +168,18 @@ def test_run_statistical_tests_scales_volumes_on_partial_days():
     assert abs(partial["impressions"].z) < 3.0
     assert "frequency" not in partial
     assert partial["cpl"].z == pytest.approx(whole_day["cpl"].z)
+
+
+def test_expected_day_fraction_is_a_monotone_share_of_the_day():
+    from adsentinel.detect.intraday import expected_day_fraction
+
+    hours = np.linspace(0, 24, 97)
+    shares = [expected_day_fraction(h) for h in hours]
+    assert shares[0] == 0.0 and shares[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(shares) > 0)
+    assert 0.1 < expected_day_fraction(9.0) < 0.2  # mornings are quiet
+    assert expected_day_fraction(12.0, profile=np.ones(24)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="local_hour must be in \\[0, 24\\], got 25"):
+        expected_day_fraction(25)
+    with pytest.raises(ValueError, match="profile must be 24 non-negative weights"):
+        expected_day_fraction(3.0, profile=np.ones(12))
