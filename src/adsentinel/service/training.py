@@ -198,15 +198,15 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
         entities = [e for e in entities if e.id in scope]
     total = len(entities)
     if last_day is None:
-        for _, level in entities:
-            counts[level]["skipped"] += 1
+        for entity in entities:
+            counts[entity.level]["skipped"] += 1
         skip_reasons[INSUFFICIENT_DATA] += total
         if progress:
             progress(total, total)
         return {"first_day": None, "last_day": None}
     first_day = last_day - timedelta(days=settings.isolation_forest_history_days - 1)
-    ids = np.array([e[0] for e in entities], dtype=np.int64)
-    levels = {e[0]: e[1] for e in entities}
+    ids = np.array([e.id for e in entities], dtype=np.int64)
+    levels = {e.id: e.level for e in entities}
     chunks = [ids[start:start + _CHUNK_ENTITIES] for start in range(0, total, _CHUNK_ENTITIES)]
 
     def read(chunk: np.ndarray) -> _History:
