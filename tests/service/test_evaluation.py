@@ -91,6 +91,7 @@ def test_score_alarms_counts_recall_precision_and_false_alarms():
     assert result.false_alarms_per_ad_month == pytest.approx(2 / 3)
     assert result.median_days_to_detect == 1.0
     assert result.missed == ["inc_2 tracking_broken ad x0.0"]
+    assert result.incident_alerts == 3  # no alarm has an alarming ancestor that day
     at_low = score_alarms(found, labels(), parents, engine="t", n_ads=3, days_judged=30,
                           min_severity="low")
     assert at_low.alarms == 4 and at_low.median_days_to_detect == 0.0  # the campaign, day 0
@@ -106,3 +107,17 @@ def test_naive_engine_flags_a_zscore_spike_and_keeps_one_forest_per_entity():
     assert ("spend", "critical") in [(m, s) for m, s, *_ in found]
     engine(frame.iloc[:-1], frame["date"].iloc[-2], "ad", None, ("act", "ad", "a1"))
     assert list(engine._models) == [("act", "ad", "a1")]
+
+
+def test_children_alarming_with_their_campaign_are_one_incident_alert():
+    parents = hierarchy_of(insights())
+    found = anomaly_rows([
+        ("act", "campaign", "c2", date(2026, 1, 5), "cpm", "high", 80.0, "nb_rate"),
+        ("act", "adset", "s2", date(2026, 1, 5), "cpm", "high", 80.0, "nb_rate"),
+        ("act", "ad", "a3", date(2026, 1, 5), "cpm", "high", 80.0, "nb_rate"),
+        ("act", "ad", "a3", date(2026, 1, 6), "cpm", "high", 80.0, "nb_rate"),
+    ])
+    result = score_alarms(found, labels(), parents, engine="t", n_ads=3, days_judged=30)
+    assert result.false_alarms == 4
+    assert result.incident_alerts == 2 and result.incident_precision == 0.0
+    assert result.false_incident_alerts_per_ad_month == pytest.approx(2 / 3)

@@ -14,7 +14,10 @@ Counting, at a minimum severity (default *medium*):
 * an incident is **detected** when a related alarm falls on its first or second day
   (``recall``); ``time to detect`` is the day of its first related alarm minus its start;
 * ``false alarms per ad-month`` divides the false alarms (at every level) by the number of ads
-  and the months judged: a conservative rate, since parents' alarms count too.
+  and the months judged: a conservative rate, since parents' alarms count too;
+* ``incident alerts`` are what a user is shown after hierarchy grouping: alarms without an
+  alarming ancestor the same day (a campaign and its ads moving together are one alert);
+  ``incident_precision`` and ``false_incident_alerts_per_ad_month`` count those.
 
 Two engines are compared: adsentinel's detector and the plan's *naive* configuration (z-score
 and IQR per metric on mean/std, and an Isolation Forest labelling ``contamination`` = 10 % of
@@ -64,6 +67,9 @@ class EvaluationResult:
     ads: int
     days_judged: int
     missed: list[str] = field(default_factory=list)
+    incident_alerts: int = 0
+    incident_precision: float = float("nan")
+    false_incident_alerts_per_ad_month: float = float("nan")
 
     def as_row(self) -> dict[str, object]:
         """Flat values for a table or JSON."""
@@ -75,6 +81,9 @@ class EvaluationResult:
             "median_days_to_detect": self.median_days_to_detect,
             "incidents": self.incidents,
             "alarms": self.alarms,
+            "incident_alerts": self.incident_alerts,
+            "incident_precision": round(self.incident_precision, 3),
+            "false_incident_alerts_per_ad_month": round(self.false_incident_alerts_per_ad_month, 3),
             **{f"recall_{k}": round(v, 3) for k, v in sorted(self.recall_by_kind.items())},
         }
 
@@ -336,6 +345,9 @@ def score_alarms(
             missed.append(f"{label.incident_id} {label.kind} {label.entity_type} x{label.magnitude}")
     false_alarms = len(alarms) - len(true_alarms)
     months = days_judged / 30.0
+    # What a user sees: an alarm under an alarming ancestor the same day is part of its incident.
+    roots = {alarm for alarm in alarms if not _has_alarming_ancestor(alarm, alarms, parents)}
+    true_roots = roots & true_alarms
     return EvaluationResult(
         engine=engine,
         min_severity=min_severity,
@@ -352,7 +364,21 @@ def score_alarms(
         ads=n_ads,
         days_judged=days_judged,
         missed=missed,
+        incident_alerts=len(roots),
+        incident_precision=len(true_roots) / len(roots) if roots else float("nan"),
+        false_incident_alerts_per_ad_month=(len(roots) - len(true_roots))
+        / max(n_ads * months, 1e-9),
     )
+
+
+def _has_alarming_ancestor(alarm: tuple, alarms: set[tuple], parents) -> bool:
+    *key, day = alarm
+    up = parents.get(tuple(key))
+    while up is not None:
+        if (*up, day) in alarms:
+            return True
+        up = parents.get(up)
+    return False
 
 
 def evaluate_dataset(
