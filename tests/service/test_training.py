@@ -182,3 +182,25 @@ def test_account_without_complete_days_skips_everything(db_settings, session_fac
                                   account_id=account_id)
     assert result["campaign"] == {"trained": 0, "skipped": 1, "failed": 0}
     assert result["skip_reasons"] == {"insufficient_data": 1}
+
+
+def test_campaign_subset_trains_only_its_branch(db_settings, session_factory):
+    first = _account(session_factory, name="Primeira")
+    second = _account(session_factory, name="Segunda")  # another account: ids interleave nothing
+    with session_scope(session_factory) as session:
+        # a second campaign in the first account, created after the other account's entities
+        campaign = Entity(account_id=first["account"], level="campaign", platform_id="c2")
+        session.add(campaign)
+        session.flush()
+        rng = np.random.default_rng(9)
+        session.execute(insert(DailyInsight), [
+            _row(rng, campaign.id, LAST_DAY - timedelta(days=k), True) for k in range(90)])
+        other_campaign = campaign.id
+    result = train_account_models(session_factory=session_factory, settings=db_settings,
+                                  account_id=first["account"], campaign_ids=[other_campaign])
+    assert result["campaign"] == {"trained": 1, "skipped": 0, "failed": 0}
+    assert result["ad"] == {"trained": 0, "skipped": 0, "failed": 0}
+    store = ModelStore.from_settings(db_settings, cache=None)
+    assert store.load(first["account"], "campaign", str(other_campaign)) is not None
+    assert store.load(first["account"], "campaign", str(first["ids"]["c1"])) is None
+    assert store.load(second["account"], "campaign", str(second["ids"]["c1"])) is None

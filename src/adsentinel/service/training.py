@@ -210,8 +210,10 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
     chunks = [ids[start:start + _CHUNK_ENTITIES] for start in range(0, total, _CHUNK_ENTITIES)]
 
     def read(chunk: np.ndarray) -> _History:
+        # a campaign subset may interleave with other campaigns' ids: name the ids exactly
+        exact = chunk if campaign_ids is not None else None
         return _read_history(session_factory, account_id, int(chunk[0]), int(chunk[-1]),
-                             first_day, last_day)
+                             first_day, last_day, exact_ids=exact)
 
     done = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train") as pool, \
@@ -252,8 +254,10 @@ class _History:
 
 
 def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
-                  first_day: date, last_day: date) -> _History:
-    """One set-based query for the entities with ids in ``[first_id, last_id]``."""
+                  first_day: date, last_day: date, *,
+                  exact_ids: np.ndarray | None = None) -> _History:
+    """One set-based query for the entities with ids in ``[first_id, last_id]`` (and, when
+    given, in ``exact_ids``)."""
     query = (
         select(DailyInsight.entity_id, DailyInsight.day,
                *(getattr(DailyInsight, c) for c in _COUNT_COLUMNS))
@@ -266,6 +270,8 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
         )
         .order_by(DailyInsight.entity_id, DailyInsight.day)
     )
+    if exact_ids is not None:
+        query = query.where(DailyInsight.entity_id.in_([int(i) for i in exact_ids]))
     columns = ["entity_id", "day", *_COUNT_COLUMNS]
     with session_factory() as session:
         connection = session.connection()
