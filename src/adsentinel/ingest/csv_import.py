@@ -28,7 +28,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.orm import Session
 
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import InputFileError, InputProblem
@@ -73,7 +74,6 @@ class _ProblemLog:
     def __init__(self) -> None:
         self.shown: list[InputProblem] = []
         self.total = 0
-        self.bad_lines = 0
 
     def add(self, problems: Iterable[InputProblem]) -> None:
         for problem in problems:
@@ -104,7 +104,7 @@ def import_insights_csv(
         dialect = _Dialect(conn)
         _create_staging(conn, dialect)  # dropped again at the end, or by the rollback
         _stream_into_staging(conn, dialect, path, account_name, problems, summary, on_bytes)
-        account_ids = _resolve_accounts(conn, dialect, path, account_name, now, summary)
+        _resolve_accounts(conn, dialect, path, account_name, now, summary)
         dialect.analyze(conn, "import_staging", "import_accounts")
         _check_across_lines(conn, dialect, str(path), problems, skip_invalid)
         if problems.total and not skip_invalid:
@@ -113,7 +113,7 @@ def import_insights_csv(
         _upsert_entities(conn, dialect, summary)
         _upsert_ad_days(conn, dialect, now)
         _aggregate_parents(conn, dialect, now)
-        _fill_summary(conn, summary, problems, account_ids)
+        _fill_summary(conn, summary, problems)
         _drop_staging(conn, dialect)
     log.info("imported %s: %d rows, %d new days, %d restated, %d unchanged", path,
              summary.rows_imported, summary.days_new, summary.days_restated,
@@ -222,8 +222,6 @@ def _staging_tuple(row: InsightRow, account_name: str | None) -> tuple:
 
 def _resolve_accounts(conn, d, path, account_name, now, summary) -> dict[str, int]:
     """Find or create the file's accounts; fill ``import_accounts`` (key -> id, local today)."""
-    from sqlalchemy.orm import Session
-
     keys = conn.exec_driver_sql(
         "SELECT account_key, MAX(account_name), MAX(currency) FROM import_staging "
         "GROUP BY account_key ORDER BY account_key").all()
@@ -261,8 +259,6 @@ def _resolve_accounts(conn, d, path, account_name, now, summary) -> dict[str, in
 
 def _find_or_create_account(session, file: str, platform_id: str | None, name: str | None,
                             currency: str | None) -> AdAccount:
-    from sqlalchemy import select
-
     by_id = (session.scalars(select(AdAccount).where(AdAccount.platform_account_id == platform_id))
              .one_or_none() if platform_id else None)
     by_name = (session.scalars(select(AdAccount).where(AdAccount.name == name)).one_or_none()
@@ -447,8 +443,7 @@ def _aggregate_parents(conn, d, now: datetime) -> None:
         conn.execute(text(_upsert_insights_sql(d, select_sql)), {"now": now})
 
 
-def _fill_summary(conn, summary: ImportSummary, problems: _ProblemLog,
-                  account_ids: dict[str, int]) -> None:
+def _fill_summary(conn, summary: ImportSummary, problems: _ProblemLog) -> None:
     count, duplicates, first, last = conn.exec_driver_sql("""
         SELECT COUNT(*), COUNT(*) - COUNT(DISTINCT account_key || '|' || ad_pid || '|' || day),
                MIN(day), MAX(day) FROM import_staging""").one()
