@@ -26,6 +26,7 @@ test-fast: setup  ## the suite without the tests marked slow
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks (ratios against reference runs in the same process)
+	$(BIN)/python benchmarks/bench_forest.py
 	$(BIN)/python benchmarks/bench_import.py
 
 lock: setup  ## re-pin requirements.lock from the current .venv
