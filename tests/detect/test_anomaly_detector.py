@@ -227,6 +227,10 @@ def test_isolation_forest_alone_is_low_and_corroborated_is_at_most_medium():
     corroborated = AnomalyDetector().detect_anomalies(df, "ad", "a", model=ExtremeOnLastRow())
     assert worst(corroborated, "multivariate").severity == SeverityLevel.MEDIUM
     assert worst(corroborated).metric != "multivariate"
+    # a model stored without training scores is calibrated on its scores of the history
+    no_scores = AnomalyDetector().detect_anomalies(
+        df, "ad", "a", model=ExtremeOnLastRow(), training_scores=np.array([]))
+    assert worst(no_scores, "multivariate").severity == SeverityLevel.MEDIUM
 
 
 def test_prepare_daily_frame_fills_gaps_and_rejects_missing_columns():

@@ -394,7 +394,8 @@ class AnomalyDetector:
             return None  # the forest was trained on complete days
         history_features = isolation_forest_features(history)
         today = isolation_forest_features(target.to_frame().T)[0]
-        if training_scores is None:
+        if training_scores is None or np.isfinite(np.asarray(training_scores, float)).sum() < 5:
+            # no (usable) training scores stored with the model: its scores of this history
             training_scores = model.score_samples(history_features)
         calibrator = ForestScoreCalibrator().fit(training_scores)
         z = float(calibrator.transform(model.score_samples(today[None, :]))[0])
