@@ -98,14 +98,13 @@ def detect_anomalies_all() -> dict:
     from adsentinel.service import jobs
 
     runtime = get_runtime()
-    dispatched = 0
+    task_ids = []
     for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
         for chunk in jobs.campaign_chunks(session_factory=runtime.session_factory,
                                           account_id=account_id,
                                           max_entities=runtime.settings.chunk_entities):
-            detect_anomalies.delay(account_id, chunk)
-            dispatched += 1
-    return {"status": "dispatched", "tasks": dispatched}
+            task_ids.append(detect_anomalies.delay(account_id, chunk).id)
+    return {"status": "dispatched", "tasks": len(task_ids), "task_ids": task_ids}
 
 
 @celery_app.task(name="adsentinel.detect_anomalies", bind=True, max_retries=2,
