@@ -9,13 +9,15 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from adsentinel.cli.app import app, console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import AdAccount, Entity
-from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
+from adsentinel.db.models import Entity
+from adsentinel.errors import AdsentinelError
+from adsentinel.service.accounts import select_accounts
 from adsentinel.service.detection import detect_account
+from adsentinel.service.jobs import model_loader_or_none
 
 
 class OutputFormat(str, Enum):
@@ -40,8 +42,9 @@ def detect_command(
     analysis_date = _parse_date(day)
     session_factory = make_session_factory(open_database(settings))
     rows = []
-    for account_id, name, currency in _accounts(session_factory, account):
-        loader = _model_loader(settings, account_id)
+    for ref in select_accounts(session_factory=session_factory, wanted=account):
+        account_id, name, currency = ref.id, ref.name, ref.currency
+        loader = model_loader_or_none(settings, account_id)
         stored = detect_account(session_factory=session_factory, settings=settings,
                                 account_id=account_id, analysis_date=analysis_date,
                                 model_loader=loader)
@@ -81,40 +84,6 @@ def _parse_date(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise AdsentinelError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
-
-
-def _accounts(session_factory, wanted: str | None) -> list[tuple[int, str, str]]:
-    with session_factory() as session:
-        query = select(AdAccount.id, AdAccount.name, AdAccount.currency).order_by(AdAccount.id)
-        if wanted is None:
-            rows = session.execute(query.where(AdAccount.is_active.is_(True))).all()
-            if not rows:
-                raise NotFoundError("there is no active ad account to watch",
-                                    hint="import insights first with `adsentinel import`")
-            return [(r.id, r.name, r.currency) for r in rows]
-        match = [AdAccount.name == wanted, AdAccount.platform_account_id == wanted]
-        if wanted.isdigit():
-            match.append(AdAccount.id == int(wanted))
-        rows = session.execute(query.where(or_(*match))).all()
-    if not rows:
-        raise NotFoundError(f"no ad account named or numbered {wanted!r}",
-                            hint="pass an account's name, platform id or numeric id")
-    exact = [r for r in rows if r.name == wanted]
-    chosen = exact[0] if exact else rows[0]
-    return [(chosen.id, chosen.name, chosen.currency)]
-
-
-def _model_loader(settings, account_id: int):
-    """The model store's loader, or ``None`` (statistical detection only) when it is unusable."""
-    if not settings.use_isolation_forest:
-        return None
-    try:
-        from adsentinel.models.store import ModelStore
-
-        return ModelStore.from_settings(settings).loader(account_id)
-    except (ModelStoreError, OSError) as exc:
-        console.print(f"model store unusable ({exc}): statistical detection only", style="yellow")
-        return None
 
 
 def _entity_paths(session_factory, account_id: int) -> dict[int, tuple[str, str]]:

@@ -7,13 +7,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import or_, select
 
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import AdAccount
-from adsentinel.errors import NotFoundError
 from adsentinel.models.store import ENTITY_TYPES, ModelStore
+from adsentinel.service.accounts import select_accounts
 from adsentinel.service.training import train_account_models
 
 
@@ -30,7 +28,7 @@ def train_command(
     """
     settings = get_settings()
     session_factory = make_session_factory(open_database(settings))
-    accounts = _accounts(session_factory, account)
+    accounts = select_accounts(session_factory=session_factory, wanted=account)
     store = ModelStore.from_settings(settings)
     table = Table(title="training", caption="trained / skipped / failed")
     table.add_column("account")
@@ -39,7 +37,8 @@ def train_command(
     table.add_column("seconds", justify="right")
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
-        for account_id, name in accounts:
+        for ref in accounts:
+            account_id, name = ref.id, ref.name
             task = progress.add_task(f"training {name}", total=None)
             result = train_account_models(
                 session_factory=session_factory, settings=settings, account_id=account_id,
@@ -58,22 +57,3 @@ def train_command(
     console.print(f"models in {store.root}", style="dim")
 
 
-def _accounts(session_factory, wanted: str | None) -> list[tuple[int, str]]:
-    with session_factory() as session:
-        query = select(AdAccount.id, AdAccount.name).order_by(AdAccount.id)
-        if wanted is None:
-            rows = session.execute(query.where(AdAccount.is_active.is_(True))).all()
-            if not rows:
-                raise NotFoundError("there is no active ad account to train",
-                                    hint="import insights first with `adsentinel import`")
-            return [(r.id, r.name) for r in rows]
-        match = [AdAccount.name == wanted, AdAccount.platform_account_id == wanted]
-        if wanted.isdigit():
-            match.append(AdAccount.id == int(wanted))
-        rows = session.execute(query.where(or_(*match))).all()
-    if not rows:
-        raise NotFoundError(f"no ad account named or numbered {wanted!r}",
-                            hint="pass an account's name, platform id or numeric id")
-    exact = [r for r in rows if r.name == wanted]
-    chosen = exact[0] if exact else rows[0]
-    return [(chosen.id, chosen.name)]

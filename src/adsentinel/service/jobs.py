@@ -79,16 +79,23 @@ def run_training(*, session_factory: sessionmaker[Session], settings: Settings, 
                                 progress=progress)
 
 
+def model_loader_or_none(settings: Settings, account_id: int):
+    """The model store's loader for an account; ``None`` (statistical detection only) when the
+    forest is off or the store cannot be used, which is logged rather than fatal."""
+    if not settings.use_isolation_forest:
+        return None
+    try:
+        return ModelStore.from_settings(settings).loader(account_id)
+    except (ModelStoreError, OSError) as exc:
+        log.error("model store unusable (%s); account %s gets statistical detection only",
+                  exc, account_id)
+        return None
+
+
 def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
                   campaign_ids: list[int] | None = None) -> dict[str, Any]:
     """Detect anomalies on an account (or some campaigns) with its stored models."""
-    loader = None
-    if settings.use_isolation_forest:
-        try:
-            loader = ModelStore.from_settings(settings).loader(account_id)
-        except (ModelStoreError, OSError) as exc:
-            log.error("model store unusable (%s); account %s gets statistical detection only",
-                      exc, account_id)
+    loader = model_loader_or_none(settings, account_id)
     stored = detect_account(session_factory=session_factory, settings=settings,
                             account_id=account_id, model_loader=loader,
                             campaign_ids=campaign_ids)
