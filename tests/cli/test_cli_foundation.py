@@ -74,6 +74,19 @@ def test_demo_runs_on_the_embedded_default(tmp_path):
     result = run_cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "labelled incidents" in result.stdout
-    assert (tmp_path / "adsentinel-data" / "adsentinel.db").exists()
+    assert "anomalies found" in result.stdout and "trained" in result.stdout
+    report = tmp_path / "adsentinel-data" / "demo" / "report.html"
+    assert report.read_text().count("<section>") > 0
+    database = tmp_path / "adsentinel-data" / "adsentinel.db"
+
+    def anomaly_keys():
+        import sqlite3
+
+        with sqlite3.connect(database) as conn:
+            return sorted(conn.execute("SELECT entity_id, day, metric FROM anomalies"))
+
+    first = anomaly_keys()
+    assert first
     again = run_cli("demo", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+    assert anomaly_keys() == first  # the same anomalies again, none duplicated

@@ -9,13 +9,15 @@ from rich.progress import BarColumn, Progress
 
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.cli.data_commands import print_import_summary
+from adsentinel.cli.detect_commands import anomaly_rows, print_anomaly_table
 
 
 @app.command()
 def demo(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic account.")] = 42,
 ) -> None:
-    """Generate a realistic demo account with labelled incidents, import it, and report."""
+    """Generate realistic demo accounts with labelled incidents, import them, train the
+    per-entity models, detect, print the anomalies and write an HTML report."""
     from adsentinel.service.demo import run_demo  # heavy (pandas, numba): only when run
 
     settings = get_settings()
@@ -31,3 +33,25 @@ def demo(
                   f"({data['incidents']} labelled incidents) in {result.data_folder}",
                   highlight=False)
     print_import_summary(result.import_summary)
+    trained = sum(r[level]["trained"] for r in result.training
+                  for level in ("campaign", "adset", "ad"))
+    console.print(f"trained {trained} per-entity models", highlight=False)
+
+    from adsentinel.service.accounts import select_accounts
+    from adsentinel.db.engine import make_session_factory, open_database
+
+    session_factory = make_session_factory(open_database(settings))
+    rows = []
+    for ref in select_accounts(session_factory=session_factory, wanted=None):
+        rows.extend(anomaly_rows(session_factory, ref,
+                                 [a for a in result.anomalies if a.account_id == ref.id]))
+    top = sorted((r for r in rows if r["severity"] in ("medium", "high", "critical")),
+                 key=lambda r: -r["score"])
+    print_anomaly_table(top[:20], title="anomalies found (medium and above, worst first)")
+    if result.ongoing_incidents:
+        console.print("incidents the generator injected that are still on at the end "
+                      "(the truth to compare with):", style="bold")
+        for label in result.ongoing_incidents:
+            console.print(f"  {label['kind']} on {label['entity_type']} {label['entity_id']} "
+                          f"since {label['start_date']}", highlight=False)
+    console.print(f"report with a chart per top anomaly: {result.report}", highlight=False)

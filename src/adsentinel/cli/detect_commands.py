@@ -43,28 +43,38 @@ def detect_command(
     session_factory = make_session_factory(open_database(settings))
     rows = []
     for ref in select_accounts(session_factory=session_factory, wanted=account):
-        account_id, name, currency = ref.id, ref.name, ref.currency
-        loader = model_loader_or_none(settings, account_id)
         stored = detect_account(session_factory=session_factory, settings=settings,
-                                account_id=account_id, analysis_date=analysis_date,
-                                model_loader=loader)
-        paths = _entity_paths(session_factory, account_id)
-        for anomaly in stored:
-            level, path = paths.get(anomaly.entity_id, ("?", str(anomaly.entity_id)))
-            rows.append({
-                "account_id": account_id, "account": name, "currency": currency,
-                "entity_type": level, "entity_id": anomaly.entity_id, "entity_path": path,
-                "date": anomaly.day.isoformat(), "metric": anomaly.metric,
-                "detector": anomaly.detectors, "severity": anomaly.severity,
-                "score": round(anomaly.score, 1), "actual": anomaly.actual,
-                "expected": anomaly.expected, "lower": anomaly.lower, "upper": anomaly.upper,
-                "direction": anomaly.direction, "message": anomaly.message,
-                "incident_id": anomaly.incident_id, "id": anomaly.id,
-            })
+                                account_id=ref.id, analysis_date=analysis_date,
+                                model_loader=model_loader_or_none(settings, ref.id))
+        rows.extend(anomaly_rows(session_factory, ref, stored))
     if output is OutputFormat.json:
         console.print_json(json.dumps(rows, default=str))
         return
-    table = Table(title="anomalies (children of an incident are indented under it)")
+    print_anomaly_table(rows)
+
+
+def anomaly_rows(session_factory, ref, stored) -> list[dict]:
+    """Stored anomalies of one account as plain dicts, with each entity's path."""
+    paths = _entity_paths(session_factory, ref.id)
+    rows = []
+    for anomaly in stored:
+        level, path = paths.get(anomaly.entity_id, ("?", str(anomaly.entity_id)))
+        rows.append({
+            "account_id": ref.id, "account": ref.name, "currency": ref.currency,
+            "entity_type": level, "entity_id": anomaly.entity_id, "entity_path": path,
+            "date": anomaly.day.isoformat(), "metric": anomaly.metric,
+            "detector": anomaly.detectors, "severity": anomaly.severity,
+            "score": round(anomaly.score, 1), "actual": anomaly.actual,
+            "expected": anomaly.expected, "lower": anomaly.lower, "upper": anomaly.upper,
+            "direction": anomaly.direction, "message": anomaly.message,
+            "incident_id": anomaly.incident_id, "id": anomaly.id,
+        })
+    return rows
+
+
+def print_anomaly_table(rows: list[dict], *, title: str | None = None) -> None:
+    """The anomalies as a table, children of an incident indented under it."""
+    table = Table(title=title or "anomalies (children of an incident are indented under it)")
     for column in ("severity", "score", "date", "entity", "metric", "message"):
         table.add_column(column, overflow="fold", no_wrap=column != "message",
                          ratio=3 if column == "message" else None)
