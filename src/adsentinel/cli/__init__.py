@@ -4,6 +4,7 @@ from adsentinel.cli import data_commands, demo_command, system_commands  # noqa:
 from adsentinel.cli import generate_command  # noqa: F401  (registers `generate`)
 from adsentinel.cli import model_commands  # noqa: F401  (registers `train`)
 from adsentinel.cli import worker_commands  # noqa: F401  (registers `worker`, `beat`, `run`)
+from adsentinel.cli import evaluate_commands  # noqa: F401  (registers `backtest`, `evaluate`)
 from adsentinel.cli import detect_commands  # noqa: F401  (registers `detect`)
 from adsentinel.cli.app import app, main
 

@@ -27,6 +27,7 @@ days), reimplemented here only as a yardstick.
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -129,15 +130,42 @@ def hierarchy_of(insights: pd.DataFrame) -> dict[EntityKey, EntityKey | None]:
 DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, float, str]]]
 
 
-def adsentinel_engine(detector: AnomalyDetector | None = None) -> DetectDay:
-    """The detector under evaluation as a :data:`DetectDay` (``parent``: the ad's ad set)."""
+def adsentinel_engine(detector: AnomalyDetector | None = None, *,
+                      retrain_every: int | None = None, min_samples: int = 50,
+                      history_days: int = 90) -> DetectDay:
+    """The detector under evaluation as a :data:`DetectDay` (``parent``: the ad's ad set).
+
+    With ``retrain_every`` the per-entity Isolation Forest takes part as in production: fitted
+    on the complete days before the judged day (at most ``history_days``, at least
+    ``min_samples``), refitted every ``retrain_every`` days. Each anomaly comes back as
+    ``(metric, severity, score, detector, actual, expected, message)``.
+    """
     chosen = detector or AnomalyDetector()
+    models: dict[object, tuple[pd.Timestamp, object]] = {}
+
+    def model_for(entity, frame, day):
+        trained = models.get(entity)
+        if trained is not None and (day - trained[0]).days < retrain_every:
+            return trained[1]
+        history = frame[frame["date"] < day].tail(history_days)
+        if len(history) < min_samples:
+            return None
+        from adsentinel.detect.forest import IsolationForest
+
+        seed = zlib.crc32(repr(entity).encode())  # stable across processes, unlike hash()
+        model = IsolationForest(n_estimators=100, random_state=seed).fit(
+            isolation_forest_features(history))
+        models[entity] = (day, model)
+        return model
 
     def detect(frame, day, level, parent=None, entity="") -> list[tuple]:
+        model = model_for(entity, frame, day) if retrain_every else None
         found = chosen.detect_anomalies(
-            frame, level, "", analysis_date=day.date(), budget_parent=parent
+            frame, level, "", analysis_date=day.date(), budget_parent=parent, model=model,
+            training_scores=None if model is None else model.training_scores_,
         )
-        return [(a.metric, a.severity.value, a.score, "+".join(a.detectors)) for a in found]
+        return [(a.metric, a.severity.value, a.score, "+".join(a.detectors), a.actual,
+                 a.expected, a.message) for a in found]
 
     return detect
 
@@ -232,19 +260,25 @@ def walk_forward(
             if parent is not None:
                 parent = parent[parent["date"] <= day]
             found = engine(upto, day, level, parent, (account, level, entity))
-            for metric, severity, score, detector in found:
-                out.append((account, level, entity, day.date(), metric, severity, score, detector))
+            for metric, severity, score, detector, *details in found:
+                actual, expected, message = (*details, None, None, None)[:3]
+                out.append((account, level, entity, day.date(), metric, severity, score, detector,
+                            actual, expected, message))
     return pd.DataFrame(
         out,
         columns=["account_id", "entity_type", "entity_id", "date", "metric", "severity", "score",
-                 "detector"],
+                 "detector", "actual", "expected", "message"],
     )
 
 
 def _walk_chunk(args) -> pd.DataFrame:
-    frames, engine_name, budget_parents = args
-    engine = adsentinel_engine() if engine_name == "adsentinel" else NaiveEngine()
-    return walk_forward(frames, engine, budget_parents=budget_parents)
+    frames, engine_name, budget_parents, options = args
+    if engine_name == "adsentinel":
+        engine = adsentinel_engine(**{k: v for k, v in options.items() if k != "first_day"})
+    else:
+        engine = NaiveEngine()
+    return walk_forward(frames, engine, budget_parents=budget_parents,
+                        first_day=options.get("first_day"))
 
 
 def budget_parents_of(
@@ -263,17 +297,23 @@ def walk_forward_parallel(
     engine_name: str,
     workers: int | None = None,
     budget_parents: dict[EntityKey, pd.DataFrame] | None = None,
+    **options,
 ) -> pd.DataFrame:
-    """:func:`walk_forward` of the named engine (``adsentinel`` or ``naive``) over processes."""
+    """:func:`walk_forward` of the named engine (``adsentinel`` or ``naive``) over processes.
+
+    ``options`` go to :func:`adsentinel_engine` (``retrain_every``, ``min_samples``,
+    ``history_days``) and to the walk (``first_day``).
+    """
     workers = workers or max(1, (os.cpu_count() or 1))
     if engine_name != "adsentinel":
         budget_parents = None
     if workers == 1:
-        return _walk_chunk((frames, engine_name, budget_parents))
+        return _walk_chunk((frames, engine_name, budget_parents, options))
     items = list(frames.items())
     chunks = [dict(items[i::workers]) for i in range(workers)]
     jobs = [
-        (chunk, engine_name, {k: v for k, v in (budget_parents or {}).items() if k in chunk})
+        (chunk, engine_name, {k: v for k, v in (budget_parents or {}).items() if k in chunk},
+         options)
         for chunk in chunks
     ]
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -431,3 +471,66 @@ def evaluate_preset(
 def results_table(results: Iterable[EvaluationResult]) -> pd.DataFrame:
     """Engines side by side, one row per measure (for printing)."""
     return pd.DataFrame({r.engine: r.as_row() for r in results}).drop(index="engine")
+
+
+def backtest_csv(
+    path,
+    *,
+    start: date,
+    end: date,
+    retrain_every: int = 1,
+    min_samples: int = 50,
+    history_days: int = 90,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """Walk forward over an insights CSV (the import format) from ``start`` to ``end``.
+
+    The file is first imported into a throw-away embedded store, so it gets the importer's
+    checks (a bad line is an :class:`~adsentinel.errors.InputFileError` naming file, line and
+    column). Each day is judged with the days before it only; per-entity forests are refitted
+    every ``retrain_every`` days, as production retrains daily.
+
+    Returns one row per anomaly: ``account_id, entity_type, entity_id, date, metric, detector,
+    severity, score, actual, expected, message``.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from adsentinel.config import load_settings
+    from adsentinel.db.engine import open_database
+    from adsentinel.ingest.csv_import import import_insights_csv
+
+    if end < start:
+        raise ValueError(f"end ({end}) is before start ({start})")
+    if retrain_every < 1:
+        raise ValueError(f"retrain_every must be >= 1, got {retrain_every!r}")
+    with tempfile.TemporaryDirectory(prefix="adsentinel-backtest-") as folder:
+        engine = open_database(load_settings(data_dir=Path(folder)))
+        try:
+            import_insights_csv(Path(path), engine=engine, account_name=None)
+            with engine.connect() as conn:
+                insights = pd.read_sql_query(
+                    """SELECT d.day AS date, COALESCE(a.platform_account_id, a.name) AS account_id,
+                              c.platform_id AS campaign_id, s.platform_id AS adset_id,
+                              e.platform_id AS ad_id, d.spend, d.impressions, d.clicks, d.leads,
+                              d.reach
+                       FROM daily_insights d JOIN entities e ON e.id = d.entity_id
+                       JOIN entities s ON s.id = e.parent_id JOIN entities c ON c.id = s.parent_id
+                       JOIN ad_accounts a ON a.id = e.account_id
+                       WHERE e.level = 'ad' AND d.day <= :end AND d.is_complete""",
+                    conn, params={"end": end.isoformat()})
+        finally:
+            engine.dispose()
+    if insights.empty:
+        return walk_forward({}, adsentinel_engine())
+    insights["date"] = pd.to_datetime(insights["date"])
+    frames = entity_frames(insights)
+    parents = hierarchy_of(insights)
+    found = walk_forward_parallel(
+        frames, "adsentinel", workers, budget_parents_of(frames, parents),
+        retrain_every=retrain_every, min_samples=min_samples, history_days=history_days,
+        first_day=pd.Timestamp(start))
+    columns = ["account_id", "entity_type", "entity_id", "date", "metric", "detector",
+               "severity", "score", "actual", "expected", "message"]
+    return found[columns].sort_values(["date", "account_id", "entity_type", "entity_id",
+                                       "metric"]).reset_index(drop=True)
