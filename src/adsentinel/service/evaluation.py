@@ -428,10 +428,13 @@ def evaluate_dataset(
     engines: Iterable[str] = ("adsentinel", "naive"),
     min_severity: str = "medium",
     workers: int | None = None,
+    retrain_every: int | None = 1,
 ) -> list[EvaluationResult]:
     """Walk every engine over ``insights`` and score it against ``labels``.
 
-    Days judged per ad-month: the days after the first 14 of the dataset (the minimum history).
+    adsentinel runs as in production, per-entity forests refitted every ``retrain_every`` days
+    (``None``: statistical detectors only). Days judged per ad-month: the days after the first
+    14 of the dataset (the minimum history).
     """
     frames = entity_frames(insights)
     parents = hierarchy_of(insights)
@@ -441,7 +444,8 @@ def evaluate_dataset(
     results = []
     budget_parents = budget_parents_of(frames, parents)
     for name in engines:
-        anomalies = walk_forward_parallel(frames, name, workers, budget_parents)
+        options = {"retrain_every": retrain_every} if name == "adsentinel" else {}
+        anomalies = walk_forward_parallel(frames, name, workers, budget_parents, **options)
         results.append(
             score_alarms(anomalies, labels, parents, engine=name, n_ads=n_ads,
                          days_judged=days_judged, min_severity=min_severity)
@@ -456,6 +460,7 @@ def evaluate_preset(
     engines: Iterable[str] = ("adsentinel", "naive"),
     min_severity: str = "medium",
     workers: int | None = None,
+    retrain_every: int | None = 1,
 ) -> list[EvaluationResult]:
     """Generate the synthetic ``preset`` (:mod:`adsentinel.ingest.synthetic`) and evaluate on it.
 
@@ -465,7 +470,8 @@ def evaluate_preset(
 
     dataset = generate_dataset(preset_config(preset, seed=seed))
     return evaluate_dataset(dataset.insights, dataset.labels, engines=engines,
-                            min_severity=min_severity, workers=workers)
+                            min_severity=min_severity, workers=workers,
+                            retrain_every=retrain_every)
 
 
 def results_table(results: Iterable[EvaluationResult]) -> pd.DataFrame:
