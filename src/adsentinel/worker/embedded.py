@@ -68,19 +68,15 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
     """The production schedule (or the given one) over every active account."""
     from adsentinel.service import jobs
 
-    def train_all() -> dict:
-        results = {}
-        for account_id in jobs.active_account_ids(session_factory=session_factory):
-            results[account_id] = _safely(lambda a=account_id: jobs.run_training(
-                session_factory=session_factory, settings=settings, account_id=a))
-        return results
+    def for_every_account(run: Callable[..., dict]) -> Callable[[], dict]:
+        def run_all() -> dict:
+            return {account_id: _safely(lambda a=account_id: run(
+                        session_factory=session_factory, settings=settings, account_id=a))
+                    for account_id in jobs.active_account_ids(session_factory=session_factory)}
+        return run_all
 
-    def detect_all() -> dict:
-        results = {}
-        for account_id in jobs.active_account_ids(session_factory=session_factory):
-            results[account_id] = _safely(lambda a=account_id: jobs.run_detection(
-                session_factory=session_factory, settings=settings, account_id=a))
-        return results
+    train_all = for_every_account(jobs.run_training)
+    detect_all = for_every_account(jobs.run_detection)
 
     return [
         Job("training", training or daily_at(settings.training_time, settings.zone), train_all),
