@@ -313,3 +313,22 @@ def test_stale_temp_files_of_a_crashed_writer_are_removed(store):
     assert store.remove_stale_temp_files(1) == 1
     assert not old.exists() and fresh.exists() and path.exists()
     assert store.remove_stale_temp_files(42) == 0
+
+
+def test_loader_skips_a_model_trained_on_other_features(tmp_path, caplog):
+    import numpy as np
+
+    from adsentinel.detect.forest import IsolationForest
+    from adsentinel.models.store import ModelMetadata, ModelStore
+
+    store = ModelStore(tmp_path, b"k" * 32)
+    model = IsolationForest(n_estimators=10, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(60, 3)))
+    metadata = ModelMetadata(account_id=1, entity_type="ad", entity_id="7",
+                             feature_names=("a", "b", "c"), n_samples=60,
+                             training_first_day=None, training_last_day=None)
+    store.save(model, metadata)
+    assert store.loader(1)("ad", "7") is not None
+    assert store.loader(1, feature_names=("a", "b", "c"))("ad", "7") is not None
+    assert store.loader(1, feature_names=("x", "y", "z"))("ad", "7") is None
+    assert "trained on features" in caplog.text

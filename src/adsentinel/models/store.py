@@ -442,13 +442,24 @@ class ModelStore:
             return None
         return loaded
 
-    def loader(self, account_id: int) -> Callable[[str, str], tuple[IsolationForest, np.ndarray] | None]:
+    def loader(self, account_id: int, *, feature_names: Sequence[str] | None = None
+               ) -> Callable[[str, str], tuple[IsolationForest, np.ndarray] | None]:
         """A ``model_loader`` for the detection service: ``(entity_type, entity_id)`` ->
-        ``(model, sorted training-score quantiles)``, or None (statistical detection only)."""
+        ``(model, sorted training-score quantiles)``, or None (statistical detection only).
+
+        With ``feature_names``, a model trained on other features (an older feature set) is
+        skipped with a log line rather than misused; the next training replaces it.
+        """
+        expected = tuple(feature_names) if feature_names is not None else None
 
         def load(entity_type: str, entity_id: str):
             loaded = self.load(account_id, entity_type, entity_id)
             if loaded is None:
+                return None
+            if expected is not None and tuple(loaded.metadata.feature_names) != expected:
+                log.warning("model %s was trained on features %s, detection uses %s; skipped "
+                            "until the next training", loaded.path,
+                            list(loaded.metadata.feature_names), list(expected))
                 return None
             return loaded.model, np.asarray(loaded.metadata.score_quantiles, dtype=float)
 

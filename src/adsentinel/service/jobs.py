@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, Entity
+from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.errors import ModelStoreError
 from adsentinel.models.store import ModelStore
 from adsentinel.service.detection import detect_account
@@ -85,7 +86,8 @@ def model_loader_or_none(settings: Settings, account_id: int):
     if not settings.use_isolation_forest:
         return None
     try:
-        return ModelStore.from_settings(settings).loader(account_id)
+        return ModelStore.from_settings(settings).loader(account_id,
+                                                         feature_names=FOREST_FEATURES)
     except (ModelStoreError, OSError) as exc:
         log.error("model store unusable (%s); account %s gets statistical detection only",
                   exc, account_id)
