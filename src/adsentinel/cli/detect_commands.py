@@ -73,7 +73,19 @@ def anomaly_rows(session_factory, ref, stored) -> list[dict]:
 
 
 def print_anomaly_table(rows: list[dict], *, title: str | None = None) -> None:
-    """The anomalies as a table, children of an incident indented under it."""
+    """The anomalies as a table, children of an incident indented under it (one line each on
+    a narrow terminal, where a table would hide the messages)."""
+    if console.width < 120:
+        console.print(title or "anomalies (children of an incident are indented under it)",
+                      style="bold")
+        for row in rows:
+            indent = "  └ " if row["incident_id"] else ""
+            name = row["entity_path"].rsplit(" > ", 1)[-1]
+            console.print(f"{indent}[{row['severity']} {row['score']:.0f}] {row['date']} "
+                          f"{row['entity_type']} {name} · {row['metric']}: {row['message']}",
+                          highlight=False, markup=False)
+        console.print(f"{len(rows)} anomalies", style="dim")
+        return
     table = Table(title=title or "anomalies (children of an incident are indented under it)")
     for column in ("severity", "score", "date", "entity", "metric", "message"):
         table.add_column(column, overflow="fold", no_wrap=column != "message",
