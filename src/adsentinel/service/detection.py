@@ -120,11 +120,11 @@ def detect_account(
             if analysis_date is None:
                 return []
         first_day = analysis_date - timedelta(days=detector.history_days + recheck_days)
-        insights = _load_insights(session, account_id, first_day, analysis_date)
-        if campaign_ids is not None:
+        scope = None
+        if campaign_ids is not None:  # one chunk of a large account: read only its entities
             scope = entities_in_campaigns({e.id: e.parent_id for e in entities.values()},
                                           campaign_ids)
-            insights = insights[insights["entity_id"].isin(scope)]
+        insights = _load_insights(session, account_id, first_day, analysis_date, scope)
         if insights.empty:
             return []
         judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days)
@@ -155,8 +155,11 @@ def _latest_day(session: Session, account_id: int) -> date | None:
     )
 
 
-def _load_insights(session: Session, account_id: int, first: date, last: date) -> pd.DataFrame:
-    """Every entity's daily rows in ``[first, last]``, one query, as a DataFrame."""
+def _load_insights(session: Session, account_id: int, first: date, last: date,
+                   entity_ids: set[int] | None = None) -> pd.DataFrame:
+    """Every entity's (or the given entities') daily rows in ``[first, last]``, one query."""
+    # SQLite allows 32,766 bound parameters: a larger chunk is filtered after reading
+    in_sql = entity_ids is not None and len(entity_ids) <= 30_000
     columns = [
         DailyInsight.entity_id, DailyInsight.day,
         *(getattr(DailyInsight, c) for c in _COUNTS),
@@ -165,12 +168,15 @@ def _load_insights(session: Session, account_id: int, first: date, last: date) -
     rows = session.execute(
         select(*columns)
         .join(Entity, Entity.id == DailyInsight.entity_id)
-        .where(Entity.account_id == account_id, DailyInsight.day.between(first, last))
+        .where(Entity.account_id == account_id, DailyInsight.day.between(first, last),
+               *([DailyInsight.entity_id.in_(sorted(entity_ids))] if in_sql else []))
         .order_by(DailyInsight.entity_id, DailyInsight.day)
     ).all()
     frame = pd.DataFrame(
         rows, columns=["entity_id", "date", *_COUNTS, "is_complete", "as_of", "updated_at"]
     )
+    if entity_ids is not None and not in_sql:
+        frame = frame[frame["entity_id"].isin(entity_ids)]
     if not frame.empty:
         frame["date"] = pd.to_datetime(frame["date"])
     return frame
