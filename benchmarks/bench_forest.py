@@ -145,36 +145,20 @@ def _row(name: str, r: dict[str, float]) -> str:
 def run_postgres(n_entities: int, seed: int) -> None:
     """End to end on PostgreSQL: build, train (separate process for peak RSS), load + score."""
     import subprocess
-    import uuid
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from scratch_postgres import scratch_database
 
-    admin_url = make_url(os.environ.get("ADSENTINEL_TEST_POSTGRES_URL",
-                                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
-    name = f"adsentinel_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-pg-") as folder:
-            env = {**os.environ, "ADSENTINEL_DATABASE_URL": url,
-                   "ADSENTINEL_DATA_DIR": folder, "ADSENTINEL_LOG_LEVEL": "WARNING"}
-            t0 = time.perf_counter()
-            _populate(url, folder, n_entities, seed)
-            print(f"postgres: {n_entities:,} entities x {DAYS} days inserted in "
-                  f"{time.perf_counter() - t0:.1f} s")
-            out = subprocess.run([sys.executable, __file__, "--_train-child"], env=env,
+    with scratch_database() as url, tempfile.TemporaryDirectory(prefix="bench-pg-") as folder:
+        env = {**os.environ, "ADSENTINEL_DATABASE_URL": url,
+               "ADSENTINEL_DATA_DIR": folder, "ADSENTINEL_LOG_LEVEL": "WARNING"}
+        t0 = time.perf_counter()
+        _populate(url, folder, n_entities, seed)
+        print(f"postgres: {n_entities:,} entities x {DAYS} days inserted in "
+              f"{time.perf_counter() - t0:.1f} s")
+        for child in ("--_train-child", "--_score-child"):
+            out = subprocess.run([sys.executable, __file__, child], env=env,
                                  capture_output=True, text=True, check=True)
             print(out.stdout.strip())
-            out = subprocess.run([sys.executable, __file__, "--_score-child"], env=env,
-                                 capture_output=True, text=True, check=True)
-            print(out.stdout.strip())
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _populate(url: str, folder: str, n_entities: int, seed: int) -> None:

@@ -22,8 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scratch_postgres import scratch_database  # noqa: E402
 
 CHILD = r"""
 import csv, json, sys, time
@@ -66,8 +69,7 @@ def main() -> None:
                         help="admin URL; a throw-away database is created beside it")
     args = parser.parse_args()
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
     from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
 
@@ -85,22 +87,11 @@ def main() -> None:
         results = {"reference (csv.reader only)": run_child("reference", csv_path, "")}
         results["adsentinel import, SQLite"] = run_child("sqlite", csv_path, str(tmp_path / "db"))
 
-        admin_url = make_url(args.postgres)
-        name = f"adsentinel_bench_{uuid.uuid4().hex[:8]}"
         try:
-            admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:  # noqa: BLE001
-            print(f"PostgreSQL skipped: {exc}")
-            admin = None
-        if admin is not None:
-            try:
-                target = admin_url.set(database=name).render_as_string(hide_password=False)
+            with scratch_database(args.postgres) as target:
                 results["adsentinel import, PostgreSQL"] = run_child("postgres", csv_path, target)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        except OperationalError as exc:
+            print(f"PostgreSQL skipped: {exc}")
 
     reference = results["reference (csv.reader only)"]
     ref_rate = reference["rows"] / reference["seconds"]

@@ -23,12 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_forest import _populate  # noqa: E402  (same synthetic delivery)
+from scratch_postgres import scratch_database  # noqa: E402
 
 
 def main() -> None:
@@ -39,8 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import redis
-    from sqlalchemy import create_engine, func, select, text
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import func, select, text
 
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
@@ -48,17 +47,11 @@ def main() -> None:
     from adsentinel.service import jobs
     from adsentinel.worker.app import create_celery_app
 
-    admin_url = make_url(os.environ.get("ADSENTINEL_TEST_POSTGRES_URL",
-                                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
-    name = f"adsentinel_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
     redis.Redis.from_url(args.redis).flushdb()
     workers: list[subprocess.Popen] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
+        with scratch_database() as url, \
+                tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
             started = time.perf_counter()
             _populate(url, folder, args.entities, args.seed)
             print(f"{args.entities:,} entities x 90 days in PostgreSQL in "
@@ -129,9 +122,6 @@ def main() -> None:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

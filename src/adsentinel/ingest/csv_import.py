@@ -139,7 +139,6 @@ class _Dialect:
         self.least = "MIN" if sqlite else "LEAST"
         self.greatest = "MAX" if sqlite else "GREATEST"
         self.distinct = "IS NOT" if sqlite else "IS DISTINCT FROM"
-        self.temp = "TEMPORARY"
         self.placeholder = "?" if sqlite else "%s"
         self.true = "1" if sqlite else "true"
         # SQLite has no statistics on the temporary tables; CROSS JOIN fixes the join order
@@ -156,7 +155,7 @@ class _Dialect:
 def _create_staging(conn: Connection, d: _Dialect) -> None:
     _drop_staging(conn, d)
     conn.exec_driver_sql(f"""
-        CREATE {d.temp} TABLE import_staging (
+        CREATE TEMPORARY TABLE import_staging (
             line INTEGER NOT NULL, account_key VARCHAR(200) NOT NULL, account_name VARCHAR(200),
             currency VARCHAR(3), campaign_pid VARCHAR(64) NOT NULL, campaign_name VARCHAR(400),
             adset_pid VARCHAR(64) NOT NULL, adset_name VARCHAR(400), ad_pid VARCHAR(64) NOT NULL,
@@ -164,10 +163,10 @@ def _create_staging(conn: Connection, d: _Dialect) -> None:
             impressions BIGINT NOT NULL, clicks BIGINT NOT NULL, leads BIGINT NOT NULL,
             reach BIGINT NOT NULL, conversions BIGINT, revenue FLOAT)""")
     conn.exec_driver_sql(f"""
-        CREATE {d.temp} TABLE import_accounts (
+        CREATE TEMPORARY TABLE import_accounts (
             account_key VARCHAR(200) PRIMARY KEY, account_id INTEGER NOT NULL, today DATE NOT NULL)""")
     conn.exec_driver_sql(f"""
-        CREATE {d.temp} TABLE import_affected (
+        CREATE TEMPORARY TABLE import_affected (
             level VARCHAR(16) NOT NULL, entity_id INTEGER NOT NULL, day DATE NOT NULL)""")
 
 
