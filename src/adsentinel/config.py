@@ -103,6 +103,51 @@ class Settings(BaseSettings):
     anomaly_min_history_days: int = Field(default=14, ge=3)
     frequency_ideal: float = Field(default=3.0, gt=1.0)
 
+    # --- Meta Marketing API sync -------------------------------------------------------------
+    result_action_types: str = Field(
+        default="lead",
+        description="Comma-separated Meta action types counted as results (leads). 'lead' "
+        "already includes onsite_conversion.lead_grouped and offsite_conversion.fb_pixel_lead: "
+        "do not add them on top of it. An account can override it.",
+    )
+    sync_window_days: int = Field(
+        default=28, ge=1, le=400,
+        description="Every sync re-pulls this many past days so restated numbers replace old ones.",
+    )
+    sync_async_poll_timeout: int = Field(
+        default=900, ge=1,
+        description="Seconds to wait for an asynchronous insights report job before giving up.",
+    )
+    sync_usage_slowdown_percent: float = Field(
+        default=75.0, gt=0.0, le=100.0,
+        description="Above this share of a Meta rate-limit budget, sync calls are spaced out.",
+    )
+
+    # --- API and dashboard ----------------------------------------------------------------------
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Address users reach the dashboard at; alert links point there.",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs dashboard session cookies. Default: a random key created "
+        "once in <data_dir>/.session-key. Set the same value on every API machine.",
+    )
+
+    # --- alerts ---------------------------------------------------------------------------------
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for email alerts.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = Field(default="adsentinel@localhost", description="Sender of email alerts.")
+    alert_max_attempts: int = Field(
+        default=8, ge=1, description="Delivery attempts of one alert before it is marked failed."
+    )
+    alert_digest_time: time = Field(
+        default=time(8, 0), description="Local time at which daily digests are sent (HH:MM)."
+    )
+
     # --- misc ----------------------------------------------------------------------------------
     log_level: str = Field(default="INFO")
 

@@ -62,3 +62,13 @@ def test_tables_without_migration_record_are_not_touched(tmp_path):
         conn.execute(text("CREATE TABLE entities (id INTEGER PRIMARY KEY)"))
     with pytest.raises(StorageError, match="no migration record"):
         open_database(settings)
+
+
+def test_migrations_create_exactly_the_models(engine):
+    """The Alembic chain and the SQLAlchemy models describe the same schema (no drift)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        drift = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert drift == []
