@@ -121,6 +121,57 @@ def import_insights_csv(
     return summary
 
 
+def upsert_ad_insight_rows(
+    conn: Connection,
+    rows: Iterable[InsightRow],
+    *,
+    account_id: int,
+    source: str,
+    now: datetime,
+) -> ImportSummary:
+    """Upsert ad-day rows of one existing account inside the caller's transaction.
+
+    The same path as a CSV import (staging table, checks across rows, entity and ad-day upserts,
+    re-aggregation of ad set and campaign days, restated-day counting), for rows that come from
+    somewhere else, such as the Meta sync. Each row's ``line`` is its position in ``source``.
+    Raises :class:`InputFileError` (nothing written once the caller rolls back) on rows that
+    contradict each other or the database.
+    """
+    summary = ImportSummary(file=source)
+    problems = _ProblemLog()
+    account = conn.execute(select(AdAccount.platform_account_id, AdAccount.name,
+                                  AdAccount.timezone).where(AdAccount.id == account_id)).one()
+    key = account.platform_account_id or _NO_ACCOUNT
+    dialect = _Dialect(conn)
+    _create_staging(conn, dialect)
+
+    def counted() -> Iterable[tuple]:
+        for row in rows:
+            summary.rows_read += 1
+            staged = _staging_tuple(row, None)
+            yield (staged[0], key, *staged[2:])
+
+    _insert_staging(conn, dialect, counted())
+    conn.exec_driver_sql(
+        "CREATE INDEX import_staging_key ON import_staging (account_key, ad_pid, day)")
+    conn.exec_driver_sql(
+        f"INSERT INTO import_accounts (account_key, account_id, today) VALUES "
+        f"({dialect.placeholder}, {dialect.placeholder}, {dialect.placeholder})",
+        [(key, account_id, now.astimezone(ZoneInfo(account.timezone)).date())])
+    summary.accounts.append(account.name)
+    dialect.analyze(conn, "import_staging", "import_accounts")
+    _check_across_lines(conn, dialect, source, problems, skip_invalid=False)
+    if problems.total:
+        raise InputFileError(_by_line(problems.shown), total=problems.total)
+    _count_days(conn, dialect, summary)
+    _upsert_entities(conn, dialect, summary)
+    _upsert_ad_days(conn, dialect, now)
+    _aggregate_parents(conn, dialect, now)
+    _fill_summary(conn, summary, problems)
+    _drop_staging(conn, dialect)
+    return summary
+
+
 def _as_error(problems: _ProblemLog) -> InputFileError:
     return InputFileError(_by_line(problems.shown), total=problems.total,
                           hint="fix these lines, or pass --skip-invalid to import the valid rows")
@@ -188,27 +239,32 @@ def _stream_into_staging(conn, d, path, account_name, problems, summary, on_byte
             else:
                 yield _staging_tuple(item, account_name)
 
-    columns = ", ".join(_STAGING_COLUMNS)
-    if d.name == "postgresql":
-        cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY import_staging ({columns}) FROM STDIN") as copy:
-            for row in valid_rows():
-                copy.write_row(row)
-    else:
-        insert = (f"INSERT INTO import_staging ({columns}) VALUES "
-                  f"({', '.join([d.placeholder] * len(_STAGING_COLUMNS))})")
-        batch: list[tuple] = []
-        for row in valid_rows():
-            batch.append(row)
-            if len(batch) >= BATCH_ROWS:
-                conn.exec_driver_sql(insert, batch)
-                batch.clear()
-        if batch:
-            conn.exec_driver_sql(insert, batch)
+    _insert_staging(conn, d, valid_rows())
     if summary.rows_read == 0:
         problems.add([InputProblem(str(path), None, None, "the file has a header but no rows")])
     conn.exec_driver_sql(
         "CREATE INDEX import_staging_key ON import_staging (account_key, ad_pid, day)")
+
+
+def _insert_staging(conn: Connection, d: _Dialect, rows: Iterable[tuple]) -> None:
+    """Write staging tuples: COPY on PostgreSQL, batched executemany on SQLite."""
+    columns = ", ".join(_STAGING_COLUMNS)
+    if d.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY import_staging ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    insert = (f"INSERT INTO import_staging ({columns}) VALUES "
+              f"({', '.join([d.placeholder] * len(_STAGING_COLUMNS))})")
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            conn.exec_driver_sql(insert, batch)
+            batch.clear()
+    if batch:
+        conn.exec_driver_sql(insert, batch)
 
 
 def _staging_tuple(row: InsightRow, account_name: str | None) -> tuple:
@@ -393,8 +449,12 @@ def _upsert_entities(conn, d, summary: ImportSummary) -> None:
 
 def _upsert_insights_sql(d: _Dialect, select_sql: str) -> str:
     columns = ("entity_id", "day", *_METRICS, "is_complete", "as_of", "updated_at")
-    changed = " OR ".join(f"daily_insights.{m} {d.distinct} excluded.{m}"
-                          for m in (*_METRICS, "is_complete"))
+    # A partial day is also rewritten when only its as_of moved: "no change since the last
+    # pull" is itself news (delivery stopped), and intraday detection reads how far the day got.
+    changed = " OR ".join([f"daily_insights.{m} {d.distinct} excluded.{m}"
+                           for m in (*_METRICS, "is_complete")]
+                          + [f"(NOT excluded.is_complete AND daily_insights.as_of {d.distinct} "
+                             "excluded.as_of)"])
     updates = ", ".join(f"{c} = excluded.{c}" for c in (*_METRICS, "is_complete", "as_of",
                                                          "updated_at"))
     return (f"INSERT INTO daily_insights ({', '.join(columns)}) {select_sql} "
