@@ -39,6 +39,7 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
 from adsentinel.detect.anomaly_detector import AnomalyDetector, DetectedAnomaly
 from adsentinel.errors import NotFoundError
+from adsentinel.service.alerting import apply_feedback
 from adsentinel.service.scope import entities_in_campaigns
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def detect_account(
             return []
         judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days)
         found = _run_detector(detector, entities, insights, judged, account, model_loader)
+        found = apply_feedback(session, account_id, found)  # damping, calendar
         _upsert(session, account_id, found, now)
         _retract_missing(session, account_id, judged, found, now)
         stored = _stored_for(session, account_id, judged)

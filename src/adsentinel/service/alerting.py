@@ -1,0 +1,676 @@
+"""Alerting service: plan messages from the stored anomalies, deliver the outbox, send digests,
+and the user-facing operations on channels, mutes, calendars and feedback.
+
+* :func:`plan_alerts` (called at the end of every detection run) turns an account's anomalies
+  into incidents (:mod:`adsentinel.alerts.incidents`), applies the suppression rules
+  (:mod:`adsentinel.alerts.suppression`) per channel and enqueues the due messages in the
+  outbox, in one transaction. Idempotency keys make re-planning harmless: the hourly re-runs
+  add nothing new unless an incident opened, worsened by a severity level or recovered.
+* :func:`deliver_alerts` (every minute) claims due rows, sends them and records the outcome.
+* :func:`send_digests` (every few minutes; acts once per channel and local day at
+  ``alert_digest_time``) enqueues one summary per digest channel.
+* :func:`apply_feedback` (inside detection, before anomalies are stored) damps patterns people
+  dismissed and annotates calendar days (:mod:`adsentinel.alerts.feedback`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from adsentinel.alerts import outbox
+from adsentinel.alerts.channels import CHANNEL_KINDS, DeliveryError, send_message
+from adsentinel.alerts.outbox import ClaimedMessage
+from adsentinel.alerts.feedback import Dismissal, FeedbackDamper, anomaly_size, annotate_calendar
+from adsentinel.alerts.incidents import (
+    DISMISSED_STATUSES,
+    OPENED,
+    RECOVERED,
+    UPDATE,
+    AlertedIncident,
+    AnomalyFact,
+    Incident,
+    IncidentKey,
+    build_incidents,
+    decide_messages,
+    severity_rank,
+)
+from adsentinel.alerts.messages import (
+    MessageContext,
+    digest_payload,
+    incident_payload,
+    subject_of,
+)
+from adsentinel.alerts.suppression import (
+    AccountRules,
+    MuteView,
+    check_severity,
+    parse_clock,
+    quiet_hours_end,
+    suppression_reason,
+)
+from adsentinel.config import Settings
+from adsentinel.db.engine import session_scope
+from adsentinel.db.models import (
+    AdAccount,
+    AlertChannel,
+    AlertOutbox,
+    Anomaly,
+    AnomalyStatus,
+    CalendarDay,
+    DailyInsight,
+    Entity,
+    MuteRule,
+    utcnow,
+)
+from adsentinel.detect.anomaly_detector import DetectedAnomaly
+from adsentinel.errors import AdsentinelError, InputFileError, InputProblem, NotFoundError
+
+log = logging.getLogger(__name__)
+
+#: Anomalies this many days back are read when planning (older open incidents too).
+PLANNING_WINDOW_DAYS = 30
+#: What a channel was already told is read back over this many days.
+ALERTED_MEMORY_DAYS = 120
+CALENDAR_KINDS = ("holiday", "promotion")
+FEEDBACK_STATUSES = tuple(s.value for s in AnomalyStatus if s != AnomalyStatus.retracted)
+
+#: ``after_send(message)``: called after the receiver accepted a message, before it is recorded.
+AfterSend = Callable[[ClaimedMessage], None]
+
+
+class AlertConfigError(AdsentinelError):
+    """A channel, mute, calendar day or feedback given by a user is not valid."""
+
+    exit_code = 64  # EX_USAGE
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+def plan_alerts(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
+                now: datetime | None = None) -> dict[str, int]:
+    """Enqueue the messages the account's instant channels need now; one transaction.
+
+    Returns ``{"incidents": n, "enqueued": n, "suppressed": n}``.
+    """
+    now = _utc(now or utcnow())
+    with session_scope(session_factory) as session:
+        account = session.get(AdAccount, account_id)
+        if account is None:
+            raise NotFoundError(f"ad account {account_id} does not exist",
+                                hint="list accounts with `adsentinel accounts`")
+        channels = session.scalars(select(AlertChannel).where(
+            AlertChannel.account_id == account_id, AlertChannel.is_active.is_(True),
+            AlertChannel.digest.is_(False)).order_by(AlertChannel.id)).all()
+        if not channels:
+            return {"incidents": 0, "enqueued": 0, "suppressed": 0}
+        zone = _zone(account.timezone)
+        alerted = {c.id: _alerted_incidents(session, c.id, now) for c in channels}
+        open_starts = [a.key.start_day for known in alerted.values() for a in known
+                       if not a.recovered]
+        local_today = now.astimezone(zone).date()
+        since = min([local_today - timedelta(days=PLANNING_WINDOW_DAYS), *open_starts])
+        facts = _anomaly_facts(session, account_id, since)
+        incidents = build_incidents(facts)
+        entities = _entities(session, account_id)
+        rules = _account_rules(session, account, entities, incidents, local_today)
+        recovered = _recovered(session, incidents, facts)
+        context = _message_context(account, entities, settings)
+        messages: list[outbox.NewMessage] = []
+        suppressed = 0
+        for channel in channels:
+            eligible = {}
+            for incident in incidents:
+                reason = suppression_reason(incident, rules, channel.min_severity)
+                eligible[incident.key] = reason is None
+                suppressed += reason is not None
+            planned = decide_messages(incidents, alerted[channel.id], eligible=eligible,
+                                      recovered=recovered)
+            held_until = quiet_hours_end(now, zone,
+                                         parse_clock(channel.quiet_start),
+                                         parse_clock(channel.quiet_end)) or now
+            for plan in planned:
+                payload = incident_payload(plan, context, today=local_today)
+                extra = plan.severity if plan.kind == UPDATE else ""
+                key = outbox.idempotency_key(channel.id, plan.key.entity_id, plan.key.metric,
+                                             plan.key.direction, plan.key.start_day, plan.kind,
+                                             extra)
+                anomaly_id = plan.incident.latest.id if plan.incident is not None else (
+                    payload["incident"].get("anomaly_id"))
+                messages.append(outbox.NewMessage(
+                    channel_id=channel.id, anomaly_id=anomaly_id, kind=plan.kind,
+                    idempotency_key=key, subject=subject_of(payload), payload=payload,
+                    next_attempt_at=held_until))
+        _drop_vanished_anomaly_ids(session, messages)
+        enqueued = outbox.enqueue(session, messages, now)
+    if enqueued:
+        log.info("account %s: %d alert(s) enqueued from %d incident(s)", account_id, enqueued,
+                 len(incidents))
+    return {"incidents": len(incidents), "enqueued": enqueued, "suppressed": suppressed}
+
+
+def _alerted_incidents(session: Session, channel_id: int, now: datetime) -> list[AlertedIncident]:
+    """What a channel was already told, per incident identity, from its outbox rows."""
+    rows = session.execute(
+        select(AlertOutbox.kind, AlertOutbox.payload)
+        .where(AlertOutbox.channel_id == channel_id,
+               AlertOutbox.kind.in_((OPENED, UPDATE, RECOVERED)),
+               AlertOutbox.created_at >= now - timedelta(days=ALERTED_MEMORY_DAYS))
+        .order_by(AlertOutbox.id)
+    ).all()
+    known: dict[IncidentKey, dict[str, Any]] = {}
+    for kind, payload in rows:
+        inc = payload["incident"]
+        key = IncidentKey(int(inc["entity_id"]), inc["metric"], inc["direction"],
+                          date.fromisoformat(inc["start_day"]))
+        entry = known.setdefault(key, {"latest": date.min, "severity": "low",
+                                       "recovered": False, "payload": payload})
+        entry["latest"] = max(entry["latest"], date.fromisoformat(inc["latest_day"]))
+        if severity_rank(inc["severity"]) > severity_rank(entry["severity"]):
+            entry["severity"] = inc["severity"]
+        if kind == RECOVERED:
+            entry["recovered"] = True
+        else:
+            entry["payload"] = payload
+    return [AlertedIncident(key, e["latest"], e["severity"], e["recovered"], e["payload"])
+            for key, e in known.items()]
+
+
+def _anomaly_facts(session: Session, account_id: int, since: date) -> list[AnomalyFact]:
+    rows = session.scalars(select(Anomaly).where(Anomaly.account_id == account_id,
+                                                 Anomaly.day >= since)).all()
+    return [_fact(a) for a in rows]
+
+
+def _fact(a: Anomaly) -> AnomalyFact:
+    return AnomalyFact(
+        id=a.id, entity_id=a.entity_id, day=a.day, metric=a.metric, direction=a.direction,
+        severity=a.severity, score=a.score, actual=a.actual, expected=a.expected,
+        status=a.status, incident_id=a.incident_id, message=a.message,
+        is_partial_day=bool(a.is_partial_day), drivers=dict(a.drivers or {}))
+
+
+@dataclass
+class _EntityFacts:
+    parents: dict[int, int | None] = field(default_factory=dict)
+    paths: dict[int, str] = field(default_factory=dict)
+    levels: dict[int, str] = field(default_factory=dict)
+
+
+def _entities(session: Session, account_id: int) -> _EntityFacts:
+    rows = session.execute(select(Entity.id, Entity.parent_id, Entity.level, Entity.name,
+                                  Entity.platform_id).where(Entity.account_id == account_id)).all()
+    facts = _EntityFacts()
+    names = {}
+    for row in rows:
+        facts.parents[row.id] = row.parent_id
+        facts.levels[row.id] = row.level
+        names[row.id] = row.name or row.platform_id
+    for entity_id in names:
+        chain, node, seen = [], entity_id, set()
+        while node is not None and node in names and node not in seen:
+            seen.add(node)
+            chain.append(names[node])
+            node = facts.parents.get(node)
+        facts.paths[entity_id] = " > ".join(reversed(chain))
+    return facts
+
+
+def _account_rules(session: Session, account: AdAccount, entities: _EntityFacts,
+                   incidents: list[Incident], local_today: date) -> AccountRules:
+    mutes = tuple(MuteView(m.id, m.entity_id, m.until, m.reason) for m in session.scalars(
+        select(MuteRule).where(MuteRule.account_id == account.id).order_by(MuteRule.id)))
+    calendar = _calendar(session, account.id)
+    spend: dict[tuple[int, date], float] = {}
+    if account.min_alert_spend is not None and incidents:
+        wanted = {(i.latest.entity_id, i.latest.day) for i in incidents}
+        rows = session.execute(select(DailyInsight.entity_id, DailyInsight.day, DailyInsight.spend)
+                               .where(DailyInsight.entity_id.in_({e for e, _ in wanted}),
+                                      DailyInsight.day.in_({d for _, d in wanted}))).all()
+        spend = {(r.entity_id, r.day): float(r.spend) for r in rows}
+    return AccountRules(parents=entities.parents, mutes=mutes, calendar=calendar,
+                        min_alert_spend=account.min_alert_spend, spend=spend,
+                        local_today=local_today)
+
+
+def _calendar(session: Session, account_id: int) -> dict[date, str]:
+    return {row.day: (row.label or row.kind) for row in session.execute(
+        select(CalendarDay.day, CalendarDay.kind, CalendarDay.label)
+        .where(CalendarDay.account_id == account_id))}
+
+
+def _recovered(session: Session, incidents: list[Incident],
+               facts: list[AnomalyFact]) -> dict[IncidentKey, bool]:
+    """An incident has recovered when its entity has a complete day after the incident's
+    latest day and that next day carries no live anomaly of the same metric and direction
+    (not even as a child of a bigger incident)."""
+    if not incidents:
+        return {}
+    entity_ids = {i.latest.entity_id for i in incidents}
+    newest = dict(session.execute(
+        select(DailyInsight.entity_id, func.max(DailyInsight.day))
+        .where(DailyInsight.entity_id.in_(entity_ids), DailyInsight.is_complete.is_(True))
+        .group_by(DailyInsight.entity_id)).all())
+    live = {(f.entity_id, f.metric, f.direction, f.day) for f in facts if f.status != "retracted"}
+    result = {}
+    for incident in incidents:
+        latest = incident.latest
+        next_day = latest.day + timedelta(days=1)
+        complete = newest.get(latest.entity_id)
+        result[incident.key] = (complete is not None and complete >= next_day
+                                and (latest.entity_id, latest.metric, latest.direction,
+                                     next_day) not in live)
+    return result
+
+
+def _message_context(account: AdAccount, entities: _EntityFacts,
+                     settings: Settings) -> MessageContext:
+    return MessageContext(account_id=account.id, account_name=account.name,
+                          currency=account.currency or "USD", paths=entities.paths,
+                          levels=entities.levels, public_url=settings.public_url)
+
+
+def _drop_vanished_anomaly_ids(session: Session, messages: list[outbox.NewMessage]) -> None:
+    """A recovery after retraction may name an anomaly row deleted since: keep the FK valid."""
+    ids = {m.anomaly_id for m in messages if m.anomaly_id is not None}
+    if not ids:
+        return
+    present = set(session.scalars(select(Anomaly.id).where(Anomaly.id.in_(ids))))
+    for index, message in enumerate(messages):
+        if message.anomaly_id is not None and message.anomaly_id not in present:
+            messages[index] = outbox.NewMessage(**{**message.__dict__, "anomaly_id": None})
+
+
+# --- digests ----------------------------------------------------------------------------------
+
+
+def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
+                 now: datetime | None = None) -> dict[str, int]:
+    """Enqueue today's digest of every digest channel whose local time has reached
+    ``alert_digest_time`` (once per channel and local day; empty digests are not sent).
+
+    A digest lists the account's incidents active on the local day before or today that pass
+    the channel's rules, worst first. Returns ``{"digests": n}``.
+    """
+    now = _utc(now or utcnow())
+    enqueued = 0
+    with session_scope(session_factory) as session:
+        channels = session.scalars(select(AlertChannel).where(
+            AlertChannel.is_active.is_(True), AlertChannel.digest.is_(True))
+            .order_by(AlertChannel.id)).all()
+        for channel in channels:
+            account = session.get(AdAccount, channel.account_id)
+            zone = _zone(account.timezone)
+            local = now.astimezone(zone)
+            if local.time() < settings.alert_digest_time:
+                continue
+            key = outbox.digest_key(channel.id, local.date())
+            if session.scalar(select(AlertOutbox.id).where(AlertOutbox.idempotency_key == key)):
+                continue
+            since = local.date() - timedelta(days=1)
+            facts = _anomaly_facts(session, account.id, since - timedelta(days=PLANNING_WINDOW_DAYS))
+            entities = _entities(session, account.id)
+            incidents = [i for i in build_incidents(facts)
+                         if i.latest.day >= since and not i.dismissed]
+            rules = _account_rules(session, account, entities, incidents, local.date())
+            shown = [i for i in incidents
+                     if suppression_reason(i, rules, channel.min_severity) is None]
+            if not shown:
+                continue
+            payload = digest_payload(_message_context(account, entities, settings), shown,
+                                     day=local.date())
+            enqueued += outbox.enqueue(session, [outbox.NewMessage(
+                channel_id=channel.id, anomaly_id=None, kind="digest", idempotency_key=key,
+                subject=subject_of(payload), payload=payload, next_attempt_at=now)], now)
+    return {"digests": enqueued}
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+
+def deliver_alerts(*, session_factory: sessionmaker[Session], settings: Settings,
+                   now: datetime | None = None, limit: int = 100,
+                   lease_seconds: float = outbox.DEFAULT_LEASE_SECONDS,
+                   after_send: AfterSend | None = None,
+                   rng: random.Random | None = None) -> dict[str, int]:
+    """Send the outbox rows due at ``now``; returns ``{"sent", "retrying", "failed", "held"}``.
+
+    ``after_send`` runs between a successful send and recording it (the window a crash can
+    hit; tests use it to kill the process there).
+    """
+    now = _utc(now or utcnow())
+    counts = {"sent": 0, "retrying": 0, "failed": 0, "held": 0}
+    zones: dict[int, ZoneInfo] = {}
+    for message in outbox.claim_due(session_factory, now, limit=limit,
+                                    lease_seconds=lease_seconds):
+        if message.kind != "digest":
+            zone = zones.get(message.account_id) or _account_zone(session_factory,
+                                                                  message.account_id)
+            zones[message.account_id] = zone
+            held = quiet_hours_end(now, zone, parse_clock(message.quiet_start),
+                                   parse_clock(message.quiet_end))
+            if held is not None:
+                outbox.defer(session_factory, message.id, held)
+                counts["held"] += 1
+                continue
+        try:
+            send_message(message.channel, message.payload, message.idempotency_key, settings)
+        except DeliveryError as exc:
+            status = outbox.mark_failed(session_factory, message, str(exc), now,
+                                        max_attempts=settings.alert_max_attempts, rng=rng)
+            counts["failed" if status == outbox.FAILED else "retrying"] += 1
+            log_call = log.error if status == outbox.FAILED else log.warning
+            log_call("alert %s to %s %s: attempt %d failed (%s)%s", message.id,
+                     message.channel.kind, message.channel.target, message.attempts, exc,
+                     "; giving up" if status == outbox.FAILED else "; will retry")
+            continue
+        if after_send is not None:
+            after_send(message)
+        outbox.mark_sent(session_factory, message.id, now)
+        counts["sent"] += 1
+    return counts
+
+
+def _account_zone(session_factory: sessionmaker[Session], account_id: int) -> ZoneInfo:
+    with session_factory() as session:
+        return _zone(session.scalar(select(AdAccount.timezone).where(AdAccount.id == account_id)))
+
+
+# --- feedback inside detection ----------------------------------------------------------------
+
+
+def apply_feedback(session: Session, account_id: int,
+                   found: list[DetectedAnomaly]) -> list[DetectedAnomaly]:
+    """Detection's anomalies with dismissed patterns damped and calendar days annotated.
+
+    Called by :func:`~adsentinel.service.detection.detect_account` just before storing.
+    """
+    if not found:
+        return found
+    entity_ids = {int(a.entity_id) for a in found}
+    dismissed = session.execute(
+        select(Anomaly.id, Anomaly.entity_id, Anomaly.metric, Anomaly.direction, Anomaly.day,
+               Anomaly.actual, Anomaly.expected)
+        .where(Anomaly.account_id == account_id,
+               Anomaly.status.in_(tuple(DISMISSED_STATUSES)),
+               Anomaly.entity_id.in_(entity_ids))).all()
+    damper = FeedbackDamper(
+        Dismissal(r.id, r.entity_id, r.metric, r.direction, r.day,
+                  anomaly_size(r.actual, r.expected)) for r in dismissed)
+    return annotate_calendar(damper.damp(found), _calendar(session, account_id))
+
+
+def mark_anomaly(*, session_factory: sessionmaker[Session], anomaly_id: int, status: str,
+                 by: str | None, now: datetime | None = None) -> dict[str, Any]:
+    """Give feedback on an anomaly: ``open``, ``acknowledged``, ``resolved``,
+    ``false_positive`` or ``expected``.
+
+    The anomalies attached to it (its incident's children on that day) get the same status, so
+    the whole incident is covered. ``false_positive`` and ``expected`` remove the days from the
+    entities' training data and damp the same pattern afterwards. Returns ``{"id", "status",
+    "children"}``.
+    """
+    if status not in FEEDBACK_STATUSES:
+        raise AlertConfigError(f"unknown status {status!r}",
+                               hint=f"use one of {', '.join(FEEDBACK_STATUSES)}")
+    now = _utc(now or utcnow())
+    with session_scope(session_factory) as session:
+        anomaly = session.get(Anomaly, anomaly_id)
+        if anomaly is None:
+            raise NotFoundError(f"anomaly {anomaly_id} does not exist",
+                                hint="see anomaly ids with `adsentinel detect --format json`")
+        children = session.scalars(select(Anomaly).where(Anomaly.incident_id == anomaly_id)).all()
+        for row in (anomaly, *children):
+            row.status, row.status_by, row.status_at = status, by, now
+    log.info("anomaly %s marked %s by %s (%d attached)", anomaly_id, status, by, len(children))
+    return {"id": anomaly_id, "status": status, "children": len(children)}
+
+
+# --- channels, mutes, calendars ---------------------------------------------------------------
+
+
+def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind: str,
+                target: str, secret_ref: str | None = None, min_severity: str = "medium",
+                quiet_start: str | None = None, quiet_end: str | None = None,
+                digest: bool = False) -> int:
+    """Create an alert channel of an account after checking every field; returns its id."""
+    if kind not in CHANNEL_KINDS:
+        raise AlertConfigError(f"channel kind {kind!r} is not known",
+                               hint=f"use one of {', '.join(CHANNEL_KINDS)}")
+    if kind in ("slack", "webhook"):
+        parsed = urlparse(target)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise AlertConfigError(f"{kind} target {target!r} is not an http(s) URL",
+                                   hint="pass the webhook URL, e.g. https://hooks.slack.com/...")
+    if kind == "email" and ("@" not in target or " " in target.strip()):
+        raise AlertConfigError(f"email target {target!r} is not an email address")
+    if kind == "webhook":
+        if not secret_ref or not secret_ref.startswith("env:") or len(secret_ref) <= 4:
+            raise AlertConfigError(
+                "a webhook channel needs --secret-ref env:VARIABLE (its HMAC signing key)",
+                hint="export the key in that variable where deliveries run")
+    try:
+        check_severity(min_severity)
+        parse_clock(quiet_start, name="quiet start")
+        parse_clock(quiet_end, name="quiet end")
+    except ValueError as exc:
+        raise AlertConfigError(str(exc)) from None
+    if (quiet_start is None) != (quiet_end is None):
+        raise AlertConfigError("quiet hours need both a start and an end",
+                               hint="e.g. --quiet 22:00-07:00")
+    with session_scope(session_factory) as session:
+        _account(session, account_id)
+        channel = AlertChannel(account_id=account_id, kind=kind, target=target.strip(),
+                               secret_ref=secret_ref, min_severity=min_severity,
+                               quiet_start=quiet_start, quiet_end=quiet_end, digest=digest,
+                               is_active=True)
+        session.add(channel)
+        session.flush()
+        return channel.id
+
+
+def list_channels(*, session_factory: sessionmaker[Session],
+                  account_id: int | None = None) -> list[dict[str, Any]]:
+    """Channels (of one account, or all) with their pending and failed message counts."""
+    with session_factory() as session:
+        query = select(AlertChannel, AdAccount.name).join(
+            AdAccount, AdAccount.id == AlertChannel.account_id).order_by(AlertChannel.id)
+        if account_id is not None:
+            query = query.where(AlertChannel.account_id == account_id)
+        counts = {(c, s): n for c, s, n in session.execute(
+            select(AlertOutbox.channel_id, AlertOutbox.status, func.count())
+            .group_by(AlertOutbox.channel_id, AlertOutbox.status))}
+        return [{
+            "id": c.id, "account": name, "kind": c.kind, "target": c.target,
+            "secret_ref": c.secret_ref, "min_severity": c.min_severity,
+            "quiet": f"{c.quiet_start}-{c.quiet_end}" if c.quiet_start else None,
+            "digest": c.digest, "active": c.is_active,
+            "pending": counts.get((c.id, "pending"), 0), "sent": counts.get((c.id, "sent"), 0),
+            "failed": counts.get((c.id, "failed"), 0),
+        } for c, name in session.execute(query)]
+
+
+def remove_channel(*, session_factory: sessionmaker[Session], channel_id: int) -> None:
+    """Delete a channel and its outbox rows."""
+    with session_scope(session_factory) as session:
+        channel = session.get(AlertChannel, channel_id)
+        if channel is None:
+            raise NotFoundError(f"alert channel {channel_id} does not exist",
+                                hint="see the ids with `adsentinel alerts channel list`")
+        session.execute(delete(AlertOutbox).where(AlertOutbox.channel_id == channel_id))
+        session.delete(channel)
+
+
+def find_entity(session: Session, account_id: int, ref: str) -> Entity:
+    """An entity of the account by platform id (campaign, ad set or ad) or numeric id."""
+    match = [Entity.platform_id == ref]
+    if ref.isdigit():
+        match.append(Entity.id == int(ref))
+    rows = session.scalars(select(Entity).where(Entity.account_id == account_id, or_(*match))
+                           .order_by(Entity.id)).all()
+    if not rows:
+        raise NotFoundError(f"no campaign, ad set or ad {ref!r} in account {account_id}",
+                            hint="pass the platform id (as in the import) or the numeric id")
+    exact = [e for e in rows if e.platform_id == ref]
+    return (exact or rows)[0]
+
+
+def add_mute(*, session_factory: sessionmaker[Session], account_id: int, entity_ref: str | None,
+             until: date | None, reason: str | None, created_by: str | None) -> int:
+    """Mute an entity and everything under it (or the whole account) until ``until``
+    (inclusive; ``None`` = until removed). Returns the rule's id."""
+    with session_scope(session_factory) as session:
+        _account(session, account_id)
+        entity_id = find_entity(session, account_id, entity_ref).id if entity_ref else None
+        rule = MuteRule(account_id=account_id, entity_id=entity_id, until=until, reason=reason,
+                        created_by=created_by)
+        session.add(rule)
+        session.flush()
+        return rule.id
+
+
+def list_mutes(*, session_factory: sessionmaker[Session],
+               account_id: int | None = None) -> list[dict[str, Any]]:
+    """Mute rules with the muted entity's level and platform id."""
+    with session_factory() as session:
+        query = (select(MuteRule, Entity.level, Entity.platform_id, AdAccount.name)
+                 .join(AdAccount, AdAccount.id == MuteRule.account_id)
+                 .outerjoin(Entity, Entity.id == MuteRule.entity_id).order_by(MuteRule.id))
+        if account_id is not None:
+            query = query.where(MuteRule.account_id == account_id)
+        return [{"id": m.id, "account": name,
+                 "entity": f"{level} {pid}" if pid else "whole account",
+                 "until": m.until.isoformat() if m.until else None, "reason": m.reason,
+                 "created_by": m.created_by} for m, level, pid, name in session.execute(query)]
+
+
+def remove_mute(*, session_factory: sessionmaker[Session], mute_id: int) -> None:
+    """Delete a mute rule."""
+    with session_scope(session_factory) as session:
+        rule = session.get(MuteRule, mute_id)
+        if rule is None:
+            raise NotFoundError(f"mute rule {mute_id} does not exist",
+                                hint="see the ids with `adsentinel mute list`")
+        session.delete(rule)
+
+
+def add_calendar_days(*, session_factory: sessionmaker[Session], account_id: int,
+                      days: Iterable[tuple[date, str, str | None]]) -> int:
+    """Add (or relabel) calendar days ``(day, kind, label)`` of an account; returns how many."""
+    days = list(days)
+    for _, kind, _ in days:
+        if kind not in CALENDAR_KINDS:
+            raise AlertConfigError(f"calendar kind {kind!r} is not known",
+                                   hint=f"use one of {', '.join(CALENDAR_KINDS)}")
+    with session_scope(session_factory) as session:
+        _account(session, account_id)
+        existing = {row.day: row for row in session.scalars(
+            select(CalendarDay).where(CalendarDay.account_id == account_id))}
+        for day, kind, label in days:
+            row = existing.get(day)
+            if row is None:
+                row = CalendarDay(account_id=account_id, day=day)
+                session.add(row)
+                existing[day] = row
+            row.kind, row.label = kind, label
+    return len(days)
+
+
+def read_calendar_csv(path: Path) -> list[tuple[date, str, str | None]]:
+    """Rows ``day,kind,label`` of a calendar file (header required; label optional).
+
+    Raises :class:`InputFileError` naming every bad line; nothing is imported then.
+    """
+    problems: list[InputProblem] = []
+    days: list[tuple[date, str, str | None]] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = {h.strip().lower() for h in (reader.fieldnames or [])}
+            if not {"day", "kind"} <= header:
+                raise InputFileError([InputProblem(str(path), 1, None,
+                                                   "header must have columns day,kind[,label]")])
+            for line, row in enumerate(reader, start=2):
+                row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+                try:
+                    day = date.fromisoformat(row["day"])
+                except ValueError:
+                    problems.append(InputProblem(str(path), line, "day",
+                                                 f"{row['day']!r} is not YYYY-MM-DD"))
+                    continue
+                if row["kind"] not in CALENDAR_KINDS:
+                    problems.append(InputProblem(str(path), line, "kind",
+                                                 f"{row['kind']!r} is not one of "
+                                                 f"{', '.join(CALENDAR_KINDS)}"))
+                    continue
+                days.append((day, row["kind"], row.get("label") or None))
+    except OSError as exc:
+        raise InputFileError([InputProblem(str(path), None, None, str(exc))]) from None
+    if problems:
+        raise InputFileError(problems, hint="fix the lines above; the file is imported whole")
+    return days
+
+
+def list_calendar(*, session_factory: sessionmaker[Session],
+                  account_id: int) -> list[dict[str, Any]]:
+    """An account's calendar days in order."""
+    with session_factory() as session:
+        return [{"day": d.day.isoformat(), "kind": d.kind, "label": d.label}
+                for d in session.scalars(select(CalendarDay).where(
+                    CalendarDay.account_id == account_id).order_by(CalendarDay.day))]
+
+
+def remove_calendar_day(*, session_factory: sessionmaker[Session], account_id: int,
+                        day: date) -> None:
+    """Delete one calendar day of an account."""
+    with session_scope(session_factory) as session:
+        deleted = session.execute(delete(CalendarDay).where(
+            CalendarDay.account_id == account_id, CalendarDay.day == day)).rowcount
+        if not deleted:
+            raise NotFoundError(f"{day.isoformat()} is not on account {account_id}'s calendar",
+                                hint="see the days with `adsentinel calendar list`")
+
+
+def excluded_training_days(session: Session, account_id: int) -> tuple[set[tuple[int, date]],
+                                                                        set[date]]:
+    """Days left out of training: ``(entity, day)`` pairs with an anomaly marked
+    false_positive or expected, and the account's calendar days (every entity)."""
+    pairs = {(r.entity_id, r.day) for r in session.execute(
+        select(Anomaly.entity_id, Anomaly.day).where(
+            Anomaly.account_id == account_id, Anomaly.status.in_(tuple(DISMISSED_STATUSES))))}
+    calendar = set(session.scalars(select(CalendarDay.day).where(
+        CalendarDay.account_id == account_id)))
+    return pairs, calendar
+
+
+def _account(session: Session, account_id: int) -> AdAccount:
+    account = session.get(AdAccount, account_id)
+    if account is None:
+        raise NotFoundError(f"ad account {account_id} does not exist",
+                            hint="list accounts with `adsentinel accounts`")
+    return account
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except Exception:  # noqa: BLE001 - an unknown zone in the data falls back to UTC
+        return ZoneInfo("UTC")
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
