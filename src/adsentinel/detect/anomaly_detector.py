@@ -205,6 +205,7 @@ class AnomalyDetector:
         training_scores: np.ndarray | None = None,
         as_of_hour: float | None = None,
         budget_parent: pd.DataFrame | None = None,
+        budget_parent_normal: bool | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -235,6 +236,9 @@ class AnomalyDetector:
             its siblings (an ad's ad set). When the parent's spend and delivery are normal, this
             entity's volume moves with unchanged efficiency are budget moving between siblings:
             at most low.
+        budget_parent_normal : bool, optional
+            :meth:`parent_volume_normal` of ``budget_parent`` already computed (siblings share
+            it); when given, ``budget_parent`` is not read.
 
         Returns
         -------
@@ -257,9 +261,7 @@ class AnomalyDetector:
         target = daily.iloc[position]
         if target["spend"] <= 0 and target["impressions"] <= 0:
             return []  # not delivering: a pause or a stop is an entity status, not an anomaly
-        day_fraction = 1.0
-        if as_of_hour is not None and as_of_hour < 24:
-            day_fraction = max(expected_day_fraction(as_of_hour, self.intraday_profile), 1e-3)
+        day_fraction = self.day_fraction(as_of_hour)
 
         tests = run_statistical_tests(
             history,
@@ -279,13 +281,29 @@ class AnomalyDetector:
             partial=day_fraction < 1.0,
             day_fraction=day_fraction,
         )
-        shared_budget_normal = self._parent_volume_normal(budget_parent, day, day_fraction)
+        shared_budget_normal = (
+            budget_parent_normal
+            if budget_parent_normal is not None
+            else self._parent_volume_normal(budget_parent, day, day_fraction)
+        )
         anomalies = self._metric_anomalies(tests, context, shared_budget_normal)
         if self.use_isolation_forest and model is not None:
             forest = self._forest_anomaly(model, history, target, training_scores, anomalies, context)
             if forest is not None:
                 anomalies.append(forest)
         return sorted(anomalies, key=lambda a: -a.score)
+
+    def day_fraction(self, as_of_hour: float | None) -> float:
+        """Share of a day's delivery expected by ``as_of_hour`` (1.0 for a complete day)."""
+        if as_of_hour is None or as_of_hour >= 24:
+            return 1.0
+        return max(expected_day_fraction(as_of_hour, self.intraday_profile), 1e-3)
+
+    def parent_volume_normal(
+        self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None
+    ) -> bool:
+        """True when a budget-holding parent's spend and impressions are normal on ``day``."""
+        return self._parent_volume_normal(parent, pd.Timestamp(day), self.day_fraction(as_of_hour))
 
     # --- statistical part ---------------------------------------------------------------------
 
@@ -473,11 +491,57 @@ def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
     full = pd.date_range(frame.index.min(), frame.index.max(), freq="D")
     frame = frame.reindex(full, fill_value=0.0)
     frame.index.name = "date"
-    return frame.reset_index()
+    frame = frame.reset_index()
+    frame.attrs[_PREPARED] = True
+    return frame
+
+
+def prepare_daily_frames(df: pd.DataFrame, key: str = "entity_id") -> dict[int, pd.DataFrame]:
+    """:func:`prepare_daily_frame` of every ``key`` group of ``df`` at once, by ``key`` value.
+
+    One vectorised pass (grouping, calendar filling) instead of one per entity: for an account
+    of thousands of small entities the per-entity pandas calls cost more than the detection.
+    """
+    if df.empty:
+        return {}
+    date_column = "date" if "date" in df.columns else "day"
+    frame = df[[key, date_column, *COUNT_COLUMNS]].rename(columns={date_column: "date"})
+    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
+    sums = frame.groupby([key, "date"], sort=True)[list(COUNT_COLUMNS)].sum().astype(float)
+    keys = sums.index.get_level_values(0).to_numpy()
+    stamps = sums.index.get_level_values(1)
+    days = stamps.to_numpy().astype("datetime64[D]")
+    starts_at = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends_at = np.r_[starts_at[1:], keys.size] - 1
+    first, last = days[starts_at], days[ends_at]
+    spans = (last - first).astype(int) + 1
+    offsets = np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
+    calendar = np.repeat(first, spans) + offsets.astype("timedelta64[D]")
+    full = pd.MultiIndex.from_arrays(
+        [np.repeat(keys[starts_at], spans), calendar.astype(stamps.dtype)],
+        names=[key, "date"],
+    )
+    values = sums.reindex(full, fill_value=0.0).to_numpy()
+    dates = full.get_level_values(1)
+    frames: dict[int, pd.DataFrame] = {}
+    bounds = np.r_[0, np.cumsum(spans)]
+    for index, entity in enumerate(keys[starts_at]):
+        lo, hi = bounds[index], bounds[index + 1]
+        prepared = pd.DataFrame(
+            {"date": dates[lo:hi], **{c: values[lo:hi, i] for i, c in enumerate(COUNT_COLUMNS)}}
+        )
+        prepared.attrs[_PREPARED] = True
+        frames[int(entity)] = prepared
+    return frames
+
+
+_PREPARED = "adsentinel_daily_frame"  # attrs flag set on frames this module prepared
 
 
 def _is_prepared(df: pd.DataFrame) -> bool:
     """True when ``df`` is already a :func:`prepare_daily_frame` result (walk-forward fast path)."""
+    if df.attrs.get(_PREPARED):
+        return True
     if list(df.columns) != ["date", *COUNT_COLUMNS]:
         return False
     if not pd.api.types.is_datetime64_any_dtype(df["date"]):

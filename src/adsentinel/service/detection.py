@@ -37,7 +37,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
-from adsentinel.detect.anomaly_detector import AnomalyDetector, DetectedAnomaly
+from adsentinel.detect.anomaly_detector import (
+    AnomalyDetector,
+    DetectedAnomaly,
+    prepare_daily_frames,
+)
 from adsentinel.errors import NotFoundError
 from adsentinel.service.alerting import apply_feedback
 from adsentinel.service.scope import entities_in_campaigns
@@ -233,24 +237,38 @@ def _run_detector(
         days_by_entity.setdefault(entity_id, []).append(day)
     zone = _zone(account.timezone)
     found: list[DetectedAnomaly] = []
-    frames = {int(e): f for e, f in insights.groupby("entity_id", sort=True)}
-    for entity_id, frame in frames.items():
+    # Prepared (one row per calendar day) for all entities in one pass, and shared by each
+    # entity's judged days and, for an ad set, by its ads.
+    prepared = prepare_daily_frames(insights)
+    partial = insights[~insights["is_complete"].astype(bool)]
+    partial_as_of = {(int(e), d.date()): a for e, d, a in
+                     zip(partial["entity_id"], partial["date"], partial["as_of"])}
+    parent_normal: dict[tuple[int, date, float | None], bool] = {}
+    for entity_id in prepared:
         days = days_by_entity.get(entity_id)
         entity = entities.get(entity_id)
         if not days or entity is None:
             continue
         # an ad shares its ad set's budget: the ad set tells budget shifts from incidents
-        budget_parent = frames.get(entity.parent_id) if entity.level == "ad" else None
+        budget_parent = entity.parent_id if entity.level == "ad" else None
+        if budget_parent not in prepared:
+            budget_parent = None
         loaded = model_loader(entity.level, str(entity.id)) if model_loader else None
         model, training_scores = loaded if loaded is not None else (None, None)
         for day in sorted(days):
-            row = frame[frame["date"] == pd.Timestamp(day)]
             as_of_hour = None
-            if not row.empty and not bool(row["is_complete"].iloc[0]):
-                as_of_hour = _local_hour(row["as_of"].iloc[0], zone)
+            if (entity_id, day) in partial_as_of:
+                as_of_hour = _local_hour(partial_as_of[(entity_id, day)], zone)
+            shared_budget_normal = None
+            if budget_parent is not None:
+                key = (budget_parent, day, as_of_hour)
+                if key not in parent_normal:
+                    parent_normal[key] = detector.parent_volume_normal(
+                        prepared[budget_parent], day, as_of_hour)
+                shared_budget_normal = parent_normal[key]
             found.extend(
                 detector.detect_anomalies(
-                    frame,
+                    prepared[entity_id],
                     entity.level,
                     str(entity.id),
                     config_id=account.id,
@@ -259,7 +277,7 @@ def _run_detector(
                     currency=account.currency,
                     training_scores=training_scores,
                     as_of_hour=as_of_hour,
-                    budget_parent=budget_parent,
+                    budget_parent_normal=shared_budget_normal,
                 )
             )
     return found
