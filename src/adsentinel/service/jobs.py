@@ -18,6 +18,7 @@ from adsentinel.db.models import AdAccount, Entity
 from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.errors import ModelStoreError
 from adsentinel.models.store import ModelStore
+from adsentinel.service.alerting import plan_alerts
 from adsentinel.service.detection import detect_account
 from adsentinel.service.scope import campaign_of
 from adsentinel.service.training import train_account_models
@@ -104,4 +105,12 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
     by_severity: dict[str, int] = {}
     for anomaly in stored:
         by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1
-    return {"account_id": account_id, "anomalies": len(stored), "by_severity": by_severity}
+    # the anomalies are stored whatever happens here; a failed planning is redone next hour
+    try:
+        alerts = plan_alerts(session_factory=session_factory, settings=settings,
+                             account_id=account_id)
+    except Exception as exc:  # noqa: BLE001 - logged and reported, detection still counts
+        log.exception("account %s: planning alerts failed", account_id)
+        alerts = {"error": f"{type(exc).__name__}: {exc}"}
+    return {"account_id": account_id, "anomalies": len(stored), "by_severity": by_severity,
+            "alerts": alerts}

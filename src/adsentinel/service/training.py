@@ -42,6 +42,7 @@ from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_feature
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
+from adsentinel.service.alerting import excluded_training_days
 from adsentinel.service.scope import entities_in_campaigns
 
 __all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]
@@ -193,6 +194,8 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
             .join(Entity, Entity.id == DailyInsight.entity_id)
             .where(Entity.account_id == account_id, DailyInsight.is_complete.is_(True))
         ).scalar_one_or_none()
+        # days people dismissed as not incidents, and calendar days, teach the wrong normal
+        excluded = excluded_training_days(session, account_id)
     if campaign_ids is not None:
         scope = entities_in_campaigns({e.id: e.parent_id for e in entities}, campaign_ids)
         entities = [e for e in entities if e.id in scope]
@@ -213,7 +216,7 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
         # a campaign subset may interleave with other campaigns' ids: name the ids exactly
         exact = chunk if campaign_ids is not None else None
         return _read_history(session_factory, account_id, int(chunk[0]), int(chunk[-1]),
-                             first_day, last_day, exact_ids=exact)
+                             first_day, last_day, exact_ids=exact, excluded=excluded)
 
     done = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="train") as pool, \
@@ -255,9 +258,11 @@ class _History:
 
 def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
                   first_day: date, last_day: date, *,
-                  exact_ids: np.ndarray | None = None) -> _History:
+                  exact_ids: np.ndarray | None = None,
+                  excluded: tuple[set[tuple[int, date]], set[date]] | None = None) -> _History:
     """One set-based query for the entities with ids in ``[first_id, last_id]`` (and, when
-    given, in ``exact_ids``)."""
+    given, in ``exact_ids``), without the ``excluded`` days: ``(entity, day)`` pairs marked
+    false positive or expected, and calendar days of every entity."""
     query = (
         select(DailyInsight.entity_id, DailyInsight.day,
                *(getattr(DailyInsight, c) for c in _COUNT_COLUMNS))
@@ -279,12 +284,25 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
             frame = _copy_out(connection, query, columns)
         else:
             frame = pd.DataFrame(session.execute(query).all(), columns=columns)
+    if excluded is not None and (excluded[0] or excluded[1]) and not frame.empty:
+        frame = _without_days(frame, *excluded)
     if frame.empty:
         return _History(np.empty(0, np.int64), np.empty(0, dtype=object),
                         np.empty((0, len(FOREST_FEATURES))))
     counts = frame[list(_COUNT_COLUMNS)].astype(float).fillna(0.0)
     return _History(frame["entity_id"].to_numpy(np.int64), frame["day"].to_numpy(),
                     isolation_forest_features(counts))
+
+
+def _without_days(frame: pd.DataFrame, pairs: set[tuple[int, date]],
+                  days: set[date]) -> pd.DataFrame:
+    """``frame`` without the rows of ``(entity_id, day)`` in ``pairs`` or of a day in ``days``."""
+    day = pd.to_datetime(frame["day"]).dt.date
+    drop = day.isin(days)
+    if pairs:
+        drop |= pd.Series([(int(e), d) in pairs for e, d in zip(frame["entity_id"], day)],
+                          index=frame.index)
+    return frame[~drop].reset_index(drop=True)
 
 
 def _copy_out(connection, query, columns: list[str]) -> pd.DataFrame:

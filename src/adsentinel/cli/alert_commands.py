@@ -1,0 +1,280 @@
+"""`adsentinel alerts`, `mute`, `calendar` and `anomalies mark`: where alerts go, what is kept
+quiet, which days are special, and feedback on anomalies."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from adsentinel.cli.app import app, console, get_settings
+from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.db.models import AlertOutbox
+from adsentinel.errors import AdsentinelError
+from adsentinel.service import alerting
+from adsentinel.service.accounts import select_accounts
+
+alerts_app = typer.Typer(help="Alert channels, planning and delivery.", no_args_is_help=True)
+channel_app = typer.Typer(help="Where an account's alerts go (Slack, webhook, email).",
+                          no_args_is_help=True)
+mute_app = typer.Typer(help="Silence an entity, a campaign or a whole account.",
+                       no_args_is_help=True)
+calendar_app = typer.Typer(help="Holidays and promotions: annotated, left out of training, "
+                           "alert only from high severity.", no_args_is_help=True)
+anomalies_app = typer.Typer(help="Feedback on stored anomalies.", no_args_is_help=True)
+alerts_app.add_typer(channel_app, name="channel")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(mute_app, name="mute")
+app.add_typer(calendar_app, name="calendar")
+app.add_typer(anomalies_app, name="anomalies")
+
+AccountOption = Annotated[str, typer.Option(
+    "--account", help="Account name, platform id or numeric id.")]
+OptionalAccount = Annotated[str | None, typer.Option(
+    "--account", help="Account name, platform id or numeric id; default: every account.")]
+
+
+def _session_factory():
+    settings = get_settings()
+    return settings, make_session_factory(open_database(settings))
+
+
+def _account_id(session_factory, wanted: str) -> int:
+    return select_accounts(session_factory=session_factory, wanted=wanted)[0].id
+
+
+def _day(option: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise AdsentinelError(f"{option}: expected YYYY-MM-DD, got {value!r}") from None
+
+
+def _print_rows(rows: list[dict], title: str, empty: str) -> None:
+    if not rows:
+        console.print(empty)
+        return
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)
+
+
+# --- alerts channel ---------------------------------------------------------------------------
+
+
+@channel_app.command("add")
+def channel_add(
+    account: AccountOption,
+    kind: Annotated[str, typer.Option("--kind", help="slack, webhook or email.")],
+    target: Annotated[str, typer.Option(
+        "--target", help="Webhook URL (slack, webhook) or email address.")],
+    secret_ref: Annotated[str | None, typer.Option(
+        "--secret-ref", help="webhook only: env:VAR naming the HMAC signing key.")] = None,
+    min_severity: Annotated[str, typer.Option(
+        "--min-severity", help="low, medium, high or critical.")] = "medium",
+    quiet: Annotated[str | None, typer.Option(
+        "--quiet", help="Quiet hours in the account's timezone, e.g. 22:00-07:00: messages "
+        "wait until the window ends.")] = None,
+    digest: Annotated[bool, typer.Option(
+        "--digest", help="One daily summary at ALERT_DIGEST_TIME instead of instant alerts.")]
+    = False,
+) -> None:
+    """Add an alert channel to an account."""
+    _, session_factory = _session_factory()
+    quiet_start = quiet_end = None
+    if quiet is not None:
+        if quiet.count("-") != 1:
+            raise alerting.AlertConfigError(f"--quiet: expected HH:MM-HH:MM, got {quiet!r}")
+        quiet_start, quiet_end = (part.strip() for part in quiet.split("-"))
+    channel_id = alerting.add_channel(
+        session_factory=session_factory, account_id=_account_id(session_factory, account),
+        kind=kind, target=target, secret_ref=secret_ref, min_severity=min_severity,
+        quiet_start=quiet_start, quiet_end=quiet_end, digest=digest)
+    console.print(f"channel {channel_id} added: {kind} {target}")
+
+
+@channel_app.command("list")
+def channel_list(account: OptionalAccount = None) -> None:
+    """List the alert channels with their pending, sent and failed messages."""
+    _, session_factory = _session_factory()
+    account_id = _account_id(session_factory, account) if account else None
+    _print_rows(alerting.list_channels(session_factory=session_factory, account_id=account_id),
+                "Alert channels", "no alert channel; add one with `adsentinel alerts channel add`")
+
+
+@channel_app.command("remove")
+def channel_remove(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
+    """Remove an alert channel (and its queued messages)."""
+    _, session_factory = _session_factory()
+    alerting.remove_channel(session_factory=session_factory, channel_id=channel_id)
+    console.print(f"channel {channel_id} removed")
+
+
+# --- alerts plan / deliver / outbox -----------------------------------------------------------
+
+
+@alerts_app.command("plan")
+def alerts_plan(account: OptionalAccount = None) -> None:
+    """Queue the alerts the stored anomalies call for (detection runs this by itself)."""
+    settings, session_factory = _session_factory()
+    for ref in select_accounts(session_factory=session_factory, wanted=account):
+        result = alerting.plan_alerts(session_factory=session_factory, settings=settings,
+                                      account_id=ref.id)
+        console.print(f"{ref.name}: {result['incidents']} incident(s), "
+                      f"{result['enqueued']} message(s) queued")
+
+
+@alerts_app.command("deliver")
+def alerts_deliver() -> None:
+    """Send what is due now: queued alerts and digests whose time has come."""
+    settings, session_factory = _session_factory()
+    digests = alerting.send_digests(session_factory=session_factory, settings=settings)
+    result = alerting.deliver_alerts(session_factory=session_factory, settings=settings)
+    console.print(f"{result['sent']} sent, {result['retrying']} to retry, {result['failed']} "
+                  f"failed, {result['held']} held for quiet hours"
+                  + (f" ({digests['digests']} digest(s) queued)" if digests["digests"] else ""))
+    if result["failed"]:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("outbox")
+def alerts_outbox(
+    status: Annotated[str | None, typer.Option(
+        "--status", help="pending, sent or failed; default: all.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Newest rows shown.")] = 20,
+) -> None:
+    """Show the newest queued and sent messages, with their attempts and last error."""
+    _, session_factory = _session_factory()
+    with session_factory() as session:
+        query = select(AlertOutbox).order_by(AlertOutbox.id.desc()).limit(limit)
+        if status:
+            query = query.where(AlertOutbox.status == status)
+        rows = [{"id": r.id, "channel": r.channel_id, "kind": r.kind, "status": r.status,
+                 "attempts": r.attempts, "next_attempt": r.next_attempt_at, "subject": r.subject,
+                 "last_error": r.last_error} for r in session.scalars(query)]
+    _print_rows(rows, "Alert outbox", "the outbox is empty")
+
+
+# --- mute -------------------------------------------------------------------------------------
+
+
+@mute_app.command("add")
+def mute_add(
+    account: AccountOption,
+    entity: Annotated[str | None, typer.Option(
+        "--entity", help="Campaign, ad set or ad (platform id or numeric id); everything under "
+        "it is muted too. Default: the whole account.")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Last muted day (YYYY-MM-DD, inclusive); default: until removed.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the next reader.")]
+    = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who muted it.")] = None,
+) -> None:
+    """Mute alerts of an entity (and everything under it) or of a whole account."""
+    _, session_factory = _session_factory()
+    rule_id = alerting.add_mute(session_factory=session_factory,
+                                account_id=_account_id(session_factory, account),
+                                entity_ref=entity, until=_day("--until", until), reason=reason,
+                                created_by=by)
+    console.print(f"mute rule {rule_id} added")
+
+
+@mute_app.command("list")
+def mute_list(account: OptionalAccount = None) -> None:
+    """List the mute rules."""
+    _, session_factory = _session_factory()
+    account_id = _account_id(session_factory, account) if account else None
+    _print_rows(alerting.list_mutes(session_factory=session_factory, account_id=account_id),
+                "Mute rules", "no mute rule")
+
+
+@mute_app.command("remove")
+def mute_remove(rule_id: Annotated[int, typer.Argument(help="Mute rule id.")]) -> None:
+    """Remove a mute rule."""
+    _, session_factory = _session_factory()
+    alerting.remove_mute(session_factory=session_factory, mute_id=rule_id)
+    console.print(f"mute rule {rule_id} removed")
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+
+@calendar_app.command("add")
+def calendar_add(
+    account: AccountOption,
+    day: Annotated[str, typer.Argument(help="The day, YYYY-MM-DD.")],
+    kind: Annotated[str, typer.Option("--kind", help="holiday or promotion.")] = "holiday",
+    label: Annotated[str | None, typer.Option("--label", help="e.g. Black Friday.")] = None,
+) -> None:
+    """Put a day on an account's calendar (or relabel it)."""
+    _, session_factory = _session_factory()
+    parsed = _day("DAY", day)
+    alerting.add_calendar_days(session_factory=session_factory,
+                               account_id=_account_id(session_factory, account),
+                               days=[(parsed, kind, label)])
+    console.print(f"{parsed.isoformat()} is on the calendar ({kind}{': ' + label if label else ''})")
+
+
+@calendar_app.command("import")
+def calendar_import(
+    file: Annotated[Path, typer.Argument(help="CSV with columns day,kind[,label].")],
+    account: AccountOption,
+) -> None:
+    """Import calendar days from a CSV file (all or nothing)."""
+    _, session_factory = _session_factory()
+    days = alerting.read_calendar_csv(file)
+    count = alerting.add_calendar_days(session_factory=session_factory,
+                                       account_id=_account_id(session_factory, account),
+                                       days=days)
+    console.print(f"{count} calendar day(s) imported from {file}")
+
+
+@calendar_app.command("list")
+def calendar_list(account: AccountOption) -> None:
+    """List an account's calendar days."""
+    _, session_factory = _session_factory()
+    _print_rows(alerting.list_calendar(session_factory=session_factory,
+                                       account_id=_account_id(session_factory, account)),
+                "Calendar", "no calendar day")
+
+
+@calendar_app.command("remove")
+def calendar_remove(
+    account: AccountOption,
+    day: Annotated[str, typer.Argument(help="The day, YYYY-MM-DD.")],
+) -> None:
+    """Take a day off an account's calendar."""
+    _, session_factory = _session_factory()
+    parsed = _day("DAY", day)
+    alerting.remove_calendar_day(session_factory=session_factory,
+                                 account_id=_account_id(session_factory, account), day=parsed)
+    console.print(f"{parsed.isoformat()} removed from the calendar")
+
+
+# --- anomalies mark ---------------------------------------------------------------------------
+
+
+@anomalies_app.command("mark")
+def anomalies_mark(
+    anomaly_id: Annotated[int, typer.Argument(help="Anomaly id (see `adsentinel detect "
+                                                   "--format json`).")],
+    status: Annotated[str, typer.Argument(
+        help="false_positive, expected, acknowledged, resolved or open.")],
+    by: Annotated[str | None, typer.Option("--by", help="Who gives the feedback.")] = None,
+) -> None:
+    """Give feedback on an anomaly. false_positive and expected remove its days from training
+    and damp the same pattern of that entity afterwards."""
+    _, session_factory = _session_factory()
+    result = alerting.mark_anomaly(session_factory=session_factory, anomaly_id=anomaly_id,
+                                   status=status, by=by)
+    attached = f" (and {result['children']} attached)" if result["children"] else ""
+    console.print(f"anomaly {anomaly_id} marked {status}{attached}")
