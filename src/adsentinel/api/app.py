@@ -1,0 +1,175 @@
+"""The FastAPI application: the JSON API (``/api/v1``), the dashboard, and their shared plumbing.
+
+:func:`create_app` builds one from :class:`~adsentinel.config.Settings`; ``adsentinel serve``
+runs it with uvicorn. Domain errors become HTTP answers in one place (:func:`_status_of`):
+not found 404, conflict 409, inconsistent input 400, database or broker away 503. A request
+never gets a traceback; an unexpected error is logged and answered with a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.sessions import SessionMiddleware
+
+from adsentinel import __version__
+from adsentinel.api import queries
+from adsentinel.api.auth import session_secret
+from adsentinel.api.dispatch import JobDispatcher, choose_dispatcher
+from adsentinel.config import Settings
+from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.errors import AdsentinelError, NotFoundError, StorageError
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).parent
+STATIC_DIR = PACKAGE_DIR / "static"
+SESSION_COOKIE = "adsentinel_session"
+SESSION_MAX_AGE = 12 * 3600
+#: Everything the pages load comes from this server: the dashboard works without internet.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' "
+                           "'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
+                           "form-action 'self'; base-uri 'none'")
+
+
+class LoginRequired(Exception):
+    """A dashboard page was asked for without a session: go to the login page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+def plotly_js_path() -> Path:
+    """Plotly's bundled, minified JavaScript, from the installed ``plotly`` package."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(settings: Settings, *, dispatcher: JobDispatcher | None = None,
+               session_factory: sessionmaker[Session] | None = None,
+               jobs: str = "auto") -> FastAPI:
+    """The API and dashboard on the database ``settings`` describe.
+
+    ``dispatcher`` runs enqueued trainings and detections; by default it is chosen by ``jobs``
+    (see :func:`adsentinel.api.dispatch.choose_dispatcher`). ``session_factory`` lets a caller
+    share its own database handle; by default the database is opened (and migrated if fresh).
+    """
+    from adsentinel.api.routes_api import router as api_router
+    from adsentinel.api.routes_dashboard import router as dashboard_router
+
+    engine = None
+    if session_factory is None:
+        engine = open_database(settings)
+        session_factory = make_session_factory(engine)
+    chosen = dispatcher or choose_dispatcher(jobs, settings=settings,
+                                             session_factory=session_factory)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        chosen.close()
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="adsentinel",
+        version=__version__,
+        description="Anomalies of Meta Ads campaigns, ad sets and ads: read them, see what was "
+        "expected, and say what they were. Authenticate with `Authorization: Bearer <token>` "
+        "(`adsentinel tokens create --name NAME`).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory
+    app.state.dispatcher = chosen
+    app.add_middleware(SessionMiddleware, secret_key=session_secret(settings),
+                       session_cookie=SESSION_COOKIE, max_age=SESSION_MAX_AGE, same_site="lax",
+                       https_only=settings.public_url.startswith("https://"))
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(("/docs", "/redoc")):  # Swagger UI loads a CDN
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    _install_error_handlers(app)
+    app.include_router(api_router)
+    app.include_router(dashboard_router)
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(plotly_js_path(), media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _status_of(exc: AdsentinelError) -> int:
+    if isinstance(exc, (NotFoundError, queries.PageOutOfRange)):
+        return 404
+    if isinstance(exc, queries.StatusConflict):
+        return 409
+    if isinstance(exc, StorageError):
+        return 503
+    return 400
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    from adsentinel.api.routes_dashboard import render_error
+
+    @app.exception_handler(AdsentinelError)
+    async def domain_error(request: Request, exc: AdsentinelError) -> Response:
+        message = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+        code = _status_of(exc)
+        if code >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, message)
+        if _wants_html(request):
+            return render_error(request, code, message)
+        return JSONResponse({"detail": message}, status_code=code)
+
+    @app.exception_handler(OperationalError)
+    async def database_away(request: Request, exc: OperationalError) -> Response:
+        log.error("%s %s: database error: %s", request.method, request.url.path, exc)
+        message = "the database is not reachable right now; try again shortly"
+        if _wants_html(request):
+            return render_error(request, 503, message)
+        return JSONResponse({"detail": message}, status_code=503)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(_request: Request, exc: LoginRequired) -> Response:
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if _wants_html(request) and exc.status_code != 405:
+            return render_error(request, exc.status_code, str(exc.detail))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; the server log has the details"},
+                            status_code=500)

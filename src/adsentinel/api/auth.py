@@ -1,0 +1,159 @@
+"""Who is calling, and what they may see and change.
+
+* The JSON API takes ``Authorization: Bearer ads_...``; no token, an unknown or a revoked one is
+  401. The dashboard logs in with the same token and keeps only the token's id in a signed,
+  HttpOnly, SameSite=Lax session cookie; every request re-reads the token, so revoking it ends
+  the dashboard session too.
+* A token limited to some accounts sees nothing of the others: their objects answer 404 (as if
+  they did not exist, so ids of other customers cannot be probed) and lists leave them out.
+* A read-only token may read everything it sees, but changing an anomaly's status or enqueuing a
+  job is 403.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import ColumnElement, true
+
+from adsentinel.config import Settings
+from adsentinel.errors import ConfigError
+from adsentinel.service.tokens import TokenInfo, authenticate_token, token_by_id
+
+SESSION_KEY_FILE = ".session-key"
+_bearer = HTTPBearer(auto_error=False, description="An API token: `adsentinel tokens create`.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The token a request is made with, and what it allows."""
+
+    token_id: int
+    name: str
+    account_ids: frozenset[int] | None  # None: every account
+    read_only: bool
+
+    @classmethod
+    def of(cls, token: TokenInfo) -> Principal:
+        """The principal of a verified token."""
+        ids = None if token.account_ids is None else frozenset(token.account_ids)
+        return cls(token.id, token.name, ids, token.read_only)
+
+    def sees(self, account_id: int) -> bool:
+        """True when this token may see ``account_id``."""
+        return self.account_ids is None or account_id in self.account_ids
+
+    def account_filter(self, column) -> ColumnElement[bool]:
+        """A WHERE clause keeping only rows of accounts this token sees (``column`` = account id)."""
+        if self.account_ids is None:
+            return true()
+        return column.in_(sorted(self.account_ids))
+
+
+def not_found(what: str) -> HTTPException:
+    """The 404 for an object that does not exist *or* belongs to an account the token cannot see."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} does not exist")
+
+
+def api_principal(request: Request,
+                  credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                  ) -> Principal:
+    """The caller of a JSON route; 401 without a valid token."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "missing API token: send 'Authorization: Bearer <token>' (create one "
+                            "with `adsentinel tokens create --name NAME`)", headers=challenge)
+    token = authenticate_token(session_factory=request.app.state.session_factory,
+                               secret=credentials.credentials)
+    if token is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            "invalid or revoked API token", headers=challenge)
+    return Principal.of(token)
+
+
+def writer(principal: Principal = Depends(api_principal)) -> Principal:
+    """The caller of a route that changes something; 403 for a read-only token."""
+    if principal.read_only:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"the token {principal.name!r} is read-only; use a token created "
+                            "without --read-only to change anomalies or enqueue jobs")
+    return principal
+
+
+def session_principal(request: Request) -> Principal | None:
+    """The dashboard user of this request (from the session cookie), or ``None``."""
+    token_id = request.session.get("token_id")
+    if not isinstance(token_id, int):
+        return None
+    token = token_by_id(session_factory=request.app.state.session_factory, token_id=token_id)
+    if token is None:  # revoked since login
+        request.session.clear()
+        return None
+    return Principal.of(token)
+
+
+def new_csrf_token() -> str:
+    """A random token for the dashboard's forms (one per session)."""
+    return secrets.token_urlsafe(32)
+
+
+def csrf_matches(request: Request, submitted: str | None) -> bool:
+    """True when ``submitted`` is this session's CSRF token (constant-time comparison)."""
+    expected = request.session.get("csrf")
+    return bool(expected) and bool(submitted) and secrets.compare_digest(str(expected),
+                                                                         str(submitted))
+
+
+def session_secret(settings: Settings) -> str:
+    """The key signing session cookies: the configured one, or one created once on disk.
+
+    Without ``ADSENTINEL_SESSION_SECRET``, a random 256-bit key is written once to
+    ``<data_dir>/.session-key`` with mode 0600 (atomically, so processes starting together agree)
+    and read back afterwards; sessions then survive restarts of the same machine.
+    """
+    if settings.session_secret is not None:
+        value = settings.session_secret.get_secret_value()
+        if len(value) < 16:
+            raise ConfigError(f"session_secret is too short ({len(value)} characters); use at "
+                              "least 16", hint="set ADSENTINEL_SESSION_SECRET to a long random string")
+        return value
+    path = Path(settings.data_dir) / SESSION_KEY_FILE
+    try:
+        return _read_session_key(path)
+    except FileNotFoundError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{SESSION_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(temporary, path)  # fails if another process created the key first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+        return _read_session_key(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the session key {path}: {exc.strerror or exc}",
+                          hint="make the data folder writable or set "
+                               "ADSENTINEL_SESSION_SECRET") from None
+
+
+def _read_session_key(path: Path) -> str:
+    text = path.read_text(encoding="ascii").strip()
+    if len(text) < 32:
+        raise ConfigError(f"the session key {path} is malformed (expected 64 hex characters)",
+                          hint="delete it (dashboard users will log in again) or set "
+                               "ADSENTINEL_SESSION_SECRET")
+    return text

@@ -1,0 +1,255 @@
+"""The JSON API under ``/api/v1``: thin routes that parse, call :mod:`adsentinel.api.queries`
+inside one session, and shape the answer with :mod:`adsentinel.api.schemas`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from adsentinel import __version__
+from adsentinel.api import queries
+from adsentinel.api.auth import Principal, api_principal, writer
+from adsentinel.api.dispatch import JobKind
+from adsentinel.api.schemas import (
+    AccountOut,
+    AnomalyOut,
+    AnomalyPage,
+    AnomalyStatusFilter,
+    AnomalyStatusIn,
+    EnqueuedOut,
+    EntityDetailOut,
+    EntityNode,
+    EntityPage,
+    EntitySeriesOut,
+    ErrorOut,
+    HealthOut,
+    LevelFilter,
+    SeverityFilter,
+    TaskOut,
+    TrainingStatusOut,
+)
+from adsentinel.api.series import entity_series
+from adsentinel.errors import AdsentinelError, NotFoundError
+
+DEFAULT_SERIES_DAYS = 60
+MAX_SERIES_DAYS = 366
+#: Dates outside these years are refused before they reach date arithmetic or the database.
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+
+router = APIRouter(prefix="/api/v1")
+
+_errors = {401: {"model": ErrorOut, "description": "No token, or an invalid or revoked one."}}
+_found = {**_errors, 404: {"model": ErrorOut,
+                           "description": "Unknown, or of an account the token does not see."}}
+_bad = {400: {"model": ErrorOut, "description": "Inconsistent input (e.g. start after end)."}}
+_write = {**_found, 403: {"model": ErrorOut, "description": "The token is read-only."}}
+_unavailable = {503: {"model": ErrorOut, "description": "Database or broker unreachable."}}
+
+MetricName = Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$", description="e.g. cpl")]
+Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number.")]
+PageSize = Annotated[int, Query(ge=1, le=500)]
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """One session per request, closed at the end (routes commit what they change)."""
+    session = request.app.state.session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(db_session)]
+Reader = Annotated[Principal, Depends(api_principal)]
+Writer = Annotated[Principal, Depends(writer)]
+
+
+def _checked_day(value: date | None, name: str) -> date | None:
+    if value is not None and not EARLIEST_DAY <= value <= LATEST_DAY:
+        raise AdsentinelError(f"{name} {value} is out of range: dates go from {EARLIEST_DAY} "
+                              f"to {LATEST_DAY}")
+    return value
+
+
+@router.get("/health", response_model=HealthOut, tags=["system"], responses=_unavailable)
+def health(session: DbSession) -> dict[str, Any]:
+    """Liveness and database reachability; needs no token (for load balancers)."""
+    session.execute(text("SELECT 1"))
+    return {"status": "ok", "database": "ok", "version": __version__}
+
+
+@router.get("/accounts", response_model=list[AccountOut], tags=["accounts"], responses=_errors)
+def list_accounts(session: DbSession, principal: Reader) -> list[dict[str, Any]]:
+    """The ad accounts this token sees, by name, with their open anomalies."""
+    return queries.list_accounts(session=session, principal=principal)
+
+
+@router.get("/accounts/{account_id}", response_model=AccountOut, tags=["accounts"],
+            responses=_found)
+def get_account(account_id: int, session: DbSession, principal: Reader) -> dict[str, Any]:
+    """One ad account."""
+    return queries.account_detail(session=session, principal=principal, account_id=account_id)
+
+
+@router.get("/accounts/{account_id}/entities", response_model=EntityPage, tags=["entities"],
+            responses=_found)
+def list_entities(account_id: int, session: DbSession, principal: Reader,
+                  level: LevelFilter | None = None,
+                  status_: Annotated[str | None, Query(alias="status",
+                                                       pattern=r"^[A-Za-z_]{1,32}$",
+                                                       description="e.g. ACTIVE, PAUSED")] = None,
+                  page: Page = 1, page_size: PageSize = 100) -> dict[str, Any]:
+    """The account's entities as a flat list (campaigns, then ad sets, then ads)."""
+    found = queries.entity_page(session=session, principal=principal, account_id=account_id,
+                                level=level.value if level else None, status=status_,
+                                page=page, page_size=page_size)
+    return {"items": [queries.entity_dict(e) for e in found.items], "page": found.page,
+            "page_size": found.page_size, "total": found.total}
+
+
+@router.get("/accounts/{account_id}/entity-tree", response_model=list[EntityNode],
+            tags=["entities"], responses=_found)
+def entity_tree(account_id: int, session: DbSession, principal: Reader,
+                level: Annotated[LevelFilter | None, Query(
+                    description="Deepest level shown (campaign: campaigns only).")] = None,
+                status_: Annotated[str | None, Query(alias="status",
+                                                     pattern=r"^[A-Za-z_]{1,32}$")] = None,
+                ) -> list[dict[str, Any]]:
+    """The account as a tree: campaign > ad set > ad. ``status`` keeps matching entities and
+    the path down to them."""
+    return queries.entity_tree(session=session, principal=principal, account_id=account_id,
+                               level=level.value if level else None, status=status_)
+
+
+@router.get("/entities/{entity_id}", response_model=EntityDetailOut, tags=["entities"],
+            responses=_found)
+def get_entity(entity_id: int, session: DbSession, principal: Reader) -> dict[str, Any]:
+    """One entity, the path down to it and its children."""
+    return queries.entity_detail(session=session, principal=principal, entity_id=entity_id)
+
+
+@router.get("/entities/{entity_id}/metrics", response_model=EntitySeriesOut, tags=["entities"],
+            responses={**_found, **_bad})
+def entity_metrics(entity_id: int, request: Request, session: DbSession, principal: Reader,
+                   start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    """Daily metrics of an entity with the expected value and bounds detection computes for each
+    day, and its anomalies of the range. Default range: the last 60 days with data."""
+    entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
+    _checked_day(start, "start")
+    _checked_day(end, "end")
+    end = end or entity.last_day or date.today()
+    start = start or end - timedelta(days=DEFAULT_SERIES_DAYS - 1)
+    if start > end:
+        raise AdsentinelError(f"start ({start}) is after end ({end})", hint="swap them")
+    if (end - start).days + 1 > MAX_SERIES_DAYS:
+        raise AdsentinelError(f"the range {start} to {end} is {(end - start).days + 1} days "
+                              f"long; at most {MAX_SERIES_DAYS}", hint="ask for a shorter range")
+    points = entity_series(session=session, settings=request.app.state.settings,
+                           entity_id=entity.id, first=start, last=end)
+    anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id, start=start,
+                                            end=end)
+    return {"entity": queries.entity_dict(entity), "start": start, "end": end,
+            "days": [{"day": p.day, "metrics": {m: vars(v) for m, v in p.metrics.items()}}
+                     for p in points],
+            "anomalies": [queries.anomaly_dict(a) for a in anomalies]}
+
+
+@router.get("/anomalies", response_model=AnomalyPage, tags=["anomalies"],
+            responses={**_found, **_bad})
+def list_anomalies(session: DbSession, principal: Reader,
+                   account_id: int | None = None, level: LevelFilter | None = None,
+                   entity_id: int | None = None, metric: MetricName = None,
+                   severity: SeverityFilter | None = None,
+                   status_: Annotated[AnomalyStatusFilter | None, Query(alias="status")] = None,
+                   start: date | None = None, end: date | None = None,
+                   page: Page = 1, page_size: PageSize = 50) -> dict[str, Any]:
+    """Anomalies, newest day first and worst first within a day. A filter on an account or
+    entity the token does not see is 404."""
+    filters = queries.AnomalyFilters(
+        account_id=account_id, level=level.value if level else None, entity_id=entity_id,
+        metric=metric, severity=severity.value if severity else None,
+        status=status_.value if status_ else None, start=start, end=end)
+    found = queries.anomaly_page(session=session, principal=principal, filters=filters,
+                                 page=page, page_size=page_size)
+    return {"items": [queries.anomaly_dict(a) for a in found.items], "page": found.page,
+            "page_size": found.page_size, "total": found.total}
+
+
+@router.get("/anomalies/{anomaly_id}", response_model=AnomalyOut, tags=["anomalies"],
+            responses=_found)
+def get_anomaly(anomaly_id: int, session: DbSession, principal: Reader) -> dict[str, Any]:
+    """One anomaly."""
+    return queries.anomaly_dict(queries.get_anomaly(session=session, principal=principal,
+                                                    anomaly_id=anomaly_id))
+
+
+@router.patch("/anomalies/{anomaly_id}", response_model=AnomalyOut, tags=["anomalies"],
+              responses={**_write, 409: {"model": ErrorOut,
+                                         "description": "The anomaly was retracted."}})
+def patch_anomaly(anomaly_id: int, change: AnomalyStatusIn, session: DbSession,
+                  principal: Writer) -> dict[str, Any]:
+    """Set an anomaly's status (acknowledged, resolved, false_positive, expected, or open to
+    re-open it); records who (``by``, default the token's name) and when."""
+    anomaly = queries.set_anomaly_status(session=session, principal=principal,
+                                         anomaly_id=anomaly_id, status=change.status.value,
+                                         by=change.by)
+    session.commit()
+    return queries.anomaly_dict(anomaly)
+
+
+@router.get("/accounts/{account_id}/training", response_model=TrainingStatusOut,
+            tags=["jobs"], responses=_found)
+def training_status(account_id: int, request: Request, session: DbSession,
+                    principal: Reader) -> dict[str, Any]:
+    """The last training run of the account, its stored models per level, and why entities
+    were skipped."""
+    return queries.training_status(session=session, principal=principal,
+                                   settings=request.app.state.settings, account_id=account_id)
+
+
+def _enqueue(kind: JobKind, account_id: int, request: Request, session: Session,
+             principal: Principal) -> dict[str, Any]:
+    queries.get_account(session=session, principal=principal, account_id=account_id)
+    dispatcher = request.app.state.dispatcher
+    task_id = dispatcher.enqueue(kind, account_id)
+    return {"task_id": task_id, "kind": kind, "account_id": account_id,
+            "dispatcher": dispatcher.name}
+
+
+@router.post("/accounts/{account_id}/training", response_model=EnqueuedOut,
+             status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
+             responses={**_write, **_unavailable})
+def enqueue_training(account_id: int, request: Request, session: DbSession,
+                     principal: Writer) -> dict[str, Any]:
+    """Queue a training of the account's per-entity models; follow it at /tasks/{task_id}."""
+    return _enqueue("training", account_id, request, session, principal)
+
+
+@router.post("/accounts/{account_id}/detection", response_model=EnqueuedOut,
+             status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
+             responses={**_write, **_unavailable})
+def enqueue_detection(account_id: int, request: Request, session: DbSession,
+                      principal: Writer) -> dict[str, Any]:
+    """Queue a detection on the account; follow it at /tasks/{task_id}."""
+    return _enqueue("detection", account_id, request, session, principal)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, tags=["jobs"],
+            responses={**_found, **_unavailable})
+def task_state(task_id: Annotated[str, Path(max_length=64)], request: Request,
+               principal: Reader) -> dict[str, Any]:
+    """What became of an enqueued training or detection."""
+    found = request.app.state.dispatcher.state(task_id)
+    hidden = found is not None and (
+        principal.sees(found.account_id) if found.account_id is not None
+        else principal.account_ids is None) is False
+    if found is None or hidden:
+        raise NotFoundError(f"task {task_id} does not exist",
+                            hint="use the task_id returned when the job was enqueued")
+    return {"task_id": task_id, "state": found.state, "result": found.result,
+            "error": found.error}

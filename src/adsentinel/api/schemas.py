@@ -1,0 +1,186 @@
+"""Pydantic models of the API's requests and responses (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adsentinel.db.models import EntityLevel, Severity
+
+
+class SettableStatus(str, Enum):
+    """The statuses a user may give an anomaly (``open`` re-opens it; ``retracted`` is detection's)."""
+
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    false_positive = "false_positive"
+    expected = "expected"
+
+
+class AnomalyStatusFilter(str, Enum):
+    """Every status an anomaly can have, for filtering."""
+
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    false_positive = "false_positive"
+    expected = "expected"
+    retracted = "retracted"
+
+
+LevelFilter = EntityLevel
+SeverityFilter = Severity
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer other than 422: one sentence saying what was wrong and what to do."""
+
+    detail: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    version: str
+
+
+class AccountOut(BaseModel):
+    id: int
+    name: str
+    platform_account_id: str | None
+    currency: str
+    timezone: str
+    is_active: bool
+    needs_attention: str | None
+    last_synced_at: datetime | None
+    open_anomalies: int = Field(description="Open anomalies of the account, every day.")
+
+
+class EntityOut(BaseModel):
+    id: int
+    account_id: int
+    level: EntityLevel
+    platform_id: str
+    parent_id: int | None
+    name: str | None
+    status: str
+    first_day: date | None
+    last_day: date | None
+
+
+class EntityNode(EntityOut):
+    """An entity with the entities one level below it (campaign > ad set > ad)."""
+
+    children: list[EntityNode] = Field(default_factory=list)
+
+
+class EntityPage(BaseModel):
+    items: list[EntityOut]
+    page: int
+    page_size: int
+    total: int
+
+
+class EntityDetailOut(EntityOut):
+    path: list[EntityOut] = Field(description="Ancestors from the campaign down, then itself.")
+    children: list[EntityOut]
+
+
+class AnomalyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    account_id: int
+    entity_id: int
+    day: date
+    metric: str
+    detectors: str
+    actual: float
+    expected: float
+    lower: float | None
+    upper: float | None
+    direction: str
+    score: float
+    severity: Severity
+    message: str
+    drivers: dict[str, Any] | None
+    is_partial_day: bool
+    incident_id: int | None
+    status: AnomalyStatusFilter
+    status_by: str | None
+    status_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AnomalyPage(BaseModel):
+    items: list[AnomalyOut]
+    page: int
+    page_size: int
+    total: int
+
+
+class AnomalyStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: SettableStatus
+    by: str | None = Field(default=None, min_length=1, max_length=200,
+                           description="Who decided; default: the token's name.")
+
+
+class MetricPointOut(BaseModel):
+    actual: float | None
+    expected: float | None
+    lower: float | None
+    upper: float | None
+
+
+class DayOut(BaseModel):
+    day: date
+    metrics: dict[str, MetricPointOut]
+
+
+class EntitySeriesOut(BaseModel):
+    entity: EntityOut
+    start: date
+    end: date
+    days: list[DayOut]
+    anomalies: list[AnomalyOut]
+
+
+class TrainingRunOut(BaseModel):
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    counts: dict[str, Any] | None
+    skip_reasons: dict[str, Any] | None
+    duration_seconds: float | None
+    error: str | None
+
+
+class TrainingStatusOut(BaseModel):
+    account_id: int
+    last_run: TrainingRunOut | None
+    models_count: dict[str, int] = Field(description="Stored models per level (campaign, adset, ad).")
+    models_total: int
+    skip_reasons: dict[str, int] = Field(description="Why entities got no model at the last run.")
+    last_training: datetime | None
+
+
+class EnqueuedOut(BaseModel):
+    task_id: str
+    kind: Literal["training", "detection"]
+    account_id: int
+    dispatcher: str = Field(description="'celery' or 'in-process'.")
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    state: str = Field(description="queued, running, succeeded, failed, or Celery's own state.")
+    result: dict[str, Any] | None = None
+    error: str | None = None

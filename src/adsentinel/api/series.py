@@ -1,0 +1,174 @@
+"""An entity's daily metrics with what detection expected of each day, for charts.
+
+The expected value and bounds of a day are the ones detection itself would compute for that day:
+:func:`adsentinel.detect.statistical.run_statistical_tests` run on the day against the days
+before it (walk-forward, exactly as :class:`~adsentinel.detect.anomaly_detector.AnomalyDetector`
+does, with the same gating: enough history with delivery, and a day that delivered at all).
+There is no second baseline here; the only addition is :func:`complete_bounds`, which fills the
+count-test bounds that the detector skips far inside the threshold (a slow quantile search it does
+not need for deciding), using the detector's own :func:`~adsentinel.detect.statistical.nb_interval`
+on the test's own expected count and overdispersion, so a chart can draw a continuous band.
+
+The HTML report of ``adsentinel demo`` (:mod:`adsentinel.service.report`) draws only the stored
+anomalies' expected values; a dashboard needs the band on every day, hence this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adsentinel.config import Settings
+from adsentinel.db.models import DailyInsight
+from adsentinel.detect.anomaly_detector import prepare_daily_frame
+from adsentinel.detect.features import COUNT_COLUMNS, add_ratio_metrics
+from adsentinel.detect.statistical import (
+    FREQUENCY_DEFINITION,
+    RATE_DEFINITIONS,
+    MetricTest,
+    nb_interval,
+    run_statistical_tests,
+)
+
+#: Metrics charted, in the order a marketer reads them (volumes, then efficiency).
+CHARTED_METRICS: tuple[str, ...] = ("spend", "impressions", "clicks", "leads", "reach", "ctr",
+                                    "cpc", "cpm", "cpl", "conversion_rate", "frequency")
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One metric on one day: what happened and, when detection could judge it, what was expected."""
+
+    actual: float | None
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class DayPoints:
+    """Every charted metric of one day."""
+
+    day: date
+    metrics: dict[str, MetricPoint]
+
+
+def complete_bounds(test: MetricTest, z_threshold: float) -> MetricTest:
+    """``test`` with its missing (``nan``) bounds computed as the detector would near the threshold.
+
+    Count tests (``nb_count``) and rate tests (``nb_rate``, ``nb_rate_2d``) leave their bounds
+    ``nan`` far inside the threshold; this applies the same negative-binomial interval to the
+    test's own expected count and overdispersion. Other tests are returned unchanged.
+    """
+    if math.isfinite(test.lower) and math.isfinite(test.upper):
+        return test
+    phi = test.volume.get("overdispersion")
+    if phi is None:
+        return test
+    if test.detector == "nb_count":
+        low, high = nb_interval(test.expected, phi, z_threshold)
+        return replace(test, lower=low, upper=high)
+    definition = (RATE_DEFINITIONS | FREQUENCY_DEFINITION).get(test.metric)
+    if definition is None:
+        return test
+    count_col, exposure_col, inverse, factor = definition
+    exposure = test.volume.get(exposure_col, 0.0)
+    expected_count = test.volume.get(f"expected_{count_col}", float("nan"))
+    if not exposure or not math.isfinite(expected_count):
+        return test
+    low, high = nb_interval(expected_count, phi, z_threshold)
+    if inverse:
+        lower = factor * exposure / high if high > 0 else float("nan")
+        upper = factor * exposure / low if low > 0 else float("nan")
+    else:
+        lower, upper = factor * low / exposure, factor * high / exposure
+    return replace(test, lower=lower, upper=upper)
+
+
+def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold: float,
+                    iqr_multiplier: float, min_history_days: int, history_days: int,
+                    ) -> dict[date, dict[str, MetricTest]]:
+    """Walk-forward statistical tests of each complete day in ``[first, last]``.
+
+    ``daily`` is :func:`~adsentinel.detect.anomaly_detector.prepare_daily_frame` output (one row
+    per calendar day). A day gets tests only when detection would judge it: at least
+    ``min_history_days`` days with impressions in the ``history_days`` before it, and some
+    delivery on the day itself.
+    """
+    result: dict[date, dict[str, MetricTest]] = {}
+    if daily.empty:
+        return result
+    days = daily["date"].dt.date.to_numpy()
+    delivered = (daily["impressions"].to_numpy() > 0).astype(int)
+    delivered_before = np.concatenate([[0], np.cumsum(delivered)])
+    for position, day in enumerate(days):
+        if day < first or day > last:
+            continue
+        start = max(0, position - history_days)
+        if delivered_before[position] - delivered_before[start] < min_history_days:
+            continue
+        target = daily.iloc[position]
+        if target["spend"] <= 0 and target["impressions"] <= 0:
+            continue
+        tests = run_statistical_tests(daily.iloc[start:position], target,
+                                      z_threshold=z_threshold, iqr_multiplier=iqr_multiplier)
+        result[day] = {t.metric: complete_bounds(t, z_threshold) for t in tests}
+    return result
+
+
+def entity_series(*, session: Session, settings: Settings, entity_id: int, first: date,
+                  last: date) -> list[DayPoints]:
+    """Daily points of ``entity_id`` from ``first`` to ``last`` (days with a stored row only).
+
+    Reads the history detection would need before ``first`` as well, so the first day of the
+    range gets its expected value like any other.
+    """
+    history_days = settings.isolation_forest_history_days
+    rows = session.execute(
+        select(DailyInsight.day, *(getattr(DailyInsight, c) for c in COUNT_COLUMNS),
+               DailyInsight.is_complete)
+        .where(DailyInsight.entity_id == entity_id,
+               DailyInsight.day.between(first - timedelta(days=history_days), last))
+        .order_by(DailyInsight.day)).all()
+    if not rows:
+        return []
+    frame = pd.DataFrame(rows, columns=["date", *COUNT_COLUMNS, "is_complete"])
+    complete = frame[frame["is_complete"].astype(bool)]
+    expected = expected_by_day(
+        prepare_daily_frame(complete[["date", *COUNT_COLUMNS]]), first, last,
+        z_threshold=settings.anomaly_z_threshold, iqr_multiplier=settings.anomaly_iqr_multiplier,
+        min_history_days=settings.anomaly_min_history_days, history_days=history_days,
+    ) if not complete.empty else {}
+    shown = frame[(frame["date"] >= first) & (frame["date"] <= last)]
+    values = add_ratio_metrics(shown[list(COUNT_COLUMNS)].astype(float))
+    points = []
+    for day, (_, row) in zip(shown["date"], values.iterrows()):
+        tests = expected.get(day, {})
+        metrics = {}
+        for metric in CHARTED_METRICS:
+            test = tests.get(metric)
+            metrics[metric] = MetricPoint(
+                actual=_finite(row[metric]),
+                expected=_finite(test.expected) if test else None,
+                lower=_finite(test.lower) if test else None,
+                upper=_finite(test.upper) if test else None,
+            )
+        points.append(DayPoints(day, metrics))
+    return points
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+__all__ = ["CHARTED_METRICS", "DayPoints", "MetricPoint", "complete_bounds", "entity_series",
+           "expected_by_day"]
