@@ -1,0 +1,90 @@
+"""`adsentinel sync`: pull accounts from the Meta Marketing API now."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from adsentinel.cli.app import app, console, err_console, get_settings
+from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.errors import ConfigError
+from adsentinel.service.sync import SyncSummary, sync_account, syncable_account_ids
+from adsentinel.service.sync import find_account
+
+
+@app.command("sync")
+def sync_command(
+    account: Annotated[str | None, typer.Option(
+        "--account", help="Only this account (name, Meta id or numeric id).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="First day to pull, YYYY-MM-DD (default: the rolling "
+                        "SYNC_WINDOW_DAYS window).")] = None,
+) -> None:
+    """Pull campaigns, ad sets, ads and daily ad insights from Meta and store them.
+
+    Every account is one transaction: a failure writes nothing of it and the other accounts go
+    on. Restated days replace the stored ones; today is stored as a partial day.
+    """
+    settings = get_settings()
+    first_day = _parse_day(since) if since else None
+    factory = make_session_factory(open_database(settings))
+    if account is not None:
+        with factory() as session:
+            account_ids = [find_account(session, account).id]
+    else:
+        account_ids = syncable_account_ids(session_factory=factory)
+        if not account_ids:
+            err_console.print("no account syncs from Meta yet; add one with `adsentinel accounts "
+                              "add --account-id act_... --token-env VAR`")
+            raise typer.Exit(0)
+    summaries: list[SyncSummary] = []
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        for account_id in account_ids:
+            task = progress.add_task(f"account {account_id}: starting", total=None)
+
+            def report(stage: str, done: int, task=task, account_id=account_id) -> None:
+                unit = "%" if stage == "insights report job" else " read"
+                progress.update(task, description=f"account {account_id}: {stage} {done}{unit}")
+
+            summaries.append(sync_account(session_factory=factory, settings=settings,
+                                          account_id=account_id, since=first_day,
+                                          on_progress=report))
+            progress.remove_task(task)
+    print_sync_summaries(summaries)
+    failed = [s for s in summaries if s.status in ("failed", "needs_attention")]
+    if failed:
+        raise typer.Exit(failed[0].error_exit_code or 1)
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since {text!r} is not a date", hint="use YYYY-MM-DD") from None
+
+
+def print_sync_summaries(summaries: list[SyncSummary]) -> None:
+    """One line per account: outcome, window, what was written, restated days, time."""
+    table = Table(title="Meta sync")
+    for column, justify in (("account", "left"), ("status", "left"), ("window", "left"),
+                            ("campaigns/ad sets/ads", "right"), ("ad-day rows", "right"),
+                            ("days restated", "right"), ("API calls", "right"),
+                            ("waited s", "right"), ("duration s", "right")):
+        table.add_column(column, justify=justify)
+    for s in summaries:
+        colour = {"succeeded": "green", "skipped": "dim"}.get(s.status, "red")
+        window = f"{s.since} .. {s.until}" if s.since else "-"
+        table.add_row(s.account_name, f"[{colour}]{s.status}[/]", window,
+                      f"{s.campaigns}/{s.adsets}/{s.ads}", f"{s.insight_rows:,}",
+                      f"{s.days_restated}", f"{s.api_calls}", f"{s.waited_seconds:.0f}",
+                      f"{s.duration_seconds:.1f}")
+    console.print(table)
+    for s in summaries:
+        if s.reason and s.status != "succeeded":
+            target = err_console if s.status != "skipped" else console
+            target.print(f"{s.account_name}: {s.reason}", highlight=False)

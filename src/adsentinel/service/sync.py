@@ -1,0 +1,587 @@
+"""Syncing an ad account from the Meta Marketing API into the database, and managing which
+accounts sync with which token.
+
+One sync of one account:
+
+1. read the account, its campaigns, ad sets and ads, and the ad-level daily insights of the
+   window (the last ``sync_window_days`` days up to today, so that Meta's restatements replace
+   old numbers; the first sync of an account reaches back ``isolation_forest_history_days`` so
+   that the models have history to learn from);
+2. validate every object (:mod:`adsentinel.sync.payloads`); a malformed one fails the sync;
+3. write it all in **one transaction**: the account's currency and timezone, the structure
+   (names, statuses, parents), then the ad days through the CSV importer's own upsert (which
+   re-aggregates ad set and campaign days and moves ``updated_at`` only on days whose numbers
+   changed, so detection re-judges exactly the restated days). An ad day stored earlier that Meta
+   no longer reports is restated to zero. Today's row is partial (``is_complete`` false,
+   ``as_of`` the pull time).
+
+Every sync leaves a ``sync_runs`` row. An expired or invalid token (code 190) or a missing
+permission marks the account ``needs_attention`` and it is skipped until ``adsentinel accounts add``
+or ``adsentinel accounts enable`` clears the mark; other accounts are not affected.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from adsentinel.config import Settings
+from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun, TrainingStatus
+from adsentinel.errors import ConfigError, InputFileError, NotFoundError
+from adsentinel.ingest.csv_import import upsert_ad_insight_rows
+from adsentinel.ingest.csv_rows import InsightRow
+from adsentinel.sync.errors import (
+    CredentialsError,
+    MetaApiError,
+    MetaAuthError,
+    SyncPayloadError,
+    scrub_secrets,
+)
+from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progress
+from adsentinel.sync.payloads import (
+    InsightRecord,
+    StructureRecord,
+    parse_account,
+    parse_ad,
+    parse_adset,
+    parse_campaign,
+    parse_insight,
+    parse_result_action_types,
+)
+
+log = logging.getLogger(__name__)
+
+#: (platform account id, token, options, progress callback) -> client; tests point it elsewhere
+ClientFactory = Callable[[str, str, ClientOptions, Progress | None], MetaAccountClient]
+
+_ACCOUNT_ID = re.compile(r"^act_[0-9]{1,30}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_ENV_PREFIX = "env:"
+_STRUCTURE_BATCH = 1_000  # rows per INSERT: 6 parameters each stays far below SQLite's limit
+
+
+@dataclass
+class SyncSummary:
+    """What one account's sync did. ``status`` is succeeded, failed, needs_attention or skipped."""
+
+    account_id: int
+    account_name: str
+    status: str
+    reason: str | None = None
+    since: date | None = None
+    until: date | None = None
+    campaigns: int = 0
+    adsets: int = 0
+    ads: int = 0
+    insight_rows: int = 0
+    days_new: int = 0
+    days_restated: int = 0
+    ad_days_restated: int = 0
+    ad_days_zeroed: int = 0
+    api_calls: int = 0
+    throttled: int = 0
+    waited_seconds: float = 0.0
+    duration_seconds: float = 0.0
+    error_exit_code: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (task results, the sync_runs counts)."""
+        result = dict(self.__dict__)
+        result["since"] = self.since.isoformat() if self.since else None
+        result["until"] = self.until.isoformat() if self.until else None
+        return result
+
+
+@dataclass(frozen=True)
+class AccountListing:
+    """One row of ``adsentinel accounts list``; the token is named, never shown."""
+
+    id: int
+    name: str
+    platform_account_id: str | None
+    token_env: str | None
+    is_active: bool
+    result_action_types: str
+    last_synced_at: datetime | None
+    needs_attention: str | None
+    last_sync_status: str | None
+
+
+# --- credentials and account management -------------------------------------------------------
+
+
+def normalise_account_id(value: str) -> str:
+    """``act_123`` (a bare ``123`` is accepted); raises :class:`ConfigError` otherwise."""
+    candidate = value.strip()
+    if candidate.isdigit():
+        candidate = f"act_{candidate}"
+    if not _ACCOUNT_ID.match(candidate):
+        raise ConfigError(f"{value!r} is not a Meta ad account id",
+                          hint="use the id from Ads Manager, like act_1234567890")
+    return candidate
+
+
+def resolve_token(credentials_ref: str, *, environ: Mapping[str, str] | None = None) -> str:
+    """The access token that ``credentials_ref`` (``env:VAR``) points to."""
+    environ = os.environ if environ is None else environ
+    if not credentials_ref.startswith(_ENV_PREFIX):
+        raise CredentialsError(f"credentials reference {credentials_ref!r} is not understood",
+                               hint="run `adsentinel accounts add --token-env VAR` again")
+    name = credentials_ref[len(_ENV_PREFIX):]
+    token = environ.get(name, "").strip()
+    if not token:
+        raise CredentialsError(f"the environment variable {name} that holds the Meta access "
+                               "token is not set in this process",
+                               hint=f"export {name}=... where adsentinel runs (workers included)")
+    return token
+
+
+def add_meta_account(*, session_factory: sessionmaker[Session], platform_account_id: str,
+                     token_env: str, name: str | None = None,
+                     result_action_types: str | None = None) -> AccountListing:
+    """Create the account, or attach the token reference to the one with that id (an account
+    imported from CSV keeps its history). Clears ``needs_attention`` and re-activates it."""
+    platform_account_id = normalise_account_id(platform_account_id)
+    if not _ENV_NAME.match(token_env):
+        raise ConfigError(f"{token_env!r} is not an environment variable name",
+                          hint="pass the variable's NAME, e.g. --token-env META_TOKEN, never "
+                               "the token itself")
+    if result_action_types is not None:
+        result_action_types = ",".join(parse_result_action_types(result_action_types))
+    with session_factory() as session, session.begin():
+        account = session.scalars(select(AdAccount).where(
+            AdAccount.platform_account_id == platform_account_id)).one_or_none()
+        wanted_name = name or (account.name if account else platform_account_id)
+        clash = session.scalars(select(AdAccount).where(AdAccount.name == wanted_name)).first()
+        if clash is not None and (account is None or clash.id != account.id):
+            raise ConfigError(f"another account is already named {wanted_name!r}",
+                              hint="choose another --name")
+        if account is None:
+            account = AdAccount(name=wanted_name, platform_account_id=platform_account_id,
+                                currency="USD", timezone="UTC")
+            session.add(account)
+        account.name = wanted_name
+        account.credentials_ref = f"{_ENV_PREFIX}{token_env}"
+        account.is_active = True
+        account.needs_attention = None
+        if result_action_types is not None:
+            account.result_action_types = result_action_types
+        session.flush()
+        log.info("account %r (%s) syncs with the token in $%s", account.name,
+                 platform_account_id, token_env)
+        return _listing(session, account, default_types="")
+
+
+def set_account_active(*, session_factory: sessionmaker[Session], wanted: str,
+                       active: bool) -> AccountListing:
+    """Disable (no sync, no detection) or enable an account; enabling clears needs_attention."""
+    with session_factory() as session, session.begin():
+        account = find_account(session, wanted)
+        account.is_active = active
+        if active:
+            account.needs_attention = None
+        return _listing(session, account, default_types="")
+
+
+def list_accounts(*, session_factory: sessionmaker[Session],
+                  settings: Settings) -> list[AccountListing]:
+    """Every account with how it syncs and how its last sync went."""
+    with session_factory() as session:
+        accounts = session.scalars(select(AdAccount).order_by(AdAccount.id)).all()
+        return [_listing(session, a, default_types=settings.result_action_types)
+                for a in accounts]
+
+
+def find_account(session: Session, wanted: str) -> AdAccount:
+    """The account named, with that Meta id (with or without act_) or numeric id."""
+    match = [AdAccount.name == wanted, AdAccount.platform_account_id == wanted]
+    if wanted.isdigit():
+        match += [AdAccount.id == int(wanted), AdAccount.platform_account_id == f"act_{wanted}"]
+    found = session.scalars(select(AdAccount).where(or_(*match)).order_by(AdAccount.id)).all()
+    if not found:
+        raise NotFoundError(f"no ad account named or numbered {wanted!r}",
+                            hint="`adsentinel accounts list` shows them")
+    exact = [a for a in found if a.name == wanted]
+    return exact[0] if exact else found[0]
+
+
+def _listing(session: Session, account: AdAccount, *, default_types: str) -> AccountListing:
+    last_status = session.scalar(select(SyncRun.status).where(SyncRun.account_id == account.id)
+                                 .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1))
+    ref = account.credentials_ref
+    return AccountListing(
+        id=account.id, name=account.name, platform_account_id=account.platform_account_id,
+        token_env=ref[len(_ENV_PREFIX):] if ref and ref.startswith(_ENV_PREFIX) else ref,
+        is_active=account.is_active,
+        result_action_types=account.result_action_types or default_types,
+        last_synced_at=account.last_synced_at, needs_attention=account.needs_attention,
+        last_sync_status=last_status)
+
+
+def syncable_account_ids(*, session_factory: sessionmaker[Session]) -> list[int]:
+    """Active accounts with a Meta id and a token reference, not waiting for attention."""
+    with session_factory() as session:
+        return list(session.scalars(select(AdAccount.id).where(
+            AdAccount.is_active.is_(True), AdAccount.needs_attention.is_(None),
+            AdAccount.platform_account_id.is_not(None), AdAccount.credentials_ref.is_not(None))
+            .order_by(AdAccount.id)))
+
+
+def is_syncable(*, session_factory: sessionmaker[Session], account_id: int) -> bool:
+    """Whether the account has what a sync needs (CSV-only accounts do not)."""
+    with session_factory() as session:
+        account = session.get(AdAccount, account_id)
+        return bool(account and account.platform_account_id and account.credentials_ref)
+
+
+# --- the sync ---------------------------------------------------------------------------------
+
+
+def client_options(settings: Settings) -> ClientOptions:
+    """The client's patience and politeness, from the settings."""
+    return ClientOptions(slowdown_percent=settings.sync_usage_slowdown_percent,
+                         poll_timeout_seconds=float(settings.sync_async_poll_timeout),
+                         max_throttle_wait_seconds=float(settings.sync_async_poll_timeout))
+
+
+def default_client_factory(platform_account_id: str, token: str, options: ClientOptions,
+                           on_progress: Progress | None = None) -> MetaAccountClient:
+    """A client on the real Graph API."""
+    return MetaAccountClient(platform_account_id, token, options=options,
+                             on_progress=on_progress)
+
+
+def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
+                 since: date | None = None, client_factory: ClientFactory | None = None,
+                 environ: Mapping[str, str] | None = None, now: datetime | None = None,
+                 on_progress: Progress | None = None) -> SyncSummary:
+    """Pull one account from Meta and store it in one transaction; see the module docstring.
+
+    Returns a summary whatever Meta did (failed, needs_attention and skipped included); only
+    database errors propagate, so that a task can retry them.
+    """
+    started = time.monotonic()
+    with session_factory() as session:
+        account = session.get(AdAccount, account_id)
+        if account is None:
+            raise NotFoundError(f"no ad account with id {account_id}")
+        summary = SyncSummary(account_id=account.id, account_name=account.name, status="skipped")
+        skip = _why_not_synced(account)
+        credentials_ref, platform_id = account.credentials_ref, account.platform_account_id
+    if skip:
+        summary.reason = skip
+        log.info("account %r: sync skipped (%s)", summary.account_name, skip)
+        return summary
+
+    run_id = _start_run(session_factory, account_id)
+    token: str | None = None
+    client: MetaAccountClient | None = None
+    try:
+        token = resolve_token(credentials_ref, environ=environ)
+        client = (client_factory or default_client_factory)(platform_id, token,
+                                                            client_options(settings), on_progress)
+        pulled = _pull(client, session_factory=session_factory, settings=settings,
+                       account_id=account_id, since=since, now=now)
+        summary.since, summary.until = pulled.since, pulled.until
+        _store(session_factory, account_id=account_id, run_id=run_id, pulled=pulled,
+               summary=summary, now=now or datetime.now(timezone.utc))
+        summary.status = "succeeded"
+    except MetaAuthError as exc:
+        message = scrub_secrets(str(exc.message), [token])
+        _finish_failed(session_factory, run_id, account_id, summary, message,
+                       attention=_attention_text(exc, credentials_ref))
+        summary.status, summary.error_exit_code = "needs_attention", exc.exit_code
+        summary.reason = message
+        log.error("account %r needs attention: %s", summary.account_name, message)
+    except (MetaApiError, SyncPayloadError, CredentialsError, InputFileError) as exc:
+        message = scrub_secrets(str(exc), [token])
+        _finish_failed(session_factory, run_id, account_id, summary, message)
+        summary.status, summary.reason, summary.error_exit_code = "failed", message, exc.exit_code
+        log.error("account %r: sync failed, nothing written: %s", summary.account_name, message)
+    except BaseException as exc:
+        _finish_failed(session_factory, run_id, account_id, summary,
+                       scrub_secrets(f"{type(exc).__name__}: {exc}", [token]))
+        raise
+    finally:
+        if client is not None:
+            summary.api_calls = client.stats.calls
+            summary.throttled = client.stats.throttled
+            summary.waited_seconds = round(client.stats.waited_seconds, 1)
+        summary.duration_seconds = round(time.monotonic() - started, 3)
+    if summary.status == "succeeded":
+        log.info("account %r synced %s..%s: %d ad-day rows, %d restated day(s), %.1f s",
+                 summary.account_name, summary.since, summary.until, summary.insight_rows,
+                 summary.days_restated, summary.duration_seconds)
+    return summary
+
+
+def _why_not_synced(account: AdAccount) -> str | None:
+    if not account.platform_account_id or not account.credentials_ref:
+        return "no Meta credentials (data comes from CSV imports)"
+    if not account.is_active:
+        return "disabled"
+    if account.needs_attention:
+        return f"needs attention: {account.needs_attention}"
+    return None
+
+
+def _attention_text(exc: MetaAuthError, credentials_ref: str | None) -> str:
+    variable = (credentials_ref or "")[len(_ENV_PREFIX):] or "the token variable"
+    what = ("expired or invalid" if exc.code in (102, 190) else "lacks permission on this account")
+    return (f"Meta access token {what} (code {exc.code}): create a new token with ads_read, "
+            f"set {variable}, then run `adsentinel accounts enable` (or `accounts add`)")
+
+
+@dataclass
+class _Pulled:
+    """Everything read from Meta for one sync, validated, not yet stored."""
+
+    currency: str
+    timezone: str
+    since: date
+    until: date
+    structure: list[StructureRecord]
+    insights: list[InsightRecord] = field(default_factory=list)
+
+
+def _pull(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
+          settings: Settings, account_id: int, since: date | None,
+          now: datetime | None) -> _Pulled:
+    info = parse_account(client.account())
+    if info.platform_account_id != client.platform_account_id:
+        raise SyncPayloadError(f"Meta answered for {info.platform_account_id} when asked for "
+                               f"{client.platform_account_id}")
+    try:
+        zone = ZoneInfo(info.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SyncPayloadError(f"Meta returned a malformed ad account: field 'timezone_name' is "
+                               f"{info.timezone!r}, expected an IANA timezone") from None
+    today = (now or datetime.now(timezone.utc)).astimezone(zone).date()
+    with session_factory() as session:
+        account = session.get(AdAccount, account_id)
+        types = parse_result_action_types(account.result_action_types
+                                          or settings.result_action_types)
+        has_history = session.scalar(select(func.count()).select_from(Entity).where(
+            Entity.account_id == account_id)) > 0
+    if since is None:
+        days = settings.sync_window_days if has_history else max(
+            settings.sync_window_days, settings.isolation_forest_history_days)
+        since = today - timedelta(days=days - 1)
+    if since > today:
+        raise ConfigError(f"--since {since} is after today ({today}) in the account's timezone "
+                          f"{info.timezone}")
+    structure = ([parse_campaign(c) for c in client.campaigns()]
+                 + [parse_adset(s) for s in client.adsets()])
+    ads = [parse_ad(a) for a in client.ads()]
+    structure += ads
+    expected_rows = max(len(ads), 1) * ((today - since).days + 1)
+    insights = [parse_insight(row, result_action_types=types)
+                for row in client.insights(since, today, expected_rows=expected_rows)]
+    return _Pulled(currency=info.currency, timezone=info.timezone, since=since, until=today,
+                   structure=structure, insights=insights)
+
+
+def _start_run(session_factory: sessionmaker[Session], account_id: int) -> int:
+    with session_factory() as session, session.begin():
+        run = SyncRun(account_id=account_id, status=TrainingStatus.running.value)
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_id: int,
+                   summary: SyncSummary, message: str, attention: str | None = None) -> None:
+    with session_factory() as session, session.begin():
+        run = session.get(SyncRun, run_id)
+        run.status = TrainingStatus.failed.value
+        run.finished_at = datetime.now(timezone.utc)
+        run.since, run.until = summary.since, summary.until
+        run.error = message
+        if attention is not None:
+            session.get(AdAccount, account_id).needs_attention = attention
+
+
+def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: int,
+           pulled: _Pulled, summary: SyncSummary, now: datetime) -> None:
+    """Write the pull in one transaction (account, structure, ad days, parents, the run)."""
+    source = f"Meta insights of account {account_id}"
+    with session_factory() as session, session.begin():
+        account = session.get(AdAccount, account_id)
+        account.currency, account.timezone = pulled.currency, pulled.timezone
+        counts = _upsert_structure(session, account_id, pulled.structure)
+        existing = _stored_ad_days(session, account_id, pulled.since, pulled.until)
+        rows, restated_days, restated, zeroed = _rows_to_write(pulled, existing)
+        if rows:
+            try:
+                upserted = upsert_ad_insight_rows(session.connection(), rows,
+                                                  account_id=account_id, source=source, now=now)
+            except InputFileError as exc:
+                raise SyncPayloadError(
+                    "Meta's insights contradict each other or what is stored: "
+                    + "; ".join(str(p) for p in exc.problems),
+                    hint="nothing of this sync was written") from None
+            summary.days_new = upserted.days_new
+        summary.campaigns, summary.adsets, summary.ads = (counts["campaign"], counts["adset"],
+                                                           counts["ad"])
+        summary.insight_rows = len(pulled.insights)
+        summary.days_restated, summary.ad_days_restated = len(restated_days), restated
+        summary.ad_days_zeroed = zeroed
+        account.last_synced_at = now
+        run = session.get(SyncRun, run_id)
+        run.status = TrainingStatus.succeeded.value
+        run.since, run.until = pulled.since, pulled.until
+        run.finished_at = datetime.now(timezone.utc)
+        run.counts = {"campaigns": summary.campaigns, "adsets": summary.adsets,
+                      "ads": summary.ads, "insight_rows": summary.insight_rows,
+                      "days_new": summary.days_new, "days_restated": summary.days_restated,
+                      "ad_days_restated": summary.ad_days_restated,
+                      "ad_days_zeroed": summary.ad_days_zeroed}
+
+
+def _upsert_structure(session: Session, account_id: int,
+                      records: list[StructureRecord]) -> dict[str, int]:
+    """Campaigns, then ad sets, then ads: name, status and parent as Meta says.
+
+    The CSV importer's entity upsert knows neither statuses nor entities without delivery, so the
+    structure is written here; the ad days then go through the importer. A parent Meta did not
+    list (an archived campaign still spending in the window) is created with status UNKNOWN.
+    """
+    conn = session.connection()
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    counts = {"campaign": 0, "adset": 0, "ad": 0}
+    ids: dict[str, dict[str, int]] = {}
+    for level, parent_level in (("campaign", None), ("adset", "campaign"), ("ad", "adset")):
+        level_records = [r for r in records if r.level == level]
+        counts[level] = len(level_records)
+        if parent_level is not None:
+            missing = sorted({r.parent_platform_id for r in level_records}
+                             - set(ids[parent_level]))
+            if missing:
+                _insert_entities(conn, insert, [
+                    {"account_id": account_id, "level": parent_level, "platform_id": pid,
+                     "parent_id": None, "name": None, "status": "UNKNOWN"} for pid in missing],
+                    update_status=False)
+                ids[parent_level] = _entity_ids(session, account_id, parent_level)
+        rows = [{"account_id": account_id, "level": level, "platform_id": r.platform_id,
+                 "parent_id": ids[parent_level][r.parent_platform_id] if parent_level else None,
+                 "name": r.name, "status": r.status} for r in level_records]
+        _insert_entities(conn, insert, rows, update_status=True)
+        ids[level] = _entity_ids(session, account_id, level)
+    return counts
+
+
+def _insert_entities(conn, insert, rows: list[dict[str, Any]], *, update_status: bool) -> None:
+    table = Entity.__table__
+    for start in range(0, len(rows), _STRUCTURE_BATCH):
+        statement = insert(table).values(rows[start:start + _STRUCTURE_BATCH])
+        excluded = statement.excluded
+        updates = {"name": func.coalesce(excluded.name, table.c.name)}
+        if update_status:
+            updates |= {"status": excluded.status,
+                        "parent_id": func.coalesce(excluded.parent_id, table.c.parent_id)}
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=["account_id", "level", "platform_id"], set_=updates))
+
+
+def _entity_ids(session: Session, account_id: int, level: str) -> dict[str, int]:
+    return dict(session.execute(select(Entity.platform_id, Entity.id).where(
+        Entity.account_id == account_id, Entity.level == level)).all())
+
+
+@dataclass(frozen=True)
+class _StoredAdDay:
+    campaign_id: str
+    adset_id: str
+    ad_id: str
+    day: date
+    numbers: tuple[float, int, int, int, int]
+
+
+def _stored_ad_days(session: Session, account_id: int, since: date,
+                    until: date) -> dict[tuple[str, date], _StoredAdDay]:
+    adset, campaign = aliased(Entity), aliased(Entity)
+    rows = session.execute(
+        select(campaign.platform_id, adset.platform_id, Entity.platform_id, DailyInsight.day,
+               DailyInsight.spend, DailyInsight.impressions, DailyInsight.clicks,
+               DailyInsight.leads, DailyInsight.reach)
+        .join(DailyInsight, DailyInsight.entity_id == Entity.id)
+        .join(adset, adset.id == Entity.parent_id)
+        .join(campaign, campaign.id == adset.parent_id)
+        .where(Entity.account_id == account_id, Entity.level == "ad",
+               DailyInsight.day >= since, DailyInsight.day <= until)).all()
+    return {(r[2], r[3]): _StoredAdDay(r[0], r[1], r[2], r[3], tuple(r[4:])) for r in rows}
+
+
+def _rows_to_write(pulled: _Pulled, existing: dict[tuple[str, date], _StoredAdDay]
+                   ) -> tuple[list[InsightRow], set[date], int, int]:
+    """The importer's rows: what Meta reported, plus zeros for stored ad days it no longer
+    reports. Also which complete days were restated (numbers changed) and how many ad days."""
+    rows: list[InsightRow] = []
+    restated_days: set[date] = set()
+    restated = 0
+    seen: set[tuple[str, date]] = set()
+    for record in pulled.insights:
+        key = (record.ad_id, record.day)
+        seen.add(key)
+        before = existing.get(key)
+        numbers = (record.spend, record.impressions, record.clicks, record.leads, record.reach)
+        if before is not None and before.numbers != numbers and record.day < pulled.until:
+            restated_days.add(record.day)
+            restated += 1
+        rows.append(_insight_row(len(rows) + 1, record))
+    zeroed = 0
+    for key, before in sorted(existing.items(), key=lambda item: (item[0][1], item[0][0])):
+        if key in seen or not any(before.numbers):
+            continue
+        zeroed += 1
+        if before.day < pulled.until:
+            restated_days.add(before.day)
+            restated += 1
+        rows.append(_insight_row(len(rows) + 1, InsightRecord(
+            day=before.day, campaign_id=before.campaign_id, campaign_name=None,
+            adset_id=before.adset_id, adset_name=None, ad_id=before.ad_id, ad_name=None,
+            spend=0.0, impressions=0, clicks=0, reach=0, leads=0)))
+    return rows, restated_days, restated, zeroed
+
+
+def _insight_row(line: int, record: InsightRecord) -> InsightRow:
+    return InsightRow(line=line, day=record.day, account_id=None, account_name=None,
+                      currency=None, campaign_id=record.campaign_id,
+                      campaign_name=record.campaign_name, adset_id=record.adset_id,
+                      adset_name=record.adset_name, ad_id=record.ad_id, ad_name=record.ad_name,
+                      spend=record.spend, impressions=record.impressions, clicks=record.clicks,
+                      leads=record.leads, reach=record.reach, conversions=None, revenue=None)
+
+
+def sync_before_detection(*, session_factory: sessionmaker[Session], settings: Settings,
+                          account_id: int,
+                          client_factory: ClientFactory | None = None) -> dict[str, Any] | None:
+    """The hourly job's first step: sync the account if it can be synced (``None`` otherwise).
+
+    A failed sync is reported in the result and detection still runs on what is stored.
+    """
+    if not is_syncable(session_factory=session_factory, account_id=account_id):
+        return None
+    summary = sync_account(session_factory=session_factory, settings=settings,
+                           account_id=account_id, client_factory=client_factory)
+    return summary.as_dict()
+
+
+__all__ = [
+    "AccountListing", "ClientFactory", "SyncSummary", "add_meta_account", "find_account",
+    "client_options", "default_client_factory", "is_syncable", "list_accounts",
+    "normalise_account_id", "resolve_token", "set_account_active", "sync_account",
+    "sync_before_detection", "syncable_account_ids",
+]

@@ -1,0 +1,10 @@
+"""Pulling an ad account's structure and daily insights from the Meta Marketing API.
+
+* :mod:`.payloads` turns Graph API objects into validated rows (pure);
+* :mod:`.rate_limits` reads Meta's usage headers and decides how long to wait (pure);
+* :mod:`.meta_client` makes the calls through the official ``facebook-business`` SDK: paging,
+  asynchronous report jobs, retries;
+* :mod:`.errors` holds the sync's errors and the scrubbing of access tokens from any text.
+
+Storing what was pulled is :mod:`adsentinel.service.sync`'s job.
+"""

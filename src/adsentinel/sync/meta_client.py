@@ -1,0 +1,356 @@
+"""Calls to the Meta Marketing API for one ad account, through the official ``facebook-business``
+SDK: paging to the end, asynchronous report jobs for large pulls, pacing and retries.
+
+Each client owns its own ``FacebookSession`` and ``FacebookAdsApi`` instance (never the SDK's
+process-wide default), so two accounts never share a token, and its own rate-limit state, so one
+account being throttled does not slow another.
+
+Nothing here touches the database; waiting goes through an injected ``sleep`` and ``clock`` so
+that tests run instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, TypeVar
+
+import requests
+from facebook_business.adobjects.adaccount import AdAccount
+from facebook_business.adobjects.adreportrun import AdReportRun
+from facebook_business.api import FacebookAdsApi, FacebookResponse
+from facebook_business.exceptions import FacebookBadObjectError, FacebookRequestError
+from facebook_business.session import FacebookSession
+
+from adsentinel.sync.errors import (
+    MetaApiError,
+    MetaAuthError,
+    MetaThrottledError,
+    SyncPayloadError,
+    scrub_secrets,
+)
+from adsentinel.sync.payloads import (
+    ACCOUNT_FIELDS,
+    AD_FIELDS,
+    ADSET_FIELDS,
+    CAMPAIGN_FIELDS,
+    INSIGHT_FIELDS,
+)
+from adsentinel.sync.rate_limits import (
+    BackoffPolicy,
+    ErrorKind,
+    UsageReading,
+    classify_error,
+    pacing_delay,
+    read_usage,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Progress = Callable[[str, int], None]
+
+JOB_COMPLETED = "Job Completed"
+JOB_FAILED = ("Job Failed", "Job Skipped")
+_END = object()
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How patient and how polite a client is.
+
+    ``async_threshold_rows``: an insights pull expected to return at least this many ad-day rows
+    runs as an asynchronous report job (Meta times out large synchronous requests).
+    ``max_throttle_wait_seconds``: once Meta's throttling would make this run wait longer in
+    total, it stops (:class:`MetaThrottledError`) and the next scheduled run picks up.
+    """
+
+    slowdown_percent: float = 75.0
+    poll_timeout_seconds: float = 900.0
+    max_throttle_wait_seconds: float = 900.0
+    async_threshold_rows: int = 2_000
+    page_limit: int = 500
+    async_job_attempts: int = 2
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+
+@dataclass
+class CallStats:
+    """What a client did: calls made, retries, throttling, seconds spent waiting."""
+
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    waited_seconds: float = 0.0
+    async_jobs: int = 0
+    highest_usage_percent: float = 0.0
+
+
+class _MeteredApi(FacebookAdsApi):
+    """The SDK's API object, pacing each call on the last usage headers and recording them."""
+
+    def __init__(self, session: FacebookSession, *, before_call: Callable[[], None],
+                 on_headers: Callable[[Mapping[str, str]], None]) -> None:
+        super().__init__(session)
+        self._before_call = before_call
+        self._on_headers = on_headers
+
+    def call(self, method, path, params=None, headers=None, files=None, url_override=None,
+             api_version=None) -> FacebookResponse:
+        self._before_call()
+        try:
+            response = super().call(method, path, params=params, headers=headers, files=files,
+                                    url_override=url_override, api_version=api_version)
+        except FacebookRequestError as exc:
+            self._on_headers(exc.http_headers() or {})
+            raise
+        self._on_headers(response.headers())
+        return response
+
+
+class MetaAccountClient:
+    """Reads one ad account: its description, campaigns, ad sets, ads and daily ad insights.
+
+    Every method returns plain dicts (the SDK objects' ``export_all_data()``); validating them is
+    :mod:`adsentinel.sync.payloads`' job.
+    """
+
+    def __init__(self, platform_account_id: str, access_token: str, *,
+                 options: ClientOptions | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None,
+                 graph_url: str | None = None,
+                 on_progress: Progress | None = None) -> None:
+        self.platform_account_id = platform_account_id
+        self.options = options or ClientOptions()
+        self.stats = CallStats()
+        self._token = access_token
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._on_progress = on_progress
+        self._usage = UsageReading()
+        self._throttle_waited = 0.0
+        session = FacebookSession(access_token=access_token)
+        if graph_url:
+            session.GRAPH = graph_url.rstrip("/")
+        self._api = _MeteredApi(session, before_call=self._pace, on_headers=self._record_usage)
+        self._account = AdAccount(fbid=platform_account_id, api=self._api)
+
+    # --- what the sync reads ------------------------------------------------------------------
+
+    def account(self) -> dict[str, Any]:
+        """The ad account node: name, currency, timezone, status."""
+        node = self._retrying("the ad account", lambda: self._account.api_get(
+            fields=list(ACCOUNT_FIELDS)))
+        return node.export_all_data()
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every campaign of the account, all pages."""
+        return self._all_pages("campaigns", lambda: self._account.get_campaigns(
+            fields=list(CAMPAIGN_FIELDS), params={"limit": self.options.page_limit}))
+
+    def adsets(self) -> list[dict[str, Any]]:
+        """Every ad set of the account, all pages."""
+        return self._all_pages("ad sets", lambda: self._account.get_ad_sets(
+            fields=list(ADSET_FIELDS), params={"limit": self.options.page_limit}))
+
+    def ads(self) -> list[dict[str, Any]]:
+        """Every ad of the account, all pages."""
+        return self._all_pages("ads", lambda: self._account.get_ads(
+            fields=list(AD_FIELDS), params={"limit": self.options.page_limit}))
+
+    def insights(self, since: date, until: date, *, expected_rows: int = 0) -> list[dict[str, Any]]:
+        """Ad-level insights, one row per ad and day, from ``since`` to ``until`` inclusive.
+
+        Runs as an asynchronous report job when ``expected_rows`` reaches the threshold, or when
+        Meta answers a synchronous request with "reduce the amount of data".
+        """
+        params = {"level": "ad", "time_increment": 1,
+                  "time_range": {"since": since.isoformat(), "until": until.isoformat()},
+                  "limit": self.options.page_limit}
+        if expected_rows < self.options.async_threshold_rows:
+            try:
+                return self._all_pages("insights", lambda: self._account.get_insights(
+                    fields=list(INSIGHT_FIELDS), params=dict(params)))
+            except MetaApiError as exc:
+                if not _asks_for_less_data(exc):
+                    raise
+                log.info("%s: Meta asks for a smaller request; running an asynchronous "
+                         "report job instead", self.platform_account_id)
+        return self._insights_by_job(params)
+
+    # --- asynchronous report jobs -------------------------------------------------------------
+
+    def _insights_by_job(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        for attempt in range(1, self.options.async_job_attempts + 1):
+            job = self._retrying("an insights report job", lambda: self._account.get_insights(
+                fields=list(INSIGHT_FIELDS), params={k: v for k, v in params.items()
+                                                     if k != "limit"}, is_async=True))
+            self.stats.async_jobs += 1
+            status = self._wait_for_job(job)
+            if status == JOB_COMPLETED:
+                return self._all_pages("insights", lambda: job.get_result(
+                    params={"limit": self.options.page_limit}))
+            log.warning("%s: insights report job %s ended with %r (attempt %d of %d)",
+                        self.platform_account_id, job.get_id(), status, attempt,
+                        self.options.async_job_attempts)
+        raise MetaApiError(
+            f"Meta's insights report jobs for {self.platform_account_id} failed "
+            f"{self.options.async_job_attempts} times (last status {status!r})",
+            hint="Meta had trouble building the report; the next sync tries again")
+
+    def _wait_for_job(self, job: AdReportRun) -> str:
+        """Poll the job until it completes or fails; give up after the poll timeout."""
+        deadline = self._clock() + self.options.poll_timeout_seconds
+        pause = 1.0
+        while True:
+            self._retrying("the insights report job's status", lambda: job.api_get(fields=[
+                AdReportRun.Field.async_status, AdReportRun.Field.async_percent_completion]))
+            status = job.get(AdReportRun.Field.async_status)
+            percent = job.get(AdReportRun.Field.async_percent_completion)
+            if not isinstance(status, str):
+                raise SyncPayloadError(
+                    f"Meta returned a malformed insights report job {job.get_id()}: field "
+                    f"'async_status' is {status!r}, expected a status such as 'Job Running'")
+            if status == JOB_COMPLETED or status in JOB_FAILED:
+                return status
+            self._progress("insights report job", int(percent or 0))
+            if self._clock() + pause > deadline:
+                raise MetaApiError(
+                    f"Meta's insights report job {job.get_id()} for {self.platform_account_id} "
+                    f"was still {status!r} at {percent}% after "
+                    f"{self.options.poll_timeout_seconds:.0f} s",
+                    hint="raise ADSENTINEL_SYNC_ASYNC_POLL_TIMEOUT, or sync a shorter window "
+                         "with --since")
+            self._wait(pause)
+            pause = min(pause * 2, 30.0)
+
+    # --- paging and retries -------------------------------------------------------------------
+
+    def _all_pages(self, what: str, first_page: Callable[[], Any]) -> list[dict[str, Any]]:
+        """Every object of an edge, following the paging cursors to the end.
+
+        A page that fails is asked again (the SDK's cursor only moves on after a success).
+        """
+        cursor = self._retrying(what, first_page)
+        items: list[dict[str, Any]] = []
+        while True:
+            item = self._retrying(what, lambda: next(cursor, _END))
+            if item is _END:
+                return items
+            items.append(item.export_all_data())
+            if len(items) % self.options.page_limit == 0:
+                self._progress(what, len(items))
+
+    def _retrying(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``, retried on throttling and transient failures; errors come out scrubbed."""
+        attempt = 0
+        while True:
+            self.stats.calls += 1
+            try:
+                return call()
+            except FacebookRequestError as exc:
+                wait = self._wait_after_error(what, exc, attempt)
+            except requests.RequestException as exc:
+                wait = self._wait_after_network_error(what, exc, attempt)
+            except (FacebookBadObjectError, TypeError, AttributeError) as exc:
+                raise SyncPayloadError(
+                    f"Meta's response for {what} of {self.platform_account_id} is not a JSON "
+                    f"object of the expected shape ({self._scrub(str(exc))})",
+                    hint="nothing of this sync was written; the next sync tries again") from None
+            attempt += 1
+            self.stats.retries += 1
+            self._usage = UsageReading()  # this wait already covers what the headers said
+            self._wait(wait)
+
+    def _wait_after_error(self, what: str, exc: FacebookRequestError, attempt: int) -> float:
+        code, subcode = exc.api_error_code(), exc.api_error_subcode()
+        kind = classify_error(code=code, subcode=subcode, http_status=exc.http_status(),
+                              is_transient=bool(exc.api_transient_error()))
+        message = self._scrub(exc.api_error_message() or exc.get_message() or "no message")
+        described = (f"Meta refused reading {what} of {self.platform_account_id}: {message} "
+                     f"(code {code}" + (f", subcode {subcode}" if subcode else "") + ")")
+        if kind is ErrorKind.auth:
+            raise MetaAuthError(described, code=code, subcode=subcode,
+                                hint="create a new access token with ads_read on this account "
+                                     "and run `adsentinel accounts add` again") from None
+        if kind is ErrorKind.permanent or _asks_for_less_data_code(code, message):
+            raise MetaApiError(described, code=code, subcode=subcode) from None
+        if kind is ErrorKind.throttled:
+            self.stats.throttled += 1
+            usage = read_usage(exc.http_headers())
+            wait = self.options.backoff.delay(attempt, at_least=usage.regain_seconds,
+                                              rng=self._rng)
+            if self._throttle_waited + wait > self.options.max_throttle_wait_seconds:
+                raise MetaThrottledError(
+                    f"{described}; Meta asks to wait {wait:.0f} s more, beyond this run's "
+                    f"{self.options.max_throttle_wait_seconds:.0f} s allowance",
+                    code=code, subcode=subcode,
+                    hint="nothing of this sync was written; the next scheduled sync resumes"
+                ) from None
+            self._throttle_waited += wait
+            log.warning("%s; throttled, waiting %.0f s (Meta's estimate %.0f s)", described,
+                        wait, usage.regain_seconds)
+            return wait
+        if attempt + 1 >= self.options.backoff.max_attempts:
+            raise MetaApiError(f"{described}; gave up after {attempt + 1} attempts",
+                               code=code, subcode=subcode,
+                               hint="Meta is having trouble; the next sync tries again") from None
+        wait = self.options.backoff.delay(attempt, rng=self._rng)
+        log.warning("%s; retrying in %.0f s (attempt %d of %d)", described, wait, attempt + 1,
+                    self.options.backoff.max_attempts)
+        return wait
+
+    def _wait_after_network_error(self, what: str, exc: requests.RequestException,
+                                  attempt: int) -> float:
+        described = (f"reading {what} of {self.platform_account_id} failed: "
+                     f"{type(exc).__name__}: {self._scrub(str(exc))}")
+        if attempt + 1 >= self.options.backoff.max_attempts:
+            raise MetaApiError(f"{described}; gave up after {attempt + 1} attempts",
+                               hint="check the network path to graph.facebook.com") from None
+        wait = self.options.backoff.delay(attempt, rng=self._rng)
+        log.warning("%s; retrying in %.0f s (attempt %d of %d)", described, wait, attempt + 1,
+                    self.options.backoff.max_attempts)
+        return wait
+
+    # --- pacing -------------------------------------------------------------------------------
+
+    def _record_usage(self, headers: Mapping[str, str]) -> None:
+        self._usage = read_usage(headers)
+        self.stats.highest_usage_percent = max(self.stats.highest_usage_percent,
+                                               self._usage.percent)
+
+    def _pace(self) -> None:
+        """Before each call: pause if the last response said a budget is nearly used."""
+        delay = pacing_delay(self._usage, slowdown_percent=self.options.slowdown_percent)
+        if delay > 0:
+            log.info("%s: %s at %.0f%% of Meta's limit; pausing %.1f s before the next call",
+                     self.platform_account_id, self._usage.budget or "a budget",
+                     self._usage.percent, delay)
+            self._usage = UsageReading()
+            self._wait(delay)
+
+    def _wait(self, seconds: float) -> None:
+        self.stats.waited_seconds += seconds
+        self._sleep(seconds)
+
+    def _progress(self, stage: str, done: int) -> None:
+        if self._on_progress is not None:
+            self._on_progress(stage, done)
+
+    def _scrub(self, text: str) -> str:
+        return scrub_secrets(text, [self._token])
+
+
+def _asks_for_less_data_code(code: int | None, message: str) -> bool:
+    return code == 1 and "reduce the amount of data" in message.lower()
+
+
+def _asks_for_less_data(exc: MetaApiError) -> bool:
+    return _asks_for_less_data_code(exc.code, exc.message)

@@ -1,0 +1,145 @@
+"""The Meta client against recorded Graph API payloads served through the SDK's HTTP stack."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import pytest
+import requests
+
+from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
+from adsentinel.sync.errors import (
+    MetaApiError,
+    MetaAuthError,
+    MetaThrottledError,
+    SyncPayloadError,
+)
+
+DAY1, DAY2 = date(2026, 11, 24), date(2026, 11, 25)
+
+
+def test_paging_is_followed_to_the_end(graph, make_client):
+    serve_structure(graph)
+    client = make_client()
+    ads = client.ads()
+    assert [a["id"] for a in ads] == ["120210000000000301", "120210000000000302",
+                                      "120210000000000303", "120210000000000304"]
+    asked = graph.asked("GET", f"{ACCOUNT}/ads")
+    assert [p.get("after") for p in asked] == [None, "QVFIUkdWU0tGWjBn"]
+    assert "effective_status" in asked[0]["fields"] and asked[0]["access_token"] == TOKEN
+
+
+def test_insights_ask_for_ad_level_daily_rows(graph, make_client):
+    serve_insights(graph, "insights_page1", "insights_page2")
+    rows = make_client().insights(DAY1, DAY2)
+    assert len(rows) == 5 and rows[0]["spend"] == "152.37"
+    first = graph.asked("GET", f"{ACCOUNT}/insights")[0]
+    assert first["level"] == "ad" and first["time_increment"] == "1"
+    assert first["time_range"] == '{"since":"2026-11-24","until":"2026-11-25"}'
+    for field in ("spend", "impressions", "clicks", "reach", "frequency", "actions", "ad_id"):
+        assert field in first["fields"].split(",")
+
+
+def test_large_pull_runs_as_an_async_report_job(graph, make_client, clock):
+    job = payload("async_job_created")["report_run_id"]
+    graph.ok("POST", f"{ACCOUNT}/insights", "async_job_created")
+    graph.ok("GET", job, "async_job_running")
+    graph.ok("GET", job, "async_job_running")
+    graph.ok("GET", job, "async_job_completed")
+    graph.ok("GET", f"{job}/insights", "insights_page1")
+    graph.ok("GET", f"{job}/insights", "insights_page2", after="MgZDZD")
+    client = make_client(async_threshold_rows=10)
+    rows = client.insights(DAY1, DAY2, expected_rows=10)
+    assert len(rows) == 5
+    posted = graph.asked("POST", f"{ACCOUNT}/insights")[0]
+    assert posted["level"] == "ad" and "spend" in posted["fields"]
+    assert len(graph.asked("GET", job)) == 3
+    assert clock.sleeps == [1.0, 2.0]  # polling backs off
+    assert client.stats.async_jobs == 1
+
+
+def test_async_job_that_never_finishes_times_out(graph, make_client):
+    job = payload("async_job_created")["report_run_id"]
+    graph.ok("POST", f"{ACCOUNT}/insights", "async_job_created")
+    graph.ok("GET", job, "async_job_running")
+    client = make_client(async_threshold_rows=1, poll_timeout_seconds=60)
+    with pytest.raises(MetaApiError, match=r"still 'Job Running' at 42% after 60 s") as error:
+        client.insights(DAY1, DAY2, expected_rows=5)
+    assert "SYNC_ASYNC_POLL_TIMEOUT" in error.value.hint
+
+
+def test_throttle_waits_for_metas_estimate_then_succeeds(graph, make_client, clock, caplog):
+    graph.on("GET", f"{ACCOUNT}/insights",
+             (400, payload("error_throttled"), payload("headers_throttled")),
+             (200, payload("insights_page2"), payload("headers_quiet")))
+    client = make_client()
+    with caplog.at_level(logging.WARNING):
+        rows = client.insights(DAY2, DAY2)
+    assert len(rows) == 2
+    assert client.stats.throttled == 1
+    # estimated_time_to_regain_access is 2 minutes: at least 120 s, plus at most 50 % jitter
+    # of the backoff step (2 s on the first attempt)
+    assert len(clock.sleeps) == 1 and 120 <= clock.sleeps[0] <= 121
+    assert "code 80000" in caplog.text and TOKEN not in caplog.text
+
+
+def test_throttling_beyond_the_runs_allowance_stops_the_run(graph, make_client):
+    graph.on("GET", f"{ACCOUNT}/insights",
+             (400, payload("error_throttled"), payload("headers_throttled")))
+    client = make_client(max_throttle_wait_seconds=100)
+    with pytest.raises(MetaThrottledError, match="beyond this run's 100 s allowance"):
+        client.insights(DAY2, DAY2)
+
+
+def test_expired_token_is_not_retried(graph, make_client, clock):
+    graph.on("GET", ACCOUNT, (400, payload("error_token_expired"), {}))
+    client = make_client()
+    with pytest.raises(MetaAuthError) as error:
+        client.account()
+    assert error.value.code == 190 and "Session has expired" in error.value.message
+    assert len(graph.requests) == 1 and clock.sleeps == []
+    assert TOKEN not in str(error.value)
+
+
+def test_transient_errors_are_retried_then_given_up(graph, make_client, clock):
+    graph.on("GET", ACCOUNT, (500, payload("error_unknown"), {}))
+    client = make_client()
+    with pytest.raises(MetaApiError, match="gave up after 6 attempts"):
+        client.account()
+    assert len(graph.requests) == 6 and len(clock.sleeps) == 5
+    assert clock.sleeps == sorted(clock.sleeps)  # exponential
+
+
+def test_transient_error_then_success(graph, make_client):
+    graph.on("GET", ACCOUNT, (500, payload("error_unknown"), {}),
+             (200, payload("account"), payload("headers_quiet")))
+    assert make_client().account()["currency"] == "BRL"
+
+
+def test_network_error_text_never_carries_the_token(graph, make_client, clock, monkeypatch):
+    def refuse(self, request, **kwargs):
+        raise requests.ConnectionError(f"HTTPSConnectionPool(host='graph.facebook.com'): Max "
+                                       f"retries exceeded with url: {request.path_url}")
+    monkeypatch.setattr("requests.adapters.HTTPAdapter.send", refuse)
+    with pytest.raises(MetaApiError) as error:
+        make_client().account()
+    assert "access_token=***" in error.value.message and TOKEN not in error.value.message
+
+
+def test_a_body_that_is_not_json_is_a_payload_error(graph, make_client):
+    graph.on("GET", f"{ACCOUNT}/campaigns", (200, "<html>upstream timed out</html>", {}))
+    with pytest.raises(SyncPayloadError, match="campaigns of act_1234567890 is not a JSON"):
+        make_client().campaigns()
+
+
+def test_busy_budget_slows_the_next_call(graph, make_client, clock):
+    graph.ok("GET", ACCOUNT, "account", headers="headers_busy")
+    graph.ok("GET", f"{ACCOUNT}/campaigns", "campaigns")
+    client = make_client(slowdown_percent=75)
+    client.account()
+    assert clock.sleeps == []
+    client.campaigns()
+    # 91 % of the business use case budget: (91 - 75) / 25 of the 60 s maximum pause
+    assert clock.sleeps == [pytest.approx(38.4)]
+    assert client.stats.highest_usage_percent == 91
