@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from email.message import EmailMessage
+from email.policy import SMTP
 from typing import Any
 
 from adsentinel.alerts.incidents import (
     DIGEST,
-    OPENED,
     RECOVERED,
     UPDATE,
     AnomalyFact,
@@ -36,7 +36,7 @@ _METRIC_LABELS = {
     "ctr": "CTR", "conversion_rate": "Conversion rate", "cpc": "CPC", "cpm": "CPM",
     "cpl": "CPL", "frequency": "Frequency", "reach": "Reach", "multivariate": "Overall pattern",
 }  # fmt: skip
-_KIND_TITLES = {OPENED: "New incident", UPDATE: "Incident worse", RECOVERED: "Recovered"}
+_UNFOLDED = SMTP.clone(max_line_length=998)  # RFC 5322's hard limit
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,9 @@ def render_webhook(payload: Mapping[str, Any], idempotency_key: str) -> bytes:
 def render_email(payload: Mapping[str, Any], idempotency_key: str, *, sender: str,
                  recipient: str) -> EmailMessage:
     """An email whose ``Message-ID`` is derived from the idempotency key, so a resent copy has
-    the same id (mail clients and servers can drop it)."""
-    message = EmailMessage()
+    the same id (mail clients and servers can drop it). Headers are not folded (a 64-character
+    key would otherwise be moved to a continuation line)."""
+    message = EmailMessage(policy=_UNFOLDED)
     message["Subject"] = subject_of(payload)
     message["From"] = sender
     message["To"] = recipient
