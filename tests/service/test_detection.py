@@ -150,6 +150,37 @@ def test_old_day_restated_after_detection_is_judged_again(session_factory, setti
     assert stored(session_factory, entity_id=ids["ad0"], metric="cpl")[0].status == "retracted"
 
 
+def test_unchanged_days_keep_their_verdict_until_a_date_is_asked_for(session_factory, settings):
+    ids = build_account(session_factory, break_ads=(0,))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0)
+    broken = stored(session_factory, entity_id=ids["ad0"], metric="cpl")[0]
+    # a detector that would find nothing: the hourly run does not re-judge unchanged rows ...
+    lenient = settings.model_copy(update={"anomaly_z_threshold": 50.0})
+    hourly = detect_account(session_factory=session_factory, settings=lenient,
+                            account_id=ids["account"], now=T0 + timedelta(hours=1))
+    assert broken.id in {a.id for a in hourly}
+    assert stored(session_factory, id=broken.id)[0].status == "open"
+    # ... while asking for the day judges it again
+    detect_account(session_factory=session_factory, settings=lenient, account_id=ids["account"],
+                   analysis_date=LAST_DAY, now=T0 + timedelta(hours=2))
+    assert stored(session_factory, id=broken.id)[0].status == "retracted"
+
+
+def test_older_day_restated_into_an_incident_is_found_without_a_prior_anomaly(
+        session_factory, settings):
+    ids = build_account(session_factory)
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0)
+    old_day = LAST_DAY - timedelta(days=5)
+    assert stored(session_factory, entity_id=ids["ad0"], day=old_day) == []
+    restate(session_factory, [ids["ad0"]], old_day, leads=0, when=T0 + timedelta(days=1))
+    detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],
+                   now=T0 + timedelta(days=1, hours=1))
+    found = stored(session_factory, entity_id=ids["ad0"], day=old_day, metric="cpl")
+    assert len(found) == 1 and found[0].severity in ("high", "critical")
+
+
 def test_acknowledged_anomaly_keeps_the_users_status(session_factory, settings):
     ids = build_account(session_factory, break_ads=(0,))
     detect_account(session_factory=session_factory, settings=settings, account_id=ids["account"],

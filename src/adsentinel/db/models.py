@@ -126,6 +126,9 @@ class Entity(Base):
     status: Mapped[str] = mapped_column(String(32), default="ACTIVE")
     first_day: Mapped[date | None] = mapped_column(Date)
     last_day: Mapped[date | None] = mapped_column(Date)
+    # Start of the last detection run that judged this entity: rows updated after it are new or
+    # restated and are judged by the next run; unchanged rows are not judged again.
+    judged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     account: Mapped[AdAccount] = relationship(back_populates="entities")
     parent: Mapped[Entity | None] = relationship(remote_side="Entity.id")

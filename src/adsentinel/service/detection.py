@@ -89,7 +89,10 @@ def detect_account(
     account_id : int
         The account (``AdAccount.id``); :class:`NotFoundError` when unknown.
     analysis_date : date, optional
-        Last day to judge; default the account's latest day with data.
+        Last day to judge. Given, every entity's rows of the ``recheck_days`` up to it are
+        judged. Default (the hourly run): the account's latest day with data, and only rows
+        added or restated since the entity was last judged (``Entity.judged_at``), whatever
+        their day: unchanged days keep their verdict and cost nothing.
     model_loader : callable, optional
         ``(entity_type, entity_id) -> (model, training_scores) | None`` giving an entity's
         multivariate model (``entity_id`` is ``str(Entity.id)``); ``None`` = statistical only.
@@ -104,7 +107,8 @@ def detect_account(
     Returns
     -------
     list of Anomaly
-        The stored, non-retracted anomalies of the judged days, worst first.
+        The stored, non-retracted anomalies of the judged days and of the ``recheck_days``
+        window (judged now or earlier), worst first.
     """
     if recheck_days < 1:
         raise ValueError(f"recheck_days must be >= 1, got {recheck_days!r}")
@@ -120,6 +124,7 @@ def detect_account(
         entities = {
             e.id: e for e in session.scalars(select(Entity).where(Entity.account_id == account_id))
         }
+        forced = analysis_date is not None
         if analysis_date is None:
             analysis_date = _latest_day(session, account_id)
             if analysis_date is None:
@@ -132,12 +137,17 @@ def detect_account(
         insights = _load_insights(session, account_id, first_day, analysis_date, scope)
         if insights.empty:
             return []
-        judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days)
+        in_scope = {int(e) for e in insights["entity_id"].unique()}
+        judged_at = {e: entities[e].judged_at for e in in_scope if e in entities}
+        judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days,
+                                judged_at=judged_at, everything_in_window=forced)
         found = _run_detector(detector, entities, insights, judged, account, model_loader)
         found = apply_feedback(session, account_id, found)  # damping, calendar
         _upsert(session, account_id, found, now)
         _retract_missing(session, account_id, judged, found, now)
-        stored = _stored_for(session, account_id, judged)
+        _mark_judged(session, in_scope, now)
+        window = {(e, d) for e in in_scope for d in _window_days(analysis_date, recheck_days)}
+        stored = _stored_for(session, account_id, judged | window)
         _link_hierarchy(session, stored, entities)
         session.flush()
         result = [a for a in stored if a.status != AnomalyStatus.retracted.value]
@@ -189,29 +199,75 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
 
 
 def _days_to_judge(
-    session: Session, account_id: int, insights: pd.DataFrame, analysis_date: date, recheck: int
+    session: Session,
+    account_id: int,
+    insights: pd.DataFrame,
+    analysis_date: date,
+    recheck: int,
+    *,
+    judged_at: dict[int, datetime | None],
+    everything_in_window: bool,
 ) -> set[tuple[int, date]]:
-    """(entity, day) pairs to judge: the recheck window, and days restated after detection."""
+    """(entity, day) pairs to judge.
+
+    An entity never judged before: its rows in the recheck window, and older rows restated after
+    their stored anomaly. An entity judged before: every row updated since (new days, today's
+    growing partial numbers, restated days, whether or not they had an anomaly). With
+    ``everything_in_window`` the whole recheck window is judged as well.
+    """
     window_start = pd.Timestamp(analysis_date - timedelta(days=recheck - 1))
-    in_window = insights[(insights["date"] >= window_start)]
-    judged = {(int(e), d.date()) for e, d in zip(in_window["entity_id"], in_window["date"])}
+    entity_ids = insights["entity_id"].to_numpy().astype(np.int64)
+    days = insights["date"]
+    updated = pd.to_datetime(insights["updated_at"], utc=True)
+    last = pd.to_datetime(pd.Series([judged_at.get(int(e)) for e in entity_ids],
+                                    index=insights.index, dtype=object), utc=True)
+    never = last.isna().to_numpy()
+    in_window = (days >= window_start).to_numpy()
+    changed = (updated > last).fillna(False).to_numpy(dtype=bool)
+    pick = changed | (in_window & (never | everything_in_window))
+    judged = {(int(e), d.date()) for e, d in zip(entity_ids[pick], days[pick])}
+    if never.any():
+        judged |= _restated_after_detection(session, account_id, insights[never], window_start)
+    return judged
+
+
+def _restated_after_detection(
+    session: Session, account_id: int, insights: pd.DataFrame, window_start: pd.Timestamp
+) -> set[tuple[int, date]]:
+    """Older rows updated after the anomaly stored for them (entities without ``judged_at``)."""
     stored = session.execute(
         select(Anomaly.entity_id, Anomaly.day, Anomaly.updated_at).where(
             Anomaly.account_id == account_id, Anomaly.day < window_start.date()
         )
     ).all()
-    if stored:
-        last_detected: dict[tuple[int, date], datetime] = {}
-        for entity_id, day, updated in stored:
-            key = (entity_id, day)
-            last_detected[key] = max(_aware(updated), last_detected.get(key, _aware(updated)))
-        for entity_id, day, updated in zip(
-            insights["entity_id"], insights["date"], insights["updated_at"]
-        ):
-            key = (int(entity_id), day.date())
-            if key in last_detected and _aware(updated) > last_detected[key]:
-                judged.add(key)
-    return judged
+    if not stored:
+        return set()
+    last_detected: dict[tuple[int, date], datetime] = {}
+    for entity_id, day, updated in stored:
+        key = (entity_id, day)
+        last_detected[key] = max(_aware(updated), last_detected.get(key, _aware(updated)))
+    restated = set()
+    for entity_id, day, updated in zip(
+        insights["entity_id"], insights["date"], insights["updated_at"]
+    ):
+        key = (int(entity_id), day.date())
+        if key in last_detected and _aware(updated) > last_detected[key]:
+            restated.add(key)
+    return restated
+
+
+def _window_days(analysis_date: date, recheck: int) -> list[date]:
+    return [analysis_date - timedelta(days=back) for back in range(recheck)]
+
+
+def _mark_judged(session: Session, entity_ids: set[int], now: datetime) -> None:
+    """Record that these entities' rows up to ``now`` have been judged."""
+    ordered = sorted(entity_ids)
+    for start in range(0, len(ordered), 10_000):  # SQLite's bound-parameter limit
+        session.execute(
+            update(Entity).where(Entity.id.in_(ordered[start:start + 10_000]))
+            .values(judged_at=now).execution_options(synchronize_session=False)
+        )
 
 
 def _aware(moment: datetime) -> datetime:

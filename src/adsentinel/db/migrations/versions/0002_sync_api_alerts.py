@@ -1,4 +1,4 @@
-"""sync runs, API tokens, alert channels and outbox, mute rules, calendars
+"""entity judged_at, sync runs, API tokens, alert channels and outbox, mute rules, calendars
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('last_synced_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('result_action_types', sa.String(length=400), nullable=True))
         batch_op.add_column(sa.Column('min_alert_spend', sa.Float(), nullable=True))
+    with op.batch_alter_table('entities', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('judged_at', sa.DateTime(timezone=True), nullable=True))
 
     op.create_table('sync_runs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -125,6 +127,8 @@ def downgrade() -> None:
     with op.batch_alter_table('sync_runs', schema=None) as batch_op:
         batch_op.drop_index('ix_sync_runs_account_started')
     op.drop_table('sync_runs')
+    with op.batch_alter_table('entities', schema=None) as batch_op:
+        batch_op.drop_column('judged_at')
     with op.batch_alter_table('ad_accounts', schema=None) as batch_op:
         batch_op.drop_column('min_alert_spend')
         batch_op.drop_column('result_action_types')
