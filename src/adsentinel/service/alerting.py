@@ -301,8 +301,10 @@ def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
     """Enqueue today's digest of every digest channel whose local time has reached
     ``alert_digest_time`` (once per channel and local day; empty digests are not sent).
 
-    A digest lists the account's incidents active on the local day before or today that pass
-    the channel's rules, worst first. Returns ``{"digests": n}``.
+    A digest lists the account's incidents that are not over (no normal complete day since)
+    and were seen in the two local days before (yesterday's numbers may not be imported yet at
+    digest time) or today, that pass the channel's rules, worst first. Returns
+    ``{"digests": n}``.
     """
     now = _utc(now or utcnow())
     enqueued = 0
@@ -319,11 +321,13 @@ def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
             key = outbox.digest_key(channel.id, local.date())
             if session.scalar(select(AlertOutbox.id).where(AlertOutbox.idempotency_key == key)):
                 continue
-            since = local.date() - timedelta(days=1)
+            since = local.date() - timedelta(days=2)
             facts = _anomaly_facts(session, account.id, since - timedelta(days=PLANNING_WINDOW_DAYS))
             entities = _entities(session, account.id)
             incidents = [i for i in build_incidents(facts)
                          if i.latest.day >= since and not i.dismissed]
+            over = _recovered(session, incidents, facts)
+            incidents = [i for i in incidents if not over[i.key]]
             rules = _account_rules(session, account, entities, incidents, local.date())
             shown = [i for i in incidents
                      if suppression_reason(i, rules, channel.min_severity) is None]
