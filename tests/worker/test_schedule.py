@@ -44,7 +44,7 @@ def test_every_task_is_routed_to_its_queue():
     queues = {name.removeprefix("adsentinel."): route["queue"] for name, route in TASK_ROUTES.items()}
     assert queues == {"train_anomaly_detectors_all": "training", "train_anomaly_detector": "training",
                       "finish_account_training": "training", "detect_anomalies_all": "detection",
-                      "detect_anomalies": "detection"}
+                      "detect_anomalies": "detection", "sync_account": "detection"}
 
 
 def test_daily_at_respects_the_timezone_and_dst():

@@ -1,8 +1,8 @@
 """Embedded mode: the same schedule and the same job functions in one process, no broker.
 
 For a single machine on the embedded default (SQLite + local model folder): ``adsentinel run``
-trains at the configured time every day and detects every hour, exactly the jobs the Celery
-tasks run, account after account.
+trains at the configured time every day and, every hour, syncs each Meta account and detects,
+exactly the jobs the Celery tasks run, account after account.
 """
 
 from __future__ import annotations
@@ -76,12 +76,26 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
         return run_all
 
     train_all = for_every_account(jobs.run_training)
-    detect_all = for_every_account(jobs.run_detection)
+    detect_all = for_every_account(sync_then_detect)
 
     return [
         Job("training", training or daily_at(settings.training_time, settings.zone), train_all),
         Job("detection", detection or hourly_at(settings.detection_minute), detect_all),
     ]
+
+
+def sync_then_detect(*, session_factory: sessionmaker[Session], settings: Settings,
+                     account_id: int) -> dict:
+    """The hourly job of one account: sync it from Meta when it can be (CSV accounts cannot),
+    then detect. A failed sync is reported under ``"sync"`` and detection runs anyway."""
+    from adsentinel.service import jobs
+    from adsentinel.service.sync import sync_before_detection
+
+    synced = _safely(lambda: sync_before_detection(
+        session_factory=session_factory, settings=settings, account_id=account_id) or {})
+    result = jobs.run_detection(session_factory=session_factory, settings=settings,
+                                account_id=account_id)
+    return {**result, "sync": synced} if synced else result
 
 
 def _safely(call: Callable[[], dict]) -> dict:

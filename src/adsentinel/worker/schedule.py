@@ -17,6 +17,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "adsentinel.finish_account_training": {"queue": TRAINING_QUEUE},
     "adsentinel.detect_anomalies_all": {"queue": DETECTION_QUEUE},
     "adsentinel.detect_anomalies": {"queue": DETECTION_QUEUE},
+    # the hourly sync runs just before its account's detection, on the same workers
+    "adsentinel.sync_account": {"queue": DETECTION_QUEUE},
 }
 
 

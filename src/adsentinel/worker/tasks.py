@@ -94,17 +94,51 @@ def finish_account_training(chunk_results: list[dict], config_id: int) -> dict:
 
 @celery_app.task(name="adsentinel.detect_anomalies_all")
 def detect_anomalies_all() -> dict:
-    """Hourly: detection for every active account, large accounts split by campaigns."""
+    """Hourly: detection for every active account, large accounts split by campaigns.
+
+    An account synced from Meta is synced first: its ``sync_account`` task dispatches the
+    detection itself once the new numbers are stored (the chunks are only known then).
+    """
+    from adsentinel.service import jobs
+    from adsentinel.service.sync import is_syncable
+
+    runtime = get_runtime()
+    task_ids, sync_task_ids = [], []
+    for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
+        if is_syncable(session_factory=runtime.session_factory, account_id=account_id):
+            sync_task_ids.append(sync_account.delay(account_id, detect_after=True).id)
+        else:
+            task_ids.extend(_dispatch_detection(account_id))
+    return {"status": "dispatched", "tasks": len(task_ids), "task_ids": task_ids,
+            "sync_task_ids": sync_task_ids}
+
+
+def _dispatch_detection(account_id: int) -> list[str]:
     from adsentinel.service import jobs
 
     runtime = get_runtime()
-    task_ids = []
-    for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
-        for chunk in jobs.campaign_chunks(session_factory=runtime.session_factory,
-                                          account_id=account_id,
-                                          max_entities=runtime.settings.chunk_entities):
-            task_ids.append(detect_anomalies.delay(account_id, chunk).id)
-    return {"status": "dispatched", "tasks": len(task_ids), "task_ids": task_ids}
+    return [detect_anomalies.delay(account_id, chunk).id
+            for chunk in jobs.campaign_chunks(session_factory=runtime.session_factory,
+                                              account_id=account_id,
+                                              max_entities=runtime.settings.chunk_entities)]
+
+
+@celery_app.task(name="adsentinel.sync_account", bind=True, max_retries=2,
+                 autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True)
+def sync_account(self, config_id: int, detect_after: bool = False) -> dict:
+    """Pull one account from Meta; with ``detect_after``, then dispatch its detection.
+
+    A sync that Meta refuses (throttled past the allowance, token expired, malformed payload) is
+    recorded and reported, not retried here, and detection still runs on what is stored.
+    """
+    from adsentinel.service.sync import sync_before_detection
+
+    result = _locked(self, "sync", config_id, None, lambda runtime: sync_before_detection(
+        session_factory=runtime.session_factory, settings=runtime.settings,
+        account_id=config_id)) or {"status": "skipped"}
+    if detect_after:
+        result["detect_task_ids"] = _dispatch_detection(config_id)
+    return {**result, "worker": self.request.hostname}
 
 
 @celery_app.task(name="adsentinel.detect_anomalies", bind=True, max_retries=2,
