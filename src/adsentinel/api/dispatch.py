@@ -57,7 +57,7 @@ class JobDispatcher(Protocol):
         """What became of ``task_id``; ``None`` when unknown."""
 
     def close(self) -> None:
-        """Stop accepting work (running work finishes)."""
+        """Stop accepting work; queued jobs are dropped, a running one finishes."""
 
 
 class CeleryDispatcher:
@@ -144,7 +144,7 @@ class InProcessDispatcher:
             return self._states.get(task_id)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)  # the running job ends cleanly
 
 
 def broker_reachable(settings: Settings, timeout: float = 1.0) -> bool:
