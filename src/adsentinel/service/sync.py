@@ -154,6 +154,10 @@ def add_meta_account(*, session_factory: sessionmaker[Session], platform_account
     """Create the account, or attach the token reference to the one with that id (an account
     imported from CSV keeps its history). Clears ``needs_attention`` and re-activates it."""
     platform_account_id = normalise_account_id(platform_account_id)
+    if _looks_like_a_token(token_env):
+        raise ConfigError("--token-env looks like an access token itself; it was not stored",
+                          hint="put the token in an environment variable and pass its NAME, "
+                               "e.g. --token-env META_TOKEN")
     if not _ENV_NAME.match(token_env):
         raise ConfigError(f"{token_env!r} is not an environment variable name",
                           hint="pass the variable's NAME, e.g. --token-env META_TOKEN, never "
@@ -182,6 +186,11 @@ def add_meta_account(*, session_factory: sessionmaker[Session], platform_account
         log.info("account %r (%s) syncs with the token in $%s", account.name,
                  platform_account_id, token_env)
         return _listing(session, account, default_types="")
+
+
+def _looks_like_a_token(value: str) -> bool:
+    """Meta user and system-user tokens start with EAA and run to 100+ characters."""
+    return (value.startswith("EAA") and len(value) >= 32) or len(value) > 100
 
 
 def set_account_active(*, session_factory: sessionmaker[Session], wanted: str,
