@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import stat
+import sys
 from datetime import timedelta
 
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from adsentinel.api.auth import session_secret
-from adsentinel.cli import app
+from adsentinel.cli import app, main
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import ApiToken
@@ -113,23 +113,26 @@ def test_cli_create_list_revoke(tmp_path, monkeypatch):
     assert authenticate_token(session_factory=factory, secret=secret) is None
 
 
-def test_cli_errors_are_one_line_with_an_exit_code(tmp_path):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")}
-    environment["ADSENTINEL_DATA_DIR"] = str(tmp_path / "data")
-    import subprocess
-    import sys
+def _main(*args: str, capsys) -> tuple[int, str]:
+    """Run the console entry point in this process (as `adsentinel ARGS`); exit code, stderr."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["adsentinel", *args])
+        with pytest.raises(SystemExit) as ended:
+            main()
+    code = ended.value.code
+    return code if isinstance(code, int) else 0, capsys.readouterr().err
 
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "adsentinel", *args], capture_output=True,
-                              text=True, env=environment, timeout=120, cwd=tmp_path)
 
-    unknown = run("tokens", "create", "--name", "x", "--accounts", "act_404")
-    assert unknown.returncode == 66
-    assert "act_404" in unknown.stderr and "Traceback" not in unknown.stderr
-    assert run("tokens", "create", "--name", "x").returncode == 0
-    twice = run("tokens", "create", "--name", "x")
-    assert twice.returncode == 1 and "already exists" in twice.stderr
-    assert run("tokens", "revoke", "nobody").returncode == 66
+def test_cli_errors_are_one_line_with_an_exit_code(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ADSENTINEL_DATA_DIR", str(tmp_path / "data"))
+    code, err = _main("tokens", "create", "--name", "x", "--accounts", "act_404", capsys=capsys)
+    assert code == 66 and "act_404" in err and "Traceback" not in err
+    runner = CliRunner()
+    assert runner.invoke(app, ["tokens", "create", "--name", "x"]).exit_code == 0
+    code, err = _main("tokens", "create", "--name", "x", capsys=capsys)
+    assert code == 1 and "already exists" in err
+    code, err = _main("tokens", "revoke", "nobody", capsys=capsys)
+    assert code == 66 and "tokens list" in err
 
 
 def test_session_key_is_created_once_private_and_kept(settings):
