@@ -143,3 +143,23 @@ def test_busy_budget_slows_the_next_call(graph, make_client, clock):
     # 91 % of the business use case budget: (91 - 75) / 25 of the 60 s maximum pause
     assert clock.sleeps == [pytest.approx(38.4)]
     assert client.stats.highest_usage_percent == 91
+
+
+def test_debug_request_lines_of_urllib3_are_scrubbed(caplog):
+    import adsentinel.sync.meta_client  # noqa: F401 - installs the filter
+
+    with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
+        logging.getLogger("urllib3.connectionpool").debug(
+            '%s://%s:%s "%s %s %s" %s %s', "https", "graph.facebook.com", 443, "GET",
+            f"/v26.0/{ACCOUNT}/ads?access_token={TOKEN}&limit=500", "HTTP/1.1", 200, 1234)
+    assert TOKEN not in caplog.text and "access_token=***&limit=500" in caplog.text
+
+
+def test_an_empty_page_in_the_middle_does_not_end_the_paging(graph, make_client):
+    graph.ok("GET", f"{ACCOUNT}/insights", "insights_page1")
+    graph.ok("GET", f"{ACCOUNT}/insights", "insights_empty_page", after="MgZDZD")
+    graph.ok("GET", f"{ACCOUNT}/insights", "insights_page2", after="MwZDZD")
+    rows = make_client().insights(DAY1, DAY2)
+    assert len(rows) == 5
+    assert [p.get("after") for p in graph.asked("GET", f"{ACCOUNT}/insights")] == [
+        None, "MgZDZD", "MwZDZD"]

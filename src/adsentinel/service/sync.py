@@ -304,6 +304,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         pulled = _pull(client, session_factory=session_factory, settings=settings,
                        account_id=account_id, since=since, now=now)
         summary.since, summary.until = pulled.since, pulled.until
+        _copy_call_stats(client, summary)
         _store(session_factory, account_id=account_id, run_id=run_id, pulled=pulled,
                summary=summary, now=now or datetime.now(timezone.utc))
         summary.status = "succeeded"
@@ -325,15 +326,19 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         raise
     finally:
         if client is not None:
-            summary.api_calls = client.stats.calls
-            summary.throttled = client.stats.throttled
-            summary.waited_seconds = round(client.stats.waited_seconds, 1)
+            _copy_call_stats(client, summary)
         summary.duration_seconds = round(time.monotonic() - started, 3)
     if summary.status == "succeeded":
         log.info("account %r synced %s..%s: %d ad-day rows, %d restated day(s), %.1f s",
                  summary.account_name, summary.since, summary.until, summary.insight_rows,
                  summary.days_restated, summary.duration_seconds)
     return summary
+
+
+def _copy_call_stats(client: MetaAccountClient, summary: SyncSummary) -> None:
+    summary.api_calls = client.stats.calls
+    summary.throttled = client.stats.throttled
+    summary.waited_seconds = round(client.stats.waited_seconds, 1)
 
 
 def _why_not_synced(account: AdAccount) -> str | None:
@@ -456,7 +461,9 @@ def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: i
                       "ads": summary.ads, "insight_rows": summary.insight_rows,
                       "days_new": summary.days_new, "days_restated": summary.days_restated,
                       "ad_days_restated": summary.ad_days_restated,
-                      "ad_days_zeroed": summary.ad_days_zeroed}
+                      "ad_days_zeroed": summary.ad_days_zeroed,
+                      "api_calls": summary.api_calls, "throttled": summary.throttled,
+                      "waited_seconds": summary.waited_seconds}
 
 
 def _upsert_structure(session: Session, account_id: int,

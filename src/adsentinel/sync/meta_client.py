@@ -59,6 +59,19 @@ JOB_FAILED = ("Job Failed", "Job Skipped")
 _END = object()
 
 
+class _ScrubTokensFilter(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string (and so the token) included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token" in message or "appsecret_proof" in message:
+            record.msg, record.args = scrub_secrets(message), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_ScrubTokensFilter())
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     """How patient and how polite a client is.
@@ -240,10 +253,17 @@ class MetaAccountClient:
         """
         cursor = self._retrying(what, first_page)
         items: list[dict[str, Any]] = []
+        empty_pages = 0
         while True:
             item = self._retrying(what, lambda: next(cursor, _END))
             if item is _END:
-                return items
+                # The SDK's cursor also stops at an empty page that still has a next cursor;
+                # ask for the following page then (its private flag is the only way to tell).
+                if getattr(cursor, "_finished_iteration", True) or empty_pages >= 20:
+                    return items
+                empty_pages += 1
+                continue
+            empty_pages = 0
             items.append(item.export_all_data())
             if len(items) % self.options.page_limit == 0:
                 self._progress(what, len(items))
