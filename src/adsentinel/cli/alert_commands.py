@@ -61,8 +61,8 @@ def _print_rows(rows: list[dict], title: str, empty: str) -> None:
         console.print(empty)
         return
     table = Table(title=title)
-    for column in rows[0]:
-        table.add_column(column.replace("_", " "))
+    for column in rows[0]:  # long targets and errors wrap on a narrow terminal, never cut
+        table.add_column(column.replace("_", " "), overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row.values()))
     console.print(table)
