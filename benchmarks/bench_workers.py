@@ -7,7 +7,10 @@ synthetic delivery as ``bench_forest.py``), then:
 * reference: ``run_training`` and ``run_detection`` of the whole account in this process;
 * production path: 2 worker processes (``adsentinel worker --concurrency 1``) on Redis, the account
   split into chunks of ``N / 8`` entities; ``train_anomaly_detectors_all`` then
-  ``detect_anomalies_all``, timed from dispatch to the last chunk's result.
+  ``detect_anomalies_all`` (first detection: the last two days of every entity), timed from
+  dispatch to the last chunk's result;
+* the steady hourly cycle: every entity's latest day rewritten (as the hourly sync does), then
+  ``detect_anomalies_all`` again: only the changed rows are judged.
 
 Prints durations, tasks/s and entities/s, and the speed-up of the workers over the reference.
 Last line: ``BENCH workers=2 entities=N train_s=... detect_s=... train_speedup=... detect_speedup=...``
@@ -72,8 +75,9 @@ def main() -> None:
             started = time.perf_counter()
             jobs.run_detection(session_factory=factory, settings=settings, account_id=1)
             reference_detect = time.perf_counter() - started
-            with factory.begin() as session:
+            with factory.begin() as session:  # the workers start from the same state
                 session.execute(text("DELETE FROM anomalies"))
+                session.execute(text("UPDATE entities SET judged_at = NULL"))
             print(f"reference, one process: training {reference_train:.1f} s, "
                   f"detection {reference_detect:.1f} s")
 
@@ -102,6 +106,17 @@ def main() -> None:
             with factory() as session:
                 anomalies = session.scalar(select(func.count()).select_from(Anomaly))
 
+            # the steady hourly cycle: the sync has rewritten every entity's latest day, the
+            # older days are unchanged and keep their verdicts
+            with factory.begin() as session:
+                session.execute(text("UPDATE daily_insights SET updated_at = now() "
+                                     "WHERE day = (SELECT max(day) FROM daily_insights)"))
+            started = time.perf_counter()
+            dispatched = app.send_task("adsentinel.detect_anomalies_all").get(timeout=3600)
+            for task_id in dispatched["task_ids"]:
+                app.AsyncResult(task_id).get(timeout=3600)
+            hourly_seconds = time.perf_counter() - started
+
             print(f"{'run':28} {'seconds':>8} {'tasks':>6} {'tasks/s':>8} {'entities/s':>11} "
                   f"{'vs one process':>15}")
             for label, seconds, tasks, reference in (
@@ -109,9 +124,11 @@ def main() -> None:
                     ("detection, 2 workers", detect_seconds, expected, reference_detect)):
                 print(f"{label:28} {seconds:>8.1f} {tasks:>6} {tasks / seconds:>8.2f} "
                       f"{args.entities / seconds:>11.0f} {reference / seconds:>14.2f}x")
+            print(f"{'hourly, latest day changed':28} {hourly_seconds:>8.1f} {expected:>6} "
+                  f"{expected / hourly_seconds:>8.2f} {args.entities / hourly_seconds:>11.0f}")
             print(f"anomalies stored: {anomalies:,}")
             print(f"BENCH workers=2 entities={args.entities} train_s={train_seconds:.1f} "
-                  f"detect_s={detect_seconds:.1f} "
+                  f"detect_s={detect_seconds:.1f} hourly_s={hourly_seconds:.1f} "
                   f"train_speedup={reference_train / train_seconds:.2f} "
                   f"detect_speedup={reference_detect / detect_seconds:.2f}")
     finally:

@@ -188,13 +188,22 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
                *([DailyInsight.entity_id.in_(sorted(entity_ids))] if in_sql else []))
         .order_by(DailyInsight.entity_id, DailyInsight.day)
     ).all()
-    frame = pd.DataFrame(
-        rows, columns=["entity_id", "date", *_COUNTS, "is_complete", "as_of", "updated_at"]
-    )
+    names = ["entity_id", "date", *_COUNTS, "is_complete", "as_of", "updated_at"]
+    if not rows:
+        return pd.DataFrame(columns=names)
+    # column by column with explicit types: several times faster than pandas' row-wise
+    # conversion on the ~100 rows per entity read here
+    values = list(zip(*rows))
+    frame = pd.DataFrame({
+        "entity_id": np.asarray(values[0], dtype=np.int64),
+        "date": pd.to_datetime(np.asarray(values[1], dtype="datetime64[D]")),
+        **{c: np.asarray(v, dtype=float) for c, v in zip(_COUNTS, values[2:2 + len(_COUNTS)])},
+        "is_complete": np.asarray(values[-3], dtype=bool),
+        "as_of": list(values[-2]),
+        "updated_at": pd.to_datetime([_aware(u) for u in values[-1]], utc=True),
+    })
     if entity_ids is not None and not in_sql:
         frame = frame[frame["entity_id"].isin(entity_ids)]
-    if not frame.empty:
-        frame["date"] = pd.to_datetime(frame["date"])
     return frame
 
 
