@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -76,6 +76,7 @@ from adsentinel.db.models import (
 )
 from adsentinel.detect.anomaly_detector import DetectedAnomaly
 from adsentinel.errors import AdsentinelError, InputFileError, InputProblem, NotFoundError
+from adsentinel.service.scope import entities_in_campaigns
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,13 @@ class AlertConfigError(AdsentinelError):
 
 
 def plan_alerts(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
-                now: datetime | None = None) -> dict[str, int]:
+                now: datetime | None = None,
+                campaign_ids: Sequence[int] | None = None) -> dict[str, int]:
     """Enqueue the messages the account's instant channels need now; one transaction.
+
+    ``campaign_ids`` limits planning to these campaigns and everything below them: a detection
+    chunk plans only what it has just judged, so that another chunk's entities, not yet judged
+    on the new day, are never taken for recovered.
 
     Returns ``{"incidents": n, "enqueued": n, "suppressed": n}``.
     """
@@ -117,14 +123,18 @@ def plan_alerts(*, session_factory: sessionmaker[Session], settings: Settings, a
         if not channels:
             return {"incidents": 0, "enqueued": 0, "suppressed": 0}
         zone = _zone(account.timezone)
-        alerted = {c.id: _alerted_incidents(session, c.id, now) for c in channels}
+        entities = _entities(session, account_id)
+        scope = (None if campaign_ids is None
+                 else entities_in_campaigns(entities.parents, campaign_ids))
+        alerted = {c.id: [a for a in _alerted_incidents(session, c.id, now)
+                          if scope is None or a.key.entity_id in scope] for c in channels}
         open_starts = [a.key.start_day for known in alerted.values() for a in known
                        if not a.recovered]
         local_today = now.astimezone(zone).date()
         since = min([local_today - timedelta(days=PLANNING_WINDOW_DAYS), *open_starts])
         facts = _anomaly_facts(session, account_id, since)
-        incidents = build_incidents(facts)
-        entities = _entities(session, account_id)
+        incidents = [i for i in build_incidents(facts)
+                     if scope is None or i.key.entity_id in scope]
         rules = _account_rules(session, account, entities, incidents, local_today)
         recovered = _recovered(session, incidents, facts)
         context = _message_context(account, entities, settings)
@@ -254,8 +264,8 @@ def _calendar(session: Session, account_id: int) -> dict[date, str]:
 def _recovered(session: Session, incidents: list[Incident],
                facts: list[AnomalyFact]) -> dict[IncidentKey, bool]:
     """An incident has recovered when its entity has a complete day after the incident's
-    latest day and that next day carries no live anomaly of the same metric and direction
-    (not even as a child of a bigger incident)."""
+    latest day without a live anomaly of the same metric and direction (days on which it goes on
+    as a child of a bigger incident do not count as normal)."""
     if not incidents:
         return {}
     entity_ids = {i.latest.entity_id for i in incidents}
@@ -267,11 +277,12 @@ def _recovered(session: Session, incidents: list[Incident],
     result = {}
     for incident in incidents:
         latest = incident.latest
-        next_day = latest.day + timedelta(days=1)
+        # the entity may go on as a child of a bigger incident: that is not a recovery yet
+        normal_day = latest.day + timedelta(days=1)
+        while (latest.entity_id, latest.metric, latest.direction, normal_day) in live:
+            normal_day += timedelta(days=1)
         complete = newest.get(latest.entity_id)
-        result[incident.key] = (complete is not None and complete >= next_day
-                                and (latest.entity_id, latest.metric, latest.direction,
-                                     next_day) not in live)
+        result[incident.key] = complete is not None and complete >= normal_day
     return result
 
 

@@ -108,7 +108,7 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
     # the anomalies are stored whatever happens here; a failed planning is redone next hour
     try:
         alerts = plan_alerts(session_factory=session_factory, settings=settings,
-                             account_id=account_id)
+                             account_id=account_id, campaign_ids=campaign_ids)
     except Exception as exc:  # noqa: BLE001 - logged and reported, detection still counts
         log.exception("account %s: planning alerts failed", account_id)
         alerts = {"error": f"{type(exc).__name__}: {exc}"}
