@@ -99,3 +99,8 @@ def test_account_description():
         "act_1234567890", "BRL", "America/Sao_Paulo")
     with pytest.raises(SyncPayloadError, match="field 'currency' is 'R\\$'"):
         parse_account({**payload("account"), "currency": "R$"})
+
+
+def test_an_item_that_is_not_an_object_is_refused():
+    with pytest.raises(SyncPayloadError, match="malformed ad: field 'data\\[\\]' is 'oops'"):
+        parse_ad("oops")

@@ -95,6 +95,7 @@ def parse_result_action_types(text: str) -> tuple[str, ...]:
 def parse_account(data: Mapping[str, Any]) -> AccountInfo:
     """The account node (``GET act_<id>?fields=...``)."""
     where = "ad account"
+    _require_object(data, where)
     account_id = _identifier(data, "account_id", where, required=False) or \
         _identifier(data, "id", where).removeprefix("act_")
     currency = _text(data, "currency", where, required=True)
@@ -110,6 +111,7 @@ def parse_account(data: Mapping[str, Any]) -> AccountInfo:
 
 def parse_campaign(data: Mapping[str, Any]) -> StructureRecord:
     """A campaign node of ``act_<id>/campaigns``."""
+    _require_object(data, "campaign")
     platform_id = _identifier(data, "id", "campaign")
     where = f"campaign {platform_id}"
     return StructureRecord("campaign", platform_id, _text(data, "name", where, required=False),
@@ -118,6 +120,7 @@ def parse_campaign(data: Mapping[str, Any]) -> StructureRecord:
 
 def parse_adset(data: Mapping[str, Any]) -> StructureRecord:
     """An ad set node of ``act_<id>/adsets``."""
+    _require_object(data, "ad set")
     platform_id = _identifier(data, "id", "ad set")
     where = f"ad set {platform_id}"
     return StructureRecord("adset", platform_id, _text(data, "name", where, required=False),
@@ -126,6 +129,7 @@ def parse_adset(data: Mapping[str, Any]) -> StructureRecord:
 
 def parse_ad(data: Mapping[str, Any]) -> StructureRecord:
     """An ad node of ``act_<id>/ads``."""
+    _require_object(data, "ad")
     platform_id = _identifier(data, "id", "ad")
     where = f"ad {platform_id}"
     return StructureRecord("ad", platform_id, _text(data, "name", where, required=False),
@@ -139,6 +143,7 @@ def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]
     ``reach`` or ``actions`` mean zero (Meta leaves out what did not happen); a missing ``reach``
     with a ``frequency`` is recovered as ``impressions / frequency``.
     """
+    _require_object(data, "insights row")
     ad_id = _identifier(data, "ad_id", "insights row")
     where = f"insights row of ad {ad_id}"
     start = _day(data, "date_start", where)
@@ -200,6 +205,11 @@ def _problem(where: str, field: str, value: object, expected: str) -> SyncPayloa
                             f"expected {expected}",
                             hint="nothing of this sync was written; if it persists, report the "
                                  "payload (see the log) as a Meta API change")
+
+
+def _require_object(data: object, where: str) -> None:
+    if not isinstance(data, Mapping):
+        raise _problem(where, "data[]", data, "a JSON object")
 
 
 def _identifier(data: Mapping[str, Any], field: str, where: str, *, required: bool = True) -> str:
