@@ -46,7 +46,8 @@ router = APIRouter(prefix="/api/v1")
 _errors = {401: {"model": ErrorOut, "description": "No token, or an invalid or revoked one."}}
 _found = {**_errors, 404: {"model": ErrorOut,
                            "description": "Unknown, or of an account the token does not see."}}
-_bad = {400: {"model": ErrorOut, "description": "Inconsistent input (e.g. start after end)."}}
+_bad = {400: {"model": ErrorOut,
+              "description": "Inconsistent input (start after end) or a body that is not JSON."}}
 _write = {**_found, 403: {"model": ErrorOut, "description": "The token is read-only."}}
 _unavailable = {503: {"model": ErrorOut, "description": "Database or broker unreachable."}}
 
@@ -189,7 +190,7 @@ def get_anomaly(anomaly_id: int, session: DbSession, principal: Reader) -> dict[
 
 
 @router.patch("/anomalies/{anomaly_id}", response_model=AnomalyOut, tags=["anomalies"],
-              responses={**_write, 409: {"model": ErrorOut,
+              responses={**_write, **_bad, 409: {"model": ErrorOut,
                                          "description": "The anomaly was retracted."}})
 def patch_anomaly(anomaly_id: int, change: AnomalyStatusIn, session: DbSession,
                   principal: Writer) -> dict[str, Any]:
