@@ -141,6 +141,7 @@ def _evaluation_module():
     return module
 
 
+@pytest.mark.slow
 def test_feedback_cuts_repeat_false_alarms_without_hiding_new_incidents(tmp_path):
     """The benchmark's walk-forward on a small account, with the real detection code."""
     figures = _evaluation_module().evaluate_feedback(tmp_path, seed=3, campaigns=2,

@@ -131,3 +131,25 @@ def test_a_detection_chunk_plans_only_its_campaigns(shop, settings, http_receive
     result = plan_alerts(session_factory=shop.session_factory, settings=settings,
                          account_id=shop.account_id, now=NOW, campaign_ids=[shop.campaign])
     assert result["enqueued"] == 1
+
+
+def test_the_day_after_a_dismissed_one_is_a_new_incident():
+    rows = [fact(1, D, status="false_positive"), fact(1, D + timedelta(days=1), score=95,
+                                                      severity="critical")]
+    dismissed, fresh = sorted(build_incidents(rows), key=lambda i: i.key.start_day)
+    assert dismissed.dismissed and not fresh.dismissed
+    assert fresh.key.start_day == D + timedelta(days=1)
+    [message] = decide_messages([dismissed, fresh], [], eligible={fresh.key: True,
+                                                                  dismissed.key: True},
+                                recovered={})
+    assert (message.kind, message.key) == (OPENED, fresh.key)
+
+
+def test_closing_a_dismissed_alert_and_opening_the_bigger_one_after_it():
+    first = fact(1, D, status="false_positive")
+    [dismissed] = build_incidents([first])
+    known = _alerted(dismissed)
+    runs = build_incidents([first, fact(1, D + timedelta(days=1), severity="critical")])
+    messages = decide_messages(runs, [known], eligible={r.key: True for r in runs}, recovered={})
+    assert sorted((m.kind, m.key.start_day) for m in messages) == [
+        (OPENED, D + timedelta(days=1)), (RECOVERED, D)]

@@ -13,6 +13,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from adsentinel.alerts import outbox
@@ -84,6 +85,7 @@ _CRASHING_DELIVERY = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_between_send_and_commit_repeats_with_the_same_key(
         settings, sqlite_factory, http_receiver, monkeypatch, tmp_path):
     monkeypatch.setenv("ALERT_HOOK_KEY", "k3y")

@@ -195,3 +195,9 @@ def test_digest_channel_gets_one_summary_at_digest_time(shop, settings, http_rec
     assert "1. [HIGH] CPL up on Black Friday" in text
     assert "2. [MEDIUM] CTR down on Black Friday > Women 25-34 > Video 3" in text
     assert "0.40% vs 2.00% expected" in text
+
+
+def test_damped_repeat_does_not_alert_even_a_low_floor():
+    damped = _incident("low", drivers={"feedback": {"damped_by_anomaly": 42}})
+    assert suppression_reason(damped, _rules(), "low") == (
+        "repeats the pattern of anomaly 42, marked not an incident")

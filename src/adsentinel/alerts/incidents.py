@@ -10,7 +10,12 @@ An anomaly row is one entity, day and metric, updated in place by every hourly r
   of a campaign that moved with it); a message lists the worst of them instead of sending one
   alert per ad;
 * retracted anomalies (restated data made them normal) are not part of any incident; an
-  incident with a head marked ``false_positive`` or ``expected`` is *dismissed*.
+  incident with a head marked ``false_positive`` or ``expected`` is *dismissed*, and a head
+  that is not marked, on the day after a dismissed one, starts a new incident (a bigger
+  problem the day after a false alarm must not be hidden by it);
+* a head whose severity detection lowered because it repeats a dismissed pattern
+  (``drivers["feedback"]``, see :mod:`adsentinel.alerts.feedback`) makes the incident
+  *damped*: it does not alert.
 
 :func:`decide_messages` compares the incidents of now with what a channel was already told and
 says which messages are due: ``opened`` once per incident, ``update`` once per severity level
@@ -99,6 +104,12 @@ class Incident:
         return any(h.status in DISMISSED_STATUSES for h in self.heads)
 
     @property
+    def damped_by(self) -> int | None:
+        """Id of the dismissed anomaly whose pattern the latest day repeats, if it does."""
+        feedback = (self.latest.drivers or {}).get("feedback")
+        return int(feedback["damped_by_anomaly"]) if feedback else None
+
+    @property
     def calendar_label(self) -> str | None:
         """Label of the account calendar day the latest anomaly falls on, if any."""
         value = (self.latest.drivers or {}).get("calendar")
@@ -121,7 +132,10 @@ def build_incidents(anomalies: Iterable[AnomalyFact]) -> list[Incident]:
         if (previous is not None
                 and (previous.entity_id, previous.metric, previous.direction)
                 == (head.entity_id, head.metric, head.direction)
-                and head.day - previous.day <= timedelta(days=1)):
+                and head.day - previous.day <= timedelta(days=1)
+                # what follows a day a person dismissed is judged afresh, not hidden with it
+                and not (previous.status in DISMISSED_STATUSES
+                         and head.status not in DISMISSED_STATUSES)):
             runs[-1].append(head)
         else:
             runs.append([head])
@@ -167,13 +181,15 @@ class PlannedMessage:
     reason: str | None = None
 
 
-def match_alerted(incident: Incident,
-                  alerted: Iterable[AlertedIncident]) -> AlertedIncident | None:
+def match_alerted(incident: Incident, alerted: Iterable[AlertedIncident],
+                  taken: set[IncidentKey] | frozenset[IncidentKey] = frozenset(),
+                  ) -> AlertedIncident | None:
     """The still-open alerted incident that ``incident`` continues, if any: same entity, metric
-    and direction, with days that overlap or touch."""
+    and direction, with days that overlap or touch (and not already ``taken`` by an earlier
+    run)."""
     key = incident.key
     for known in alerted:
-        if known.recovered:
+        if known.recovered or known.key in taken:
             continue
         if (known.key.entity_id, known.key.metric, known.key.direction) != (
                 key.entity_id, key.metric, key.direction):
@@ -213,8 +229,9 @@ def decide_messages(
     alerted = list(alerted)
     continued: set[IncidentKey] = set()
     planned: list[PlannedMessage] = []
-    for incident in incidents:
-        known = match_alerted(incident, alerted)
+    # oldest runs first: an alerted incident is continued by its own run, not by a newer one
+    for incident in sorted(incidents, key=lambda i: (i.key.start_day, i.key.entity_id)):
+        known = match_alerted(incident, alerted, continued)
         if known is not None:
             continued.add(known.key)
             if incident.dismissed:

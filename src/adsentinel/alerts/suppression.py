@@ -108,11 +108,14 @@ class AccountRules:
 def suppression_reason(incident: Incident, rules: AccountRules, min_severity: str) -> str | None:
     """Why ``incident`` must not alert a channel with floor ``min_severity``; ``None`` = alert.
 
-    The checks, in order: muted (entity, ancestor or account), spend of the entity on the
-    incident's latest day below the account's ``min_alert_spend``, below the channel's severity
-    floor, on a calendar day and below ``high``.
+    The checks, in order: repeats a pattern a person dismissed (damped by feedback), muted
+    (entity, ancestor or account), spend of the entity on the incident's latest day below the
+    account's ``min_alert_spend``, below the channel's severity floor, on a calendar day and
+    below ``high``.
     """
     latest = incident.latest
+    if incident.damped_by is not None:
+        return f"repeats the pattern of anomaly {incident.damped_by}, marked not an incident"
     mute = active_mute(latest.entity_id, rules.parents, rules.mutes, rules.local_today)
     if mute is not None:
         return f"muted (rule {mute.id}{': ' + mute.reason if mute.reason else ''})"
