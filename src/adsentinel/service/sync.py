@@ -401,8 +401,8 @@ def _pull(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
     ads = [parse_ad(a) for a in client.ads()]
     structure += ads
     expected_rows = max(len(ads), 1) * ((today - since).days + 1)
-    insights = [parse_insight(row, result_action_types=types)
-                for row in client.insights(since, today, expected_rows=expected_rows)]
+    insights = client.insights(since, today, expected_rows=expected_rows,
+                               convert=lambda row: parse_insight(row, result_action_types=types))
     return _Pulled(currency=info.currency, timezone=info.timezone, since=since, until=today,
                    structure=structure, insights=insights)
 

@@ -186,11 +186,13 @@ class MetaAccountClient:
         return self._all_pages("ads", self._edge(self.platform_account_id, "ads", Ad,
                                                  AD_FIELDS, {}))
 
-    def insights(self, since: date, until: date, *, expected_rows: int = 0) -> list[dict[str, Any]]:
+    def insights(self, since: date, until: date, *, expected_rows: int = 0,
+                 convert: Callable[[dict[str, Any]], T] | None = None) -> list[T]:
         """Ad-level insights, one row per ad and day, from ``since`` to ``until`` inclusive.
 
         Runs as an asynchronous report job when ``expected_rows`` reaches the threshold, or when
-        Meta answers a synchronous request with "reduce the amount of data".
+        Meta answers a synchronous request with "reduce the amount of data". ``convert`` is
+        applied to each row as its page arrives, so only the converted rows are kept.
         """
         params = {"level": "ad", "time_increment": 1,
                   "time_range": {"since": since.isoformat(), "until": until.isoformat()},
@@ -198,17 +200,19 @@ class MetaAccountClient:
         if expected_rows < self.options.async_threshold_rows:
             try:
                 return self._all_pages("insights", self._edge(
-                    self.platform_account_id, "insights", AdsInsights, INSIGHT_FIELDS, params))
+                    self.platform_account_id, "insights", AdsInsights, INSIGHT_FIELDS, params),
+                    convert)
             except MetaApiError as exc:
                 if not _asks_for_less_data(exc):
                     raise
                 log.info("%s: Meta asks for a smaller request; running an asynchronous "
                          "report job instead", self.platform_account_id)
-        return self._insights_by_job(params)
+        return self._insights_by_job(params, convert)
 
     # --- asynchronous report jobs -------------------------------------------------------------
 
-    def _insights_by_job(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+    def _insights_by_job(self, params: dict[str, Any],
+                         convert: Callable[[dict[str, Any]], T] | None) -> list[T]:
         for attempt in range(1, self.options.async_job_attempts + 1):
             job = self._retrying("an insights report job", lambda: self._account.get_insights(
                 fields=list(INSIGHT_FIELDS), params={k: v for k, v in params.items()
@@ -217,7 +221,8 @@ class MetaAccountClient:
             status = self._wait_for_job(job)
             if status == JOB_COMPLETED:
                 return self._all_pages("insights", self._edge(job.get_id(), "insights",
-                                                              AdsInsights, INSIGHT_FIELDS, {}))
+                                                              AdsInsights, INSIGHT_FIELDS, {}),
+                                       convert)
             log.warning("%s: insights report job %s ended with %r (attempt %d of %d)",
                         self.platform_account_id, job.get_id(), status, attempt,
                         self.options.async_job_attempts)
@@ -262,12 +267,13 @@ class MetaAccountClient:
                       include_summary=False, api=self._api, node_id=node_id,
                       endpoint=endpoint, object_parser=_AS_RECEIVED)
 
-    def _all_pages(self, what: str, cursor: Cursor) -> list[dict[str, Any]]:
-        """Every object of an edge, following the paging cursors to the end.
+    def _all_pages(self, what: str, cursor: Cursor,
+                   convert: Callable[[dict[str, Any]], T] | None = None) -> list[Any]:
+        """Every object of an edge (``convert``-ed), following the paging cursors to the end.
 
         A page that fails is asked again (the SDK's cursor only moves on after a success).
         """
-        items: list[dict[str, Any]] = []
+        items: list[Any] = []
         empty_pages = 0
         while True:
             item = self._retrying(what, lambda: next(cursor, _END))
@@ -279,7 +285,7 @@ class MetaAccountClient:
                 empty_pages += 1
                 continue
             empty_pages = 0
-            items.append(item)
+            items.append(item if convert is None else convert(item))
             if len(items) % self.options.page_limit == 0:
                 self._progress(what, len(items))
 
