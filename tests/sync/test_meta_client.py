@@ -163,3 +163,25 @@ def test_an_empty_page_in_the_middle_does_not_end_the_paging(graph, make_client)
     assert len(rows) == 5
     assert [p.get("after") for p in graph.asked("GET", f"{ACCOUNT}/insights")] == [
         None, "MgZDZD", "MwZDZD"]
+
+
+def test_a_failed_report_job_is_started_again(graph, make_client):
+    job = payload("async_job_created")["report_run_id"]
+    graph.ok("POST", f"{ACCOUNT}/insights", "async_job_created")
+    graph.on("GET", job, (200, payload("async_job_failed"), {}),
+             (200, payload("async_job_completed"), {}))
+    graph.ok("GET", f"{job}/insights", "insights_page2")
+    client = make_client(async_threshold_rows=1)
+    assert len(client.insights(DAY2, DAY2, expected_rows=5)) == 2
+    assert len(graph.asked("POST", f"{ACCOUNT}/insights")) == 2 and client.stats.async_jobs == 2
+
+
+def test_too_much_data_for_a_plain_request_switches_to_a_report_job(graph, make_client):
+    job = payload("async_job_created")["report_run_id"]
+    graph.on("GET", f"{ACCOUNT}/insights", (500, payload("error_too_much_data"), {}))
+    graph.ok("POST", f"{ACCOUNT}/insights", "async_job_created")
+    graph.ok("GET", job, "async_job_completed")
+    graph.ok("GET", f"{job}/insights", "insights_page2")
+    client = make_client()
+    assert len(client.insights(DAY2, DAY2)) == 2
+    assert len(graph.asked("GET", f"{ACCOUNT}/insights")) == 1  # not retried as it was

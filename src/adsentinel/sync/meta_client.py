@@ -195,8 +195,7 @@ class MetaAccountClient:
         applied to each row as its page arrives, so only the converted rows are kept.
         """
         params = {"level": "ad", "time_increment": 1,
-                  "time_range": {"since": since.isoformat(), "until": until.isoformat()},
-                  "limit": self.options.page_limit}
+                  "time_range": {"since": since.isoformat(), "until": until.isoformat()}}
         if expected_rows < self.options.async_threshold_rows:
             try:
                 return self._all_pages("insights", self._edge(
@@ -215,8 +214,10 @@ class MetaAccountClient:
                          convert: Callable[[dict[str, Any]], T] | None) -> list[T]:
         for attempt in range(1, self.options.async_job_attempts + 1):
             job = self._retrying("an insights report job", lambda: self._account.get_insights(
-                fields=list(INSIGHT_FIELDS), params={k: v for k, v in params.items()
-                                                     if k != "limit"}, is_async=True))
+                fields=list(INSIGHT_FIELDS), params=dict(params), is_async=True))
+            if not job.get_id():
+                raise SyncPayloadError(f"Meta's answer to an insights report job request for "
+                                       f"{self.platform_account_id} has no report_run_id")
             self.stats.async_jobs += 1
             status = self._wait_for_job(job)
             if status == JOB_COMPLETED:
@@ -299,7 +300,7 @@ class MetaAccountClient:
                 wait = self._wait_after_error(what, exc, attempt)
             except requests.RequestException as exc:
                 wait = self._wait_after_network_error(what, exc, attempt)
-            except (FacebookBadObjectError, TypeError, AttributeError) as exc:
+            except (FacebookBadObjectError, TypeError, AttributeError, KeyError) as exc:
                 raise SyncPayloadError(
                     f"Meta's response for {what} of {self.platform_account_id} is not a JSON "
                     f"object of the expected shape ({self._scrub(str(exc))})",
