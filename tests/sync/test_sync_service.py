@@ -232,3 +232,17 @@ def test_first_sync_reaches_back_for_training_history(
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def test_today_is_the_accounts_today_not_utcs(
+        graph, session_factory, sync_settings, account_id, client_factory):
+    """01:30 UTC on the 26th is still the 25th in Sao Paulo: the 25th is partial, not future."""
+    serve_structure(graph)
+    serve_insights(graph, "insights_page1", "insights_page2")
+    late = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)
+    summary = run_sync(session_factory, sync_settings, account_id, client_factory, now=late)
+    assert summary.status == "succeeded", summary.reason
+    assert summary.until == DAY2
+    days = insights_by_entity(session_factory)
+    assert days[("ad", "120210000000000301", DAY2)].is_complete is False
+    assert days[("ad", "120210000000000301", DAY1)].is_complete is True

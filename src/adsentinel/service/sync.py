@@ -321,8 +321,11 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         summary.status, summary.reason, summary.error_exit_code = "failed", message, exc.exit_code
         log.error("account %r: sync failed, nothing written: %s", summary.account_name, message)
     except BaseException as exc:
-        _finish_failed(session_factory, run_id, account_id, summary,
-                       scrub_secrets(f"{type(exc).__name__}: {exc}", [token]))
+        try:
+            _finish_failed(session_factory, run_id, account_id, summary,
+                           scrub_secrets(f"{type(exc).__name__}: {exc}", [token]))
+        except Exception:  # noqa: BLE001 - the database may be what failed; report the cause
+            log.exception("account %r: could not record the failed sync", summary.account_name)
         raise
     finally:
         if client is not None:
@@ -434,6 +437,7 @@ def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: i
     with session_factory() as session, session.begin():
         account = session.get(AdAccount, account_id)
         account.currency, account.timezone = pulled.currency, pulled.timezone
+        session.flush()  # the importer reads the timezone (what "today" is) with plain SQL
         counts = _upsert_structure(session, account_id, pulled.structure)
         existing = _stored_ad_days(session, account_id, pulled.since, pulled.until)
         rows, restated_days, restated, zeroed = _rows_to_write(pulled, existing)
