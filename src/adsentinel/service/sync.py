@@ -261,8 +261,7 @@ def is_syncable(*, session_factory: sessionmaker[Session], account_id: int) -> b
 def client_options(settings: Settings) -> ClientOptions:
     """The client's patience and politeness, from the settings."""
     return ClientOptions(slowdown_percent=settings.sync_usage_slowdown_percent,
-                         poll_timeout_seconds=float(settings.sync_async_poll_timeout),
-                         max_throttle_wait_seconds=float(settings.sync_async_poll_timeout))
+                         poll_timeout_seconds=float(settings.sync_async_poll_timeout))
 
 
 def default_client_factory(platform_account_id: str, token: str, options: ClientOptions,
