@@ -110,7 +110,7 @@ def test_entity_page_charts_every_metric_with_band_and_anomaly_marker(client, wo
     assert cpl["anomaly"]["customdata"] == [world.anomalies["open_a"]]
     assert "CPL 45.10" in cpl["anomaly"]["text"][0]
     spend = {trace["name"]: trace for trace in figures["chart-spend"]["data"]}
-    assert spend["expected range"]["fill"] == "tonexty"
+    assert spend["expected range"]["fill"] == "toself"
     assert spend["expected"]["y"][0] is None and spend["expected"]["y"][-1] is not None
     row = soup.find("tr", id=f"anomaly-{world.anomalies['open_a']}")
     assert row.find("td", cls="status").text.strip() == "open"
@@ -188,3 +188,20 @@ def test_assets_are_served_locally_with_a_strict_policy(client):
     assert client.get("/static/style.css").status_code == 200
     policy = client.get("/login").headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style-src")[0]
+
+
+def test_band_outline_breaks_where_a_bound_is_missing():
+    from adsentinel.api.charts import band_outline
+
+    days = ["d1", "d2", "d3", "d4", "d5"]
+    xs, ys = band_outline(days, [1, 1, None, 2, 2], [3, 3, 3, 4, 5])
+    assert xs == ["d1", "d2", "d2", "d1", None, "d4", "d5", "d5", "d4"]
+    assert ys == [3, 3, 1, 1, None, 4, 5, 2, 2]
+    assert band_outline(days, [None] * 5, [1] * 5) == ([], [])
+
+
+def test_chart_top_leaves_headroom_over_what_is_shown():
+    from adsentinel.api.charts import chart_top
+
+    assert chart_top([1.0, None, 4.0, float("nan")]) == pytest.approx(5.2)
+    assert chart_top([None, 0.0]) is None

@@ -64,13 +64,17 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
     days = [p.day.isoformat() for p in points]
     series = [p.metrics[metric] for p in points]
     hover = "%{y:.2%}" if metric in _PERCENT else "%{y:,.2f}"
+    top = chart_top([s.actual for s in series] + [s.expected for s in series]
+                    + [a.actual for a in anomalies])
+    # a judged day with no upper bound (e.g. a CPL on so few leads that none is still normal)
+    # is normal all the way up: its band reaches the top of the chart
+    upper = [s.upper if s.upper is not None or s.expected is None or s.lower is None else top
+             for s in series]
+    band_x, band_y = band_outline(days, [s.lower for s in series], upper)
     traces: list[dict[str, Any]] = [
-        {"type": "scatter", "mode": "lines", "name": "upper bound", "x": days,
-         "y": [s.upper for s in series], "line": {"width": 0}, "hoverinfo": "skip",
-         "showlegend": False, "connectgaps": False},
-        {"type": "scatter", "mode": "lines", "name": "expected range", "x": days,
-         "y": [s.lower for s in series], "line": {"width": 0}, "fill": "tonexty",
-         "fillcolor": "rgba(21,101,192,0.12)", "hoverinfo": "skip", "connectgaps": False},
+        {"type": "scatter", "mode": "lines", "name": "expected range", "x": band_x,
+         "y": band_y, "line": {"width": 0}, "fill": "toself",
+         "fillcolor": "rgba(21,101,192,0.12)", "hoverinfo": "skip"},
         {"type": "scatter", "mode": "lines", "name": "expected", "x": days,
          "y": [s.expected for s in series], "line": {"color": "#757575", "dash": "dash",
                                                       "width": 1.5},
@@ -80,10 +84,13 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
          "marker": {"size": 4}, "hovertemplate": f"{hover}<extra></extra>"},
     ]
     if anomalies:
+        # on the line where the day has a value (a two-day anomaly's own actual pools two days)
+        charted = {p.day: p.metrics[metric].actual for p in points}
         traces.append({
             "type": "scatter", "mode": "markers", "name": ANOMALY_TRACE,
             "x": [a.day.isoformat() for a in anomalies],
-            "y": [a.actual for a in anomalies],
+            "y": [charted.get(a.day) if charted.get(a.day) is not None else a.actual
+                  for a in anomalies],
             "customdata": [a.id for a in anomalies],
             "text": [f"{a.severity} {a.score:.0f} ({a.status}): {a.message}" for a in anomalies],
             "hovertemplate": "%{text}<extra></extra>",
@@ -99,11 +106,44 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
             "title": {"text": METRIC_LABELS[metric] + (f" ({currency})" if money else ""),
                       "x": 0.01, "font": {"size": 15}},
             "legend": {"orientation": "h", "y": -0.18},
-            "yaxis": {"tickformat": ".1%" if metric in _PERCENT else None, "rangemode": "tozero"},
+            "yaxis": {"tickformat": ".1%" if metric in _PERCENT else None,
+                      "range": [0, top] if top else None, "rangemode": "tozero"},
             "xaxis": {"type": "date"},
             "hovermode": "x unified",
         },
     }
 
 
-__all__ = ["ANOMALY_TRACE", "Chart", "metric_charts", "metric_figure"]
+def chart_top(values: list[float | None], headroom: float = 1.3) -> float | None:
+    """Top of the y axis: the largest value shown (actuals, expected values, anomalies) plus
+    headroom. Bounds above it are cut, so a wide band on a thin day does not flatten the line."""
+    finite = [v for v in values if v is not None and v == v and abs(v) != float("inf")]
+    return max(finite) * headroom if finite and max(finite) > 0 else None
+
+
+def band_outline(days: list[str], lower: list[float | None], upper: list[float | None]
+                 ) -> tuple[list[str | None], list[float | None]]:
+    """The expected band as closed outlines, one per run of days with both bounds.
+
+    A day without bounds (not judged yet, or a bound that is unbounded such as a CPL allowing 0
+    leads) breaks the band instead of being bridged: each run is drawn as its own polygon
+    (upper bounds forwards, lower bounds backwards), runs separated by ``None``.
+    """
+    xs: list[str | None] = []
+    ys: list[float | None] = []
+    run: list[int] = []
+    for index in [*range(len(days)), None]:
+        if index is not None and lower[index] is not None and upper[index] is not None:
+            run.append(index)
+            continue
+        if run:
+            if xs:
+                xs.append(None)
+                ys.append(None)
+            xs.extend([days[i] for i in run] + [days[i] for i in reversed(run)])
+            ys.extend([upper[i] for i in run] + [lower[i] for i in reversed(run)])
+            run = []
+    return xs, ys
+
+
+__all__ = ["ANOMALY_TRACE", "band_outline", "chart_top", "Chart", "metric_charts", "metric_figure"]
