@@ -246,3 +246,12 @@ def test_today_is_the_accounts_today_not_utcs(
     days = insights_by_entity(session_factory)
     assert days[("ad", "120210000000000301", DAY2)].is_complete is False
     assert days[("ad", "120210000000000301", DAY1)].is_complete is True
+
+
+def test_an_accounts_invalid_result_types_fail_its_sync_only(
+        session_factory, sync_settings, account_id, client_factory, graph):
+    serve_structure(graph)
+    with session_factory() as session, session.begin():
+        session.get(AdAccount, account_id).result_action_types = "lead,onsite_conversion.lead_grouped"
+    summary = run_sync(session_factory, sync_settings, account_id, client_factory)
+    assert summary.status == "failed" and "count leads twice" in summary.reason

@@ -39,12 +39,11 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun, TrainingStatus
-from adsentinel.errors import ConfigError, InputFileError, NotFoundError
+from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
 from adsentinel.sync.errors import (
     CredentialsError,
-    MetaApiError,
     MetaAuthError,
     SyncPayloadError,
     scrub_secrets,
@@ -314,7 +313,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         summary.status, summary.error_exit_code = "needs_attention", exc.exit_code
         summary.reason = message
         log.error("account %r needs attention: %s", summary.account_name, message)
-    except (MetaApiError, SyncPayloadError, CredentialsError, InputFileError) as exc:
+    except AdsentinelError as exc:  # Meta refused, malformed payload, missing token, settings
         message = scrub_secrets(str(exc), [token])
         _finish_failed(session_factory, run_id, account_id, summary, message)
         summary.status, summary.reason, summary.error_exit_code = "failed", message, exc.exit_code
