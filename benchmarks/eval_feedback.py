@@ -16,9 +16,14 @@ a plain ad CTR collapsing to a quarter.
    given) and with it. An alarm is an anomaly of severity medium or worse (what a default
    channel is sent).
 
-Printed: false alarms of the second pass, *repeat* false alarms (same entity, metric and
-direction as one dismissed in the first pass), and recall of the incidents (an incident is
-caught when its ad, or its ad set or campaign, alarms on one of its days).
+Each day is imported, detected and planned in turn (``plan_alerts`` at noon the next day, on
+a default channel whose outbox is counted, never delivered), as production would.
+
+Printed for the second pass: false alarms (stored anomalies), *repeat* false alarms (same
+entity, metric and direction as one dismissed in the first pass), recall of the incidents (an
+incident is caught when its ad, or its ad set or campaign, alarms on one of its days; "on the
+ad" when the ad itself does), and what the channel was actually sent: alerts opened for
+something that is not an incident, and incidents alerted.
 
     python benchmarks/eval_feedback.py [--seed N] [--campaigns C] [--ads-per-campaign A]
 """
@@ -28,10 +33,10 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from time import perf_counter
 
 import numpy as np
 from sqlalchemy import select, update
@@ -39,12 +44,14 @@ from sqlalchemy import select, update
 from adsentinel.alerts.incidents import severity_rank
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
-from adsentinel.db.models import Anomaly, Entity
+from adsentinel.db.models import AlertOutbox, Anomaly, Entity
 from adsentinel.ingest.csv_import import import_insights_csv
+from adsentinel.service.alerting import add_channel, plan_alerts
 from adsentinel.service.detection import detect_account
 
 ALARM = "medium"
 QUIRK_CPM = 1.7
+_HEADER = "date,account_id,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,reach"
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,8 @@ class Incident:
 
 @dataclass
 class Scenario:
-    csv_path: Path
+    folder: Path
+    lines: dict[date, list[str]]
     first_day: date
     days: int
     quirk_days: dict[str, set[date]]
@@ -94,7 +102,7 @@ def build_scenario(folder: Path, *, seed: int = 7, campaigns: int = 3, ads_per_c
     for number, (ad, kind) in enumerate(planned):
         start = later[number * (len(later) - 2) // max(len(planned) - 1, 1)]
         incidents.append(Incident(ad, kind, start, start + timedelta(days=1)))
-    rows = ["date,account_id,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,reach"]
+    lines: dict[date, list[str]] = {}
     for index in range(days):
         day = first_day + timedelta(days=index)
         for campaign, adset, ad in ads:
@@ -113,11 +121,19 @@ def build_scenario(folder: Path, *, seed: int = 7, campaigns: int = 3, ads_per_c
             impressions = int(rng.poisson(1000 * spend / cpm))
             clicks = int(rng.binomial(impressions, ctr))
             leads = int(rng.binomial(clicks, conversion))
-            rows.append(f"{day},act_eval,{campaign},{adset},{ad},{spend:.2f},{impressions},"
-                        f"{clicks},{leads},{int(impressions * 0.8)}")
-    path = folder / "insights.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return Scenario(path, first_day, days, quirk_days, incidents, judged_from, split)
+            lines.setdefault(day, []).append(
+                f"{day},act_eval,{campaign},{adset},{ad},{spend:.2f},{impressions},{clicks},"
+                f"{leads},{int(impressions * 0.8)}")
+    return Scenario(folder, lines, first_day, days, quirk_days, incidents, judged_from, split)
+
+
+def import_days(scenario: Scenario, engine, first: int, last: int) -> None:
+    """Import the days ``[first, last)`` of the scenario, as a daily sync would."""
+    path = scenario.folder / f"days-{first}-{last}.csv"
+    rows = [line for index in range(first, last) for line in scenario.lines[scenario.day(index)]]
+    path.write_text(_HEADER + "\n" + "\n".join(rows) + "\n")
+    import_insights_csv(path, engine=engine)
+    path.unlink()
 
 
 @dataclass
@@ -126,12 +142,20 @@ class PassResult:
     repeat_false_alarms: int = 0
     caught: set[str] = field(default_factory=set)
     caught_on_ad: set[str] = field(default_factory=set)
+    false_alerts: int = 0
+    alerted: set[str] = field(default_factory=set)
 
 
-def _walk(settings, factory, account_id: int, scenario: Scenario, first: int, last: int) -> None:
+def _walk(settings, engine, factory, account_id: int, scenario: Scenario, first: int,
+          last: int) -> None:
+    """Day by day: the day's numbers arrive, detection judges it, alerts are planned (at noon
+    of the next day, when a complete day is first judged)."""
     for index in range(first, last):
+        import_days(scenario, engine, index, index + 1)
         detect_account(session_factory=factory, settings=settings, account_id=account_id,
                        analysis_date=scenario.day(index), recheck_days=1)
+        noon = datetime.combine(scenario.day(index + 1), time(12), tzinfo=timezone.utc)
+        plan_alerts(session_factory=factory, settings=settings, account_id=account_id, now=noon)
 
 
 def _lineage(factory, account_id: int) -> dict[int, tuple[str, str | None, str | None]]:
@@ -159,6 +183,16 @@ def _is_incident(scenario: Scenario, lineage, entity_id: int, day: date) -> Inci
     return None
 
 
+def _opened_alerts(factory, since: date) -> list[tuple[int, date]]:
+    """(entity, day that opened it) of the incidents the channel was told about since
+    ``since``."""
+    with factory() as session:
+        payloads = session.scalars(select(AlertOutbox.payload).where(
+            AlertOutbox.kind == "opened")).all()
+    return [(p["incident"]["entity_id"], date.fromisoformat(p["incident"]["latest_day"]))
+            for p in payloads if date.fromisoformat(p["incident"]["latest_day"]) >= since]
+
+
 def _alarms(factory, account_id: int, first: date, last: date) -> list[Anomaly]:
     with factory() as session:
         return [a for a in session.scalars(select(Anomaly).where(
@@ -174,10 +208,14 @@ def evaluate_feedback(folder: Path, *, seed: int = 7, campaigns: int = 3,
     first_settings = load_settings(data_dir=folder / "first", use_isolation_forest=False)
     engine = open_database(first_settings)
     factory = make_session_factory(engine)
-    import_insights_csv(scenario.csv_path, engine=engine)
+    import_days(scenario, engine, 0, scenario.judged_from)
     account_id = 1
-    started = time.perf_counter()
-    _walk(first_settings, factory, account_id, scenario, scenario.judged_from, scenario.split_at)
+    # a default channel (severity medium and up); nothing is delivered, the outbox is counted
+    add_channel(session_factory=factory, account_id=account_id, kind="webhook",
+                target="http://127.0.0.1:9/never-called", secret_ref="env:UNUSED")
+    started = perf_counter()
+    _walk(first_settings, engine, factory, account_id, scenario, scenario.judged_from,
+          scenario.split_at)
     lineage = _lineage(factory, account_id)
     first_alarms = _alarms(factory, account_id, scenario.day(scenario.judged_from),
                            scenario.day(scenario.split_at - 1))
@@ -197,8 +235,14 @@ def evaluate_feedback(folder: Path, *, seed: int = 7, campaigns: int = 3,
             with session_scope(factory) as session:
                 session.execute(update(Anomaly).where(Anomaly.id.in_(dismissed_ids))
                                 .values(status="false_positive", status_by="evaluation"))
-        _walk(settings, factory, account_id, scenario, scenario.split_at, scenario.days)
+        _walk(settings, engine, factory, account_id, scenario, scenario.split_at, scenario.days)
         result = PassResult()
+        for entity_id, day in _opened_alerts(factory, scenario.day(scenario.split_at)):
+            incident = _is_incident(scenario, lineage, entity_id, day)
+            if incident is None:
+                result.false_alerts += 1
+            else:
+                result.alerted.add(f"{incident.ad}:{incident.kind}")
         for alarm in _alarms(factory, account_id, scenario.day(scenario.split_at),
                              scenario.day(scenario.days - 1)):
             incident = _is_incident(scenario, lineage, alarm.entity_id, alarm.day)
@@ -221,7 +265,7 @@ def evaluate_feedback(folder: Path, *, seed: int = 7, campaigns: int = 3,
         "incidents": incidents,
         "without": results["without"],
         "with": results["with"],
-        "seconds": time.perf_counter() - started,
+        "seconds": perf_counter() - started,
     }
 
 
@@ -240,15 +284,17 @@ def main() -> None:
     print(f"{figures['entities']} entities, {figures['judged_days']} days judged; first pass: "
           f"{figures['first_pass_alarms']} alarms, {figures['dismissed']} marked false_positive")
     print(f"{'second pass':<18}{'false alarms':>13}{'repeats':>9}{'incidents caught':>18}"
-          f"{'(on the ad itself)':>20}")
+          f"{'on the ad':>11}{'false alerts':>14}{'incidents alerted':>19}")
     for name, result in (("without feedback", without), ("with feedback", with_)):
         print(f"{name:<18}{result.false_alarms:>13}{result.repeat_false_alarms:>9}"
-              f"{len(result.caught):>16}/{total}{len(result.caught_on_ad):>18}/{total}")
+              f"{len(result.caught):>16}/{total}{len(result.caught_on_ad):>9}/{total}"
+              f"{result.false_alerts:>14}{len(result.alerted):>17}/{total}")
     missed = sorted(set(figures["incidents"]) - with_.caught)
     print(f"missed with feedback: {', '.join(missed) or 'none'}; {figures['seconds']:.1f} s")
     print(f"BENCH feedback_repeat_fa_without={without.repeat_false_alarms} "
           f"feedback_repeat_fa_with={with_.repeat_false_alarms} "
-          f"recall_without={len(without.caught)}/{total} recall_with={len(with_.caught)}/{total}")
+          f"recall_without={len(without.caught)}/{total} recall_with={len(with_.caught)}/{total} "
+          f"false_alerts_without={without.false_alerts} false_alerts_with={with_.false_alerts}")
 
 
 if __name__ == "__main__":

@@ -154,3 +154,6 @@ def test_feedback_cuts_repeat_false_alarms_without_hiding_new_incidents(tmp_path
     assert len(everything) == 4
     # the quirky ad's 4x CPM (same pattern, clearly bigger) is still found on the ad itself
     assert with_.caught == with_.caught_on_ad == everything == without.caught
+    # and what a default channel is sent: fewer false alerts, every incident still alerted
+    assert with_.false_alerts < without.false_alerts
+    assert with_.alerted == without.alerted == everything

@@ -153,3 +153,12 @@ def test_closing_a_dismissed_alert_and_opening_the_bigger_one_after_it():
     messages = decide_messages(runs, [known], eligible={r.key: True for r in runs}, recovered={})
     assert sorted((m.kind, m.key.start_day) for m in messages) == [
         (OPENED, D + timedelta(days=1)), (RECOVERED, D)]
+
+
+def test_a_damped_day_before_a_real_incident_does_not_start_it():
+    damped = AnomalyFact(next(_ids), 1, D, "cpm", "up", "low", 40.0, 17.0, 10.0, "open", None,
+                         "m", drivers={"feedback": {"damped_by_anomaly": 3}})
+    real = fact(1, D + timedelta(days=1), metric="cpm", severity="critical", score=95)
+    runs = sorted(build_incidents([damped, real]), key=lambda i: i.key.start_day)
+    assert [r.key.start_day for r in runs] == [D, D + timedelta(days=1)]
+    assert runs[0].damped_by == 3 and runs[1].damped_by is None

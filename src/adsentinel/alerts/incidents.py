@@ -11,8 +11,8 @@ An anomaly row is one entity, day and metric, updated in place by every hourly r
   alert per ad;
 * retracted anomalies (restated data made them normal) are not part of any incident; an
   incident with a head marked ``false_positive`` or ``expected`` is *dismissed*, and a head
-  that is not marked, on the day after a dismissed one, starts a new incident (a bigger
-  problem the day after a false alarm must not be hidden by it);
+  that is not marked, on the day after a dismissed (or damped) one, starts a new incident (a
+  bigger problem the day after a false alarm must not be hidden by it);
 * a head whose severity detection lowered because it repeats a dismissed pattern
   (``drivers["feedback"]``, see :mod:`adsentinel.alerts.feedback`) makes the incident
   *damped*: it does not alert.
@@ -133,9 +133,8 @@ def build_incidents(anomalies: Iterable[AnomalyFact]) -> list[Incident]:
                 and (previous.entity_id, previous.metric, previous.direction)
                 == (head.entity_id, head.metric, head.direction)
                 and head.day - previous.day <= timedelta(days=1)
-                # what follows a day a person dismissed is judged afresh, not hidden with it
-                and not (previous.status in DISMISSED_STATUSES
-                         and head.status not in DISMISSED_STATUSES)):
+                # what follows a dismissed (or damped) day is judged afresh, not hidden with it
+                and not (_set_aside(previous) and not _set_aside(head))):
             runs[-1].append(head)
         else:
             runs.append([head])
@@ -155,6 +154,11 @@ def build_incidents(anomalies: Iterable[AnomalyFact]) -> list[Incident]:
     ]
     return sorted(incidents, key=lambda i: (-severity_rank(i.severity), -i.latest.score,
                                             i.key.entity_id, i.key.metric))
+
+
+def _set_aside(fact: AnomalyFact) -> bool:
+    """Marked not an incident by a person, or damped by feedback as a repeat of one."""
+    return fact.status in DISMISSED_STATUSES or bool((fact.drivers or {}).get("feedback"))
 
 
 @dataclass(frozen=True)
