@@ -253,7 +253,7 @@ def test_money_and_to_dict():
     assert date.fromisoformat(row["date"]).weekday() == 3
 
 
-def test_budget_moving_between_sibling_ads_is_at_most_low():
+def test_an_ads_spend_move_explained_by_its_ad_set_is_at_most_low():
     ad = ad_history(days=45, spend=50.0, seed=14)
     sibling = ad_history(days=45, spend=250.0, seed=15)
     last = ad.index[-1]
@@ -271,10 +271,12 @@ def test_budget_moving_between_sibling_ads_is_at_most_low():
     assert worst(alone, "spend").severity.rank >= SeverityLevel.HIGH.rank  # 5x: a typo?
     shifted = worst(with_parent, "spend")
     assert shifted.severity == SeverityLevel.LOW and "between siblings" in shifted.message
-    # the same jump while the ad set jumps too is not a shift between siblings
+    # the same jump while the ad set's spend jumps too is the ad set's incident, reported there
     adset.loc[last, ["spend", "impressions", "clicks", "leads", "reach"]] *= 3
-    both = detector.detect_anomalies(ad, "ad", "a", budget_parent=adset)
-    assert worst(both, "spend").severity.rank >= SeverityLevel.HIGH.rank
+    assert worst(detector.detect_anomalies(adset, "adset", "s"), "spend").severity.rank >= (
+        SeverityLevel.HIGH.rank)
+    both = worst(detector.detect_anomalies(ad, "ad", "a", budget_parent=adset), "spend")
+    assert both.severity == SeverityLevel.LOW and "the incident is the ad set's" in both.message
 
 
 def test_a_resumed_ad_is_not_judged_against_its_pause_zeros():

@@ -16,6 +16,8 @@ Alert rules applied after calibration (each one caps the score, never raises it)
   ``level_window // 2 + 1`` days;
 * spend or delivery of an ad moving while its ad set (the budget holder, ``budget_parent``) is
   normal and efficiency unchanged is budget moving between sibling ads, at most *low*;
+* spend of an ad up while its ad set's own spend is an anomaly (at least *medium*) is the ad
+  set's incident, reported there: the ad's share is at most *low* (ads hold no budget);
 * leads down while CPL is normal is explained by lower delivery, at most *low* (the delivery
   drop itself is reported on impressions);
 * frequency up is saturation only above ``frequency_ideal``; below it, at most *low*;
@@ -205,7 +207,7 @@ class AnomalyDetector:
         training_scores: np.ndarray | None = None,
         as_of_hour: float | None = None,
         budget_parent: pd.DataFrame | None = None,
-        budget_parent_normal: bool | None = None,
+        budget_parent_state: ParentBudget | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -236,9 +238,9 @@ class AnomalyDetector:
             its siblings (an ad's ad set). When the parent's spend and delivery are normal, this
             entity's volume moves with unchanged efficiency are budget moving between siblings:
             at most low.
-        budget_parent_normal : bool, optional
-            :meth:`parent_volume_normal` of ``budget_parent`` already computed (siblings share
-            it); when given, ``budget_parent`` is not read.
+        budget_parent_state : ParentBudget, optional
+            :meth:`parent_budget` of ``budget_parent`` already computed (siblings share it);
+            when given, ``budget_parent`` is not read.
 
         Returns
         -------
@@ -281,12 +283,12 @@ class AnomalyDetector:
             partial=day_fraction < 1.0,
             day_fraction=day_fraction,
         )
-        shared_budget_normal = (
-            budget_parent_normal
-            if budget_parent_normal is not None
-            else self._parent_volume_normal(budget_parent, day, day_fraction)
+        parent = (
+            budget_parent_state
+            if budget_parent_state is not None
+            else self._parent_budget(budget_parent, day, day_fraction, currency)
         )
-        anomalies = self._metric_anomalies(tests, context, shared_budget_normal)
+        anomalies = self._metric_anomalies(tests, context, parent)
         if self.use_isolation_forest and model is not None:
             forest = self._forest_anomaly(model, history, target, training_scores, anomalies, context)
             if forest is not None:
@@ -299,36 +301,46 @@ class AnomalyDetector:
             return 1.0
         return max(expected_day_fraction(as_of_hour, self.intraday_profile), 1e-3)
 
-    def parent_volume_normal(
-        self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None
-    ) -> bool:
-        """True when a budget-holding parent's spend and impressions are normal on ``day``."""
-        return self._parent_volume_normal(parent, pd.Timestamp(day), self.day_fraction(as_of_hour))
+    def parent_budget(
+        self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None,
+        currency: str = "USD",
+    ) -> ParentBudget:
+        """What a budget-holding parent's (an ad set's) spend and delivery did on ``day``."""
+        return self._parent_budget(parent, pd.Timestamp(day), self.day_fraction(as_of_hour),
+                                   currency)
 
     # --- statistical part ---------------------------------------------------------------------
 
-    def _parent_volume_normal(
-        self, parent: pd.DataFrame | None, day: pd.Timestamp, day_fraction: float
-    ) -> bool:
-        """True when the budget-holding parent's spend and impressions are normal on ``day``."""
+    def _parent_budget(
+        self, parent: pd.DataFrame | None, day: pd.Timestamp, day_fraction: float, currency: str
+    ) -> ParentBudget:
         if parent is None:
-            return False
+            return ParentBudget()
         frame = prepare_daily_frame(parent)
         dates = frame["date"].to_numpy(dtype="datetime64[ns]")
         position = int(np.searchsorted(dates, day.to_datetime64()))
         if position >= len(dates) or dates[position] != day.to_datetime64():
-            return False
+            return ParentBudget()
         history = frame.iloc[max(0, position - self.history_days) : position]
+        target = frame.iloc[position]
         tests = run_statistical_tests(
-            history, frame.iloc[position], z_threshold=self.z_threshold,
+            history, target, z_threshold=self.z_threshold,
             iqr_multiplier=self.iqr_multiplier, level_window=self.level_window,
             rate_window=self.rate_window, day_fraction=day_fraction,
         )
         volume = [t for t in tests if t.metric in ("spend", "impressions")]
-        return bool(volume) and all(abs(t.z) < self.z_threshold for t in volume)
+        context = _Context(entity_type="adset", entity_id="", day=day.date(), currency=currency,
+                           target=target, partial=day_fraction < 1.0, day_fraction=day_fraction)
+        own = self._metric_anomalies(tests, context, ParentBudget())
+        return ParentBudget(
+            volume_normal=bool(volume) and all(abs(t.z) < self.z_threshold for t in volume),
+            spend_anomaly_up=any(
+                a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1 for a in own
+            ),
+        )
 
     def _metric_anomalies(
-        self, tests: list[MetricTest], ctx: _Context, shared_budget_normal: bool = False
+        self, tests: list[MetricTest], ctx: _Context, parent: ParentBudget
     ) -> list[DetectedAnomaly]:
         by_metric = {t.metric: t for t in tests}
         flagged = {t.metric for t in tests if abs(t.z) >= self.z_threshold}
@@ -343,10 +355,13 @@ class AnomalyDetector:
             note = ""
             if not test.harmful:
                 score = min(score, LOW_CAP)
+            elif test.metric == "spend" and parent.spend_anomaly_up:
+                score = min(score, LOW_CAP)
+                note = "its ad set's spend is up too: the incident is the ad set's"
             elif (
                 test.metric in ("spend", "impressions")
                 and not harmful_efficiency
-                and shared_budget_normal
+                and parent.volume_normal
             ):
                 score = min(score, LOW_CAP)
                 note = "the budget-holding parent is normal: budget moving between siblings"
@@ -553,6 +568,21 @@ def _is_prepared(df: pd.DataFrame) -> bool:
 
 
 # --- messages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParentBudget:
+    """What an ad's budget holder (its ad set) did on the judged day (all false: unknown).
+
+    ``volume_normal``: its spend and impressions are within their normal range (an ad's volume
+    move is then budget shifting between siblings). ``spend_anomaly_up``: its own spend is up
+    enough to be an anomaly of at least medium severity (the ad's spend rise is part of it).
+    """
+
+    volume_normal: bool = False
+    spend_anomaly_up: bool = False
+
+
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
+    ParentBudget,
     prepare_daily_frames,
 )
 from adsentinel.errors import NotFoundError
@@ -308,7 +309,7 @@ def _run_detector(
     partial = insights[~insights["is_complete"].astype(bool)]
     partial_as_of = {(int(e), d.date()): a for e, d, a in
                      zip(partial["entity_id"], partial["date"], partial["as_of"])}
-    parent_normal: dict[tuple[int, date, float | None], bool] = {}
+    parent_states: dict[tuple[int, date, float | None], ParentBudget] = {}
     for entity_id in prepared:
         days = days_by_entity.get(entity_id)
         entity = entities.get(entity_id)
@@ -324,13 +325,13 @@ def _run_detector(
             as_of_hour = None
             if (entity_id, day) in partial_as_of:
                 as_of_hour = _local_hour(partial_as_of[(entity_id, day)], zone)
-            shared_budget_normal = None
+            parent_state = None
             if budget_parent is not None:
                 key = (budget_parent, day, as_of_hour)
-                if key not in parent_normal:
-                    parent_normal[key] = detector.parent_volume_normal(
-                        prepared[budget_parent], day, as_of_hour)
-                shared_budget_normal = parent_normal[key]
+                if key not in parent_states:
+                    parent_states[key] = detector.parent_budget(
+                        prepared[budget_parent], day, as_of_hour, account.currency)
+                parent_state = parent_states[key]
             found.extend(
                 detector.detect_anomalies(
                     prepared[entity_id],
@@ -342,7 +343,7 @@ def _run_detector(
                     currency=account.currency,
                     training_scores=training_scores,
                     as_of_hour=as_of_hour,
-                    budget_parent_normal=shared_budget_normal,
+                    budget_parent_state=parent_state,
                 )
             )
     return found
