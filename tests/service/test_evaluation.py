@@ -10,7 +10,9 @@ import pytest
 
 from adsentinel.service.evaluation import (
     NaiveEngine,
+    apply_calendar,
     budget_parents_of,
+    calendar_of,
     entity_frames,
     hierarchy_of,
     score_alarms,
@@ -121,3 +123,20 @@ def test_children_alarming_with_their_campaign_are_one_incident_alert():
     assert result.false_alarms == 4
     assert result.incident_alerts == 2 and result.incident_precision == 0.0
     assert result.false_incident_alerts_per_ad_month == pytest.approx(2 / 3)
+
+
+def test_calendar_days_keep_only_high_and_critical_anomalies():
+    events = pd.DataFrame([
+        {"date": "2026-01-02", "account_id": "act", "kind": "holiday_shopping"},
+        {"date": "2026-01-03", "account_id": "act", "kind": "budget_change"},
+    ])
+    calendar = calendar_of(events)
+    assert calendar == {("act", date(2026, 1, 2))}
+    anomalies = pd.DataFrame([
+        {"account_id": "act", "date": date(2026, 1, 2), "severity": "medium"},
+        {"account_id": "act", "date": date(2026, 1, 2), "severity": "high"},
+        {"account_id": "act", "date": date(2026, 1, 3), "severity": "medium"},
+        {"account_id": "other", "date": date(2026, 1, 2), "severity": "medium"},
+    ])
+    kept = apply_calendar(anomalies, calendar)
+    assert kept.to_dict("records") == anomalies.iloc[1:].to_dict("records")

@@ -421,6 +421,29 @@ def _has_alarming_ancestor(alarm: tuple, alarms: set[tuple], parents) -> bool:
     return False
 
 
+CALENDAR_MIN_SEVERITY = "high"
+"""On an account's calendar days (holidays, promotions) only anomalies of at least this severity
+alert, as in production (:mod:`adsentinel.alerts`)."""
+
+
+def calendar_of(events: pd.DataFrame) -> set[tuple[str, date]]:
+    """(account, day) of the holidays in a synthetic dataset's events: what a user who entered
+    the shopping-holiday calendar of their country would have on their accounts."""
+    holidays = events[events["kind"].astype(str).str.startswith("holiday")]
+    return {(str(a), pd.Timestamp(d).date()) for a, d in zip(holidays["account_id"],
+                                                            holidays["date"])}
+
+
+def apply_calendar(anomalies: pd.DataFrame, calendar: set[tuple[str, date]]) -> pd.DataFrame:
+    """``anomalies`` without those below :data:`CALENDAR_MIN_SEVERITY` on calendar days."""
+    if anomalies.empty or not calendar:
+        return anomalies
+    on_calendar = np.array([(str(a), pd.Timestamp(d).date()) in calendar
+                            for a, d in zip(anomalies["account_id"], anomalies["date"])])
+    strong = anomalies["severity"].map(_SEVERITY_RANK) >= _SEVERITY_RANK[CALENDAR_MIN_SEVERITY]
+    return anomalies[~on_calendar | strong.to_numpy()]
+
+
 def evaluate_dataset(
     insights: pd.DataFrame,
     labels: pd.DataFrame,
@@ -429,12 +452,16 @@ def evaluate_dataset(
     min_severity: str = "medium",
     workers: int | None = None,
     retrain_every: int | None = 1,
+    calendar: set[tuple[str, date]] | None = None,
 ) -> list[EvaluationResult]:
     """Walk every engine over ``insights`` and score it against ``labels``.
 
     adsentinel runs as in production, per-entity forests refitted every ``retrain_every`` days
     (``None``: statistical detectors only). Days judged per ad-month: the days after the first
-    14 of the dataset (the minimum history).
+    14 of the dataset (the minimum history). With a ``calendar`` (see :func:`calendar_of`),
+    adsentinel is scored twice from the same run: with the calendar applied
+    (``adsentinel``) and without it (``adsentinel, no calendar``); the plan's naive
+    configuration has no calendar.
     """
     frames = entity_frames(insights)
     parents = hierarchy_of(insights)
@@ -446,10 +473,15 @@ def evaluate_dataset(
     for name in engines:
         options = {"retrain_every": retrain_every} if name == "adsentinel" else {}
         anomalies = walk_forward_parallel(frames, name, workers, budget_parents, **options)
-        results.append(
-            score_alarms(anomalies, labels, parents, engine=name, n_ads=n_ads,
-                         days_judged=days_judged, min_severity=min_severity)
-        )
+        scored = [(name, anomalies)]
+        if name == "adsentinel" and calendar:
+            scored = [(name, apply_calendar(anomalies, calendar)),
+                      (f"{name}, no calendar", anomalies)]
+        for engine, found in scored:
+            results.append(
+                score_alarms(found, labels, parents, engine=engine, n_ads=n_ads,
+                             days_judged=days_judged, min_severity=min_severity)
+            )
     return results
 
 
@@ -471,7 +503,7 @@ def evaluate_preset(
     dataset = generate_dataset(preset_config(preset, seed=seed))
     return evaluate_dataset(dataset.insights, dataset.labels, engines=engines,
                             min_severity=min_severity, workers=workers,
-                            retrain_every=retrain_every)
+                            retrain_every=retrain_every, calendar=calendar_of(dataset.events))
 
 
 def results_table(results: Iterable[EvaluationResult]) -> pd.DataFrame:
