@@ -5,8 +5,10 @@ PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
 BIN     := $(VENV)/bin
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
+APT_GET := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
-.PHONY: setup demo test test-fast bench lock clean
+.PHONY: setup browser demo test test-fast bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +18,20 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
+# The dashboard's browser test drives Debian's Chromium (Playwright never downloads a browser).
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the dashboard browser test"
+	$(APT_GET) install -y -q chromium || ($(APT_GET) update -q && $(APT_GET) install -y -q chromium)
+
+browser: $(CHROMIUM)  ## install Debian's Chromium if it is missing
+
 demo: setup  ## the main job on the embedded default (SQLite + local model folder)
 	$(BIN)/adsentinel demo
 
-test: setup  ## the whole test suite, slow tests included
+test: setup browser  ## the whole test suite, slow tests included
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-test-fast: setup  ## the suite without the tests marked slow
+test-fast: setup browser  ## the suite without the tests marked slow
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks (ratios against reference runs in the same process)
