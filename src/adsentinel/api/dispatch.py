@@ -61,37 +61,66 @@ class JobDispatcher(Protocol):
 
 
 class CeleryDispatcher:
-    """Sends the jobs to Celery workers through the broker."""
+    """Sends the jobs to Celery workers through the broker of ``settings``.
+
+    The tasks are sent by name (``adsentinel.train_anomaly_detector`` /
+    ``adsentinel.detect_anomalies``, routed to the ``training`` / ``detection`` queues), exactly
+    what ``train_anomaly_detector.delay(account_id)`` sends, but on a Celery app built from the
+    API's own settings rather than the process environment.
+    """
 
     name = "celery"
+    TASKS = {"training": "adsentinel.train_anomaly_detector",
+             "detection": "adsentinel.detect_anomalies"}
+
+    def __init__(self, settings: Settings) -> None:
+        from adsentinel.worker.app import create_celery_app
+
+        quick = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+        # Sending needs no result backend: with one, Celery would subscribe this process to
+        # every task's result channel (and keep the subscriptions, since nobody waits here).
+        self._sender = create_celery_app(settings)
+        self._sender.conf.result_backend = None
+        self._sender.conf.broker_connection_timeout = 3
+        self._reader = create_celery_app(settings)
+        self._reader.conf.result_backend_transport_options = {
+            **self._reader.conf.result_backend_transport_options, "retry_policy": quick}
+        self._settings = settings
+        self._quick = quick
 
     def enqueue(self, kind: JobKind, account_id: int) -> str:
-        from adsentinel.worker import tasks
-
-        task = tasks.train_anomaly_detector if kind == "training" else tasks.detect_anomalies
+        if not broker_reachable(self._settings, timeout=2.0):
+            raise StorageError(f"cannot send the {kind} task: the broker at "
+                               f"{self._settings.masked()['broker_url']} does not answer",
+                               hint="check ADSENTINEL_BROKER_URL and that Redis is running")
         try:
-            return task.delay(account_id).id
+            result = self._sender.send_task(self.TASKS[kind], args=[account_id],
+                                            retry_policy=self._quick)
         except Exception as exc:  # noqa: BLE001 - kombu raises many kinds of connection errors
             raise StorageError(f"cannot send the {kind} task to the broker: {exc}",
-                               hint="check ADSENTINEL_BROKER_URL and that Redis is running") from None
+                               hint="check ADSENTINEL_BROKER_URL and that Redis is running"
+                               ) from None
+        log.info("%s of account %s sent to Celery as %s", kind, account_id, result.id)
+        return result.id
 
     def state(self, task_id: str) -> TaskState | None:
-        from adsentinel.worker.app import celery_app
-
         try:
-            result = celery_app.AsyncResult(task_id)
+            result = self._reader.AsyncResult(task_id)
             state = result.state
-            payload = result.result if state == "SUCCESS" and isinstance(result.result, dict) else None
+            payload = result.result if state == "SUCCESS" and isinstance(result.result, dict) \
+                else None
             error = str(result.result) if state == "FAILURE" else None
         except Exception as exc:  # noqa: BLE001 - backend unreachable
             raise StorageError(f"cannot read the task state from the broker: {exc}",
-                               hint="check ADSENTINEL_BROKER_URL and that Redis is running") from None
+                               hint="check ADSENTINEL_BROKER_URL and that Redis is running"
+                               ) from None
         account_id = payload.get("account_id") if payload else None
         return TaskState(state.lower(), account_id if isinstance(account_id, int) else None,
                          payload, error)
 
     def close(self) -> None:
-        return None
+        self._sender.close()
+        self._reader.close()
 
 
 @dataclass
@@ -163,7 +192,7 @@ def choose_dispatcher(mode: str, *, settings: Settings,
                       session_factory: sessionmaker[Session]) -> JobDispatcher:
     """The dispatcher for ``mode`` (``auto``, ``celery`` or ``in-process``)."""
     if mode == "celery":
-        return CeleryDispatcher()
+        return CeleryDispatcher(settings)
     if mode == "in-process":
         return InProcessDispatcher(settings, session_factory)
     if mode != "auto":
@@ -171,7 +200,7 @@ def choose_dispatcher(mode: str, *, settings: Settings,
     if settings.effective_database_url.startswith("sqlite"):
         return InProcessDispatcher(settings, session_factory)
     if broker_reachable(settings):
-        return CeleryDispatcher()
+        return CeleryDispatcher(settings)
     log.warning("the broker at %s does not answer: trainings and detections asked through the "
                 "API will run inside this process", settings.masked()["broker_url"])
     return InProcessDispatcher(settings, session_factory)
