@@ -205,3 +205,24 @@ def test_chart_top_leaves_headroom_over_what_is_shown():
 
     assert chart_top([1.0, None, 4.0, float("nan")]) == pytest.approx(5.2)
     assert chart_top([None, 0.0]) is None
+
+
+def test_overview_groups_a_childs_anomaly_under_its_open_incident(client, world,
+                                                                  session_factory):
+    from adsentinel.db.models import Anomaly
+
+    with session_factory() as session:  # the ad's CPL is part of the ad set's incident
+        session.get(Anomaly, world.anomalies["open_a"]).incident_id = world.anomalies["high_a_old"]
+        session.commit()
+    login(client, world)
+    soup = parse(client.get("/").text)
+    listed = {int(li["data-anomaly-id"]): li for li in soup.find_all("li", cls="anomaly")}
+    assert world.anomalies["open_a"] not in listed
+    assert "and 1 related open anomaly of the ads below it" in (
+        listed[world.anomalies["high_a_old"]].find("p", cls="related").text)
+    with session_factory() as session:  # the incident is closed: its open child shows again
+        session.get(Anomaly, world.anomalies["high_a_old"]).status = "acknowledged"
+        session.commit()
+    soup = parse(client.get("/").text)
+    assert world.anomalies["open_a"] in {int(li["data-anomaly-id"])
+                                         for li in soup.find_all("li", cls="anomaly")}

@@ -8,14 +8,15 @@ an object that does not exist.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from adsentinel.api.auth import Principal
 from adsentinel.config import Settings
@@ -29,6 +30,8 @@ from adsentinel.db.models import (
 )
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
 from adsentinel.models.store import ModelStore
+
+log = logging.getLogger(__name__)
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 LEVELS = ("campaign", "adset", "ad")
@@ -273,6 +276,8 @@ def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: in
             "again) and cannot be changed",
             hint="nothing to do: it no longer counts as an anomaly")
     now = now or utcnow()
+    log.info("anomaly %s (%s on %s): %s -> %s by %s", anomaly.id, anomaly.metric, anomaly.day,
+             anomaly.status, status, by or principal.name)
     anomaly.status = status
     anomaly.status_by = (by or principal.name)[:200]
     anomaly.status_at = now
@@ -307,37 +312,53 @@ def anomalies_of_entity(*, session: Session, entity_id: int, start: date,
 
 @dataclass(frozen=True)
 class OverviewRow:
-    """One open anomaly of the overview, with where it is."""
+    """One open anomaly of the overview, with where it is and how many open anomalies of the
+    entities below it are grouped under it (the same incident)."""
 
     anomaly: Anomaly
     account: str
     entity: Entity
+    related: int
 
 
 def open_overview(*, session: Session, principal: Principal, account_id: int | None = None,
                   severity: str | None = None, limit: int = 200
                   ) -> tuple[list[OverviewRow], dict[str, Counter[str]]]:
-    """Open anomalies, newest day first and worst first within a day, and their counts per
-    account and severity (over all open anomalies, not only the ``limit`` shown)."""
+    """Open incidents, newest day first and worst first within a day, and their counts per
+    account and severity (over all of them, not only the ``limit`` shown).
+
+    An open anomaly linked to an open incident of its campaign or ad set (``incident_id``) is
+    counted as that incident's ``related``, not listed on its own; one whose incident was
+    closed (acknowledged, false positive ...) is listed, so nothing open is ever hidden.
+    """
+    incident = aliased(Anomaly)
+    is_open = Anomaly.status == AnomalyStatus.open.value
+    listed = or_(Anomaly.incident_id.is_(None), incident.status != AnomalyStatus.open.value)
     scope = principal.account_filter(Anomaly.account_id)
     query = (select(Anomaly, AdAccount.name, Entity)
              .join(AdAccount, AdAccount.id == Anomaly.account_id)
              .join(Entity, Entity.id == Anomaly.entity_id)
-             .where(Anomaly.status == AnomalyStatus.open.value, scope))
+             .outerjoin(incident, incident.id == Anomaly.incident_id)
+             .where(is_open, listed, scope))
     if account_id is not None:
         query = query.where(Anomaly.account_id == account_id)
     if severity:
         query = query.where(Anomaly.severity == severity)
     rows = session.execute(query.order_by(Anomaly.day.desc(), Anomaly.score.desc(),
                                           Anomaly.id.desc()).limit(limit)).all()
+    related = dict(session.execute(
+        select(Anomaly.incident_id, func.count())
+        .where(is_open, Anomaly.incident_id.in_([a.id for a, _, _ in rows]))
+        .group_by(Anomaly.incident_id)).all()) if rows else {}
     counts: dict[str, Counter[str]] = {}
     for name, level, n in session.execute(
             select(AdAccount.name, Anomaly.severity, func.count())
             .join(AdAccount, AdAccount.id == Anomaly.account_id)
-            .where(Anomaly.status == AnomalyStatus.open.value, scope)
+            .outerjoin(incident, incident.id == Anomaly.incident_id)
+            .where(is_open, listed, scope)
             .group_by(AdAccount.name, Anomaly.severity)).all():
         counts.setdefault(name, Counter())[level] = n
-    return [OverviewRow(a, name, e) for a, name, e in rows], counts
+    return [OverviewRow(a, name, e, related.get(a.id, 0)) for a, name, e in rows], counts
 
 
 # --- training ---------------------------------------------------------------------------------
