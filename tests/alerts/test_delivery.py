@@ -233,3 +233,29 @@ def test_quiet_hours_hold_messages_until_the_window_ends(shop, settings, http_re
     assert deliver(shop, settings, morning)["sent"] == 0
     assert deliver(shop, settings, morning.replace(hour=7, minute=0))["sent"] == 1
     assert len(http_receiver.requests) == 1
+
+
+def test_metrics_of_one_entity_moving_together_are_one_message(shop, settings, webhook,
+                                                               http_receiver):
+    ad = shop.ads[0]
+    add_anomaly(shop, ad, YESTERDAY, metric="cpl", severity="high", score=85)
+    add_anomaly(shop, ad, YESTERDAY, metric="leads", direction="down", severity="critical",
+                score=96, actual=0.0, expected=21.0)
+    add_anomaly(shop, ad, YESTERDAY, metric="conversion_rate", direction="down",
+                severity="medium", score=64, actual=0.0, expected=0.1)
+    for hour in range(3):
+        plan(shop, settings, NOW + timedelta(hours=hour))
+        deliver(shop, settings, NOW + timedelta(hours=hour))
+    [request] = http_receiver.requests
+    body = json.loads(request.body)
+    assert body["subject"] == ("[CRITICAL] Acme: Leads down (+2 more metrics) on "
+                               "Black Friday > Women 25-34 > Video 1 (1 day)")
+    assert [a["metric"] for a in body["also"]] == ["cpl", "conversion_rate"]
+    assert "Also: CPL up R$ 45.10 vs R$ 14.20 expected (3.2x), high, since 2026-11-19" in body["text"]
+
+    add_days(shop, date(2026, 11, 19), date(2026, 11, 20))  # a normal day: recovered, once
+    for hour in range(2):
+        plan(shop, settings, NOW + timedelta(days=1, hours=hour))
+        deliver(shop, settings, NOW + timedelta(days=1, hours=hour))
+    assert [json.loads(r.body)["kind"] for r in http_receiver.requests] == ["opened", "recovered"]
+    assert len(json.loads(http_receiver.requests[1].body)["also"]) == 2

@@ -2,7 +2,9 @@
 the payload becomes Slack blocks, a JSON webhook body or an email.
 
 The payload is what the outbox stores, so a message retried a day later says exactly what it
-said when it was planned. Every message carries: account, entity path (campaign > ad set > ad),
+said when it was planned. Several incidents of one entity that open (or recover) together are
+one message: the worst is the ``incident``, the others are listed under ``also``. Every message
+carries: account, entity path (campaign > ad set > ad),
 metric, actual vs expected (in the account's currency), severity, duration so far and a link to
 the dashboard page of the entity (``{public_url}/entities/{entity_id}``).
 """
@@ -119,6 +121,7 @@ def incident_payload(planned: PlannedMessage, ctx: MessageContext, *, today: dat
         "incident": head,
         "children": children[:MAX_CHILDREN_SHOWN],
         "children_total": len(children),
+        "also": [],  # the entity's other incidents told in the same message (filled by the planner)
         "reason": planned.reason,
         "sent_for": today.isoformat(),
     }
@@ -155,7 +158,9 @@ def subject_of(payload: Mapping[str, Any]) -> str:
         count = len(payload["incidents"])
         return f"[digest] {account}: {count} incident(s) on {payload['day']}"
     inc = payload["incident"]
-    what = f"{inc['metric_label']} {inc['direction']} on {inc['entity_path']}"
+    more = len(payload.get("also") or ())
+    extra = f" (+{more} more metric{'s' if more > 1 else ''})" if more else ""
+    what = f"{inc['metric_label']} {inc['direction']}{extra} on {inc['entity_path']}"
     if payload["kind"] == RECOVERED:
         return f"[RECOVERED] {account}: {what}"
     prefix = "[WORSE] " if payload["kind"] == UPDATE else ""
@@ -199,6 +204,10 @@ def render_text(payload: Mapping[str, Any]) -> str:
     if payload["kind"] == RECOVERED:
         lines.append(f"Recovered: {payload.get('reason') or 'back to normal'}")
     lines.extend(_incident_lines(inc))
+    for other in payload.get("also") or ():
+        lines.append(f"Also: {other['metric_label']} {other['direction']} "
+                     f"{other['actual_text']} vs {other['expected_text']} expected "
+                     f"({other['ratio_text']}), {other['severity']}, since {other['start_day']}")
     if payload["children_total"]:
         lines += ["", f"Worst of {payload['children_total']} affected below it:"]
         for child in payload["children"]:

@@ -16,6 +16,7 @@ and the user-facing operations on channels, mutes, calendars and feedback.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +43,7 @@ from adsentinel.alerts.incidents import (
     AnomalyFact,
     Incident,
     IncidentKey,
+    PlannedMessage,
     build_incidents,
     decide_messages,
     severity_rank,
@@ -151,18 +153,9 @@ def plan_alerts(*, session_factory: sessionmaker[Session], settings: Settings, a
             held_until = quiet_hours_end(now, zone,
                                          parse_clock(channel.quiet_start),
                                          parse_clock(channel.quiet_end)) or now
-            for plan in planned:
-                payload = incident_payload(plan, context, today=local_today)
-                extra = plan.severity if plan.kind == UPDATE else ""
-                key = outbox.idempotency_key(channel.id, plan.key.entity_id, plan.key.metric,
-                                             plan.key.direction, plan.key.start_day, plan.kind,
-                                             extra)
-                anomaly_id = plan.incident.latest.id if plan.incident is not None else (
-                    payload["incident"].get("anomaly_id"))
-                messages.append(outbox.NewMessage(
-                    channel_id=channel.id, anomaly_id=anomaly_id, kind=plan.kind,
-                    idempotency_key=key, subject=subject_of(payload), payload=payload,
-                    next_attempt_at=held_until))
+            for group in _one_message_per_entity(planned):
+                messages.append(_new_message(channel.id, group, context, local_today,
+                                             held_until))
         _drop_vanished_anomaly_ids(session, messages)
         enqueued = outbox.enqueue(session, messages, now)
     if enqueued:
@@ -182,20 +175,66 @@ def _alerted_incidents(session: Session, channel_id: int, now: datetime) -> list
     ).all()
     known: dict[IncidentKey, dict[str, Any]] = {}
     for kind, payload in rows:
-        inc = payload["incident"]
-        key = IncidentKey(int(inc["entity_id"]), inc["metric"], inc["direction"],
-                          date.fromisoformat(inc["start_day"]))
-        entry = known.setdefault(key, {"latest": date.min, "severity": "low",
-                                       "recovered": False, "payload": payload})
-        entry["latest"] = max(entry["latest"], date.fromisoformat(inc["latest_day"]))
-        if severity_rank(inc["severity"]) > severity_rank(entry["severity"]):
-            entry["severity"] = inc["severity"]
-        if kind == RECOVERED:
-            entry["recovered"] = True
-        else:
-            entry["payload"] = payload
+        for inc in (payload["incident"], *payload.get("also", ())):
+            key = IncidentKey(int(inc["entity_id"]), inc["metric"], inc["direction"],
+                              date.fromisoformat(inc["start_day"]))
+            alone = {**payload, "incident": inc, "also": []}  # this incident's own view
+            entry = known.setdefault(key, {"latest": date.min, "severity": "low",
+                                           "recovered": False, "payload": alone})
+            entry["latest"] = max(entry["latest"], date.fromisoformat(inc["latest_day"]))
+            if severity_rank(inc["severity"]) > severity_rank(entry["severity"]):
+                entry["severity"] = inc["severity"]
+            if kind == RECOVERED:
+                entry["recovered"] = True
+            else:
+                entry["payload"] = alone
     return [AlertedIncident(key, e["latest"], e["severity"], e["recovered"], e["payload"])
             for key, e in known.items()]
+
+
+def _one_message_per_entity(planned: list[PlannedMessage]) -> list[list[PlannedMessage]]:
+    """Messages of one planning pass grouped so that an entity's incidents opening (or
+    recovering) together are one message: zero leads on an ad moves CPL, leads and conversion
+    rate at once, and a person wants to hear about it once. Worst first in each group; updates
+    stay single (each says which incident got worse)."""
+    groups: dict[tuple[str, int], list[PlannedMessage]] = {}
+    singles: list[list[PlannedMessage]] = []
+    for plan in planned:
+        if plan.kind == UPDATE:
+            singles.append([plan])
+        else:
+            groups.setdefault((plan.kind, plan.key.entity_id), []).append(plan)
+    ordered = [sorted(group, key=lambda p: (-severity_rank(p.severity),
+                                            -(p.incident.latest.score if p.incident else 0.0),
+                                            p.key.metric))
+               for group in groups.values()]
+    return ordered + singles
+
+
+def _new_message(channel_id: int, group: list[PlannedMessage], context: MessageContext,
+                 today: date, next_attempt_at: datetime) -> outbox.NewMessage:
+    """The outbox row of one message about one or more incidents of an entity.
+
+    Its key is the incident's key, or for several the hash of their sorted keys: re-planning
+    the same group gives the same key, and the incidents in it are never planned again anyway
+    (the planner reads them back from ``payload["incident"]`` and ``payload["also"]``).
+    """
+    keys = []
+    for plan in group:
+        extra = plan.severity if plan.kind == UPDATE else ""
+        keys.append(outbox.idempotency_key(channel_id, plan.key.entity_id, plan.key.metric,
+                                           plan.key.direction, plan.key.start_day, plan.kind,
+                                           extra))
+    key = keys[0] if len(keys) == 1 else hashlib.sha256("+".join(sorted(keys)).encode()).hexdigest()
+    payload = incident_payload(group[0], context, today=today)
+    payload["also"] = [incident_payload(plan, context, today=today)["incident"]
+                       for plan in group[1:]]
+    primary = group[0]
+    anomaly_id = (primary.incident.latest.id if primary.incident is not None
+                  else payload["incident"].get("anomaly_id"))
+    return outbox.NewMessage(channel_id=channel_id, anomaly_id=anomaly_id, kind=primary.kind,
+                             idempotency_key=key, subject=subject_of(payload), payload=payload,
+                             next_attempt_at=next_attempt_at)
 
 
 def _anomaly_facts(session: Session, account_id: int, since: date) -> list[AnomalyFact]:
