@@ -286,3 +286,17 @@ def test_a_resumed_ad_is_not_judged_against_its_pause_zeros():
     assert worst(anomalies, "spend") is None and worst(anomalies, "impressions") is None
     paused_day = AnomalyDetector().detect_anomalies(df, "ad", "a", analysis_date=df["date"][36].date())
     assert paused_day == []  # not delivering is a status, not an anomaly
+
+
+def test_zero_leads_on_a_normally_delivering_day_is_at_least_medium():
+    # ~9 leads a day: each lead test alone sits just past the threshold (z ~3.3, "low")
+    usual = ad_history(days=45, spend=90.0, cvr=0.2, seed=21)
+    usual.loc[usual.index[-1], "leads"] = 0.0
+    cpl = worst(AnomalyDetector().detect_anomalies(usual, "campaign", "c"), "cpl")
+    assert cpl.severity.rank >= SeverityLevel.MEDIUM.rank
+    assert "conversion tracking broken" in cpl.message
+    # ~2 leads a day: a day without any is ordinary
+    small = ad_history(days=45, spend=90.0, cvr=0.05, seed=21)
+    small.loc[small.index[-1], "leads"] = 0.0
+    assert rank(AnomalyDetector().detect_anomalies(small, "campaign", "c")) < (
+        SeverityLevel.MEDIUM.rank)

@@ -25,6 +25,10 @@ Alert rules applied after calibration (each one caps the score, never raises it)
 * the isolation forest alone is at most *low*; corroborated by a harmful metric anomaly the same
   day, at most *medium* (it says "this combination is unusual", the metrics say what hurts).
 
+One rule raises a score: zero leads while spend and impressions are normal, with leads,
+conversion rate and CPL all beyond the threshold, is the signature of broken conversion
+tracking; its CPL anomaly is at least *medium*.
+
 Pure: DataFrames and arrays in, dataclasses out. The parameters default to the values of
 :class:`adsentinel.config.Settings` (repeated here as literals: this module never reads settings).
 """
@@ -42,6 +46,7 @@ from adsentinel.detect.calibration import (
     LOW_CAP,
     MEDIUM_CAP,
     REPORT_FLOOR,
+    SEVERITY_FLOORS,
     ForestScoreCalibrator,
     SeverityLevel,
     anomaly_score,
@@ -347,6 +352,7 @@ class AnomalyDetector:
         harmful_efficiency = any(
             m in flagged and by_metric[m].harmful for m in _EFFICIENCY_METRICS
         )
+        tracking_break = _looks_like_tracking_break(by_metric, flagged, ctx)
         anomalies = []
         for test in tests:
             if test.metric not in flagged:
@@ -381,6 +387,9 @@ class AnomalyDetector:
                 note = "CPL is normal: fewer leads because of less delivery"
             elif test.metric == "frequency" and test.actual <= self.frequency_ideal:
                 score = min(score, LOW_CAP)
+            if test.metric == "cpl" and tracking_break:
+                score = max(score, SEVERITY_FLOORS[SeverityLevel.MEDIUM])
+                note = "delivery and clicks are normal: is conversion tracking broken?"
             if (
                 ctx.partial
                 and test.metric in _VOLUME_METRICS
@@ -568,6 +577,25 @@ def _is_prepared(df: pd.DataFrame) -> bool:
 
 
 # --- messages ---------------------------------------------------------------------------------
+
+
+def _looks_like_tracking_break(
+    by_metric: dict[str, MetricTest], flagged: set[str], ctx: _Context
+) -> bool:
+    """Zero leads on a day whose spend and impressions are normal, with leads, conversion rate
+    and CPL each beyond the threshold: the signature of broken conversion tracking.
+
+    Each test alone stays *low* near the threshold (an entity used to ~8 leads a day getting none
+    scores z ~3.3); the three agreeing on a normally delivering day make it at least *medium*.
+    """
+    if float(ctx.target["leads"]) != 0.0:
+        return False
+    if not {"leads", "conversion_rate", "cpl"} <= flagged:
+        return False
+    if not (by_metric["cpl"].harmful and by_metric["leads"].harmful
+            and by_metric["conversion_rate"].harmful):
+        return False
+    return not any(m in flagged for m in ("spend", "impressions"))
 
 
 @dataclass(frozen=True)
