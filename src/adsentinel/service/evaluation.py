@@ -36,6 +36,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from adsentinel.alerts.suppression import CALENDAR_MIN_SEVERITY
 from adsentinel.detect.anomaly_detector import AnomalyDetector, prepare_daily_frame
 from adsentinel.detect.calibration import SeverityLevel
 from adsentinel.detect.features import (
@@ -421,11 +422,6 @@ def _has_alarming_ancestor(alarm: tuple, alarms: set[tuple], parents) -> bool:
     return False
 
 
-CALENDAR_MIN_SEVERITY = "high"
-"""On an account's calendar days (holidays, promotions) only anomalies of at least this severity
-alert, as in production (:mod:`adsentinel.alerts`)."""
-
-
 def calendar_of(events: pd.DataFrame) -> set[tuple[str, date]]:
     """(account, day) of the holidays in a synthetic dataset's events: what a user who entered
     the shopping-holiday calendar of their country would have on their accounts."""
@@ -435,7 +431,8 @@ def calendar_of(events: pd.DataFrame) -> set[tuple[str, date]]:
 
 
 def apply_calendar(anomalies: pd.DataFrame, calendar: set[tuple[str, date]]) -> pd.DataFrame:
-    """``anomalies`` without those below :data:`CALENDAR_MIN_SEVERITY` on calendar days."""
+    """``anomalies`` without those below production's calendar floor
+    (:data:`~adsentinel.alerts.suppression.CALENDAR_MIN_SEVERITY`) on calendar days."""
     if anomalies.empty or not calendar:
         return anomalies
     on_calendar = np.array([(str(a), pd.Timestamp(d).date()) in calendar
