@@ -65,3 +65,23 @@ def test_sync_of_an_expired_token_exits_non_zero_and_says_what_to_do(runner, gra
     assert "needs_attention" in result.stdout and "Session has expired" in result.stderr
     listed = runner.invoke(app, ["accounts", "list"])
     assert "code 190" in listed.stdout and TOKEN not in listed.output
+
+
+def test_add_reads_the_account_once_to_prove_the_token(runner, graph, monkeypatch):
+    monkeypatch.setenv("META_TOKEN", TOKEN)
+    graph.ok("GET", ACCOUNT, "account")
+    result = runner.invoke(app, ["accounts", "add", "--account-id", ACCOUNT, "--token-env",
+                                 "META_TOKEN"])
+    assert result.exit_code == 0, result.output
+    assert "Meta reads it: Clinica Sorriso - BR, BRL, America/Sao_Paulo" in result.stdout
+
+
+def test_add_with_a_refused_token_says_so(runner, graph, monkeypatch):
+    from adsentinel.sync.errors import MetaAuthError
+
+    monkeypatch.setenv("META_TOKEN", TOKEN)
+    graph.on("GET", ACCOUNT, (400, payload("error_token_expired"), {}))
+    result = runner.invoke(app, ["accounts", "add", "--account-id", ACCOUNT, "--token-env",
+                                 "META_TOKEN"])
+    assert isinstance(result.exception, MetaAuthError) and result.exception.exit_code == 77
+    assert "Session has expired" in result.exception.message

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
-from adsentinel.config import load_settings
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun
 from adsentinel.service.sync import add_meta_account, sync_account, syncable_account_ids
 

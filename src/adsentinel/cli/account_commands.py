@@ -17,6 +17,7 @@ from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.service.sync import (
     AccountListing,
     add_meta_account,
+    check_meta_account,
     list_accounts,
     set_account_active,
 )
@@ -43,6 +44,9 @@ def add_command(
     result_action_types: Annotated[str | None, typer.Option(
         "--result-action-types", help="Comma-separated Meta action types counted as results "
                                       "(default: the RESULT_ACTION_TYPES setting, 'lead').")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check/--no-check", help="Read the account once with the token (when the variable "
+                                   "is set here) to prove it works.")] = True,
 ) -> None:
     """Sync an ad account from Meta (or attach a new token to it, clearing needs-attention)."""
     _, factory = _session_factory()
@@ -54,6 +58,10 @@ def add_command(
     if not os.environ.get(token_env, "").strip():
         err_console.print(f"[yellow]warning:[/] {token_env} is not set in this shell; set it "
                           "wherever `adsentinel sync`, `run` or the workers run", highlight=False)
+    elif check:
+        info = check_meta_account(session_factory=factory, account_id=listing.id)
+        console.print(f"Meta reads it: {info.name or '(no name)'}, {info.currency}, "
+                      f"{info.timezone}", highlight=False)
 
 
 @accounts_app.command("list")

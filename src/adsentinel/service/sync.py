@@ -50,6 +50,7 @@ from adsentinel.sync.errors import (
 )
 from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progress
 from adsentinel.sync.payloads import (
+    AccountInfo,
     InsightRecord,
     StructureRecord,
     parse_account,
@@ -185,6 +186,27 @@ def add_meta_account(*, session_factory: sessionmaker[Session], platform_account
         log.info("account %r (%s) syncs with the token in $%s", account.name,
                  platform_account_id, token_env)
         return _listing(session, account, default_types="")
+
+
+def check_meta_account(*, session_factory: sessionmaker[Session], account_id: int,
+                       environ: Mapping[str, str] | None = None,
+                       client_factory: ClientFactory | None = None) -> AccountInfo:
+    """One call to Meta with the account's token: proves that the token reads the account, and
+    stores the account's currency and timezone (which decide money formats and "today").
+
+    Raises :class:`MetaAuthError` for a token Meta refuses, :class:`CredentialsError` when the
+    variable is not set; nothing else is changed then.
+    """
+    with session_factory() as session:
+        account = session.get(AdAccount, account_id)
+        credentials_ref, platform_id = account.credentials_ref, account.platform_account_id
+    token = resolve_token(credentials_ref, environ=environ)
+    client = (client_factory or default_client_factory)(platform_id, token, ClientOptions(), None)
+    info = parse_account(client.account())
+    with session_factory() as session, session.begin():
+        account = session.get(AdAccount, account_id)
+        account.currency, account.timezone = info.currency, info.timezone
+    return info
 
 
 def _looks_like_a_token(value: str) -> bool:
@@ -598,7 +620,8 @@ def sync_before_detection(*, session_factory: sessionmaker[Session], settings: S
 
 
 __all__ = [
-    "AccountListing", "ClientFactory", "SyncSummary", "add_meta_account", "find_account",
+    "AccountListing", "ClientFactory", "SyncSummary", "add_meta_account", "check_meta_account",
+    "find_account",
     "client_options", "default_client_factory", "is_syncable", "list_accounts",
     "normalise_account_id", "resolve_token", "set_account_active", "sync_account",
     "sync_before_detection", "syncable_account_ids",
