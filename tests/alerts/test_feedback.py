@@ -19,7 +19,6 @@ from adsentinel.alerts.feedback import (
     anomaly_size,
     annotate_calendar,
 )
-from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import Anomaly
 from adsentinel.detect.anomaly_detector import DetectedAnomaly, SeverityLevel
@@ -108,9 +107,10 @@ def test_marking_covers_the_incident_children(sqlite_factory):
     assert rows[head] == rows[child] == ("false_positive", "ana")
 
 
-def test_dismissed_and_calendar_days_leave_the_training_data(tmp_path):
-    settings = load_settings(data_dir=tmp_path / "data", isolation_forest_min_samples=10,
-                             isolation_forest_history_days=20)
+def test_dismissed_and_calendar_days_leave_the_training_data(db_settings):
+    """On both databases (PostgreSQL reads the history through COPY, as text)."""
+    settings = db_settings.model_copy(update={"isolation_forest_min_samples": 10,
+                                              "isolation_forest_history_days": 20})
     engine = open_database(settings)
     factory = make_session_factory(engine)
     shop = build_shop(factory, last_day=date(2026, 11, 18), days=20)
