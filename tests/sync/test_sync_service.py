@@ -254,3 +254,22 @@ def test_an_accounts_invalid_result_types_fail_its_sync_only(
         session.get(AdAccount, account_id).result_action_types = "lead,onsite_conversion.lead_grouped"
     summary = run_sync(session_factory, sync_settings, account_id, client_factory)
     assert summary.status == "failed" and "count leads twice" in summary.reason
+
+
+def test_ads_under_unlisted_ad_sets_hang_under_their_campaign(
+        graph, session_factory, sync_settings, account_id, client_factory):
+    serve_structure(graph)
+    graph.routes[("GET", f"{ACCOUNT}/ads", "QVFIUkdWU0tGWjBn")].clear()
+    graph.ok("GET", f"{ACCOUNT}/ads", "ads_unlisted_adset", after="QVFIUkdWU0tGWjBn")
+    serve_insights(graph, "insights_page2")
+    summary = run_sync(session_factory, sync_settings, account_id, client_factory)
+    assert summary.status == "succeeded", summary.reason
+    with session_factory() as session:
+        entities = {(e.level, e.platform_id): e for e in session.scalars(select(Entity))}
+    unlisted = entities[("adset", "120210000000000299")]
+    assert unlisted.status == "UNKNOWN"
+    assert unlisted.parent_id == entities[("campaign", "120210000000000101")].id
+    other = entities[("adset", "120210000000000298")]
+    assert other.parent_id == entities[("campaign", "120210000000000199")].id
+    assert entities[("campaign", "120210000000000199")].status == "UNKNOWN"
+    assert entities[("ad", "120210000000000306")].parent_id == other.id

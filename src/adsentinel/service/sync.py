@@ -496,7 +496,8 @@ def _upsert_structure(session: Session, account_id: int,
 
     The CSV importer's entity upsert knows neither statuses nor entities without delivery, so the
     structure is written here; the ad days then go through the importer. A parent Meta did not
-    list (an archived campaign still spending in the window) is created with status UNKNOWN.
+    list (an archived ad set whose ad still spent in the window) is created with status UNKNOWN,
+    under its campaign when the ad names it, so that the campaign's days still add it up.
     """
     conn = session.connection()
     insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -506,14 +507,8 @@ def _upsert_structure(session: Session, account_id: int,
         level_records = [r for r in records if r.level == level]
         counts[level] = len(level_records)
         if parent_level is not None:
-            missing = sorted({r.parent_platform_id for r in level_records}
-                             - set(ids[parent_level]))
-            if missing:
-                _insert_entities(conn, insert, [
-                    {"account_id": account_id, "level": parent_level, "platform_id": pid,
-                     "parent_id": None, "name": None, "status": "UNKNOWN"} for pid in missing],
-                    update_status=False)
-                ids[parent_level] = _entity_ids(session, account_id, parent_level)
+            _create_unlisted_parents(session, conn, insert, account_id, ids, level_records,
+                                     parent_level)
         rows = [{"account_id": account_id, "level": level, "platform_id": r.platform_id,
                  "parent_id": ids[parent_level][r.parent_platform_id] if parent_level else None,
                  "name": r.name, "status": r.status} for r in level_records]
@@ -522,15 +517,46 @@ def _upsert_structure(session: Session, account_id: int,
     return counts
 
 
+def _create_unlisted_parents(session: Session, conn, insert, account_id: int,
+                             ids: dict[str, dict[str, int]], records: list[StructureRecord],
+                             parent_level: str) -> None:
+    unlisted = {r.parent_platform_id: r for r in records
+                if r.parent_platform_id not in ids[parent_level]}
+    if not unlisted:
+        return
+    if parent_level == "adset":  # their campaigns first, so the ad sets hang under them
+        campaigns = sorted({r.campaign_platform_id for r in unlisted.values()
+                            if r.campaign_platform_id} - set(ids["campaign"]))
+        _insert_entities(conn, insert, [_placeholder(account_id, "campaign", pid, None)
+                                        for pid in campaigns], update_status=False)
+        ids["campaign"] = _entity_ids(session, account_id, "campaign")
+    rows = [_placeholder(account_id, parent_level, pid,
+                         ids["campaign"].get(r.campaign_platform_id or "")
+                         if parent_level == "adset" else None)
+            for pid, r in sorted(unlisted.items())]
+    _insert_entities(conn, insert, rows, update_status=False)
+    ids[parent_level] = _entity_ids(session, account_id, parent_level)
+    log.info("account %s: %d %s(s) not listed by Meta created as UNKNOWN", account_id,
+             len(rows), parent_level)
+
+
+def _placeholder(account_id: int, level: str, platform_id: str,
+                 parent_id: int | None) -> dict[str, Any]:
+    return {"account_id": account_id, "level": level, "platform_id": platform_id,
+            "parent_id": parent_id, "name": None, "status": "UNKNOWN"}
+
+
 def _insert_entities(conn, insert, rows: list[dict[str, Any]], *, update_status: bool) -> None:
+    """Upsert entity rows; a known entity keeps its name and parent unless new ones are given,
+    and its status unless ``update_status``."""
     table = Entity.__table__
     for start in range(0, len(rows), _STRUCTURE_BATCH):
         statement = insert(table).values(rows[start:start + _STRUCTURE_BATCH])
         excluded = statement.excluded
-        updates = {"name": func.coalesce(excluded.name, table.c.name)}
+        updates = {"name": func.coalesce(excluded.name, table.c.name),
+                   "parent_id": func.coalesce(excluded.parent_id, table.c.parent_id)}
         if update_status:
-            updates |= {"status": excluded.status,
-                        "parent_id": func.coalesce(excluded.parent_id, table.c.parent_id)}
+            updates["status"] = excluded.status
         conn.execute(statement.on_conflict_do_update(
             index_elements=["account_id", "level", "platform_id"], set_=updates))
 

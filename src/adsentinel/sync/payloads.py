@@ -46,13 +46,15 @@ class AccountInfo:
 
 @dataclass(frozen=True, slots=True)
 class StructureRecord:
-    """A campaign, ad set or ad: its Meta id, name, delivery status and parent's Meta id."""
+    """A campaign, ad set or ad: its Meta id, name, delivery status and parent's Meta id (and,
+    for an ad, its campaign's, which places an ad set Meta did not list)."""
 
     level: str
     platform_id: str
     name: str | None
     status: str
     parent_platform_id: str | None
+    campaign_platform_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,8 @@ def parse_ad(data: Mapping[str, Any]) -> StructureRecord:
     platform_id = _identifier(data, "id", "ad")
     where = f"ad {platform_id}"
     return StructureRecord("ad", platform_id, _text(data, "name", where, required=False),
-                           _status(data, where), _identifier(data, "adset_id", where))
+                           _status(data, where), _identifier(data, "adset_id", where),
+                           _identifier(data, "campaign_id", where, required=False) or None)
 
 
 def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]) -> InsightRecord:
