@@ -273,3 +273,18 @@ def test_ads_under_unlisted_ad_sets_hang_under_their_campaign(
     assert other.parent_id == entities[("campaign", "120210000000000199")].id
     assert entities[("campaign", "120210000000000199")].status == "UNKNOWN"
     assert entities[("ad", "120210000000000306")].parent_id == other.id
+
+
+def test_an_ad_that_delivered_but_is_no_longer_listed_is_unknown_not_active(
+        graph, session_factory, sync_settings, account_id, client_factory):
+    serve_structure(graph)
+    graph.routes[("GET", f"{ACCOUNT}/ads", "QVFIUkdWU0tGWjBn")].clear()
+    graph.ok("GET", f"{ACCOUNT}/ads", "ads_empty_page", after="QVFIUkdWU0tGWjBn")
+    serve_insights(graph, "insights_page1", "insights_page2")
+    summary = run_sync(session_factory, sync_settings, account_id, client_factory)
+    assert summary.status == "succeeded", summary.reason
+    with session_factory() as session:
+        ad = session.scalars(select(Entity).where(
+            Entity.platform_id == "120210000000000303")).one()
+        assert (ad.status, ad.name) == ("UNKNOWN", "Imagem oferta avaliacao")
+        assert session.get(Entity, ad.parent_id).platform_id == "120210000000000202"

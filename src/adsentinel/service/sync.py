@@ -426,8 +426,28 @@ def _pull(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
     expected_rows = max(len(ads), 1) * ((today - since).days + 1)
     insights = client.insights(since, today, expected_rows=expected_rows,
                                convert=lambda row: parse_insight(row, result_action_types=types))
+    structure += _unlisted_in_insights(structure, insights)
     return _Pulled(currency=info.currency, timezone=info.timezone, since=since, until=today,
                    structure=structure, insights=insights)
+
+
+def _unlisted_in_insights(structure: list[StructureRecord],
+                          insights: list[InsightRecord]) -> list[StructureRecord]:
+    """Entities that delivered in the window but that Meta's lists left out (archived or
+    deleted since): status UNKNOWN, names and parents from the insights rows."""
+    listed = {(r.level, r.platform_id) for r in structure}
+    unlisted: list[StructureRecord] = []
+    for row in insights:
+        for record in (
+                StructureRecord("campaign", row.campaign_id, row.campaign_name, "UNKNOWN", None),
+                StructureRecord("adset", row.adset_id, row.adset_name, "UNKNOWN",
+                                row.campaign_id),
+                StructureRecord("ad", row.ad_id, row.ad_name, "UNKNOWN", row.adset_id,
+                                row.campaign_id)):
+            if (record.level, record.platform_id) not in listed:
+                listed.add((record.level, record.platform_id))
+                unlisted.append(record)
+    return unlisted
 
 
 def _start_run(session_factory: sessionmaker[Session], account_id: int) -> int:
