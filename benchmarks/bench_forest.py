@@ -162,7 +162,8 @@ def run_postgres(n_entities: int, seed: int) -> None:
 
 
 def _populate(url: str, folder: str, n_entities: int, seed: int) -> None:
-    """One account; 1 campaign per 100 entities, 1 ad set per 10, the rest ads; COPY the days."""
+    """One account; 1 campaign per 100 entities, 1 ad set per 10 (under the campaign before it),
+    the rest ads (under the ad set before them); COPY the days."""
     import io
 
     from adsentinel.config import load_settings
@@ -176,9 +177,12 @@ def _populate(url: str, folder: str, n_entities: int, seed: int) -> None:
         cur = raw.cursor()
         cur.execute("INSERT INTO ad_accounts (id, name, currency, timezone, is_active, created_at) "
                     "VALUES (1, 'bench', 'USD', 'UTC', true, now())")
-        with cur.copy("COPY entities (id, account_id, level, platform_id, status) FROM STDIN") as cp:
+        with cur.copy("COPY entities (id, account_id, level, platform_id, status, parent_id) "
+                      "FROM STDIN") as cp:
             for i in range(n_entities):
-                cp.write_row((i + 1, 1, levels[i], f"p{i}", "ACTIVE"))
+                parent = None if levels[i] == "campaign" else (
+                    i // 100 * 100 + 1 if levels[i] == "adset" else i // 10 * 10 + 1)
+                cp.write_row((i + 1, 1, levels[i], f"p{i}", "ACTIVE", parent))
         days = pd.date_range(end="2026-06-30", periods=DAYS).date
         rng = np.random.default_rng(seed)
         for start in range(0, n_entities, 10_000):

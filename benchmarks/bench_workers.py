@@ -4,7 +4,8 @@ work done in one process without Celery (the reference, in the same run).
 Builds a throw-away PostgreSQL database with one account of N entities x 90 days (the same
 synthetic delivery as ``bench_forest.py``), then:
 
-* reference: ``run_training`` and ``run_detection`` of the whole account in this process;
+* reference: ``run_training`` and ``run_detection`` in this process, of the whole account or of
+  its first ``--reference-entities`` (whole campaigns), compared by entities per second;
 * production path: 2 worker processes (``adsentinel worker --concurrency 1``) on Redis, the account
   split into chunks of ``N / 8`` entities; ``train_anomaly_detectors_all`` then
   ``detect_anomalies_all`` (first detection: the last two days of every entity), timed from
@@ -39,6 +40,8 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-entities", type=int, default=None,
+                        help="one-process reference on this many entities (default: all)")
     args = parser.parse_args()
 
     import redis
@@ -69,17 +72,24 @@ def main() -> None:
                                      models_storage_path=Path(folder) / "reference-models")
             factory = make_session_factory(open_database(settings))
 
+            reference_n = min(args.reference_entities or args.entities, args.entities)
+            campaigns = None  # campaigns are entities 1, 101, 201, ... (see _populate)
+            if reference_n < args.entities:
+                campaigns = list(range(1, reference_n + 1, 100))
+                reference_n = len(campaigns) * 100
             started = time.perf_counter()
-            jobs.run_training(session_factory=factory, settings=settings, account_id=1)
-            reference_train = time.perf_counter() - started
+            jobs.run_training(session_factory=factory, settings=settings, account_id=1,
+                              campaign_ids=campaigns)
+            reference_train = (time.perf_counter() - started) * args.entities / reference_n
             started = time.perf_counter()
-            jobs.run_detection(session_factory=factory, settings=settings, account_id=1)
-            reference_detect = time.perf_counter() - started
+            jobs.run_detection(session_factory=factory, settings=settings, account_id=1,
+                               campaign_ids=campaigns)
+            reference_detect = (time.perf_counter() - started) * args.entities / reference_n
             with factory.begin() as session:  # the workers start from the same state
                 session.execute(text("DELETE FROM anomalies"))
                 session.execute(text("UPDATE entities SET judged_at = NULL"))
-            print(f"reference, one process: training {reference_train:.1f} s, "
-                  f"detection {reference_detect:.1f} s")
+            print(f"reference, one process, {reference_n:,} entities scaled to {args.entities:,}: "
+                  f"training {reference_train:.1f} s, detection {reference_detect:.1f} s")
 
             for index in range(2):
                 workers.append(subprocess.Popen(
