@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -21,7 +21,8 @@ from adsentinel.service.jobs import run_detection
 from factories import CANONICAL_HEADER, write_csv
 
 runner = CliRunner()
-LAST_DAY = date(2026, 10, 30)
+#: Yesterday: detection plans at the current time, and older incidents are stale.
+LAST_DAY = datetime.now(timezone.utc).date() - timedelta(days=1)
 
 
 def cli(*args: str):

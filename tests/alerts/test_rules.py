@@ -97,6 +97,10 @@ def test_suppression_reasons():
     assert "calendar day (Black Friday)" in suppression_reason(_incident("medium"), on_holiday,
                                                                "low")
     assert suppression_reason(_incident("high"), on_holiday, "low") is None
+    old = _incident("critical", day=date(2026, 11, 16))  # four days before the local today
+    assert suppression_reason(old, _rules(), "low") == "stale: newest anomaly on 2026-11-16"
+    assert suppression_reason(_incident("critical", day=date(2026, 11, 17)), _rules(),
+                              "low") is None
 
 
 # --- through planning -------------------------------------------------------------------------

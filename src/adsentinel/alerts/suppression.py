@@ -17,6 +17,9 @@ from adsentinel.alerts.incidents import SEVERITIES, Incident, severity_rank
 
 #: Days on the account's calendar (holidays, promotions) alert only from this severity up.
 CALENDAR_MIN_SEVERITY = "high"
+#: An incident whose newest anomaly is older than this many days is not opened any more (a
+#: channel added today is not flooded with last month's incidents of a paused ad).
+STALE_AFTER_DAYS = 3
 
 
 def parse_clock(value: str | None, *, name: str = "time") -> time | None:
@@ -108,7 +111,8 @@ class AccountRules:
 def suppression_reason(incident: Incident, rules: AccountRules, min_severity: str) -> str | None:
     """Why ``incident`` must not alert a channel with floor ``min_severity``; ``None`` = alert.
 
-    The checks, in order: repeats a pattern a person dismissed (damped by feedback), muted
+    The checks, in order: repeats a pattern a person dismissed (damped by feedback), stale
+    (newest anomaly more than :data:`STALE_AFTER_DAYS` days before the local today), muted
     (entity, ancestor or account), spend of the entity on the incident's latest day below the
     account's ``min_alert_spend``, below the channel's severity floor, on a calendar day and
     below ``high``.
@@ -116,6 +120,8 @@ def suppression_reason(incident: Incident, rules: AccountRules, min_severity: st
     latest = incident.latest
     if incident.damped_by is not None:
         return f"repeats the pattern of anomaly {incident.damped_by}, marked not an incident"
+    if (rules.local_today - latest.day).days > STALE_AFTER_DAYS:
+        return f"stale: newest anomaly on {latest.day.isoformat()}"
     mute = active_mute(latest.entity_id, rules.parents, rules.mutes, rules.local_today)
     if mute is not None:
         return f"muted (rule {mute.id}{': ' + mute.reason if mute.reason else ''})"
