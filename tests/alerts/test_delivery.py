@@ -259,3 +259,17 @@ def test_metrics_of_one_entity_moving_together_are_one_message(shop, settings, w
         deliver(shop, settings, NOW + timedelta(days=1, hours=hour))
     assert [json.loads(r.body)["kind"] for r in http_receiver.requests] == ["opened", "recovered"]
     assert len(json.loads(http_receiver.requests[1].body)["also"]) == 2
+
+
+def test_a_message_that_cannot_be_rendered_fails_alone(shop, settings, webhook, http_receiver):
+    campaign_incident(shop, YESTERDAY)
+    add_anomaly(shop, shop.ads[0], YESTERDAY, metric="ctr", direction="down", severity="high",
+                actual=0.004, expected=0.02)
+    plan(shop, settings)
+    with shop.session_factory() as session:  # a row written by an older, incompatible version
+        broken = session.scalars(select(AlertOutbox).order_by(AlertOutbox.id)).first()
+        broken.payload = {"kind": "opened"}
+        session.commit()
+    result = deliver(shop, settings)
+    assert (result["sent"], result["retrying"]) == (1, 1)
+    assert "KeyError" in outbox_rows(shop)[0].last_error

@@ -421,7 +421,10 @@ def deliver_alerts(*, session_factory: sessionmaker[Session], settings: Settings
                 continue
         try:
             send_message(message.channel, message.payload, message.idempotency_key, settings)
-        except DeliveryError as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
+            if not isinstance(exc, DeliveryError):
+                log.exception("alert %s could not be rendered or sent", message.id)
+                exc = DeliveryError(f"{type(exc).__name__}: {exc}")
             status = outbox.mark_failed(session_factory, message, str(exc), now,
                                         max_attempts=settings.alert_max_attempts, rng=rng)
             counts["failed" if status == outbox.FAILED else "retrying"] += 1
@@ -434,6 +437,8 @@ def deliver_alerts(*, session_factory: sessionmaker[Session], settings: Settings
             after_send(message)
         outbox.mark_sent(session_factory, message.id, now)
         counts["sent"] += 1
+        log.info("alert %s (%s) sent to %s %s, key %s", message.id, message.kind,
+                 message.channel.kind, message.channel.target, message.idempotency_key[:12])
     return counts
 
 
