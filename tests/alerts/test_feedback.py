@@ -22,6 +22,7 @@ from adsentinel.alerts.feedback import (
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import Anomaly
 from adsentinel.detect.anomaly_detector import DetectedAnomaly, SeverityLevel
+from adsentinel.errors import AdsentinelError
 from adsentinel.models.store import ModelStore
 from adsentinel.service.alerting import add_calendar_days, apply_feedback, mark_anomaly
 from adsentinel.service.training import train_account_models
@@ -105,6 +106,9 @@ def test_marking_covers_the_incident_children(sqlite_factory):
     with sqlite_factory() as session:
         rows = {a.id: (a.status, a.status_by) for a in session.scalars(select(Anomaly))}
     assert rows[head] == rows[child] == ("false_positive", "ana")
+    gone = add_anomaly(shop, shop.ads[1], YESTERDAY, status="retracted")
+    with pytest.raises(AdsentinelError, match=f"anomaly {gone} was retracted by detection"):
+        mark_anomaly(session_factory=sqlite_factory, anomaly_id=gone, status="expected", by="x")
 
 
 def test_dismissed_and_calendar_days_leave_the_training_data(db_settings):

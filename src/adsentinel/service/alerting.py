@@ -490,7 +490,13 @@ def mark_anomaly(*, session_factory: sessionmaker[Session], anomaly_id: int, sta
         if anomaly is None:
             raise NotFoundError(f"anomaly {anomaly_id} does not exist",
                                 hint="see anomaly ids with `adsentinel detect --format json`")
-        children = session.scalars(select(Anomaly).where(Anomaly.incident_id == anomaly_id)).all()
+        if anomaly.status == AnomalyStatus.retracted.value:
+            raise AlertConfigError(
+                f"anomaly {anomaly_id} was retracted by detection (its restated day is normal "
+                "again) and cannot be marked", hint="nothing to do: it no longer counts")
+        children = session.scalars(select(Anomaly).where(
+            Anomaly.incident_id == anomaly_id,
+            Anomaly.status != AnomalyStatus.retracted.value)).all()
         for row in (anomaly, *children):
             row.status, row.status_by, row.status_at = status, by, now
     log.info("anomaly %s marked %s by %s (%d attached)", anomaly_id, status, by, len(children))
