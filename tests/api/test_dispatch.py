@@ -17,7 +17,6 @@ from adsentinel.api.dispatch import (
 )
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.errors import StorageError
 from adsentinel.service.tokens import create_token
 
 from service_checks import REDIS_URL, service_missing
