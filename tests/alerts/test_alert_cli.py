@@ -70,6 +70,14 @@ def test_detection_plans_the_alert_and_delivery_sends_it(settings, imported, htt
     assert any("c0 > s0 > a0" in text for text in texts), texts
 
 
+def test_webhook_channel_warns_when_its_key_is_missing_here(settings, imported, monkeypatch):
+    monkeypatch.delenv("HOOK_KEY_NOT_SET", raising=False)
+    result = cli("alerts", "channel", "add", "--account", "Shoes", "--kind", "webhook",
+                 "--target", "https://hooks.shoes.test/a", "--secret-ref", "env:HOOK_KEY_NOT_SET")
+    assert result.exit_code == 0
+    assert "HOOK_KEY_NOT_SET is not set in this shell" in result.output
+
+
 def test_channel_commands(settings, imported):
     assert cli("alerts", "channel", "add", "--account", "Shoes", "--kind", "email",
                "--target", "team@shoes.test", "--min-severity", "high",

@@ -3,6 +3,7 @@ quiet, which days are special, and feedback on anomalies."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from adsentinel.cli.app import app, console, get_settings
+from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import AlertOutbox
 from adsentinel.errors import AdsentinelError
@@ -100,6 +101,9 @@ def channel_add(
         kind=kind, target=target, secret_ref=secret_ref, min_severity=min_severity,
         quiet_start=quiet_start, quiet_end=quiet_end, digest=digest)
     console.print(f"channel {channel_id} added: {kind} {target}")
+    if secret_ref and secret_ref.startswith("env:") and not os.environ.get(secret_ref[4:]):
+        err_console.print(f"[yellow]warning:[/] {secret_ref[4:]} is not set in this shell; "
+                          "the processes that deliver alerts need it", highlight=False)
 
 
 @channel_app.command("list")
