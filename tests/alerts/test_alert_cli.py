@@ -156,3 +156,18 @@ def test_deliver_command_reports_failures(settings, imported, http_receiver):
     assert "HTTP 503" in outbox.output
     with imported() as session:
         assert session.scalars(select(AlertOutbox.attempts)).first() == 1
+
+
+def test_channel_test_command(settings, imported, http_receiver):
+    cli("alerts", "channel", "add", "--account", "Shoes", "--kind", "slack",
+        "--target", http_receiver.url)
+    result = cli("alerts", "channel", "test", "1")
+    assert result.exit_code == 0, result.output
+    assert "channel 1 accepted the test message" in result.output
+    body = json.loads(http_receiver.requests[0].body)
+    assert body["text"] == "[TEST] Shoes: adsentinel alerts reach this channel"
+    http_receiver.fail_next = 1
+    failed = cli("alerts", "channel", "test", "1")
+    assert failed.exit_code != 0
+    assert "did not accept the test message" in str(failed.exception)
+    assert "HTTP 503" in str(failed.exception)

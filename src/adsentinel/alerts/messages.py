@@ -38,6 +38,7 @@ _METRIC_LABELS = {
     "ctr": "CTR", "conversion_rate": "Conversion rate", "cpc": "CPC", "cpm": "CPM",
     "cpl": "CPL", "frequency": "Frequency", "reach": "Reach", "multivariate": "Overall pattern",
 }  # fmt: skip
+TEST = "test"
 _UNFOLDED = SMTP.clone(max_line_length=998)  # RFC 5322's hard limit
 
 
@@ -148,12 +149,25 @@ def digest_payload(ctx: MessageContext, incidents: Sequence[Incident], *, day: d
     }
 
 
+def check_payload(ctx: MessageContext, channel_id: int) -> dict[str, Any]:
+    """A message that only proves the channel works (``adsentinel alerts channel test``)."""
+    return {
+        "kind": TEST,
+        "account": {"id": ctx.account_id, "name": ctx.account_name, "currency": ctx.currency},
+        "text": f"A test message from adsentinel for alert channel {channel_id}: real alerts "
+                "will arrive here the same way. Nothing needs to be done.",
+        "url": ctx.public_url,
+    }
+
+
 # --- rendering --------------------------------------------------------------------------------
 
 
 def subject_of(payload: Mapping[str, Any]) -> str:
     """One line: ``[HIGH] Acme: CPL up on Campaign > Ad set (3 days)``."""
     account = payload["account"]["name"]
+    if payload["kind"] == TEST:
+        return f"[TEST] {account}: adsentinel alerts reach this channel"
     if payload["kind"] == DIGEST:
         count = len(payload["incidents"])
         return f"[digest] {account}: {count} incident(s) on {payload['day']}"
@@ -190,6 +204,8 @@ def _incident_lines(inc: Mapping[str, Any]) -> list[str]:
 def render_text(payload: Mapping[str, Any]) -> str:
     """The plain-text body (email, and the webhook's ``text`` field)."""
     lines = [subject_of(payload), ""]
+    if payload["kind"] == TEST:
+        return "\n".join(lines + [payload["text"], f"Dashboard: {payload['url']}"]) + "\n"
     if payload["kind"] == DIGEST:
         if not payload["incidents"]:
             lines.append("No incidents.")

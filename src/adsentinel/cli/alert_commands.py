@@ -115,6 +115,15 @@ def channel_list(account: OptionalAccount = None) -> None:
                 "Alert channels", "no alert channel; add one with `adsentinel alerts channel add`")
 
 
+@channel_app.command("test")
+def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
+    """Send a test message to a channel now, to check its target, key or SMTP settings."""
+    settings, session_factory = _session_factory()
+    key = alerting.send_test_message(session_factory=session_factory, settings=settings,
+                                channel_id=channel_id)
+    console.print(f"channel {channel_id} accepted the test message (key {key})")
+
+
 @channel_app.command("remove")
 def channel_remove(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Remove an alert channel (and its queued messages)."""

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import logging
 import random
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -31,7 +32,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts import outbox
-from adsentinel.alerts.channels import CHANNEL_KINDS, DeliveryError, send_message
+from adsentinel.alerts.channels import CHANNEL_KINDS, ChannelView, DeliveryError, send_message
 from adsentinel.alerts.outbox import ClaimedMessage
 from adsentinel.alerts.feedback import Dismissal, FeedbackDamper, anomaly_size, annotate_calendar
 from adsentinel.alerts.incidents import (
@@ -53,6 +54,7 @@ from adsentinel.alerts.messages import (
     digest_payload,
     incident_payload,
     subject_of,
+    check_payload,
 )
 from adsentinel.alerts.suppression import (
     AccountRules,
@@ -544,6 +546,30 @@ def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind
         session.add(channel)
         session.flush()
         return channel.id
+
+
+def send_test_message(*, session_factory: sessionmaker[Session], settings: Settings,
+                 channel_id: int) -> str:
+    """Send a test message to a channel right away (not through the outbox) and return its
+    idempotency key; raises :class:`AlertConfigError` with the receiver's answer when it
+    fails."""
+    with session_factory() as session:
+        channel = session.get(AlertChannel, channel_id)
+        if channel is None:
+            raise NotFoundError(f"alert channel {channel_id} does not exist",
+                                hint="see the ids with `adsentinel alerts channel list`")
+        account = session.get(AdAccount, channel.account_id)
+        view = ChannelView(channel.id, channel.kind, channel.target, channel.secret_ref)
+        context = _message_context(account, _EntityFacts(), settings)
+    key = f"test-{uuid.uuid4().hex}"
+    try:
+        send_message(view, check_payload(context, channel_id), key, settings)
+    except DeliveryError as exc:
+        raise AlertConfigError(f"channel {channel_id} ({view.kind} {view.target}) did not "
+                               f"accept the test message: {exc}",
+                               hint="check the target, the signing key variable and the SMTP "
+                               "settings") from None
+    return key
 
 
 def list_channels(*, session_factory: sessionmaker[Session],
