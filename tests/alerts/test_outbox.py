@@ -137,3 +137,29 @@ def test_killed_between_send_and_commit_repeats_with_the_same_key(
     with sqlite_factory() as session:
         assert {r.status for r in session.scalars(select(AlertOutbox))} == {"sent"}
     assert date.fromisoformat(json.loads(repeats[0])["incident"]["start_day"]) == YESTERDAY
+
+
+def test_plan_and_deliver_on_each_database(db_settings, session_factory, http_receiver):
+    """The whole path, opened then recovered, on SQLite and PostgreSQL alike."""
+    from alert_builders import add_days
+
+    shop = build_shop(session_factory)
+    add_channel(session_factory=session_factory, account_id=shop.account_id, kind="slack",
+                target=http_receiver.url, quiet_start="22:00", quiet_end="07:00")
+    add_anomaly(shop, shop.campaign, YESTERDAY)
+    for hour in range(3):
+        moment = NOW + timedelta(hours=hour)
+        plan_alerts(session_factory=session_factory, settings=db_settings,
+                    account_id=shop.account_id, now=moment)
+        deliver_alerts(session_factory=session_factory, settings=db_settings, now=moment)
+    add_days(shop, YESTERDAY, date(2026, 11, 20))
+    night = NOW.replace(hour=23) + timedelta(days=1)
+    plan_alerts(session_factory=session_factory, settings=db_settings,
+                account_id=shop.account_id, now=night)
+    assert deliver_alerts(session_factory=session_factory, settings=db_settings,
+                          now=night)["sent"] == 0  # quiet hours
+    morning = night.replace(hour=7) + timedelta(days=1)
+    assert deliver_alerts(session_factory=session_factory, settings=db_settings,
+                          now=morning)["sent"] == 1
+    kinds = [json.loads(r.body)["text"].split("]")[0] for r in http_receiver.requests]
+    assert kinds == ["[HIGH", "[RECOVERED"]
