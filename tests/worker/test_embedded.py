@@ -15,10 +15,12 @@ def test_embedded_scheduler_trains_then_detects_on_sqlite(settings, tmp_path):
     factory, account_id = import_demo_account(settings, tmp_path)
     jobs = scheduled_jobs(settings=settings, session_factory=factory,
                           training=every(3600), detection=every(0.1))
-    run_schedule(jobs, stop=threading.Event(), run_first=True, max_runs=3)
+    # at start: training, detection, alert delivery, digests; then detection again
+    run_schedule(jobs, stop=threading.Event(), run_first=True, max_runs=5)
 
-    training, detection = jobs
-    assert (training.runs, detection.runs) == (1, 2)
+    training, detection, alerts, digests = jobs
+    assert (training.runs, detection.runs, alerts.runs, digests.runs) == (1, 2, 1, 1)
+    assert set(alerts.last_result) == {"sent", "retrying", "failed", "held"}
     assert "error" not in training.last_result[account_id]
     assert detection.last_result[account_id]["anomalies"] > 0
     with factory() as session:
@@ -37,6 +39,6 @@ def test_one_failing_account_does_not_stop_the_others(settings, tmp_path):
     jobs = scheduled_jobs(settings=broken, session_factory=factory,
                           training=every(3600), detection=every(3600))
     run_schedule(jobs, stop=threading.Event(), run_first=True, max_runs=2)
-    training, detection = jobs
+    training, detection, *_ = jobs
     assert "error" in training.last_result[account_id]
     assert detection.last_result[account_id]["anomalies"] >= 0  # detection still ran

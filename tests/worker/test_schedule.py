@@ -36,7 +36,7 @@ def test_training_time_and_timezone_come_from_settings():
 
 
 def test_every_task_is_routed_to_its_queue():
-    from adsentinel.worker import tasks  # noqa: F401 - registers the tasks
+    from adsentinel.worker import alert_tasks, tasks  # noqa: F401 - registers the tasks
     from adsentinel.worker.app import celery_app
 
     ours = {name for name in celery_app.tasks if name.startswith("adsentinel.")}
@@ -44,7 +44,17 @@ def test_every_task_is_routed_to_its_queue():
     queues = {name.removeprefix("adsentinel."): route["queue"] for name, route in TASK_ROUTES.items()}
     assert queues == {"train_anomaly_detectors_all": "training", "train_anomaly_detector": "training",
                       "finish_account_training": "training", "detect_anomalies_all": "detection",
-                      "detect_anomalies": "detection", "sync_account": "detection"}
+                      "detect_anomalies": "detection", "sync_account": "detection",
+                      "deliver_alerts": "alerts", "send_alert_digests": "alerts"}
+
+
+def test_alerts_are_delivered_every_minute_and_digests_checked_every_five():
+    schedule = beat_schedule(load_settings())
+    assert schedule["alert-delivery"]["task"] == "adsentinel.deliver_alerts"
+    assert schedule["alert-delivery"]["schedule"] == 60.0
+    assert schedule["alert-digests"]["schedule"] == crontab(minute="*/5")
+    assert {schedule[k]["options"]["queue"] for k in ("alert-delivery", "alert-digests")} == {
+        "alerts"}
 
 
 def test_daily_at_respects_the_timezone_and_dst():

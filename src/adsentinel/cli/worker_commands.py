@@ -14,7 +14,7 @@ from adsentinel.cli.app import app, console, get_settings
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option("-Q", "--queues", help="Queues to consume.")] = "training,detection",
+    queues: Annotated[str, typer.Option("-Q", "--queues", help="Queues to consume.")] = "training,detection,alerts",
     concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     hostname: Annotated[str | None, typer.Option("-n", "--hostname", help="Node name.")] = None,
 ) -> None:
@@ -46,9 +46,10 @@ def run(
     now: Annotated[bool, typer.Option(
         "--now/--no-now", help="Train then detect once at start, then follow the schedule.")] = True,
     once: Annotated[bool, typer.Option(
-        "--once", help="Train then detect once, and exit.")] = False,
+        "--once", help="Train, detect and deliver due alerts once, and exit.")] = False,
 ) -> None:
-    """Embedded mode: train daily at ADSENTINEL_TRAINING_TIME and detect hourly, in this process.
+    """Embedded mode: train daily at ADSENTINEL_TRAINING_TIME, detect hourly and deliver alerts
+    every minute, in this process.
 
     Uses the configured database (SQLite by default) and the local model folder; no Redis.
     Stop with Ctrl-C.

@@ -78,9 +78,22 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
     train_all = for_every_account(jobs.run_training)
     detect_all = for_every_account(sync_then_detect)
 
+    from adsentinel.service import alerting
+    from adsentinel.worker.schedule import ALERT_DELIVERY_SECONDS, ALERT_DIGEST_CHECK_MINUTES
+
+    def deliver() -> dict:
+        return _safely(lambda: alerting.deliver_alerts(session_factory=session_factory,
+                                                       settings=settings))
+
+    def digests() -> dict:
+        return _safely(lambda: alerting.send_digests(session_factory=session_factory,
+                                                     settings=settings))
+
     return [
         Job("training", training or daily_at(settings.training_time, settings.zone), train_all),
         Job("detection", detection or hourly_at(settings.detection_minute), detect_all),
+        Job("alerts", every(ALERT_DELIVERY_SECONDS), deliver),
+        Job("digests", every(60.0 * ALERT_DIGEST_CHECK_MINUTES), digests),
     ]
 
 
