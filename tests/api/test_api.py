@@ -152,7 +152,10 @@ def test_anomaly_filters_refuse_bad_values(client, world, params, fragment):
 
 def test_anomaly_filters_on_unknown_ids_are_404(client, world):
     assert _get(client, world, "/api/v1/anomalies", account_id=999999).status_code == 404
-    assert _get(client, world, "/api/v1/anomalies", entity_id=2**70).status_code == 404
+    assert _get(client, world, "/api/v1/anomalies", entity_id=2**40).status_code == 422
+    headers = world.headers("full")
+    assert client.get("/api/v1/accounts/2147483648", headers=headers).status_code == 422
+    assert client.get("/api/v1/anomalies/2147483648", headers=headers).status_code == 404
     assert _get(client, world, "/api/v1/anomalies", start="2026-09-10",
                 end="2026-09-01").status_code == 400
 

@@ -38,7 +38,8 @@ def test_token_is_stored_only_as_its_hash(session_factory):
     assert row.token_hash == hash_token(created.secret) != created.secret
     assert created.secret not in (row.prefix, row.token_hash, row.name)
     assert created.secret.startswith(row.prefix) and len(row.prefix) == 12
-    assert authenticate_token(session_factory=session_factory, secret=created.secret).name == "grafana"
+    found = authenticate_token(session_factory=session_factory, secret=created.secret)
+    assert found.name == "grafana"
     assert authenticate_token(session_factory=session_factory, secret=created.secret + "x") is None
     assert authenticate_token(session_factory=session_factory, secret="nope") is None
 

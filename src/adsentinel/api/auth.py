@@ -49,7 +49,7 @@ class Principal:
         return self.account_ids is None or account_id in self.account_ids
 
     def account_filter(self, column) -> ColumnElement[bool]:
-        """A WHERE clause keeping only rows of accounts this token sees (``column`` = account id)."""
+        """A WHERE clause keeping the rows of accounts this token sees (``column``: account id)."""
         if self.account_ids is None:
             return true()
         return column.in_(sorted(self.account_ids))
@@ -121,7 +121,8 @@ def session_secret(settings: Settings) -> str:
         value = settings.session_secret.get_secret_value()
         if len(value) < 16:
             raise ConfigError(f"session_secret is too short ({len(value)} characters); use at "
-                              "least 16", hint="set ADSENTINEL_SESSION_SECRET to a long random string")
+                              "least 16",
+                              hint="set ADSENTINEL_SESSION_SECRET to a long random string")
         return value
     path = Path(settings.data_dir) / SESSION_KEY_FILE
     try:

@@ -34,6 +34,8 @@ from adsentinel.models.store import ModelStore
 log = logging.getLogger(__name__)
 
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
+#: largest ids of accounts and entities (INTEGER columns) and of anomalies (BIGINT)
+INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
 LEVELS = ("campaign", "adset", "ad")
 
 
@@ -90,7 +92,7 @@ def list_accounts(*, session: Session, principal: Principal) -> list[dict[str, A
 
 def get_account(*, session: Session, principal: Principal, account_id: int) -> AdAccount:
     """The account, if it exists and the token sees it."""
-    account = session.get(AdAccount, account_id) if _is_id(account_id) else None
+    account = session.get(AdAccount, account_id) if _is_id(account_id, INT32_MAX) else None
     if account is None or not principal.sees(account.id):
         raise NotFoundError(f"ad account {account_id} does not exist",
                             hint="list the accounts this token sees with GET /api/v1/accounts")
@@ -118,7 +120,7 @@ def _account_dict(account: AdAccount, open_anomalies: int) -> dict[str, Any]:
 
 def get_entity(*, session: Session, principal: Principal, entity_id: int) -> Entity:
     """The entity, if it exists and belongs to an account the token sees."""
-    entity = session.get(Entity, entity_id) if _is_id(entity_id) else None
+    entity = session.get(Entity, entity_id) if _is_id(entity_id, INT32_MAX) else None
     if entity is None or not principal.sees(entity.account_id):
         raise NotFoundError(f"entity {entity_id} does not exist",
                             hint="find entities with GET /api/v1/accounts/{id}/entities")
@@ -252,7 +254,7 @@ def anomaly_page(*, session: Session, principal: Principal, filters: AnomalyFilt
 
 def get_anomaly(*, session: Session, principal: Principal, anomaly_id: int) -> Anomaly:
     """The anomaly, if it exists and belongs to an account the token sees."""
-    anomaly = session.get(Anomaly, anomaly_id) if _is_id(anomaly_id) else None
+    anomaly = session.get(Anomaly, anomaly_id) if _is_id(anomaly_id, INT64_MAX) else None
     if anomaly is None or not principal.sees(anomaly.account_id):
         raise NotFoundError(f"anomaly {anomaly_id} does not exist",
                             hint="list anomalies with GET /api/v1/anomalies")
@@ -409,9 +411,10 @@ def _paged(session: Session, query: Select, page: int, page_size: int) -> Page:
     return Page(list(items), page, page_size, total)
 
 
-def _is_id(value: int) -> bool:
-    """Ids beyond a BIGINT cannot exist; looking them up would be a database error."""
-    return 0 < value < 2**63
+def _is_id(value: int, largest: int) -> bool:
+    """Ids beyond their column's type cannot exist; looking them up would be a database error
+    (PostgreSQL refuses to compare an INTEGER column with 2**31)."""
+    return 0 < value <= largest
 
 
 def _finite(value: float | None, default: float | None = None) -> float | None:

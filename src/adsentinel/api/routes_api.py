@@ -54,6 +54,9 @@ _unavailable = {503: {"model": ErrorOut, "description": "Database or broker unre
 MetricName = Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$", description="e.g. cpl")]
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number.")]
 PageSize = Annotated[int, Query(ge=1, le=500)]
+AccountId = Annotated[int, Path(ge=1, le=queries.INT32_MAX)]
+EntityId = Annotated[int, Path(ge=1, le=queries.INT32_MAX)]
+AnomalyId = Annotated[int, Path(ge=1, le=queries.INT64_MAX)]
 
 
 def db_session(request: Request) -> Iterator[Session]:
@@ -92,14 +95,14 @@ def list_accounts(session: DbSession, principal: Reader) -> list[dict[str, Any]]
 
 @router.get("/accounts/{account_id}", response_model=AccountOut, tags=["accounts"],
             responses=_found)
-def get_account(account_id: int, session: DbSession, principal: Reader) -> dict[str, Any]:
+def get_account(account_id: AccountId, session: DbSession, principal: Reader) -> dict[str, Any]:
     """One ad account."""
     return queries.account_detail(session=session, principal=principal, account_id=account_id)
 
 
 @router.get("/accounts/{account_id}/entities", response_model=EntityPage, tags=["entities"],
             responses=_found)
-def list_entities(account_id: int, session: DbSession, principal: Reader,
+def list_entities(account_id: AccountId, session: DbSession, principal: Reader,
                   level: LevelFilter | None = None,
                   status_: Annotated[str | None, Query(alias="status",
                                                        pattern=r"^[A-Za-z_]{1,32}$",
@@ -115,7 +118,7 @@ def list_entities(account_id: int, session: DbSession, principal: Reader,
 
 @router.get("/accounts/{account_id}/entity-tree", response_model=list[EntityNode],
             tags=["entities"], responses=_found)
-def entity_tree(account_id: int, session: DbSession, principal: Reader,
+def entity_tree(account_id: AccountId, session: DbSession, principal: Reader,
                 level: Annotated[LevelFilter | None, Query(
                     description="Deepest level shown (campaign: campaigns only).")] = None,
                 status_: Annotated[str | None, Query(alias="status",
@@ -129,14 +132,14 @@ def entity_tree(account_id: int, session: DbSession, principal: Reader,
 
 @router.get("/entities/{entity_id}", response_model=EntityDetailOut, tags=["entities"],
             responses=_found)
-def get_entity(entity_id: int, session: DbSession, principal: Reader) -> dict[str, Any]:
+def get_entity(entity_id: EntityId, session: DbSession, principal: Reader) -> dict[str, Any]:
     """One entity, the path down to it and its children."""
     return queries.entity_detail(session=session, principal=principal, entity_id=entity_id)
 
 
 @router.get("/entities/{entity_id}/metrics", response_model=EntitySeriesOut, tags=["entities"],
             responses={**_found, **_bad})
-def entity_metrics(entity_id: int, request: Request, session: DbSession, principal: Reader,
+def entity_metrics(entity_id: EntityId, request: Request, session: DbSession, principal: Reader,
                    start: date | None = None, end: date | None = None) -> dict[str, Any]:
     """Daily metrics of an entity with the expected value and bounds detection computes for each
     day, and its anomalies of the range. Default range: the last 60 days with data."""
@@ -163,8 +166,10 @@ def entity_metrics(entity_id: int, request: Request, session: DbSession, princip
 @router.get("/anomalies", response_model=AnomalyPage, tags=["anomalies"],
             responses={**_found, **_bad})
 def list_anomalies(session: DbSession, principal: Reader,
-                   account_id: int | None = None, level: LevelFilter | None = None,
-                   entity_id: int | None = None, metric: MetricName = None,
+                   account_id: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
+                   level: LevelFilter | None = None,
+                   entity_id: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
+                   metric: MetricName = None,
                    severity: SeverityFilter | None = None,
                    status_: Annotated[AnomalyStatusFilter | None, Query(alias="status")] = None,
                    start: date | None = None, end: date | None = None,
@@ -183,7 +188,7 @@ def list_anomalies(session: DbSession, principal: Reader,
 
 @router.get("/anomalies/{anomaly_id}", response_model=AnomalyOut, tags=["anomalies"],
             responses=_found)
-def get_anomaly(anomaly_id: int, session: DbSession, principal: Reader) -> dict[str, Any]:
+def get_anomaly(anomaly_id: AnomalyId, session: DbSession, principal: Reader) -> dict[str, Any]:
     """One anomaly."""
     return queries.anomaly_dict(queries.get_anomaly(session=session, principal=principal,
                                                     anomaly_id=anomaly_id))
@@ -192,7 +197,7 @@ def get_anomaly(anomaly_id: int, session: DbSession, principal: Reader) -> dict[
 @router.patch("/anomalies/{anomaly_id}", response_model=AnomalyOut, tags=["anomalies"],
               responses={**_write, **_bad, 409: {"model": ErrorOut,
                                          "description": "The anomaly was retracted."}})
-def patch_anomaly(anomaly_id: int, change: AnomalyStatusIn, session: DbSession,
+def patch_anomaly(anomaly_id: AnomalyId, change: AnomalyStatusIn, session: DbSession,
                   principal: Writer) -> dict[str, Any]:
     """Set an anomaly's status (acknowledged, resolved, false_positive, expected, or open to
     re-open it); records who (``by``, default the token's name) and when."""
@@ -205,7 +210,7 @@ def patch_anomaly(anomaly_id: int, change: AnomalyStatusIn, session: DbSession,
 
 @router.get("/accounts/{account_id}/training", response_model=TrainingStatusOut,
             tags=["jobs"], responses=_found)
-def training_status(account_id: int, request: Request, session: DbSession,
+def training_status(account_id: AccountId, request: Request, session: DbSession,
                     principal: Reader) -> dict[str, Any]:
     """The last training run of the account, its stored models per level, and why entities
     were skipped."""
@@ -213,7 +218,7 @@ def training_status(account_id: int, request: Request, session: DbSession,
                                    settings=request.app.state.settings, account_id=account_id)
 
 
-def _enqueue(kind: JobKind, account_id: int, request: Request, session: Session,
+def _enqueue(kind: JobKind, account_id: AccountId, request: Request, session: Session,
              principal: Principal) -> dict[str, Any]:
     queries.get_account(session=session, principal=principal, account_id=account_id)
     dispatcher = request.app.state.dispatcher
@@ -225,7 +230,7 @@ def _enqueue(kind: JobKind, account_id: int, request: Request, session: Session,
 @router.post("/accounts/{account_id}/training", response_model=EnqueuedOut,
              status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
              responses={**_write, **_unavailable})
-def enqueue_training(account_id: int, request: Request, session: DbSession,
+def enqueue_training(account_id: AccountId, request: Request, session: DbSession,
                      principal: Writer) -> dict[str, Any]:
     """Queue a training of the account's per-entity models; follow it at /tasks/{task_id}."""
     return _enqueue("training", account_id, request, session, principal)
@@ -234,7 +239,7 @@ def enqueue_training(account_id: int, request: Request, session: DbSession,
 @router.post("/accounts/{account_id}/detection", response_model=EnqueuedOut,
              status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
              responses={**_write, **_unavailable})
-def enqueue_detection(account_id: int, request: Request, session: DbSession,
+def enqueue_detection(account_id: AccountId, request: Request, session: DbSession,
                       principal: Writer) -> dict[str, Any]:
     """Queue a detection on the account; follow it at /tasks/{task_id}."""
     return _enqueue("detection", account_id, request, session, principal)

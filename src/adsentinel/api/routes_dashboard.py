@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -119,7 +120,7 @@ def logout(request: Request,
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, principal: User,
-             account: Annotated[int | None, Query(ge=1, lt=2**63)] = None,
+             account: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
              severity: Severity | None = None) -> Response:
     with request.app.state.session_factory() as session:
         if account is not None:
@@ -141,7 +142,9 @@ def overview(request: Request, principal: User,
 
 
 @router.get("/entities/{entity_id}", response_class=HTMLResponse)
-def entity_page(request: Request, entity_id: int, principal: User,
+def entity_page(request: Request,
+                entity_id: Annotated[int, PathParam(ge=1, le=queries.INT32_MAX)],
+                principal: User,
                 start: date | None = None, end: date | None = None) -> Response:
     settings = request.app.state.settings
     with request.app.state.session_factory() as session:
@@ -170,7 +173,9 @@ def entity_page(request: Request, entity_id: int, principal: User,
 
 
 @router.post("/anomalies/{anomaly_id}/status")
-def change_status(request: Request, anomaly_id: int, principal: User,
+def change_status(request: Request,
+                  anomaly_id: Annotated[int, PathParam(ge=1, le=queries.INT64_MAX)],
+                  principal: User,
                   status: Annotated[str, Form(max_length=32)] = "",
                   csrf: Annotated[str, Form(alias="csrf_token", max_length=100)] = "") -> Response:
     if not csrf_matches(request, csrf):

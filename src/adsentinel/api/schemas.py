@@ -12,7 +12,7 @@ from adsentinel.db.models import EntityLevel, Severity
 
 
 class SettableStatus(str, Enum):
-    """The statuses a user may give an anomaly (``open`` re-opens it; ``retracted`` is detection's)."""
+    """Statuses a user may give an anomaly (``open`` re-opens it; ``retracted`` is detection's)."""
 
     open = "open"
     acknowledged = "acknowledged"
@@ -129,7 +129,9 @@ class AnomalyStatusIn(BaseModel):
 
     status: SettableStatus
     by: str | None = Field(default=None, min_length=1, max_length=200,
-                           description="Who decided; default: the token's name.")
+                           pattern=r"^[^\x00-\x1f\x7f]+$",
+                           description="Who decided (no control characters); default: the "
+                           "token's name.")
 
 
 class MetricPointOut(BaseModel):
@@ -166,7 +168,8 @@ class TrainingRunOut(BaseModel):
 class TrainingStatusOut(BaseModel):
     account_id: int
     last_run: TrainingRunOut | None
-    models_count: dict[str, int] = Field(description="Stored models per level (campaign, adset, ad).")
+    models_count: dict[str, int] = Field(
+        description="Stored models per level (campaign, adset, ad).")
     models_total: int
     skip_reasons: dict[str, int] = Field(description="Why entities got no model at the last run.")
     last_training: datetime | None

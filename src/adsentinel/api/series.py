@@ -43,7 +43,7 @@ CHARTED_METRICS: tuple[str, ...] = ("spend", "impressions", "clicks", "leads", "
 
 @dataclass(frozen=True)
 class MetricPoint:
-    """One metric on one day: what happened and, when detection could judge it, what was expected."""
+    """One metric on one day: what happened and, if detection could judge it, what was expected."""
 
     actual: float | None
     expected: float | None = None
