@@ -163,3 +163,21 @@ def test_plan_and_deliver_on_each_database(db_settings, session_factory, http_re
                           now=morning)["sent"] == 1
     kinds = [json.loads(r.body)["text"].split("]")[0] for r in http_receiver.requests]
     assert kinds == ["[HIGH", "[RECOVERED"]
+
+
+def test_prune_keeps_pending_rows_and_recent_history(sqlite_factory):
+    shop = build_shop(sqlite_factory)
+    channel = add_channel(session_factory=sqlite_factory, account_id=shop.account_id,
+                          kind="slack", target="https://hooks.example/x")
+    old = NOW - timedelta(days=200)
+    with session_scope(sqlite_factory) as session:
+        outbox.enqueue(session, [_message(channel, "old-sent"), _message(channel, "old-pending"),
+                                 _message(channel, "old-failed")], old)
+        outbox.enqueue(session, [_message(channel, "new-sent")], NOW)
+        for row in session.scalars(select(AlertOutbox)):
+            row.status = {"old-pending": "pending", "old-failed": "failed"}.get(
+                row.idempotency_key, "sent")
+    assert outbox.prune(sqlite_factory, NOW - timedelta(days=150)) == 2
+    with sqlite_factory() as session:
+        kept = sorted(session.scalars(select(AlertOutbox.idempotency_key)))
+    assert kept == ["new-sent", "old-pending"]

@@ -12,7 +12,9 @@
   nothing is lost and the repeat is detectable by the receiver.
 * **Failures** (:func:`mark_failed`) retry with exponential backoff and jitter
   (:func:`retry_delay`) until ``alert_max_attempts``, then the row is ``failed`` with its last
-  error (``adsentinel alerts list-outbox`` shows it).
+  error (``adsentinel alerts outbox`` shows it).
+* **Pruning** (:func:`prune`): sent and failed rows are kept longer than the planner looks
+  back (it reads what a channel was told from them), then deleted.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -186,6 +188,15 @@ def defer(session_factory: sessionmaker[Session], message_id: int, until: dateti
     with session_scope(session_factory) as session:
         session.execute(update(table).where(table.c.id == message_id)
                         .values(next_attempt_at=_utc(until), attempts=table.c.attempts - 1))
+
+
+def prune(session_factory: sessionmaker[Session], before: datetime) -> int:
+    """Delete sent and failed rows created before ``before``; returns how many. Pending rows
+    are never deleted."""
+    with session_scope(session_factory) as session:
+        return session.execute(delete(AlertOutbox).where(
+            AlertOutbox.status.in_((SENT, FAILED)),
+            AlertOutbox.created_at < _utc(before))).rowcount or 0
 
 
 def _utc(moment: datetime) -> datetime:

@@ -88,6 +88,8 @@ log = logging.getLogger(__name__)
 PLANNING_WINDOW_DAYS = 30
 #: What a channel was already told is read back over this many days.
 ALERTED_MEMORY_DAYS = 120
+#: Sent and failed outbox rows are deleted after this many days (beyond the planner's memory).
+OUTBOX_KEEP_DAYS = ALERTED_MEMORY_DAYS + 30
 CALENDAR_KINDS = ("holiday", "promotion")
 FEEDBACK_STATUSES = tuple(s.value for s in AnomalyStatus if s != AnomalyStatus.retracted)
 
@@ -351,7 +353,8 @@ def _drop_vanished_anomaly_ids(session: Session, messages: list[outbox.NewMessag
 def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
                  now: datetime | None = None) -> dict[str, int]:
     """Enqueue today's digest of every digest channel whose local time has reached
-    ``alert_digest_time`` (once per channel and local day; empty digests are not sent).
+    ``alert_digest_time`` (once per channel and local day; empty digests are not sent), and
+    prune outbox rows sent or failed more than :data:`OUTBOX_KEEP_DAYS` days ago.
 
     A digest lists the account's incidents that are not over (no normal complete day since)
     and were seen in the two local days before (yesterday's numbers may not be imported yet at
@@ -390,6 +393,9 @@ def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
             enqueued += outbox.enqueue(session, [outbox.NewMessage(
                 channel_id=channel.id, anomaly_id=None, kind="digest", idempotency_key=key,
                 subject=subject_of(payload), payload=payload, next_attempt_at=now)], now)
+    pruned = outbox.prune(session_factory, now - timedelta(days=OUTBOX_KEEP_DAYS))
+    if pruned:
+        log.info("%d old outbox row(s) pruned", pruned)
     return {"digests": enqueued}
 
 
