@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from adsentinel.cli import app
 from adsentinel.cli.app import console
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import AlertOutbox, Anomaly
+from adsentinel.db.models import AdAccount, AlertOutbox, Anomaly
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.alerting import deliver_alerts
 from adsentinel.service.jobs import run_detection
@@ -171,3 +171,18 @@ def test_channel_test_command(settings, imported, http_receiver):
     assert failed.exit_code != 0
     assert "did not accept the test message" in str(failed.exception)
     assert "HTTP 503" in str(failed.exception)
+
+
+def test_min_spend_command(settings, imported):
+    result = cli("alerts", "min-spend", "--account", "Shoes", "50")
+    assert result.exit_code == 0, result.output
+    assert "alerts only from a daily spend of 50.00" in result.output
+    with imported() as session:
+        assert session.get(AdAccount, 1).min_alert_spend == 50.0
+    assert cli("alerts", "min-spend", "--account", "Shoes", "--clear").exit_code == 0
+    with imported() as session:
+        assert session.get(AdAccount, 1).min_alert_spend is None
+    assert "give either an AMOUNT or --clear" in str(
+        cli("alerts", "min-spend", "--account", "Shoes").exception)
+    assert "must be a number >= 0" in str(
+        cli("alerts", "min-spend", "--account", "Shoes", "--", "-5").exception)

@@ -132,6 +132,26 @@ def channel_remove(channel_id: Annotated[int, typer.Argument(help="Channel id.")
     console.print(f"channel {channel_id} removed")
 
 
+@alerts_app.command("min-spend")
+def alerts_min_spend(
+    account: AccountOption,
+    amount: Annotated[float | None, typer.Argument(
+        help="Daily spend (account currency) below which an entity's incident does not alert; "
+        "omit with --clear.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the floor.")] = False,
+) -> None:
+    """Set the account's minimum daily spend for alerts (or clear it)."""
+    if (amount is None) == (not clear):
+        raise alerting.AlertConfigError("give either an AMOUNT or --clear")
+    _, session_factory = _session_factory()
+    ref = select_accounts(session_factory=session_factory, wanted=account)[0]
+    alerting.set_min_alert_spend(session_factory=session_factory, account_id=ref.id,
+                                 amount=None if clear else amount)
+    console.print(f"{ref.name}: " + ("no minimum spend for alerts" if clear else
+                                     f"alerts only from a daily spend of {amount:,.2f} "
+                                     f"{ref.currency}"))
+
+
 # --- alerts plan / deliver / outbox -----------------------------------------------------------
 
 

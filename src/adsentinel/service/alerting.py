@@ -610,6 +610,16 @@ def remove_channel(*, session_factory: sessionmaker[Session], channel_id: int) -
         session.delete(channel)
 
 
+def set_min_alert_spend(*, session_factory: sessionmaker[Session], account_id: int,
+                        amount: float | None) -> None:
+    """Set (or clear, with ``None``) the daily spend below which nothing of the account alerts;
+    it is compared with the alerting entity's own spend on the incident's latest day."""
+    if amount is not None and not (amount >= 0 and amount < float("inf")):
+        raise AlertConfigError(f"minimum spend must be a number >= 0, got {amount!r}")
+    with session_scope(session_factory) as session:
+        _account(session, account_id).min_alert_spend = amount
+
+
 def find_entity(session: Session, account_id: int, ref: str) -> Entity:
     """An entity of the account by platform id (campaign, ad set or ad) or numeric id."""
     match = [Entity.platform_id == ref]
