@@ -75,9 +75,10 @@ def tokens_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """List tokens (name, prefix, scope, last use); secrets are never shown."""
-    from adsentinel.service.tokens import list_tokens
+    from adsentinel.service.tokens import account_names, list_tokens
 
-    tokens = list_tokens(session_factory=_session_factory(get_settings()), include_revoked=all_)
+    factory = _session_factory(get_settings())
+    tokens = list_tokens(session_factory=factory, include_revoked=all_)
     if as_json:
         print(json.dumps([{
             "name": t.name, "prefix": t.prefix,
@@ -93,7 +94,8 @@ def tokens_list(
     table = Table("name", "prefix", "accounts", "access", "created", "last used", "revoked")
     for t in tokens:
         table.add_row(t.name, t.prefix + "…",
-                      "all" if t.account_ids is None else ",".join(map(str, t.account_ids)),
+                      "all" if t.account_ids is None
+                      else ", ".join(account_names(session_factory=factory, ids=t.account_ids)),
                       "read-only" if t.read_only else "read-write",
                       t.created_at.strftime("%Y-%m-%d %H:%M"),
                       t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "never",
