@@ -6,8 +6,9 @@ before it (walk-forward, exactly as :class:`~adsentinel.detect.anomaly_detector.
 does, with the same gating: enough history with delivery, and a day that delivered at all).
 There is no second baseline here; the only addition is :func:`complete_bounds`, which fills the
 count-test bounds that the detector skips far inside the threshold (a slow quantile search it does
-not need for deciding), using the detector's own :func:`~adsentinel.detect.statistical.nb_interval`
-on the test's own expected count and overdispersion, so a chart can draw a continuous band.
+not need for deciding), with the detector's negative-binomial interval
+(:func:`~adsentinel.detect.statistical.nb_interval`, vectorised) on the test's own expected count
+and overdispersion, so a chart can draw a continuous band.
 
 The HTML report of ``adsentinel demo`` (:mod:`adsentinel.service.report`) draws only the stored
 anomalies' expected values; a dashboard needs the band on every day, hence this module.
@@ -21,6 +22,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,7 +34,6 @@ from adsentinel.detect.statistical import (
     FREQUENCY_DEFINITION,
     RATE_DEFINITIONS,
     MetricTest,
-    nb_interval,
     run_statistical_tests,
 )
 
@@ -59,36 +60,71 @@ class DayPoints:
     metrics: dict[str, MetricPoint]
 
 
-def complete_bounds(test: MetricTest, z_threshold: float) -> MetricTest:
-    """``test`` with its missing (``nan``) bounds computed as the detector would near the threshold.
+def nb_intervals(means: np.ndarray, overdispersions: np.ndarray, z_threshold: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~adsentinel.detect.statistical.nb_interval` for arrays, in two scipy calls.
+
+    A chart completes hundreds of intervals at once; one vectorised ``ppf``/``isf`` instead of
+    one scalar call each makes the entity page about twice as fast. A test holds it equal to the
+    detector's scalar function.
+    """
+    means = np.asarray(means, dtype=float)
+    n = 1.0 / np.maximum(np.asarray(overdispersions, dtype=float), 1e-9)
+    usable = np.isfinite(means) & (means > 0)
+    safe_means = np.where(usable, means, 1.0)
+    p = n / (n + safe_means)
+    alpha = stats.norm.sf(z_threshold)
+    low = np.where(usable, stats.nbinom.ppf(alpha, n, p), 0.0)
+    high = np.where(usable, stats.nbinom.isf(alpha, n, p), 0.0)
+    return low, high
+
+
+def complete_bounds(tests: list[MetricTest], z_threshold: float) -> list[MetricTest]:
+    """``tests`` with their missing (``nan``) bounds computed as the detector would near the
+    threshold.
 
     Count tests (``nb_count``) and rate tests (``nb_rate``, ``nb_rate_2d``) leave their bounds
-    ``nan`` far inside the threshold; this applies the same negative-binomial interval to the
+    ``nan`` far inside the threshold; this applies the same negative-binomial interval to each
     test's own expected count and overdispersion. Other tests are returned unchanged.
     """
-    if math.isfinite(test.lower) and math.isfinite(test.upper):
-        return test
-    phi = test.volume.get("overdispersion")
-    if phi is None:
-        return test
-    if test.detector == "nb_count":
-        low, high = nb_interval(test.expected, phi, z_threshold)
-        return replace(test, lower=low, upper=high)
-    definition = (RATE_DEFINITIONS | FREQUENCY_DEFINITION).get(test.metric)
-    if definition is None:
-        return test
-    count_col, exposure_col, inverse, factor = definition
-    exposure = test.volume.get(exposure_col, 0.0)
-    expected_count = test.volume.get(f"expected_{count_col}", float("nan"))
-    if not exposure or not math.isfinite(expected_count):
-        return test
-    low, high = nb_interval(expected_count, phi, z_threshold)
-    if inverse:
-        lower = factor * exposure / high if high > 0 else float("nan")
-        upper = factor * exposure / low if low > 0 else float("nan")
-    else:
-        lower, upper = factor * low / exposure, factor * high / exposure
-    return replace(test, lower=lower, upper=upper)
+    pending: list[tuple[int, float, tuple[str, str, bool, float] | None]] = []
+    means, phis = [], []
+    for index, test in enumerate(tests):
+        phi = test.volume.get("overdispersion")
+        if (math.isfinite(test.lower) and math.isfinite(test.upper)) or phi is None:
+            continue
+        if test.detector == "nb_count":
+            pending.append((index, 0.0, None))
+            means.append(test.expected)
+            phis.append(phi)
+            continue
+        definition = (RATE_DEFINITIONS | FREQUENCY_DEFINITION).get(test.metric)
+        if definition is None:
+            continue
+        count_col, exposure_col, _inverse, _factor = definition
+        exposure = test.volume.get(exposure_col, 0.0)
+        expected_count = test.volume.get(f"expected_{count_col}", float("nan"))
+        if exposure and math.isfinite(expected_count):
+            pending.append((index, exposure, definition))
+            means.append(expected_count)
+            phis.append(phi)
+    if not pending:
+        return list(tests)
+    lows, highs = nb_intervals(np.array(means), np.array(phis), z_threshold)
+    completed = list(tests)
+    for (index, exposure, definition), low, high in zip(pending, lows, highs):
+        low, high = float(low), float(high)
+        if definition is None:
+            completed[index] = replace(tests[index], lower=low, upper=high)
+            continue
+        _count_col, _exposure_col, inverse, factor = definition
+        if inverse:
+            lower = factor * exposure / high if high > 0 else float("nan")
+            upper = factor * exposure / low if low > 0 else float("nan")
+        else:
+            lower, upper = factor * low / exposure, factor * high / exposure
+        completed[index] = replace(tests[index], lower=lower, upper=upper)
+    return completed
 
 
 def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold: float,
@@ -102,6 +138,7 @@ def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold
     delivery on the day itself.
     """
     result: dict[date, dict[str, MetricTest]] = {}
+    judged: list[tuple[date, MetricTest]] = []
     if daily.empty:
         return result
     days = daily["date"].dt.date.to_numpy()
@@ -116,9 +153,11 @@ def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold
         target = daily.iloc[position]
         if target["spend"] <= 0 and target["impressions"] <= 0:
             continue
-        tests = run_statistical_tests(daily.iloc[start:position], target,
-                                      z_threshold=z_threshold, iqr_multiplier=iqr_multiplier)
-        result[day] = {t.metric: complete_bounds(t, z_threshold) for t in tests}
+        judged.extend((day, test) for test in run_statistical_tests(
+            daily.iloc[start:position], target, z_threshold=z_threshold,
+            iqr_multiplier=iqr_multiplier))
+    for (day, _), test in zip(judged, complete_bounds([t for _, t in judged], z_threshold)):
+        result.setdefault(day, {})[test.metric] = test
     return result
 
 
@@ -171,4 +210,4 @@ def _finite(value: float | None) -> float | None:
 
 
 __all__ = ["CHARTED_METRICS", "DayPoints", "MetricPoint", "complete_bounds", "entity_series",
-           "expected_by_day"]
+           "expected_by_day", "nb_intervals"]

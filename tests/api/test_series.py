@@ -1,0 +1,77 @@
+"""The chart series: the detector's own expected values, and bounds completed the detector's way."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adsentinel.api.series import complete_bounds, expected_by_day, nb_intervals
+from adsentinel.detect.anomaly_detector import prepare_daily_frame
+from adsentinel.detect.statistical import MetricTest, nb_interval, run_statistical_tests
+
+
+def test_vectorised_intervals_equal_the_detectors_scalar_ones():
+    rng = np.random.default_rng(7)
+    means = np.concatenate([rng.gamma(1.0, 50.0, 200), [0.0, -1.0, np.nan, 1e6, 0.3]])
+    phis = np.concatenate([rng.uniform(0.0, 1.0, 200), [0.1, 0.1, 0.1, 0.01, 0.0]])
+    lows, highs = nb_intervals(means, phis, 3.0)
+    expected = [nb_interval(m, phi, 3.0) for m, phi in zip(means, phis)]
+    assert lows.tolist() == [low for low, _ in expected]
+    assert highs.tolist() == [high for _, high in expected]
+
+
+def _test(metric, detector, expected, volume, lower=float("nan"), upper=float("nan")):
+    return MetricTest(metric, detector, actual=expected, expected=expected, lower=lower,
+                      upper=upper, z=0.1, volume=volume)
+
+
+def test_complete_bounds_fills_count_and_rate_tests_the_detectors_way():
+    leads = _test("leads", "nb_count", 20.0, {"overdispersion": 0.05})
+    ctr = _test("ctr", "nb_rate", 0.01, {"clicks": 100.0, "impressions": 10_000.0,
+                                        "expected_clicks": 100.0, "overdispersion": 0.02})
+    cpl = _test("cpl", "nb_rate", 10.0, {"leads": 4.0, "spend": 40.0, "expected_leads": 4.0,
+                                        "overdispersion": 0.3})
+    spend = _test("spend", "robust_z+iqr", 50.0, {}, lower=30.0, upper=80.0)
+    done = dict(zip(["leads", "ctr", "cpl", "spend"],
+                    complete_bounds([leads, ctr, cpl, spend], 3.0)))
+    assert (done["leads"].lower, done["leads"].upper) == nb_interval(20.0, 0.05, 3.0)
+    low, high = nb_interval(100.0, 0.02, 3.0)
+    assert done["ctr"].lower == pytest.approx(low / 10_000) and done["ctr"].upper == pytest.approx(
+        high / 10_000)
+    low, high = nb_interval(4.0, 0.3, 3.0)
+    assert low == 0.0  # 4 leads a day: none at all is still within three sigma ...
+    assert np.isnan(done["cpl"].upper)  # ... so the CPL has no upper bound
+    assert done["cpl"].lower == pytest.approx(40.0 / high)
+    assert done["spend"] is spend
+
+
+def _daily(days: int, start: date = date(2026, 9, 1)) -> pd.DataFrame:
+    rows = [{"date": start + timedelta(days=k), "spend": 100.0 + (k % 7), "impressions": 10_000.0,
+             "clicks": 100.0, "leads": 10.0, "reach": 5_000.0} for k in range(days)]
+    return prepare_daily_frame(pd.DataFrame(rows))
+
+
+def test_expected_values_are_the_detectors_walk_forward_tests():
+    daily = _daily(40)
+    first, last = date(2026, 9, 1), date(2026, 10, 10)
+    found = expected_by_day(daily, first, last, z_threshold=3.0, iqr_multiplier=1.5,
+                            min_history_days=14, history_days=90)
+    assert min(found) == date(2026, 9, 15)  # the first day with 14 days of delivery before it
+    day = date(2026, 10, 1)
+    position = (day - first).days
+    reference = {t.metric: t for t in run_statistical_tests(
+        daily.iloc[:position], daily.iloc[position], z_threshold=3.0, iqr_multiplier=1.5)}
+    assert {m: t.expected for m, t in found[day].items()} == {
+        m: t.expected for m, t in reference.items()}
+    assert all(np.isfinite(t.lower) and np.isfinite(t.upper) for t in found[day].values())
+
+
+def test_a_day_without_delivery_gets_no_expected_value():
+    daily = _daily(30)
+    daily.loc[25, ["spend", "impressions", "clicks", "leads", "reach"]] = 0.0
+    found = expected_by_day(daily, date(2026, 9, 1), date(2026, 9, 30), z_threshold=3.0,
+                            iqr_multiplier=1.5, min_history_days=14, history_days=90)
+    assert date(2026, 9, 26) not in found and date(2026, 9, 27) in found
