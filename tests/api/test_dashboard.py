@@ -226,3 +226,21 @@ def test_overview_groups_a_childs_anomaly_under_its_open_incident(client, world,
     soup = parse(client.get("/").text)
     assert world.anomalies["open_a"] in {int(li["data-anomaly-id"])
                                          for li in soup.find_all("li", cls="anomaly")}
+
+
+def test_names_and_messages_cannot_inject_markup(client, world, session_factory):
+    from adsentinel.db.models import Anomaly, Entity
+
+    evil = "</script><script>alert(1)</script><b>x</b>"
+    with session_factory() as session:
+        session.get(Anomaly, world.anomalies["open_a"]).message = evil
+        session.get(Entity, world.entities["a"]["ad"]).name = evil
+        session.commit()
+    login(client, world)
+    for path in ("/", f"/entities/{world.entities['a']['ad']}"):
+        html = client.get(path).text
+        assert "<script>alert(1)" not in html and "<b>x</b>" not in html
+        assert "&lt;/script&gt;&lt;script&gt;alert(1)" in html
+    soup = parse(client.get(f"/entities/{world.entities['a']['ad']}").text)
+    cpl = json.loads(soup.find("script", data_figure_for="chart-cpl").text)
+    assert evil in cpl["data"][-1]["text"][0]  # intact as data, inert as markup
