@@ -244,3 +244,9 @@ def test_names_and_messages_cannot_inject_markup(client, world, session_factory)
     soup = parse(client.get(f"/entities/{world.entities['a']['ad']}").text)
     cpl = json.loads(soup.find("script", data_figure_for="chart-cpl").text)
     assert evil in cpl["data"][-1]["text"][0]  # intact as data, inert as markup
+
+
+def test_entity_page_refuses_dates_that_would_overflow(client, world):
+    login(client, world)
+    response = client.get(f"/entities/{world.entities['a']['ad']}?end=0001-01-05")
+    assert response.status_code == 400 and "out of range" in response.text

@@ -75,3 +75,19 @@ def test_a_day_without_delivery_gets_no_expected_value():
     found = expected_by_day(daily, date(2026, 9, 1), date(2026, 9, 30), z_threshold=3.0,
                             iqr_multiplier=1.5, min_history_days=14, history_days=90)
     assert date(2026, 9, 26) not in found and date(2026, 9, 27) in found
+
+
+def test_series_range_defaults_and_refusals():
+    from adsentinel.api.series import series_range
+    from adsentinel.errors import AdsentinelError
+
+    assert series_range(None, None, last_day=date(2026, 11, 24)) == (
+        date(2026, 9, 26), date(2026, 11, 24))
+    assert series_range(None, date(1970, 1, 5), last_day=None) == (
+        date(1970, 1, 1), date(1970, 1, 5))  # clipped, never an overflow
+    for start, end, message in [(date(2026, 9, 2), date(2026, 9, 1), "after end"),
+                                (date(2025, 1, 1), date(2026, 9, 1), "at most 366"),
+                                (date(1, 1, 1), None, "out of range"),
+                                (None, date(9999, 12, 31), "out of range")]:
+        with pytest.raises(AdsentinelError, match=message):
+            series_range(start, end, last_day=date(2026, 11, 24))

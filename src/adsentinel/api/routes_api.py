@@ -4,7 +4,7 @@ inside one session, and shape the answer with :mod:`adsentinel.api.schemas`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -33,13 +33,8 @@ from adsentinel.api.schemas import (
     TaskOut,
     TrainingStatusOut,
 )
-from adsentinel.api.series import entity_series
-from adsentinel.errors import AdsentinelError, NotFoundError
-
-DEFAULT_SERIES_DAYS = 60
-MAX_SERIES_DAYS = 366
-#: Dates outside these years are refused before they reach date arithmetic or the database.
-EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(2999, 12, 31)
+from adsentinel.api.series import entity_series, series_range
+from adsentinel.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1")
 
@@ -71,13 +66,6 @@ def db_session(request: Request) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(db_session)]
 Reader = Annotated[Principal, Depends(api_principal)]
 Writer = Annotated[Principal, Depends(writer)]
-
-
-def _checked_day(value: date | None, name: str) -> date | None:
-    if value is not None and not EARLIEST_DAY <= value <= LATEST_DAY:
-        raise AdsentinelError(f"{name} {value} is out of range: dates go from {EARLIEST_DAY} "
-                              f"to {LATEST_DAY}")
-    return value
 
 
 @router.get("/health", response_model=HealthOut, tags=["system"], responses=_unavailable)
@@ -144,15 +132,7 @@ def entity_metrics(entity_id: EntityId, request: Request, session: DbSession, pr
     """Daily metrics of an entity with the expected value and bounds detection computes for each
     day, and its anomalies of the range. Default range: the last 60 days with data."""
     entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
-    _checked_day(start, "start")
-    _checked_day(end, "end")
-    end = end or entity.last_day or date.today()
-    start = start or end - timedelta(days=DEFAULT_SERIES_DAYS - 1)
-    if start > end:
-        raise AdsentinelError(f"start ({start}) is after end ({end})", hint="swap them")
-    if (end - start).days + 1 > MAX_SERIES_DAYS:
-        raise AdsentinelError(f"the range {start} to {end} is {(end - start).days + 1} days "
-                              f"long; at most {MAX_SERIES_DAYS}", hint="ask for a shorter range")
+    start, end = series_range(start, end, last_day=entity.last_day)
     points = entity_series(session=session, settings=request.app.state.settings,
                            entity_id=entity.id, first=start, last=end)
     anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id, start=start,

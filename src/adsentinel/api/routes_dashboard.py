@@ -13,7 +13,7 @@ the cookie is signed, HttpOnly and SameSite=Lax. Scope and read-only rules are t
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,13 +26,11 @@ from adsentinel.api import queries
 from adsentinel.api.auth import Principal, csrf_matches, new_csrf_token, session_principal
 from adsentinel.api.charts import SEVERITY_COLOURS, metric_charts
 from adsentinel.api.schemas import SettableStatus
-from adsentinel.api.series import entity_series
+from adsentinel.api.series import entity_series, series_range
 from adsentinel.db.models import AdAccount, Severity
-from adsentinel.errors import AdsentinelError
 from adsentinel.service.tokens import authenticate_token
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-CHART_DAYS = 60
 #: statuses the entity page offers as buttons (the API allows every settable status)
 BUTTON_STATUSES = (("acknowledged", "Acknowledge"), ("false_positive", "False positive"))
 
@@ -150,11 +148,7 @@ def entity_page(request: Request,
     with request.app.state.session_factory() as session:
         entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
         account = session.get(AdAccount, entity.account_id)
-        end = end or entity.last_day or date.today()
-        start = start or end - timedelta(days=CHART_DAYS - 1)
-        if start > end or (end - start).days > 366 or start.year < 1970:
-            raise AdsentinelError(f"cannot chart {start} to {end}",
-                                  hint="give a start before the end, at most 366 days apart")
+        start, end = series_range(start, end, last_day=entity.last_day)
         points = entity_series(session=session, settings=settings, entity_id=entity.id,
                                first=start, last=end)
         anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id,

@@ -36,7 +36,12 @@ from adsentinel.detect.statistical import (
     MetricTest,
     run_statistical_tests,
 )
+from adsentinel.errors import AdsentinelError
 
+DEFAULT_SERIES_DAYS = 60
+MAX_SERIES_DAYS = 366
+#: Dates outside these are refused before they reach date arithmetic or the database.
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(2999, 12, 31)
 #: Metrics charted, in the order a marketer reads them (volumes, then efficiency).
 CHARTED_METRICS: tuple[str, ...] = ("spend", "impressions", "clicks", "leads", "reach", "ctr",
                                     "cpc", "cpm", "cpl", "conversion_rate", "frequency")
@@ -58,6 +63,27 @@ class DayPoints:
 
     day: date
     metrics: dict[str, MetricPoint]
+
+
+def series_range(start: date | None, end: date | None, *, last_day: date | None,
+                 default_days: int = DEFAULT_SERIES_DAYS) -> tuple[date, date]:
+    """The days to chart: as asked, or the ``default_days`` up to the entity's last day.
+
+    Raises :class:`AdsentinelError` (a 400) for a start after the end, a range longer than
+    :data:`MAX_SERIES_DAYS`, or a date outside 1970-2999 (where date arithmetic would overflow).
+    """
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not EARLIEST_DAY <= value <= LATEST_DAY:
+            raise AdsentinelError(f"{name} {value} is out of range: dates go from {EARLIEST_DAY} "
+                                  f"to {LATEST_DAY}")
+    end = end or last_day or date.today()
+    start = start or max(end - timedelta(days=default_days - 1), EARLIEST_DAY)
+    if start > end:
+        raise AdsentinelError(f"start ({start}) is after end ({end})", hint="swap them")
+    if (end - start).days + 1 > MAX_SERIES_DAYS:
+        raise AdsentinelError(f"the range {start} to {end} is {(end - start).days + 1} days "
+                              f"long; at most {MAX_SERIES_DAYS}", hint="ask for a shorter range")
+    return start, end
 
 
 def nb_intervals(means: np.ndarray, overdispersions: np.ndarray, z_threshold: float
@@ -210,4 +236,4 @@ def _finite(value: float | None) -> float | None:
 
 
 __all__ = ["CHARTED_METRICS", "DayPoints", "MetricPoint", "complete_bounds", "entity_series",
-           "expected_by_day", "nb_intervals"]
+           "expected_by_day", "nb_intervals", "series_range"]
