@@ -16,6 +16,7 @@ from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import Entity
 from adsentinel.errors import AdsentinelError
 from adsentinel.service.accounts import select_accounts
+from adsentinel.service.alerting import plan_alerts
 from adsentinel.service.detection import detect_account
 from adsentinel.service.jobs import model_loader_or_none
 
@@ -37,7 +38,8 @@ def detect_command(
         "--format", help="table (default) or json (one object per anomaly, in a list).",
     )] = OutputFormat.table,
 ) -> None:
-    """Detect anomalies, store them (re-running updates, never duplicates) and print them."""
+    """Detect anomalies, store them (re-running updates, never duplicates), queue the alerts
+    they call for (sent by `adsentinel alerts deliver`, `run` or the workers) and print them."""
     settings = get_settings()
     analysis_date = _parse_date(day)
     session_factory = make_session_factory(open_database(settings))
@@ -46,6 +48,7 @@ def detect_command(
         stored = detect_account(session_factory=session_factory, settings=settings,
                                 account_id=ref.id, analysis_date=analysis_date,
                                 model_loader=model_loader_or_none(settings, ref.id))
+        plan_alerts(session_factory=session_factory, settings=settings, account_id=ref.id)
         rows.extend(anomaly_rows(session_factory, ref, stored))
     if output is OutputFormat.json:
         console.print_json(json.dumps(rows, default=str))
