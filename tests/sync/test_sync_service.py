@@ -288,3 +288,26 @@ def test_an_ad_that_delivered_but_is_no_longer_listed_is_unknown_not_active(
             Entity.platform_id == "120210000000000303")).one()
         assert (ad.status, ad.name) == ("UNKNOWN", "Imagem oferta avaliacao")
         assert session.get(Entity, ad.parent_id).platform_id == "120210000000000202"
+
+
+def test_hourly_sync_pulls_the_full_window_first_each_day_and_yesterday_today_otherwise(
+        graph, session_factory, db_settings, account_id, client_factory):
+    from datetime import timedelta
+
+    from adsentinel.service.sync import sync_before_detection
+
+    settings = db_settings.model_copy(update={"sync_window_days": 3})
+    serve_structure(graph)
+    serve_insights(graph, "insights_page1", "insights_page2")
+
+    def hourly(now):
+        return sync_before_detection(session_factory=session_factory, settings=settings,
+                                     account_id=account_id, client_factory=client_factory,
+                                     environ=ENV, now=now)
+
+    first = hourly(NOW)  # no full sync yet: the whole window (history reach-back on first use)
+    assert first["status"] == "succeeded" and first["since"] <= (DAY2 - timedelta(days=2)).isoformat()
+    second = hourly(LATER)  # an hour later: yesterday and today (Sao Paulo) only
+    assert (second["since"], second["until"]) == (DAY1.isoformat(), DAY2.isoformat())
+    next_day = hourly(NOW + timedelta(hours=24))  # a new local day: the whole window again
+    assert next_day["since"] == (DAY2 + timedelta(days=1) - timedelta(days=2)).isoformat()

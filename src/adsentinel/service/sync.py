@@ -652,17 +652,45 @@ def _insight_row(line: int, record: InsightRecord) -> InsightRow:
 
 
 def sync_before_detection(*, session_factory: sessionmaker[Session], settings: Settings,
-                          account_id: int,
-                          client_factory: ClientFactory | None = None) -> dict[str, Any] | None:
+                          account_id: int, client_factory: ClientFactory | None = None,
+                          environ: Mapping[str, str] | None = None,
+                          now: datetime | None = None) -> dict[str, Any] | None:
     """The hourly job's first step: sync the account if it can be synced (``None`` otherwise).
 
+    The first run of each local day pulls the whole ``sync_window_days`` window (restatements);
+    the other hourly runs pull yesterday and today only (today's growing numbers, yesterday's
+    final ones), which keeps a large account's hourly sync small.
     A failed sync is reported in the result and detection still runs on what is stored.
     """
     if not is_syncable(session_factory=session_factory, account_id=account_id):
         return None
+    now = now or datetime.now(timezone.utc)
     summary = sync_account(session_factory=session_factory, settings=settings,
-                           account_id=account_id, client_factory=client_factory)
+                           account_id=account_id, client_factory=client_factory,
+                           since=_hourly_since(session_factory, settings, account_id, now),
+                           environ=environ, now=now)
     return summary.as_dict()
+
+
+def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, account_id: int,
+                  now: datetime) -> date | None:
+    """Yesterday in the account's timezone when a full-window sync already covered today;
+    ``None`` (the full window) for the first sync of each local day."""
+    with session_factory() as session:
+        account = session.get(AdAccount, account_id)
+        runs = session.execute(
+            select(SyncRun.since, SyncRun.until)
+            .where(SyncRun.account_id == account_id, SyncRun.status == "succeeded",
+                   SyncRun.since.is_not(None), SyncRun.until.is_not(None))
+            .order_by(SyncRun.id.desc()).limit(100)).all()
+    try:
+        zone = ZoneInfo(account.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    today = now.astimezone(zone).date()
+    full_today = any(until >= today and (until - since).days + 1 >= settings.sync_window_days
+                     for since, until in runs)
+    return today - timedelta(days=1) if full_today else None
 
 
 __all__ = [
