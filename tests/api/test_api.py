@@ -178,6 +178,20 @@ def test_patch_status_records_who_and_when(client, world, session_factory):
     assert anomaly_id not in {a["id"] for a in open_now}
 
 
+def test_patch_of_an_incident_covers_the_anomalies_attached_to_it(client, world,
+                                                                  session_factory):
+    head, child = world.anomalies["high_a_old"], world.anomalies["open_a"]
+    with session_factory() as session:  # the ad's anomaly is part of the ad set's incident
+        session.get(Anomaly, child).incident_id = head
+        session.commit()
+    response = client.patch(f"/api/v1/anomalies/{head}", headers=world.headers("full"),
+                            json={"status": "false_positive"})
+    assert response.status_code == 200, response.text
+    with session_factory() as session:
+        attached = session.get(Anomaly, child)
+        assert (attached.status, attached.status_by) == ("false_positive", "full")
+
+
 def test_patch_refuses_retracted_unknown_and_invalid(client, world):
     headers = world.headers("full")
     retracted = client.patch(f"/api/v1/anomalies/{world.anomalies['retracted_a']}",

@@ -30,6 +30,7 @@ from adsentinel.db.models import (
 )
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
 from adsentinel.models.store import ModelStore
+from adsentinel.service.alerting import give_status
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +264,8 @@ def get_anomaly(*, session: Session, principal: Principal, anomaly_id: int) -> A
 
 def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: int, status: str,
                        by: str | None = None, now: datetime | None = None) -> Anomaly:
-    """Give an anomaly a user's status, recording who (``by`` or the token's name) and when.
+    """Give an anomaly (and the anomalies attached to its incident) a user's status, recording
+    who (``by`` or the token's name) and when.
 
     A retracted anomaly (restated data made it normal) cannot be changed: there is nothing left
     to acknowledge, and detection owns that state. The caller commits.
@@ -280,10 +282,7 @@ def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: in
     now = now or utcnow()
     log.info("anomaly %s (%s on %s): %s -> %s by %s", anomaly.id, anomaly.metric, anomaly.day,
              anomaly.status, status, by or principal.name)
-    anomaly.status = status
-    anomaly.status_by = (by or principal.name)[:200]
-    anomaly.status_at = now
-    anomaly.updated_at = now
+    give_status(session, anomaly, status, by=(by or principal.name)[:200], now=now)
     session.flush()
     return anomaly
 

@@ -502,13 +502,24 @@ def mark_anomaly(*, session_factory: sessionmaker[Session], anomaly_id: int, sta
             raise AlertConfigError(
                 f"anomaly {anomaly_id} was retracted by detection (its restated day is normal "
                 "again) and cannot be marked", hint="nothing to do: it no longer counts")
-        children = session.scalars(select(Anomaly).where(
-            Anomaly.incident_id == anomaly_id,
-            Anomaly.status != AnomalyStatus.retracted.value)).all()
-        for row in (anomaly, *children):
-            row.status, row.status_by, row.status_at = status, by, now
-    log.info("anomaly %s marked %s by %s (%d attached)", anomaly_id, status, by, len(children))
-    return {"id": anomaly_id, "status": status, "children": len(children)}
+        children = give_status(session, anomaly, status, by=by, now=now)
+    log.info("anomaly %s marked %s by %s (%d attached)", anomaly_id, status, by, children)
+    return {"id": anomaly_id, "status": status, "children": children}
+
+
+def give_status(session: Session, anomaly: Anomaly, status: str, *, by: str | None,
+                now: datetime) -> int:
+    """Set a user's ``status`` on ``anomaly`` and on the anomalies attached to it (its
+    incident's children), in the caller's transaction; returns how many children changed.
+
+    The one place feedback is written, whether it comes from the CLI, the API or the dashboard.
+    """
+    children = session.scalars(select(Anomaly).where(
+        Anomaly.incident_id == anomaly.id,
+        Anomaly.status != AnomalyStatus.retracted.value)).all()
+    for row in (anomaly, *children):
+        row.status, row.status_by, row.status_at, row.updated_at = status, by, now, now
+    return len(children)
 
 
 # --- channels, mutes, calendars ---------------------------------------------------------------
