@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from sqlalchemy import ColumnElement, true
 
 from adsentinel.config import Settings
 from adsentinel.errors import ConfigError
+from adsentinel.keyfile import read_or_create_hex_key
 from adsentinel.service.tokens import TokenInfo, authenticate_token, token_by_id
 
 SESSION_KEY_FILE = ".session-key"
@@ -126,33 +126,15 @@ def session_secret(settings: Settings) -> str:
         return value
     path = Path(settings.data_dir) / SESSION_KEY_FILE
     try:
-        return _read_session_key(path)
-    except FileNotFoundError:
-        pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{SESSION_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(temporary, path)  # fails if another process created the key first
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(temporary)
-        return _read_session_key(path)
+        text = read_or_create_hex_key(path)
     except OSError as exc:
         raise ConfigError(f"cannot create the session key {path}: {exc.strerror or exc}",
                           hint="make the data folder writable or set "
                                "ADSENTINEL_SESSION_SECRET") from None
+    return _checked_session_key(path, text)
 
 
-def _read_session_key(path: Path) -> str:
-    text = path.read_text(encoding="ascii").strip()
+def _checked_session_key(path: Path, text: str) -> str:
     if len(text) < 32:
         raise ConfigError(f"the session key {path} is malformed (expected 64 hex characters)",
                           hint="delete it (dashboard users will log in again) or set "

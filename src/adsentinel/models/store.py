@@ -61,6 +61,7 @@ from adsentinel.detect.forest import (
     IsolationForest,
 )
 from adsentinel.errors import ModelStoreError
+from adsentinel.keyfile import read_or_create_hex_key
 from adsentinel.models.cache import MODEL_CACHE, FileIdentity, ModelCache
 
 __all__ = [
@@ -189,34 +190,16 @@ def load_signing_key(root: Path, configured: SecretStr | str | bytes | None = No
         return key
     path = Path(root) / SIGNING_KEY_FILE
     try:
-        return _read_key_file(path)
-    except FileNotFoundError:
-        pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f"{SIGNING_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(temp, path)  # fails if another process created the key first
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(temp)
-        return _read_key_file(path)
+        text = read_or_create_hex_key(path)
     except OSError as exc:
         raise ModelStoreError(
             f"cannot create the model signing key {path}: {exc.strerror or exc}",
             hint="make the models folder writable or set ADSENTINEL_MODEL_SIGNING_KEY",
         ) from None
+    return _checked_key(path, text)
 
 
-def _read_key_file(path: Path) -> bytes:
-    text = path.read_text(encoding="ascii").strip()
+def _checked_key(path: Path, text: str) -> bytes:
     try:
         key = bytes.fromhex(text)
     except ValueError:
