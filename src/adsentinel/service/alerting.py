@@ -79,6 +79,7 @@ from adsentinel.db.models import (
     utcnow,
 )
 from adsentinel.detect.anomaly_detector import DetectedAnomaly
+from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, InputFileError, InputProblem, NotFoundError
 from adsentinel.service.scope import entities_in_campaigns
 
@@ -128,7 +129,7 @@ def plan_alerts(*, session_factory: sessionmaker[Session], settings: Settings, a
             AlertChannel.digest.is_(False)).order_by(AlertChannel.id)).all()
         if not channels:
             return {"incidents": 0, "enqueued": 0, "suppressed": 0}
-        zone = _zone(account.timezone)
+        zone = zone_or_utc(account.timezone)
         entities = _entities(session, account_id)
         scope = (None if campaign_ids is None
                  else entities_in_campaigns(entities.parents, campaign_ids))
@@ -369,7 +370,7 @@ def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
             .order_by(AlertChannel.id)).all()
         for channel in channels:
             account = session.get(AdAccount, channel.account_id)
-            zone = _zone(account.timezone)
+            zone = zone_or_utc(account.timezone)
             local = now.astimezone(zone)
             if local.time() < settings.alert_digest_time:
                 continue
@@ -452,7 +453,7 @@ def deliver_alerts(*, session_factory: sessionmaker[Session], settings: Settings
 
 def _account_zone(session_factory: sessionmaker[Session], account_id: int) -> ZoneInfo:
     with session_factory() as session:
-        return _zone(session.scalar(select(AdAccount.timezone).where(AdAccount.id == account_id)))
+        return zone_or_utc(session.scalar(select(AdAccount.timezone).where(AdAccount.id == account_id)))
 
 
 # --- feedback inside detection ----------------------------------------------------------------
@@ -779,13 +780,6 @@ def _account(session: Session, account_id: int) -> AdAccount:
         raise NotFoundError(f"ad account {account_id} does not exist",
                             hint="list accounts with `adsentinel accounts`")
     return account
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except Exception:  # noqa: BLE001 - an unknown zone in the data falls back to UTC
-        return ZoneInfo("UTC")
 
 
 def _utc(moment: datetime) -> datetime:

@@ -43,6 +43,7 @@ from adsentinel.detect.anomaly_detector import (
     ParentBudget,
     prepare_daily_frames,
 )
+from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import NotFoundError
 from adsentinel.service.alerting import apply_feedback
 from adsentinel.service.scope import entities_in_campaigns
@@ -301,7 +302,7 @@ def _run_detector(
     days_by_entity: dict[int, list[date]] = {}
     for entity_id, day in judged:
         days_by_entity.setdefault(entity_id, []).append(day)
-    zone = _zone(account.timezone)
+    zone = zone_or_utc(account.timezone)
     found: list[DetectedAnomaly] = []
     # Prepared (one row per calendar day) for all entities in one pass, and shared by each
     # entity's judged days and, for an ad set, by its ads.
@@ -347,13 +348,6 @@ def _run_detector(
                 )
             )
     return found
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except Exception:  # noqa: BLE001 - an unknown zone in the data falls back to UTC
-        return ZoneInfo("UTC")
 
 
 def _local_hour(as_of: Any, zone: ZoneInfo) -> float:

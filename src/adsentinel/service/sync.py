@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun, TrainingStatus
+from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
@@ -683,11 +684,7 @@ def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, ac
             .where(SyncRun.account_id == account_id, SyncRun.status == "succeeded",
                    SyncRun.since.is_not(None), SyncRun.until.is_not(None))
             .order_by(SyncRun.id.desc()).limit(100)).all()
-    try:
-        zone = ZoneInfo(account.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    today = now.astimezone(zone).date()
+    today = now.astimezone(zone_or_utc(account.timezone)).date()
     full_today = any(until >= today and (until - since).days + 1 >= settings.sync_window_days
                      for since, until in runs)
     return today - timedelta(days=1) if full_today else None
