@@ -12,7 +12,13 @@ from adsentinel.errors import ConfigError
 
 @pytest.fixture
 def runner(monkeypatch) -> CliRunner:
-    monkeypatch.setenv("COLUMNS", "200")  # tables on one line each
+    """Tables on one line each: a wide terminal, whatever width the shared consoles were
+    created with by earlier tests of the same process."""
+    from adsentinel.cli.app import console, err_console
+
+    monkeypatch.setenv("COLUMNS", "200")
+    for shared in (console, err_console):
+        monkeypatch.setattr(shared, "width", 200)
     return CliRunner()
 
 

@@ -94,9 +94,12 @@ def enable_command(
 def print_accounts(accounts: list[AccountListing]) -> None:
     """The accounts as a table; the token column shows the variable's name only."""
     table = Table(title="ad accounts")
-    for column in ("id", "name", "Meta id", "token", "active", "results", "last sync",
-                   "attention"):
-        table.add_column(column)
+    # ids and the token variable are what users copy: never cut; the rest folds on a narrow
+    # terminal instead of being cut with an ellipsis
+    for column, keep_whole in (("id", True), ("name", False), ("Meta id", True),
+                               ("token", True), ("active", True), ("results", False),
+                               ("last sync", False), ("attention", False)):
+        table.add_column(column, no_wrap=keep_whole, overflow="fold")
     for a in accounts:
         synced = a.last_synced_at.strftime("%Y-%m-%d %H:%M") if a.last_synced_at else "-"
         if a.last_sync_status and a.last_sync_status != "succeeded":

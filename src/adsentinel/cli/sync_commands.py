@@ -75,7 +75,9 @@ def print_sync_summaries(summaries: list[SyncSummary]) -> None:
                             ("campaigns/ad sets/ads", "right"), ("ad-day rows", "right"),
                             ("days restated", "right"), ("API calls", "right"),
                             ("waited s", "right"), ("duration s", "right")):
-        table.add_column(column, justify=justify)
+        # the account and its status are never cut; numbers and the window fold when narrow
+        table.add_column(column, justify=justify, overflow="fold",
+                         no_wrap=column in ("account", "status"))
     for s in summaries:
         colour = {"succeeded": "green", "skipped": "dim"}.get(s.status, "red")
         window = f"{s.since} .. {s.until}" if s.since else "-"
