@@ -55,3 +55,5 @@ def demo(
             console.print(f"  {label['kind']} on {label['entity_type']} {label['entity_id']} "
                           f"since {label['start_date']}", highlight=False)
     console.print(f"report with a chart per top anomaly: {result.report}", highlight=False)
+    console.print("in the dashboard: `adsentinel tokens create --name you`, then "
+                  "`adsentinel serve` and open http://127.0.0.1:8000", highlight=False)
