@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adsentinel.db.models import EntityLevel, Severity
+from adsentinel.db.models import AnomalyStatus, EntityLevel, Severity
 
 
 class SettableStatus(str, Enum):
@@ -21,15 +21,7 @@ class SettableStatus(str, Enum):
     expected = "expected"
 
 
-class AnomalyStatusFilter(str, Enum):
-    """Every status an anomaly can have, for filtering."""
-
-    open = "open"
-    acknowledged = "acknowledged"
-    resolved = "resolved"
-    false_positive = "false_positive"
-    expected = "expected"
-    retracted = "retracted"
+AnomalyStatusFilter = AnomalyStatus  # every status an anomaly can have, for filtering
 
 
 LevelFilter = EntityLevel

@@ -109,12 +109,7 @@ def import_insights_csv(
         _check_across_lines(conn, dialect, str(path), problems, skip_invalid)
         if problems.total and not skip_invalid:
             raise _as_error(problems)  # rolls the whole transaction back
-        _count_days(conn, dialect, summary)
-        _upsert_entities(conn, dialect, summary)
-        _upsert_ad_days(conn, dialect, now)
-        _aggregate_parents(conn, dialect, now)
-        _fill_summary(conn, summary, problems)
-        _drop_staging(conn, dialect)
+        _merge_staged(conn, dialect, summary, problems, now)
     log.info("imported %s: %d rows, %d new days, %d restated, %d unchanged", path,
              summary.rows_imported, summary.days_new, summary.days_restated,
              summary.days_unchanged)
@@ -163,13 +158,19 @@ def upsert_ad_insight_rows(
     _check_across_lines(conn, dialect, source, problems, skip_invalid=False)
     if problems.total:
         raise InputFileError(_by_line(problems.shown), total=problems.total)
+    _merge_staged(conn, dialect, summary, problems, now)
+    return summary
+
+
+def _merge_staged(conn: Connection, dialect, summary: ImportSummary, problems: _ProblemLog,
+                  now: datetime) -> None:
+    """The checked staging rows into the tables: entities, ad days, their parents' sums."""
     _count_days(conn, dialect, summary)
     _upsert_entities(conn, dialect, summary)
     _upsert_ad_days(conn, dialect, now)
     _aggregate_parents(conn, dialect, now)
     _fill_summary(conn, summary, problems)
     _drop_staging(conn, dialect)
-    return summary
 
 
 def _as_error(problems: _ProblemLog) -> InputFileError:
