@@ -204,3 +204,30 @@ def test_campaign_subset_trains_only_its_branch(db_settings, session_factory):
     assert store.load(first["account"], "campaign", str(other_campaign)) is not None
     assert store.load(first["account"], "campaign", str(first["ids"]["c1"])) is None
     assert store.load(second["account"], "campaign", str(second["ids"]["c1"])) is None
+
+
+def test_a_run_left_running_past_the_hard_time_limit_is_closed_as_interrupted(
+        db_settings, session_factory):
+    from datetime import datetime, timezone
+
+    with session_scope(session_factory) as session:
+        account = AdAccount(name="Reiniciada")
+        session.add(account)
+        session.flush()
+        session.add(Entity(account_id=account.id, level="campaign", platform_id="c1"))
+        now = datetime.now(timezone.utc)
+        limit = timedelta(seconds=db_settings.task_time_limit)
+        killed = TrainingRun(account_id=account.id, status="running",
+                             started_at=now - limit - timedelta(minutes=5))
+        recent = TrainingRun(account_id=account.id, status="running",  # another chunk, alive
+                             started_at=now - timedelta(minutes=1))
+        session.add_all([killed, recent])
+        session.flush()
+        account_id, killed_id, recent_id = account.id, killed.id, recent.id
+    train_account_models(session_factory=session_factory, settings=db_settings,
+                         account_id=account_id)
+    with session_scope(session_factory) as session:
+        closed, alive = session.get(TrainingRun, killed_id), session.get(TrainingRun, recent_id)
+        assert closed.status == "failed" and "interrupted" in closed.error
+        assert closed.finished_at is not None
+        assert alive.status == "running"

@@ -59,6 +59,29 @@ _CHUNK_ENTITIES = 4000
 Progress = Callable[[int, int], None]
 
 
+def _close_interrupted_runs(session: Session, account_id: int, settings: Settings,
+                            now: datetime) -> None:
+    """Mark as failed the account's runs still ``running`` after the hard task time limit.
+
+    A worker killed mid-training never finishes its row (its task is redelivered and a new run
+    is recorded); no run can still be alive past ``task_time_limit``, since the worker process is
+    killed then, so such a row is an interruption, not work in progress.
+    """
+    cutoff = now - timedelta(seconds=settings.task_time_limit)
+    for run in session.scalars(select(TrainingRun).where(
+            TrainingRun.account_id == account_id,
+            TrainingRun.status == TrainingStatus.running.value)):
+        started = run.started_at if run.started_at.tzinfo else run.started_at.replace(
+            tzinfo=timezone.utc)
+        if started < cutoff:
+            run.status = TrainingStatus.failed.value
+            run.finished_at = now
+            run.error = ("interrupted: its worker stopped before finishing (killed, or the "
+                         "machine went down); the task was delivered again")
+            log.warning("account %s: training run %s started %s never finished; marked failed",
+                        account_id, run.id, started.isoformat(timespec="seconds"))
+
+
 def train_account_models(
     *,
     session_factory: sessionmaker[Session],
@@ -105,6 +128,7 @@ def train_account_models(
         if session.get(AdAccount, account_id) is None:
             raise NotFoundError(f"no ad account with id {account_id}",
                                 hint="pass the id of an imported account")
+        _close_interrupted_runs(session, account_id, settings, utcnow())
         run = TrainingRun(account_id=account_id, status=TrainingStatus.running.value)
         session.add(run)
         session.flush()
