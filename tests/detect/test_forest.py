@@ -17,7 +17,17 @@ from adsentinel.detect.forest import (
     _average_path_length_scalar,
 )
 
-ODDS_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "odds"
+def _odds_dir() -> Path:
+    """The published ODDS sets: ``ADSENTINEL_TEST_ODDS_DIR``, else ``shared/`` beside this
+    checkout, else the workplace's ``/work/shared`` (a clone elsewhere has no sibling)."""
+    if os.environ.get("ADSENTINEL_TEST_ODDS_DIR"):
+        return Path(os.environ["ADSENTINEL_TEST_ODDS_DIR"])
+    candidates = [Path(__file__).resolve().parents[2].parent / "shared" / "data" / "odds",
+                  Path("/work/shared/data/odds")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+ODDS_DIR = _odds_dir()
 ODDS_SETS = ["4_breastw", "29_Pima", "18_Ionosphere", "6_cardio", "38_thyroid"]
 
 
