@@ -16,7 +16,8 @@ from adsentinel.alerts.incidents import (
     build_incidents,
     decide_messages,
 )
-from adsentinel.service.alerting import add_channel, deliver_alerts, plan_alerts
+from adsentinel.service.alert_config import add_channel
+from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 

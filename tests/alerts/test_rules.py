@@ -20,14 +20,8 @@ from adsentinel.alerts.suppression import (
 )
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount
-from adsentinel.service.alerting import (
-    add_calendar_days,
-    add_channel,
-    add_mute,
-    deliver_alerts,
-    plan_alerts,
-    send_digests,
-)
+from adsentinel.service.alert_config import add_calendar_days, add_channel, add_mute
+from adsentinel.service.alerting import deliver_alerts, plan_alerts, send_digests
 
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 

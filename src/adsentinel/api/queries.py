@@ -30,7 +30,7 @@ from adsentinel.db.models import (
 )
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
 from adsentinel.models.store import ModelStore
-from adsentinel.service.alerting import give_status
+from adsentinel.service.feedback import give_status
 
 log = logging.getLogger(__name__)
 

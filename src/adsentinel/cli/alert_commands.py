@@ -16,7 +16,7 @@ from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import AlertOutbox
 from adsentinel.errors import AdsentinelError
-from adsentinel.service import alerting
+from adsentinel.service import alert_config, alerting, feedback
 from adsentinel.service.accounts import select_accounts
 
 alerts_app = typer.Typer(help="Alert channels, planning and delivery.", no_args_is_help=True)
@@ -94,9 +94,9 @@ def channel_add(
     quiet_start = quiet_end = None
     if quiet is not None:
         if quiet.count("-") != 1:
-            raise alerting.AlertConfigError(f"--quiet: expected HH:MM-HH:MM, got {quiet!r}")
+            raise alert_config.AlertConfigError(f"--quiet: expected HH:MM-HH:MM, got {quiet!r}")
         quiet_start, quiet_end = (part.strip() for part in quiet.split("-"))
-    channel_id = alerting.add_channel(
+    channel_id = alert_config.add_channel(
         session_factory=session_factory, account_id=_account_id(session_factory, account),
         kind=kind, target=target, secret_ref=secret_ref, min_severity=min_severity,
         quiet_start=quiet_start, quiet_end=quiet_end, digest=digest)
@@ -111,7 +111,7 @@ def channel_list(account: OptionalAccount = None) -> None:
     """List the alert channels with their pending, sent and failed messages."""
     _, session_factory = _session_factory()
     account_id = _account_id(session_factory, account) if account else None
-    _print_rows(alerting.list_channels(session_factory=session_factory, account_id=account_id),
+    _print_rows(alert_config.list_channels(session_factory=session_factory, account_id=account_id),
                 "Alert channels", "no alert channel; add one with `adsentinel alerts channel add`")
 
 
@@ -128,7 +128,7 @@ def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")])
 def channel_remove(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Remove an alert channel (and its queued messages)."""
     _, session_factory = _session_factory()
-    alerting.remove_channel(session_factory=session_factory, channel_id=channel_id)
+    alert_config.remove_channel(session_factory=session_factory, channel_id=channel_id)
     console.print(f"channel {channel_id} removed")
 
 
@@ -142,10 +142,10 @@ def alerts_min_spend(
 ) -> None:
     """Set the account's minimum daily spend for alerts (or clear it)."""
     if (amount is None) == (not clear):
-        raise alerting.AlertConfigError("give either an AMOUNT or --clear")
+        raise alert_config.AlertConfigError("give either an AMOUNT or --clear")
     _, session_factory = _session_factory()
     ref = select_accounts(session_factory=session_factory, wanted=account)[0]
-    alerting.set_min_alert_spend(session_factory=session_factory, account_id=ref.id,
+    alert_config.set_min_alert_spend(session_factory=session_factory, account_id=ref.id,
                                  amount=None if clear else amount)
     console.print(f"{ref.name}: " + ("no minimum spend for alerts" if clear else
                                      f"alerts only from a daily spend of {amount:,.2f} "
@@ -214,7 +214,7 @@ def mute_add(
 ) -> None:
     """Mute alerts of an entity (and everything under it) or of a whole account."""
     _, session_factory = _session_factory()
-    rule_id = alerting.add_mute(session_factory=session_factory,
+    rule_id = alert_config.add_mute(session_factory=session_factory,
                                 account_id=_account_id(session_factory, account),
                                 entity_ref=entity, until=_day("--until", until), reason=reason,
                                 created_by=by)
@@ -226,7 +226,7 @@ def mute_list(account: OptionalAccount = None) -> None:
     """List the mute rules."""
     _, session_factory = _session_factory()
     account_id = _account_id(session_factory, account) if account else None
-    _print_rows(alerting.list_mutes(session_factory=session_factory, account_id=account_id),
+    _print_rows(alert_config.list_mutes(session_factory=session_factory, account_id=account_id),
                 "Mute rules", "no mute rule")
 
 
@@ -234,7 +234,7 @@ def mute_list(account: OptionalAccount = None) -> None:
 def mute_remove(rule_id: Annotated[int, typer.Argument(help="Mute rule id.")]) -> None:
     """Remove a mute rule."""
     _, session_factory = _session_factory()
-    alerting.remove_mute(session_factory=session_factory, mute_id=rule_id)
+    alert_config.remove_mute(session_factory=session_factory, mute_id=rule_id)
     console.print(f"mute rule {rule_id} removed")
 
 
@@ -251,7 +251,7 @@ def calendar_add(
     """Put a day on an account's calendar (or relabel it)."""
     _, session_factory = _session_factory()
     parsed = _day("DAY", day)
-    alerting.add_calendar_days(session_factory=session_factory,
+    alert_config.add_calendar_days(session_factory=session_factory,
                                account_id=_account_id(session_factory, account),
                                days=[(parsed, kind, label)])
     console.print(f"{parsed.isoformat()} is on the calendar ({kind}{': ' + label if label else ''})")
@@ -264,8 +264,8 @@ def calendar_import(
 ) -> None:
     """Import calendar days from a CSV file (all or nothing)."""
     _, session_factory = _session_factory()
-    days = alerting.read_calendar_csv(file)
-    count = alerting.add_calendar_days(session_factory=session_factory,
+    days = alert_config.read_calendar_csv(file)
+    count = alert_config.add_calendar_days(session_factory=session_factory,
                                        account_id=_account_id(session_factory, account),
                                        days=days)
     console.print(f"{count} calendar day(s) imported from {file}")
@@ -275,7 +275,7 @@ def calendar_import(
 def calendar_list(account: AccountOption) -> None:
     """List an account's calendar days."""
     _, session_factory = _session_factory()
-    _print_rows(alerting.list_calendar(session_factory=session_factory,
+    _print_rows(alert_config.list_calendar(session_factory=session_factory,
                                        account_id=_account_id(session_factory, account)),
                 "Calendar", "no calendar day")
 
@@ -288,7 +288,7 @@ def calendar_remove(
     """Take a day off an account's calendar."""
     _, session_factory = _session_factory()
     parsed = _day("DAY", day)
-    alerting.remove_calendar_day(session_factory=session_factory,
+    alert_config.remove_calendar_day(session_factory=session_factory,
                                  account_id=_account_id(session_factory, account), day=parsed)
     console.print(f"{parsed.isoformat()} removed from the calendar")
 
@@ -307,7 +307,7 @@ def anomalies_mark(
     """Give feedback on an anomaly. false_positive and expected remove its days from training
     and damp the same pattern of that entity afterwards."""
     _, session_factory = _session_factory()
-    result = alerting.mark_anomaly(session_factory=session_factory, anomaly_id=anomaly_id,
+    result = feedback.mark_anomaly(session_factory=session_factory, anomaly_id=anomaly_id,
                                    status=status, by=by)
     attached = f" (and {result['children']} attached)" if result["children"] else ""
     console.print(f"anomaly {anomaly_id} marked {status}{attached}")

@@ -45,7 +45,7 @@ from adsentinel.detect.anomaly_detector import (
 )
 from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import NotFoundError
-from adsentinel.service.alerting import apply_feedback
+from adsentinel.service.feedback import apply_feedback
 from adsentinel.service.scope import entities_in_campaigns
 
 log = logging.getLogger(__name__)

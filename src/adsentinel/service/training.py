@@ -42,7 +42,7 @@ from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_feature
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
-from adsentinel.service.alerting import excluded_training_days
+from adsentinel.service.feedback import excluded_training_days
 from adsentinel.service.scope import entities_in_campaigns
 
 __all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]
