@@ -147,7 +147,7 @@ def detect_account(
         found = apply_feedback(session, account_id, found)  # damping, calendar
         _upsert(session, account_id, found, now)
         _retract_missing(session, account_id, judged, found, now)
-        _mark_judged(session, in_scope, now)
+        _mark_judged(session, {entity_id for entity_id, _ in judged}, now)  # others unchanged
         window = {(e, d) for e in in_scope for d in _window_days(analysis_date, recheck_days)}
         stored = _stored_for(session, account_id, judged | window)
         _link_hierarchy(session, stored, entities)
@@ -272,7 +272,8 @@ def _window_days(analysis_date: date, recheck: int) -> list[date]:
 
 
 def _mark_judged(session: Session, entity_ids: set[int], now: datetime) -> None:
-    """Record that these entities' rows up to ``now`` have been judged."""
+    """Record that these entities' rows up to ``now`` have been judged (entities with no new
+    or restated row keep their mark: nothing of theirs changed since)."""
     ordered = sorted(entity_ids)
     for start in range(0, len(ordered), 10_000):  # SQLite's bound-parameter limit
         session.execute(
