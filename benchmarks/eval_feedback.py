@@ -46,7 +46,8 @@ from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AlertOutbox, Anomaly, Entity
 from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.alerting import add_channel, plan_alerts
+from adsentinel.service.alert_config import add_channel
+from adsentinel.service.alerting import plan_alerts
 from adsentinel.service.detection import detect_account
 
 ALARM = "medium"
