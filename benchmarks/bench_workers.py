@@ -1,22 +1,26 @@
-"""The nightly training and an hourly detection cycle through 2 Celery workers, against the same
-work done in one process without Celery (the reference, in the same run).
+"""The nightly training and the hourly detection cycle through 1 and 2 Celery workers: duration
+and peak memory, against the same work done in one process without Celery (the reference, in
+the same run).
 
 Builds a throw-away PostgreSQL database with one account of N entities x 90 days (the same
 synthetic delivery as ``bench_forest.py``), then:
 
 * reference: ``run_training`` and ``run_detection`` in this process, of the whole account or of
   its first ``--reference-entities`` (whole campaigns), compared by entities per second;
-* production path: 2 worker processes (``adsentinel worker --concurrency 1``) on Redis, the account
-  split into chunks of ``N / 8`` entities; ``train_anomaly_detectors_all`` then
-  ``detect_anomalies_all`` (first detection: the last two days of every entity), timed from
-  dispatch to the last chunk's result;
-* the steady hourly cycle: every entity's latest day rewritten (as the hourly sync does), then
-  ``detect_anomalies_all`` again: only the changed rows are judged.
+* production path: worker processes (``adsentinel worker --concurrency 1``) on Redis, the account
+  split into chunks of ``N / 8`` entities, timed from dispatch to the last chunk's result:
+  with 2 workers, ``train_anomaly_detectors_all``, then ``detect_anomalies_all`` (first
+  detection: the last two days of every entity), then the steady hourly cycle (every entity's
+  latest day rewritten, as the hourly sync does: only the changed rows are judged); then with 1
+  worker, the training and the hourly cycle again (``--skip-one-worker`` leaves these out);
+* each phase runs on freshly started workers whose process trees are sampled every 0.2 s: the
+  peak resident memory of all workers together, and the largest high-water mark of one process.
 
-Prints durations, tasks/s and entities/s, and the speed-up of the workers over the reference.
-Last line: ``BENCH workers=2 entities=N train_s=... detect_s=... train_speedup=... detect_speedup=...``
+Prints durations, tasks/s, entities/s, the speed-up over the reference and peak memory.
+Last line: ``BENCH workers entities=N training2_s=... training2_peak_mib=... ... train_speedup=...``
 
-    python benchmarks/bench_workers.py [--entities 20000] [--redis redis://127.0.0.1:6379/13]
+    python benchmarks/bench_workers.py [--entities 20000] [--reference-entities N]
+        [--redis redis://127.0.0.1:6379/13] [--skip-one-worker]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +40,98 @@ from bench_forest import _populate  # noqa: E402  (same synthetic delivery)
 from scratch_postgres import scratch_database  # noqa: E402
 
 
+MIB = 1024 * 1024
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (the Celery worker and its prefork children), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        children.setdefault(parent, []).append(int(entry))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(resident now, resident high-water mark) of one process in KiB; zeros once it ended."""
+    values = {"VmRSS:": 0, "VmHWM:": 0}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                key = line.split(None, 1)[0]
+                if key in values:
+                    values[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return values["VmRSS:"], values["VmHWM:"]
+
+
+class PeakMemory:
+    """Samples the resident memory of worker process trees every 0.2 s while a phase runs.
+
+    ``peak_total_mib``: the largest sum over every worker process at one instant.
+    ``peak_process_mib``: the largest high-water mark of any single process (the kernel's
+    VmHWM, so a peak between two samples is not missed)."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.roots = roots
+        self.peak_total_mib = 0.0
+        self.peak_process_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            total = 0
+            for root in self.roots:
+                for pid in _process_tree(root):
+                    resident, high_water = _memory_kib(pid)
+                    total += resident
+                    self.peak_process_mib = max(self.peak_process_mib, high_water / 1024)
+            self.peak_total_mib = max(self.peak_total_mib, total / 1024)
+            if self._stop.wait(0.2):
+                return
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()  # the last sample runs before the workers are stopped
+        self._thread.join()
+
+
+def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen]:
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "adsentinel", "worker", "--concurrency", "1",
+         "-n", f"bench{index}@%h"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) for index in range(count)]
+    time.sleep(5)  # workers up before the clock starts
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen]) -> None:
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=20_000)
@@ -42,6 +139,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference-entities", type=int, default=None,
                         help="one-process reference on this many entities (default: all)")
+    parser.add_argument("--skip-one-worker", action="store_true",
+                        help="measure only 2 workers (the 1-worker training and hourly cycle "
+                             "add about half the run)")
     args = parser.parse_args()
 
     import redis
@@ -91,64 +191,70 @@ def main() -> None:
             print(f"reference, one process, {reference_n:,} entities scaled to {args.entities:,}: "
                   f"training {reference_train:.1f} s, detection {reference_detect:.1f} s")
 
-            for index in range(2):
-                workers.append(subprocess.Popen(
-                    [sys.executable, "-m", "adsentinel", "worker", "--concurrency", "1",
-                     "-n", f"bench{index}@%h"], env=env, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL))
             app = create_celery_app(load_settings(database_url=url, broker_url=args.redis,
                                                   data_dir=folder))
-            time.sleep(5)  # workers up (compiled engine loaded on first task)
 
-            started = time.perf_counter()
-            plan = app.send_task("adsentinel.train_anomaly_detectors_all").get(timeout=3600)
-            task = plan["tasks"][0]
-            app.AsyncResult(task["task_id"]).get(timeout=3600)
-            train_seconds = time.perf_counter() - started
-            train_tasks = task["chunks"] + 1
+            def cycle(name: str) -> tuple[float, int]:
+                """Dispatch one cycle and wait for every chunk: (seconds, tasks)."""
+                started = time.perf_counter()
+                if name == "training":
+                    plan = app.send_task("adsentinel.train_anomaly_detectors_all").get(timeout=7200)
+                    task = plan["tasks"][0]
+                    app.AsyncResult(task["task_id"]).get(timeout=7200)
+                    return time.perf_counter() - started, task["chunks"] + 1
+                dispatched = app.send_task("adsentinel.detect_anomalies_all").get(timeout=7200)
+                for task_id in dispatched["task_ids"]:
+                    app.AsyncResult(task_id).get(timeout=7200)
+                return time.perf_counter() - started, dispatched["tasks"]
 
-            started = time.perf_counter()
-            dispatched = app.send_task("adsentinel.detect_anomalies_all").get(timeout=3600)
-            expected = dispatched["tasks"]
-            for task_id in dispatched["task_ids"]:
-                app.AsyncResult(task_id).get(timeout=3600)
-            detect_seconds = time.perf_counter() - started
+            def rewrite_latest_day() -> None:
+                # the steady hourly cycle: the sync has rewritten every entity's latest day, the
+                # older days are unchanged and keep their verdicts
+                with factory.begin() as session:
+                    session.execute(text("UPDATE daily_insights SET updated_at = now() "
+                                         "WHERE day = (SELECT max(day) FROM daily_insights)"))
+
+            # each phase on freshly started workers, so that a worker's peak memory is its own
+            phases = [(2, "training"), (2, "first detection"), (2, "hourly")]
+            if not args.skip_one_worker:
+                phases += [(1, "training"), (1, "hourly")]
+            results = []
+            for count, name in phases:
+                if name == "hourly":
+                    rewrite_latest_day()
+                workers = start_workers(count, env)
+                with PeakMemory([process.pid for process in workers]) as memory:
+                    seconds, tasks = cycle(name)
+                stop_workers(workers)
+                workers = []
+                results.append((count, name, seconds, tasks, memory))
+                print(f"{name}, {count} worker{'s' if count > 1 else ''}: {seconds:.1f} s, "
+                      f"peak {memory.peak_total_mib:.0f} MiB", flush=True)
             with factory() as session:
                 anomalies = session.scalar(select(func.count()).select_from(Anomaly))
 
-            # the steady hourly cycle: the sync has rewritten every entity's latest day, the
-            # older days are unchanged and keep their verdicts
-            with factory.begin() as session:
-                session.execute(text("UPDATE daily_insights SET updated_at = now() "
-                                     "WHERE day = (SELECT max(day) FROM daily_insights)"))
-            started = time.perf_counter()
-            dispatched = app.send_task("adsentinel.detect_anomalies_all").get(timeout=3600)
-            for task_id in dispatched["task_ids"]:
-                app.AsyncResult(task_id).get(timeout=3600)
-            hourly_seconds = time.perf_counter() - started
-
+            reference = {"training": reference_train, "first detection": reference_detect}
             print(f"{'run':28} {'seconds':>8} {'tasks':>6} {'tasks/s':>8} {'entities/s':>11} "
-                  f"{'vs one process':>15}")
-            for label, seconds, tasks, reference in (
-                    ("training, 2 workers", train_seconds, train_tasks, reference_train),
-                    ("detection, 2 workers", detect_seconds, expected, reference_detect)):
+                  f"{'vs one process':>15} {'peak MiB, all':>14} {'per process':>12}")
+            for count, name, seconds, tasks, memory in results:
+                ratio = (f"{reference[name] / seconds:>14.2f}x" if name in reference
+                         else f"{'':>15}")
+                label = f"{name}, {count} worker{'s' if count > 1 else ''}"
                 print(f"{label:28} {seconds:>8.1f} {tasks:>6} {tasks / seconds:>8.2f} "
-                      f"{args.entities / seconds:>11.0f} {reference / seconds:>14.2f}x")
-            print(f"{'hourly, latest day changed':28} {hourly_seconds:>8.1f} {expected:>6} "
-                  f"{expected / hourly_seconds:>8.2f} {args.entities / hourly_seconds:>11.0f}")
+                      f"{args.entities / seconds:>11.0f} {ratio} "
+                      f"{memory.peak_total_mib:>14.0f} {memory.peak_process_mib:>12.0f}")
             print(f"anomalies stored: {anomalies:,}")
-            print(f"BENCH workers=2 entities={args.entities} train_s={train_seconds:.1f} "
-                  f"detect_s={detect_seconds:.1f} hourly_s={hourly_seconds:.1f} "
-                  f"train_speedup={reference_train / train_seconds:.2f} "
-                  f"detect_speedup={reference_detect / detect_seconds:.2f}")
+            by_phase = {(count, name): (seconds, memory)
+                        for count, name, seconds, _, memory in results}
+            summary = " ".join(
+                f"{name.replace(' ', '_')}{count}_s={seconds:.1f} "
+                f"{name.replace(' ', '_')}{count}_peak_mib={memory.peak_total_mib:.0f}"
+                for (count, name), (seconds, memory) in by_phase.items())
+            print(f"BENCH workers entities={args.entities} {summary} "
+                  f"train_speedup={reference_train / by_phase[(2, 'training')][0]:.2f} "
+                  f"detect_speedup={reference_detect / by_phase[(2, 'first detection')][0]:.2f}")
     finally:
-        for process in workers:
-            process.terminate()
-        for process in workers:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_workers(workers)
 
 
 if __name__ == "__main__":
