@@ -4,16 +4,22 @@
 runs it with uvicorn. Domain errors become HTTP answers in one place (:func:`_status_of`):
 not found 404, conflict 409, inconsistent input 400, database or broker away 503. A request
 never gets a traceback; an unexpected error is logged and answered with a plain 500.
+
+An API token pasted into a URL by mistake (``?token=ads_...``) is scrubbed from uvicorn's access
+and error logs, from the input that a 422 answer quotes, and from the login redirect.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -28,6 +34,7 @@ from adsentinel.api.dispatch import JobDispatcher, choose_dispatcher
 from adsentinel.config import Settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import AdsentinelError, NotFoundError, StorageError
+from adsentinel.service.tokens import scrub_api_tokens
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,23 @@ class LoginRequired(Exception):
     def __init__(self, next_path: str) -> None:
         super().__init__(next_path)
         self.next_path = next_path
+
+
+class _ScrubApiTokensFilter(logging.Filter):
+    """uvicorn logs every request line with its query string; the arguments are scrubbed in
+    place (its access formatter unpacks them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(scrub_api_tokens(a) if isinstance(a, str) else a
+                                for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = scrub_api_tokens(record.msg)
+        return True
+
+
+for _logger in ("uvicorn.access", "uvicorn.error"):
+    logging.getLogger(_logger).addFilter(_ScrubApiTokensFilter())
 
 
 def plotly_js_path() -> Path:
@@ -159,7 +183,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def login_required(_request: Request, exc: LoginRequired) -> Response:
         from urllib.parse import quote
 
-        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='/')}", status_code=303)
+        target = quote(scrub_api_tokens(exc.next_path), safe="/")
+        return RedirectResponse(f"/login?next={target}", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_input(_request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own answer, except that the quoted input never hands a token back
+        errors = json.loads(scrub_api_tokens(json.dumps(jsonable_encoder(exc.errors()))))
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -12,6 +12,7 @@ read-only. Revoking sets ``revoked_at``; a revoked token never authenticates aga
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -26,6 +27,9 @@ from adsentinel.service.accounts import select_accounts
 
 TOKEN_PREFIX = "ads_"
 _SHOWN_CHARS = 12  # "ads_" + 8 random characters: enough to recognise, useless to attack
+#: anything shaped like a token (its alphabet is URL-safe, so a URL holds it as is); 16 characters
+#: after the prefix leave words such as ``ads_read`` alone
+_TOKEN_IN_TEXT = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{16,}")
 #: ``last_used_at`` is written at most this often per token, so reads do not all become writes
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -63,6 +67,15 @@ class CreatedToken:
 def hash_token(secret: str) -> str:
     """SHA-256 hex digest of ``secret``, the only form in which tokens are stored."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def scrub_api_tokens(text: str) -> str:
+    """``text`` with every API token in it replaced by ``ads_***``.
+
+    For what leaves the server about a request: a token pasted into a URL or a parameter by
+    mistake would otherwise be written to the access log or echoed in an error.
+    """
+    return _TOKEN_IN_TEXT.sub(TOKEN_PREFIX + "***", text)
 
 
 def new_token_secret() -> str:
@@ -178,4 +191,4 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 __all__ = ["CreatedToken", "TokenInfo", "authenticate_token", "create_token", "hash_token",
-           "list_tokens", "revoke_token", "token_by_id"]
+           "list_tokens", "revoke_token", "scrub_api_tokens", "token_by_id"]
