@@ -1,53 +1,107 @@
-"""Property-based: whatever the file holds, the import either succeeds or raises a located
-InputFileError, and a failed import writes nothing."""
+"""Property-based: whatever the file holds, the import either stores every line as it reads, or
+raises a located InputFileError (file, line, column, what to do) and changes no table.
+
+One database per test is reused across all its examples (earlier imports restate, conflict with
+and extend what later ones find); "nothing half-written" is checked by comparing the tables
+before and after each refused import (``fuzz_inputs.CsvImportTrials``).
+"""
 
 from __future__ import annotations
 
-import string
-from datetime import datetime, timezone
-
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
-from sqlalchemy import func, select
+import pytest
+from hypothesis import HealthCheck, example, given, settings as hypothesis_settings
 
 from adsentinel.config import load_settings
-from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import DailyInsight
-from adsentinel.errors import InputFileError
-from adsentinel.ingest.csv_import import import_insights_csv
+from adsentinel.db.engine import open_database
+from fuzz_inputs import CsvCase, CsvImportTrials, csv_cases
 
-HEADER = "date,account_id,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,reach"
-NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
-
-cell = st.one_of(
-    st.sampled_from(["", "0", "1", "10", "-1", "1.5", "1e3", "nan", "inf", "abc", "2026-10-01",
-                     "2026-02-30", "10/01/2026", " 7 ", "act_1", "c1", "s1", "a1", "\"q\"", "x" * 70]),
-    st.integers(min_value=-5, max_value=10**6).map(str),
-    st.text(alphabet=string.printable + "çãé\x00", max_size=8),
-)
-line = st.lists(cell, min_size=0, max_size=12).map(lambda cells: ",".join(cells))
-good_line = st.tuples(
-    st.sampled_from(["2026-10-01", "2026-10-02"]), st.sampled_from(["c1", "c2"]),
-    st.sampled_from(["s1", "s2"]), st.sampled_from(["a1", "a2", "a3"]),
-    st.integers(0, 100), st.integers(0, 1000),
-).map(lambda t: f"{t[0]},act_1,{t[1]},{t[2]},{t[3]},{t[4]}.5,{t[5]},{t[5] // 10},{t[5] // 50},"
-                f"{t[5] // 2}")
+HEADER = b"date,account_id,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,reach"
+ROW = b"2026-11-20,act_1,c1,s1,a1,1.50,100,10,1,50"
 
 
-@hypothesis_settings(max_examples=150, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(st.one_of(line, good_line), min_size=1, max_size=8),
-       raw_tail=st.binary(max_size=6))
-def test_any_file_imports_cleanly_or_not_at_all(tmp_path_factory, lines, raw_tail):
-    folder = tmp_path_factory.mktemp("fuzz")
-    path = folder / "in.csv"
-    path.write_bytes(("\n".join([HEADER, *lines]) + "\n").encode("utf-8") + raw_tail)
-    engine = open_database(load_settings(data_dir=folder / "data"))
-    factory = make_session_factory(engine)
-    try:
-        import_insights_csv(path, engine=engine, now=NOW)
-    except InputFileError as error:
-        assert error.problems and all(p.file == str(path) for p in error.problems)
-        with factory() as session:
-            assert session.scalar(select(func.count()).select_from(DailyInsight)) == 0
-    finally:
-        engine.dispose()
+def _row(**cells: bytes) -> bytes:
+    names = HEADER.decode().split(",")
+    values = dict(zip(names, ROW.split(b",")))
+    values.update({name: value for name, value in cells.items()})
+    return b",".join(values[name] for name in names)
+
+
+#: files that crashed the importer once (issue #9), kept as explicit examples
+REGRESSIONS = [
+    CsvCase(HEADER + b"\n" + _row(impressions="²".encode()) + b"\n"),  # isdigit() but not int()
+    CsvCase(HEADER + b"\n" + _row(reach=b"9" * 5000) + b"\n"),  # over int()'s 4300 digits
+    CsvCase(HEADER + b"\n" + _row(impressions=b"99999999999999999999") + b"\n"),  # over BIGINT
+    CsvCase(HEADER + b"\n" + _row(impressions=b"1e300", clicks=b"0", reach=b"0") + b"\n"),
+    CsvCase(HEADER + b"\n" + _row(spend=b"1e308") + b"\n" + _row(ad_id=b"a2", spend=b"1e308")
+            + b"\n"),  # two finite spends whose ad set sum overflows
+    CsvCase(b"x" * 140_000 + b"," + HEADER + b"\n" + ROW + b"\n"),  # csv.Error in the header
+    CsvCase(HEADER + b",campaign_name\n" + ROW + b"," + b"n" * 401 + b"\n"),  # over VARCHAR(400)
+    CsvCase(HEADER + b",account_name\n" + ROW + b"," + b"n" * 201 + b"\n"),  # over VARCHAR(200)
+    CsvCase(HEADER + b"\n" + _row(account_id=b"act_" + b"9" * 70) + b"\n"),  # over VARCHAR(64)
+    CsvCase(HEADER + b",currency\n" + ROW + ",ßab".encode() + b"\n"),  # 'ß'.upper() == 'SS'
+    CsvCase(HEADER + b"\n" + _row(ad_id=b"a\x001") + b"\n"),  # PostgreSQL refuses NUL
+    CsvCase(HEADER + b",ad_name\n" + ROW + b",a\x00b\n"),
+    CsvCase(HEADER + b"\n" + _row(date=b"2026-W47-1") + b"\n"),  # an ISO week, not YYYY-MM-DD
+]
+
+
+def _with_regressions(test):
+    for case in reversed(REGRESSIONS):
+        test = example(case=case)(test)
+    return test
+
+
+def _fuzz(examples: int):
+    return hypothesis_settings(
+        max_examples=examples, deadline=None, derandomize=True, database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                               HealthCheck.data_too_large])
+
+
+@pytest.fixture
+def trials(engine, tmp_path):
+    """Import trials on the ``engine`` fixture's database (SQLite and PostgreSQL)."""
+    return CsvImportTrials(engine, tmp_path / "in.csv")
+
+
+@pytest.fixture
+def sqlite_trials(settings, tmp_path):
+    engine = open_database(settings)
+    yield CsvImportTrials(engine, tmp_path / "in.csv")
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_trials(fresh_postgres_url, tmp_path):
+    engine = open_database(load_settings(data_dir=tmp_path / "data",
+                                         database_url=fresh_postgres_url))
+    yield CsvImportTrials(engine, tmp_path / "in.csv")
+    engine.dispose()
+
+
+@_fuzz(60)
+@_with_regressions
+@given(case=csv_cases())
+def test_any_file_imports_cleanly_or_not_at_all(trials, case):
+    outcome = trials.check(case)
+    assert outcome.kind != "crash", outcome.detail
+
+
+@pytest.mark.slow
+@_fuzz(3000)
+@_with_regressions
+@given(case=csv_cases())
+def test_thousands_of_files_on_sqlite(sqlite_trials, case):
+    outcome = sqlite_trials.check(case)
+    assert outcome.kind != "crash", outcome.detail
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@_fuzz(600)
+@_with_regressions
+@given(case=csv_cases())
+def test_hundreds_of_files_on_postgresql(postgres_trials, case):
+    """PostgreSQL stages with COPY into typed temporary tables: its own failure modes."""
+    outcome = postgres_trials.check(case)
+    assert outcome.kind != "crash", outcome.detail

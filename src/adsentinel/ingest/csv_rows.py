@@ -20,6 +20,15 @@ from typing import BinaryIO
 from adsentinel.errors import InputFileError, InputProblem
 from adsentinel.ingest.csv_columns import COUNT_FIELDS, ColumnLayout, resolve_columns
 
+#: the largest count, and amount of money, one line may hold: far above any ad's day, and the sums
+#: over an ad set's or a campaign's ads still fit the database's 64-bit integers
+MAX_COUNT = 10**12
+MAX_AMOUNT = 10**12
+#: the longest text of each field, as long as its database column
+MAX_TEXT = {"account_id": 64, "account_name": 200, "campaign_name": 400, "adset_name": 400,
+            "ad_name": 400}
+_HEADER_HINT = "the first line must name the columns; see the README's import format"
+
 
 @dataclass(slots=True)
 class InsightRow:
@@ -83,13 +92,15 @@ def iter_insight_rows(
         try:
             headers = next(reader)
         except StopIteration:
-            raise InputFileError([InputProblem(file, None, None, "file is empty")]) from None
+            raise InputFileError([InputProblem(file, None, None, "file is empty")],
+                                 hint=_HEADER_HINT) from None
         except UnicodeDecodeError:
             raise _not_utf8(file) from None
+        except csv.Error as exc:
+            raise _malformed(file, reader.line_num, exc) from None
         layout, problems = resolve_columns(headers, file)
         if problems:
-            raise InputFileError(problems, hint="the first line must name the columns; see the "
-                                                "README's import format")
+            raise InputFileError(problems, hint=_HEADER_HINT)
         parse = _row_parser(layout, file, len(headers))
         try:
             for fields in reader:
@@ -99,10 +110,15 @@ def iter_insight_rows(
         except UnicodeDecodeError:
             raise _not_utf8(file) from None
         except csv.Error as exc:
-            raise InputFileError([InputProblem(file, reader.line_num, None,
-                                               f"malformed CSV: {exc}")]) from None
+            raise _malformed(file, reader.line_num, exc) from None
     finally:
         raw.close()
+
+
+def _malformed(file: str, line: int, exc: csv.Error) -> InputFileError:
+    return InputFileError([InputProblem(file, line, None, f"malformed CSV: {exc}")],
+                          hint="check the quoting of that line (a field holding commas, quotes "
+                               "or line breaks is quoted, its quotes doubled)")
 
 
 def _not_utf8(file: str) -> InputFileError:
@@ -136,6 +152,9 @@ def _row_parser(layout: ColumnLayout, file: str,
     p_currency = optional_text["currency"]
     p_names = (optional_text["campaign_name"], optional_text["adset_name"],
                optional_text["ad_name"])
+    p_texts = (p_account, p_account_name, *p_names)
+    text_limits = tuple(MAX_TEXT[name] for name in ("account_id", "account_name", "campaign_name",
+                                                    "adset_name", "ad_name"))
 
     def parse(fields: list[str], line: int) -> InsightRow | list[InputProblem]:
         """Fast path for the common, valid line; anything unusual takes the careful path."""
@@ -143,11 +162,13 @@ def _row_parser(layout: ColumnLayout, file: str,
             if len(fields) != width:
                 raise ValueError
             text = fields[p_date]
-            if len(text) != 10 or text[4] != "-":
+            if len(text) != 10 or text[4] != "-" or text[7] != "-":
                 raise ValueError
             day = from_iso(text)
             campaign, adset, ad = fields[p_campaign], fields[p_adset], fields[p_ad]
             if not (0 < len(campaign) <= 64 and 0 < len(adset) <= 64 and 0 < len(ad) <= 64):
+                raise ValueError
+            if "\x00" in campaign or "\x00" in adset or "\x00" in ad:
                 raise ValueError
             spend_text = fields[p_spend]
             spend = float(spend_text) if spend_text else 0.0
@@ -157,21 +178,25 @@ def _row_parser(layout: ColumnLayout, file: str,
             reach = int(fields[p_reach] or 0)
             if (spend < 0 or not isfinite(spend) or impressions < 0 or clicks < 0 or leads < 0
                     or reach < 0 or clicks > impressions or reach > impressions
+                    or spend > MAX_AMOUNT or impressions > MAX_COUNT or leads > MAX_COUNT
                     or p_conversions is not None or p_revenue is not None):
                 raise ValueError
             currency = (fields[p_currency] if p_currency is not None else None) or header_currency
-            if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+            if currency is not None and (len(currency) != 3 or not currency.isalpha()
+                                         or not currency.isascii()):
                 raise ValueError
             if campaign != campaign.strip() or adset != adset.strip() or ad != ad.strip():
                 raise ValueError
+            texts = [(fields[p].strip() or None) if p is not None else None for p in p_texts]
+            for value, limit in zip(texts, text_limits):
+                if value is not None and (len(value) > limit or "\x00" in value):
+                    raise ValueError
         except (ValueError, IndexError, TypeError):
             return careful_parse(fields, line)
-        names = [(fields[p].strip() or None) if p is not None else None for p in p_names]
         return InsightRow(
-            line, day, (fields[p_account].strip() or None) if p_account is not None else None,
-            (fields[p_account_name].strip() or None) if p_account_name is not None else None,
-            currency.upper() if currency else None, campaign, names[0], adset, names[1], ad,
-            names[2], spend, impressions, clicks, leads, reach, None, None)
+            line, day, texts[0], texts[1], currency.upper() if currency else None, campaign,
+            texts[2], adset, texts[3], ad, texts[4], spend, impressions, clicks, leads, reach,
+            None, None)
 
     def careful_parse(fields: list[str], line: int) -> InsightRow | list[InputProblem]:
         problems: list[InputProblem] = []
@@ -189,7 +214,16 @@ def _row_parser(layout: ColumnLayout, file: str,
                 problem(name, "is empty")
             elif len(value) > 64:
                 problem(name, f"is longer than 64 characters ({len(value)})")
+            elif "\x00" in value:
+                problem(name, "contains a NUL character")
             ids[name] = value
+        texts = {}
+        for name, position in optional_text.items():
+            value = texts[name] = text_at(fields, position)
+            if value is not None and name in MAX_TEXT and len(value) > MAX_TEXT[name]:
+                problem(name, f"is longer than {MAX_TEXT[name]} characters ({len(value)})")
+            elif value is not None and name in MAX_TEXT and "\x00" in value:
+                problem(name, "contains a NUL character")
         spend = _parse_money(fields[p_spend], lambda m: problem("spend", m))
         counts = {name: _parse_count(fields[position], lambda m, n=name: problem(n, m))
                   for name, position in p_counts}
@@ -202,23 +236,24 @@ def _row_parser(layout: ColumnLayout, file: str,
             problem("clicks", f"clicks ({clicks}) exceed impressions ({impressions})")
         if impressions is not None and reach is not None and reach > impressions:
             problem("reach", f"reach ({reach}) exceeds impressions ({impressions})")
-        currency = text_at(fields, optional_text["currency"]) or header_currency
-        if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        currency = texts["currency"] or header_currency
+        if currency is not None and (len(currency) != 3 or not currency.isalpha()
+                                     or not currency.isascii()):
             problem("currency", f"{currency!r} is not a 3-letter currency code")
         if problems:
             return problems
         return InsightRow(
             line=line,
             day=day,
-            account_id=text_at(fields, optional_text["account_id"]),
-            account_name=text_at(fields, optional_text["account_name"]),
+            account_id=texts["account_id"],
+            account_name=texts["account_name"],
             currency=currency.upper() if currency else None,
             campaign_id=ids["campaign_id"],
-            campaign_name=text_at(fields, optional_text["campaign_name"]),
+            campaign_name=texts["campaign_name"],
             adset_id=ids["adset_id"],
-            adset_name=text_at(fields, optional_text["adset_name"]),
+            adset_name=texts["adset_name"],
             ad_id=ids["ad_id"],
-            ad_name=text_at(fields, optional_text["ad_name"]),
+            ad_name=texts["ad_name"],
             spend=spend,
             impressions=impressions,
             clicks=clicks,
@@ -256,6 +291,9 @@ def _parse_money(value: str, report: Callable[[str], None]) -> float | None:
     if number < 0:
         report(f"is negative ({text})")
         return None
+    if number > MAX_AMOUNT:
+        report(f"{text!r} is too large (at most {MAX_AMOUNT:,})")
+        return None
     return number
 
 
@@ -263,16 +301,19 @@ def _parse_count(value: str, report: Callable[[str], None]) -> int | None:
     text = value.strip()
     if not text:
         return 0  # Ads Manager leaves zero counts blank
-    if text.isdigit():
-        return int(text)
-    try:
-        number = float(text)
-    except ValueError:
-        report(f"{text!r} is not a number")
-        return None
+    if text.isascii() and text.isdigit() and len(text) <= 13:  # ("²".isdigit() is true too)
+        number = int(text)
+    else:
+        try:
+            number = float(text)
+        except ValueError:
+            report(f"{text!r} is not a number")
+            return None
     if number < 0:
         report(f"is negative ({text})")
-    elif not number.is_integer():
+    elif number > MAX_COUNT:
+        report(f"{text!r} is too large (at most {MAX_COUNT:,})")
+    elif not float(number).is_integer():
         report(f"{text!r} is not a whole number")
     else:
         return int(number)

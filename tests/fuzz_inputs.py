@@ -1,0 +1,570 @@
+"""Hostile inputs for property-based tests and ``reliability/input_fuzz.py``.
+
+Two targets, each with a hypothesis strategy of cases and a checker that runs one case and says
+what happened:
+
+* the CSV importer: :func:`csv_cases` draws whole files (header aliases and mistakes, encodings,
+  BOM, CRLF, quoting, hostile cells, duplicates, hierarchy conflicts, future days);
+  :class:`CsvImportTrials` imports them into one database, *reused* across cases, and compares
+  the importer's tables before and after each refused import;
+* the settings: :func:`settings_environments` draws ``ADSENTINEL_*`` variables for every field of
+  :class:`~adsentinel.config.Settings`; :func:`check_settings_environment` loads them the way the
+  CLI does (:func:`~adsentinel.config.load_settings`).
+
+An :class:`Outcome` is ``accepted`` (and the stored or loaded values obey the documented rules),
+``refused`` (the project's located error), or ``crash`` (any other exception, an unclear error, a
+half-written database, or accepted values that break the rules).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from unittest import mock
+from zoneinfo import ZoneInfo
+
+import annotated_types
+from hypothesis import strategies as st
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from adsentinel.config import ENV_PREFIX, Settings, load_settings
+from adsentinel.db.models import Base
+from adsentinel.errors import ConfigError, InputFileError
+from adsentinel.ingest.csv_columns import ALIASES, REQUIRED, normalise_header
+from adsentinel.ingest.csv_import import import_insights_csv
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+TODAY = NOW.date()  # accounts the importer creates are on UTC
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one case did: ``accepted``, ``refused`` or ``crash`` (with what went wrong)."""
+
+    kind: str
+    detail: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV importer
+
+#: the small world most rows come from, so that imports overlap, restate and conflict
+ACCOUNTS = {"act_1": "Acme", "act_2": "Beta"}
+ADS = {"a1": ("s1", "c1"), "a2": ("s1", "c1"), "a3": ("s2", "c1"), "a4": ("s3", "c2")}
+DAYS = [date(2026, 11, d).isoformat() for d in range(19, 27)]  # the 25th is today, the 26th future
+OPTIONAL = ("account_name", "currency", "campaign_name", "adset_name", "ad_name", "conversions",
+            "revenue")
+#: tables the importer writes; the others must not change either (compared by row count)
+IMPORT_TABLES = ("ad_accounts", "entities", "daily_insights")
+
+HOSTILE_CELLS = (
+    "", " ", "0", "-0", "-1", "1.5", "1e3", "1e300", "1e400", "9" * 25, "9" * 5000, "nan", "inf",
+    "-inf", "²", "١٢", "1_000", "0x10", "abc", "\x00", "a\x00b", "x" * 65, "y" * 201, "z" * 401,
+    "2026-W47-1", "2026-02-30", "2026/11/20", "20261120", "0000-01-01", "9999-12-31",
+    "２０２６-11-20", "ßab", "usd", "US", "€€€", '"', "'", "\r", "\n", ",", ";", "é", "\ufeff",
+    "\u202e", "🙂🙂🙂", "act_1", "act_2", "a1", "s2", "c2",
+)
+HOSTILE_TEXT = ("a\x00b", "\x00", "x" * 65, "y" * 201, "z" * 401, "ßab", "ǆxy", "€€€", "us",
+                "\u202e", "🙂🙂🙂", "  ", "act_1", "Acme", "Beta")
+hostile_text = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=500))
+TEXT_FIELDS = ("account_id", "account_name", "currency", "campaign_id", "campaign_name", "adset_id",
+               "adset_name", "ad_id", "ad_name")
+hostile_cell = st.one_of(
+    st.sampled_from(HOSTILE_CELLS),
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats().map(repr),
+    st.text(max_size=12),
+)
+
+
+@dataclass(frozen=True)
+class CsvCase:
+    """One file's bytes, and whether it is imported with ``skip_invalid``."""
+
+    data: bytes
+    skip_invalid: bool = False
+
+
+def _header_text(draw, field: str) -> str:
+    choices = list(ALIASES[field]) + (["Amount spent (BRL)", "amount spent (usd)"]
+                                      if field == "spend" else [])
+    alias = draw(st.sampled_from(choices))
+    style = draw(st.sampled_from(["lower", "upper", "title", "padded", "as is"]))
+    return {"lower": alias.lower(), "upper": alias.upper(), "title": alias.title(),
+            "padded": f"  {alias.replace(' ', '  ')} ", "as is": alias}[style]
+
+
+def _row_values(draw, account: str) -> dict[str, str]:
+    ad = draw(st.sampled_from(sorted(ADS)))
+    adset, campaign = ADS[ad]
+    if draw(st.integers(0, 24)) == 0:  # the ad under another ad set: refused
+        adset = draw(st.sampled_from(["s1", "s2", "s3"]))
+    impressions = draw(st.integers(0, 100_000))
+    clicks = draw(st.integers(0, impressions))
+    cents = draw(st.integers(0, 10**7))
+    return {
+        "date": draw(st.sampled_from(DAYS[:-1])), "account_id": account,
+        "account_name": ACCOUNTS.get(account, account), "currency": draw(
+            st.sampled_from(["USD", "brl", "", "EUR"])),
+        "campaign_id": campaign, "campaign_name": f"Campaign {campaign}",
+        "adset_id": adset, "adset_name": f"Ad set {adset}", "ad_id": ad, "ad_name": f"Ad {ad}",
+        "spend": f"{cents // 100}.{cents % 100:02d}", "impressions": str(impressions),
+        "clicks": draw(st.sampled_from([str(clicks), "" if clicks == 0 else str(clicks)])),
+        "leads": str(draw(st.integers(0, clicks))), "reach": str(draw(st.integers(0, impressions))),
+        "conversions": draw(st.sampled_from(["", str(clicks // 2)])),
+        "revenue": draw(st.sampled_from(["", f"{cents / 50:.2f}"])),
+    }
+
+
+def _mutate_row(draw, values: dict[str, str]) -> None:
+    """Break a documented rule on this row (or keep it valid)."""
+    kind = draw(st.sampled_from(["cell", "cell", "text", "clicks", "reach", "negative", "huge",
+                                 "future", "none"]))
+    impressions = int(values["impressions"])
+    if kind == "future":
+        values["date"] = DAYS[-1]
+    elif kind == "text":
+        values[draw(st.sampled_from(TEXT_FIELDS))] = draw(hostile_text)
+    elif kind == "cell":
+        values[draw(st.sampled_from(sorted(values)))] = draw(hostile_cell)
+    elif kind == "clicks":
+        values["clicks"] = str(impressions + draw(st.integers(1, 10**6)))
+    elif kind == "reach":
+        values["reach"] = str(impressions + draw(st.integers(1, 10**6)))
+    elif kind == "negative":
+        values[draw(st.sampled_from(["spend", "impressions", "clicks", "leads", "reach"]))] = (
+            f"-{draw(st.integers(1, 10**6))}")
+    elif kind == "huge":
+        values[draw(st.sampled_from(["spend", "impressions", "reach", "revenue", "conversions"]))] = (
+            draw(st.sampled_from(["1" + "0" * draw(st.integers(12, 40)), "1e308", "1.7e308"])))
+
+
+@st.composite
+def csv_cases(draw) -> CsvCase:
+    """A whole input file: mostly well-formed Meta / canonical exports with a few things wrong."""
+    shape = draw(st.integers(0, 39))
+    if shape == 0:
+        return CsvCase(draw(st.binary(max_size=300)), draw(st.booleans()))
+    if shape == 1:
+        return CsvCase(draw(st.sampled_from([b"", b"\n", b"\r\n", b"\xef\xbb\xbf", b",,,\n"])))
+
+    # header: required columns, account id (usually), some optional ones, in any order
+    fields = list(REQUIRED) + (["account_id"] if draw(st.integers(0, 14)) else [])
+    fields += draw(st.lists(st.sampled_from(OPTIONAL), unique=True, max_size=len(OPTIONAL)))
+    fields = list(draw(st.permutations(fields)))
+    header = [_header_text(draw, field) for field in fields]
+    mistake = draw(st.sampled_from([None] * 6 + ["drop", "duplicate", "unknown", "rename",
+                                                 "empty"]))
+    if mistake == "drop":
+        at = draw(st.integers(0, len(fields) - 1))
+        del fields[at], header[at]
+    elif mistake == "duplicate":
+        at = draw(st.integers(0, len(fields) - 1))
+        fields.append(fields[at])
+        header.append(draw(st.sampled_from([header[at], _header_text(draw, fields[at])])))
+    elif mistake in ("unknown", "rename", "empty"):
+        at = draw(st.integers(0, len(fields) - 1))
+        name = "" if mistake == "empty" else draw(st.one_of(st.just("notes"), hostile_cell))
+        if mistake == "unknown":
+            fields.append("-")
+            header.append(name)
+        else:
+            fields[at], header[at] = "-", name
+
+    # rows: one account (sometimes two), a few ads and days, some rules broken
+    accounts = draw(st.sampled_from([["act_1"], ["act_2"], ["act_1", "act_2"], ["act_9"]]))
+    lines: list[list[str]] = []
+    for _ in range(draw(st.integers(0, 8))):
+        values = _row_values(draw, draw(st.sampled_from(accounts)))
+        if draw(st.integers(0, 4)) == 0:
+            _mutate_row(draw, values)
+        cells = [values[field] if field in values else draw(hostile_cell) for field in fields]
+        width = draw(st.sampled_from(["same"] * 12 + ["short", "long", "blank"]))
+        if width == "short" and cells:
+            cells = cells[:draw(st.integers(0, len(cells) - 1))]
+        elif width == "long":
+            cells += [draw(hostile_cell)]
+        elif width == "blank":
+            cells = [] if draw(st.booleans()) else [""] * len(cells)
+        lines.append(cells)
+    if lines and draw(st.integers(0, 3)) == 0:  # the same ad and day again, same or not
+        again = list(draw(st.sampled_from(lines)))
+        if again and draw(st.booleans()):
+            at = draw(st.integers(0, len(again) - 1))
+            again[at] = draw(st.sampled_from(["0", "1", "7", again[at]]))
+        lines.insert(draw(st.integers(0, len(lines))), again)
+
+    ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    buffer = io.StringIO()
+    if draw(st.integers(0, 9)):
+        writer = csv.writer(buffer, lineterminator=ending)
+        writer.writerow(header)
+        writer.writerows(lines)
+    else:  # joined without quoting: commas and line breaks in cells break the structure
+        buffer.write(ending.join(",".join(cells) for cells in [header, *lines]) + ending)
+    encoding = draw(st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "utf-16", "latin-1", "cp1252"]))
+    data = buffer.getvalue().encode(encoding, errors="replace")
+    if draw(st.integers(0, 9)) == 0:
+        data = data[:draw(st.integers(0, len(data)))] + draw(st.binary(max_size=8))
+    return CsvCase(data, skip_invalid=draw(st.integers(0, 5)) == 0)
+
+
+def snapshot(engine: Engine) -> dict[str, object]:
+    """Every row of the importer's tables, and the row count of every other table."""
+    state: dict[str, object] = {}
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name in IMPORT_TABLES:
+                rows = conn.execute(table.select().order_by(*table.primary_key.columns)).all()
+                state[table.name] = [tuple(row) for row in rows]
+            else:
+                state[table.name] = conn.execute(
+                    text(f"SELECT COUNT(*) FROM {table.name}")).scalar_one()
+    return state
+
+
+class CsvImportTrials:
+    """Imports cases one after another into one database, and judges each.
+
+    The importer's tables are read after every accepted import; a refused one must leave them
+    exactly as they were (nothing else writes to the database in between).
+    """
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self.engine = engine
+        self.path = path
+        self.state = snapshot(engine)
+
+    def check(self, case: CsvCase) -> Outcome:
+        """Import ``case`` into the database that earlier cases filled."""
+        path = self.path
+        path.write_bytes(case.data)
+        try:
+            summary = import_insights_csv(path, engine=self.engine,
+                                          skip_invalid=case.skip_invalid, now=NOW)
+        except InputFileError as error:
+            unclear = _unclear_error(error, path, case.data)
+            if unclear:
+                return Outcome("crash", f"unclear error ({unclear}): {error}")
+            if self._changed():
+                return Outcome("crash", f"half-written: tables changed although refused: {error}")
+            return Outcome("refused", str(error))
+        except Exception as error:  # noqa: BLE001 - any other exception is the counted crash
+            state = "tables changed" if self._changed() else "tables unchanged"
+            return Outcome("crash", f"{type(error).__name__} ({state}): {str(error)[:300]}")
+        self.state = snapshot(self.engine)
+        wrong = _broken_rules(self.engine) or (None if case.skip_invalid else
+                                               _rows_not_stored(self.engine, case.data))
+        if case.skip_invalid and not wrong and summary.problems:
+            wrong = _unclear_error(InputFileError(summary.problems, hint="-"), path, case.data)
+        if wrong:
+            return Outcome("crash", f"accepted, but {wrong}")
+        return Outcome("accepted")
+
+    def _changed(self) -> bool:
+        now = snapshot(self.engine)
+        changed, self.state = now != self.state, now
+        return changed
+
+
+def _unclear_error(error: InputFileError, path: Path, data: bytes) -> str | None:
+    """Why ``error`` does not say what is wrong, where, and what to do (``None``: it does)."""
+    lines = data.count(b"\n") + data.count(b"\r") + 1
+    if not error.problems:
+        return "no problem listed"
+    if not error.hint:
+        return "no hint saying what to do"
+    for problem in error.problems:
+        if problem.file != str(path) or not problem.message.strip():
+            return f"problem without file or message: {problem!r}"
+        if problem.line is not None and not 1 <= problem.line <= lines:
+            return f"line {problem.line} outside the file's {lines} lines"
+        if problem.line is not None and problem.line > 1 and problem.column not in (None, *ALIASES):
+            return f"unknown column {problem.column!r}"
+    return None
+
+
+def _broken_rules(engine: Engine) -> str | None:
+    """A stored row that breaks a documented rule: counts, spend, partial days, text sizes."""
+    with engine.connect() as conn:
+        days = conn.execute(text(
+            "SELECT e.level, e.platform_id, d.day, d.spend, d.impressions, d.clicks, d.leads, "
+            "d.reach, d.is_complete FROM daily_insights d JOIN entities e ON e.id = d.entity_id"
+        )).all()
+        entities = conn.execute(text("SELECT platform_id, name FROM entities")).all()
+        accounts = conn.execute(text(
+            "SELECT platform_account_id, name, currency FROM ad_accounts")).all()
+    for level, pid, day, spend, impressions, clicks, leads, reach, complete in days:
+        counts = (impressions, clicks, leads, reach)
+        if not (math.isfinite(spend) and spend >= 0 and all(c >= 0 for c in counts)):
+            return f"{level} {pid} on {day}: negative or infinite numbers {spend, *counts}"
+        if clicks > impressions or reach > impressions:
+            return f"{level} {pid} on {day}: clicks or reach above impressions {counts}"
+        day = day if isinstance(day, date) else date.fromisoformat(day)
+        if day > TODAY or bool(complete) != (day < TODAY):
+            return f"{level} {pid} on {day}: future day, or wrong partial flag {complete}"
+    for pid, name in entities:
+        if not 0 < len(pid) <= 64 or (name and len(name) > 400) or "\x00" in pid + (name or ""):
+            return f"entity id or name out of bounds: {pid!r} {name!r}"
+    for pid, name, currency in accounts:
+        if (pid and len(pid) > 64) or len(name) > 200 or not (
+                len(currency) == 3 and currency.isascii() and currency.isupper()):
+            return f"account out of bounds: {pid!r} {name!r} {currency!r}"
+    return None
+
+
+def _rows_not_stored(engine: Engine, data: bytes) -> str | None:
+    """After an import without ``skip_invalid``: each line of the file is stored as it reads."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+    headers = [normalise_header(h) for h in next(reader)]
+    headers = ["amount spent" if h.startswith("amount spent (") else h for h in headers]
+    at = {field: next(headers.index(a) for a in aliases if a in headers)
+          for field, aliases in ALIASES.items() if any(a in headers for a in aliases)}
+    with engine.connect() as conn:
+        for cells in reader:
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            cells = cells + [""] * (len(headers) - len(cells))
+            value = {field: cells[position].strip() for field, position in at.items()}
+            day = date(int(value["date"][0:4]), int(value["date"][5:7]), int(value["date"][8:10]))
+            stored = conn.execute(text(
+                "SELECT d.spend, d.impressions, d.clicks, d.leads, d.reach, p.platform_id "
+                "FROM daily_insights d JOIN entities e ON e.id = d.entity_id "
+                "JOIN entities p ON p.id = e.parent_id JOIN ad_accounts a ON a.id = e.account_id "
+                "WHERE a.platform_account_id = :account AND e.level = 'ad' "
+                "AND e.platform_id = :ad AND d.day = :day"),
+                {"account": value["account_id"], "ad": value["ad_id"], "day": day}).one_or_none()
+            expected = (float(value["spend"] or 0),
+                        *(int(float(value[f] or 0)) for f in ("impressions", "clicks", "leads",
+                                                               "reach")),
+                        value["adset_id"])
+            if stored is None or tuple(stored) != expected:
+                return f"line {reader.line_num} stored as {stored}, the file says {expected}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+SECRET_MARK = "hunter2"  # marks secret fields' values, which must never be shown
+HOSTILE_ENV = (
+    "", " ", "0", "-1", "1", "2", "59", "60", "65536", "1e400", "-1e400", "nan", "inf", "-inf",
+    "9" * 5000, "1_000", "0x10", "²", "١٢", "true", "false", "yes", "maybe", "None", "null",
+    "{}", "[]", '{"a": 1}', "\t", "💥", "a" * 300, "../../etc/passwd", "/", "America", "UTC",
+    "Etc/GMT+99", "25:00", "04:00", "4:60", "24:00", "04:00:00.5", "sqlite://", "sqlite:///x.db",
+    "mysql://u@h/db", "postgresql://u@h:abc/db", "redis://u@h:abc/0", "redis//u:pw@h",
+    "\udcff", "caf\udce9", "${HOME}", "'quoted'", '"quoted"', "a=b", "DEBUG", "info", "ınfo",
+)
+SECRET_HOSTILE = (f"{SECRET_MARK}x", f"redis//u:{SECRET_MARK}x@h", f"redis://u:{SECRET_MARK}x@h:abc/0",
+                  f"postgresql://u:{SECRET_MARK}x@h:abc/db", f"mysql://u:{SECRET_MARK}x@h/db")
+env_text = st.text(
+    alphabet=st.one_of(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                       st.characters(min_codepoint=0xDC80, max_codepoint=0xDCFF)),  # bytes not
+    max_size=24)                                                                  # in UTF-8
+
+
+def _ints(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(str)
+
+
+def _floats(low: float, high: float) -> st.SearchStrategy[str]:
+    return st.floats(low, high, exclude_min=True, allow_nan=False).map(repr)
+
+
+_BOOLS = st.sampled_from(["true", "false", "1", "0", "yes", "no", "on", "off", "TRUE"])
+_TIMES = st.builds(time, st.integers(0, 23), st.integers(0, 59)).map(lambda t: t.strftime("%H:%M"))
+_SECRET = st.text(alphabet="abcdef0123456789", min_size=8, max_size=16).map(
+    lambda s: f"{SECRET_MARK}-{s}")
+
+#: valid values of every field (the documented constraints), as environment text
+VALID_ENV: dict[str, st.SearchStrategy[str]] = {
+    "data_dir": st.sampled_from(["data", "/tmp/adsentinel-fuzz", "rel/dir", "dönerdaten"]),
+    "database_url": st.one_of(st.sampled_from(["sqlite:///x.db", "postgresql://app@db/ads",
+                                               "postgresql+psycopg://u@h:5432/d"]),
+                              _SECRET.map(lambda s: f"postgresql://app:{s}@db:5432/ads")),
+    "models_storage_path": st.sampled_from(["models", "/srv/models"]),
+    "model_signing_key": _SECRET,
+    "broker_url": st.one_of(st.just("redis://127.0.0.1:6379/1"),
+                            _SECRET.map(lambda s: f"redis://:{s}@redis:6379/0")),
+    "training_time": _TIMES,
+    "timezone": st.sampled_from(["UTC", "America/Sao_Paulo", "Europe/Berlin", "Asia/Kolkata"]),
+    "detection_minute": _ints(0, 59),
+    "task_soft_time_limit": _ints(1, 3000),
+    "task_time_limit": _ints(3001, 6000),
+    "broker_visibility_timeout": _ints(6001, 100_000),
+    "lock_retry_seconds": _ints(1, 10**6),
+    "chunk_entities": _ints(1, 10**9),
+    "use_isolation_forest": _BOOLS,
+    "isolation_forest_min_samples": _ints(2, 60),
+    "isolation_forest_contamination": _floats(0.0, 0.5),
+    "isolation_forest_history_days": _ints(60, 400),
+    "anomaly_z_threshold": _floats(0.0, 1e6),
+    "anomaly_iqr_multiplier": _floats(0.0, 1e6),
+    "anomaly_min_history_days": _ints(3, 1000),
+    "frequency_ideal": _floats(1.0, 1e6),
+    "result_action_types": st.sampled_from(["lead", "lead,purchase", "offsite_conversion"]),
+    "sync_window_days": _ints(1, 400),
+    "sync_async_poll_timeout": _ints(1, 10**6),
+    "sync_usage_slowdown_percent": _floats(0.0, 100.0),
+    "public_url": st.sampled_from(["https://ads.example.com", "http://127.0.0.1:8000"]),
+    "session_secret": _SECRET,
+    "smtp_host": st.sampled_from(["smtp.example.com", "127.0.0.1"]),
+    "smtp_port": _ints(1, 65535),
+    "smtp_username": st.sampled_from(["alerts", "ops@example.com"]),
+    "smtp_password": _SECRET,
+    "smtp_starttls": _BOOLS,
+    "smtp_from": st.sampled_from(["adsentinel@example.com"]),
+    "alert_max_attempts": _ints(1, 100),
+    "alert_digest_time": _TIMES,
+    "log_level": st.sampled_from(["debug", "INFO", "Warning", "ERROR", "critical"]),
+}
+SECRET_FIELDS = {name for name, info in Settings.model_fields.items()
+                 if SecretStr in getattr(info.annotation, "__args__", (info.annotation,))}
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _env_value(field: str) -> st.SearchStrategy[str]:
+    hostile = st.one_of(st.sampled_from(HOSTILE_ENV), env_text,
+                        st.integers(-(2**80), 2**80).map(str), st.floats().map(repr))
+    if field in SECRET_FIELDS:
+        hostile = st.one_of(hostile, st.sampled_from(SECRET_HOSTILE))
+    return st.one_of(VALID_ENV[field], VALID_ENV[field], hostile)
+
+
+@st.composite
+def settings_environments(draw, *, hostile_share: int = 3) -> dict[str, str]:
+    """``ADSENTINEL_*`` variables: a few fields set, each valid or hostile (1 in
+    ``hostile_share`` environments are all valid, to reach the cross-field checks)."""
+    fields = draw(st.lists(st.sampled_from(sorted(VALID_ENV)), unique=True, min_size=1,
+                           max_size=8))
+    valid_only = draw(st.integers(0, hostile_share - 1)) == 0
+    return {env_name(field): draw(VALID_ENV[field] if valid_only else _env_value(field))
+            for field in fields}
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in ``os.environ`` (every other ``ADSENTINEL_*`` removed) for the block."""
+    outside = {k: v for k, v in os.environ.items()
+               if k.startswith(ENV_PREFIX) and not k.startswith(f"{ENV_PREFIX}TEST_")}
+    with mock.patch.dict(os.environ, values):
+        for name in outside:
+            os.environ.pop(name, None)
+        yield
+
+
+@st.composite
+def dotenv_files(draw) -> bytes:
+    """A ``.env`` file: ``ADSENTINEL_*`` lines (quoted or not), sometimes with stray bytes."""
+    lines = []
+    for name, value in draw(settings_environments()).items():
+        quote = draw(st.sampled_from(["", "", "'", '"']))
+        lines.append(f"{name}={quote}{value}{quote}".encode("utf-8", "surrogateescape"))
+    data = b"\n".join(lines)
+    if draw(st.integers(0, 3)) == 0:
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.binary(max_size=12)) + data[at:]
+    return data
+
+
+def check_settings_environment(values: dict[str, str], dotenv: bytes | None = None) -> Outcome:
+    """Load settings as the CLI does, with ``values`` in the environment and ``dotenv`` as the
+    ``.env`` file of the working directory (which must be a scratch folder)."""
+    assigned = dict(values)
+    if dotenv is not None:
+        Path(".env").write_bytes(dotenv)
+        text_lines = dotenv.decode("utf-8", "surrogateescape").splitlines()
+        assigned.update(line.split("=", 1) for line in text_lines
+                        if line.startswith(ENV_PREFIX) and "=" in line)
+    named, secrets = set(assigned), _secret_tokens(assigned)
+    try:
+        with environment(values):
+            try:
+                settings = load_settings()
+            except ConfigError as error:
+                unclear = unclear_config_error(error.message, named, secrets)
+                return Outcome("crash", f"unclear error ({unclear}): {error!r}") if unclear else \
+                    Outcome("refused", str(error))
+            except Exception as error:  # noqa: BLE001 - any other exception is the counted crash
+                return Outcome("crash", f"{type(error).__name__}: {str(error)[:300]}")
+            try:
+                broken = broken_settings(settings, secrets)
+            except Exception as error:  # noqa: BLE001
+                return Outcome("crash", f"loaded, then {type(error).__name__}: {str(error)[:300]}")
+    finally:
+        if dotenv is not None:
+            Path(".env").unlink()
+    return Outcome("crash", f"loaded, but {broken}") if broken else Outcome("accepted")
+
+
+def _secret_tokens(assigned: dict[str, str]) -> set[str]:
+    """The secret values' marked parts that no other variable holds as well."""
+    secret = {name for name in assigned if name.removeprefix(ENV_PREFIX).lower() in SECRET_FIELDS}
+    tokens = {token for name in secret  # in a URL only the password, before the "@", is secret
+              for token in re.findall(rf"{SECRET_MARK}[\w-]*" + ("(?=@)" if name.endswith("_URL")
+                                                                  else ""), assigned[name])}
+    return {token for token in tokens
+            if not any(token in value for name, value in assigned.items() if name not in secret)}
+
+
+def unclear_config_error(message: str, named: set[str], secrets: set[str]) -> str | None:
+    """Why a settings error message is not clear (``None``: it is): it must name one of the
+    variables that were set (or "the .env file") and show no secret."""
+    if any(token in message for token in secrets):
+        return "shows a secret"
+    if not {n for n in (env_name(f) for f in Settings.model_fields) if n in message} & named \
+            and ".env file" not in message:
+        return "names none of the variables that were set"
+    return None
+
+
+def broken_settings(settings: Settings, secrets: set[str]) -> str | None:
+    """A loaded value outside its documented constraints; also runs what ``config show`` does."""
+    bounds = {annotated_types.Ge: lambda v, m: v >= m.ge, annotated_types.Gt: lambda v, m: v > m.gt,
+              annotated_types.Le: lambda v, m: v <= m.le, annotated_types.Lt: lambda v, m: v < m.lt}
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        for rule in info.metadata:
+            if type(rule) in bounds and not bounds[type(rule)](value, rule):
+                return f"{name} = {value!r} breaks {rule}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name} = {value!r} is not finite"
+        if isinstance(value, (str, Path)) and not _is_utf8(str(value)):
+            return f"{name} = {value!r} is not UTF-8 text"
+    ZoneInfo(settings.timezone)
+    if settings.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        return f"log_level {settings.log_level!r}"
+    if make_url(settings.effective_database_url).get_backend_name() not in {"sqlite",
+                                                                             "postgresql"}:
+        return f"database backend of {settings.effective_database_url!r}"
+    if not (settings.task_soft_time_limit < settings.task_time_limit
+            < settings.broker_visibility_timeout):
+        return "time limits out of order"
+    if settings.isolation_forest_history_days < settings.isolation_forest_min_samples:
+        return "history shorter than min samples"
+    shown = json.dumps(settings.masked(), default=str)
+    if any(token in shown for token in secrets):
+        return f"config show reveals a secret: {shown}"
+    return None
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
