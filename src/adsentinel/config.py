@@ -8,6 +8,7 @@ maths in :mod:`adsentinel.detect` never sees it.
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,10 @@ class Settings(BaseSettings):
     isolation_forest_history_days: int = Field(default=90, ge=2)
 
     # --- statistical detectors (names from the training plan) ---------------------------------
-    anomaly_z_threshold: float = Field(default=3.0, gt=0.0)
-    anomaly_iqr_multiplier: float = Field(default=1.5, gt=0.0)
+    anomaly_z_threshold: float = Field(default=3.0, gt=0.0, allow_inf_nan=False)
+    anomaly_iqr_multiplier: float = Field(default=1.5, gt=0.0, allow_inf_nan=False)
     anomaly_min_history_days: int = Field(default=14, ge=3)
-    frequency_ideal: float = Field(default=3.0, gt=1.0)
+    frequency_ideal: float = Field(default=3.0, gt=1.0, allow_inf_nan=False)
 
     # --- Meta Marketing API sync -------------------------------------------------------------
     result_action_types: str = Field(
@@ -151,12 +152,22 @@ class Settings(BaseSettings):
     # --- misc ----------------------------------------------------------------------------------
     log_level: str = Field(default="INFO")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _utf8_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # bytes of another encoding, smuggled in by the OS
+                raise ValueError("is not UTF-8 text") from None
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, a long name
             raise ValueError(
                 f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'America/Sao_Paulo'"
             ) from None
@@ -177,7 +188,7 @@ class Settings(BaseSettings):
             return None
         try:
             url = make_url(value.get_secret_value())
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: a port that is not a number
             raise ValueError(
                 "is not a database URL; expected e.g. sqlite:///path/to.db or "
                 "postgresql+psycopg://user@host:5432/dbname"
@@ -192,9 +203,10 @@ class Settings(BaseSettings):
     def _history_can_hold_min_samples(self) -> Settings:
         if self.isolation_forest_history_days < self.isolation_forest_min_samples:
             raise ValueError(
-                f"isolation_forest_history_days ({self.isolation_forest_history_days}) is shorter "
-                f"than isolation_forest_min_samples ({self.isolation_forest_min_samples}): no "
-                "entity could ever be trained; raise the first or lower the second"
+                f"{ENV_PREFIX}ISOLATION_FOREST_HISTORY_DAYS ({self.isolation_forest_history_days}) "
+                f"is shorter than {ENV_PREFIX}ISOLATION_FOREST_MIN_SAMPLES "
+                f"({self.isolation_forest_min_samples}): no entity could ever be trained; raise "
+                "the first or lower the second"
             )
         return self
 
@@ -202,8 +214,9 @@ class Settings(BaseSettings):
     def _time_limits_are_ordered(self) -> Settings:
         if not self.task_soft_time_limit < self.task_time_limit < self.broker_visibility_timeout:
             raise ValueError(
-                "time limits must satisfy task_soft_time_limit < task_time_limit < "
-                f"broker_visibility_timeout, got {self.task_soft_time_limit} / "
+                f"time limits must satisfy {ENV_PREFIX}TASK_SOFT_TIME_LIMIT < "
+                f"{ENV_PREFIX}TASK_TIME_LIMIT < {ENV_PREFIX}BROKER_VISIBILITY_TIMEOUT, got "
+                f"{self.task_soft_time_limit} / "
                 f"{self.task_time_limit} / {self.broker_visibility_timeout}: otherwise a task "
                 "still running would be delivered to a second worker"
             )
@@ -254,8 +267,8 @@ class Settings(BaseSettings):
 def _mask_url_password(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):  # not parsable: hide whatever sits before an "@"
+        return re.sub(r":[^@]*@", ":***@", url)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -266,6 +279,12 @@ def load_settings(**overrides: Any) -> Settings:
     """
     try:
         return Settings(**overrides)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the .env file in {Path.cwd()} is not UTF-8 text (byte {exc.start})",
+                          hint="save .env as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the .env file in {Path.cwd()}: {exc.strerror or exc}",
+                          hint="check its permissions") from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -275,7 +294,7 @@ def load_settings(**overrides: Any) -> Settings:
             hidden = isinstance(given, dict) or given is None or field in _SECRET_FIELDS
             shown = "" if hidden else f" (got {given!r})"
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {message}{shown}")
+            problems.append(f"{where}: {message}{shown}" if error["loc"] else message)
         raise ConfigError(
             "invalid settings: " + "; ".join(problems),
             hint="fix the environment variable or the .env entry named above",
