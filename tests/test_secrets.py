@@ -24,6 +24,7 @@ import json
 from collections import Counter
 import logging
 import random
+import re
 import socket
 import sys
 import threading
@@ -63,6 +64,9 @@ SECRETS = {
     "webhook signing key": "webhook-canary-5c7e9a1b3d5f7a9c",
 }
 PG_PASSWORD = "pg-canary-Z7x#Y6w/q"
+BROKER_PASSWORD = "broker-canary-R4d1s"
+#: what a rich table puts inside a folded value: line breaks, padding and cell borders
+_FOLDING = re.compile(r"[\s│┃║|]+")
 #: loggers turned to DEBUG besides the root (some libraries set their own level)
 LOUD_LOGGERS = ("adsentinel", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore",
                 "urllib3", "urllib3.connectionpool", "requests", "facebook_business",
@@ -97,16 +101,26 @@ class Corpus:
             self.texts.append((where, text))
 
     def leaks(self, secrets: dict[str, str]) -> list[str]:
+        """Where each secret (plain or URL-encoded) occurs, also across the line breaks and
+        borders of a folded table."""
         found = []
         for name, secret in secrets.items():
             forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
             for where, text in self.texts:
+                squeezed = _squeeze(text)
                 for form in forms:
                     if form in text:
                         at = text.index(form)
                         found.append(f"{name} in {where}: ...{text[max(0, at - 80):at + 20]!r}")
                         break
+                    if _squeeze(form) in squeezed:
+                        found.append(f"{name} in {where} (folded over lines)")
+                        break
         return found
+
+
+def _squeeze(text: str) -> str:
+    return _FOLDING.sub("", text)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -309,6 +323,11 @@ def _exercise_meta_sync(cli: Cli, monkeypatch, receiver: _Receiver) -> None:
     assert any(META_TOKEN in path for path in receiver.seen)  # the token did travel
     cli("accounts", "list")
     cli("sync", exit_code=0)  # skipped: needs attention
+    # nothing listens: requests' ConnectionError quotes the URL, token included
+    cli("accounts", "enable", "Sorriso")
+    monkeypatch.setattr(sync_service, "default_client_factory",
+                        _client_factory(f"http://127.0.0.1:{_free_port()}"))
+    assert "failed" in cli("sync", exit_code=None).stdout
 
 
 def _exercise_tokens(cli: Cli) -> dict[str, str]:
@@ -345,6 +364,44 @@ def _exercise_alerts(cli: Cli, receiver: _Receiver, smtp: tuple[_Smtp, int]) -> 
     state.reject = False
     cli("alerts", "channel", "test", "2")
     assert SECRETS["smtp password"].encode() in state.passwords  # the password was used
+
+
+def _exercise_bad_settings(cli: Cli, monkeypatch) -> None:
+    """Commands that fail on settings: the errors name the setting, never its secret."""
+    with monkeypatch.context() as patch:
+        patch.setenv("ADSENTINEL_SYNC_WINDOW_DAYS", "not-a-number")
+        cli("config", "show", exit_code=None)
+    for url in (f"mysql://adsentinel:{quote(PG_PASSWORD, safe='')}@db.example/ads",
+                f"postgresql+psycopg://adsentinel:{quote(PG_PASSWORD, safe='')}@127.0.0.1:"
+                f"{_free_port()}/ads", "not a url " + PG_PASSWORD):
+        with monkeypatch.context() as patch:
+            patch.setenv("ADSENTINEL_DATABASE_URL", url)
+            cli("config", "show", exit_code=None)
+            cli("db", "current", exit_code=None)
+            cli("tokens", "list", exit_code=None)
+
+
+def _exercise_serve_without_broker(cli: Cli, monkeypatch, corpus: Corpus, token: str) -> None:
+    """`serve` with the Celery broker away (its URL has a password): the start-up line, and a
+    job enqueued through the API, which answers 503."""
+    from fastapi.testclient import TestClient
+
+    answers = []
+
+    def run_once(application, **_options):
+        with TestClient(application) as client:
+            answers.append(client.post("/api/v1/accounts/1/detection",
+                                       headers={"Authorization": f"Bearer {token}"}))
+
+    monkeypatch.setattr(uvicorn, "run", run_once)
+    with monkeypatch.context() as patch:
+        patch.setenv("ADSENTINEL_BROKER_URL",
+                     f"redis://:{BROKER_PASSWORD}@127.0.0.1:{_free_port()}/0")
+        for jobs in ("auto", "celery"):
+            cli("serve", "--jobs", jobs)
+    assert answers[-1].status_code == 503, answers[-1].text
+    for answer in answers:
+        corpus.add(f"serve: answer {answer.status_code}", _response_text(answer))
 
 
 def _exercise_models(cli: Cli, tmp_path: Path) -> None:
@@ -453,6 +510,7 @@ def _data_files(root: Path) -> list[tuple[str, str]]:
             for path in sorted(root.rglob("*")) if path.is_file()]
 
 
+@pytest.mark.slow
 def test_no_secret_is_ever_shown_logged_or_stored(environment, capture, monkeypatch, receiver,
                                                  smtp, tmp_path, database_url):
     corpus = Corpus()
@@ -465,12 +523,11 @@ def test_no_secret_is_ever_shown_logged_or_stored(environment, capture, monkeypa
     tokens = _exercise_tokens(cli)
     _exercise_alerts(cli, receiver, smtp)
     _exercise_models(cli, tmp_path)
+    _exercise_serve_without_broker(cli, monkeypatch, corpus, tokens["ops"])
     capture.muted = ("httpx", "httpcore")  # the test's client, not adsentinel's
     requests = _exercise_api(corpus, tokens)
     capture.muted = ()
-    monkeypatch.setenv("ADSENTINEL_SYNC_WINDOW_DAYS", "not-a-number")
-    cli("config", "show", exit_code=None)  # invalid settings: the error lists them
-    monkeypatch.delenv("ADSENTINEL_SYNC_WINDOW_DAYS")
+    _exercise_bad_settings(cli, monkeypatch)
 
     settings = load_settings()
     dump, rows = _dump_database(settings.effective_database_url)
@@ -482,23 +539,33 @@ def test_no_secret_is_ever_shown_logged_or_stored(environment, capture, monkeypa
 
     secrets = dict(SECRETS)
     secrets.update({f"API token {name}": value for name, value in tokens.items()})
-    if database_url is not None:
-        secrets["PostgreSQL password"] = PG_PASSWORD
+    secrets["PostgreSQL password"] = PG_PASSWORD  # in the URL of every PostgreSQL attempt
+    secrets["broker password"] = BROKER_PASSWORD
     leaks = corpus.leaks(secrets)
     # the search finds what it looks for: the one allowed line is a leak to it
     handed_over = Corpus([("tokens create stdout", tokens["ops"] + "\n")])
     assert [leak.split(":")[0] for leak in handed_over.leaks(secrets)] == [
         "API token ops in tokens create stdout"]
     assert not leaks, f"{len(leaks)} leaks:\n" + "\n".join(leaks[:40])
-    # the run did what it claims: logs at DEBUG from the libraries, rows in every kind of table
-    assert rows > 100 and "api_tokens:" in dump and "sync_runs:" in dump
-    loggers = {logger for logger, _ in capture.records}
-    print(sorted(Counter(logger for logger, _ in capture.records).items()))
-    assert {"uvicorn.access", "urllib3.connectionpool", "httpx"} <= loggers, loggers
+    # the run did what it claims: DEBUG logs of the libraries, the tables the secrets touch
+    assert rows > 100
+    dumped = {line.split(":", 1)[0] for line in dump.splitlines()}
+    assert {"api_tokens", "ad_accounts", "sync_runs", "alert_channels"} <= dumped, dumped
+    loggers = Counter(logger for logger, _ in capture.records)
+    assert {"uvicorn.access", "urllib3.connectionpool", "httpx"} <= set(loggers), loggers
     assert any("access_token=" in line for _, line in capture.records)  # urllib3's requests
-    print(f"\n{cli.count} commands, {requests} HTTP requests, {len(capture.records)} log records, "
-          f"{rows} rows; {len(secrets)} secrets searched in {len(corpus.texts)} texts "
-          f"({sum(len(t) for _, t in corpus.texts):,} characters)")
+    print(f"\n{cli.count} commands, {requests} HTTP requests, {len(capture.records)} log records "
+          f"({dict(loggers)}), {rows} rows; {len(secrets)} secrets searched in "
+          f"{len(corpus.texts)} texts ({sum(len(t) for _, t in corpus.texts):,} characters)")
+
+
+def test_the_search_finds_secrets_encoded_or_folded_in_a_table():
+    folded = "│ smtp  │ " + META_TOKEN[:25] + " │\n│       │ " + META_TOKEN[25:] + " │"
+    corpus = Corpus([("table", folded), ("url", "?p=" + quote(SECRETS["smtp password"], safe="")),
+                     ("form", "p=" + quote_plus(SECRETS["smtp password"])), ("clean", "***")])
+    assert [leak.split(":")[0] for leak in corpus.leaks(
+        {"meta": META_TOKEN, "smtp": SECRETS["smtp password"]})] == [
+        "meta in table (folded over lines)", "smtp in url", "smtp in form"]
 
 
 # --- regressions of the leaks this test found ---------------------------------------------------

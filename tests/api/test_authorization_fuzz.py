@@ -11,7 +11,8 @@ answer is 500 and none lets a caller past its token.
 * ``read-only``: any write is 403 whatever the input; a read is 200, 400, 404 or 422.
 
 ``/health`` needs no token: 200 for everyone. Jobs are recorded, not run. On SQLite and
-PostgreSQL; the examples are bounded (about 40 s for both).
+PostgreSQL; the examples are bounded and derandomised (1,828 cases, about 25 s for both on an
+idle machine; the same cases every run).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from adsentinel.db.models import Anomaly
 from api_world import build_world
 from auth_matrix import API, RecordingDispatcher, objects_of
 
-EXAMPLES = {"sqlite": 10, "postgresql": 6}
+EXAMPLES = {"sqlite": 20, "postgresql": 15}
 IDENTITIES = ("none", "malformed", "other-account", "read-only")
 #: path parameter -> the key of :func:`objects_of` that fills it
 PATH_OBJECTS = {"account_id": "account", "entity_id": "entity", "anomaly_id": "anomaly",
@@ -103,7 +104,7 @@ def _run_cell(operation, identity: str, world, examples: int, cases: Counter) ->
     route = _route_of(operation)
 
     @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
-    @settings(max_examples=examples, deadline=None, database=None,
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     def exercise(case):
         _dress(case, identity, world)
