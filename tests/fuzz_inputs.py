@@ -90,10 +90,12 @@ hostile_cell = st.one_of(
 
 @dataclass(frozen=True)
 class CsvCase:
-    """One file's bytes, and whether it is imported with ``skip_invalid``."""
+    """One file's bytes, imported with ``skip_invalid`` or not, into ``account`` (``--account``)
+    or the accounts the file names."""
 
     data: bytes
     skip_invalid: bool = False
+    account: str | None = None
 
 
 def _header_text(draw, field: str) -> str:
@@ -217,7 +219,11 @@ def csv_cases(draw) -> CsvCase:
     data = buffer.getvalue().encode(encoding, errors="replace")
     if draw(st.integers(0, 9)) == 0:
         data = data[:draw(st.integers(0, len(data)))] + draw(st.binary(max_size=8))
-    return CsvCase(data, skip_invalid=draw(st.integers(0, 5)) == 0)
+    account = None
+    if draw(st.integers(0, 7)) == 0:
+        account = draw(st.one_of(st.sampled_from(["Acme", "Beta", "New Co"]), hostile_text,
+                                 st.just("caf\udce9")))
+    return CsvCase(data, skip_invalid=draw(st.integers(0, 5)) == 0, account=account)
 
 
 def snapshot(engine: Engine) -> dict[str, object]:
@@ -251,7 +257,7 @@ class CsvImportTrials:
         path = self.path
         path.write_bytes(case.data)
         try:
-            summary = import_insights_csv(path, engine=self.engine,
+            summary = import_insights_csv(path, engine=self.engine, account_name=case.account,
                                           skip_invalid=case.skip_invalid, now=NOW)
         except InputFileError as error:
             unclear = _unclear_error(error, path, case.data)
@@ -265,7 +271,7 @@ class CsvImportTrials:
             return Outcome("crash", f"{type(error).__name__} ({state}): {str(error)[:300]}")
         self.state = snapshot(self.engine)
         wrong = _broken_rules(self.engine) or (None if case.skip_invalid else
-                                               _rows_not_stored(self.engine, case.data))
+                                               _rows_not_stored(self.engine, case))
         if case.skip_invalid and not wrong and summary.problems:
             wrong = _unclear_error(InputFileError(summary.problems, hint="-"), path, case.data)
         if wrong:
@@ -324,9 +330,10 @@ def _broken_rules(engine: Engine) -> str | None:
     return None
 
 
-def _rows_not_stored(engine: Engine, data: bytes) -> str | None:
-    """After an import without ``skip_invalid``: each line of the file is stored as it reads."""
-    reader = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+def _rows_not_stored(engine: Engine, case: CsvCase) -> str | None:
+    """After an import without ``skip_invalid``: each line of the file is stored as it reads,
+    in the account of its id (or, without ids, in the ``--account`` one)."""
+    reader = csv.reader(io.StringIO(case.data.decode("utf-8-sig"), newline=""))
     headers = [normalise_header(h) for h in next(reader)]
     headers = ["amount spent" if h.startswith("amount spent (") else h for h in headers]
     at = {field: next(headers.index(a) for a in aliases if a in headers)
@@ -338,13 +345,15 @@ def _rows_not_stored(engine: Engine, data: bytes) -> str | None:
             cells = cells + [""] * (len(headers) - len(cells))
             value = {field: cells[position].strip() for field, position in at.items()}
             day = date(int(value["date"][0:4]), int(value["date"][5:7]), int(value["date"][8:10]))
+            account = ("a.platform_account_id = :account" if "account_id" in value
+                       else "a.name = :account")
             stored = conn.execute(text(
                 "SELECT d.spend, d.impressions, d.clicks, d.leads, d.reach, p.platform_id "
                 "FROM daily_insights d JOIN entities e ON e.id = d.entity_id "
                 "JOIN entities p ON p.id = e.parent_id JOIN ad_accounts a ON a.id = e.account_id "
-                "WHERE a.platform_account_id = :account AND e.level = 'ad' "
-                "AND e.platform_id = :ad AND d.day = :day"),
-                {"account": value["account_id"], "ad": value["ad_id"], "day": day}).one_or_none()
+                f"WHERE {account} AND e.level = 'ad' AND e.platform_id = :ad AND d.day = :day"),
+                {"account": value.get("account_id", case.account), "ad": value["ad_id"],
+                 "day": day}).one_or_none()
             expected = (float(value["spend"] or 0),
                         *(int(float(value[f] or 0)) for f in ("impressions", "clicks", "leads",
                                                                "reach")),

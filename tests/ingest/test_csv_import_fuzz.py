@@ -17,6 +17,8 @@ from fuzz_inputs import CsvCase, CsvImportTrials, csv_cases
 
 HEADER = b"date,account_id,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,reach"
 ROW = b"2026-11-20,act_1,c1,s1,a1,1.50,100,10,1,50"
+NO_ACCOUNT = (b"date,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,reach\n"
+              b"2026-11-20,c1,s1,a1,1.50,100,10,1,50\n")
 
 
 def _row(**cells: bytes) -> bytes:
@@ -26,7 +28,7 @@ def _row(**cells: bytes) -> bytes:
     return b",".join(values[name] for name in names)
 
 
-#: files that crashed the importer once (issue #9), kept as explicit examples
+#: files (and --account names) that crashed the importer once (issue #9), kept as examples
 REGRESSIONS = [
     CsvCase(HEADER + b"\n" + _row(impressions="²".encode()) + b"\n"),  # isdigit() but not int()
     CsvCase(HEADER + b"\n" + _row(reach=b"9" * 5000) + b"\n"),  # over int()'s 4300 digits
@@ -42,6 +44,10 @@ REGRESSIONS = [
     CsvCase(HEADER + b"\n" + _row(ad_id=b"a\x001") + b"\n"),  # PostgreSQL refuses NUL
     CsvCase(HEADER + b",ad_name\n" + ROW + b",a\x00b\n"),
     CsvCase(HEADER + b"\n" + _row(date=b"2026-W47-1") + b"\n"),  # an ISO week, not YYYY-MM-DD
+    CsvCase(NO_ACCOUNT, account=""),  # IntegrityError: ad_accounts.name NOT NULL
+    CsvCase(NO_ACCOUNT, account="n" * 201),  # over VARCHAR(200) on PostgreSQL
+    CsvCase(NO_ACCOUNT, account="a\x00b"),
+    CsvCase(NO_ACCOUNT, account="caf\udce9"),  # a byte that is not UTF-8: UnicodeEncodeError
 ]
 
 

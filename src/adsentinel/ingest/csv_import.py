@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import InputFileError, InputProblem
-from adsentinel.ingest.csv_rows import InsightRow, iter_insight_rows
+from adsentinel.ingest.csv_rows import MAX_TEXT, InsightRow, iter_insight_rows
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ def import_insights_csv(
     (file, line, column) and writes nothing, unless ``skip_invalid`` is set.
     """
     now = now or datetime.now(timezone.utc)
+    if account_name is not None:
+        _check_account_option(str(path), account_name)
     summary = ImportSummary(file=str(path))
     problems = _ProblemLog()
     with engine.begin() as conn:
@@ -160,6 +162,22 @@ def upsert_ad_insight_rows(
         raise InputFileError(_by_line(problems.shown), total=problems.total)
     _merge_staged(conn, dialect, summary, problems, now)
     return summary
+
+
+def _check_account_option(file: str, name: str) -> None:
+    """``--account`` must be a name the accounts table can hold."""
+    limit = MAX_TEXT["account_name"]
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding on the command line
+        wrong = "is not UTF-8 text"
+    else:
+        wrong = ("is empty" if not name.strip() else
+                 f"is longer than {limit} characters ({len(name)})" if len(name) > limit else
+                 "contains a NUL character" if "\x00" in name else None)
+    if wrong:
+        raise InputFileError([InputProblem(file, None, "account_name", f"--account {wrong}")],
+                             hint=f"name the account in at most {limit} characters of text")
 
 
 def _merge_staged(conn: Connection, dialect, summary: ImportSummary, problems: _ProblemLog,
