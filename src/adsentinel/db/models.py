@@ -177,7 +177,10 @@ class Anomaly(Base):
     __table_args__ = (
         UniqueConstraint("entity_id", "day", "metric", name="uq_anomalies_entity_day_metric"),
         Index("ix_anomalies_account_day", "account_id", "day"),
-        Index("ix_anomalies_status", "status"),
+        Index("ix_anomalies_status_account_severity", "status", "account_id", "severity"),
+        # the API's list order (newest day first, worst first): a page without a sort
+        Index("ix_anomalies_day_score", "day", "score", "id"),
+        Index("ix_anomalies_incident", "incident_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
