@@ -345,14 +345,14 @@ def _rows_not_stored(engine: Engine, case: CsvCase) -> str | None:
             cells = cells + [""] * (len(headers) - len(cells))
             value = {field: cells[position].strip() for field, position in at.items()}
             day = date(int(value["date"][0:4]), int(value["date"][5:7]), int(value["date"][8:10]))
-            account = ("a.platform_account_id = :account" if "account_id" in value
-                       else "a.name = :account")
+            account = ("a.platform_account_id = :account" if value.get("account_id")
+                       else "a.name = :account")  # rows without an id: the --account one
             stored = conn.execute(text(
                 "SELECT d.spend, d.impressions, d.clicks, d.leads, d.reach, p.platform_id "
                 "FROM daily_insights d JOIN entities e ON e.id = d.entity_id "
                 "JOIN entities p ON p.id = e.parent_id JOIN ad_accounts a ON a.id = e.account_id "
                 f"WHERE {account} AND e.level = 'ad' AND e.platform_id = :ad AND d.day = :day"),
-                {"account": value.get("account_id", case.account), "ad": value["ad_id"],
+                {"account": value.get("account_id") or case.account, "ad": value["ad_id"],
                  "day": day}).one_or_none()
             expected = (float(value["spend"] or 0),
                         *(int(float(value[f] or 0)) for f in ("impressions", "clicks", "leads",
