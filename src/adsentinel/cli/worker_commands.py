@@ -22,7 +22,12 @@ def worker(
     settings = get_settings()
     from adsentinel.worker.app import celery_app
 
-    argv = ["worker", "-Q", queues, "--loglevel", settings.log_level]
+    # Mingle, gossip and event heartbeats are cluster chatter adsentinel does not use (remote
+    # control, and so ``celery inspect``, stays on). With them, a worker whose Redis restarted
+    # could hang for good while reconnecting (reliability/service_restart_trials.py; Celery
+    # issues 8030 and 8091).
+    argv = ["worker", "-Q", queues, "--loglevel", settings.log_level,
+            "--without-mingle", "--without-gossip", "--without-heartbeat"]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     if hostname:

@@ -42,6 +42,12 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         broker_connection_retry_on_startup=True,
+        # Redis restarted: a result is stored once it is back instead of being lost (the task's
+        # work is done by then), and a message is published once it is back (about 40 s allowed)
+        result_backend_always_retry=True,
+        result_backend_max_retries=30,
+        task_publish_retry_policy={"max_retries": 10, "interval_start": 0,
+                                   "interval_step": 1, "interval_max": 5},
     )
     return app
 

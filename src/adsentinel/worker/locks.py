@@ -6,10 +6,15 @@ while holding one blocks the account for at most that long.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+
+from adsentinel.worker.transient import ride_out
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -18,18 +23,27 @@ def account_lock(client: redis.Redis, kind: str, account_id: int, part: str | No
     """Try to take the lock ``adsentinel:lock:<kind>:<account>[:<part>]`` without waiting.
 
     Yields ``True`` when taken (and releases it afterwards), ``False`` when another run holds it.
+    Redis briefly away is waited for (:func:`~adsentinel.worker.transient.ride_out`), when taking
+    the lock and when releasing it; a lock that cannot be released because Redis stays away
+    expires on its own after ``ttl``.
     """
     name = f"adsentinel:lock:{kind}:{account_id}" + (f":{part}" if part else "")
     lock = client.lock(name, timeout=ttl, blocking=False)
-    acquired = lock.acquire()
+    acquired = ride_out(f"taking lock {name}", lock.acquire)
     try:
         yield acquired
     finally:
         if acquired:
             try:
-                lock.release()
+                # with the token kept: redis-py forgets it on the first try of ``release``
+                token = lock.local.token
+                ride_out(f"releasing lock {name}", lambda: lock.do_release(token))
             except redis.exceptions.LockError:
                 pass  # expired meanwhile: another run may own it now, leave it alone
+            except redis.exceptions.ConnectionError as exc:
+                # the work is done and stored; failing the task now would only lose its result
+                log.warning("lock %s not released (Redis unreachable: %s); it expires in %s s",
+                            name, exc, ttl)
 
 
 def lock_is_held(client: redis.Redis, kind: str, account_id: int, part: str | None = None) -> bool:

@@ -2,7 +2,8 @@
 
 Every task is idempotent (training is deterministic per entity, anomalies are upserted), holds a
 per-account lock so two runs of the same account never overlap, and is retried (with backoff)
-rather than run twice when the lock is held.
+rather than run twice when the lock is held. A database or broker briefly away is ridden out
+inside the task (:mod:`adsentinel.worker.transient`) before Celery's own retry is used.
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ import logging
 
 import redis
 from celery import chord, group
-from sqlalchemy.exc import OperationalError
 
 from adsentinel.worker.app import celery_app
 from adsentinel.worker.locks import account_lock
 from adsentinel.worker.runtime import get_runtime
+from adsentinel.worker.transient import TRANSIENT_ERRORS, ride_out
 
 log = logging.getLogger(__name__)
 
 LOCK_MAX_RETRIES = 240  # with the default 30 s between tries: about two hours
-#: failures worth another try: database or broker briefly away, a full or busy disk
-TRANSIENT_ERRORS = (OSError, OperationalError, redis.exceptions.ConnectionError)
 
 
 class AccountBusy(Exception):
@@ -46,7 +45,9 @@ def _locked(task, kind: str, account_id: int, campaign_ids, work):
                      wait)
             raise task.retry(exc=AccountBusy(f"{kind} of account {account_id} is running"),
                              countdown=wait, max_retries=LOCK_MAX_RETRIES)
-        return work(runtime)
+        part = _part_name(campaign_ids)
+        return ride_out(f"{kind} of account {account_id}" + (f" ({part})" if part else ""),
+                        lambda: work(runtime))
 
 
 @celery_app.task(name="adsentinel.train_anomaly_detectors_all")
