@@ -19,7 +19,7 @@ def scratch_database(admin_url: str | None = None) -> Iterator[str]:
 
     url = make_url(admin_url or os.environ.get("ADSENTINEL_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL))
     name = f"adsentinel_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # outlives restarts
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
