@@ -233,6 +233,9 @@ class ModelStore:
         self.root = Path(root)
         self._key = bytes(signing_key)
         self.cache = cache
+        #: (account, entity type, entity id) of every model :meth:`load` refused or the loader
+        #: skipped as stale: detection asks for these to be retrained
+        self.refused: list[tuple[int, str, str]] = []
 
     @classmethod
     def from_settings(cls, settings: Any, *, cache: ModelCache | None = MODEL_CACHE) -> ModelStore:
@@ -385,6 +388,10 @@ class ModelStore:
                         removed += 1
                 except FileNotFoundError:
                     continue
+                except OSError as exc:  # a read-only store: saving will say so clearly
+                    log.warning("stale temporary model file %s not removed: %s", entry.path,
+                                exc.strerror or exc)
+                    break
         return removed
 
     def delete(self, account_id: int, entity_type: str, entity_id: str) -> bool:
@@ -413,10 +420,12 @@ class ModelStore:
             return None
         except ModelStoreError as exc:
             log.warning("model refused, statistical detection only until retrained: %s", exc)
+            self.refused.append((account_id, entity_type, str(entity_id)))
             return None
         meta = loaded.metadata
         if (meta.account_id, meta.entity_type, meta.entity_id) != (account_id, entity_type,
                                                                    str(entity_id)):
+            self.refused.append((account_id, entity_type, str(entity_id)))
             log.warning(
                 "model refused, statistical detection only until retrained: %s: belongs to "
                 "account %s %s %r (moved or copied)", path, meta.account_id, meta.entity_type,
@@ -443,6 +452,7 @@ class ModelStore:
                 log.warning("model %s was trained on features %s, detection uses %s; skipped "
                             "until the next training", loaded.path,
                             list(loaded.metadata.feature_names), list(expected))
+                self.refused.append((account_id, entity_type, str(entity_id)))
                 return None
             return loaded.model, np.asarray(loaded.metadata.score_quantiles, dtype=float)
 
@@ -585,6 +595,7 @@ def _temp_path(path: Path) -> Path:
 
 
 def _write_file(path: Path, data: bytes, *, fsync: bool) -> None:
+    """Create ``path`` with ``data``; on any failure (a full disk mid-write) it is removed."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)
@@ -593,8 +604,11 @@ def _write_file(path: Path, data: bytes, *, fsync: bool) -> None:
             view = view[written:]
         if fsync:
             os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        _unlink_quietly(path)
+        raise
+    os.close(fd)
 
 
 def _atomic_write(path: Path, data: bytes, *, fsync: bool) -> None:

@@ -388,10 +388,15 @@ def _train_slice(entity_ids, history: _History, levels, account_id: int, setting
         fitted_levels.append(level)
     try:
         store.save_many(fitted)
-        outcomes.extend((level, "trained") for level in fitted_levels)
     except ModelStoreError as exc:
-        log.error("account %s: %d models could not be saved: %s", account_id, len(fitted), exc)
-        outcomes.extend((level, "failed") for level in fitted_levels)
+        # the store is full or unwritable: no model of this batch was replaced, and the next
+        # batches would fail alike, so the run stops here with what to do about it
+        raise ModelStoreError(
+            f"account {account_id}: {len(fitted)} models could not be saved: {exc}",
+            hint=f"free space in, or make writable, the model store {store.root} "
+                 "(ADSENTINEL_MODELS_STORAGE_PATH), then train again; until then detection "
+                 "keeps using the models already there") from None
+    outcomes.extend((level, "trained") for level in fitted_levels)
     return outcomes
 
 
