@@ -157,6 +157,11 @@ class InProcessDispatcher:
         try:
             result = run(session_factory=self.session_factory, settings=self.settings,
                          account_id=account_id)
+            if kind != "training":
+                retrained = jobs.retrain_refused(session_factory=self.session_factory,
+                                                 settings=self.settings, detection=result)
+                if retrained is not None:
+                    result = {**result, "retrained": retrained}
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the thread goes on
             log.exception("%s of account %s failed", kind, account_id)
             self._set(task_id, TaskState("failed", account_id,

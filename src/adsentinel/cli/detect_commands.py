@@ -8,17 +8,23 @@ from enum import Enum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from adsentinel.cli.app import app, console, get_settings
+from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import Entity
 from adsentinel.errors import AdsentinelError
 from adsentinel.service.accounts import select_accounts
 from adsentinel.service.alerting import plan_alerts
 from adsentinel.service.detection import detect_account
-from adsentinel.service.jobs import model_loader_or_none
+from adsentinel.service.jobs import (
+    campaigns_to_retrain,
+    model_loader_or_none,
+    model_store_or_none,
+    run_training,
+)
 
 
 class OutputFormat(str, Enum):
@@ -45,10 +51,18 @@ def detect_command(
     session_factory = make_session_factory(open_database(settings))
     rows = []
     for ref in select_accounts(session_factory=session_factory, wanted=account):
+        store = model_store_or_none(settings)
         stored = detect_account(session_factory=session_factory, settings=settings,
                                 account_id=ref.id, analysis_date=analysis_date,
-                                model_loader=model_loader_or_none(settings, ref.id))
+                                model_loader=model_loader_or_none(settings, ref.id, store))
         plan_alerts(session_factory=session_factory, settings=settings, account_id=ref.id)
+        retrain = campaigns_to_retrain(session_factory=session_factory, store=store,
+                                       account_id=ref.id)
+        if retrain:
+            err_console.print(f"[yellow]{escape(ref.name)}:[/] {len(store.refused)} model(s) "
+                              "refused (see the log); retraining their campaigns now")
+            run_training(session_factory=session_factory, settings=settings, account_id=ref.id,
+                         campaign_ids=retrain)
         rows.extend(anomaly_rows(session_factory, ref, stored))
     if output is OutputFormat.json:
         console.print_json(json.dumps(rows, default=str))

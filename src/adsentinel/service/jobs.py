@@ -81,27 +81,60 @@ def run_training(*, session_factory: sessionmaker[Session], settings: Settings, 
                                 progress=progress)
 
 
-def model_loader_or_none(settings: Settings, account_id: int):
-    """The model store's loader for an account; ``None`` (statistical detection only) when the
-    forest is off or the store cannot be used, which is logged rather than fatal."""
+def model_store_or_none(settings: Settings) -> ModelStore | None:
+    """The model store, or ``None`` (statistical detection only) when the forest is off or the
+    store cannot be used, which is logged rather than fatal."""
     if not settings.use_isolation_forest:
         return None
     try:
-        return ModelStore.from_settings(settings).loader(account_id,
-                                                         feature_names=FOREST_FEATURES)
+        return ModelStore.from_settings(settings)
     except (ModelStoreError, OSError) as exc:
-        log.error("model store unusable (%s); account %s gets statistical detection only",
-                  exc, account_id)
+        log.error("model store unusable (%s); statistical detection only", exc)
         return None
+
+
+def model_loader_or_none(settings: Settings, account_id: int, store: ModelStore | None = None):
+    """The model store's loader for an account; ``None`` (statistical detection only) when the
+    forest is off or the store cannot be used."""
+    store = store or model_store_or_none(settings)
+    return None if store is None else store.loader(account_id, feature_names=FOREST_FEATURES)
+
+
+def campaigns_to_retrain(*, session_factory: sessionmaker[Session], store: ModelStore | None,
+                         account_id: int) -> list[int]:
+    """The campaigns holding the entities whose models detection refused (damaged, tampered
+    with, or trained on other features): retraining them restores their forests now rather
+    than at the next nightly training."""
+    if store is None:
+        return []
+    refused = {int(entity_id) for account, _, entity_id in store.refused
+               if account == account_id and entity_id.isdigit()}
+    if not refused:
+        return []
+    with session_factory() as session:
+        parents = dict(session.execute(
+            select(Entity.id, Entity.parent_id).where(Entity.account_id == account_id)).all())
+    return sorted({campaign_of(entity_id, parents) for entity_id in refused
+                   if entity_id in parents})
 
 
 def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
                   campaign_ids: list[int] | None = None) -> dict[str, Any]:
-    """Detect anomalies on an account (or some campaigns) with its stored models."""
-    loader = model_loader_or_none(settings, account_id)
+    """Detect anomalies on an account (or some campaigns) with its stored models.
+
+    ``retrain_campaigns`` in the result lists the campaigns whose models were refused; the
+    caller queues their retraining (:func:`retrain_refused` in process, a training task on
+    the workers)."""
+    store = model_store_or_none(settings)
     stored = detect_account(session_factory=session_factory, settings=settings,
-                            account_id=account_id, model_loader=loader,
+                            account_id=account_id,
+                            model_loader=model_loader_or_none(settings, account_id, store),
                             campaign_ids=campaign_ids)
+    retrain = campaigns_to_retrain(session_factory=session_factory, store=store,
+                                   account_id=account_id)
+    if retrain:
+        log.warning("account %s: %d model(s) refused; retraining campaign(s) %s queued",
+                    account_id, len(store.refused), retrain)
     by_severity: dict[str, int] = {}
     for anomaly in stored:
         by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1
@@ -113,4 +146,15 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
         log.exception("account %s: planning alerts failed", account_id)
         alerts = {"error": f"{type(exc).__name__}: {exc}"}
     return {"account_id": account_id, "anomalies": len(stored), "by_severity": by_severity,
-            "alerts": alerts}
+            "alerts": alerts, "retrain_campaigns": retrain}
+
+
+def retrain_refused(*, session_factory: sessionmaker[Session], settings: Settings,
+                    detection: dict[str, Any]) -> dict[str, Any] | None:
+    """In process (embedded mode, the API's in-process jobs): retrain the campaigns a detection
+    found refused models in; ``None`` when there were none."""
+    campaigns = detection.get("retrain_campaigns")
+    if not campaigns:
+        return None
+    return run_training(session_factory=session_factory, settings=settings,
+                        account_id=detection["account_id"], campaign_ids=campaigns)
