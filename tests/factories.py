@@ -1,10 +1,16 @@
-"""Builders of test data: CSV files in the import format."""
+"""Builders of test data: CSV files in the import format, and a small account in the database."""
 
 from __future__ import annotations
 
 import csv
 from datetime import date, timedelta
 from pathlib import Path
+
+import numpy as np
+from sqlalchemy import insert
+
+from adsentinel.db.engine import session_scope
+from adsentinel.db.models import AdAccount, DailyInsight, Entity
 
 CANONICAL_HEADER = ["date", "account_id", "campaign_id", "adset_id", "ad_id", "spend",
                     "impressions", "clicks", "leads", "reach"]
@@ -34,3 +40,49 @@ def insight_rows(*, days: int, ads: int, start: date = date(2026, 9, 1), account
             rows.append([day, account, f"c{campaign}", f"s{adset}", f"a{k}", f"{10 + k:.2f}",
                          impressions, clicks, clicks // 5, impressions // 2])
     return rows
+
+
+#: the last complete day of :func:`small_account`
+LAST_DAY = date(2026, 6, 30)
+
+
+def small_account(session_factory, *, name="Loja Azul") -> dict[str, object]:
+    """One campaign > one ad set > three ads, plus a short-lived ad and a silent ad.
+
+    The campaign, ad set and ads a0..a2 have 100 complete days (the window keeps the last 90) and
+    one incomplete day after them; ``short`` has 30 days, ``silent`` none.
+    """
+    rng = np.random.default_rng(3)
+    with session_scope(session_factory) as session:
+        account = AdAccount(name=name)
+        session.add(account)
+        session.flush()
+        campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
+        session.add(campaign)
+        session.flush()
+        adset = Entity(account_id=account.id, level="adset", platform_id="s1",
+                       parent_id=campaign.id)
+        session.add(adset)
+        session.flush()
+        ads = [Entity(account_id=account.id, level="ad", platform_id=p, parent_id=adset.id)
+               for p in ("a0", "a1", "a2", "short", "silent")]
+        session.add_all(ads)
+        session.flush()
+        rows = []
+        full = [campaign, adset, *ads[:3]]
+        for entity in full:
+            for offset in range(100):
+                rows.append(daily_insight_values(rng, entity.id, LAST_DAY - timedelta(days=offset), True))
+            rows.append(daily_insight_values(rng, entity.id, LAST_DAY + timedelta(days=1), False))
+        for offset in range(30):
+            rows.append(daily_insight_values(rng, ads[3].id, LAST_DAY - timedelta(days=offset), True))
+        session.execute(insert(DailyInsight), rows)
+        return {"account": account.id, "ids": {e.platform_id: e.id for e in [campaign, adset, *ads]}}
+
+
+def daily_insight_values(rng, entity_id, day, complete):
+    impressions = int(rng.integers(800, 1200))
+    clicks = int(rng.integers(10, 30))
+    return {"entity_id": entity_id, "day": day, "spend": float(rng.uniform(40, 60)),
+            "impressions": impressions, "clicks": clicks, "leads": int(rng.integers(0, 5)),
+            "reach": impressions // 2, "is_complete": complete}

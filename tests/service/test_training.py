@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -16,54 +16,12 @@ from adsentinel.errors import NotFoundError
 from adsentinel.models.cache import ModelCache
 from adsentinel.models.store import ModelStore, load_signing_key
 from adsentinel.service.training import train_account_models
+from factories import LAST_DAY, daily_insight_values, small_account
 
-LAST_DAY = date(2026, 6, 30)
-
-
-def _account(session_factory, *, name="Loja Azul") -> dict[str, object]:
-    """One campaign > one ad set > three ads, plus a short-lived ad and a silent ad.
-
-    The campaign, ad set and ads a0..a2 have 100 complete days (the window keeps the last 90) and
-    one incomplete day after them; ``short`` has 30 days, ``silent`` none.
-    """
-    rng = np.random.default_rng(3)
-    with session_scope(session_factory) as session:
-        account = AdAccount(name=name)
-        session.add(account)
-        session.flush()
-        campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
-        session.add(campaign)
-        session.flush()
-        adset = Entity(account_id=account.id, level="adset", platform_id="s1",
-                       parent_id=campaign.id)
-        session.add(adset)
-        session.flush()
-        ads = [Entity(account_id=account.id, level="ad", platform_id=p, parent_id=adset.id)
-               for p in ("a0", "a1", "a2", "short", "silent")]
-        session.add_all(ads)
-        session.flush()
-        rows = []
-        full = [campaign, adset, *ads[:3]]
-        for entity in full:
-            for offset in range(100):
-                rows.append(_row(rng, entity.id, LAST_DAY - timedelta(days=offset), True))
-            rows.append(_row(rng, entity.id, LAST_DAY + timedelta(days=1), False))
-        for offset in range(30):
-            rows.append(_row(rng, ads[3].id, LAST_DAY - timedelta(days=offset), True))
-        session.execute(insert(DailyInsight), rows)
-        return {"account": account.id, "ids": {e.platform_id: e.id for e in [campaign, adset, *ads]}}
-
-
-def _row(rng, entity_id, day, complete):
-    impressions = int(rng.integers(800, 1200))
-    clicks = int(rng.integers(10, 30))
-    return {"entity_id": entity_id, "day": day, "spend": float(rng.uniform(40, 60)),
-            "impressions": impressions, "clicks": clicks, "leads": int(rng.integers(0, 5)),
-            "reach": impressions // 2, "is_complete": complete}
 
 
 def test_trains_counts_and_records(db_settings, session_factory):
-    built = _account(session_factory)
+    built = small_account(session_factory)
     seen = []
     result = train_account_models(
         session_factory=session_factory, settings=db_settings, account_id=built["account"],
@@ -104,7 +62,7 @@ def test_trains_counts_and_records(db_settings, session_factory):
 
 def test_model_is_trained_on_the_entitys_features(db_settings, session_factory):
     """The stored model equals a model fitted directly on the entity's last 90 complete days."""
-    built = _account(session_factory)
+    built = small_account(session_factory)
     train_account_models(session_factory=session_factory, settings=db_settings,
                          account_id=built["account"], workers=1)
     entity_id = built["ids"]["a0"]
@@ -128,7 +86,7 @@ def test_model_is_trained_on_the_entitys_features(db_settings, session_factory):
 
 
 def test_retraining_is_deterministic_and_seen_through_the_cache(db_settings, session_factory):
-    built = _account(session_factory)
+    built = small_account(session_factory)
     root = db_settings.effective_models_path
     store = ModelStore(root, load_signing_key(root), cache=ModelCache())
     kwargs = dict(session_factory=session_factory, settings=db_settings,
@@ -148,7 +106,7 @@ def test_retraining_is_deterministic_and_seen_through_the_cache(db_settings, ses
 
 
 def test_entity_that_lost_its_history_loses_its_model(db_settings, session_factory):
-    built = _account(session_factory)
+    built = small_account(session_factory)
     kwargs = dict(session_factory=session_factory, settings=db_settings,
                   account_id=built["account"])
     train_account_models(**kwargs)
@@ -185,8 +143,8 @@ def test_account_without_complete_days_skips_everything(db_settings, session_fac
 
 
 def test_campaign_subset_trains_only_its_branch(db_settings, session_factory):
-    first = _account(session_factory, name="Primeira")
-    second = _account(session_factory, name="Segunda")  # another account: ids interleave nothing
+    first = small_account(session_factory, name="Primeira")
+    second = small_account(session_factory, name="Segunda")  # another account: ids interleave nothing
     with session_scope(session_factory) as session:
         # a second campaign in the first account, created after the other account's entities
         campaign = Entity(account_id=first["account"], level="campaign", platform_id="c2")
@@ -194,7 +152,7 @@ def test_campaign_subset_trains_only_its_branch(db_settings, session_factory):
         session.flush()
         rng = np.random.default_rng(9)
         session.execute(insert(DailyInsight), [
-            _row(rng, campaign.id, LAST_DAY - timedelta(days=k), True) for k in range(90)])
+            daily_insight_values(rng, campaign.id, LAST_DAY - timedelta(days=k), True) for k in range(90)])
         other_campaign = campaign.id
     result = train_account_models(session_factory=session_factory, settings=db_settings,
                                   account_id=first["account"], campaign_ids=[other_campaign])
