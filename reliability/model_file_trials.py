@@ -13,7 +13,9 @@ Each trial takes the model file of an entity that has statistical anomalies in t
 * no code ran: the marker file that the malicious pickle's ``__reduce__`` would create (through
   ``os.system``) does not exist;
 * detection continues: ``detect_account`` completes, the entity is judged, it gets no
-  multivariate (Isolation Forest) row, and its statistical rows equal the reference's.
+  multivariate (Isolation Forest) row, and its statistical rows equal the reference's;
+* retrain queued: ``service.jobs.campaigns_to_retrain`` names the entity's campaign (what the
+  detection task hands to a training task).
 
 Damages: ``truncate`` (random length, 0 .. size-1), ``bitflip`` (one bit at a random offset),
 ``pickle`` (the file replaced by ``pickle.dumps`` of an object whose ``__reduce__`` calls
@@ -82,6 +84,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.models.store import MODEL_SUFFIX, ModelStore
     from adsentinel.service import jobs
     from adsentinel.service.detection import detect_account
+    from adsentinel.service.scope import campaign_of
 
     rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="adsentinel-model-trials-"))
@@ -127,6 +130,10 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 return session.scalar(text("SELECT judged_at IS NOT NULL FROM entities "
                                            "WHERE id = :i"), {"i": entity_id})
 
+        with factory() as session:
+            parents = dict(session.execute(text(
+                "SELECT id, parent_id FROM entities WHERE account_id = :a"),
+                {"a": account_id}).all())
         reference = detect()
         statistical = {e: {r for r in rows if r[1] != MULTIVARIATE}
                        for e, rows in reference.items()}
@@ -180,10 +187,18 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                     problems.append("ModelStore.read accepted it")
                 except ModelStoreError as exc:
                     reason = str(exc).split(": ", 1)[-1]
-                loaded = jobs.model_loader_or_none(settings, account_id)(
+                production_store = jobs.model_store_or_none(settings)
+                loaded = jobs.model_loader_or_none(settings, account_id, production_store)(
                     path.name.split("_", 1)[0], str(entity_id))
                 if loaded is not None:
                     problems.append("the production loader returned a model")
+                retrain = jobs.campaigns_to_retrain(session_factory=factory,
+                                                    store=production_store,
+                                                    account_id=account_id)
+                if campaign_of(entity_id, parents) in retrain:
+                    counts["retrain queued"] += 1
+                else:
+                    problems.append("no retrain asked for its campaign")
                 logged = any("model refused" in m and path.name in m for m in captured.messages)
                 try:
                     rows = detect()
@@ -232,12 +247,12 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     print()
     print("| damaged model file | trials | refused | accepted | code ran | refusal logged | "
           "detection continued, statistical rows = reference | the model's own forest row, "
-          "now absent |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "now absent | retrain of its campaign queued |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for damage, c in results.items():
         print(f"| {damage} | {c['trials']} | {c['refused']} | {c['trials'] - c['refused']} | "
               f"{c['code ran']} | {c['logged']} | {c['statistical rows kept']} | "
-              f"{c['forest row gone']} |")
+              f"{c['forest row gone']} | {c['retrain queued']} |")
     for bug in bugs:
         print("PROBLEM", bug)
     summary = " ".join(f"{d}_trials={c['trials']} {d}_refused={c['refused']} {d}_ok={c['ok']}"
