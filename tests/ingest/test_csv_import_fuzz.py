@@ -48,6 +48,10 @@ REGRESSIONS = [
     CsvCase(NO_ACCOUNT, account="n" * 201),  # over VARCHAR(200) on PostgreSQL
     CsvCase(NO_ACCOUNT, account="a\x00b"),
     CsvCase(NO_ACCOUNT, account="caf\udce9"),  # a byte that is not UTF-8: UnicodeEncodeError
+    # IntegrityError: account b_key, without a name, would be named 'b_key', which a_named is
+    CsvCase(b"date,account_id,account_name,campaign_id,adset_id,ad_id,spend,impressions,clicks,"
+            b"leads,reach\n2026-11-20,a_named,b_key,c1,s1,a1,1,10,1,0,5\n"
+            b"2026-11-20,b_key,,c1,s1,a1,1,10,1,0,5\n"),
     # not a crash: rows with a blank account id go into the --account account (a checker bug)
     CsvCase(HEADER + b"\n" + _row(account_id=b"") + b"\n", account="New Co"),
 ]

@@ -356,6 +356,12 @@ def _find_or_create_account(session, file: str, platform_id: str | None, name: s
             log.warning("file says currency %s, account %r is in %s; keeping %s", currency,
                         account.name, account.currency, account.currency)
         return account
+    if name is None and session.scalars(select(AdAccount.id).where(
+            AdAccount.name == platform_id)).first() is not None:
+        raise InputFileError([InputProblem(  # a new account is named after its id: taken
+            file, None, "account_id",
+            f"account id {platform_id} is new, but another account is named {platform_id!r}")],
+            hint="add an account_name column naming the new account")
     account = AdAccount(name=name or platform_id, platform_account_id=platform_id,
                         currency=currency or "USD", timezone="UTC", is_active=True)
     session.add(account)
