@@ -625,7 +625,11 @@ def _atomic_write(path: Path, data: bytes, *, fsync: bool) -> None:
 
 
 def _unlink_quietly(path: Path) -> None:
+    """Remove a temporary file; one that cannot be (a store gone read-only) stays, named as
+    temporary: readers never open it and a later training removes it once it is stale."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        log.warning("temporary model file %s not removed: %s", path, exc.strerror or exc)
