@@ -117,6 +117,15 @@ def test_transient_error_then_success(graph, make_client):
     assert make_client().account()["currency"] == "BRL"
 
 
+def test_a_server_error_page_that_is_not_json_is_retried_as_transient(graph, make_client, clock):
+    # a load balancer's HTML error page in front of the Graph API is Meta having trouble,
+    # not a malformed answer: retried, then given up as a Meta error
+    graph.on("GET", ACCOUNT, (502, "<html><body>Bad Gateway</body></html>", {}),
+             (200, payload("account"), payload("headers_quiet")))
+    assert make_client().account()["currency"] == "BRL"
+    assert len(graph.requests) == 2 and len(clock.sleeps) == 1
+
+
 def test_network_error_text_never_carries_the_token(graph, make_client, clock, monkeypatch):
     def refuse(self, request, **kwargs):
         raise requests.ConnectionError(f"HTTPSConnectionPool(host='graph.facebook.com'): Max "

@@ -111,6 +111,16 @@ class CallStats:
     highest_usage_percent: float = 0.0
 
 
+def _raise_on_error_page(response: requests.Response, *_args, **_kwargs) -> None:
+    """A 5xx answer that is not JSON (a proxy's or load balancer's error page) is Meta having
+    trouble: raise it as a network-level error, retried, rather than let the SDK misread it as a
+    malformed payload."""
+    if response.status_code >= 500 and "json" not in response.headers.get("Content-Type", "") \
+            and not response.text.lstrip().startswith("{"):
+        raise requests.HTTPError(f"HTTP {response.status_code} with a non-JSON body from "
+                                 f"{response.url.split('?', 1)[0]}", response=response)
+
+
 class _MeteredApi(FacebookAdsApi):
     """The SDK's API object, pacing each call on the last usage headers and recording them."""
 
@@ -158,6 +168,7 @@ class MetaAccountClient:
         self._usage = UsageReading()
         self._throttle_waited = 0.0
         session = FacebookSession(access_token=access_token)
+        session.requests.hooks["response"].append(_raise_on_error_page)
         if graph_url:
             session.GRAPH = graph_url.rstrip("/")
         self._api = _MeteredApi(session, before_call=self._pace, on_headers=self._record_usage)
