@@ -9,11 +9,8 @@ after the change are saved in the test's tmp dir. Missing Chromium skips locally
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,36 +21,12 @@ from adsentinel.cli import app as cli_app
 from adsentinel.config import load_settings
 from adsentinel.service.demo import run_demo
 
+from served_app import free_port, wait_until_up
 from service_checks import service_missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-START_TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"adsentinel serve exited with {server.returncode}:\n"
-                                 f"{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/api/v1/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"adsentinel serve did not answer within {START_TIMEOUT} s:\n"
-                         f"{log.read_text()}")
-
-
 @pytest.fixture
 def served_demo(tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
     """`adsentinel serve` on a fresh demo database; yields (base URL, token)."""
@@ -63,7 +36,7 @@ def served_demo(tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
     created = CliRunner().invoke(cli_app, ["tokens", "create", "--name", "browser"])
     assert created.exit_code == 0, created.output
     token = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")}
     environment["ADSENTINEL_DATA_DIR"] = str(data_dir)
     log = tmp_path / "serve.log"
@@ -73,7 +46,7 @@ def served_demo(tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
              str(port)], cwd=tmp_path, env=environment, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, server, log)
+        wait_until_up(base, server, log)
         yield base, token
     finally:
         server.terminate()

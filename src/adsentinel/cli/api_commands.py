@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -29,6 +30,10 @@ def serve(
         help="Who runs trainings and detections enqueued through the API: 'celery' (workers), "
              "'in-process' (a background thread of this server) or 'auto' (in-process on "
              "SQLite, else Celery when the broker answers).")] = "auto",
+    workers: Annotated[int, typer.Option(
+        min=1, max=64,
+        help="Server processes. Charts are CPU-bound Python: one process per core serves them "
+             "in parallel. More than one needs --jobs celery.")] = 1,
 ) -> None:
     """Run the HTTP API (/api/v1, docs at /docs) and the dashboard on the configured database."""
     import uvicorn
@@ -38,12 +43,30 @@ def serve(
     if jobs not in ("auto", "celery", "in-process"):
         raise AdsentinelError(f"--jobs must be auto, celery or in-process, got {jobs!r}")
     settings = get_settings()
+    # built here even with several workers: the database is checked (and a fresh one migrated)
+    # and the key files created once, before the server processes start
     application = create_app(settings, jobs=jobs)
+    dispatcher = application.state.dispatcher.name
     console.print(f"adsentinel API and dashboard on http://{host}:{port} "
-                  f"(database {settings.masked()['database_url']}, jobs "
-                  f"{application.state.dispatcher.name})", highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(),
-                proxy_headers=True, server_header=False)
+                  f"(database {settings.masked()['database_url']}, jobs {dispatcher}"
+                  + (f", {workers} server processes" if workers > 1 else "") + ")",
+                  highlight=False)
+    options = dict(host=host, port=port, log_level=settings.log_level.lower(),
+                   proxy_headers=True, server_header=False)
+    if workers == 1:
+        uvicorn.run(application, **options)
+        return
+    application.state.dispatcher.close()
+    if dispatcher != "celery":
+        raise AdsentinelError(
+            f"--workers {workers} needs the Celery job runner, and jobs would run {dispatcher}",
+            hint="start Redis and the workers and pass --jobs celery: a job run inside one "
+                 "server process could only be followed through that process")
+    from adsentinel.api.asgi import SERVE_JOBS_ENV
+
+    os.environ[SERVE_JOBS_ENV] = "celery"
+    uvicorn.run("adsentinel.api.asgi:app_from_environment", factory=True, workers=workers,
+                **options)
 
 
 @tokens_app.command("create")
