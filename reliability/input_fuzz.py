@@ -7,7 +7,7 @@ without stopping at the first failure so that every outcome is counted:
   renamed columns, UTF-8 / UTF-8 BOM / UTF-16 / Latin-1 / CP1252, LF / CRLF / CR, quoting broken,
   cut files, hostile cells: huge, negative, non-finite, Unicode digits, NUL, over-long text;
   duplicate ad-days, clicks or reach above impressions, an ad under two ad sets, future days),
-  1 in 6 with ``skip_invalid``. All go into one database, reused, so imports restate and
+  1 in 6 with ``skip_invalid``, 1 in 8 with an ``--account`` name (valid or hostile). All go into one database, reused, so imports restate and
   conflict with what earlier ones stored. A case is "accepted" when the import returns and every
   line is stored as it reads with no documented rule broken, "refused" when it raises
   ``InputFileError`` with every problem located (file, line, known column), a hint, and no table

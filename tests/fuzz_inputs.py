@@ -4,7 +4,8 @@ Two targets, each with a hypothesis strategy of cases and a checker that runs on
 what happened:
 
 * the CSV importer: :func:`csv_cases` draws whole files (header aliases and mistakes, encodings,
-  BOM, CRLF, quoting, hostile cells, duplicates, hierarchy conflicts, future days);
+  BOM, CRLF, quoting, hostile cells, duplicates, hierarchy conflicts, future days) and, for 1 in
+  8, an ``--account`` name;
   :class:`CsvImportTrials` imports them into one database, *reused* across cases, and compares
   the importer's tables before and after each refused import;
 * the settings: :func:`settings_environments` draws ``ADSENTINEL_*`` variables for every field of
