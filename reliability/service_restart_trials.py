@@ -34,6 +34,7 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -169,8 +170,8 @@ def wait_result(app, task_id: str, deadline: float):
             result = app.AsyncResult(task_id)
             if result.ready():
                 return result.get(timeout=5, propagate=True)
-        except (ConnectionError, OSError) as exc:  # backend down: try again
-            last = exc  # noqa: F841
+        except (ConnectionError, OSError):  # backend down: try again
+            pass
         except Exception as exc:  # noqa: BLE001 - kombu/redis wrap their connection errors
             if "onnection" not in type(exc).__name__ + str(exc):
                 raise
@@ -218,6 +219,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.worker.app import create_celery_app
 
+    # a SIGTERM (timeout, kill) still runs the clean-up below: workers, servers, folder
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rng = random.Random(args.seed)
     targets = ["postgres", "redis"] if args.target == "both" else [args.target]
     folder = Path(tempfile.mkdtemp(prefix="adsentinel-restart-trials-"))
@@ -285,6 +288,10 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                         except Exception as exc:  # noqa: BLE001 - a failed trial is a result
                             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
+                    # without persistence the queues die with Redis: waiting out the whole
+                    # timeout for results that cannot come would only slow the trials
+                    wait = timeout if target != "redis" or args.redis_persistence == "aof" \
+                        else 3 * clean + 2 * args.visibility
                     thread = threading.Thread(target=cycle, daemon=True)
                     t0 = time.perf_counter()
                     thread.start()
@@ -293,7 +300,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                     server.stop()
                     time.sleep(args.downtime)
                     server.start()
-                    thread.join(timeout + 30)
+                    thread.join(wait + 30)
                     if thread.is_alive():
                         outcome["error"] = "did not finish"
                     caught_up = ""
