@@ -109,6 +109,29 @@ class Workers:
                 process.wait(timeout=15)
 
 
+def worker_environment(url: str, redis_url: str, folder: Path, models: Path, chunk: int,
+                       visibility: int) -> tuple[dict[str, str], object]:
+    """The workers' environment (short time limits, so that a lost delivery comes back within
+    ``visibility`` seconds) and the same settings for this process."""
+    from adsentinel.config import load_settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")}
+    env.update({
+        "ADSENTINEL_DATABASE_URL": url, "ADSENTINEL_BROKER_URL": redis_url,
+        "ADSENTINEL_DATA_DIR": str(folder), "ADSENTINEL_MODELS_STORAGE_PATH": str(models),
+        "ADSENTINEL_MODEL_SIGNING_KEY": SIGNING_KEY,
+        "ADSENTINEL_CHUNK_ENTITIES": str(chunk),
+        "ADSENTINEL_TASK_SOFT_TIME_LIMIT": str(visibility - 5),
+        "ADSENTINEL_TASK_TIME_LIMIT": str(visibility - 3),
+        "ADSENTINEL_BROKER_VISIBILITY_TIMEOUT": str(visibility),
+        "ADSENTINEL_LOCK_RETRY_SECONDS": "1",
+        "ADSENTINEL_LOG_LEVEL": "INFO",
+    })
+    settings = load_settings(**{k.removeprefix("ADSENTINEL_").lower(): v
+                                for k, v in env.items() if k.startswith("ADSENTINEL_")})
+    return env, settings
+
+
 def wait_ready(workers: Workers, app, timeout: float = 90) -> None:
     """Until every live worker answers a ping."""
     deadline = time.monotonic() + timeout
@@ -205,7 +228,6 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     import redis
     from sqlalchemy import text
 
-    from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.models.store import ModelStore
     from adsentinel.worker.app import create_celery_app
@@ -229,20 +251,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                   f"({time.perf_counter() - started:.1f} s)", flush=True)
             chunk = max(1, args.entities // 3)  # 3 chunks: both workers busy
             models = folder / "models"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")}
-            env.update({
-                "ADSENTINEL_DATABASE_URL": url, "ADSENTINEL_BROKER_URL": args.redis,
-                "ADSENTINEL_DATA_DIR": str(folder), "ADSENTINEL_MODELS_STORAGE_PATH": str(models),
-                "ADSENTINEL_MODEL_SIGNING_KEY": SIGNING_KEY,
-                "ADSENTINEL_CHUNK_ENTITIES": str(chunk),
-                "ADSENTINEL_TASK_SOFT_TIME_LIMIT": str(args.visibility - 5),
-                "ADSENTINEL_TASK_TIME_LIMIT": str(args.visibility - 3),
-                "ADSENTINEL_BROKER_VISIBILITY_TIMEOUT": str(args.visibility),
-                "ADSENTINEL_LOCK_RETRY_SECONDS": "1",
-                "ADSENTINEL_LOG_LEVEL": "INFO",
-            })
-            settings = load_settings(**{k.removeprefix("ADSENTINEL_").lower(): v
-                                        for k, v in env.items() if k.startswith("ADSENTINEL_")})
+            env, settings = worker_environment(url, args.redis, folder, models, chunk,
+                                               args.visibility)
             factory = make_session_factory(open_database(settings))
             store = ModelStore.from_settings(settings, cache=None)
             account_dir = store.account_dir(ACCOUNT_ID)

@@ -50,12 +50,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "reliability"))
 
 from bench_forest import _populate  # noqa: E402  (same synthetic delivery as the benchmarks)
-from kill_trials import Workers, anomaly_rows, reset_detection  # noqa: E402
+from kill_trials import Workers, anomaly_rows, reset_detection, worker_environment  # noqa: E402
 from kill_trials import wait_ready as _wait_ready  # noqa: E402
 from scratch_postgres import scratch_database  # noqa: E402
-
-SIGNING_KEY = "reliability-signing-key-0123"
-
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -215,7 +212,6 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                              "soft = this - 5)")
     args = parser.parse_args()
 
-    from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.worker.app import create_celery_app
 
@@ -239,21 +235,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
             print(f"{args.entities} entities x 90 days in a private PostgreSQL cluster "
                   f"({time.perf_counter() - started:.1f} s); Redis persistence: "
                   f"{args.redis_persistence}", flush=True)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")}
-            env.update({
-                "ADSENTINEL_DATABASE_URL": url, "ADSENTINEL_BROKER_URL": redis_url,
-                "ADSENTINEL_DATA_DIR": str(folder),
-                "ADSENTINEL_MODELS_STORAGE_PATH": str(folder / "models"),
-                "ADSENTINEL_MODEL_SIGNING_KEY": SIGNING_KEY,
-                "ADSENTINEL_CHUNK_ENTITIES": str(max(1, args.entities // 3)),
-                "ADSENTINEL_TASK_SOFT_TIME_LIMIT": str(args.visibility - 5),
-                "ADSENTINEL_TASK_TIME_LIMIT": str(args.visibility - 3),
-                "ADSENTINEL_BROKER_VISIBILITY_TIMEOUT": str(args.visibility),
-                "ADSENTINEL_LOCK_RETRY_SECONDS": "1",
-                "ADSENTINEL_LOG_LEVEL": "INFO",
-            })
-            settings = load_settings(**{k.removeprefix("ADSENTINEL_").lower(): v
-                                        for k, v in env.items() if k.startswith("ADSENTINEL_")})
+            env, settings = worker_environment(url, redis_url, folder, folder / "models",
+                                               max(1, args.entities // 3), args.visibility)
             factory = make_session_factory(open_database(settings))
             app = create_celery_app(settings)
             workers = Workers(env, folder)
