@@ -315,6 +315,26 @@ def test_stale_temp_files_of_a_crashed_writer_are_removed(store):
     assert store.remove_stale_temp_files(42) == 0
 
 
+def test_temp_files_of_a_dead_writer_on_this_machine_go_at_once(store):
+    import subprocess
+    import sys
+
+    from adsentinel.models.store import _temp_path
+
+    model = _fit()
+    path = store.save(model, _metadata(model))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    mine = _temp_path(path)  # a write of this (live) process in progress
+    theirs = mine.with_name(mine.name.replace(f".{os.getpid()}.", f".{dead.stdout.strip()}."))
+    elsewhere = mine.with_name(mine.name.replace(mine.name.split(".")[-4], "other-machine"))
+    for temp in (mine, theirs, elsewhere):
+        temp.write_bytes(b"staged")
+    assert store.remove_stale_temp_files(1) == 1
+    assert not theirs.exists()
+    assert mine.exists() and elsewhere.exists()  # alive, or not ours to judge before an hour
+
+
 def test_loader_skips_a_model_trained_on_other_features(tmp_path, caplog):
     import numpy as np
 

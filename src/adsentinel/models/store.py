@@ -42,6 +42,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -373,7 +374,9 @@ class ModelStore:
     def remove_stale_temp_files(self, account_id: int, *, older_than_seconds: float = 3600.0) -> int:
         """Delete temporary files a crashed writer left in the account's folder; returns how many.
 
-        Only files older than ``older_than_seconds`` go, so a write in progress elsewhere is safe.
+        A file goes when the process of this machine that wrote it is gone (a killed worker's
+        staged models), or when it is older than ``older_than_seconds`` (another machine's), so
+        a write in progress anywhere is safe.
         """
         folder = self.account_dir(account_id)
         if not folder.is_dir():
@@ -383,7 +386,7 @@ class ModelStore:
         for entry in os.scandir(folder):
             if entry.name.startswith(".") and entry.name.endswith(".tmp"):
                 try:
-                    if entry.stat().st_mtime < limit:
+                    if _writer_is_dead(entry.name) or entry.stat().st_mtime < limit:
                         os.unlink(entry.path)
                         removed += 1
                 except FileNotFoundError:
@@ -590,8 +593,28 @@ def _split(raw: bytes, sizes: Sequence[int]) -> list[bytes]:
     return parts
 
 
+#: this machine in temporary file names (no dots: names are split on them)
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
 def _temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    """``.<name>.<host>.<pid>.<random>.tmp``: whose it is, so that the files of a writer that
+    died can be removed at once by the next training on the same machine."""
+    return path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def _writer_is_dead(name: str) -> bool:
+    """Whether a temporary file was left by a process of this machine that no longer runs."""
+    parts = name.split(".")
+    if len(parts) < 5 or parts[-4] != _HOST or not parts[-3].isdigit():
+        return False  # another machine's, or an older name: only its age tells
+    try:
+        os.kill(int(parts[-3]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive (owned by another user)
+    return False
 
 
 def _write_file(path: Path, data: bytes, *, fsync: bool) -> None:
