@@ -31,3 +31,13 @@ def wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
             time.sleep(0.3)
     raise AssertionError(f"adsentinel serve did not answer within {START_TIMEOUT} s:\n"
                          f"{log.read_text()}")
+
+
+def stop(server: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it has not gone within ``timeout``."""
+    server.terminate()
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()

@@ -21,7 +21,7 @@ from adsentinel.cli import app as cli_app
 from adsentinel.config import load_settings
 from adsentinel.service.demo import run_demo
 
-from served_app import free_port, wait_until_up
+from served_app import free_port, stop, wait_until_up
 from service_checks import service_missing
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,12 +49,7 @@ def served_demo(tmp_path, monkeypatch) -> Iterator[tuple[str, str]]:
         wait_until_up(base, server, log)
         yield base, token
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adsentinel.cli import app as cli_app
-from served_app import free_port, wait_until_up
+from served_app import free_port, stop, wait_until_up
 from service_checks import REDIS_URL
 
 
@@ -73,9 +73,4 @@ def test_two_server_processes_answer_on_postgresql(fresh_postgres_url, tmp_path,
                 assert json.load(response) == []
         assert "2 server processes" in log.read_text()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
