@@ -17,6 +17,7 @@ anomalies' expected values; a dashboard needs the band on every day, hence this 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
@@ -203,6 +204,19 @@ def entity_series(*, session: Session, settings: Settings, entity_id: int, first
         .order_by(DailyInsight.day)).all()
     if not rows:
         return []
+    with _CHART_SLOTS:
+        return _points(rows, settings, first, last, history_days)
+
+
+#: Charts computed at once in one server process. The work is CPU-bound pandas and numpy that
+#: keeps taking and dropping the GIL: 8 charts at once in one process cost about twice the CPU
+#: of the same 8 one after the other (bench_api.py), so they queue here and more processes
+#: (``adsentinel serve --workers``) serve them in parallel.
+_CHART_SLOTS = threading.BoundedSemaphore(1)
+
+
+def _points(rows, settings: Settings, first: date, last: date,
+            history_days: int) -> list[DayPoints]:
     frame = pd.DataFrame(rows, columns=["date", *COUNT_COLUMNS, "is_complete"])
     complete = frame[frame["is_complete"].astype(bool)]
     expected = expected_by_day(
