@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from unittest import mock
 from datetime import date
 
 import pytest
@@ -126,12 +127,14 @@ def test_a_server_error_page_that_is_not_json_is_retried_as_transient(graph, mak
     assert len(graph.requests) == 2 and len(clock.sleeps) == 1
 
 
-def test_network_error_text_never_carries_the_token(graph, make_client, clock, monkeypatch):
+def test_network_error_text_never_carries_the_token(graph, make_client, clock):
     def refuse(self, request, **kwargs):
         raise requests.ConnectionError(f"HTTPSConnectionPool(host='graph.facebook.com'): Max "
                                        f"retries exceeded with url: {request.path_url}")
-    monkeypatch.setattr("requests.adapters.HTTPAdapter.send", refuse)
-    with pytest.raises(MetaApiError) as error:
+    # undone inside the test: a monkeypatch would be undone after `graph` stops, putting the
+    # mock's own `send` back for good and every later test in this process would hit the mock
+    with mock.patch("requests.adapters.HTTPAdapter.send", refuse), \
+            pytest.raises(MetaApiError) as error:
         make_client().account()
     assert "access_token=***" in error.value.message and TOKEN not in error.value.message
 
