@@ -268,6 +268,7 @@ def main() -> None:
                      if (2, "first detection") in by_phase else ""))
     finally:
         stop_workers(workers)
+        redis.Redis.from_url(args.redis).flushdb()  # the results and queues of this run
 
 
 if __name__ == "__main__":
