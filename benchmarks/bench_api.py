@@ -43,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_workers import process_tree  # noqa: E402  (the server and its processes)
 from scratch_postgres import scratch_database  # noqa: E402
 
 LAST_DAY = date(2026, 6, 30)
@@ -287,16 +288,14 @@ def create_token(env: dict[str, str]) -> str:
 
 def _cpu_seconds(pid: int) -> float:
     """CPU time of the server: its process and its server processes (``--workers``)."""
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stats[int(entry)] = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-    tree = [pid] + [p for p, fields in stats.items() if int(fields[1]) == pid]
-    return sum(int(stats[p][11]) + int(stats[p][12]) for p in tree if p in stats) \
-        / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- the load generator (a separate process) --------------------------------------------------

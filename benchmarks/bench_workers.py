@@ -43,7 +43,7 @@ from scratch_postgres import scratch_database  # noqa: E402
 MIB = 1024 * 1024
 
 
-def _process_tree(root: int) -> list[int]:
+def process_tree(root: int) -> list[int]:
     """``root`` and its descendants (the Celery worker and its prefork children), from /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -95,7 +95,7 @@ class PeakMemory:
         while True:
             total = 0
             for root in self.roots:
-                for pid in _process_tree(root):
+                for pid in process_tree(root):
                     resident, high_water = _memory_kib(pid)
                     total += resident
                     self.peak_process_mib = max(self.peak_process_mib, high_water / 1024)
