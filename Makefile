@@ -10,13 +10,14 @@ APT_GET := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup browser demo test test-fast bench lock clean
 
-$(STAMP): requirements.lock pyproject.toml
+# requirements.lock pins what the service needs at runtime; requirements-dev.lock adds the test tools.
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv and install the pinned dependencies
+setup: $(STAMP)  ## create .venv and install the pinned runtime and test dependencies
 
 # The dashboard's browser test drives Debian's Chromium (Playwright never downloads a browser).
 $(CHROMIUM):
@@ -38,8 +39,8 @@ bench: setup  ## benchmarks (ratios against reference runs in the same process)
 	$(BIN)/python benchmarks/bench_forest.py
 	$(BIN)/python benchmarks/bench_import.py
 
-lock: setup  ## re-pin requirements.lock from the current .venv
-	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
+lock: setup  ## re-pin requirements.lock (runtime) and requirements-dev.lock (tests) from .venv
+	$(BIN)/python .ci/pin_requirements.py
 
 clean:
 	rm -rf $(VENV) adsentinel-data .pytest_cache
