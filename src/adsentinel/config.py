@@ -123,6 +123,33 @@ class Settings(BaseSettings):
         default=75.0, gt=0.0, le=100.0,
         description="Above this share of a Meta rate-limit budget, sync calls are spaced out.",
     )
+    meta_graph_url: str = Field(
+        default="https://graph.facebook.com", pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Base URL of the Graph API (a recording proxy or a local emulator can "
+        "stand in for Meta).",
+    )
+    meta_api_version: str = Field(
+        default="v26.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,2}$",
+        description="Graph API version every sync call uses, e.g. v26.0; Meta retires each "
+        "version about two years after its release (error 2635).",
+    )
+    meta_app_secret_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+        description="NAME of the environment variable holding the Meta app secret; when set, "
+        "every call carries appsecret_proof (needed when the app requires it).",
+    )
+    sync_connect_timeout: float = Field(
+        default=10.0, gt=0.0, le=300.0, allow_inf_nan=False,
+        description="Seconds to wait for a connection to the Graph API.",
+    )
+    sync_read_timeout: float = Field(
+        default=120.0, gt=0.0, le=3600.0, allow_inf_nan=False,
+        description="Seconds to wait for the Graph API to answer a request before retrying it.",
+    )
+    sync_alert_after_failures: int = Field(
+        default=3, ge=1, le=1000,
+        description="Failed syncs of an account in a row before its alert channels are told.",
+    )
 
     # --- API and dashboard ----------------------------------------------------------------------
     public_url: str = Field(

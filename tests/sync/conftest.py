@@ -64,3 +64,14 @@ def client_factory(clock):
                                  on_progress=on_progress)
     factory.changes = changes
     return factory
+
+
+@pytest.fixture
+def emulator():
+    """A Graph API emulator listening on 127.0.0.1 (see graph_emulator.py); stopped after."""
+    from graph_emulator import GraphEmulator
+
+    server = GraphEmulator()
+    server.start()
+    yield server
+    server.stop()

@@ -38,7 +38,8 @@ def test_insights_ask_for_ad_level_daily_rows(graph, make_client):
     first = graph.asked("GET", f"{ACCOUNT}/insights")[0]
     assert first["level"] == "ad" and first["time_increment"] == "1"
     assert first["time_range"] == '{"since":"2026-11-24","until":"2026-11-25"}'
-    for field in ("spend", "impressions", "clicks", "reach", "frequency", "actions", "ad_id"):
+    for field in ("spend", "impressions", "inline_link_clicks", "reach", "frequency", "actions",
+                  "action_values", "ad_id"):
         assert field in first["fields"].split(",")
 
 
@@ -60,14 +61,20 @@ def test_large_pull_runs_as_an_async_report_job(graph, make_client, clock):
     assert client.stats.async_jobs == 1
 
 
-def test_async_job_that_never_finishes_times_out(graph, make_client):
+def test_async_job_that_never_finishes_is_split_then_given_up(graph, make_client, caplog):
     job = payload("async_job_created")["report_run_id"]
     graph.ok("POST", f"{ACCOUNT}/insights", "async_job_created")
     graph.ok("GET", job, "async_job_running")
     client = make_client(async_threshold_rows=1, poll_timeout_seconds=60)
-    with pytest.raises(MetaApiError, match=r"still 'Job Running' at 42% after 60 s") as error:
+    with caplog.at_level(logging.WARNING), pytest.raises(
+            MetaApiError, match=r"on 2026-11-24 failed 2 times \(last status 'timed out'\)") as error:
         client.insights(DAY1, DAY2, expected_rows=5)
     assert "SYNC_ASYNC_POLL_TIMEOUT" in error.value.hint
+    assert "still 'Job Running' at 42% after 60 s" in caplog.text
+    ranges = [p["time_range"] for p in graph.asked("POST", f"{ACCOUNT}/insights")]
+    assert ranges == ['{"since":"2026-11-24","until":"2026-11-25"}',
+                      '{"since":"2026-11-24","until":"2026-11-24"}',
+                      '{"since":"2026-11-24","until":"2026-11-24"}']
 
 
 def test_throttle_waits_for_metas_estimate_then_succeeds(graph, make_client, clock, caplog):

@@ -32,7 +32,7 @@ def test_lead_counts_once_even_when_its_components_are_reported():
     row = parse_insight(first_insight(), result_action_types=LEAD)
     assert row.leads == 11
     assert (row.day, row.spend, row.impressions, row.clicks, row.reach) == (
-        date(2026, 11, 24), 152.37, 18234, 412, 12007)
+        date(2026, 11, 24), 152.37, 18234, 298, 12007)  # link clicks
 
 
 def test_configured_result_types_are_summed():

@@ -65,7 +65,7 @@ def test_first_sync_stores_structure_days_and_partial_today(
     days = insights_by_entity(session_factory)
     ad = days[("ad", "120210000000000301", DAY1)]
     # 'lead' already contains onsite_conversion.lead_grouped: 11 leads, not 22
-    assert (ad.spend, ad.impressions, ad.clicks, ad.reach, ad.leads) == (152.37, 18234, 412,
+    assert (ad.spend, ad.impressions, ad.clicks, ad.reach, ad.leads) == (152.37, 18234, 298,
                                                                          12007, 11)
     assert ad.is_complete and ad.as_of is None
     assert days[("ad", "120210000000000303", DAY1)].leads == 4  # pixel leads via 'lead'
@@ -118,19 +118,24 @@ def test_restated_day_replaces_the_numbers_and_only_its_rows_move(
     assert after[untouched].updated_at == before[untouched].updated_at
 
 
-def test_an_ad_day_meta_stops_reporting_is_restated_to_zero(
+def test_an_ad_day_meta_stops_reporting_is_kept_not_zeroed(
         graph, session_factory, sync_settings, account_id, client_factory):
+    """Meta's answer no longer has day 1 (an ad deleted, a glitch): that is no evidence the
+    spend is gone, so history stays; only a day Meta reports with other numbers changes."""
     serve_structure(graph)
     serve_insights(graph, "insights_page1", "insights_page2")
     run_sync(session_factory, sync_settings, account_id, client_factory)
+    before = insights_by_entity(session_factory)
     graph.routes.pop(("GET", f"{ACCOUNT}/insights", None))
     graph.routes.pop(("GET", f"{ACCOUNT}/insights", "MgZDZD"))
     serve_insights(graph, "insights_page2")  # day 1 is gone from Meta's answer
     summary = run_sync(session_factory, sync_settings, account_id, client_factory, now=LATER)
     days = insights_by_entity(session_factory)
-    assert summary.ad_days_zeroed == 3 and summary.days_restated == 1
-    assert days[("ad", "120210000000000301", DAY1)].spend == 0
-    assert days[("campaign", "120210000000000101", DAY1)].spend == 0
+    assert (summary.ad_days_zeroed, summary.ad_days_unreported, summary.days_restated) == (0, 3, 0)
+    kept = ("ad", "120210000000000301", DAY1)
+    assert days[kept].spend == 152.37 and days[kept].updated_at == before[kept].updated_at
+    assert days[("campaign", "120210000000000101", DAY1)].spend == pytest.approx(
+        152.37 + 98.10 + 61.55)
 
 
 def test_malformed_payload_writes_nothing_and_says_where(

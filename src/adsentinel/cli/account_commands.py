@@ -49,7 +49,7 @@ def add_command(
                                    "is set here) to prove it works.")] = True,
 ) -> None:
     """Sync an ad account from Meta (or attach a new token to it, clearing needs-attention)."""
-    _, factory = _session_factory()
+    settings, factory = _session_factory()
     listing = add_meta_account(session_factory=factory, platform_account_id=account_id,
                                token_env=token_env, name=name,
                                result_action_types=result_action_types)
@@ -59,7 +59,8 @@ def add_command(
         err_console.print(f"[yellow]warning:[/] {token_env} is not set in this shell; set it "
                           "wherever `adsentinel sync`, `run` or the workers run", highlight=False)
     elif check:
-        info = check_meta_account(session_factory=factory, account_id=listing.id)
+        info = check_meta_account(session_factory=factory, settings=settings,
+                                  account_id=listing.id)
         console.print(f"Meta reads it: {info.name or '(no name)'}, {info.currency}, "
                       f"{info.timezone}", highlight=False)
 

@@ -11,8 +11,12 @@ One sync of one account:
 3. write it all in **one transaction**: the account's currency and timezone, the structure
    (names, statuses, parents), then the ad days through the CSV importer's own upsert (which
    re-aggregates ad set and campaign days and moves ``updated_at`` only on days whose numbers
-   changed, so detection re-judges exactly the restated days). An ad day stored earlier that Meta
-   no longer reports is restated to zero. Today's row is partial (``is_complete`` false,
+   changed, so detection re-judges exactly the restated days). Insights include deleted and
+   archived ads (Meta leaves them out unless asked), so deleting an ad does not rewrite its
+   history: an ad day stored earlier that Meta no longer reports is kept as it is (counted as
+   ``ad_days_unreported``); a day changes only when Meta reports other numbers for it, zero
+   included. Conversions and revenue (the result types' ``actions`` / ``action_values``) never
+   replace a stored value with nothing. Today's row is partial (``is_complete`` false,
    ``as_of`` the pull time).
 
 Every sync leaves a ``sync_runs`` row. An expired or invalid token (code 190) or a missing
@@ -35,7 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun, TrainingStatus
@@ -91,6 +95,7 @@ class SyncSummary:
     days_restated: int = 0
     ad_days_restated: int = 0
     ad_days_zeroed: int = 0
+    ad_days_unreported: int = 0
     api_calls: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
@@ -189,8 +194,8 @@ def add_meta_account(*, session_factory: sessionmaker[Session], platform_account
         return _listing(session, account, default_types="")
 
 
-def check_meta_account(*, session_factory: sessionmaker[Session], account_id: int,
-                       environ: Mapping[str, str] | None = None,
+def check_meta_account(*, session_factory: sessionmaker[Session], settings: Settings,
+                       account_id: int, environ: Mapping[str, str] | None = None,
                        client_factory: ClientFactory | None = None) -> AccountInfo:
     """One call to Meta with the account's token: proves that the token reads the account, and
     stores the account's currency and timezone (which decide money formats and "today").
@@ -202,7 +207,8 @@ def check_meta_account(*, session_factory: sessionmaker[Session], account_id: in
         account = session.get(AdAccount, account_id)
         credentials_ref, platform_id = account.credentials_ref, account.platform_account_id
     token = resolve_token(credentials_ref, environ=environ)
-    client = (client_factory or default_client_factory)(platform_id, token, ClientOptions(), None)
+    client = (client_factory or default_client_factory)(
+        platform_id, token, client_options(settings, environ=environ), None)
     info = parse_account(client.account())
     with session_factory() as session, session.begin():
         account = session.get(AdAccount, account_id)
@@ -280,10 +286,29 @@ def is_syncable(*, session_factory: sessionmaker[Session], account_id: int) -> b
 # --- the sync ---------------------------------------------------------------------------------
 
 
-def client_options(settings: Settings) -> ClientOptions:
-    """The client's patience and politeness, from the settings."""
+def client_options(settings: Settings, *,
+                   environ: Mapping[str, str] | None = None) -> ClientOptions:
+    """The client's patience, politeness and address, from the settings; the app secret (for
+    ``appsecret_proof``) from the environment variable ``meta_app_secret_env`` names."""
     return ClientOptions(slowdown_percent=settings.sync_usage_slowdown_percent,
-                         poll_timeout_seconds=float(settings.sync_async_poll_timeout))
+                         poll_timeout_seconds=float(settings.sync_async_poll_timeout),
+                         graph_url=settings.meta_graph_url, api_version=settings.meta_api_version,
+                         connect_timeout=settings.sync_connect_timeout,
+                         read_timeout=settings.sync_read_timeout,
+                         app_secret=_app_secret(settings, environ))
+
+
+def _app_secret(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
+    name = settings.meta_app_secret_env
+    if not name:
+        return None
+    secret = (os.environ if environ is None else environ).get(name, "").strip()
+    if not secret:
+        raise CredentialsError(
+            f"ADSENTINEL_META_APP_SECRET_ENV names {name}, which is not set in this process",
+            hint=f"export {name}=<your Meta app's secret> where adsentinel runs, or unset "
+                 "ADSENTINEL_META_APP_SECRET_ENV if the app does not require appsecret_proof")
+    return secret
 
 
 def default_client_factory(platform_account_id: str, token: str, options: ClientOptions,
@@ -320,8 +345,8 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
     client: MetaAccountClient | None = None
     try:
         token = resolve_token(credentials_ref, environ=environ)
-        client = (client_factory or default_client_factory)(platform_id, token,
-                                                            client_options(settings), on_progress)
+        client = (client_factory or default_client_factory)(
+            platform_id, token, client_options(settings, environ=environ), on_progress)
         pulled = _pull(client, session_factory=session_factory, settings=settings,
                        account_id=account_id, since=since, now=now)
         summary.since, summary.until = pulled.since, pulled.until
@@ -376,9 +401,17 @@ def _why_not_synced(account: AdAccount) -> str | None:
 
 
 def _attention_text(exc: MetaAuthError, credentials_ref: str | None) -> str:
+    """What broke and what a person does about it, in one line."""
     variable = (credentials_ref or "")[len(_ENV_PREFIX):] or "the token variable"
-    what = ("expired or invalid" if exc.code in (102, 190) else "lacks permission on this account")
-    return (f"Meta access token {what} (code {exc.code}): create a new token with ads_read, "
+    if exc.code in (102, 190):
+        what = "Meta access token expired or invalid"
+    elif exc.code == 2635:
+        return f"Graph API version retired (code 2635): {exc.hint}"
+    elif "appsecret_proof" in exc.message:
+        return f"Meta app requires appsecret_proof (code {exc.code}): {exc.hint}"
+    else:
+        what = "Meta access token lacks permission on this account"
+    return (f"{what} (code {exc.code}): create a new token with ads_read, "
             f"set {variable}, then run `adsentinel accounts enable` (or `accounts add`)")
 
 
@@ -481,10 +514,10 @@ def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: i
         session.flush()  # the importer reads the timezone (what "today" is) with plain SQL
         counts = _upsert_structure(session, account_id, pulled.structure)
         existing = _stored_ad_days(session, account_id, pulled.since, pulled.until)
-        rows, restated_days, restated, zeroed = _rows_to_write(pulled, existing)
-        if rows:
+        written = _rows_to_write(pulled.insights, pulled.until, existing)
+        if written.rows:
             try:
-                upserted = upsert_ad_insight_rows(session.connection(), rows,
+                upserted = upsert_ad_insight_rows(session.connection(), written.rows,
                                                   account_id=account_id, source=source, now=now)
             except InputFileError as exc:
                 raise SyncPayloadError(
@@ -495,8 +528,10 @@ def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: i
         summary.campaigns, summary.adsets, summary.ads = (counts["campaign"], counts["adset"],
                                                            counts["ad"])
         summary.insight_rows = len(pulled.insights)
-        summary.days_restated, summary.ad_days_restated = len(restated_days), restated
-        summary.ad_days_zeroed = zeroed
+        summary.days_restated = len(written.restated_days)
+        summary.ad_days_restated = written.ad_days_restated
+        summary.ad_days_zeroed = written.ad_days_zeroed
+        summary.ad_days_unreported = written.ad_days_unreported
         account.last_synced_at = now
         run = session.get(SyncRun, run_id)
         run.status = TrainingStatus.succeeded.value
@@ -507,6 +542,7 @@ def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: i
                       "days_new": summary.days_new, "days_restated": summary.days_restated,
                       "ad_days_restated": summary.ad_days_restated,
                       "ad_days_zeroed": summary.ad_days_zeroed,
+                      "ad_days_unreported": summary.ad_days_unreported,
                       "api_calls": summary.api_calls, "throttled": summary.throttled,
                       "waited_seconds": summary.waited_seconds}
 
@@ -589,67 +625,73 @@ def _entity_ids(session: Session, account_id: int, level: str) -> dict[str, int]
 
 @dataclass(frozen=True)
 class _StoredAdDay:
-    campaign_id: str
-    adset_id: str
-    ad_id: str
-    day: date
     numbers: tuple[float, int, int, int, int]
+    conversions: int | None
+    revenue: float | None
 
 
 def _stored_ad_days(session: Session, account_id: int, since: date,
                     until: date) -> dict[tuple[str, date], _StoredAdDay]:
-    adset, campaign = aliased(Entity), aliased(Entity)
     rows = session.execute(
-        select(campaign.platform_id, adset.platform_id, Entity.platform_id, DailyInsight.day,
+        select(Entity.platform_id, DailyInsight.day,
                DailyInsight.spend, DailyInsight.impressions, DailyInsight.clicks,
-               DailyInsight.leads, DailyInsight.reach)
+               DailyInsight.leads, DailyInsight.reach, DailyInsight.conversions,
+               DailyInsight.revenue)
         .join(DailyInsight, DailyInsight.entity_id == Entity.id)
-        .join(adset, adset.id == Entity.parent_id)
-        .join(campaign, campaign.id == adset.parent_id)
         .where(Entity.account_id == account_id, Entity.level == "ad",
                DailyInsight.day >= since, DailyInsight.day <= until)).all()
-    return {(r[2], r[3]): _StoredAdDay(r[0], r[1], r[2], r[3], tuple(r[4:])) for r in rows}
+    return {(r[0], r[1]): _StoredAdDay(tuple(r[2:7]), r[7], r[8]) for r in rows}
 
 
-def _rows_to_write(pulled: _Pulled, existing: dict[tuple[str, date], _StoredAdDay]
-                   ) -> tuple[list[InsightRow], set[date], int, int]:
-    """The importer's rows: what Meta reported, plus zeros for stored ad days it no longer
-    reports. Also which complete days were restated (numbers changed) and how many ad days."""
-    rows: list[InsightRow] = []
-    restated_days: set[date] = set()
-    restated = 0
+@dataclass
+class _RowsToWrite:
+    """The importer's rows, and what they change in what is stored."""
+
+    rows: list[InsightRow]
+    restated_days: set[date]
+    ad_days_restated: int
+    ad_days_zeroed: int
+    ad_days_unreported: int
+
+
+def _rows_to_write(insights: list[InsightRecord], until: date,
+                   existing: dict[tuple[str, date], _StoredAdDay]) -> _RowsToWrite:
+    """What Meta reported, with stored conversions and revenue kept where Meta sent none.
+
+    Stored ad days that Meta did not report are left alone (only counted): Meta reports every
+    ad that delivered, deleted and archived ones included, so a missing row is no evidence
+    that the day's numbers are gone. Complete days whose numbers changed are restated.
+    """
+    result = _RowsToWrite([], set(), 0, 0, 0)
     seen: set[tuple[str, date]] = set()
-    for record in pulled.insights:
+    for record in insights:
         key = (record.ad_id, record.day)
         seen.add(key)
         before = existing.get(key)
         numbers = (record.spend, record.impressions, record.clicks, record.leads, record.reach)
-        if before is not None and before.numbers != numbers and record.day < pulled.until:
-            restated_days.add(record.day)
-            restated += 1
-        rows.append(_insight_row(len(rows) + 1, record))
-    zeroed = 0
-    for key, before in sorted(existing.items(), key=lambda item: (item[0][1], item[0][0])):
-        if key in seen or not any(before.numbers):
-            continue
-        zeroed += 1
-        if before.day < pulled.until:
-            restated_days.add(before.day)
-            restated += 1
-        rows.append(_insight_row(len(rows) + 1, InsightRecord(
-            day=before.day, campaign_id=before.campaign_id, campaign_name=None,
-            adset_id=before.adset_id, adset_name=None, ad_id=before.ad_id, ad_name=None,
-            spend=0.0, impressions=0, clicks=0, reach=0, leads=0)))
-    return rows, restated_days, restated, zeroed
+        if before is not None and before.numbers != numbers and record.day < until:
+            result.restated_days.add(record.day)
+            result.ad_days_restated += 1
+            if not any(numbers):
+                result.ad_days_zeroed += 1
+        result.rows.append(_insight_row(len(result.rows) + 1, record, before))
+    result.ad_days_unreported = sum(1 for key, before in existing.items()
+                                    if key not in seen and any(before.numbers))
+    return result
 
 
-def _insight_row(line: int, record: InsightRecord) -> InsightRow:
+def _insight_row(line: int, record: InsightRecord, before: _StoredAdDay | None) -> InsightRow:
+    conversions, revenue = record.conversions, record.revenue
+    if before is not None:  # never overwrite a stored value with nothing
+        conversions = before.conversions if conversions is None else conversions
+        revenue = before.revenue if revenue is None else revenue
     return InsightRow(line=line, day=record.day, account_id=None, account_name=None,
                       currency=None, campaign_id=record.campaign_id,
                       campaign_name=record.campaign_name, adset_id=record.adset_id,
                       adset_name=record.adset_name, ad_id=record.ad_id, ad_name=record.ad_name,
                       spend=record.spend, impressions=record.impressions, clicks=record.clicks,
-                      leads=record.leads, reach=record.reach, conversions=None, revenue=None)
+                      leads=record.leads, reach=record.reach, conversions=conversions,
+                      revenue=revenue)
 
 
 def sync_before_detection(*, session_factory: sessionmaker[Session], settings: Settings,

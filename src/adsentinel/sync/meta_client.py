@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 import requests
@@ -43,6 +43,7 @@ from adsentinel.sync.payloads import (
     AD_FIELDS,
     ADSET_FIELDS,
     CAMPAIGN_FIELDS,
+    DISCOVERY_FIELDS,
     INSIGHT_FIELDS,
 )
 from adsentinel.sync.rate_limits import (
@@ -64,7 +65,17 @@ JOB_COMPLETED = "Job Completed"
 #: every field) then exporting it back cost more than half of a large sync's time.
 _AS_RECEIVED = ObjectParser(custom_parse_method=lambda data, _api: data)
 JOB_FAILED = ("Job Failed", "Job Skipped")
+JOB_TIMED_OUT = "timed out"
 _END = object()
+#: Every effective status an ad, ad set or campaign can have. Insights leave out deleted and
+#: archived objects unless the request filters on their effective status explicitly (Marketing
+#: API reference, Insights API, "Deleted and archived objects"); asking for all of them keeps an
+#: ad's history when it is deleted or archived.
+ALL_EFFECTIVE_STATUSES = ("ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "PENDING_REVIEW",
+                          "DISAPPROVED", "PREAPPROVED", "PENDING_BILLING_INFO",
+                          "CAMPAIGN_PAUSED", "ADSET_PAUSED", "IN_PROCESS", "WITH_ISSUES")
+#: (code, subcode) of "too much data for a synchronous request, use an async job"
+_ASK_FOR_ASYNC = frozenset({(100, 1504018), (2, 1504038)})
 
 
 class _ScrubTokensFilter(logging.Filter):
@@ -88,6 +99,9 @@ class ClientOptions:
     runs as an asynchronous report job (Meta times out large synchronous requests).
     ``max_throttle_wait_seconds``: once Meta's throttling would make this run wait longer in
     total, it stops (:class:`MetaThrottledError`) and the next scheduled run picks up.
+    ``connect_timeout`` / ``read_timeout``: seconds before a silent connection is given up and
+    the call retried (the SDK's default is to wait forever).
+    ``app_secret``: when given, every call carries ``appsecret_proof`` (HMAC-SHA256 of the token).
     """
 
     slowdown_percent: float = 75.0
@@ -97,6 +111,11 @@ class ClientOptions:
     page_limit: int = 500
     async_job_attempts: int = 2
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    graph_url: str = FacebookSession.GRAPH
+    api_version: str = FacebookAdsApi.API_VERSION
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    app_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -108,6 +127,7 @@ class CallStats:
     throttled: int = 0
     waited_seconds: float = 0.0
     async_jobs: int = 0
+    split_jobs: int = 0
     highest_usage_percent: float = 0.0
 
 
@@ -124,9 +144,10 @@ def _raise_on_error_page(response: requests.Response, *_args, **_kwargs) -> None
 class _MeteredApi(FacebookAdsApi):
     """The SDK's API object, pacing each call on the last usage headers and recording them."""
 
-    def __init__(self, session: FacebookSession, *, before_call: Callable[[], None],
+    def __init__(self, session: FacebookSession, api_version: str, *,
+                 before_call: Callable[[], None],
                  on_headers: Callable[[Mapping[str, str]], None]) -> None:
-        super().__init__(session)
+        super().__init__(session, api_version)
         self._before_call = before_call
         self._on_headers = on_headers
 
@@ -167,11 +188,15 @@ class MetaAccountClient:
         self._on_progress = on_progress
         self._usage = UsageReading()
         self._throttle_waited = 0.0
-        session = FacebookSession(access_token=access_token)
+        options = self.options
+        session = FacebookSession(access_token=access_token, app_secret=options.app_secret,
+                                  timeout=(options.connect_timeout, options.read_timeout))
         session.requests.hooks["response"].append(_raise_on_error_page)
-        if graph_url:
-            session.GRAPH = graph_url.rstrip("/")
-        self._api = _MeteredApi(session, before_call=self._pace, on_headers=self._record_usage)
+        session.GRAPH = (graph_url or options.graph_url).rstrip("/")
+        self._secrets = [access_token, options.app_secret,
+                         getattr(session, "appsecret_proof", None)]
+        self._api = _MeteredApi(session, options.api_version, before_call=self._pace,
+                                on_headers=self._record_usage)
         self._account = AdAccount(fbid=platform_account_id, api=self._api)
 
     # --- what the sync reads ------------------------------------------------------------------
@@ -197,54 +222,87 @@ class MetaAccountClient:
         return self._all_pages("ads", self._edge(self.platform_account_id, "ads", Ad,
                                                  AD_FIELDS, {}))
 
-    def insights(self, since: date, until: date, *, expected_rows: int = 0,
-                 convert: Callable[[dict[str, Any]], T] | None = None) -> list[T]:
-        """Ad-level insights, one row per ad and day, from ``since`` to ``until`` inclusive.
+    def readable_ad_accounts(self, business_id: str | None = None) -> list[dict[str, Any]]:
+        """The ad accounts this token can read: ``me/adaccounts``, or a business's owned and
+        client ad accounts (each listed once)."""
+        edges = ([(business_id, "owned_ad_accounts"), (business_id, "client_ad_accounts")]
+                 if business_id else [("me", "adaccounts")])
+        found: dict[str, dict[str, Any]] = {}
+        for node, edge in edges:
+            for item in self._all_pages(f"{node}/{edge}", self._edge(
+                    node, edge, AdAccount, DISCOVERY_FIELDS, {})):
+                found.setdefault(str(item.get("id")), item)
+        return list(found.values())
 
-        Runs as an asynchronous report job when ``expected_rows`` reaches the threshold, or when
-        Meta answers a synchronous request with "reduce the amount of data". ``convert`` is
-        applied to each row as its page arrives, so only the converted rows are kept.
+    def insights(self, since: date, until: date, *, expected_rows: int = 0,
+                 convert: Callable[[dict[str, Any]], T] | None = None, level: str = "ad",
+                 fields: tuple[str, ...] = INSIGHT_FIELDS) -> list[T]:
+        """Daily insights at ``level`` (ad, adset or campaign), one row per object and day, from
+        ``since`` to ``until`` inclusive, deleted and archived objects included, attributed as
+        Ads Manager shows them (``use_unified_attribution_setting``).
+
+        Runs as asynchronous report jobs when ``expected_rows`` reaches the threshold, or when
+        Meta answers a synchronous request with "reduce the amount of data"; a job that fails or
+        does not finish is split by date range and retried. ``convert`` is applied to each row as
+        its page arrives, so only the converted rows are kept.
         """
-        params = {"level": "ad", "time_increment": 1,
-                  "time_range": {"since": since.isoformat(), "until": until.isoformat()}}
         if expected_rows < self.options.async_threshold_rows:
             try:
-                return self._all_pages("insights", self._edge(
-                    self.platform_account_id, "insights", AdsInsights, INSIGHT_FIELDS, params),
-                    convert)
+                return self._all_pages(f"{level} insights", self._edge(
+                    self.platform_account_id, "insights", AdsInsights, fields,
+                    insight_params(level, since, until)), convert)
             except MetaApiError as exc:
                 if not _asks_for_less_data(exc):
                     raise
                 log.info("%s: Meta asks for a smaller request; running an asynchronous "
                          "report job instead", self.platform_account_id)
-        return self._insights_by_job(params, convert)
+        return self._insights_by_jobs(level, fields, since, until, convert)
 
     # --- asynchronous report jobs -------------------------------------------------------------
 
-    def _insights_by_job(self, params: dict[str, Any],
-                         convert: Callable[[dict[str, Any]], T] | None) -> list[T]:
-        for attempt in range(1, self.options.async_job_attempts + 1):
-            job = self._retrying("an insights report job", lambda: self._account.get_insights(
-                fields=list(INSIGHT_FIELDS), params=dict(params), is_async=True))
-            if not job.get_id():
-                raise SyncPayloadError(f"Meta's answer to an insights report job request for "
-                                       f"{self.platform_account_id} has no report_run_id")
-            self.stats.async_jobs += 1
-            status = self._wait_for_job(job)
+    def _insights_by_jobs(self, level: str, fields: tuple[str, ...], since: date, until: date,
+                          convert: Callable[[dict[str, Any]], T] | None) -> list[T]:
+        """One report job for the range; when it fails (or never finishes), the two halves of
+        the range each get their own job, down to single days, which are tried
+        ``async_job_attempts`` times."""
+        attempts = self.options.async_job_attempts if since == until else 1
+        for attempt in range(1, attempts + 1):
+            job_id, status = self._run_job(level, fields, since, until)
             if status == JOB_COMPLETED:
-                return self._all_pages("insights", self._edge(job.get_id(), "insights",
-                                                              AdsInsights, INSIGHT_FIELDS, {}),
-                                       convert)
-            log.warning("%s: insights report job %s ended with %r (attempt %d of %d)",
-                        self.platform_account_id, job.get_id(), status, attempt,
-                        self.options.async_job_attempts)
-        raise MetaApiError(
-            f"Meta's insights report jobs for {self.platform_account_id} failed "
-            f"{self.options.async_job_attempts} times (last status {status!r})",
-            hint="Meta had trouble building the report; the next sync tries again")
+                return self._all_pages(f"{level} insights", self._edge(
+                    job_id, "insights", AdsInsights, fields, {}), convert)
+            log.warning("%s: insights report job %s for %s..%s ended with %r (attempt %d of "
+                        "%d)", self.platform_account_id, job_id, since, until, status, attempt,
+                        attempts)
+        if since == until:
+            raise MetaApiError(
+                f"Meta's insights report jobs for {self.platform_account_id} on {since} failed "
+                f"{attempts} times (last status {status!r})",
+                hint="Meta had trouble building the report (if its jobs only run long, raise "
+                     "ADSENTINEL_SYNC_ASYNC_POLL_TIMEOUT); the next sync tries again")
+        middle = since + (until - since) / 2
+        self.stats.split_jobs += 1
+        log.info("%s: splitting the insights of %s..%s into %s..%s and %s..%s",
+                 self.platform_account_id, since, until, since, middle,
+                 middle + timedelta(days=1), until)
+        return (self._insights_by_jobs(level, fields, since, middle, convert)
+                + self._insights_by_jobs(level, fields, middle + timedelta(days=1), until,
+                                         convert))
+
+    def _run_job(self, level: str, fields: tuple[str, ...], since: date,
+                 until: date) -> tuple[str, str]:
+        """Start a report job and wait for it: its id and how it ended."""
+        params = insight_params(level, since, until)
+        job = self._retrying("an insights report job", lambda: self._account.get_insights(
+            fields=list(fields), params=dict(params), is_async=True))
+        if not job.get_id():
+            raise SyncPayloadError(f"Meta's answer to an insights report job request for "
+                                   f"{self.platform_account_id} has no report_run_id")
+        self.stats.async_jobs += 1
+        return job.get_id(), self._wait_for_job(job)
 
     def _wait_for_job(self, job: AdReportRun) -> str:
-        """Poll the job until it completes or fails; give up after the poll timeout."""
+        """Poll the job until it completes or fails; ``JOB_TIMED_OUT`` after the poll timeout."""
         deadline = self._clock() + self.options.poll_timeout_seconds
         pause = 1.0
         while True:
@@ -260,12 +318,10 @@ class MetaAccountClient:
                 return status
             self._progress("insights report job", int(percent or 0))
             if self._clock() + pause > deadline:
-                raise MetaApiError(
-                    f"Meta's insights report job {job.get_id()} for {self.platform_account_id} "
-                    f"was still {status!r} at {percent}% after "
-                    f"{self.options.poll_timeout_seconds:.0f} s",
-                    hint="raise ADSENTINEL_SYNC_ASYNC_POLL_TIMEOUT, or sync a shorter window "
-                         "with --since")
+                log.warning("%s: insights report job %s was still %r at %s%% after %.0f s",
+                            self.platform_account_id, job.get_id(), status, percent,
+                            self.options.poll_timeout_seconds)
+                return JOB_TIMED_OUT
             self._wait(pause)
             pause = min(pause * 2, 30.0)
 
@@ -311,7 +367,9 @@ class MetaAccountClient:
                 wait = self._wait_after_error(what, exc, attempt)
             except requests.RequestException as exc:
                 wait = self._wait_after_network_error(what, exc, attempt)
-            except (FacebookBadObjectError, TypeError, AttributeError, KeyError) as exc:
+            except FacebookBadObjectError as exc:  # an empty or cut answer: ask again
+                wait = self._wait_after_bad_object(what, exc, attempt)
+            except (TypeError, AttributeError, KeyError) as exc:
                 raise SyncPayloadError(
                     f"Meta's response for {what} of {self.platform_account_id} is not a JSON "
                     f"object of the expected shape ({self._scrub(str(exc))})",
@@ -321,6 +379,19 @@ class MetaAccountClient:
             self._usage = UsageReading()  # this wait already covers what the headers said
             self._wait(wait)
 
+    def _wait_after_bad_object(self, what: str, exc: FacebookBadObjectError,
+                               attempt: int) -> float:
+        if attempt + 1 >= self.options.backoff.max_attempts:
+            raise SyncPayloadError(
+                f"Meta's response for {what} of {self.platform_account_id} is not a JSON "
+                f"object of the expected shape ({self._scrub(str(exc))}), "
+                f"{attempt + 1} times in a row",
+                hint="nothing of this sync was written; the next sync tries again") from None
+        wait = self.options.backoff.delay(attempt, rng=self._rng)
+        log.warning("%s: Meta's answer for %s was not the object expected; retrying in %.0f s",
+                    self.platform_account_id, what, wait)
+        return wait
+
     def _wait_after_error(self, what: str, exc: FacebookRequestError, attempt: int) -> float:
         code, subcode = exc.api_error_code(), exc.api_error_subcode()
         kind = classify_error(code=code, subcode=subcode, http_status=exc.http_status(),
@@ -328,11 +399,15 @@ class MetaAccountClient:
         message = self._scrub(exc.api_error_message() or exc.get_message() or "no message")
         described = (f"Meta refused reading {what} of {self.platform_account_id}: {message} "
                      f"(code {code}" + (f", subcode {subcode}" if subcode else "") + ")")
-        if kind is ErrorKind.auth:
+        if kind is ErrorKind.auth or _is_appsecret_problem(code, message):
             raise MetaAuthError(described, code=code, subcode=subcode,
-                                hint="create a new access token with ads_read on this account "
-                                     "and run `adsentinel accounts add` again") from None
-        if kind is ErrorKind.permanent or _asks_for_less_data_code(code, message):
+                                hint=_auth_hint(code, message)) from None
+        if kind is ErrorKind.version_retired:
+            raise MetaAuthError(described, code=code, subcode=subcode,
+                                hint="set ADSENTINEL_META_API_VERSION to a version Meta still "
+                                     "serves (the error names it), then run `adsentinel "
+                                     "accounts enable`") from None
+        if kind is ErrorKind.permanent or _asks_for_less_data_code(code, subcode, message):
             raise MetaApiError(described, code=code, subcode=subcode) from None
         if kind is ErrorKind.throttled:
             self.stats.throttled += 1
@@ -398,12 +473,36 @@ class MetaAccountClient:
             self._on_progress(stage, done)
 
     def _scrub(self, text: str) -> str:
-        return scrub_secrets(text, [self._token])
+        return scrub_secrets(text, self._secrets)
 
 
-def _asks_for_less_data_code(code: int | None, message: str) -> bool:
-    return code == 1 and "reduce the amount of data" in message.lower()
+def insight_params(level: str, since: date, until: date) -> dict[str, Any]:
+    """The query of a daily insights pull at ``level``: deleted and archived objects included,
+    attributed with each ad set's own attribution setting, as Ads Manager shows it."""
+    return {"level": level, "time_increment": 1,
+            "time_range": {"since": since.isoformat(), "until": until.isoformat()},
+            "filtering": [{"field": f"{level}.effective_status", "operator": "IN",
+                           "value": list(ALL_EFFECTIVE_STATUSES)}],
+            "use_unified_attribution_setting": True}
+
+
+def _asks_for_less_data_code(code: int | None, subcode: int | None, message: str) -> bool:
+    return ((code, subcode) in _ASK_FOR_ASYNC
+            or (code == 1 and "reduce the amount of data" in message.lower()))
 
 
 def _asks_for_less_data(exc: MetaApiError) -> bool:
-    return _asks_for_less_data_code(exc.code, exc.message)
+    return _asks_for_less_data_code(exc.code, exc.subcode, exc.message)
+
+
+def _is_appsecret_problem(code: int | None, message: str) -> bool:
+    return code == 100 and "appsecret_proof" in message
+
+
+def _auth_hint(code: int | None, message: str) -> str:
+    if _is_appsecret_problem(code, message):
+        return ("the Meta app requires appsecret_proof: put the app secret in an environment "
+                "variable, set ADSENTINEL_META_APP_SECRET_ENV to its NAME, then run "
+                "`adsentinel accounts enable`")
+    return ("create a new access token with ads_read on this account and run `adsentinel "
+            "accounts add` again")

@@ -27,10 +27,16 @@ LEAD_COMPONENTS = frozenset({"onsite_conversion.lead_grouped", "offsite_conversi
 CAMPAIGN_FIELDS = ("id", "name", "status", "effective_status")
 ADSET_FIELDS = ("id", "name", "status", "effective_status", "campaign_id")
 AD_FIELDS = ("id", "name", "status", "effective_status", "adset_id", "campaign_id")
+#: ``inline_link_clicks`` are link clicks: what Ads Manager's CTR (link) and CPC use and what the
+#: CSV export calls "Link clicks" (``clicks`` counts every click: likes, profile, expand...).
 INSIGHT_FIELDS = ("date_start", "date_stop", "campaign_id", "campaign_name", "adset_id",
-                  "adset_name", "ad_id", "ad_name", "spend", "impressions", "clicks", "reach",
-                  "frequency", "actions")
+                  "adset_name", "ad_id", "ad_name", "spend", "impressions", "inline_link_clicks",
+                  "reach", "frequency", "actions", "action_values")
+#: what ad set and campaign level insights are read for: their own (deduplicated) reach
+PARENT_REACH_FIELDS = ("date_start", "date_stop", "adset_id", "campaign_id", "reach")
 ACCOUNT_FIELDS = ("account_id", "name", "currency", "timezone_name", "account_status")
+#: what ``accounts discover`` shows of each readable ad account
+DISCOVERY_FIELDS = ("id", "account_id", "name", "currency", "timezone_name", "account_status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,8 @@ class InsightRecord:
     clicks: int
     reach: int
     leads: int
+    conversions: int | None = None
+    revenue: float | None = None
 
 
 def parse_result_action_types(text: str) -> tuple[str, ...]:
@@ -142,9 +150,12 @@ def parse_ad(data: Mapping[str, Any]) -> StructureRecord:
 def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]) -> InsightRecord:
     """One row of ad-level insights with ``time_increment=1``.
 
-    ``spend`` arrives as a decimal string, counts as integer strings. Missing ``clicks``,
-    ``reach`` or ``actions`` mean zero (Meta leaves out what did not happen); a missing ``reach``
-    with a ``frequency`` is recovered as ``impressions / frequency``.
+    ``spend`` arrives as a decimal string, counts as integer strings. Missing
+    ``inline_link_clicks``, ``reach`` or ``actions`` mean zero (Meta leaves out what did not
+    happen); a missing ``reach`` with a ``frequency`` is recovered as ``impressions / frequency``.
+    ``conversions`` and ``revenue`` are the result types' entries of ``actions`` and
+    ``action_values``, ``None`` when Meta sent none of them (so that nothing stored is
+    overwritten with an absence).
     """
     _require_object(data, "insights row")
     ad_id = _identifier(data, "ad_id", "insights row")
@@ -157,7 +168,7 @@ def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]
                        f"the same day as date_start ({start}): one row per day (time_increment=1)")
     spend = _amount(data, "spend", where, required=True)
     impressions = _count(data, "impressions", where, required=True)
-    clicks = _count(data, "clicks", where, required=False)
+    clicks = _count(data, "inline_link_clicks", where, required=False)
     reach = _count(data, "reach", where, required=False)
     if "reach" not in data or data.get("reach") is None:
         frequency = _amount(data, "frequency", where, required=False)
@@ -174,7 +185,21 @@ def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]
         ad_name=_text(data, "ad_name", where, required=False),
         spend=spend, impressions=impressions, clicks=clicks, reach=reach,
         leads=leads_from_actions(data.get("actions"), result_action_types, where=where),
+        conversions=_optional_total(data, "actions", result_action_types, where, whole=True),
+        revenue=_optional_total(data, "action_values", result_action_types, where, whole=False),
     )
+
+
+def _optional_total(data: Mapping[str, Any], field: str, result_action_types: Sequence[str],
+                    where: str, *, whole: bool) -> int | float | None:
+    """The result types' total in ``actions`` or ``action_values``; ``None`` when none listed."""
+    entries = data.get(field)
+    wanted = set(result_action_types)
+    if not isinstance(entries, list) or not any(
+            isinstance(e, Mapping) and e.get("action_type") in wanted for e in entries):
+        return None
+    total = _sum_actions(entries, wanted, where, field)
+    return int(round(total)) if whole else round(total, 2)
 
 
 def leads_from_actions(actions: object, result_action_types: Iterable[str], *,
@@ -182,19 +207,22 @@ def leads_from_actions(actions: object, result_action_types: Iterable[str], *,
     """Sum of the ``value`` of every action whose ``action_type`` is a result type."""
     if actions is None:
         return 0
+    return int(round(_sum_actions(actions, set(result_action_types), where, "actions")))
+
+
+def _sum_actions(actions: object, wanted: set[str], where: str, name: str) -> float:
     if not isinstance(actions, list):
-        raise _problem(where, "actions", actions, "a list of {action_type, value} objects")
-    wanted = set(result_action_types)
+        raise _problem(where, name, actions, "a list of {action_type, value} objects")
     total = 0.0
     for index, action in enumerate(actions):
-        field = f"actions[{index}]"
+        field = f"{name}[{index}]"
         if not isinstance(action, Mapping) or not isinstance(action.get("action_type"), str):
             raise _problem(where, field, action, "an object with a string 'action_type'")
         if action["action_type"] not in wanted:
             continue
         total += _amount(action, "value", where, required=True,
                          field_name=f"{field}.value ({action['action_type']})")
-    return int(round(total))
+    return total
 
 
 # --- field readers ----------------------------------------------------------------------------

@@ -41,6 +41,8 @@ THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 AUTH_CODES = frozenset({102, 190})
 #: the token is valid but lacks a permission (ads_read) or access to this ad account
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
+#: "you are calling a deprecated version of the Ads API": the pinned version was retired
+VERSION_RETIRED_CODES = frozenset({2635})
 #: "an unknown error occurred", "service temporarily unavailable"
 TRANSIENT_CODES = frozenset({1, 2})
 
@@ -154,6 +156,7 @@ class ErrorKind(str, enum.Enum):
 
     throttled = "throttled"      # wait (Meta's estimate, backoff) and try again
     auth = "auth"                # a person must fix the token: mark the account, stop
+    version_retired = "version_retired"  # a person must pin a newer Graph API version
     transient = "transient"      # try again after a short backoff
     permanent = "permanent"      # the request itself is wrong: fail the run
 
@@ -165,6 +168,8 @@ def classify_error(*, code: int | None, subcode: int | None = None, http_status:
         return ErrorKind.throttled
     if code in AUTH_CODES or code in PERMISSION_CODES:
         return ErrorKind.auth
+    if code in VERSION_RETIRED_CODES:
+        return ErrorKind.version_retired
     if is_transient or code in TRANSIENT_CODES:
         return ErrorKind.transient
     if code is None and (http_status is None or http_status >= 500 or http_status == 429):

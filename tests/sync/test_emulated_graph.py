@@ -1,0 +1,265 @@
+"""The sync over real HTTP against the Graph API emulator (graph_emulator.py), reached through
+``ADSENTINEL_META_GRAPH_URL`` and the SDK's own ``requests`` session: paging, deleted and
+archived ads, async jobs that fail and get split, throttling, a stalled connection, an expired
+token, a retired version and ``appsecret_proof``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import date, datetime, timezone
+
+import pytest
+from graph_emulator import EmulatedAccount, Fault
+from sqlalchemy import func, select
+
+from adsentinel.config import load_settings
+from adsentinel.db.models import AdAccount, DailyInsight, Entity
+from adsentinel.service.sync import add_meta_account, sync_account
+from adsentinel.sync.rate_limits import BackoffPolicy
+
+TOKEN = "EAAemulatorToken0000000000000000000001"
+ENV = {"META_TOKEN": TOKEN}
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+LATER = datetime(2026, 11, 25, 16, 30, tzinfo=timezone.utc)
+DAY1, DAY2 = date(2026, 11, 24), date(2026, 11, 25)
+
+
+@pytest.fixture
+def db_settings(tmp_path):
+    """SQLite only: what is tested here is the HTTP side (the storing runs on both kinds in
+    test_sync_service.py)."""
+    return load_settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def world(emulator):
+    account = emulator.add_account(EmulatedAccount(number=555000111), TOKEN)
+    return account
+
+
+@pytest.fixture
+def settings(db_settings, emulator):
+    return db_settings.model_copy(update={"meta_graph_url": emulator.url,
+                                          "sync_window_days": 2})
+
+
+@pytest.fixture
+def account_id(session_factory, world):
+    return add_meta_account(session_factory=session_factory, platform_account_id=world.id,
+                            token_env="META_TOKEN").id
+
+
+def sync(session_factory, settings, account_id, client_factory, *, now=NOW, since=DAY1,
+         environ=ENV):
+    return sync_account(session_factory=session_factory, settings=settings,
+                        account_id=account_id, since=since, client_factory=client_factory,
+                        environ=environ, now=now)
+
+
+def ad_days(session_factory) -> dict[tuple[str, date], DailyInsight]:
+    with session_factory() as session:
+        rows = session.execute(select(Entity.platform_id, DailyInsight)
+                               .join(DailyInsight, DailyInsight.entity_id == Entity.id)
+                               .where(Entity.level == "ad")).all()
+        session.expunge_all()
+    return {(pid, row.day): row for pid, row in rows}
+
+
+def expected_ad_days(account: EmulatedAccount, *days: date) -> dict[tuple[str, date], dict]:
+    return {(ad_id, day): numbers for day in days for index, ad_id, _, _ in account.ads()
+            if (numbers := account.ad_day(index, ad_id, day)) is not None}
+
+
+def test_paging_reads_every_object_and_row(emulator, world, session_factory, settings,
+                                           account_id, client_factory):
+    world.adsets_per_campaign, world.ads_per_adset = 3, 40  # 240 ads, ~430 ad days
+    emulator.page_limit_max = 100
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.status == "succeeded", summary.reason
+    expected = expected_ad_days(world, DAY1, DAY2)
+    stored = ad_days(session_factory)
+    assert summary.ads == 240 and summary.insight_rows == len(expected) == len(stored)
+    some = next(iter(expected))
+    assert stored[some].spend == float(expected[some]["spend"])
+    asked = emulator.asked("GET", rf"{world.id}/insights")
+    assert len(asked) == -(-len(expected) // 100)  # every page once
+    assert [p.get("after") is not None for p in asked] == [False] + [True] * (len(asked) - 1)
+    assert len(emulator.asked("GET", rf"{world.id}/ads")) == 3
+
+
+def test_link_clicks_attribution_and_results(emulator, world, session_factory, settings,
+                                             account_id, client_factory):
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.status == "succeeded", summary.reason
+    asked = emulator.asked("GET", rf"{world.id}/insights")[0]
+    assert asked["use_unified_attribution_setting"] == "true"
+    assert "inline_link_clicks" in asked["fields"].split(",")
+    assert "clicks" not in asked["fields"].split(",")
+    stored = ad_days(session_factory)
+    for key, numbers in expected_ad_days(world, DAY1).items():
+        row = stored[key]
+        assert row.clicks == int(numbers["inline_link_clicks"])  # link clicks, not all clicks
+        leads = sum(int(a["value"]) for a in numbers["actions"] if a["action_type"] == "lead")
+        assert row.leads == leads
+        assert row.conversions == (leads or None)
+        assert row.revenue == (leads * 25.0 or None)
+
+
+def test_conversions_and_revenue_never_overwritten_with_nothing(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    sync(session_factory, settings, account_id, client_factory)
+    index, ad_id, _, _ = next(world.ads())
+    numbers = dict(world.ad_day(index, ad_id, DAY1))
+    numbers["actions"], numbers["action_values"] = [], []
+    world.overrides[(ad_id, DAY1)] = numbers  # Meta no longer attributes its result
+    with session_factory() as session, session.begin():
+        row = session.scalars(select(DailyInsight).join(Entity).where(
+            Entity.platform_id == ad_id, DailyInsight.day == DAY1)).one()
+        row.conversions, row.revenue = 7, 123.5  # e.g. from a CSV import
+    sync(session_factory, settings, account_id, client_factory, now=LATER)
+    row = ad_days(session_factory)[(ad_id, DAY1)]
+    assert (row.leads, row.conversions, row.revenue) == (0, 7, 123.5)
+
+
+def test_deleted_and_archived_ads_keep_their_history(emulator, world, session_factory, settings,
+                                                     account_id, client_factory):
+    assert sync(session_factory, settings, account_id, client_factory).status == "succeeded"
+    before = ad_days(session_factory)
+    ads = [ad_id for _, ad_id, _, _ in world.ads()]
+    world.statuses[ads[0]] = "DELETED"
+    world.statuses[ads[1]] = "ARCHIVED"
+    world.statuses[world.campaign_ids()[1]] = "DELETED"  # and a whole campaign
+
+    summary = sync(session_factory, settings, account_id, client_factory, now=LATER)
+    assert summary.status == "succeeded", summary.reason
+    after = ad_days(session_factory)
+    assert summary.days_restated == 0 and summary.ad_days_unreported == 0
+    for key, row in before.items():
+        if key[1] == DAY1:
+            assert (after[key].spend, after[key].updated_at) == (row.spend, row.updated_at), key
+    filtering = json.loads(emulator.asked("GET", rf"{world.id}/insights")[-1]["filtering"])
+    assert filtering[0]["field"] == "ad.effective_status"
+    assert {"DELETED", "ARCHIVED", "ACTIVE"} <= set(filtering[0]["value"])
+    with session_factory() as session:
+        status = session.scalar(select(Entity.status).where(Entity.platform_id == ads[0]))
+    assert status == "UNKNOWN"  # no longer listed by Meta, still delivered in the window
+
+
+def test_a_day_meta_reports_as_zero_is_zeroed(emulator, world, session_factory, settings,
+                                              account_id, client_factory):
+    sync(session_factory, settings, account_id, client_factory)
+    index, ad_id, _, _ = next(world.ads())
+    assert world.ad_day(index, ad_id, DAY1) is not None
+    world.overrides[(ad_id, DAY1)] = {"spend": "0.00", "impressions": "0", "reach": "0"}
+    summary = sync(session_factory, settings, account_id, client_factory, now=LATER)
+    assert (summary.ad_days_zeroed, summary.days_restated) == (1, 1)
+    assert ad_days(session_factory)[(ad_id, DAY1)].spend == 0
+
+
+def test_failed_async_jobs_are_split_by_date_range(emulator, world, session_factory, settings,
+                                                   account_id, client_factory):
+    client_factory.changes.update(async_threshold_rows=1)
+    emulator.max_job_days = 1  # Meta fails any job longer than one day
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.status == "succeeded", summary.reason
+    ranges = [json.loads(p["time_range"]) for p in emulator.asked("POST", rf"{world.id}/insights")]
+    assert [(r["since"], r["until"]) for r in ranges] == [
+        ("2026-11-24", "2026-11-25"), ("2026-11-24", "2026-11-24"), ("2026-11-25", "2026-11-25")]
+    assert len(ad_days(session_factory)) == len(expected_ad_days(world, DAY1, DAY2))
+
+
+def test_a_single_day_job_failing_twice_fails_the_sync(emulator, world, session_factory,
+                                                       settings, account_id, client_factory):
+    client_factory.changes.update(async_threshold_rows=1)
+    emulator.fail_next_jobs = 10
+    summary = sync(session_factory, settings, account_id, client_factory, since=DAY2)
+    assert summary.status == "failed"
+    assert "on 2026-11-25 failed 2 times (last status 'Job Failed')" in summary.reason
+    assert len(emulator.asked("POST", rf"{world.id}/insights")) == 2
+
+
+def test_throttling_waits_for_metas_estimate(emulator, world, session_factory, settings,
+                                             account_id, client_factory, clock):
+    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="throttle"))
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.status == "succeeded" and summary.throttled == 1
+    assert clock.sleeps[0] >= 60  # estimated_time_to_regain_access: 1 minute
+
+
+def test_a_stalled_connection_hits_the_read_timeout_and_is_retried(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    emulator.faults.append(Fault(path=world.id, kind="stall", seconds=30))
+    quick = settings.model_copy(update={"sync_read_timeout": 0.5})
+    started = time.monotonic()
+    summary = sync(session_factory, quick, account_id, client_factory)
+    assert summary.status == "succeeded", summary.reason
+    assert time.monotonic() - started < 10  # not the 30 s stall
+    assert len(emulator.asked("GET", world.id)) == 2
+
+
+def test_a_connection_that_always_stalls_fails_the_sync_clearly(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    emulator.faults.append(Fault(path=world.id, kind="stall", seconds=30, times=10))
+    client_factory.changes.update(backoff=BackoffPolicy(max_attempts=2))
+    quick = settings.model_copy(update={"sync_read_timeout": 0.3})
+    summary = sync(session_factory, quick, account_id, client_factory)
+    assert summary.status == "failed"
+    assert "ReadTimeout" in summary.reason and "gave up after 2 attempts" in summary.reason
+    assert TOKEN not in summary.reason
+
+
+def test_expired_token_needs_attention(emulator, world, session_factory, settings, account_id,
+                                       client_factory):
+    emulator.expired_tokens.add(TOKEN)
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.status == "needs_attention" and summary.error_exit_code == 77
+    with session_factory() as session:
+        attention = session.get(AdAccount, account_id).needs_attention
+    assert "expired or invalid (code 190)" in attention and "META_TOKEN" in attention
+    assert len(emulator.requests) == 1  # not retried
+
+
+def test_a_retired_version_needs_attention(emulator, world, session_factory, settings,
+                                           account_id, client_factory):
+    old = settings.model_copy(update={"meta_api_version": "v19.0"})
+    summary = sync(session_factory, old, account_id, client_factory)
+    assert summary.status == "needs_attention"
+    assert emulator.requests[0][0] == "GET" and len(emulator.requests) == 1
+    with session_factory() as session:
+        attention = session.get(AdAccount, account_id).needs_attention
+    assert "version retired (code 2635)" in attention
+    assert "ADSENTINEL_META_API_VERSION" in attention
+
+
+def test_appsecret_proof_is_sent_when_the_app_requires_it(emulator, world, session_factory,
+                                                         settings, account_id, client_factory):
+    secret = "0123456789abcdef0123456789abcdef"
+    emulator.app_secret = secret
+    without = sync(session_factory, settings, account_id, client_factory)
+    assert without.status == "needs_attention"
+    assert "appsecret_proof" in without.reason
+    with session_factory() as session, session.begin():
+        session.get(AdAccount, account_id).needs_attention = None
+
+    proving = settings.model_copy(update={"meta_app_secret_env": "META_APP_SECRET"})
+    missing = sync(session_factory, proving, account_id, client_factory)
+    assert missing.status == "failed" and "META_APP_SECRET" in missing.reason
+
+    summary = sync(session_factory, proving, account_id, client_factory,
+                   environ={**ENV, "META_APP_SECRET": secret})
+    assert summary.status == "succeeded", summary.reason
+    proof = hmac.new(secret.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    assert emulator.asked("GET", world.id)[-1]["appsecret_proof"] == proof
+    assert secret not in json.dumps(emulator.requests)
+
+
+def test_the_pinned_version_is_the_one_called(emulator, world, session_factory, settings,
+                                              account_id, client_factory):
+    emulator.served_versions = ("v25.0",)
+    pinned = settings.model_copy(update={"meta_api_version": "v25.0"})
+    assert sync(session_factory, pinned, account_id, client_factory).status == "succeeded"
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(DailyInsight)) > 0
