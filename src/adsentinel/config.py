@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         description="Seconds to wait for the Graph API to answer a request before retrying it.",
     )
     sync_alert_after_failures: int = Field(
-        default=3, ge=1, le=1000,
+        default=3, ge=1, le=100,
         description="Failed syncs of an account in a row before its alert channels are told.",
     )
 

@@ -39,6 +39,8 @@ _METRIC_LABELS = {
     "cpl": "CPL", "frequency": "Frequency", "reach": "Reach", "multivariate": "Overall pattern",
 }  # fmt: skip
 TEST = "test"
+#: the Meta sync of an account keeps failing (written by adsentinel.service.sync)
+SYNC_BROKEN = "sync_broken"
 _UNFOLDED = SMTP.clone(max_line_length=998)  # RFC 5322's hard limit
 
 
@@ -168,6 +170,8 @@ def subject_of(payload: Mapping[str, Any]) -> str:
     account = payload["account"]["name"]
     if payload["kind"] == TEST:
         return f"[TEST] {account}: adsentinel alerts reach this channel"
+    if payload["kind"] == SYNC_BROKEN:
+        return f"[SYNC BROKEN] {account}: no fresh Meta data since {payload['since']}"
     if payload["kind"] == DIGEST:
         count = len(payload["incidents"])
         return f"[digest] {account}: {count} incident(s) on {payload['day']}"
@@ -206,6 +210,9 @@ def render_text(payload: Mapping[str, Any]) -> str:
     lines = [subject_of(payload), ""]
     if payload["kind"] == TEST:
         return "\n".join(lines + [payload["text"], f"Dashboard: {payload['url']}"]) + "\n"
+    if payload["kind"] == SYNC_BROKEN:
+        return "\n".join(lines + [payload["text"], f"What to do: {payload['what_to_do']}",
+                                   f"Dashboard: {payload['url']}"]) + "\n"
     if payload["kind"] == DIGEST:
         if not payload["incidents"]:
             lines.append("No incidents.")

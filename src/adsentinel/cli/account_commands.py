@@ -10,6 +10,7 @@ import os
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from adsentinel.cli.app import app, console, err_console, get_settings
@@ -105,8 +106,11 @@ def print_accounts(accounts: list[AccountListing]) -> None:
         synced = a.last_synced_at.strftime("%Y-%m-%d %H:%M") if a.last_synced_at else "-"
         if a.last_sync_status and a.last_sync_status != "succeeded":
             synced += f" ({a.last_sync_status})"
+        if a.broken_since is not None:
+            synced += (f"\n[red]sync broken since {a.broken_since:%Y-%m-%d %H:%M} UTC, "
+                       f"{a.failed_in_a_row} failed in a row[/]")
         table.add_row(str(a.id), a.name, a.platform_account_id or "-",
                       f"${a.token_env}" if a.token_env else "(CSV only)",
                       "yes" if a.is_active else "no", a.result_action_types, synced,
-                      a.needs_attention or "")
+                      escape(a.needs_attention or ""))
     console.print(table)

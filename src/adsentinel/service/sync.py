@@ -26,6 +26,7 @@ or ``adsentinel accounts enable`` clears the mark; other accounts are not affect
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -42,7 +43,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
-from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun, TrainingStatus
+from adsentinel.alerts import outbox
+from adsentinel.alerts.messages import subject_of
+from adsentinel.db.models import (
+    AdAccount,
+    AlertChannel,
+    DailyInsight,
+    Entity,
+    SyncRun,
+    TrainingStatus,
+)
 from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
@@ -53,6 +63,7 @@ from adsentinel.sync.errors import (
     SyncPayloadError,
     scrub_secrets,
 )
+from adsentinel.sync.health import SYNC_BROKEN, RunOutcome, SyncHealth, broken_payload, sync_health
 from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progress
 from adsentinel.sync.payloads import (
     AccountInfo,
@@ -74,6 +85,7 @@ ClientFactory = Callable[[str, str, ClientOptions, Progress | None], MetaAccount
 _ACCOUNT_ID = re.compile(r"^act_[0-9]{1,30}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ENV_PREFIX = "env:"
+_HEALTH_RUNS = 200  # runs read to find a failure streak; a longer one shows as this long
 _STRUCTURE_BATCH = 1_000  # rows per INSERT: 6 parameters each stays far below SQLite's limit
 
 
@@ -123,6 +135,8 @@ class AccountListing:
     last_synced_at: datetime | None
     needs_attention: str | None
     last_sync_status: str | None
+    broken_since: datetime | None = None
+    failed_in_a_row: int = 0
 
 
 # --- credentials and account management -------------------------------------------------------
@@ -237,8 +251,8 @@ def list_accounts(*, session_factory: sessionmaker[Session],
     """Every account with how it syncs and how its last sync went."""
     with session_factory() as session:
         accounts = session.scalars(select(AdAccount).order_by(AdAccount.id)).all()
-        return [_listing(session, a, default_types=settings.result_action_types)
-                for a in accounts]
+        return [_listing(session, a, default_types=settings.result_action_types,
+                         settings=settings) for a in accounts]
 
 
 def find_account(session: Session, wanted: str) -> AdAccount:
@@ -254,9 +268,11 @@ def find_account(session: Session, wanted: str) -> AdAccount:
     return exact[0] if exact else found[0]
 
 
-def _listing(session: Session, account: AdAccount, *, default_types: str) -> AccountListing:
+def _listing(session: Session, account: AdAccount, *, default_types: str,
+             settings: Settings | None = None) -> AccountListing:
     last_status = session.scalar(select(SyncRun.status).where(SyncRun.account_id == account.id)
                                  .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1))
+    health = _health(session, account, settings) if settings is not None else None
     ref = account.credentials_ref
     return AccountListing(
         id=account.id, name=account.name, platform_account_id=account.platform_account_id,
@@ -264,7 +280,9 @@ def _listing(session: Session, account: AdAccount, *, default_types: str) -> Acc
         is_active=account.is_active,
         result_action_types=account.result_action_types or default_types,
         last_synced_at=account.last_synced_at, needs_attention=account.needs_attention,
-        last_sync_status=last_status)
+        last_sync_status=last_status,
+        broken_since=health.since if health and health.broken else None,
+        failed_in_a_row=health.failed_in_a_row if health else 0)
 
 
 def syncable_account_ids(*, session_factory: sessionmaker[Session]) -> list[int]:
@@ -357,19 +375,21 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
     except MetaAuthError as exc:
         message = scrub_secrets(str(exc.message), [token])
         _finish_failed(session_factory, run_id, account_id, summary, message,
-                       attention=_attention_text(exc, credentials_ref))
+                       attention=_attention_text(exc, credentials_ref), settings=settings)
         summary.status, summary.error_exit_code = "needs_attention", exc.exit_code
         summary.reason = message
         log.error("account %r needs attention: %s", summary.account_name, message)
     except AdsentinelError as exc:  # Meta refused, malformed payload, missing token, settings
         message = scrub_secrets(str(exc), [token])
-        _finish_failed(session_factory, run_id, account_id, summary, message)
+        _finish_failed(session_factory, run_id, account_id, summary, message,
+                       settings=settings)
         summary.status, summary.reason, summary.error_exit_code = "failed", message, exc.exit_code
         log.error("account %r: sync failed, nothing written: %s", summary.account_name, message)
     except BaseException as exc:
         try:
             _finish_failed(session_factory, run_id, account_id, summary,
-                           scrub_secrets(f"{type(exc).__name__}: {exc}", [token]))
+                           scrub_secrets(f"{type(exc).__name__}: {exc}", [token]),
+                           settings=settings)
         except Exception:  # noqa: BLE001 - the database may be what failed; report the cause
             log.exception("account %r: could not record the failed sync", summary.account_name)
         raise
@@ -493,15 +513,56 @@ def _start_run(session_factory: sessionmaker[Session], account_id: int) -> int:
 
 
 def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_id: int,
-                   summary: SyncSummary, message: str, attention: str | None = None) -> None:
+                   summary: SyncSummary, message: str, attention: str | None = None, *,
+                   settings: Settings) -> None:
+    """Record the failed run and, in the same transaction, tell the account's alert channels
+    once when the sync is now broken (see :mod:`adsentinel.sync.health`)."""
     with session_factory() as session, session.begin():
         run = session.get(SyncRun, run_id)
         run.status = TrainingStatus.failed.value
         run.finished_at = datetime.now(timezone.utc)
-        run.since, run.until = summary.since, summary.until
+        if summary.since is not None:  # a failed run keeps what it managed to store
+            run.since, run.until = summary.since, summary.until
         run.error = message
+        account = session.get(AdAccount, account_id)
         if attention is not None:
-            session.get(AdAccount, account_id).needs_attention = attention
+            account.needs_attention = attention
+        session.flush()
+        health = _health(session, account, settings)
+        if health.broken:
+            queued = _queue_broken_message(session, account, health, settings)
+            if queued:
+                log.warning("account %r: sync broken since %s; %d alert channel(s) told",
+                            account.name, health.since, queued)
+
+
+def _health(session: Session, account: AdAccount, settings: Settings) -> SyncHealth:
+    runs = session.execute(
+        select(SyncRun.id, SyncRun.status, SyncRun.started_at, SyncRun.error)
+        .where(SyncRun.account_id == account.id)
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(_HEALTH_RUNS)).all()
+    return sync_health([RunOutcome(*run) for run in runs],
+                       needs_attention=account.needs_attention,
+                       alert_after=settings.sync_alert_after_failures)
+
+
+def _queue_broken_message(session: Session, account: AdAccount, health: SyncHealth,
+                          settings: Settings) -> int:
+    """One "sync broken" message per active alert channel and failure streak."""
+    payload = broken_payload(account_id=account.id, account_name=account.name,
+                             currency=account.currency, health=health,
+                             needs_attention=account.needs_attention,
+                             url=settings.public_url.rstrip("/") + "/")
+    channels = session.scalars(select(AlertChannel.id).where(
+        AlertChannel.account_id == account.id, AlertChannel.is_active.is_(True))).all()
+    now = datetime.now(timezone.utc)
+    messages = [outbox.NewMessage(
+        channel_id=channel_id, anomaly_id=None, kind=SYNC_BROKEN,
+        idempotency_key=hashlib.sha256(
+            f"{channel_id}|{SYNC_BROKEN}|{health.first_failed_run_id}".encode()).hexdigest(),
+        subject=subject_of(payload), payload=payload, next_attempt_at=now)
+        for channel_id in channels]
+    return outbox.enqueue(session, messages, now)
 
 
 def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: int,
