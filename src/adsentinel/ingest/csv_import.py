@@ -1,9 +1,12 @@
-"""Importing an insights CSV into the database: one transaction, streamed, set-based.
+"""Importing an insights file (CSV or XLSX) into the database: one transaction, streamed,
+set-based.
 
 How a file flows:
 
-1. Lines are parsed and validated one by one (:mod:`adsentinel.ingest.csv_rows`) and streamed in
-   batches into a temporary staging table, so memory stays bounded whatever the file size.
+1. Lines are parsed and validated one by one (:mod:`adsentinel.ingest.csv_rows`, after a first
+   pass that decides the file's local number and date formats) and streamed in batches into a
+   temporary staging table, so memory stays bounded whatever the file size. The export's
+   summary row is skipped and counted (``ImportSummary.skipped``).
 2. Checks that span lines run in SQL on the staging table: the same ad and day twice with
    different numbers, an ad under two ad sets (or an ad set under two campaigns), a date in the
    account's future, a parent that contradicts what the database already holds.
@@ -33,7 +36,8 @@ from sqlalchemy.orm import Session
 
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import InputFileError, InputProblem
-from adsentinel.ingest.csv_rows import MAX_TEXT, InsightRow, iter_insight_rows
+from adsentinel.ingest.csv_rows import (MAX_TEXT, InsightRow, SkippedLine,
+                                        control_character_problem, iter_insight_rows)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class ImportSummary:
     last_day: date | None = None
     problems: list[InputProblem] = field(default_factory=list)
     problems_total: int = 0
+    skipped: list[SkippedLine] = field(default_factory=list)
 
 
 class _ProblemLog:
@@ -112,9 +117,9 @@ def import_insights_csv(
         if problems.total and not skip_invalid:
             raise _as_error(problems)  # rolls the whole transaction back
         _merge_staged(conn, dialect, summary, problems, now)
-    log.info("imported %s: %d rows, %d new days, %d restated, %d unchanged", path,
-             summary.rows_imported, summary.days_new, summary.days_restated,
-             summary.days_unchanged)
+    log.info("imported %s: %d rows, %d new days, %d restated, %d unchanged, %d summary line(s) "
+             "skipped", path, summary.rows_imported, summary.days_new, summary.days_restated,
+             summary.days_unchanged, len(summary.skipped))
     return summary
 
 
@@ -174,7 +179,7 @@ def _check_account_option(file: str, name: str) -> None:
     else:
         wrong = ("is empty" if not name.strip() else
                  f"is longer than {limit} characters ({len(name)})" if len(name) > limit else
-                 "contains a NUL character" if "\x00" in name else None)
+                 control_character_problem(name))
     if wrong:
         raise InputFileError([InputProblem(file, None, "account_name", f"--account {wrong}")],
                              hint=f"name the account in at most {limit} characters of text")
@@ -251,6 +256,9 @@ def _stream_into_staging(conn, d, path, account_name, problems, summary, on_byte
 
     def valid_rows() -> Iterable[tuple]:
         for item in iter_insight_rows(path, on_bytes=on_bytes):
+            if isinstance(item, SkippedLine):
+                summary.skipped.append(item)
+                continue
             summary.rows_read += 1
             if isinstance(item, list):
                 problems.add(item)

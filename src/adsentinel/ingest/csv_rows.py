@@ -1,33 +1,47 @@
-"""Reading and validating the rows of an insights CSV, one at a time (streaming).
+"""Reading and validating the rows of an insights file (CSV or XLSX), one at a time (streaming).
 
-:func:`iter_insight_rows` yields either a validated :class:`InsightRow` or the
-:class:`~adsentinel.errors.InputProblem` list explaining why the line was refused. It never holds
-more than one line in memory; duplicate and hierarchy checks across lines happen in the database
-(see :mod:`adsentinel.ingest.csv_import`).
+:func:`iter_insight_rows` yields a validated :class:`InsightRow`, the
+:class:`~adsentinel.errors.InputProblem` list explaining why the line was refused, or a
+:class:`SkippedLine` (the export's summary row). It never holds more than one line in memory;
+duplicate and hierarchy checks across lines happen in the database (see
+:mod:`adsentinel.ingest.csv_import`).
+
+Local formats: a first pass over the file decides its number formats and date order
+(:mod:`adsentinel.ingest.number_formats`); each line's numbers and dates are then rewritten to
+the canonical ``1564.97`` / ``YYYY-MM-DD`` before the checks, so ``1.564,97`` and ``1,564.97``
+import the same.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import BinaryIO
 
 from adsentinel.errors import InputFileError, InputProblem
 from adsentinel.ingest.csv_columns import COUNT_FIELDS, ColumnLayout, resolve_columns
+from adsentinel.ingest.number_formats import (NUMBER_COLUMNS, FileFormats, FormatEvidence,
+                                              decide_formats)
+from adsentinel.ingest.table_files import Table, open_table
+from adsentinel.ingest.xlsx_rows import StoredNumber
 
 #: the largest count, and amount of money, one line may hold: far above any ad's day, and the sums
 #: over an ad set's or a campaign's ads still fit the database's 64-bit integers
 MAX_COUNT = 10**12
 MAX_AMOUNT = 10**12
+#: the first day a row may hold (the future is checked per account, in its timezone)
+FIRST_DAY = date(1970, 1, 1)
 #: the longest text of each field, as long as its database column
 MAX_TEXT = {"account_id": 64, "account_name": 200, "campaign_name": 400, "adset_name": 400,
             "ad_name": 400}
+#: C0 and C1 control characters (line breaks, NUL, escapes...): refused in ids and names, where a
+#: line break would break an alert e-mail's subject or a chat message
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
 _HEADER_HINT = "the first line must name the columns; see the README's import format"
+_TEXT_HINT = "names and ids are one line of printable text"
 
 
 @dataclass(slots=True)
@@ -54,83 +68,66 @@ class InsightRow:
     revenue: float | None
 
 
-class _ProgressReader(io.RawIOBase):
-    """Binary reader that reports how many bytes have been consumed."""
+@dataclass(frozen=True, slots=True)
+class SkippedLine:
+    """A line read but not imported on purpose (Ads Manager's summary row), and why."""
 
-    def __init__(self, raw: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
-        self._raw = raw
-        self._on_bytes = on_bytes
+    line: int
+    reason: str
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, buffer) -> int:
-        count = self._raw.readinto(buffer)
-        if count and self._on_bytes:
-            self._on_bytes(count)
-        return count or 0
+def control_character_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a name or id (a control character), or ``None``."""
+    found = CONTROL_CHARACTER.search(value)
+    if found is None:
+        return None
+    return f"contains a control character (U+{ord(found.group()):04X}); {_TEXT_HINT}"
 
 
 def iter_insight_rows(
     path: Path, *, on_bytes: Callable[[int], None] | None = None
-) -> Iterator[InsightRow | list[InputProblem]]:
-    """Yield each data line of ``path`` as a row or as the problems found in it.
+) -> Iterator[InsightRow | list[InputProblem] | SkippedLine]:
+    """Yield each data line of ``path`` as a row, the problems found in it, or a skipped line.
 
     Raises :class:`InputFileError` at once for file-level problems (unreadable file, not UTF-8,
     missing columns), since no line could be read correctly then.
     """
     file = str(path)
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed in finally
-    except OSError as exc:
-        raise InputFileError([InputProblem(file, None, None, f"cannot open: {exc.strerror}")],
-                             hint="check the path") from None
-    try:
-        text = io.TextIOWrapper(io.BufferedReader(_ProgressReader(raw, on_bytes), 1 << 20),
-                                encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
-        try:
-            headers = next(reader)
-        except StopIteration:
-            raise InputFileError([InputProblem(file, None, None, "file is empty")],
-                                 hint=_HEADER_HINT) from None
-        except UnicodeDecodeError:
-            raise _not_utf8(file) from None
-        except csv.Error as exc:
-            raise _malformed(file, reader.line_num, exc) from None
-        layout, problems = resolve_columns(headers, file)
-        if problems:
-            raise InputFileError(problems, hint=_HEADER_HINT)
-        parse = _row_parser(layout, file, len(headers))
-        try:
-            for fields in reader:
-                if not fields or (len(fields) == 1 and not fields[0].strip()):
-                    continue  # blank line
-                yield parse(fields, reader.line_num)
-        except UnicodeDecodeError:
-            raise _not_utf8(file) from None
-        except csv.Error as exc:
-            raise _malformed(file, reader.line_num, exc) from None
-    finally:
-        raw.close()
+    table = open_table(path)
+    layout, problems = resolve_columns(table.headers, file, table.header_line)
+    if problems:
+        raise InputFileError(problems, hint=f"{table.describe_reading()}; {_HEADER_HINT}")
+    formats = scan_formats(table, layout)
+    parse = _row_parser(layout, file, len(table.headers), formats)
+    for line, fields in table.rows(on_bytes):
+        yield parse(fields, line)
 
 
-def _malformed(file: str, line: int, exc: csv.Error) -> InputFileError:
-    return InputFileError([InputProblem(file, line, None, f"malformed CSV: {exc}")],
-                          hint="check the quoting of that line (a field holding commas, quotes "
-                               "or line breaks is quoted, its quotes doubled)")
+def scan_formats(table: Table, layout: ColumnLayout) -> FileFormats:
+    """First pass: the number format of each column and the date order, from the values that
+    show them (see :mod:`adsentinel.ingest.number_formats`)."""
+    evidence = FormatEvidence()
+    numbers = [(name, layout.position(name)) for name in NUMBER_COLUMNS
+               if layout.position(name) is not None]
+    dates = [p for p in (layout.position("date"), layout.position("date_end")) if p is not None]
+    for line, fields in table.rows():
+        for name, position in numbers:
+            if position < len(fields):
+                cell = fields[position]
+                if ("," in cell or "." in cell) and not isinstance(cell, StoredNumber):
+                    evidence.see_number(name, cell.strip(), line)
+        for position in dates:
+            if position < len(fields) and "/" in fields[position]:
+                evidence.see_date(fields[position].strip(), line)
+    return decide_formats(evidence, day_first_by_default=layout.day_first_dates)
 
 
-def _not_utf8(file: str) -> InputFileError:
-    return InputFileError([InputProblem(file, None, None, "not UTF-8 text")],
-                          hint="export the CSV as UTF-8 (Ads Manager: Export > CSV)")
-
-
-def _row_parser(layout: ColumnLayout, file: str,
-                width: int) -> Callable[[list[str], int], InsightRow | list[InputProblem]]:
+def _row_parser(layout: ColumnLayout, file: str, width: int, formats: FileFormats
+                ) -> Callable[[list[str], int], InsightRow | list[InputProblem] | SkippedLine]:
     """Build the per-line parser once, with every column position resolved up front."""
     pos = layout.position
     p_date, p_campaign, p_adset, p_ad = pos("date"), pos("campaign_id"), pos("adset_id"), pos("ad_id")
+    p_date_end = pos("date_end") if layout.dates_are_periods else None
     p_spend = pos("spend")
     p_counts = [(name, pos(name)) for name in COUNT_FIELDS]
     optional_text = {name: pos(name) for name in
@@ -138,6 +135,7 @@ def _row_parser(layout: ColumnLayout, file: str,
                       "ad_name")}
     p_conversions, p_revenue = pos("conversions"), pos("revenue")
     header_currency = layout.currency_from_header
+    localise = _localiser(layout, file, formats)
 
     def text_at(fields: list[str], position: int | None) -> str | None:
         if position is None or position >= len(fields):
@@ -147,6 +145,7 @@ def _row_parser(layout: ColumnLayout, file: str,
 
     from_iso = date.fromisoformat
     isfinite = math.isfinite
+    has_control = CONTROL_CHARACTER.search
     p_impressions, p_clicks, p_leads, p_reach = (position for _, position in p_counts)
     p_account, p_account_name = optional_text["account_id"], optional_text["account_name"]
     p_currency = optional_text["currency"]
@@ -155,11 +154,16 @@ def _row_parser(layout: ColumnLayout, file: str,
     p_texts = (p_account, p_account_name, *p_names)
     text_limits = tuple(MAX_TEXT[name] for name in ("account_id", "account_name", "campaign_name",
                                                     "adset_name", "ad_name"))
+    first_day = FIRST_DAY
 
-    def parse(fields: list[str], line: int) -> InsightRow | list[InputProblem]:
-        """Fast path for the common, valid line; anything unusual takes the careful path."""
+    def parse(fields: list[str], line: int) -> InsightRow | list[InputProblem] | SkippedLine:
+        """Local formats first; then a fast path for the common, valid line, and the careful
+        path for anything unusual."""
+        fields, problems = localise(fields, line)
+        if problems:
+            return problems
         try:
-            if len(fields) != width:
+            if len(fields) != width or p_date_end is not None:
                 raise ValueError
             text = fields[p_date]
             if len(text) != 10 or text[4] != "-" or text[7] != "-":
@@ -168,7 +172,7 @@ def _row_parser(layout: ColumnLayout, file: str,
             campaign, adset, ad = fields[p_campaign], fields[p_adset], fields[p_ad]
             if not (0 < len(campaign) <= 64 and 0 < len(adset) <= 64 and 0 < len(ad) <= 64):
                 raise ValueError
-            if "\x00" in campaign or "\x00" in adset or "\x00" in ad:
+            if day < first_day or has_control(campaign + adset + ad):
                 raise ValueError
             spend_text = fields[p_spend]
             spend = float(spend_text) if spend_text else 0.0
@@ -189,7 +193,7 @@ def _row_parser(layout: ColumnLayout, file: str,
                 raise ValueError
             texts = [(fields[p].strip() or None) if p is not None else None for p in p_texts]
             for value, limit in zip(texts, text_limits):
-                if value is not None and (len(value) > limit or "\x00" in value):
+                if value is not None and (len(value) > limit or has_control(value)):
                     raise ValueError
         except (ValueError, IndexError, TypeError):
             return careful_parse(fields, line)
@@ -198,7 +202,7 @@ def _row_parser(layout: ColumnLayout, file: str,
             texts[2], adset, texts[3], ad, texts[4], spend, impressions, clicks, leads, reach,
             None, None)
 
-    def careful_parse(fields: list[str], line: int) -> InsightRow | list[InputProblem]:
+    def careful_parse(fields: list[str], line: int) -> InsightRow | list[InputProblem] | SkippedLine:
         problems: list[InputProblem] = []
 
         def problem(column: str, message: str) -> None:
@@ -206,7 +210,15 @@ def _row_parser(layout: ColumnLayout, file: str,
 
         if len(fields) < width:
             fields = fields + [""] * (width - len(fields))
+        summary = _summary_row(fields, p_date, p_date_end, (p_campaign, p_adset, p_ad))
+        if summary:
+            return SkippedLine(line, summary)
         day = _parse_day(fields[p_date].strip(), lambda m: problem("date", m))
+        if day is not None and p_date_end is not None and fields[p_date_end].strip():
+            last = _parse_day(fields[p_date_end].strip(), lambda m: problem("date_end", m))
+            if last is not None and last != day:
+                problem("date_end", f"the row covers {day} to {last}, not one day; export with "
+                                    f"the breakdown by day (Breakdown > By time > Day)")
         ids = {}
         for name, position in (("campaign_id", p_campaign), ("adset_id", p_adset), ("ad_id", p_ad)):
             value = fields[position].strip()
@@ -214,16 +226,16 @@ def _row_parser(layout: ColumnLayout, file: str,
                 problem(name, "is empty")
             elif len(value) > 64:
                 problem(name, f"is longer than 64 characters ({len(value)})")
-            elif "\x00" in value:
-                problem(name, "contains a NUL character")
+            elif control_character_problem(value):
+                problem(name, control_character_problem(value))
             ids[name] = value
         texts = {}
         for name, position in optional_text.items():
             value = texts[name] = text_at(fields, position)
             if value is not None and name in MAX_TEXT and len(value) > MAX_TEXT[name]:
                 problem(name, f"is longer than {MAX_TEXT[name]} characters ({len(value)})")
-            elif value is not None and name in MAX_TEXT and "\x00" in value:
-                problem(name, "contains a NUL character")
+            elif value is not None and control_character_problem(value):
+                problem(name, control_character_problem(value))
         spend = _parse_money(fields[p_spend], lambda m: problem("spend", m))
         counts = {name: _parse_count(fields[position], lambda m, n=name: problem(n, m))
                   for name, position in p_counts}
@@ -266,13 +278,75 @@ def _row_parser(layout: ColumnLayout, file: str,
     return parse
 
 
+def _localiser(layout: ColumnLayout, file: str, formats: FileFormats
+               ) -> Callable[[list[str], int], tuple[list[str], list[InputProblem]]]:
+    """Rewrite a line's local numbers (``1.564,97``) and slashed dates (``01/10/2026``) to the
+    canonical ``1564.97`` and ``2026-10-01``; a value the file's format cannot read is a problem."""
+    numbers = [(name, layout.position(name)) for name in NUMBER_COLUMNS
+               if layout.position(name) is not None]
+    dates = [(name, layout.position(name)) for name in ("date", "date_end")
+             if layout.position(name) is not None]
+    number_text, date_text = formats.number_text, formats.date_text
+
+    def localise(fields: list[str], line: int) -> tuple[list[str], list[InputProblem]]:
+        problems: list[InputProblem] = []
+        copied = False
+        for name, position in numbers:
+            if position >= len(fields):
+                continue
+            cell = fields[position]
+            if ("," not in cell and "." not in cell) or isinstance(cell, StoredNumber):
+                continue
+            canonical, why = number_text(name, cell.strip())
+            if why:
+                problems.append(InputProblem(file, line, name, why))
+            elif canonical != cell:
+                if not copied:
+                    fields, copied = list(fields), True
+                fields[position] = canonical
+        for name, position in dates:
+            if position < len(fields) and "/" in fields[position]:
+                canonical, why = date_text(fields[position].strip())
+                if why:
+                    problems.append(InputProblem(file, line, name, why))
+                elif canonical != fields[position]:
+                    if not copied:
+                        fields, copied = list(fields), True
+                    fields[position] = canonical
+        return fields, problems
+
+    return localise
+
+
+def _summary_row(fields: list[str], p_date: int, p_date_end: int | None,
+                 id_positions: tuple[int, int, int]) -> str | None:
+    """Why this line is the export's summary row (Ads Manager's "Include summary row": no
+    campaign, ad set or ad id, and no single day, or a cell reading "Total"), or ``None``."""
+    if any(fields[p].strip() for p in id_positions):
+        return None
+    day = fields[p_date].strip()
+    if not day:
+        return "summary row: no ids and no day"
+    if p_date_end is not None and fields[p_date_end].strip() not in ("", day):
+        return "summary row: no ids, and it covers several days"
+    if any(cell.strip().casefold().startswith(("total", "resultados totais", "resultados totales"))
+           for cell in fields):
+        return "summary row: no ids, and a cell reads 'Total'"
+    return None
+
+
 def _parse_day(value: str, report: Callable[[str], None]) -> date | None:
     if len(value) == 10 and value[4] in "-/" and value[7] == value[4]:
         try:
-            return date(int(value[0:4]), int(value[5:7]), int(value[8:10]))
+            day = date(int(value[0:4]), int(value[5:7]), int(value[8:10]))
         except ValueError:
             pass
-    report(f"unknown date format {value!r}; expected YYYY-MM-DD")
+        else:
+            if day >= FIRST_DAY:
+                return day
+            report(f"{value} is before {FIRST_DAY}; dates run from {FIRST_DAY} to today")
+            return None
+    report(f"unknown date format {value!r}; expected YYYY-MM-DD or dd/mm/yyyy")
     return None
 
 
