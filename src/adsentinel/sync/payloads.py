@@ -13,9 +13,10 @@ to ``lead`` would count the same leads twice; :func:`parse_result_action_types` 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from adsentinel.errors import ConfigError
@@ -35,6 +36,12 @@ INSIGHT_FIELDS = ("date_start", "date_stop", "campaign_id", "campaign_name", "ad
 #: what ad set and campaign level insights are read for: their own (deduplicated) reach
 PARENT_REACH_FIELDS = ("date_start", "date_stop", "adset_id", "campaign_id", "reach")
 ACCOUNT_FIELDS = ("account_id", "name", "currency", "timezone_name", "account_status")
+#: the first day an insights row may hold; the last is today in the account's zone, checked
+#: when the rows are stored (``upsert_ad_insight_rows``); here, today anywhere on Earth (UTC+14)
+EARLIEST_DAY = date(1970, 1, 1)
+_FURTHEST_AHEAD = timedelta(hours=14)
+#: C0 and C1 control characters: a line break in a name would break an alert's e-mail subject
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: what ``accounts discover`` shows of each readable ad account
 DISCOVERY_FIELDS = ("id", "account_id", "name", "currency", "timezone_name", "account_status")
 
@@ -263,6 +270,8 @@ def _text(data: Mapping[str, Any], field: str, where: str, *, required: bool) ->
         return None
     if not isinstance(value, str):
         raise _problem(where, field, value, "a string")
+    if _CONTROL_CHARACTER.search(value):
+        raise _problem(where, field, value, "one line of text without control characters")
     return value
 
 
@@ -281,9 +290,14 @@ def _day(data: Mapping[str, Any], field: str, where: str) -> date:
     value = data.get(field)
     if isinstance(value, str) and len(value) == 10:
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            latest = (datetime.now(timezone.utc) + _FURTHEST_AHEAD).date()
+            if EARLIEST_DAY <= day <= latest:
+                return day
+            raise _problem(where, field, value, f"a day from {EARLIEST_DAY} to today")
     raise _problem(where, field, value, "a date as YYYY-MM-DD")
 
 
