@@ -178,6 +178,16 @@ class Settings(BaseSettings):
 
     # --- misc ----------------------------------------------------------------------------------
     log_level: str = Field(default="INFO")
+    log_format: str = Field(
+        default="text", pattern=r"^(text|json)$",
+        description="text: readable lines for a terminal; json: one JSON object per line "
+        "(with account, task and run id) for a log collector.",
+    )
+    worker_metrics_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port on which `adsentinel worker` serves Prometheus metrics (all its "
+        "processes together); 0: none.",
+    )
 
     @field_validator("*", mode="before")
     @classmethod

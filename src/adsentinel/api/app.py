@@ -134,6 +134,10 @@ def create_app(settings: Settings, *, dispatcher: JobDispatcher | None = None,
     _install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(dashboard_router)
+    from adsentinel.api import routes_metrics, routes_status
+
+    app.include_router(routes_status.router)  # /api/v1/status, /health/ready
+    routes_metrics.install(app)  # /metrics, and request counts and latencies by route
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

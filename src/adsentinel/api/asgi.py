@@ -12,7 +12,11 @@ SERVE_JOBS_ENV = "_ADSENTINEL_SERVE_JOBS"
 
 
 def app_from_environment() -> FastAPI:
+    """The app of one server process: settings from the environment, logging set up from them."""
     from adsentinel.api import create_app
-    from adsentinel.cli.app import get_settings  # the settings, and the CLI's logging
+    from adsentinel.config import load_settings
+    from adsentinel.logging_setup import configure_from_settings
 
-    return create_app(get_settings(), jobs=os.environ.get(SERVE_JOBS_ENV, "celery"))
+    settings = load_settings()
+    configure_from_settings(settings)
+    return create_app(settings, jobs=os.environ.get(SERVE_JOBS_ENV, "celery"))

@@ -51,8 +51,9 @@ def serve(
                   f"(database {settings.masked()['database_url']}, jobs {dispatcher}"
                   + (f", {workers} server processes" if workers > 1 else "") + ")",
                   highlight=False)
+    # log_config=None: uvicorn's records go through adsentinel's handler (ADSENTINEL_LOG_FORMAT)
     options = dict(host=host, port=port, log_level=settings.log_level.lower(),
-                   proxy_headers=True, server_header=False)
+                   proxy_headers=True, server_header=False, log_config=None)
     if workers == 1:
         uvicorn.run(application, **options)
         return

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 
 from adsentinel.config import Settings, load_settings
 from adsentinel.errors import AdsentinelError
+from adsentinel.logging_setup import configure_from_settings
 
 app = typer.Typer(
     name="adsentinel",
@@ -31,19 +30,8 @@ err_console = Console(stderr=True)
 def get_settings() -> Settings:
     """Settings for this command, and logging configured from them."""
     settings = load_settings()
-    _configure_logging(settings.log_level)
+    configure_from_settings(settings)
     return settings
-
-
-def _configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if any(isinstance(h, RichHandler) for h in root.handlers):
-        root.setLevel(level)
-        return
-    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
-    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler])
-    for noisy in ("alembic", "sqlalchemy"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 def main() -> None:

@@ -17,9 +17,17 @@ def worker(
     queues: Annotated[str, typer.Option("-Q", "--queues", help="Queues to consume.")] = "training,detection,alerts",
     concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     hostname: Annotated[str | None, typer.Option("-n", "--hostname", help="Node name.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Serve Prometheus metrics of all this worker's processes on "
+        "this port (default ADSENTINEL_WORKER_METRICS_PORT; 0: none).")] = None,
 ) -> None:
     """Run a Celery worker (production mode; needs the broker at ADSENTINEL_BROKER_URL)."""
     settings = get_settings()
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port:  # before the worker app (and prometheus-client) is imported
+        from adsentinel.worker.observability import prepare_worker_metrics
+
+        prepare_worker_metrics(port)
     from adsentinel.worker.app import celery_app
 
     # Mingle, gossip and event heartbeats are cluster chatter adsentinel does not use (remote

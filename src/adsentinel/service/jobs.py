@@ -146,7 +146,8 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
         log.exception("account %s: planning alerts failed", account_id)
         alerts = {"error": f"{type(exc).__name__}: {exc}"}
     return {"account_id": account_id, "anomalies": len(stored), "by_severity": by_severity,
-            "alerts": alerts, "retrain_campaigns": retrain}
+            "alerts": alerts, "retrain_campaigns": retrain,
+            "refused_models": 0 if store is None else len(store.refused)}
 
 
 def retrain_refused(*, session_factory: sessionmaker[Session], settings: Settings,

@@ -61,3 +61,6 @@ def _fresh_connections_after_fork(**_kwargs) -> None:
     from adsentinel.worker.runtime import _runtime_for
 
     _runtime_for.cache_clear()
+
+
+from adsentinel.worker import observability  # noqa: E402,F401  (task log context, metrics)

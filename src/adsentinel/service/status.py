@@ -1,0 +1,324 @@
+"""Status at a glance: per account, how fresh the data is, how the last sync, training and
+detection went, what the alert outbox holds, and what needs a person's attention.
+
+One read of a handful of set-based queries (no per-account loop), so that ``adsentinel status``,
+``GET /api/v1/status`` and the Prometheus scrape (:mod:`adsentinel.api.routes_metrics`) cost the
+same small amount whatever the number of accounts. What needs attention is decided by small
+named rules (:data:`ATTENTION_RULES`), applied in order, each one sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, select, true
+from sqlalchemy.orm import Session, sessionmaker
+
+from adsentinel.db.models import (
+    AdAccount,
+    AlertChannel,
+    AlertOutbox,
+    Anomaly,
+    AnomalyStatus,
+    DailyInsight,
+    Entity,
+    SyncRun,
+    TrainingRun,
+    TrainingStatus,
+)
+
+#: beyond these ages a job that should run on a schedule is reported as late
+SYNC_LATE = timedelta(hours=3)
+DETECTION_LATE = timedelta(hours=3)
+TRAINING_LATE = timedelta(hours=36)
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One sync or training run: when, how it ended, how long it took, what it did."""
+
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    duration_seconds: float | None
+    counts: dict[str, Any] | None
+    error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {"started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
+                "status": self.status, "duration_seconds": self.duration_seconds,
+                "counts": self.counts, "error": self.error}
+
+
+@dataclass
+class AccountStatus:
+    """Everything ``adsentinel status`` says about one account."""
+
+    account_id: int
+    name: str
+    is_active: bool
+    syncs_from_meta: bool
+    needs_attention: str | None
+    last_complete_day: date | None = None
+    last_partial_update: datetime | None = None
+    last_sync: RunOutcome | None = None
+    last_successful_sync: RunOutcome | None = None
+    last_training: RunOutcome | None = None
+    last_successful_training: RunOutcome | None = None
+    last_detection_at: datetime | None = None
+    open_anomalies: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+    attention: list[str] = field(default_factory=list)
+
+    @property
+    def models(self) -> dict[str, int]:
+        """Models trained, skipped and failed by the last successful training (all levels)."""
+        totals = {"trained": 0, "skipped": 0, "failed": 0}
+        run = self.last_successful_training
+        for per_level in ((run.counts or {}).values() if run else ()):
+            for key in totals:
+                totals[key] += int((per_level or {}).get(key, 0))
+        return totals
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (the API's answer)."""
+        return {
+            "account_id": self.account_id, "name": self.name, "is_active": self.is_active,
+            "syncs_from_meta": self.syncs_from_meta, "needs_attention": self.needs_attention,
+            "last_complete_day": _iso(self.last_complete_day),
+            "last_partial_update": _iso(self.last_partial_update),
+            "last_sync": _outcome(self.last_sync),
+            "last_successful_sync": _outcome(self.last_successful_sync),
+            "last_training": _outcome(self.last_training),
+            "last_successful_training": _outcome(self.last_successful_training),
+            "last_detection_at": _iso(self.last_detection_at),
+            "models": self.models,
+            "open_anomalies": self.open_anomalies, "alerts": self.alerts,
+            "attention": self.attention,
+        }
+
+
+def account_statuses(*, session_factory: sessionmaker[Session],
+                     account_filter: Callable[[Any], ColumnElement[bool]] | None = None,
+                     now: datetime | None = None, with_freshness: bool = True,
+                     ) -> list[AccountStatus]:
+    """The status of every account ``account_filter`` keeps (a WHERE clause built on an
+    account-id column, as :meth:`adsentinel.api.auth.Principal.account_filter`), by name.
+
+    ``with_freshness`` reads the last complete day and partial update from ``daily_insights``
+    (the three latest days only); the metrics scrape leaves it out.
+    """
+    keep = account_filter or (lambda _column: true())
+    now = now or datetime.now(timezone.utc)
+    with session_factory() as session:
+        statuses = {a.id: AccountStatus(a.id, a.name, a.is_active,
+                                        bool(a.platform_account_id and a.credentials_ref),
+                                        a.needs_attention)
+                    for a in session.scalars(select(AdAccount).where(keep(AdAccount.id))
+                                             .order_by(AdAccount.name))}
+        if not statuses:
+            return []
+        _read_runs(session, SyncRun, keep, statuses, "sync")
+        _read_runs(session, TrainingRun, keep, statuses, "training")
+        for account_id, judged in session.execute(
+                select(Entity.account_id, func.max(Entity.judged_at))
+                .where(keep(Entity.account_id)).group_by(Entity.account_id)):
+            statuses[account_id].last_detection_at = _aware(judged)
+        _read_anomalies(session, keep, statuses)
+        _read_alerts(session, keep, statuses)
+        if with_freshness:
+            _read_freshness(session, keep, statuses)
+    for status in statuses.values():
+        status.attention = [message for rule in ATTENTION_RULES
+                            if (message := rule(status, now)) is not None]
+    return list(statuses.values())
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _read_runs(session: Session, table, keep, statuses: dict[int, AccountStatus],
+               kind: str) -> None:
+    """The latest run and the latest successful run of each account."""
+    for successful_only in (False, True):
+        condition = keep(table.account_id)
+        if successful_only:
+            condition = and_(condition, table.status == TrainingStatus.succeeded.value)
+        rank = func.row_number().over(partition_by=table.account_id,
+                                      order_by=(table.started_at.desc(), table.id.desc()))
+        ranked = select(table, rank.label("rank")).where(condition).subquery()
+        latest = select(ranked).where(ranked.c.rank == 1)
+        for row in session.execute(latest).mappings():
+            outcome = RunOutcome(
+                started_at=_aware(row["started_at"]), finished_at=_aware(row["finished_at"]),
+                status=row["status"], duration_seconds=_duration(row),
+                counts=row["counts"], error=row["error"])
+            name = f"last_successful_{kind}" if successful_only else f"last_{kind}"
+            setattr(statuses[row["account_id"]], name, outcome)
+
+
+def _duration(row) -> float | None:
+    if row.get("duration_seconds") is not None:
+        return float(row["duration_seconds"])
+    if row["finished_at"] is None:
+        return None
+    return round((_aware(row["finished_at"]) - _aware(row["started_at"])).total_seconds(), 3)
+
+
+def _read_anomalies(session: Session, keep, statuses: dict[int, AccountStatus]) -> None:
+    for account_id, severity, count in session.execute(
+            select(Anomaly.account_id, Anomaly.severity, func.count())
+            .where(keep(Anomaly.account_id), Anomaly.status == AnomalyStatus.open.value)
+            .group_by(Anomaly.account_id, Anomaly.severity)):
+        statuses[account_id].open_anomalies[severity] = count
+
+
+def _read_alerts(session: Session, keep, statuses: dict[int, AccountStatus]) -> None:
+    """Outbox rows per account: pending (never tried), retrying (tried, due again), sent,
+    failed (gave up after ``ALERT_MAX_ATTEMPTS``)."""
+    state = case((and_(AlertOutbox.status == "pending", AlertOutbox.attempts > 0), "retrying"),
+                 else_=AlertOutbox.status)
+    for status in statuses.values():
+        status.alerts = {"pending": 0, "retrying": 0, "sent": 0, "failed": 0}
+    for account_id, name, count in session.execute(
+            select(AlertChannel.account_id, state, func.count())
+            .join(AlertChannel, AlertChannel.id == AlertOutbox.channel_id)
+            .where(keep(AlertChannel.account_id))
+            .group_by(AlertChannel.account_id, state)):
+        statuses[account_id].alerts[name] = statuses[account_id].alerts.get(name, 0) + count
+
+
+def _read_freshness(session: Session, keep, statuses: dict[int, AccountStatus]) -> None:
+    """The last complete day and the last partial update of each account. One query reads the
+    last week of the whole table (an index range on ``day``); an account with nothing in that
+    week (stale) gets a query of its own."""
+    top = session.scalar(select(func.max(DailyInsight.day)))
+    if top is None:
+        return
+    complete = func.max(case((DailyInsight.is_complete.is_(True), DailyInsight.day)))
+    partial = func.max(case((DailyInsight.is_complete.is_(False),
+                             func.coalesce(DailyInsight.as_of, DailyInsight.updated_at))))
+
+    def read(condition) -> None:
+        for account_id, last_complete, last_partial in session.execute(
+                select(Entity.account_id, complete, partial)
+                .join(Entity, Entity.id == DailyInsight.entity_id)
+                .where(condition).group_by(Entity.account_id)):
+            statuses[account_id].last_complete_day = _as_date(last_complete)
+            statuses[account_id].last_partial_update = _aware(last_partial)
+
+    read(and_(keep(Entity.account_id), DailyInsight.day >= _as_date(top) - timedelta(days=7)))
+    for status in statuses.values():
+        if status.last_complete_day is None and status.last_partial_update is None:
+            read(Entity.account_id == status.account_id)
+
+
+# --- what needs attention ---------------------------------------------------------------------
+
+
+def _flagged(status: AccountStatus, _now: datetime) -> str | None:
+    return f"marked: {status.needs_attention}" if status.needs_attention else None
+
+
+def _last_sync_failed(status: AccountStatus, _now: datetime) -> str | None:
+    run = status.last_sync
+    if run is None or run.status != TrainingStatus.failed.value:
+        return None
+    return f"the last sync failed: {(run.error or 'no error recorded').splitlines()[0][:200]}"
+
+
+def _sync_late(status: AccountStatus, now: datetime) -> str | None:
+    if not (status.syncs_from_meta and status.is_active):
+        return None
+    last = status.last_successful_sync
+    if last is None:
+        return "never synced from Meta: run `adsentinel sync`"
+    if now - (last.finished_at or last.started_at) > SYNC_LATE:
+        return f"no successful sync for {_age(now, last.finished_at or last.started_at)}"
+    return None
+
+
+def _last_training_failed(status: AccountStatus, _now: datetime) -> str | None:
+    run = status.last_training
+    if run is None or run.status != TrainingStatus.failed.value:
+        return None
+    return f"the last training failed: {(run.error or 'no error recorded').splitlines()[0][:200]}"
+
+
+def _training_late(status: AccountStatus, now: datetime) -> str | None:
+    if not status.is_active:
+        return None
+    last = status.last_successful_training
+    if last is None:
+        return "never trained: run `adsentinel train` (statistical detection only until then)"
+    if now - last.started_at > TRAINING_LATE:
+        return f"no successful training for {_age(now, last.started_at)}"
+    return None
+
+
+def _detection_late(status: AccountStatus, now: datetime) -> str | None:
+    if not status.is_active:
+        return None
+    if status.last_detection_at is None:
+        return "never detected: run `adsentinel detect`"
+    if now - status.last_detection_at > DETECTION_LATE:
+        return f"no detection for {_age(now, status.last_detection_at)}"
+    return None
+
+
+def _alerts_failed(status: AccountStatus, _now: datetime) -> str | None:
+    failed = status.alerts.get("failed", 0)
+    return (f"{failed} alert(s) failed for good: see `adsentinel alerts outbox`"
+            if failed else None)
+
+
+def _critical_open(status: AccountStatus, _now: datetime) -> str | None:
+    critical = status.open_anomalies.get("critical", 0)
+    return f"{critical} critical anomaly(ies) open" if critical else None
+
+
+#: applied in order; each returns one sentence, or None when all is well
+ATTENTION_RULES: tuple[Callable[[AccountStatus, datetime], str | None], ...] = (
+    _flagged, _last_sync_failed, _sync_late, _last_training_failed, _training_late,
+    _detection_late, _alerts_failed, _critical_open,
+)
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def _aware(moment: datetime | str | None) -> datetime | None:
+    if moment is None:
+        return None
+    if isinstance(moment, str):  # SQLite hands back text from aggregate functions
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _as_date(day: date | str | None) -> date | None:
+    if day is None or isinstance(day, date):
+        return day
+    return date.fromisoformat(str(day)[:10])
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _outcome(run: RunOutcome | None) -> dict[str, Any] | None:
+    return None if run is None else run.as_dict()
+
+
+def _age(now: datetime, then: datetime) -> str:
+    hours = (now - then).total_seconds() / 3600
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+
+
+def needing_attention(statuses: Iterable[AccountStatus]) -> list[AccountStatus]:
+    """The accounts with at least one attention message."""
+    return [status for status in statuses if status.attention]
