@@ -59,29 +59,85 @@ def backtest(
                   highlight=False)
 
 
+README_START = "<!-- evaluation:start (written by adsentinel evaluate --readme) -->"
+README_END = "<!-- evaluation:end -->"
+
+
 @app.command()
 def evaluate(
-    seed: Annotated[int | None, typer.Option(help="Seed of the evaluation data (default: the preset's).")] = None,
+    world: Annotated[str, typer.Option(help="lab, field or both (decisions are taken on the worse).")] = "both",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds of each world.")] = "1,2,3,4",
     min_severity: Annotated[str, typer.Option(help="Count alarms at or above this severity.")] = "medium",
-    naive: Annotated[bool, typer.Option("--naive/--no-naive", help="Also run the plan's naive configuration.")] = True,
+    naive: Annotated[bool, typer.Option("--naive/--no-naive", help="Also run the plan's naive configuration.")] = False,
+    ablation: Annotated[bool, typer.Option("--ablation/--no-ablation", help="Also run without the forest.")] = True,
+    retrain_every: Annotated[int, typer.Option("--retrain-every", min=1, help="Refit forests every N days.")] = 7,
+    readme: Annotated[Path | None, typer.Option(help="Rewrite the evaluation table in this README.")] = None,
 ) -> None:
-    """Run the labelled synthetic suite and print recall, precision, false alarms and time to
-    detect, for adsentinel and for the plan's naive configuration side by side."""
-    from adsentinel.service.evaluation import evaluate_preset, results_table
+    """Judge the detector on the labelled worlds (see README, Evaluation): recall per kind and on
+    what an oracle could detect, precision per level per ad-day, false alarms per ad-month,
+    incident precision, time to detect; with the current settings."""
+    from adsentinel.evaluation.worlds import WORLDS, evaluate_worlds
+    from adsentinel.service.detection import detector_from_settings
+    from adsentinel.service.evaluation import engine_walk
 
-    get_settings()
+    settings = get_settings()
     if min_severity not in ("low", "medium", "high", "critical"):
         raise AdsentinelError(f"--min-severity must be low, medium, high or critical, "
                               f"got {min_severity!r}")
+    worlds = WORLDS if world == "both" else (world,)
+    if any(w not in WORLDS for w in worlds):
+        raise AdsentinelError(f"--world must be lab, field or both, got {world!r}")
+    try:
+        chosen_seeds = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise AdsentinelError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    if not chosen_seeds or min(chosen_seeds) < 0:
+        raise AdsentinelError(f"--seeds: expected non-negative integers, got {seeds!r}")
+    engines = ("adsentinel",) + (("adsentinel, no forest",) if ablation else ()) + (
+        ("naive",) if naive else ())
+    detector = detector_from_settings(settings)
+    console.print(
+        f"settings: z threshold {detector.z_threshold:g}, IQR x{detector.iqr_multiplier:g}, "
+        f"min history {detector.min_history_days} days, forest "
+        f"{'on' if detector.use_isolation_forest else 'off'} (min {settings.isolation_forest_min_samples} "
+        f"days, refit every {retrain_every}), frequency ideal {detector.frequency_ideal:g}",
+        style="dim", highlight=False)
     started = time.perf_counter()
-    results = evaluate_preset(seed=seed, min_severity=min_severity,
-                              engines=("adsentinel", "naive") if naive else ("adsentinel",))
-    table = Table(title=f"labelled evaluation suite, severity >= {min_severity}")
-    frame = results_table(results)
+    scores = evaluate_worlds(
+        engine_walk(detector, retrain_every=retrain_every,
+                    min_samples=settings.isolation_forest_min_samples,
+                    history_days=settings.isolation_forest_history_days),
+        worlds=worlds, seeds=chosen_seeds, engines=engines, min_severity=min_severity,
+        progress=lambda step: console.print(f"  {step}", style="dim", highlight=False))
+    frame = scores.table()
+    table = Table(title=f"labelled worlds, seeds {seeds}, severity >= {min_severity}")
     table.add_column("measure")
-    for engine in frame.columns:
-        table.add_column(engine, justify="right")
+    for column in frame.columns:
+        table.add_column(column, justify="right")
     for measure, row in frame.iterrows():
-        table.add_row(str(measure), *(str(v) for v in row))
+        table.add_row(str(measure), *("" if v is None or v != v else f"{v:g}" for v in row))
     console.print(table)
     console.print(f"{time.perf_counter() - started:.0f} s", style="dim")
+    if readme is not None:
+        _write_readme_table(readme, frame, seeds=chosen_seeds, min_severity=min_severity,
+                            retrain_every=retrain_every)
+        console.print(f"evaluation table written to {readme}")
+
+
+def _write_readme_table(path: Path, frame, *, seeds, min_severity: str, retrain_every: int) -> None:
+    text = path.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise AdsentinelError(f"{path}: no evaluation markers; add the lines {README_START!r} "
+                              f"and {README_END!r} where the table goes")
+    header = "| measure | " + " | ".join(frame.columns) + " |"
+    rule = "| --- |" + " ---: |" * len(frame.columns)
+    body = ["| " + str(measure) + " | " + " | ".join(
+        "" if v is None or v != v else f"{v:g}" for v in row) + " |"
+        for measure, row in frame.iterrows()]
+    command = (f"adsentinel evaluate --seeds {','.join(map(str, seeds))} --min-severity "
+               f"{min_severity} --retrain-every {retrain_every} --readme README.md")
+    block = "\n".join([README_START, "", f"Written by `{command}`.", "", header, rule, *body, "",
+                       README_END])
+    before, rest = text.split(README_START, 1)
+    _old, after = rest.split(README_END, 1)
+    path.write_text(before + block + after, encoding="utf-8")

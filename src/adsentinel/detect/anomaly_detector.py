@@ -15,7 +15,8 @@ Alert rules applied after calibration (each one caps the score, never raises it)
   (:data:`BUDGET_CHANGE_BAND`); the level baseline makes it the new normal within
   ``level_window // 2 + 1`` days;
 * spend or delivery of an ad moving while its ad set (the budget holder, ``budget_parent``) is
-  normal and efficiency unchanged is budget moving between sibling ads, at most *low*;
+  normal and efficiency unchanged is budget moving between sibling ads, at most *low*, unless
+  the ad's delivery collapsed below 35 % (rejected, billing, audience exhausted: its own news);
 * spend of an ad up while its ad set's own spend is an anomaly (at least *medium*) is the ad
   set's incident, reported there: the ad's share is at most *low* (ads hold no budget);
 * leads down while CPL is normal is explained by lower delivery, at most *low* (the delivery
@@ -35,6 +36,7 @@ Pure: DataFrames and arrays in, dataclasses out. The parameters default to the v
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date as Date
 from typing import Any, Protocol
@@ -54,6 +56,7 @@ from adsentinel.detect.calibration import (
     severity_for_score,
     significance_score,
 )
+from adsentinel.detect.common_move import common_factors
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
     FOREST_FEATURES,
@@ -67,6 +70,7 @@ from adsentinel.detect.intraday import (
 from adsentinel.detect.statistical import (
     HARMFUL_DIRECTION,
     MetricTest,
+    pooled_days,
     run_statistical_tests,
 )
 
@@ -213,6 +217,7 @@ class AnomalyDetector:
         as_of_hour: float | None = None,
         budget_parent: pd.DataFrame | None = None,
         budget_parent_state: ParentBudget | None = None,
+        common_move: Mapping[str, float] | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -246,6 +251,9 @@ class AnomalyDetector:
         budget_parent_state : ParentBudget, optional
             :meth:`parent_budget` of ``budget_parent`` already computed (siblings share it);
             when given, ``budget_parent`` is not read.
+        common_move : mapping, optional
+            Per metric, how the rest of the account moved that day (:meth:`common_move_on`):
+            the entity is judged against what its account did.
 
         Returns
         -------
@@ -278,6 +286,7 @@ class AnomalyDetector:
             level_window=self.level_window,
             rate_window=self.rate_window,
             day_fraction=day_fraction,
+            common_move=common_move,
         )
         context = _Context(
             entity_type=entity_type,
@@ -305,6 +314,27 @@ class AnomalyDetector:
         if as_of_hour is None or as_of_hour >= 24:
             return 1.0
         return max(expected_day_fraction(as_of_hour, self.intraday_profile), 1e-3)
+
+    def common_move_on(self, rest: pd.DataFrame | None, day: Date,
+                       as_of_hour: float | None = None) -> dict[str, float]:
+        """Per metric, the factor by which ``rest`` (the rest of an account, daily sums) moved
+        on ``day``; empty on a quiet day (see :mod:`adsentinel.detect.common_move`)."""
+        if rest is None or rest.empty:
+            return {}
+        frame = prepare_daily_frame(rest)
+        dates = frame["date"].to_numpy(dtype="datetime64[ns]")
+        stamp = pd.Timestamp(day).to_datetime64()
+        position = int(np.searchsorted(dates, stamp))
+        if position >= len(dates) or dates[position] != stamp:
+            return {}
+        history = frame.iloc[max(0, position - self.history_days): position]
+        if int((history["impressions"].to_numpy() > 0).sum()) < self.min_history_days:
+            return {}
+        tests = run_statistical_tests(
+            history, frame.iloc[position], z_threshold=self.z_threshold,
+            iqr_multiplier=self.iqr_multiplier, level_window=self.level_window,
+            rate_window=self.rate_window, day_fraction=self.day_fraction(as_of_hour))
+        return common_factors(tests)
 
     def parent_budget(
         self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None,
@@ -368,6 +398,7 @@ class AnomalyDetector:
                 test.metric in ("spend", "impressions")
                 and not harmful_efficiency
                 and parent.volume_normal
+                and not _collapsed(test)
             ):
                 score = min(score, LOW_CAP)
                 note = "the budget-holding parent is normal: budget moving between siblings"
@@ -579,6 +610,14 @@ def _is_prepared(df: pd.DataFrame) -> bool:
 # --- messages ---------------------------------------------------------------------------------
 
 
+def _collapsed(test: MetricTest) -> bool:
+    """True when a volume fell below what a budget cut or a shift to siblings explains
+    (:data:`BUDGET_CHANGE_BAND`): an ad delivering a fifth of its normal while its ad set is
+    normal was rejected, stopped paying or ran out of audience; that is news whatever else is
+    normal. (A rise while the ad set is normal is budget taken from siblings, however large.)"""
+    return test.actual < BUDGET_CHANGE_BAND[0] * test.expected
+
+
 def _looks_like_tracking_break(
     by_metric: dict[str, MetricTest], flagged: set[str], ctx: _Context
 ) -> bool:
@@ -697,8 +736,11 @@ def metric_message(test: MetricTest, ctx: _Context, note: str, frequency_ideal: 
         }.get(metric)
         if detail:
             head += f": {detail}"
-    if test.detector.endswith("_2d"):
+    days = pooled_days(test.detector)
+    if days == 2:
         head += " (yesterday and today together)"
+    elif days > 2:
+        head += f" (the last {days} days together)"
     if note:
         head += f"; {note}"
     if ctx.partial:
@@ -713,6 +755,8 @@ def _metric_drivers(test: MetricTest, ctx: _Context) -> dict[str, Any]:
     for key, value in test.volume.items():
         if key.startswith("expected_") or key == "overdispersion":
             drivers[key] = round(float(value), 4)
+        elif key in COUNT_COLUMNS:  # the (possibly pooled) counts the test was made on
+            drivers[f"observed_{key}"] = float(value)
     if test.metric == "cpl" and int(t["leads"]) == 0 and float(t["spend"]) > 0:
         drivers["zero_leads_with_spend"] = True
     return drivers

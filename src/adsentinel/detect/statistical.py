@@ -30,6 +30,7 @@ Every z here is *signed* and *two-sided*; which direction is harmful is :data:`H
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -284,13 +285,15 @@ def log_metric_test(
     iqr_multiplier: float,
     level_window: int = 7,
     offset: float = 1.0,
+    common_factor: float = 1.0,
 ) -> MetricTest | None:
     """Robust z and IQR test of a continuous positive metric on ``log(value + offset)``.
 
     ``z`` is the residual divided by the MAD scale of past one-step residuals; a day also has to
     fall outside the IQR fence (``iqr_multiplier``) of those residuals, otherwise ``z`` is shrunk
     to just below ``z_threshold``'s side of zero (the two robust rules must agree). ``None`` when
-    the history is too short for a baseline.
+    the history is too short for a baseline. ``common_factor`` multiplies the expected value (what
+    the rest of the account did the same day, see :mod:`adsentinel.detect.common_move`).
     """
     history = np.asarray(history, dtype=float)
     ok = np.isfinite(history)
@@ -301,6 +304,8 @@ def log_metric_test(
     residuals = base.residuals[np.isfinite(base.residuals)]
     if not np.isfinite(base.expected_log) or residuals.size < 5:
         return None
+    if common_factor != 1.0:
+        base = replace(base, expected_log=base.expected_log + float(np.log(common_factor)))
     scale = max(robust_scale(residuals), _MIN_LOG_SCALE)
     q1, q3 = np.percentile(residuals, [25, 75])
     iqr = max(q3 - q1, _MIN_LOG_SCALE)
@@ -333,6 +338,7 @@ def count_metric_test(
     *,
     z_threshold: float,
     level_window: int = 7,
+    common_factor: float = 1.0,
 ) -> MetricTest | None:
     """Negative-binomial test of a daily count (impressions, leads) against its seasonal level.
 
@@ -346,7 +352,7 @@ def count_metric_test(
     base = seasonal_baseline(log_hist, history_weekdays, target_weekday, level_window)
     if not np.isfinite(base.expected_log):
         return None
-    expected = float(np.expm1(base.expected_log))
+    expected = float(np.expm1(base.expected_log)) * common_factor
     phi = estimate_overdispersion(history, np.expm1(base.history_forecasts))
     z = nb_signed_z(actual, expected, phi)
     lower, upper = (
@@ -402,12 +408,14 @@ def rate_metric_test(
     z_threshold: float,
     rate_window: int = 14,
     dispersion_window: int = 28,
+    common_factor: float = 1.0,
 ) -> MetricTest | None:
     """Test a rate metric (:data:`RATE_DEFINITIONS`) as a count given its exposure.
 
     ``history`` maps count columns to arrays of shape ``(n_days,)`` (days before the target,
     oldest first), ``target`` maps them to the target day's values. ``None`` when the target
-    has no exposure or the history has no baseline rate.
+    has no exposure or the history has no baseline rate. ``common_factor`` multiplies the
+    expected *metric* (a CPM factor of 1.4 means 1.4x the cost, so fewer impressions per spend).
     """
     count_col, exposure_col, inverse, factor = (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric]
     exposure = float(target[exposure_col])
@@ -422,6 +430,7 @@ def rate_metric_test(
     phi = estimate_overdispersion(
         counts[-dispersion_window:], rate * exposures[-dispersion_window:]
     )
+    rate = rate / common_factor if inverse else rate * common_factor
     expected_count = rate * exposure
     z = nb_signed_z(count, expected_count, phi)
     low_count, high_count = (
@@ -458,29 +467,59 @@ def rate_metric_test(
     )
 
 
-def _stronger_over_two_days(
+#: Longest run of days a rate test pools (today and the days just before it).
+MAX_POOLED_DAYS = 4
+
+
+def pooled_days(detector: str) -> int:
+    """How many days a test's detector name says it pooled (``nb_rate_3d`` -> 3; else 1)."""
+    if detector.endswith("d") and detector[-3:-2] == "_" and detector[-2].isdigit():
+        return int(detector[-2])
+    return 1
+
+
+def _strongest_pooled(
     one_day: MetricTest | None,
     metric: str,
     columns: dict[str, np.ndarray],
     today: dict[str, float],
     z_threshold: float,
     rate_window: int,
+    common_factor: float = 1.0,
+    max_days: int = MAX_POOLED_DAYS,
 ) -> MetricTest | None:
-    """The rate test over yesterday + today pooled, when it is the stronger evidence.
+    """The rate test over the last 2..``max_days`` days pooled, when it is the stronger evidence.
 
-    A break on a small entity (4 leads a day) cannot be significant in one day; two days of it
-    can. Yesterday leaves the baseline and joins the observation. Used only when today alone
-    already points the same way (``|z| >= 1``), so that yesterday's news is not repeated on a
-    normal day, and when the pooled test is stronger. The detector is then ``nb_rate_2d``.
+    Sequential evidence: a break on a small entity (2 leads a day) cannot be significant in one
+    day; three days of it can. The pooled days leave the baseline and join the observation. Each
+    window's tail probability is multiplied by the number of windows tried (Bonferroni), so that
+    looking at several windows does not buy false alarms. Used only when today alone already
+    points the same way (``|z| >= 1``), so that an old move is not repeated on a normal day. The
+    detector is then ``nb_rate_<days>d``.
     """
-    if one_day is None or abs(one_day.z) < 1.0 or columns["spend"].size < rate_window + 1:
+    if one_day is None or abs(one_day.z) < 1.0:
         return one_day
-    before = {c: v[:-1] for c, v in columns.items()}
-    pooled = {c: today[c] + float(columns[c][-1]) for c in today}
-    two_days = rate_metric_test(metric, before, pooled, z_threshold=z_threshold, rate_window=rate_window)
-    if two_days is None or np.sign(two_days.z) != np.sign(one_day.z) or abs(two_days.z) <= abs(one_day.z):
-        return one_day
-    return replace(two_days, detector="nb_rate_2d")
+    windows = range(2, max_days + 1)
+    best = one_day
+    for days in windows:
+        if columns["spend"].size < rate_window + days - 1:
+            break
+        before = {c: v[: -(days - 1)] for c, v in columns.items()}
+        pooled = {c: today[c] + float(columns[c][-(days - 1):].sum()) for c in today}
+        test = rate_metric_test(metric, before, pooled, z_threshold=z_threshold,
+                                rate_window=rate_window, common_factor=common_factor)
+        if test is None or np.sign(test.z) != np.sign(one_day.z):
+            continue
+        corrected = _bonferroni_z(test.z, len(windows))
+        if abs(corrected) > abs(best.z):
+            best = replace(test, z=corrected, detector=f"nb_rate_{days}d")
+    return best
+
+
+def _bonferroni_z(z: float, tries: int) -> float:
+    """The signed z of a one-sided tail probability multiplied by ``tries``."""
+    tail = min(float(special.ndtr(-abs(z))) * tries, 0.5)
+    return float(np.sign(z) * -special.ndtri(max(tail, 1e-300)))
 
 
 def run_statistical_tests(
@@ -492,6 +531,7 @@ def run_statistical_tests(
     level_window: int = 7,
     rate_window: int = 14,
     day_fraction: float = 1.0,
+    common_move: Mapping[str, float] | None = None,
 ) -> list[MetricTest]:
     """All per-metric tests of ``target`` against ``history``.
 
@@ -508,6 +548,10 @@ def run_statistical_tests(
         Share of a full day's delivery expected in ``target`` (1 for a complete day). Volumes are
         compared with the history scaled by it; rates need no scaling; frequency (reach does not
         add up over hours) is only tested on complete days.
+    common_move : mapping, optional
+        Per metric, the factor by which the rest of the account moved the same day
+        (:mod:`adsentinel.detect.common_move`); the expected value is multiplied by it, so that
+        the entity is judged against what its account did. Missing metrics: 1.
 
     Returns
     -------
@@ -523,6 +567,7 @@ def run_statistical_tests(
     # resuming is judged against the days before the pause, not against zeros.
     paused = (columns["spend"] <= 0) & (columns["impressions"] <= 0)
     volumes = {c: np.where(paused, np.nan, columns[c]) for c in ("spend", "impressions", "leads")}
+    factor = dict(common_move or {})
     tests: list[MetricTest | None] = [
         log_metric_test(
             "spend",
@@ -533,6 +578,7 @@ def run_statistical_tests(
             z_threshold=z_threshold,
             iqr_multiplier=iqr_multiplier,
             level_window=level_window,
+            common_factor=factor.get("spend", 1.0),
         )
     ]
     for metric in ("impressions", "leads"):
@@ -545,17 +591,21 @@ def run_statistical_tests(
                 target_weekday,
                 z_threshold=z_threshold,
                 level_window=level_window,
+                common_factor=factor.get(metric, 1.0),
             )
         )
     for metric in RATE_DEFINITIONS:
         one_day = rate_metric_test(
-            metric, columns, today, z_threshold=z_threshold, rate_window=rate_window
+            metric, columns, today, z_threshold=z_threshold, rate_window=rate_window,
+            common_factor=factor.get(metric, 1.0),
         )
-        tests.append(_stronger_over_two_days(one_day, metric, columns, today, z_threshold, rate_window))
+        tests.append(_strongest_pooled(one_day, metric, columns, today, z_threshold,
+                                       rate_window, factor.get(metric, 1.0)))
     if today["reach"] > 0 and day_fraction >= 1.0:  # reach does not add up over hours or days
         tests.append(
             rate_metric_test(
-                "frequency", columns, today, z_threshold=z_threshold, rate_window=rate_window
+                "frequency", columns, today, z_threshold=z_threshold, rate_window=rate_window,
+                common_factor=factor.get("frequency", 1.0),
             )
         )
     return [test for test in tests if test is not None]

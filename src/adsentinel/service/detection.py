@@ -37,10 +37,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
+from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
+from adsentinel.detect.common_move import rest_of_account_frames
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
-    ParentBudget,
     prepare_daily_frames,
 )
 from adsentinel.timezones import zone_or_utc
@@ -300,54 +301,40 @@ def _run_detector(
     account: AdAccount,
     model_loader: ModelLoader | None,
 ) -> list[DetectedAnomaly]:
-    days_by_entity: dict[int, list[date]] = {}
-    for entity_id, day in judged:
-        days_by_entity.setdefault(entity_id, []).append(day)
+    """The judged entity-days through :func:`~adsentinel.detect.account_day.judge_account_day`,
+    one day at a time, so that each entity is judged against its account and its ads."""
     zone = zone_or_utc(account.timezone)
-    found: list[DetectedAnomaly] = []
-    # Prepared (one row per calendar day) for all entities in one pass, and shared by each
-    # entity's judged days and, for an ad set, by its ads.
-    prepared = prepare_daily_frames(insights)
+    # Prepared (one row per calendar day) for all entities in one pass, shared by every day.
+    prepared = {e: f for e, f in prepare_daily_frames(insights).items() if e in entities}
     partial = insights[~insights["is_complete"].astype(bool)]
     partial_as_of = {(int(e), d.date()): a for e, d, a in
                      zip(partial["entity_id"], partial["date"], partial["as_of"])}
-    parent_states: dict[tuple[int, date, float | None], ParentBudget] = {}
-    for entity_id in prepared:
-        days = days_by_entity.get(entity_id)
-        entity = entities.get(entity_id)
-        if not days or entity is None:
-            continue
-        # an ad shares its ad set's budget: the ad set tells budget shifts from incidents
-        budget_parent = entity.parent_id if entity.level == "ad" else None
-        if budget_parent not in prepared:
-            budget_parent = None
-        loaded = model_loader(entity.level, str(entity.id)) if model_loader else None
-        model, training_scores = loaded if loaded is not None else (None, None)
-        for day in sorted(days):
-            as_of_hour = None
-            if (entity_id, day) in partial_as_of:
-                as_of_hour = _local_hour(partial_as_of[(entity_id, day)], zone)
-            parent_state = None
-            if budget_parent is not None:
-                key = (budget_parent, day, as_of_hour)
-                if key not in parent_states:
-                    parent_states[key] = detector.parent_budget(
-                        prepared[budget_parent], day, as_of_hour, account.currency)
-                parent_state = parent_states[key]
-            found.extend(
-                detector.detect_anomalies(
-                    prepared[entity_id],
-                    entity.level,
-                    str(entity.id),
-                    config_id=account.id,
-                    analysis_date=day,
-                    model=model,
-                    currency=account.currency,
-                    training_scores=training_scores,
-                    as_of_hour=as_of_hour,
-                    budget_parent_state=parent_state,
-                )
-            )
+    campaigns = {e: f for e, f in prepared.items() if entities[e].level == "campaign"}
+    tree = AccountTree(
+        frames=prepared,
+        levels={e: entities[e].level for e in prepared},
+        parents={e: (entities[e].parent_id if entities[e].parent_id in prepared else None)
+                 for e in prepared},
+        entity_ids={e: str(e) for e in prepared},
+        rest_of_account=rest_of_account_frames(campaigns),
+    )
+    days: dict[date, list[int]] = {}
+    for entity_id, day in judged:
+        if entity_id in prepared:
+            days.setdefault(day, []).append(entity_id)
+    models: dict[int, EntityModel] = {}
+    if model_loader is not None:
+        for entity_id in {e for members in days.values() for e in members}:
+            loaded = model_loader(entities[entity_id].level, str(entity_id))
+            if loaded is not None:
+                models[entity_id] = EntityModel(*loaded)
+    found: list[DetectedAnomaly] = []
+    for day, members in sorted(days.items()):
+        hours = {e: _local_hour(partial_as_of[(e, day)], zone) if (e, day) in partial_as_of
+                 else None for e in members}
+        found.extend(judge_account_day(detector, tree, day, sorted(members),
+                                       currency=account.currency, models=models,
+                                       as_of_hours=hours))
     return found
 
 

@@ -37,7 +37,9 @@ import numpy as np
 import pandas as pd
 
 from adsentinel.alerts.suppression import CALENDAR_MIN_SEVERITY
+from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector, prepare_daily_frame
+from adsentinel.detect.common_move import rest_of_account_frames
 from adsentinel.detect.calibration import SeverityLevel
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
@@ -569,3 +571,103 @@ def backtest_csv(
                "severity", "score", "actual", "expected", "message"]
     return found[columns].sort_values(["date", "account_id", "entity_type", "entity_id",
                                        "metric"]).reset_index(drop=True)
+
+
+# --- walk-forward by account (the production rules between entities) ------------------------
+
+
+def account_trees(insights: pd.DataFrame) -> dict[str, AccountTree]:
+    """Each account of an ad-level insights table as an :class:`AccountTree` keyed like
+    :func:`entity_frames` (``(account_id, level, entity_id)``)."""
+    frames = entity_frames(insights)
+    parents = hierarchy_of(insights)
+    trees: dict[str, AccountTree] = {}
+    for account in sorted({key[0] for key in frames}):
+        mine = {k: f for k, f in frames.items() if k[0] == account}
+        campaigns = {k: f for k, f in mine.items() if k[1] == "campaign"}
+        trees[account] = AccountTree(
+            frames=mine, levels={k: k[1] for k in mine},
+            parents={k: parents.get(k) for k in mine}, entity_ids={k: k[2] for k in mine},
+            rest_of_account=rest_of_account_frames(campaigns))
+    return trees
+
+
+def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every: int | None,
+                 min_samples: int = 50, history_days: int = 90,
+                 first_day: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Judge every day of one account with only the days before it, as production would
+    (:func:`~adsentinel.detect.account_day.judge_account_day`); forests refitted every
+    ``retrain_every`` days (``None``: statistical detectors only)."""
+    from adsentinel.detect.forest import IsolationForest
+
+    days = sorted(set().union(*(set(f["date"]) for f in tree.frames.values())))
+    trained: dict[object, tuple[pd.Timestamp, EntityModel | None]] = {}
+    out: list[tuple] = []
+    for day in days:
+        if first_day is not None and day < first_day:
+            continue
+        judged = [k for k, f in tree.frames.items() if f["date"].iloc[0] <= day <= f["date"].iloc[-1]]
+        models: dict[object, EntityModel] = {}
+        if retrain_every:
+            for key in judged:
+                previous = trained.get(key)
+                if previous is None or (day - previous[0]).days >= retrain_every:
+                    frame = tree.frames[key]
+                    history = frame[frame["date"] < day].tail(history_days)
+                    model = None
+                    if len(history) >= min_samples:
+                        seed = zlib.crc32(repr(key).encode())
+                        forest = IsolationForest(n_estimators=100, random_state=seed).fit(
+                            isolation_forest_features(history))
+                        model = EntityModel(forest, forest.training_scores_)
+                    previous = trained[key] = (day, model)
+                if previous[1] is not None:
+                    models[key] = previous[1]
+        for anomaly in judge_account_day(detector, tree, day.date(), judged, models=models):
+            key = next(k for k in judged if tree.entity_ids[k] == anomaly.entity_id
+                       and tree.levels[k] == anomaly.entity_type)
+            out.append((key[0], key[1], key[2], day.date(), anomaly.metric,
+                        anomaly.severity.value, anomaly.score, "+".join(anomaly.detectors),
+                        anomaly.actual, anomaly.expected, anomaly.message))
+    return pd.DataFrame(out, columns=["account_id", "entity_type", "entity_id", "date", "metric",
+                                      "severity", "score", "detector", "actual", "expected",
+                                      "message"])
+
+
+def _walk_account_job(args) -> pd.DataFrame:
+    tree, detector, options = args
+    return walk_account(tree, detector, **options)
+
+
+def walk_accounts(insights: pd.DataFrame, detector: AnomalyDetector | None = None, *,
+                  workers: int | None = None, **options) -> pd.DataFrame:
+    """:func:`walk_account` over every account of ``insights``, accounts spread over processes."""
+    detector = detector or AnomalyDetector()
+    trees = list(account_trees(insights).values())
+    workers = min(workers or os.cpu_count() or 1, max(len(trees), 1))
+    jobs = [(tree, detector, options) for tree in trees]
+    if workers == 1 or len(jobs) == 1:
+        parts = [_walk_account_job(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(_walk_account_job, jobs))
+    return pd.concat(parts, ignore_index=True) if parts else walk_account(
+        AccountTree({}, {}, {}, {}), detector, retrain_every=None)
+
+
+def engine_walk(detector: AnomalyDetector, *, retrain_every: int = 7, min_samples: int = 50,
+                history_days: int = 90, workers: int | None = None):
+    """A :data:`~adsentinel.evaluation.worlds.WalkEngine` for the engines of
+    :data:`~adsentinel.evaluation.worlds.ENGINES`: ``detector`` with its forests refitted every
+    ``retrain_every`` days, the same without forests (the ablation), and the plan's naive
+    configuration."""
+
+    def walk(insights: pd.DataFrame, engine: str) -> pd.DataFrame:
+        if engine == "naive":
+            return walk_forward_parallel(entity_frames(insights), "naive", workers)
+        with_forest = engine == "adsentinel" and detector.use_isolation_forest
+        return walk_accounts(insights, detector, workers=workers,
+                             retrain_every=retrain_every if with_forest else None,
+                             min_samples=min_samples, history_days=history_days)
+
+    return walk

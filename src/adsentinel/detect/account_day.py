@@ -1,0 +1,213 @@
+"""Judging one account on one day: every entity, against its account, then between levels.
+
+The one place where detection of a whole account is put together; production's hourly cycle
+(:mod:`adsentinel.service.detection`) and the walk-forward of ``backtest`` and ``evaluate``
+(:mod:`adsentinel.service.evaluation`) both call :func:`judge_account_day`, so that what is
+measured is what runs.
+
+Steps, in order:
+
+1. the rest of the account's move on the day, per campaign (:mod:`~adsentinel.detect.common_move`);
+2. each ad's budget holder (its ad set): did its spend move (budget shifting between siblings)?
+3. every judged entity through :meth:`AnomalyDetector.detect_anomalies`, with its campaign's
+   common move;
+4. parents whose move their ads explain are at most low
+   (:mod:`~adsentinel.detect.hierarchy_rules`).
+
+Pure: frames in, anomalies out. Entities are identified by any hashable key; ``levels``,
+``parents`` and ``entity_ids`` describe them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from adsentinel.detect.anomaly_detector import (
+    AnomalyDetector,
+    DetectedAnomaly,
+    ParentBudget,
+    prepare_daily_frame,
+)
+from adsentinel.detect.hierarchy_rules import (
+    ChildMove,
+    count_column,
+    count_excess,
+    demote_explained,
+    parent_is_explained,
+)
+from adsentinel.detect.statistical import FREQUENCY_DEFINITION, RATE_DEFINITIONS
+
+Key = Hashable
+
+
+@dataclass(frozen=True)
+class AccountTree:
+    """An account's entities: daily frames (prepared), levels, parents and display ids."""
+
+    frames: Mapping[Key, pd.DataFrame]
+    levels: Mapping[Key, str]
+    parents: Mapping[Key, Key | None]
+    entity_ids: Mapping[Key, str]
+    rest_of_account: Mapping[Key, pd.DataFrame] = field(default_factory=dict)
+
+    def campaign_of(self, key: Key) -> Key:
+        """The campaign above ``key`` (``key`` itself for a campaign)."""
+        while self.parents.get(key) is not None:
+            key = self.parents[key]  # type: ignore[assignment]
+        return key
+
+    def ads_under(self, key: Key) -> list[Key]:
+        """The ads below a campaign or an ad set."""
+        return [k for k, level in self.levels.items()
+                if level == "ad" and k != key and self._is_below(k, key)]
+
+    def _is_below(self, key: Key, top: Key) -> bool:
+        up = self.parents.get(key)
+        while up is not None:
+            if up == top:
+                return True
+            up = self.parents.get(up)
+        return False
+
+
+@dataclass(frozen=True)
+class EntityModel:
+    """An entity's multivariate model and the scores it gave its training days."""
+
+    model: object
+    training_scores: np.ndarray | None = None
+
+
+def judge_account_day(
+    detector: AnomalyDetector,
+    tree: AccountTree,
+    day: date,
+    judged: Iterable[Key],
+    *,
+    currency: str = "USD",
+    models: Mapping[Key, EntityModel] | None = None,
+    as_of_hours: Mapping[Key, float | None] | None = None,
+) -> list[DetectedAnomaly]:
+    """Anomalies of the ``judged`` entities of one account on ``day`` (see the module doc)."""
+    judged = list(judged)
+    as_of_hours = as_of_hours or {}
+    models = models or {}
+    moves: dict[Key, dict[str, float]] = {}
+    budgets: dict[tuple[Key, float | None], ParentBudget] = {}
+    found: dict[Key, list[DetectedAnomaly]] = {}
+    for key in judged:
+        hour = as_of_hours.get(key)
+        campaign = tree.campaign_of(key)
+        if campaign not in moves:
+            moves[campaign] = detector.common_move_on(tree.rest_of_account.get(campaign), day,
+                                                      hour)
+        budget_state = None
+        holder = tree.parents.get(key) if tree.levels[key] == "ad" else None
+        if holder is not None and holder in tree.frames:
+            if (holder, hour) not in budgets:
+                budgets[(holder, hour)] = detector.parent_budget(tree.frames[holder], day, hour,
+                                                                 currency)
+            budget_state = budgets[(holder, hour)]
+        model = models.get(key)
+        found[key] = detector.detect_anomalies(
+            tree.frames[key], tree.levels[key], tree.entity_ids[key], analysis_date=day,
+            model=None if model is None else model.model, currency=currency,
+            training_scores=None if model is None else model.training_scores,
+            as_of_hour=hour, budget_parent_state=budget_state, common_move=moves[campaign] or None,
+        )
+    return _explain_parents(detector, tree, day, found)
+
+
+def _explain_parents(detector: AnomalyDetector, tree: AccountTree, day: date,
+                     found: dict[Key, list[DetectedAnomaly]]) -> list[DetectedAnomaly]:
+    out: list[DetectedAnomaly] = []
+    stamp = pd.Timestamp(day)
+    for key, anomalies in found.items():
+        if tree.levels[key] == "ad" or not any(a.severity.rank >= 1 for a in anomalies):
+            out.extend(anomalies)
+            continue
+        ads = tree.ads_under(key)
+        delivering = [ad for ad in ads if _delivers(tree.frames.get(ad), stamp)]
+        for anomaly in anomalies:
+            explaining = _explaining_ads(detector, tree, anomaly, ads, found, stamp)
+            excess = count_excess(anomaly.metric, anomaly.actual, anomaly.expected,
+                                  anomaly.drivers)
+            z = float(anomaly.drivers.get("z", np.inf))
+            if (anomaly.severity.rank >= 1 and excess is not None
+                    and parent_is_explained(excess, z, explaining, len(delivering),
+                                            detector.z_threshold)):
+                anomaly = demote_explained(anomaly, explaining)
+            out.append(anomaly)
+    return sorted(out, key=lambda a: -a.score)
+
+
+def _explaining_ads(detector: AnomalyDetector, tree: AccountTree, parent: DetectedAnomaly,
+                    ads: list[Key], found: dict[Key, list[DetectedAnomaly]],
+                    stamp: pd.Timestamp) -> list[ChildMove]:
+    """Ads under a parent that carry part of its move: their own anomaly of the same metric and
+    direction, or, for ads not judged that day (starting or stopped), their move against their
+    own recent level."""
+    moves: list[ChildMove] = []
+    column = count_column(parent.metric)
+    if column is None:
+        return moves
+    for ad in ads:
+        same = [a for a in found.get(ad, []) if a.metric == parent.metric
+                and a.direction == parent.direction]
+        if same:
+            excess = count_excess(same[0].metric, same[0].actual, same[0].expected,
+                                  same[0].drivers)
+            if excess is not None:
+                moves.append(ChildMove(tree.entity_ids[ad], excess))
+            continue
+        excess = _unjudged_move(detector, tree.frames.get(ad), stamp, parent, column)
+        if excess:
+            moves.append(ChildMove(tree.entity_ids[ad], excess))
+    return moves
+
+
+def _unjudged_move(detector: AnomalyDetector, frame: pd.DataFrame | None, stamp: pd.Timestamp,
+                   parent: DetectedAnomaly, column: str) -> float:
+    """An unjudged ad's part in its parent's move: a starting ad with too little history, or an
+    ad that stopped delivering. Zero for an ad judged as normal."""
+    if frame is None or frame.empty:
+        return 0.0
+    daily = prepare_daily_frame(frame)
+    before = daily[daily["date"] < stamp].tail(detector.level_window)
+    today = daily[daily["date"] == stamp]
+    delivering_days = int((daily.loc[daily["date"] < stamp, "impressions"] > 0).sum())
+    today_values = today.iloc[0] if not today.empty else None
+    stopped = today_values is None or (today_values["impressions"] <= 0
+                                       and today_values["spend"] <= 0)
+    starting = delivering_days < detector.min_history_days
+    if not (stopped or starting):
+        return 0.0
+    if parent.metric in ("spend", "impressions", "leads"):
+        level = float(np.median(before[column])) if len(before) else 0.0
+        now = 0.0 if today_values is None else float(today_values[column])
+        return now - level
+    if today_values is None or stopped:
+        return 0.0
+    exposure_column = _exposure_column(parent.metric)
+    observed = parent.drivers.get(f"observed_{exposure_column}")
+    expected = parent.drivers.get(f"expected_{column}")
+    if not observed or expected is None:
+        return 0.0
+    rate = float(expected) / float(observed)  # type: ignore[arg-type]
+    return float(today_values[column]) - float(today_values[exposure_column]) * rate
+
+
+def _exposure_column(metric: str) -> str:
+    return (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric][1]
+
+
+def _delivers(frame: pd.DataFrame | None, stamp: pd.Timestamp) -> bool:
+    if frame is None or frame.empty:
+        return False
+    row = frame[frame["date"] == stamp]
+    return bool(len(row)) and float(row["impressions"].iloc[0]) > 0

@@ -1,0 +1,68 @@
+"""The account's common move: what the rest of an account did on a day.
+
+When every campaign of an account moves together (a holiday, an auction-wide price rise), the
+move is the market's, not any one campaign's. Each campaign, and everything below it, is
+therefore judged against what *the rest of its account* did the same day: the rest's
+actual / expected ratio of each metric multiplies the entity's expected value.
+
+Two guards keep real incidents visible:
+
+* only a move that is itself clear evidence (``|z| >=`` :data:`COMMON_MOVE_Z` on the rest of the
+  account) counts; a quiet day leaves every factor at 1 (no noise is added);
+* the factor is clipped to :data:`MARKET_BAND` (x0.5 to x2): markets move prices and demand by
+  tens of percent, not conversions to zero. A site outage that zeroes every conversion of the
+  account still leaves each campaign at half its expected leads at worst, and is still reported.
+
+The rest of the account excludes the judged entity's own campaign, so that a campaign's own
+incident cannot explain itself away, however large the campaign.
+
+Pure: frames and tests in, factors out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from adsentinel.detect.features import COUNT_COLUMNS
+from adsentinel.detect.statistical import MetricTest, pooled_days
+
+COMMON_MOVE_Z = 2.0
+MARKET_BAND = (0.5, 2.0)
+
+
+def common_factors(tests: Iterable[MetricTest], *, min_z: float = COMMON_MOVE_Z,
+                   band: tuple[float, float] = MARKET_BAND) -> dict[str, float]:
+    """Per metric, the clipped actual/expected ratio of the tests that moved clearly."""
+    factors: dict[str, float] = {}
+    for test in tests:
+        if abs(test.z) < min_z or not (np.isfinite(test.actual) and test.expected > 0):
+            continue
+        if pooled_days(test.detector) > 1:
+            continue  # a pool of several days says nothing about today alone
+        factors[test.metric] = float(np.clip(test.actual / test.expected, *band))
+    return factors
+
+
+def rest_of_account_frames(campaign_frames: Mapping[Hashable, pd.DataFrame]
+                           ) -> dict[Hashable, pd.DataFrame]:
+    """For each campaign, the daily sums of all the *other* campaigns of its account.
+
+    ``campaign_frames`` are prepared daily frames (``date`` and the count columns, one row per
+    day, possibly over different ranges). A campaign alone in its account gets no entry.
+    """
+    if len(campaign_frames) < 2:
+        return {}
+    indexed = {key: frame.set_index("date")[list(COUNT_COLUMNS)]
+               for key, frame in campaign_frames.items()}
+    calendar = pd.DatetimeIndex(sorted(set().union(*(f.index for f in indexed.values()))))
+    aligned = {key: f.reindex(calendar, fill_value=0.0) for key, f in indexed.items()}
+    total = sum(aligned.values())
+    rest: dict[Hashable, pd.DataFrame] = {}
+    for key, frame in aligned.items():
+        others = (total - frame).clip(lower=0.0)
+        others.index.name = "date"
+        rest[key] = others.reset_index()
+    return rest

@@ -1,0 +1,86 @@
+"""Rules between levels: a parent's anomaly that its children already explain is not its own.
+
+Ad sets and campaigns are sums of their ads. When one ad of forty breaks, its campaign's leads
+fall too; when a new ad launches with a big budget, its campaign's spend doubles; when an ad is
+paused, its ad set delivers less. None of these is the parent's incident: raised on the parent,
+they ask the owners of every ad below it to look. So, for each parent anomaly:
+
+1. its move is measured in counts (``excess``: leads, clicks, impressions or spend above or
+   below expected);
+2. the ads under it that *explain* it are collected: ads with an anomaly of the same metric and
+   direction (their own excess), and ads that are not judged on that day because they are
+   starting (too little history) or stopped delivering (their move against their own recent
+   level);
+3. when those ads account for at least :data:`EXPLAINED_SHARE` of the parent's move, what is
+   left of it would no longer pass the threshold (``|z| x (1 - share) < z_threshold``: the rest
+   of the parent's ads did not move), and they are a minority of the parent's delivering ads,
+   the parent's anomaly is at most *low*, with a note naming how many ads explain it. When most
+   of its ads move together, or the rest moves too, the parent carries the incident.
+
+Pure: anomalies and numbers in, anomalies out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from adsentinel.detect.calibration import LOW_CAP, severity_for_score
+from adsentinel.detect.statistical import FREQUENCY_DEFINITION, RATE_DEFINITIONS
+
+EXPLAINED_SHARE = 0.5
+_VOLUME_METRICS = ("spend", "impressions", "leads")
+
+
+def count_column(metric: str) -> str | None:
+    """The count a metric's move is measured in (``leads`` for CPL, ``spend`` for spend)."""
+    if metric in _VOLUME_METRICS:
+        return metric
+    definition = (RATE_DEFINITIONS | FREQUENCY_DEFINITION).get(metric)
+    return None if definition is None else definition[0]
+
+
+def count_excess(metric: str, actual: float, expected: float,
+                 drivers: Mapping[str, object]) -> float | None:
+    """The move of one anomaly in counts: observed minus expected (negative = fewer)."""
+    if metric in _VOLUME_METRICS:
+        return float(actual - expected)
+    column = count_column(metric)
+    if column is None:
+        return None
+    observed = drivers.get(f"observed_{column}")
+    predicted = drivers.get(f"expected_{column}")
+    if observed is None or predicted is None:
+        return None
+    return float(observed) - float(predicted)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ChildMove:
+    """One ad's share of its parent's move on one metric: ``excess`` in the metric's counts."""
+
+    entity_id: str
+    excess: float
+
+
+def parent_is_explained(parent_excess: float, parent_z: float, explaining: Sequence[ChildMove],
+                        delivering_children: int, z_threshold: float) -> bool:
+    """True when ``explaining`` ads carry at least half of the parent's move, the remainder
+    would not pass ``z_threshold`` and they are a minority of its ``delivering_children``."""
+    if not np.isfinite(parent_excess) or parent_excess == 0 or not explaining:
+        return False
+    same_way = [c for c in explaining if np.sign(c.excess) == np.sign(parent_excess)]
+    share = min(sum(c.excess for c in same_way) / parent_excess, 1.0)
+    return (share >= EXPLAINED_SHARE and abs(parent_z) * (1.0 - share) < z_threshold
+            and 2 * len(same_way) < max(delivering_children, 2))
+
+
+def demote_explained(anomaly, explaining: Sequence[ChildMove]):
+    """``anomaly`` (a DetectedAnomaly) capped at *low*, its message saying which ads explain it."""
+    score = min(anomaly.score, LOW_CAP)
+    ads = len(explaining)
+    note = f"; explained by {ads} of its ad{'s' if ads != 1 else ''}, judged there"
+    return replace(anomaly, score=round(float(score), 2), severity=severity_for_score(score),
+                   message=anomaly.message + note)

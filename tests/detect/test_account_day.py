@@ -1,0 +1,152 @@
+"""Judging a whole account on a day: the common move, parents explained by their ads, launches
+and delivery collapses. Each case is hand-made and fails without its rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from adsentinel.detect.account_day import AccountTree, judge_account_day
+from adsentinel.detect.anomaly_detector import AnomalyDetector, SeverityLevel
+from adsentinel.detect.common_move import common_factors, rest_of_account_frames
+from adsentinel.detect.features import COUNT_COLUMNS
+from adsentinel.detect.hierarchy_rules import ChildMove, parent_is_explained
+
+from test_anomaly_detector import ad_history  # noqa: E402  (tests/detect is on the path)
+
+DAY = pd.Timestamp("2026-01-05") + pd.Timedelta(days=59)
+
+
+def account(n_campaigns=4, ads_per_campaign=3, seed=0, **kwargs):
+    """``{(campaign, ad): frame}`` of identical, independent ads."""
+    ads = {}
+    for c in range(n_campaigns):
+        for a in range(ads_per_campaign):
+            ads[(f"c{c}", f"a{c}{a}")] = ad_history(seed=seed + 10 * c + a, **kwargs)
+    return ads
+
+
+def tree_of(ads: dict) -> AccountTree:
+    """Campaign > one ad set > ads, parents as sums."""
+    frames, levels, parents, ids = {}, {}, {}, {}
+    by_campaign: dict[str, list] = {}
+    for (campaign, ad), frame in ads.items():
+        by_campaign.setdefault(campaign, []).append(frame)
+        key = ("ad", ad)
+        frames[key], levels[key], parents[key], ids[key] = frame, "ad", ("adset", campaign), ad
+    for campaign, members in by_campaign.items():
+        total = members[0].copy()
+        for other in members[1:]:
+            total[list(COUNT_COLUMNS)] = total[list(COUNT_COLUMNS)].add(other[list(COUNT_COLUMNS)])
+        for level, parent in (("adset", ("campaign", campaign)), ("campaign", None)):
+            key = (level, campaign)
+            frames[key], levels[key], parents[key], ids[key] = total, level, parent, campaign
+    campaigns = {k: f for k, f in frames.items() if k[0] == "campaign"}
+    return AccountTree(frames, levels, parents, ids, rest_of_account_frames(campaigns))
+
+
+def hit(frame: pd.DataFrame, day=DAY, **factors) -> None:
+    """Multiply counts on ``day`` in place (``impressions=0.6`` ...)."""
+    row = frame["date"] == day
+    for column, factor in factors.items():
+        frame.loc[row, column] = np.round(frame.loc[row, column] * factor)
+
+
+def worst(found, entity_id, metric=None):
+    chosen = [a for a in found if a.entity_id == entity_id and (metric is None or a.metric == metric)]
+    return max(chosen, key=lambda a: a.score) if chosen else None
+
+
+def rank(found, entity_id, metric=None) -> int:
+    chosen = worst(found, entity_id, metric)
+    return -1 if chosen is None else chosen.severity.rank
+
+
+def judge(ads, judged=None):
+    tree = tree_of(ads)
+    return judge_account_day(AnomalyDetector(), tree, DAY.date(), judged or list(tree.frames))
+
+
+def test_an_account_wide_price_rise_is_judged_against_the_account():
+    ads = account()
+    for frame in ads.values():  # CPM +60 % everywhere: fewer impressions for the same spend
+        hit(frame, impressions=1 / 1.6, clicks=1 / 1.6, leads=1 / 1.6, reach=1 / 1.6)
+    found = judge(ads)
+    tree = tree_of(ads)
+    alone = AnomalyDetector().detect_anomalies(tree.frames[("campaign", "c0")], "campaign", "c0",
+                                               analysis_date=DAY.date())
+    assert max(a.severity.rank for a in alone if a.metric == "cpm") >= SeverityLevel.MEDIUM.rank
+    assert rank(found, "c0", "cpm") < SeverityLevel.MEDIUM.rank
+
+
+def test_an_account_wide_conversion_outage_is_still_reported():
+    ads = account()
+    for frame in ads.values():
+        hit(frame, leads=0.0)
+    found = judge(ads)
+    assert rank(found, "c0", "cpl") >= SeverityLevel.MEDIUM.rank
+
+
+def test_one_campaigns_own_incident_is_not_explained_away_by_the_rest():
+    ads = account()
+    for (campaign, _ad), frame in ads.items():
+        if campaign == "c0":
+            hit(frame, impressions=1 / 2.5, clicks=1 / 2.5, leads=1 / 2.5, reach=1 / 2.5)
+    assert rank(judge(ads), "c0", "cpm") >= SeverityLevel.MEDIUM.rank
+
+
+def test_a_parent_whose_move_one_ad_explains_is_at_most_low():
+    ads = account(n_campaigns=2, ads_per_campaign=8, spend=300.0)
+    hit(ads[("c0", "a00")], leads=0.0)  # one ad of eight: tracking broken there
+    found = judge(ads)
+    assert rank(found, "a00") >= SeverityLevel.MEDIUM.rank
+    campaign = worst(found, "c0", "cpl")
+    assert campaign is None or campaign.severity.rank < SeverityLevel.MEDIUM.rank
+    assert campaign is None or "explained by 1 of its ads" in campaign.message
+
+
+def test_a_parent_carries_an_incident_most_of_its_ads_share():
+    ads = account(n_campaigns=2, ads_per_campaign=4, spend=300.0)
+    for (campaign, _ad), frame in ads.items():
+        if campaign == "c0":
+            hit(frame, leads=0.0)
+    assert rank(judge(ads), "c0", "cpl") >= SeverityLevel.MEDIUM.rank
+
+
+def test_a_launch_with_a_big_budget_is_not_its_campaigns_spend_incident():
+    ads = account(n_campaigns=2, ads_per_campaign=3, spend=100.0)
+    launched = ad_history(seed=99, spend=400.0, cpm=35.0)
+    launched.loc[launched["date"] < DAY - pd.Timedelta(days=2), list(COUNT_COLUMNS)] = 0.0
+    ads[("c0", "new")] = launched  # 3 days old: 4x the campaign's spend today, learning CPM
+    found = judge(ads)
+    tree = tree_of(ads)
+    alone = AnomalyDetector().detect_anomalies(tree.frames[("campaign", "c0")], "campaign", "c0",
+                                               analysis_date=DAY.date())
+    assert max(a.severity.rank for a in alone if a.metric == "spend") >= SeverityLevel.MEDIUM.rank
+    assert rank(found, "c0", "spend") < SeverityLevel.MEDIUM.rank
+
+
+def test_an_ads_delivery_collapse_is_news_even_when_its_ad_set_is_normal():
+    ads = account(n_campaigns=1, ads_per_campaign=6, spend=200.0)
+    hit(ads[("c0", "a00")], spend=0.12, impressions=0.12, clicks=0.12, leads=0.12, reach=0.12)
+    for ad in ("a01", "a02"):  # the budget went to two siblings: the ad set is normal
+        hit(ads[("c0", ad)], spend=1.44, impressions=1.44, clicks=1.44, leads=1.44, reach=1.44)
+    assert rank(judge(ads), "a00", "impressions") >= SeverityLevel.MEDIUM.rank
+
+
+def test_common_factors_keep_clear_moves_only_and_clip_them_to_the_market_band():
+    from adsentinel.detect.statistical import MetricTest
+
+    tests = [MetricTest("cpm", "nb_rate", 14.0, 10.0, 0, 0, z=5.0),
+             MetricTest("ctr", "nb_rate", 0.011, 0.01, 0, 0, z=1.0),
+             MetricTest("cpl", "nb_rate", 100.0, 10.0, 0, 0, z=9.0),
+             MetricTest("leads", "nb_rate_2d", 1.0, 10.0, 0, 0, z=-9.0)]
+    assert common_factors(tests) == {"cpm": 1.4, "cpl": 2.0}
+
+
+def test_parent_is_explained_only_when_little_is_left_and_few_ads_explain_it():
+    one = [ChildMove("a", -9.0)]
+    assert parent_is_explained(-10.0, -6.0, one, delivering_children=8, z_threshold=3.0)
+    assert not parent_is_explained(-10.0, -40.0, one, delivering_children=8, z_threshold=3.0)
+    assert not parent_is_explained(-10.0, -6.0, [ChildMove("a", -3.0)], 8, 3.0)
+    assert not parent_is_explained(-10.0, -6.0, one, delivering_children=1, z_threshold=3.0)
