@@ -26,7 +26,9 @@ $(CHROMIUM):
 
 browser: $(CHROMIUM)  ## install Debian's Chromium if it is missing
 
-demo: setup  ## the main job on the embedded default (SQLite + local model folder)
+# ./adsentinel-data, once it exists, is the data folder of every command run in this checkout
+demo: setup  ## the main job on the embedded default (SQLite + model folder in ./adsentinel-data)
+	mkdir -p -m 0700 adsentinel-data
 	$(BIN)/adsentinel demo
 
 test: setup browser  ## the whole test suite, slow tests included

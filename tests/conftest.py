@@ -28,6 +28,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         if name.startswith("ADSENTINEL_") and not name.startswith("ADSENTINEL_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    # a command without ADSENTINEL_DATA_DIR uses the user data folder: the test's own
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))
+    # tests send bad tokens by the hundred from one client; the throttle has its own tests
+    monkeypatch.setenv("ADSENTINEL_AUTH_FAILURE_LIMIT", "0")
 
 
 @pytest.fixture

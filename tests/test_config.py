@@ -18,8 +18,8 @@ def test_defaults_follow_the_plan():
     assert settings.isolation_forest_history_days == 90
     assert settings.training_time == time(4, 0)
     assert settings.effective_database_url.startswith("sqlite:///")
-    assert settings.effective_database_url.endswith("adsentinel-data/adsentinel.db")
-    assert settings.effective_models_path.as_posix() == "adsentinel-data/models"
+    assert settings.effective_database_url.endswith("user-data/adsentinel/adsentinel.db")
+    assert settings.effective_models_path.as_posix().endswith("user-data/adsentinel/models")
 
 
 def test_environment_and_dotenv_are_read(monkeypatch, tmp_path):

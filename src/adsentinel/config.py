@@ -8,7 +8,9 @@ maths in :mod:`adsentinel.detect` never sees it.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from sqlalchemy.exc import ArgumentError
 from adsentinel.errors import ConfigError
 
 ENV_PREFIX = "ADSENTINEL_"
+#: The data folder of a checkout: used when it exists in the working directory (``make demo``).
+LOCAL_DATA_DIR = Path("adsentinel-data")
 _SECRET_FIELDS = {"database_url", "broker_url", "model_signing_key"}
 
 
@@ -42,8 +46,10 @@ class Settings(BaseSettings):
 
     # --- where things live -------------------------------------------------------------------
     data_dir: Path = Field(
-        default=Path("adsentinel-data"),
-        description="Local folder for the embedded SQLite database and model store.",
+        default_factory=lambda: default_data_dir(),
+        description="Local folder for the embedded SQLite database and model store. Default: "
+        "./adsentinel-data if that folder exists in the working directory, otherwise the user's "
+        "data folder (~/.local/share/adsentinel on Linux).",
     )
     database_url: SecretStr | None = Field(
         default=None,
@@ -161,6 +167,19 @@ class Settings(BaseSettings):
         description="Key that signs dashboard session cookies. Default: a random key created "
         "once in <data_dir>/.session-key. Set the same value on every API machine.",
     )
+    auth_failure_limit: int = Field(
+        default=10, ge=0, le=1_000_000,
+        description="Failed logins and bad API tokens one client may send within "
+        "AUTH_FAILURE_WINDOW_SECONDS; past it the client is answered 429 (with Retry-After) "
+        "until the window has passed. Counted per server process; 0: no limit.",
+    )
+    auth_failure_window_seconds: int = Field(default=300, ge=1, le=86_400)
+    chart_queue_limit: int = Field(
+        default=8, ge=0, le=10_000,
+        description="Chart requests that may wait while a server process computes one (charts "
+        "are computed one at a time per process); past it they are answered 429 with "
+        "Retry-After.",
+    )
 
     # --- alerts ---------------------------------------------------------------------------------
     smtp_host: str = Field(default="127.0.0.1", description="SMTP server for email alerts.")
@@ -271,6 +290,15 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'adsentinel.db').as_posix()}"
 
     @property
+    def data_dir_origin(self) -> str:
+        """Why :attr:`data_dir` is the folder it is, for a user wondering where their data went."""
+        if "data_dir" in self.model_fields_set:
+            return f"set by {ENV_PREFIX}DATA_DIR"
+        if self.data_dir == LOCAL_DATA_DIR:
+            return f"./{LOCAL_DATA_DIR} exists here; {ENV_PREFIX}DATA_DIR is not set"
+        return f"the user data folder; {ENV_PREFIX}DATA_DIR is not set"
+
+    @property
     def effective_models_path(self) -> Path:
         """Root folder of the model store."""
         return self.models_storage_path or self.data_dir / "models"
@@ -299,6 +327,28 @@ class Settings(BaseSettings):
                 value = value.strftime("%H:%M")
             shown[name] = value
         return shown
+
+
+def default_data_dir() -> Path:
+    """The data folder when ``ADSENTINEL_DATA_DIR`` is not set: ``./adsentinel-data`` if it
+    exists in the working directory (a checkout after ``make demo``), otherwise the user's data
+    folder, so a command run from another folder never starts a new empty database there."""
+    return LOCAL_DATA_DIR if LOCAL_DATA_DIR.is_dir() else user_data_dir()
+
+
+def user_data_dir() -> Path:
+    """adsentinel's folder in the platform's per-user data directory: ``$XDG_DATA_HOME`` (or
+    ``~/.local/share``) on Linux, ``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%``
+    on Windows."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:  # the XDG spec ignores a relative XDG_DATA_HOME
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else home / ".local" / "share"
+    return base / "adsentinel"
 
 
 def _mask_url_password(url: str) -> str:

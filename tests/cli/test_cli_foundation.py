@@ -49,10 +49,13 @@ def test_import_then_bad_import_writes_nothing(tmp_path):
     assert result.returncode == 65
     assert "bad.csv:2 column 'impressions': 'lots' is not a number" in result.stderr
     assert "Traceback" not in result.stderr
-    assert (tmp_path / "adsentinel-data" / "adsentinel.db").exists()
+    # no ADSENTINEL_DATA_DIR and no ./adsentinel-data: the user's data folder (conftest's)
+    assert (tmp_path / "user-data" / "adsentinel" / "adsentinel.db").exists()
+    assert not (tmp_path / "adsentinel-data").exists()
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path):
+    write_csv(tmp_path / "x.csv", insight_rows(days=1, ads=1))
     result = run_cli("import", "x.csv", cwd=tmp_path, env={
         "ADSENTINEL_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
     assert result.returncode == 69
@@ -71,6 +74,7 @@ def test_db_upgrade_on_postgresql(fresh_postgres_url, tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_on_the_embedded_default(tmp_path):
+    (tmp_path / "adsentinel-data").mkdir()  # as `make demo` does in a checkout
     result = run_cli("demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "labelled incidents" in result.stdout

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer._click.exceptions import NoArgsIsHelpError  # Typer's own copy of click
 
+from adsentinel import __version__
 from adsentinel.config import Settings, load_settings
 from adsentinel.errors import AdsentinelError
 from adsentinel.logging_setup import configure_from_settings
@@ -17,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # sub-commands inherit it
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the effective settings.", no_args_is_help=True)
@@ -25,37 +31,72 @@ app.add_typer(config_app, name="config")
 
 console = Console()
 err_console = Console(stderr=True)
+log = logging.getLogger("adsentinel.cli")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        console.print(f"adsentinel {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def global_options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Options that come before the command (``adsentinel --version``)."""
 
 
 def get_settings() -> Settings:
     """Settings for this command, and logging configured from them."""
     settings = load_settings()
     configure_from_settings(settings)
+    log.info("data folder: %s (%s)", settings.data_dir.resolve(), settings.data_dir_origin)
     return settings
 
 
 def main() -> None:
-    """Console entry point: domain errors become one red line and a non-zero exit code."""
+    """Console entry point: exits with the command's code (``typer.Exit`` included); domain and
+    usage errors become one line on stderr and their exit code, never a traceback."""
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(args: list[str]) -> int:
+    """Run the command line ``args``; the process exit code."""
     try:
-        app(standalone_mode=False)
+        # not standalone: errors come here to be reported in one line; the return value is
+        # the code of a typer.Exit (or of --help), None when the command simply ended
+        code = app(args=args, prog_name="adsentinel", standalone_mode=False)
     except AdsentinelError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        if exc.hint:
-            err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
+        print_error(exc.message, exc.hint)
+        return exc.exit_code
+    except (typer.Abort, click.Abort):
         err_console.print("aborted")
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(130)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", None)
-        sys.exit(code if code is not None else getattr(exc, "code", 0))
-    except Exception as exc:  # click usage errors carry their own formatting
-        import click
+        return 130
+    except (typer.TyperException, click.ClickException) as exc:
+        # Typer raises its own click's exceptions (typer.TyperException), not click's
+        print_error(usage_error_line(exc))
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def usage_error_line(exc: typer.TyperException | click.ClickException) -> str:
+    """A usage error (unknown option, missing argument, bad value, no command) in one line,
+    with the ``--help`` to try."""
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "adsentinel"
+    if isinstance(exc, NoArgsIsHelpError):
+        message = f"{command} needs a command"
+    else:
+        message = " ".join(exc.format_message().split()).replace("Value error, ", "")
+    return f"{message} (try '{command} --help')"
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    """``error: message`` (and ``hint: ...``) on stderr, the text printed as it is (no markup)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+    if hint:
+        err_console.print(Text.assemble(("hint:", "yellow"), " ", hint), soft_wrap=True)

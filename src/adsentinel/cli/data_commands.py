@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import open_database
+from adsentinel.errors import NotFoundError
 from adsentinel.ingest.csv_import import ImportSummary, import_insights_csv
 
 
@@ -27,10 +29,22 @@ def import_command(
     The import is one transaction: on any problem nothing is written (unless --skip-invalid).
     Importing a day again restates it with the new numbers.
     """
+    require_readable_file(file)
     settings = get_settings()
     engine = open_database(settings)
     summary = run_import_with_progress(file, engine=engine, account=account, skip_invalid=skip_invalid)
     print_import_summary(summary)
+
+
+def require_readable_file(file: Path) -> None:
+    """Refuse an input file that is missing, a folder or unreadable: exit 66 (EX_NOINPUT), before
+    any database is opened or created."""
+    if not file.exists():
+        raise NotFoundError(f"{file}: no such file", hint="check the path")
+    if file.is_dir():
+        raise NotFoundError(f"{file} is a folder, not a file", hint="give the path of the file to import")
+    if not os.access(file, os.R_OK):
+        raise NotFoundError(f"{file}: permission denied", hint="make the file readable by this user")
 
 
 def run_import_with_progress(file: Path, *, engine, account: str | None,
