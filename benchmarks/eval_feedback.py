@@ -213,7 +213,7 @@ def evaluate_feedback(folder: Path, *, seed: int = 7, campaigns: int = 3,
     account_id = 1
     # a default channel (severity medium and up); nothing is delivered, the outbox is counted
     add_channel(session_factory=factory, account_id=account_id, kind="webhook",
-                target="http://127.0.0.1:9/never-called", secret_ref="env:UNUSED")
+                target="env:UNUSED_HOOK_URL", secret_ref="env:UNUSED")  # never called
     started = perf_counter()
     _walk(first_settings, engine, factory, account_id, scenario, scenario.judged_from,
           scenario.split_at)

@@ -62,6 +62,7 @@ SECRETS = {
     "session secret": "session-canary-8e2b4d6f0a1c3e5b7d9f2a4c",
     "smtp password": "smtp-canary-P@ss w0rd/+&=?",
     "webhook signing key": "webhook-canary-5c7e9a1b3d5f7a9c",
+    "webhook URL": "hook-url-canary-3e6a9c1f7b2d4e8a",  # the secret part of the URL's path
 }
 PG_PASSWORD = "pg-canary-Z7x#Y6w/q"
 BROKER_PASSWORD = "broker-canary-R4d1s"
@@ -238,6 +239,7 @@ def environment(monkeypatch, tmp_path, database_url, smtp):
         "ADSENTINEL_SMTP_PORT": str(smtp_port),
         "ADSENTINEL_SMTP_USERNAME": "alerts",
         "ADSENTINEL_SMTP_PASSWORD": SECRETS["smtp password"],
+        "ADSENTINEL_SMTP_ALLOW_PLAINTEXT_LOGIN": "true",  # the test's server speaks no TLS
         "META_TOKEN": META_TOKEN,
         "WEBHOOK_KEY": SECRETS["webhook signing key"],
         "COLUMNS": "200",
@@ -344,19 +346,25 @@ def _exercise_tokens(cli: Cli) -> dict[str, str]:
     return created
 
 
-def _exercise_alerts(cli: Cli, receiver: _Receiver, smtp: tuple[_Smtp, int]) -> None:
+def _exercise_alerts(cli: Cli, receiver: _Receiver, smtp: tuple[_Smtp, int],
+                     monkeypatch) -> None:
     state, _ = smtp
+    url = f"{receiver.url}/hook/{SECRETS['webhook URL']}"
     cli("alerts", "channel", "add", "--account", "Sorriso", "--kind", "webhook", "--target",
-        f"{receiver.url}/hook", "--secret-ref", "env:WEBHOOK_KEY")
+        url, "--secret-ref", "env:WEBHOOK_KEY", exit_code=None)  # refused: not kept in clear
+    monkeypatch.setenv("WEBHOOK_URL", url)
+    cli("alerts", "channel", "add", "--account", "Sorriso", "--kind", "webhook", "--target",
+        "env:WEBHOOK_URL", "--secret-ref", "env:WEBHOOK_KEY")
     cli("alerts", "channel", "add", "--account", "Sorriso", "--kind", "email", "--target",
         "ops@example.com")
     cli("alerts", "channel", "add", "--account", "Sorriso", "--kind", "webhook", "--target",
-        f"{receiver.url}/hook", "--secret-ref", SECRETS["webhook signing key"], exit_code=None)
+        "env:WEBHOOK_URL", "--secret-ref", SECRETS["webhook signing key"], exit_code=None)
     cli("alerts", "channel", "list")
     receiver.answer = (500, {"error": "receiver down"})
     cli("alerts", "channel", "test", "1", exit_code=None)
     receiver.answer = (200, {})
     cli("alerts", "channel", "test", "1")
+    assert receiver.seen[-1] == f"/hook/{SECRETS['webhook URL']}"  # the URL was used
     body, signature = receiver.signed[-1]  # the key was used: the receiver can check the body
     key = SECRETS["webhook signing key"].encode()
     assert signature == "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
@@ -521,7 +529,7 @@ def test_no_secret_is_ever_shown_logged_or_stored(environment, capture, monkeypa
     cli("config", "show", "--json")
     _exercise_meta_sync(cli, monkeypatch, receiver)
     tokens = _exercise_tokens(cli)
-    _exercise_alerts(cli, receiver, smtp)
+    _exercise_alerts(cli, receiver, smtp, monkeypatch)
     _exercise_models(cli, tmp_path)
     _exercise_serve_without_broker(cli, monkeypatch, corpus, tokens["ops"])
     capture.muted = ("httpx", "httpcore")  # the test's client, not adsentinel's

@@ -62,8 +62,14 @@ class Settings(BaseSettings):
     )
     model_signing_key: SecretStr | None = Field(
         default=None,
-        description="HMAC key that signs model files. Default: a random key created once in "
-        "<models_storage_path>/.signing-key. Set the same value on every machine.",
+        description="HMAC key that signs model files. Default: the key in "
+        "model_signing_key_file, else a random key created once in <data_dir>/.signing-key "
+        "(outside the model store). Set the same value on every machine.",
+    )
+    model_signing_key_file: Path | None = Field(
+        default=None,
+        description="File holding the model signing key (at least 32 hex characters, e.g. "
+        "`openssl rand -hex 32`), outside the model store and readable by its owner only.",
     )
 
     # --- scheduling ----------------------------------------------------------------------------
@@ -186,7 +192,17 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the connection with STARTTLS (port 587); the "
+        "server's certificate and name are verified.")
+    smtp_ssl: bool = Field(
+        default=False, description="SMTPS: TLS from the first byte (port 465); verified.")
+    smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the SMTP server with; default: the "
+        "system's CAs.")
+    smtp_allow_plaintext_login: bool = Field(
+        default=False, description="Allow SMTP_USERNAME without STARTTLS or SSL (the password "
+        "then crosses the network in clear): only on a network you trust.")
     smtp_from: str = Field(default="adsentinel@localhost", description="Sender of email alerts.")
     alert_max_attempts: int = Field(
         default=8, ge=1, description="Delivery attempts of one alert before it is marked failed."

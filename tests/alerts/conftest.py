@@ -40,6 +40,8 @@ class HttpReceiver:
     get HTTP 503."""
 
     url: str
+    #: how a channel names the URL: the variable ALERT_RECEIVER_URL, set for the test
+    ref: str = "env:ALERT_RECEIVER_URL"
     requests: list[Received] = field(default_factory=list)
     fail_next: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -50,7 +52,7 @@ class HttpReceiver:
 
 
 @pytest.fixture
-def http_receiver():
+def http_receiver(monkeypatch):
     state = HttpReceiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -70,6 +72,7 @@ def http_receiver():
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    monkeypatch.setenv(state.ref.removeprefix("env:"), state.url)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield state

@@ -59,7 +59,7 @@ def imported(settings, tmp_path, monkeypatch):
 
 def test_detection_plans_the_alert_and_delivery_sends_it(settings, imported, http_receiver):
     result = cli("alerts", "channel", "add", "--account", "Shoes", "--kind", "slack",
-                 "--target", http_receiver.url)
+                 "--target", http_receiver.ref)
     assert result.exit_code == 0, result.output
     summary = run_detection(session_factory=imported, settings=settings, account_id=1)
     assert summary["alerts"]["enqueued"] >= 1
@@ -67,13 +67,13 @@ def test_detection_plans_the_alert_and_delivery_sends_it(settings, imported, htt
     assert again["alerts"]["enqueued"] == 0  # the next hourly run adds nothing
     deliver_alerts(session_factory=imported, settings=settings)
     texts = [json.loads(r.body)["text"] for r in http_receiver.requests]
-    assert any("c0 > s0 > a0" in text for text in texts), texts
+    assert any("c0 &gt; s0 &gt; a0" in text for text in texts), texts  # Slack shows c0 > s0
 
 
 def test_webhook_channel_warns_when_its_key_is_missing_here(settings, imported, monkeypatch):
     monkeypatch.delenv("HOOK_KEY_NOT_SET", raising=False)
     result = cli("alerts", "channel", "add", "--account", "Shoes", "--kind", "webhook",
-                 "--target", "https://hooks.shoes.test/a", "--secret-ref", "env:HOOK_KEY_NOT_SET")
+                 "--target", "env:SHOES_HOOK_URL", "--secret-ref", "env:HOOK_KEY_NOT_SET")
     assert result.exit_code == 0
     assert "HOOK_KEY_NOT_SET is not set in this shell" in result.output
 
@@ -90,8 +90,11 @@ def test_channel_commands(settings, imported):
 
 @pytest.mark.parametrize("args, message", [
     (["--kind", "pager", "--target", "x"], "channel kind 'pager' is not known"),
-    (["--kind", "slack", "--target", "hooks.slack.com/x"], "is not an http(s) URL"),
-    (["--kind", "webhook", "--target", "https://h.test/x"], "needs --secret-ref env:VARIABLE"),
+    (["--kind", "slack", "--target", "hooks.slack.com/x"], "is not env:VARIABLE_NAME"),
+    (["--kind", "slack", "--target", "https://hooks.slack.com/T1/B2/s3cr3t"],
+     "a slack URL (https://hooks.slack.com/***) is a secret and is not stored in clear"),
+    (["--kind", "webhook", "--target", "env:H"], "needs --secret-ref env:VARIABLE"),
+    (["--kind", "email", "--target", "a@b.test\r\nBcc: x@evil.test"], "is not one email"),
     (["--kind", "email", "--target", "a@b.test", "--min-severity", "urgent"],
      "severity must be one of low, medium, high, critical"),
     (["--kind", "email", "--target", "a@b.test", "--quiet", "22h-7h"], "HH:MM"),
@@ -147,7 +150,7 @@ def test_anomalies_mark(settings, imported):
 def test_deliver_command_reports_failures(settings, imported, http_receiver):
     http_receiver.fail_next = 100
     cli("alerts", "channel", "add", "--account", "Shoes", "--kind", "slack",
-        "--target", http_receiver.url)
+        "--target", http_receiver.ref)
     run_detection(session_factory=imported, settings=settings, account_id=1)
     result = cli("alerts", "deliver")
     assert result.exit_code == 0, result.output
@@ -160,7 +163,7 @@ def test_deliver_command_reports_failures(settings, imported, http_receiver):
 
 def test_channel_test_command(settings, imported, http_receiver):
     cli("alerts", "channel", "add", "--account", "Shoes", "--kind", "slack",
-        "--target", http_receiver.url)
+        "--target", http_receiver.ref)
     result = cli("alerts", "channel", "test", "1")
     assert result.exit_code == 0, result.output
     assert "channel 1 accepted the test message" in result.output

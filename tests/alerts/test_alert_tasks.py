@@ -32,7 +32,7 @@ def test_tasks_deliver_alerts_and_digests(settings, runtime_on, http_receiver):
     today = datetime.now(timezone.utc).date()
     shop = build_shop(factory, last_day=today - timedelta(days=1))
     add_channel(session_factory=factory, account_id=shop.account_id, kind="slack",
-                target=http_receiver.url)
+                target=http_receiver.ref)
     add_anomaly(shop, shop.campaign, today - timedelta(days=1))
     plan_alerts(session_factory=factory, settings=settings, account_id=shop.account_id)
 
@@ -40,7 +40,7 @@ def test_tasks_deliver_alerts_and_digests(settings, runtime_on, http_receiver):
     assert deliver_alerts.apply().get()["sent"] == 0
 
     add_channel(session_factory=factory, account_id=shop.account_id, kind="slack",
-                target=http_receiver.url, digest=True)
+                target=http_receiver.ref, digest=True)
     assert send_alert_digests.apply().get() == {"digests": 1, "sent": 1, "retrying": 0,
                                                 "failed": 0, "held": 0}
     assert send_alert_digests.apply().get()["digests"] == 0  # once a day

@@ -25,7 +25,7 @@ def webhook(shop, http_receiver, monkeypatch):
     """A generic webhook channel of the shop's account, signing with $ALERT_HOOK_KEY."""
     monkeypatch.setenv("ALERT_HOOK_KEY", SECRET)
     return add_channel(session_factory=shop.session_factory, account_id=shop.account_id,
-                       kind="webhook", target=http_receiver.url, secret_ref="env:ALERT_HOOK_KEY")
+                       kind="webhook", target=http_receiver.ref, secret_ref="env:ALERT_HOOK_KEY")
 
 
 def plan(shop, settings, now=NOW):
@@ -108,7 +108,7 @@ def test_email_arrives_with_idempotency_headers(shop, settings, smtp_server):
 
 def test_slack_body_has_text_and_blocks(shop, settings, http_receiver):
     add_channel(session_factory=shop.session_factory, account_id=shop.account_id, kind="slack",
-                target=http_receiver.url)
+                target=http_receiver.ref)
     campaign_incident(shop, YESTERDAY)
     plan(shop, settings)
     deliver(shop, settings)
@@ -224,7 +224,7 @@ def test_gives_up_after_alert_max_attempts(shop, settings, webhook, http_receive
 
 def test_quiet_hours_hold_messages_until_the_window_ends(shop, settings, http_receiver):
     add_channel(session_factory=shop.session_factory, account_id=shop.account_id, kind="slack",
-                target=http_receiver.url, quiet_start="22:00", quiet_end="07:00")
+                target=http_receiver.ref, quiet_start="22:00", quiet_end="07:00")
     campaign_incident(shop, YESTERDAY)
     night = NOW.replace(hour=23, minute=30)
     plan(shop, settings, night)

@@ -98,7 +98,7 @@ def test_a_run_whose_first_day_was_restated_away_keeps_its_identity():
 def test_an_ad_carried_on_by_its_campaign_recovers_only_when_normal(shop, settings,
                                                                     http_receiver):
     add_channel(session_factory=shop.session_factory, account_id=shop.account_id, kind="slack",
-                target=http_receiver.url)
+                target=http_receiver.ref)
     ad = shop.ads[0]
     add_anomaly(shop, ad, date(2026, 11, 18))  # the ad alone first
     plan_alerts(session_factory=shop.session_factory, settings=settings,
@@ -123,7 +123,7 @@ def test_an_ad_carried_on_by_its_campaign_recovers_only_when_normal(shop, settin
 
 def test_a_detection_chunk_plans_only_its_campaigns(shop, settings, http_receiver):
     add_channel(session_factory=shop.session_factory, account_id=shop.account_id, kind="slack",
-                target=http_receiver.url)
+                target=http_receiver.ref)
     add_anomaly(shop, shop.ads[1], YESTERDAY)
     other_campaign = shop.campaign + 1000
     result = plan_alerts(session_factory=shop.session_factory, settings=settings,

@@ -34,7 +34,7 @@ def _message(channel_id: int, key: str) -> outbox.NewMessage:
 def test_enqueue_skips_known_keys_and_claims_each_row_once(session_factory):
     shop = build_shop(session_factory)
     channel = add_channel(session_factory=session_factory, account_id=shop.account_id,
-                          kind="slack", target="https://hooks.example/x")
+                          kind="slack", target="env:HOOKS_EXAMPLE_URL")
     with session_scope(session_factory) as session:
         assert outbox.enqueue(session, [_message(channel, f"k{i}") for i in range(5)], NOW) == 5
     with session_scope(session_factory) as session:  # the next hourly run plans them again
@@ -56,7 +56,7 @@ def test_concurrent_claims_never_share_a_row(session_factory):
 
     shop = build_shop(session_factory)
     channel = add_channel(session_factory=session_factory, account_id=shop.account_id,
-                          kind="slack", target="https://hooks.example/x")
+                          kind="slack", target="env:HOOKS_EXAMPLE_URL")
     with session_scope(session_factory) as session:
         outbox.enqueue(session, [_message(channel, f"k{i}") for i in range(40)], NOW)
     with ThreadPoolExecutor(4) as pool:
@@ -92,7 +92,7 @@ def test_killed_between_send_and_commit_repeats_with_the_same_key(
     monkeypatch.setenv("ALERT_HOOK_KEY", "k3y")
     shop = build_shop(sqlite_factory)
     add_channel(session_factory=sqlite_factory, account_id=shop.account_id, kind="webhook",
-                target=http_receiver.url, secret_ref="env:ALERT_HOOK_KEY")
+                target=http_receiver.ref, secret_ref="env:ALERT_HOOK_KEY")
     add_anomaly(shop, shop.campaign, YESTERDAY)
     add_anomaly(shop, shop.ads[0], YESTERDAY, metric="ctr", direction="down", actual=0.004,
                 expected=0.02)
@@ -146,7 +146,7 @@ def test_plan_and_deliver_on_each_database(db_settings, session_factory, http_re
 
     shop = build_shop(session_factory)
     add_channel(session_factory=session_factory, account_id=shop.account_id, kind="slack",
-                target=http_receiver.url, quiet_start="22:00", quiet_end="07:00")
+                target=http_receiver.ref, quiet_start="22:00", quiet_end="07:00")
     add_anomaly(shop, shop.campaign, YESTERDAY)
     for hour in range(3):
         moment = NOW + timedelta(hours=hour)
@@ -169,7 +169,7 @@ def test_plan_and_deliver_on_each_database(db_settings, session_factory, http_re
 def test_prune_keeps_pending_rows_and_recent_history(sqlite_factory):
     shop = build_shop(sqlite_factory)
     channel = add_channel(session_factory=sqlite_factory, account_id=shop.account_id,
-                          kind="slack", target="https://hooks.example/x")
+                          kind="slack", target="env:HOOKS_EXAMPLE_URL")
     old = NOW - timedelta(days=200)
     with session_scope(sqlite_factory) as session:
         outbox.enqueue(session, [_message(channel, "old-sent"), _message(channel, "old-pending"),

@@ -102,7 +102,7 @@ def test_suppression_reasons():
 
 def _slack(shop, receiver, **options) -> int:
     return add_channel(session_factory=shop.session_factory, account_id=shop.account_id,
-                       kind="slack", target=receiver.url, **options)
+                       kind="slack", target=receiver.ref, **options)
 
 
 def _run(shop, settings, now=NOW) -> dict:
@@ -135,7 +135,7 @@ def test_mute_of_a_campaign_silences_its_ads_until_the_date(shop, settings, http
     assert http_receiver.requests == []
     _run(shop, settings, NOW + timedelta(days=1))  # the mute ended yesterday
     assert len(http_receiver.requests) == 1
-    assert "Black Friday > Women 25-34 > Video 2" in _subjects(http_receiver)[0]
+    assert "Black Friday &gt; Women 25-34 &gt; Video 2" in _subjects(http_receiver)[0]
 
 
 def test_minimum_daily_spend(shop, settings, http_receiver):
@@ -191,7 +191,7 @@ def test_digest_channel_gets_one_summary_at_digest_time(shop, settings, http_rec
     assert body["text"] == "[digest] Acme: 2 incident(s) on 2026-11-21"
     text = body["blocks"][1]["text"]["text"]
     assert "1. [HIGH] CPL up on Black Friday" in text
-    assert "2. [MEDIUM] CTR down on Black Friday > Women 25-34 > Video 3" in text
+    assert "2. [MEDIUM] CTR down on Black Friday &gt; Women 25-34 &gt; Video 3" in text
     assert "0.40% vs 2.00% expected" in text
 
 

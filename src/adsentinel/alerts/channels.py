@@ -8,6 +8,12 @@ Receivers can drop repeats: webhooks get an ``Idempotency-Key`` header (and the 
 emails a ``Message-ID`` made from it plus ``X-Adsentinel-Idempotency-Key``. The generic webhook
 body is signed: ``X-Adsentinel-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` with the
 key named by the channel's ``secret_ref`` (``env:VAR``).
+
+Slack and webhook URLs are bearer secrets (whoever has one can post to the channel), so a channel
+stores only a reference, ``env:VAR``, resolved where the message is sent. A URL never leaves this
+module in clear: :attr:`ChannelView.target` and every error show it masked (:func:`mask_url`).
+Email goes over verified TLS (STARTTLS or SMTPS with the system's or a given CA), and a login is
+refused over a plain connection unless ``smtp_allow_plaintext_login`` says the network is trusted.
 """
 
 from __future__ import annotations
@@ -15,11 +21,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import smtplib
-from collections.abc import Mapping
+import ssl
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -30,6 +40,22 @@ CHANNEL_KINDS = ("slack", "webhook", "email")
 SIGNATURE_HEADER = "X-Adsentinel-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TIMEOUT_SECONDS = 10.0
+SECRET_REF_PREFIX = "env:"
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+class _MaskRequestUrls(logging.Filter):
+    """httpx logs every request with its URL at INFO; a webhook URL is a secret, so the logged
+    URL keeps only its scheme and host."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_url(str(a)) if isinstance(a, httpx.URL) else a
+                                for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_MaskRequestUrls())
 
 
 class DeliveryError(Exception):
@@ -38,23 +64,95 @@ class DeliveryError(Exception):
 
 @dataclass(frozen=True)
 class ChannelView:
-    """The fields of an :class:`~adsentinel.db.models.AlertChannel` a sender needs."""
+    """The fields of an :class:`~adsentinel.db.models.AlertChannel` a sender needs.
+
+    ``stored_target`` is the column as stored: an email address, an ``env:VAR`` reference, or
+    (channels added before references) a URL in clear. :attr:`target` is what may be shown.
+    """
 
     id: int
     kind: str
-    target: str
+    stored_target: str
     secret_ref: str | None = None
+
+    @property
+    def target(self) -> str:
+        """The target as logs and messages may show it (a URL in clear is masked)."""
+        return shown_target(self.stored_target)
+
+
+def is_secret_ref(value: str | None) -> bool:
+    """True for a well-formed ``env:VARIABLE_NAME``."""
+    return bool(value) and value.startswith(SECRET_REF_PREFIX) \
+        and _VARIABLE_NAME.fullmatch(value[len(SECRET_REF_PREFIX):]) is not None
+
+
+def resolve_secret_ref(ref: str | None, *, what: str) -> str:
+    """The value of the environment variable that ``ref`` (``env:VAR``) names; ``what`` says
+    in the error what the variable should hold."""
+    if not is_secret_ref(ref):
+        raise DeliveryError(f"{what}: {ref!r} must be env:VARIABLE_NAME")
+    name = ref[len(SECRET_REF_PREFIX):]
+    value = os.environ.get(name)
+    if not value:
+        raise DeliveryError(f"environment variable {name} ({what}) is not set where alerts "
+                            "are delivered")
+    return value
 
 
 def resolve_secret(secret_ref: str | None) -> bytes:
     """The webhook signing key that ``secret_ref`` (``env:VAR``) names."""
-    if not secret_ref or not secret_ref.startswith("env:") or len(secret_ref) <= 4:
-        raise DeliveryError(f"secret_ref {secret_ref!r} must be env:VARIABLE_NAME")
-    name = secret_ref[4:]
-    value = os.environ.get(name)
-    if not value:
-        raise DeliveryError(f"environment variable {name} (the webhook signing key) is not set")
-    return value.encode("utf-8")
+    return resolve_secret_ref(secret_ref, what="the webhook signing key").encode("utf-8")
+
+
+def resolve_url(channel: ChannelView) -> str:
+    """The URL a Slack or webhook channel posts to (its reference resolved)."""
+    if not is_secret_ref(channel.stored_target):
+        return channel.stored_target  # a channel stored before references existed
+    url = resolve_secret_ref(channel.stored_target, what=f"the {channel.kind} URL of channel "
+                                                         f"{channel.id}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DeliveryError(f"{channel.stored_target} of channel {channel.id} does not hold an "
+                            f"http(s) URL (it starts with {url[:8]!r}...)")
+    return url
+
+
+def mask_url(url: str) -> str:
+    """``https://hooks.slack.com/***``: scheme and host only; path, query and any user or
+    password (where webhook URLs keep their secret) are hidden."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "***"
+    return f"{parts.scheme}://{host}{port}/***" if parts.scheme and host else "***"
+
+
+def shown_target(stored_target: str) -> str:
+    """A channel's target as it may be shown: references and email addresses as they are, a
+    URL masked."""
+    if is_secret_ref(stored_target) or "://" not in stored_target:
+        return stored_target
+    return mask_url(stored_target)
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` (URLs) replaced by its masked form."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True):
+        text = text.replace(secret, mask_url(secret))
+    return text
+
+
+def channel_secrets(channel: ChannelView) -> list[str]:
+    """The secret values behind a channel that must never be shown (its URL, its key)."""
+    found = [] if is_secret_ref(channel.stored_target) or channel.kind == "email" \
+        else [channel.stored_target]
+    for ref in (channel.stored_target, channel.secret_ref):
+        if is_secret_ref(ref) and os.environ.get(ref[len(SECRET_REF_PREFIX):]):
+            found.append(os.environ[ref[len(SECRET_REF_PREFIX):]])
+    return found
 
 
 def sign(body: bytes, key: bytes) -> str:
@@ -67,14 +165,14 @@ def send_message(channel: ChannelView, payload: Mapping[str, Any], idempotency_k
     """Deliver one message; raises :class:`DeliveryError` when it was not accepted."""
     if channel.kind == "slack":
         body = json.dumps(render_slack(payload, idempotency_key)).encode("utf-8")
-        _post(channel.target, body, {IDEMPOTENCY_HEADER: idempotency_key}, timeout)
+        _post(resolve_url(channel), body, {IDEMPOTENCY_HEADER: idempotency_key}, timeout)
     elif channel.kind == "webhook":
         body = render_webhook(payload, idempotency_key)
         headers = {IDEMPOTENCY_HEADER: idempotency_key,
                    SIGNATURE_HEADER: sign(body, resolve_secret(channel.secret_ref))}
-        _post(channel.target, body, headers, timeout)
+        _post(resolve_url(channel), body, headers, timeout)
     elif channel.kind == "email":
-        _send_email(channel.target, payload, idempotency_key, settings, timeout)
+        _send_email(channel.stored_target, payload, idempotency_key, settings, timeout)
     else:
         raise DeliveryError(f"unknown channel kind {channel.kind!r}; expected one of "
                             f"{', '.join(CHANNEL_KINDS)}")
@@ -82,26 +180,67 @@ def send_message(channel: ChannelView, payload: Mapping[str, Any], idempotency_k
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
     headers = {"Content-Type": "application/json", "User-Agent": "adsentinel-alerts", **headers}
+    shown = mask_url(url)
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"POST {url}: {type(exc).__name__}: {exc}") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        detail = scrub_secrets(f"{type(exc).__name__}: {exc}", [url])
+        raise DeliveryError(f"POST {shown}: {detail}") from None
     if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"POST {url}: HTTP {response.status_code} {response.text[:200]!r}")
+        answer = scrub_secrets(repr(response.text[:200]), [url])
+        raise DeliveryError(f"POST {shown}: HTTP {response.status_code} {answer}")
 
 
 def _send_email(recipient: str, payload: Mapping[str, Any], idempotency_key: str,
                 settings: Settings, timeout: float) -> None:
-    message = render_email(payload, idempotency_key, sender=settings.smtp_from,
-                           recipient=recipient)
+    where = f"SMTP {settings.smtp_host}:{settings.smtp_port} to {recipient}"
     try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
+        message = render_email(payload, idempotency_key, sender=settings.smtp_from,
+                               recipient=recipient)
+    except ValueError as exc:  # an address with a line break: never a header injection
+        raise DeliveryError(f"{where}: the message cannot be built: {exc}") from None
+    try:
+        with _smtp_connection(settings, timeout) as smtp:
             if settings.smtp_username:
                 password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
                 smtp.login(settings.smtp_username, password)
             smtp.send_message(message)
-    except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"SMTP {settings.smtp_host}:{settings.smtp_port} to {recipient}: "
-                            f"{type(exc).__name__}: {exc}") from None
+    except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
+        raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}") from None
+
+
+def smtp_tls_mode(settings: Settings) -> str:
+    """``smtps`` (TLS from the first byte, port 465), ``starttls`` or ``none``; refuses a
+    login over a plain connection unless ``smtp_allow_plaintext_login`` is set."""
+    if settings.smtp_ssl and settings.smtp_starttls:
+        raise DeliveryError("ADSENTINEL_SMTP_SSL and ADSENTINEL_SMTP_STARTTLS are both set; "
+                            "choose one (SSL for port 465, STARTTLS for 587)")
+    mode = "smtps" if settings.smtp_ssl else "starttls" if settings.smtp_starttls else "none"
+    if mode == "none" and settings.smtp_username and not settings.smtp_allow_plaintext_login:
+        raise DeliveryError(
+            f"refusing to send the SMTP password of {settings.smtp_username!r} to "
+            f"{settings.smtp_host}:{settings.smtp_port} over a plain connection: set "
+            "ADSENTINEL_SMTP_STARTTLS=true (port 587) or ADSENTINEL_SMTP_SSL=true (port 465), "
+            "or ADSENTINEL_SMTP_ALLOW_PLAINTEXT_LOGIN=true on a network you trust")
+    return mode
+
+
+def smtp_tls_context(settings: Settings) -> ssl.SSLContext:
+    """Certificate and host name verified, against the system's CAs or ``smtp_ca_file``."""
+    cafile = str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    return ssl.create_default_context(cafile=cafile)
+
+
+def _smtp_connection(settings: Settings, timeout: float) -> smtplib.SMTP:
+    mode = smtp_tls_mode(settings)
+    if mode == "smtps":
+        return smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout,
+                                context=smtp_tls_context(settings))
+    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    if mode == "starttls":
+        try:
+            smtp.starttls(context=smtp_tls_context(settings))
+        except BaseException:
+            smtp.close()
+            raise
+    return smtp

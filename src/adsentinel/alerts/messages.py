@@ -7,12 +7,19 @@ one message: the worst is the ``incident``, the others are listed under ``also``
 carries: account, entity path (campaign > ad set > ad),
 metric, actual vs expected (in the account's currency), severity, duration so far and a link to
 the dashboard page of the entity (``{public_url}/entities/{entity_id}``).
+
+Names come from ad accounts, so they are data, never markup: every rendering first replaces
+control characters in them by spaces (a line break in a name cannot add a line to an email or
+break its Subject header), and Slack, whose text is mrkdwn, gets every value with ``&``, ``<``
+and ``>`` escaped (:func:`slack_escape`), so a name like ``<!channel>`` or ``<https://x|y>``
+is shown as written instead of pinging the channel or planting a disguised link.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +49,8 @@ TEST = "test"
 #: the Meta sync of an account keeps failing (written by adsentinel.service.sync)
 SYNC_BROKEN = "sync_broken"
 _UNFOLDED = SMTP.clone(max_line_length=998)  # RFC 5322's hard limit
+#: C0 and C1 controls, DEL, and Unicode's line and paragraph separators
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -165,8 +174,35 @@ def check_payload(ctx: MessageContext, channel_id: int) -> dict[str, Any]:
 # --- rendering --------------------------------------------------------------------------------
 
 
+def _map_text(value: Any, change) -> Any:
+    """``value`` (a payload or part of one) with ``change`` applied to every string in it."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, Mapping):
+        return {key: _map_text(item, change) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_map_text(item, change) for item in value]
+    return value
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character (line breaks, tabs, escapes) replaced by a space."""
+    return _CONTROL_CHARACTERS.sub(" ", text)
+
+
+def slack_escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as Slack's mrkdwn needs them escaped (``&amp;`` first)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plain_values(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload with control characters in every value replaced (what renderings use)."""
+    return _map_text(payload, one_line)
+
+
 def subject_of(payload: Mapping[str, Any]) -> str:
     """One line: ``[HIGH] Acme: CPL up on Campaign > Ad set (3 days)``."""
+    payload = plain_values(payload)
     account = payload["account"]["name"]
     if payload["kind"] == TEST:
         return f"[TEST] {account}: adsentinel alerts reach this channel"
@@ -207,6 +243,7 @@ def _incident_lines(inc: Mapping[str, Any]) -> list[str]:
 
 def render_text(payload: Mapping[str, Any]) -> str:
     """The plain-text body (email, and the webhook's ``text`` field)."""
+    payload = plain_values(payload)
     lines = [subject_of(payload), ""]
     if payload["kind"] == TEST:
         return "\n".join(lines + [payload["text"], f"Dashboard: {payload['url']}"]) + "\n"
@@ -247,11 +284,13 @@ def render_slack(payload: Mapping[str, Any], idempotency_key: str) -> dict[str, 
     """A Slack incoming-webhook body: ``text`` (notifications) and ``blocks`` (the message).
 
     Slack cannot drop a repeat by key, so the key's start is shown in the footer: a person can
-    still tell a resent message from a new one.
+    still tell a resent message from a new one. Every value is escaped for mrkdwn
+    (:func:`slack_escape`); the header is plain text, which Slack shows as written.
     """
-    body = render_text(payload).split("\n", 2)[-1].strip()
+    escaped = _map_text(plain_values(payload), slack_escape)
+    body = render_text(escaped).split("\n", 2)[-1].strip()
     return {
-        "text": subject_of(payload),
+        "text": subject_of(escaped),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": subject_of(payload)[:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}},

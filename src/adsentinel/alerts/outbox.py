@@ -12,7 +12,8 @@
   nothing is lost and the repeat is detectable by the receiver.
 * **Failures** (:func:`mark_failed`) retry with exponential backoff and jitter
   (:func:`retry_delay`) until ``alert_max_attempts``, then the row is ``failed`` with its last
-  error (``adsentinel alerts outbox`` shows it).
+  error (``adsentinel alerts outbox`` shows it); the channel's URL and key never reach that
+  error in clear.
 * **Pruning** (:func:`prune`): sent and failed rows are kept longer than the planner looks
   back (it reads what a channel was told from them), then deleted.
 """
@@ -30,7 +31,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.channels import ChannelView
+from adsentinel.alerts.channels import ChannelView, channel_secrets, scrub_secrets
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AlertChannel, AlertOutbox
 
@@ -174,6 +175,7 @@ def mark_failed(session_factory: sessionmaker[Session], message: ClaimedMessage,
     """Record a failed attempt: retry later with backoff, or ``failed`` after ``max_attempts``.
     Returns the row's new status."""
     status = FAILED if message.attempts >= max_attempts else PENDING
+    error = scrub_secrets(error, channel_secrets(message.channel))
     values: dict[str, Any] = {"status": status, "last_error": error[:2000]}
     if status == PENDING:
         values["next_attempt_at"] = _utc(now) + retry_delay(message.attempts, rng=rng)

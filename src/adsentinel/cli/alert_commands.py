@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
+from adsentinel.alerts.channels import is_secret_ref
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import AlertOutbox
 from adsentinel.errors import AdsentinelError
 from adsentinel.service import alert_config, alerting, feedback
 from adsentinel.service.accounts import select_accounts
@@ -77,7 +76,8 @@ def channel_add(
     account: AccountOption,
     kind: Annotated[str, typer.Option("--kind", help="slack, webhook or email.")],
     target: Annotated[str, typer.Option(
-        "--target", help="Webhook URL (slack, webhook) or email address.")],
+        "--target", help="slack, webhook: env:VAR, the environment variable holding the "
+        "webhook URL (a secret, never stored in clear); email: the address.")],
     secret_ref: Annotated[str | None, typer.Option(
         "--secret-ref", help="webhook only: env:VAR naming the HMAC signing key.")] = None,
     min_severity: Annotated[str, typer.Option(
@@ -100,10 +100,11 @@ def channel_add(
         session_factory=session_factory, account_id=_account_id(session_factory, account),
         kind=kind, target=target, secret_ref=secret_ref, min_severity=min_severity,
         quiet_start=quiet_start, quiet_end=quiet_end, digest=digest)
-    console.print(f"channel {channel_id} added: {kind} {target}")
-    if secret_ref and secret_ref.startswith("env:") and not os.environ.get(secret_ref[4:]):
-        err_console.print(f"[yellow]warning:[/] {secret_ref[4:]} is not set in this shell; "
-                          "the processes that deliver alerts need it", highlight=False)
+    console.print(f"channel {channel_id} added: {kind} {target.strip()}", highlight=False)
+    for ref in (target.strip(), secret_ref):
+        if is_secret_ref(ref) and not os.environ.get(ref[4:]):
+            err_console.print(f"[yellow]warning:[/] {ref[4:]} is not set in this shell; "
+                              "the processes that deliver alerts need it", highlight=False)
 
 
 @channel_app.command("list")
@@ -187,13 +188,7 @@ def alerts_outbox(
 ) -> None:
     """Show the newest queued and sent messages, with their attempts and last error."""
     _, session_factory = _session_factory()
-    with session_factory() as session:
-        query = select(AlertOutbox).order_by(AlertOutbox.id.desc()).limit(limit)
-        if status:
-            query = query.where(AlertOutbox.status == status)
-        rows = [{"id": r.id, "channel": r.channel_id, "kind": r.kind, "status": r.status,
-                 "attempts": r.attempts, "next_attempt": r.next_attempt_at, "subject": r.subject,
-                 "last_error": r.last_error} for r in session.scalars(query)]
+    rows = alert_config.list_outbox(session_factory=session_factory, status=status, limit=limit)
     _print_rows(rows, "Alert outbox", "the outbox is empty")
 
 

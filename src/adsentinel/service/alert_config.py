@@ -1,4 +1,8 @@
-"""Setting up alerting: channels, mutes, an account's calendar and its minimum spend."""
+"""Setting up alerting: channels, mutes, an account's calendar and its minimum spend.
+
+Slack and webhook URLs are secrets: a channel stores ``env:VAR`` (the variable holds the URL
+where alerts are delivered), and what is listed or printed shows URLs masked.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,19 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.channels import CHANNEL_KINDS
+from adsentinel.alerts.channels import (
+    CHANNEL_KINDS,
+    ChannelView,
+    channel_secrets,
+    is_secret_ref,
+    mask_url,
+    scrub_secrets,
+    shown_target,
+)
 from adsentinel.alerts.suppression import check_severity, parse_clock
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import (
@@ -36,23 +47,42 @@ class AlertConfigError(AdsentinelError):
 
     exit_code = 64  # EX_USAGE
 
+
+def _checked_target(kind: str, target: str) -> str:
+    """The target to store: ``env:VAR`` for Slack and webhooks (never a URL in clear), an
+    address on one line for email."""
+    target = target.strip()
+    if kind in ("slack", "webhook"):
+        if "://" in target:
+            raise AlertConfigError(
+                f"a {kind} URL ({mask_url(target)}) is a secret and is not stored in clear",
+                hint=f"export it where alerts are delivered, e.g. ADSENTINEL_{kind.upper()}_URL="
+                     f"'https://...', and pass --target env:ADSENTINEL_{kind.upper()}_URL")
+        if not is_secret_ref(target):
+            raise AlertConfigError(
+                f"{kind} target {target!r} is not env:VARIABLE_NAME",
+                hint="pass the name of the environment variable holding the webhook URL, "
+                     "e.g. --target env:ADSENTINEL_SLACK_URL")
+    if kind == "email" and ("@" not in target or any(c.isspace() or ord(c) < 32 or c in "<>,;"
+                                                     for c in target)):
+        raise AlertConfigError(f"email target {target!r} is not one email address",
+                               hint="e.g. --target ads@acme.com")
+    return target
+
+
 def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind: str,
                 target: str, secret_ref: str | None = None, min_severity: str = "medium",
                 quiet_start: str | None = None, quiet_end: str | None = None,
                 digest: bool = False) -> int:
-    """Create an alert channel of an account after checking every field; returns its id."""
+    """Create an alert channel of an account after checking every field; returns its id.
+
+    Slack and webhook targets are ``env:VAR`` references (see the module docstring)."""
     if kind not in CHANNEL_KINDS:
         raise AlertConfigError(f"channel kind {kind!r} is not known",
                                hint=f"use one of {', '.join(CHANNEL_KINDS)}")
-    if kind in ("slack", "webhook"):
-        parsed = urlparse(target)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise AlertConfigError(f"{kind} target {target!r} is not an http(s) URL",
-                                   hint="pass the webhook URL, e.g. https://hooks.slack.com/...")
-    if kind == "email" and ("@" not in target or " " in target.strip()):
-        raise AlertConfigError(f"email target {target!r} is not an email address")
+    target = _checked_target(kind, target)
     if kind == "webhook":
-        if not secret_ref or not secret_ref.startswith("env:") or len(secret_ref) <= 4:
+        if not is_secret_ref(secret_ref):
             raise AlertConfigError(
                 "a webhook channel needs --secret-ref env:VARIABLE (its HMAC signing key)",
                 hint="export the key in that variable where deliveries run")
@@ -67,7 +97,7 @@ def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind
                                hint="e.g. --quiet 22:00-07:00")
     with session_scope(session_factory) as session:
         _account(session, account_id)
-        channel = AlertChannel(account_id=account_id, kind=kind, target=target.strip(),
+        channel = AlertChannel(account_id=account_id, kind=kind, target=target,
                                secret_ref=secret_ref, min_severity=min_severity,
                                quiet_start=quiet_start, quiet_end=quiet_end, digest=digest,
                                is_active=True)
@@ -78,7 +108,8 @@ def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind
 
 def list_channels(*, session_factory: sessionmaker[Session],
                   account_id: int | None = None) -> list[dict[str, Any]]:
-    """Channels (of one account, or all) with their pending and failed message counts."""
+    """Channels (of one account, or all) with their pending and failed message counts; a URL
+    stored in clear by an older version is shown masked."""
     with session_factory() as session:
         query = select(AlertChannel, AdAccount.name).join(
             AdAccount, AdAccount.id == AlertChannel.account_id).order_by(AlertChannel.id)
@@ -88,13 +119,31 @@ def list_channels(*, session_factory: sessionmaker[Session],
             select(AlertOutbox.channel_id, AlertOutbox.status, func.count())
             .group_by(AlertOutbox.channel_id, AlertOutbox.status))}
         return [{
-            "id": c.id, "account": name, "kind": c.kind, "target": c.target,
+            "id": c.id, "account": name, "kind": c.kind, "target": shown_target(c.target),
             "secret_ref": c.secret_ref, "min_severity": c.min_severity,
             "quiet": f"{c.quiet_start}-{c.quiet_end}" if c.quiet_start else None,
             "digest": c.digest, "active": c.is_active,
             "pending": counts.get((c.id, "pending"), 0), "sent": counts.get((c.id, "sent"), 0),
             "failed": counts.get((c.id, "failed"), 0),
         } for c, name in session.execute(query)]
+
+
+def list_outbox(*, session_factory: sessionmaker[Session], status: str | None = None,
+                limit: int = 20) -> list[dict[str, Any]]:
+    """The newest outbox rows with their attempts and last error; a channel's URL or key in an
+    error (written by an older version) is shown masked."""
+    with session_factory() as session:
+        query = (select(AlertOutbox, AlertChannel).join(
+            AlertChannel, AlertChannel.id == AlertOutbox.channel_id)
+            .order_by(AlertOutbox.id.desc()).limit(limit))
+        if status:
+            query = query.where(AlertOutbox.status == status)
+        rows = session.execute(query).all()
+    return [{"id": r.id, "channel": r.channel_id, "kind": r.kind, "status": r.status,
+             "attempts": r.attempts, "next_attempt": r.next_attempt_at, "subject": r.subject,
+             "last_error": r.last_error and scrub_secrets(r.last_error, channel_secrets(
+                 ChannelView(c.id, c.kind, c.target, c.secret_ref)))}
+            for r, c in rows]
 
 
 def remove_channel(*, session_factory: sessionmaker[Session], channel_id: int) -> None:
