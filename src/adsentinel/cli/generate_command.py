@@ -1,7 +1,12 @@
-"""`adsentinel generate`: write a synthetic, labelled dataset (insights.csv + labels.csv)."""
+"""`adsentinel generate`: write a synthetic, labelled dataset (insights.csv + labels.csv).
+
+``--world lab`` (the default) is :mod:`adsentinel.ingest.synthetic`; ``--world field`` is the
+independent second world of :mod:`adsentinel.evaluation.field_world`, in the same format.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -14,6 +19,8 @@ from adsentinel.cli.app import app, console
 from adsentinel.errors import ConfigError
 
 PRESET_NAMES = ("demo", "evaluation", "benchmark")  # adsentinel.ingest.synthetic.PRESETS
+WORLD_NAMES = ("lab", "field")
+FIELD_PRESET_NAMES = ("demo", "evaluation")  # adsentinel.evaluation.field_world.SIZES
 
 
 @app.command()
@@ -31,6 +38,10 @@ def generate(
     ] = None,
     incident_rate: Annotated[float | None, typer.Option(
         help="Incidents per 100 ads of an account.")] = None,
+    world: Annotated[str, typer.Option(
+        help="Which generator: lab (the default) or field, the independent second world "
+             "(presets demo and evaluation; --accounts, --ads, --days and --incident-rate "
+             "apply to the lab only).")] = "lab",
 ) -> None:
     """Generate synthetic Meta ad accounts with injected, labelled incidents."""
     from adsentinel.ingest.synthetic import (  # pandas: imported only when generating
@@ -40,21 +51,32 @@ def generate(
         write_dataset,
     )
 
-    config = preset_config(
-        preset, seed=seed, accounts=accounts, ads_per_account=ads, days=days,
-        end_date=_parse_date(end_date), incidents_per_100_ads=incident_rate,
-    )
+    if world not in WORLD_NAMES:
+        raise ConfigError(f"--world must be one of {', '.join(WORLD_NAMES)}, got {world!r}")
     started = time.perf_counter()
-    dataset = generate_dataset(config)
+    if world == "field":
+        lab_only = {"--accounts": accounts, "--ads": ads, "--days": days,
+                    "--incident-rate": incident_rate}
+        given = [name for name, value in lab_only.items() if value is not None]
+        if given:
+            raise ConfigError(f"--world field does not take {', '.join(given)}",
+                              hint="the field world draws its sizes from --seed and --preset")
+        dataset, summary = _generate_field(seed, preset, _parse_date(end_date))
+    else:
+        config = preset_config(
+            preset, seed=seed, accounts=accounts, ads_per_account=ads, days=days,
+            end_date=_parse_date(end_date), incidents_per_100_ads=incident_rate,
+        )
+        dataset = generate_dataset(config)
+        summary = summarize(dataset)
     files = write_dataset(dataset, out)
     elapsed = time.perf_counter() - started
 
-    summary = summarize(dataset)
     console.print(
         f"[bold]{summary['rows']:,}[/] rows: {summary['accounts']} account(s), "
         f"{summary['campaigns']} campaigns, {summary['ads']} ads, {summary['days']} days "
-        f"({summary['start_date']} to {summary['end_date']}), seed {config.seed}, "
-        f"preset {preset}, {elapsed:.1f} s"
+        f"({summary['start_date']} to {summary['end_date']}), seed {seed}, "
+        f"world {world}, preset {preset}, {elapsed:.1f} s"
     )
     console.print(f"{summary['incidents']} labelled incidents, "
                   f"{summary['campaign_wide']} of them campaign-wide")
@@ -67,6 +89,23 @@ def generate(
     for label, path in (("insights", files.insights), ("labels", files.labels),
                         ("events", files.events)):
         console.print(f"{label:>9}: {path}", highlight=False)
+
+
+def _generate_field(seed: int, preset: str, end_date: dt.date | None):
+    from adsentinel.evaluation.field_world import (
+        field_world_config,
+        generate_field_world,
+        summarize_field_world,
+    )
+
+    if preset not in FIELD_PRESET_NAMES:
+        raise ConfigError(f"--preset must be one of {', '.join(FIELD_PRESET_NAMES)} with "
+                          f"--world field, got {preset!r}")
+    config = field_world_config(seed, preset)
+    if end_date is not None:
+        config = dataclasses.replace(config, end_date=end_date)
+    dataset = generate_field_world(config)
+    return dataset, summarize_field_world(dataset)
 
 
 def _parse_date(value: str | None) -> dt.date | None:

@@ -1,0 +1,1 @@
+"""Evaluation: labelled synthetic worlds to judge detection against."""
