@@ -143,9 +143,9 @@ class Job:
 
 @dataclass
 class Fault:
-    """Misbehave on the next ``times`` requests whose path matches ``path`` (a regex):
-    ``throttle`` (error 80000 with usage headers), ``stall`` (no answer for ``seconds``), or
-    ``error`` (``status`` and ``body``)."""
+    """Misbehave on the next ``times`` requests whose path matches ``path`` (a regex), after
+    letting ``skip`` of them through: ``throttle`` (error 80000 with usage headers), ``stall``
+    (no answer for ``seconds``), or ``error`` (``status`` and ``body``)."""
 
     path: str
     kind: str
@@ -154,6 +154,7 @@ class Fault:
     status: int = 500
     body: dict[str, Any] | None = None
     method: str | None = None
+    skip: int = 0
 
 
 class GraphEmulator:
@@ -263,6 +264,9 @@ class GraphEmulator:
         for fault in self.faults:
             if fault.times > 0 and re.fullmatch(fault.path, path) and \
                     (fault.method is None or fault.method == method):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.times -= 1
                 return fault
         return None

@@ -9,15 +9,20 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from graph_emulator import EmulatedAccount, Fault
 from sqlalchemy import func, select
 
 from adsentinel.config import load_settings
-from adsentinel.db.models import AdAccount, DailyInsight, Entity
-from adsentinel.service.sync import add_meta_account, sync_account
+from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun
+from adsentinel.service.sync import (
+    add_meta_account,
+    date_ranges,
+    earliest_insights_day,
+    sync_account,
+)
 from adsentinel.sync.rate_limits import BackoffPolicy
 
 TOKEN = "EAAemulatorToken0000000000000000000001"
@@ -263,3 +268,63 @@ def test_the_pinned_version_is_the_one_called(emulator, world, session_factory, 
     assert sync(session_factory, pinned, account_id, client_factory).status == "succeeded"
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(DailyInsight)) > 0
+
+
+def test_each_date_range_is_committed_so_a_late_failure_keeps_the_fresh_days(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    """Ten days: yesterday+today first, then a week, then a day; the week fails for good."""
+    client_factory.changes.update(backoff=BackoffPolicy(max_attempts=1))
+    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", skip=1, times=5))
+    summary = sync(session_factory, settings, account_id, client_factory,
+                   since=date(2026, 11, 16))
+    assert summary.status == "failed" and summary.ranges_stored == 1
+    assert (summary.since, summary.until) == (DAY1, DAY2)
+    stored = ad_days(session_factory)
+    assert {day for _, day in stored} == {DAY1, DAY2}
+    assert len(stored) == len(expected_ad_days(world, DAY1, DAY2))
+    ranges = [json.loads(p["time_range"]) for p in emulator.asked("GET", rf"{world.id}/insights")]
+    assert (ranges[0]["since"], ranges[1]["since"], ranges[1]["until"]) == (
+        "2026-11-24", "2026-11-17", "2026-11-23")
+
+
+def test_since_beyond_metas_retention_is_clamped_with_a_note(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    # (the pull stops after its first week: 160 weeks back would make a slow test)
+    client_factory.changes.update(backoff=BackoffPolicy(max_attempts=1))
+    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", skip=2))
+    summary = sync(session_factory, settings, account_id, client_factory,
+                   since=date(2022, 1, 1))
+    assert summary.notes == ["--since 2022-01-01 is older than Meta keeps insights (37 months): "
+                             "pulled from 2023-10-25 instead"]  # 37 months before 2026-11-25
+    assert summary.ranges_stored == 2 and summary.since == date(2026, 11, 17)
+
+
+def test_a_currency_change_is_noted_on_the_run(emulator, world, session_factory, settings,
+                                              account_id, client_factory):
+    sync(session_factory, settings, account_id, client_factory)
+    world.currency = "USD"
+    summary = sync(session_factory, settings, account_id, client_factory, now=LATER)
+    assert summary.notes == ["the account's currency changed from EUR to USD: numbers before "
+                             "and after do not compare"]
+    with session_factory() as session:
+        run = session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
+        assert run.counts["notes"] == summary.notes
+        assert session.get(AdAccount, account_id).currency == "USD"
+
+
+@pytest.mark.parametrize(("today", "earliest"), [
+    (date(2026, 11, 25), date(2023, 10, 25)), (date(2026, 3, 31), date(2023, 2, 28)),
+    (date(2026, 1, 15), date(2022, 12, 15))])
+def test_earliest_insights_day_is_37_months_back(today, earliest):
+    assert earliest_insights_day(today) == earliest
+
+
+def test_date_ranges_are_newest_first_and_cover_the_window():
+    ranges = date_ranges(date(2026, 11, 1), date(2026, 11, 20))
+    assert ranges[0] == (date(2026, 11, 19), date(2026, 11, 20))
+    assert ranges[1] == (date(2026, 11, 12), date(2026, 11, 18))
+    assert ranges[-1] == (date(2026, 11, 1), date(2026, 11, 4))
+    days = sorted(first + timedelta(days=n) for first, last in ranges
+                  for n in range((last - first).days + 1))
+    assert days == [date(2026, 11, 1) + timedelta(days=n) for n in range(20)]
+    assert date_ranges(DAY2, DAY2) == [(DAY2, DAY2)]

@@ -63,7 +63,9 @@ def test_celery_sync_task_stores_then_dispatches_detection(settings, accounts, m
     celery_app.conf.task_always_eager = True  # .delay() runs in this process
     try:
         result = tasks.sync_account.apply(args=(meta,), kwargs={"detect_after": True}).get()
-        assert result["status"] == "succeeded" and result["insight_rows"] == 5
+        assert result["status"] == "succeeded"
+        # the recorded pages answer every date range of the first sync's window
+        assert result["insight_rows"] == 5 * result["ranges_stored"] > 0
         assert len(result["detect_task_ids"]) == 1
 
         hourly = tasks.detect_anomalies_all.apply().get()

@@ -22,12 +22,13 @@ def sync_command(
         "--account", help="Only this account (name, Meta id or numeric id).")] = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="First day to pull, YYYY-MM-DD (default: the rolling "
-                        "SYNC_WINDOW_DAYS window).")] = None,
+                        "SYNC_WINDOW_DAYS window; at most Meta's 37 months).")] = None,
 ) -> None:
     """Pull campaigns, ad sets, ads and daily ad insights from Meta and store them.
 
-    Every account is one transaction: a failure writes nothing of it and the other accounts go
-    on. Restated days replace the stored ones; today is stored as a partial day.
+    Insights are stored one date range at a time, newest first: a failure keeps the ranges
+    already stored, and the other accounts go on. Restated days replace the stored ones; today
+    is stored as a partial day.
     """
     settings = get_settings()
     first_day = _parse_day(since) if since else None
@@ -87,6 +88,8 @@ def print_sync_summaries(summaries: list[SyncSummary]) -> None:
                       f"{s.duration_seconds:.1f}")
     console.print(table)
     for s in summaries:
+        for note in s.notes:
+            console.print(f"{s.account_name}: note: {note}", highlight=False)
         if s.reason and s.status != "succeeded":
             target = err_console if s.status != "skipped" else console
             target.print(f"{s.account_name}: {s.reason}", highlight=False)

@@ -8,8 +8,12 @@ One sync of one account:
    old numbers; the first sync of an account reaches back ``isolation_forest_history_days`` so
    that the models have history to learn from);
 2. validate every object (:mod:`adsentinel.sync.payloads`); a malformed one fails the sync;
-3. write it all in **one transaction**: the account's currency and timezone, the structure
-   (names, statuses, parents), then the ad days through the CSV importer's own upsert (which
+3. pull and store the insights **one date range at a time, newest first** (yesterday and
+   today, then a week at a time going back), each range in its own transaction: a pull that
+   fails half-way still leaves the freshest days stored. The first range's transaction also
+   writes the account's currency and timezone (a change is recorded on the run and logged)
+   and the structure (names, statuses, parents). Ad days go through the CSV importer's own
+   upsert (which
    re-aggregates ad set and campaign days and moves ``updated_at`` only on days whose numbers
    changed, so detection re-judges exactly the restated days). Insights include deleted and
    archived ads (Meta leaves them out unless asked), so deleting an ad does not rewrite its
@@ -108,6 +112,8 @@ class SyncSummary:
     ad_days_restated: int = 0
     ad_days_zeroed: int = 0
     ad_days_unreported: int = 0
+    ranges_stored: int = 0
+    notes: list[str] = field(default_factory=list)
     api_calls: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
@@ -365,12 +371,18 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         token = resolve_token(credentials_ref, environ=environ)
         client = (client_factory or default_client_factory)(
             platform_id, token, client_options(settings, environ=environ), on_progress)
-        pulled = _pull(client, session_factory=session_factory, settings=settings,
-                       account_id=account_id, since=since, now=now)
-        summary.since, summary.until = pulled.since, pulled.until
+        pulled = _pull_structure(client, session_factory=session_factory, settings=settings,
+                                 account_id=account_id, since=since, now=now, summary=summary)
+        for first, last in date_ranges(pulled.since, pulled.until):
+            insights = client.insights(
+                first, last, expected_rows=max(pulled.ads, 1) * ((last - first).days + 1),
+                convert=lambda row: parse_insight(row, result_action_types=pulled.types))
+            _store_range(session_factory, account_id=account_id, pulled=pulled,
+                         insights=insights, first=first, last=last, summary=summary,
+                         now=now or datetime.now(timezone.utc))
         _copy_call_stats(client, summary)
-        _store(session_factory, account_id=account_id, run_id=run_id, pulled=pulled,
-               summary=summary, now=now or datetime.now(timezone.utc))
+        _finish_succeeded(session_factory, run_id, account_id, summary,
+                          now or datetime.now(timezone.utc))
         summary.status = "succeeded"
     except MetaAuthError as exc:
         message = scrub_secrets(str(exc.message), [token])
@@ -384,7 +396,8 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         _finish_failed(session_factory, run_id, account_id, summary, message,
                        settings=settings)
         summary.status, summary.reason, summary.error_exit_code = "failed", message, exc.exit_code
-        log.error("account %r: sync failed, nothing written: %s", summary.account_name, message)
+        log.error("account %r: sync failed (%d date range(s) stored before): %s",
+                  summary.account_name, summary.ranges_stored, message)
     except BaseException as exc:
         try:
             _finish_failed(session_factory, run_id, account_id, summary,
@@ -435,21 +448,52 @@ def _attention_text(exc: MetaAuthError, credentials_ref: str | None) -> str:
             f"set {variable}, then run `adsentinel accounts enable` (or `accounts add`)")
 
 
+#: Meta keeps insights for 37 months
+RETENTION_MONTHS = 37
+#: days of the first (freshest) range, then of each range going back
+FIRST_RANGE_DAYS, RANGE_DAYS = 2, 7
+
+
+def date_ranges(since: date, until: date) -> list[tuple[date, date]]:
+    """``since``..``until`` cut into ranges, newest first: the last ``FIRST_RANGE_DAYS`` days,
+    then ``RANGE_DAYS`` at a time going back."""
+    ranges: list[tuple[date, date]] = []
+    last, size = until, FIRST_RANGE_DAYS
+    while last >= since:
+        first = max(since, last - timedelta(days=size - 1))
+        ranges.append((first, last))
+        last, size = first - timedelta(days=1), RANGE_DAYS
+    return ranges
+
+
+def earliest_insights_day(today: date) -> date:
+    """The first day Meta still has insights for: ``RETENTION_MONTHS`` months before today."""
+    month_index = today.year * 12 + today.month - 1 - RETENTION_MONTHS
+    year, month = divmod(month_index, 12)
+    month += 1
+    following = date(year + (month == 12), month % 12 + 1, 1)
+    return date(year, month, min(today.day, (following - timedelta(days=1)).day))
+
+
 @dataclass
 class _Pulled:
-    """Everything read from Meta for one sync, validated, not yet stored."""
+    """The account and its structure as read from Meta, validated; the window to pull."""
 
     currency: str
     timezone: str
     since: date
     until: date
     structure: list[StructureRecord]
-    insights: list[InsightRecord] = field(default_factory=list)
+    types: tuple[str, ...]
+    ads: int
+    structure_stored: bool = False
 
 
-def _pull(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
-          settings: Settings, account_id: int, since: date | None,
-          now: datetime | None) -> _Pulled:
+def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
+                    settings: Settings, account_id: int, since: date | None,
+                    now: datetime | None, summary: SyncSummary) -> _Pulled:
+    """The account node and every campaign, ad set and ad; the window (clamped to Meta's
+    retention, with a note saying so)."""
     info = parse_account(client.account())
     if info.platform_account_id != client.platform_account_id:
         raise SyncPayloadError(f"Meta answered for {info.platform_account_id} when asked for "
@@ -473,16 +517,17 @@ def _pull(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
     if since > today:
         raise ConfigError(f"--since {since} is after today ({today}) in the account's timezone "
                           f"{info.timezone}")
+    earliest = earliest_insights_day(today)
+    if since < earliest:
+        summary.notes.append(f"--since {since} is older than Meta keeps insights "
+                             f"({RETENTION_MONTHS} months): pulled from {earliest} instead")
+        log.warning("account %r: %s", summary.account_name, summary.notes[-1])
+        since = earliest
     structure = ([parse_campaign(c) for c in client.campaigns()]
                  + [parse_adset(s) for s in client.adsets()])
     ads = [parse_ad(a) for a in client.ads()]
-    structure += ads
-    expected_rows = max(len(ads), 1) * ((today - since).days + 1)
-    insights = client.insights(since, today, expected_rows=expected_rows,
-                               convert=lambda row: parse_insight(row, result_action_types=types))
-    structure += _unlisted_in_insights(structure, insights)
     return _Pulled(currency=info.currency, timezone=info.timezone, since=since, until=today,
-                   structure=structure, insights=insights)
+                   structure=structure + ads, types=types, ads=len(ads))
 
 
 def _unlisted_in_insights(structure: list[StructureRecord],
@@ -565,47 +610,75 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
     return outbox.enqueue(session, messages, now)
 
 
-def _store(session_factory: sessionmaker[Session], *, account_id: int, run_id: int,
-           pulled: _Pulled, summary: SyncSummary, now: datetime) -> None:
-    """Write the pull in one transaction (account, structure, ad days, parents, the run)."""
+def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pulled: _Pulled,
+                 insights: list[InsightRecord], first: date, last: date, summary: SyncSummary,
+                 now: datetime) -> None:
+    """Write one date range in one transaction: the account and the structure with the first
+    range, the entities only the insights name, the ad days (parents re-aggregated)."""
     source = f"Meta insights of account {account_id}"
+    unlisted = _unlisted_in_insights(pulled.structure, insights)
     with session_factory() as session, session.begin():
         account = session.get(AdAccount, account_id)
-        account.currency, account.timezone = pulled.currency, pulled.timezone
-        session.flush()  # the importer reads the timezone (what "today" is) with plain SQL
-        counts = _upsert_structure(session, account_id, pulled.structure)
-        existing = _stored_ad_days(session, account_id, pulled.since, pulled.until)
-        written = _rows_to_write(pulled.insights, pulled.until, existing)
+        if not pulled.structure_stored:
+            _record_account_change(account, pulled, summary)
+            account.currency, account.timezone = pulled.currency, pulled.timezone
+            session.flush()  # the importer reads the timezone (what "today" is) with plain SQL
+        counts = _upsert_structure(session, account_id, unlisted + (
+            [] if pulled.structure_stored else pulled.structure))
+        existing = _stored_ad_days(session, account_id, first, last)
+        written = _rows_to_write(insights, pulled.until, existing)
         if written.rows:
             try:
                 upserted = upsert_ad_insight_rows(session.connection(), written.rows,
                                                   account_id=account_id, source=source, now=now)
             except InputFileError as exc:
                 raise SyncPayloadError(
-                    "Meta's insights contradict each other or what is stored: "
-                    + "; ".join(str(p) for p in exc.problems),
-                    hint="nothing of this sync was written") from None
-            summary.days_new = upserted.days_new
-        summary.campaigns, summary.adsets, summary.ads = (counts["campaign"], counts["adset"],
-                                                           counts["ad"])
-        summary.insight_rows = len(pulled.insights)
-        summary.days_restated = len(written.restated_days)
-        summary.ad_days_restated = written.ad_days_restated
-        summary.ad_days_zeroed = written.ad_days_zeroed
-        summary.ad_days_unreported = written.ad_days_unreported
+                    f"Meta's insights of {first}..{last} contradict each other or what is "
+                    "stored: " + "; ".join(str(p) for p in exc.problems),
+                    hint="nothing of this date range was written") from None
+            summary.days_new += upserted.days_new
+        if not pulled.structure_stored:
+            summary.campaigns, summary.adsets, summary.ads = (counts["campaign"],
+                                                               counts["adset"], counts["ad"])
+        summary.insight_rows += len(insights)
+        summary.days_restated += len(written.restated_days)
+        summary.ad_days_restated += written.ad_days_restated
+        summary.ad_days_zeroed += written.ad_days_zeroed
+        summary.ad_days_unreported += written.ad_days_unreported
+        summary.ranges_stored += 1
+        summary.since, summary.until = first, pulled.until  # what is stored so far
         account.last_synced_at = now
+    pulled.structure_stored = True
+
+
+def _record_account_change(account: AdAccount, pulled: _Pulled, summary: SyncSummary) -> None:
+    """A currency or timezone that changed since the last sync is noted (run, log, summary):
+    amounts or days before and after it do not compare."""
+    if account.last_synced_at is None:
+        return
+    for what, before, after in (("currency", account.currency, pulled.currency),
+                                ("timezone", account.timezone, pulled.timezone)):
+        if before != after:
+            summary.notes.append(f"the account's {what} changed from {before} to {after}: "
+                                 f"numbers before and after do not compare")
+            log.warning("account %r: %s", account.name, summary.notes[-1])
+
+
+def _finish_succeeded(session_factory: sessionmaker[Session], run_id: int, account_id: int,
+                      summary: SyncSummary, now: datetime) -> None:
+    with session_factory() as session, session.begin():
         run = session.get(SyncRun, run_id)
         run.status = TrainingStatus.succeeded.value
-        run.since, run.until = pulled.since, pulled.until
+        run.since, run.until = summary.since, summary.until
         run.finished_at = datetime.now(timezone.utc)
-        run.counts = {"campaigns": summary.campaigns, "adsets": summary.adsets,
-                      "ads": summary.ads, "insight_rows": summary.insight_rows,
-                      "days_new": summary.days_new, "days_restated": summary.days_restated,
-                      "ad_days_restated": summary.ad_days_restated,
-                      "ad_days_zeroed": summary.ad_days_zeroed,
-                      "ad_days_unreported": summary.ad_days_unreported,
-                      "api_calls": summary.api_calls, "throttled": summary.throttled,
-                      "waited_seconds": summary.waited_seconds}
+        run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
+        if summary.notes:
+            run.counts["notes"] = list(summary.notes)
+
+
+_RUN_COUNTS = ("campaigns", "adsets", "ads", "insight_rows", "days_new", "days_restated",
+               "ad_days_restated", "ad_days_zeroed", "ad_days_unreported", "ranges_stored",
+               "api_calls", "throttled", "waited_seconds")
 
 
 def _upsert_structure(session: Session, account_id: int,
