@@ -5,16 +5,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hashlib
+
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.ensemble import IsolationForest as SklearnIsolationForest
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
 
-from adsentinel.detect.forest import (
-    ForestState,
-    IsolationForest,
-    _average_path_length,
-    _average_path_length_scalar,
+from adsentinel.detect.forest import LEAF, ForestState, IsolationForest
+from adsentinel.detect.forest import _estimator as forest_estimator
+from adsentinel.detect.forest._maths import (
+    average_path_length as _average_path_length,
+)
+from adsentinel.detect.forest._maths import (
+    average_path_length_scalar as _average_path_length_scalar,
 )
 
 def _odds_dir() -> Path:
@@ -84,7 +93,7 @@ def test_same_seed_same_model_and_scores():
     a = IsolationForest(random_state=42).fit(X)
     b = IsolationForest(random_state=42).fit(X)
     c = IsolationForest(random_state=43).fit(X)
-    for left, right in zip(a._streams, b._streams):
+    for left, right in zip(a.get_state().__dict__.values(), b.get_state().__dict__.values()):
         np.testing.assert_array_equal(left, right)
     np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
     assert not np.array_equal(a.score_samples(X), c.score_samples(X))
@@ -169,18 +178,34 @@ def test_invalid_parameters_name_parameter_and_value(kwargs, match):
 
 def test_input_checks():
     model = IsolationForest(random_state=0)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         model.score_samples(np.zeros((1, 2)))
-    with pytest.raises(ValueError, match="NaN or infinity"):
+    with pytest.raises(NotFittedError):
+        model.get_state()
+    with pytest.raises(ValueError, match="Input X contains NaN"):
         model.fit(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        model.fit(np.arange(5.0))
+    with pytest.raises(ValueError, match="0 sample"):
+        model.fit(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        model.fit(np.ones((4, 2), dtype=complex))
+    with pytest.raises(TypeError, match="dense data is required"):
+        from scipy import sparse
+
+        model.fit(sparse.csr_matrix(np.eye(4)))
     model.fit(np.random.default_rng(0).normal(size=(20, 2)))
-    with pytest.raises(ValueError, match="X has 3 features, but this IsolationForest was fitted with 2"):
+    with pytest.raises(ValueError, match="X has 3 features, but IsolationForest is expecting 2"):
         model.score_samples(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        model.score_samples(np.array([[np.inf, 0.0]]))
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        model.predict(np.zeros(2))
 
 
 def test_constant_data_gives_single_leaf_trees():
     model = IsolationForest(n_estimators=3, random_state=0).fit(np.ones((30, 2)))
-    assert set(model.get_state().kinds.tolist()) == {255}
+    assert set(model.get_state().kinds.tolist()) == {LEAF}
     scores = model.score_samples(np.array([[1.0, 1.0], [5.0, 5.0]]))
     assert scores[0] == scores[1]
 
@@ -194,15 +219,139 @@ def test_sorted_quantiles_match_numpy():
 
 
 def test_stream_scoring_equals_decoded_scoring():
-    from adsentinel.detect import forest
-
     X = np.random.default_rng(10).normal(size=(90, 8))
     rows = np.random.default_rng(11).normal(size=(40, 8)) * 2
     model = IsolationForest(random_state=5).fit(X)
     state = model.get_state()
     fresh = IsolationForest.from_state(state)
     few = np.vstack([fresh.score_samples(rows[i:i + 1]) for i in range(len(rows))]).ravel()
-    assert fresh._decoded is None  # the single rows went through the stream walker
     many = fresh.score_samples(rows)  # more than _STREAM_SCORING_ROWS: decoded arrays
-    assert len(rows) > forest._STREAM_SCORING_ROWS
+    assert len(rows) > forest_estimator._STREAM_SCORING_ROWS
     np.testing.assert_array_equal(few, many)
+    # blocks of the batch walker: a batch longer than one block, and its tail
+    long = np.random.default_rng(12).normal(size=(700, 8)) * 2
+    np.testing.assert_array_equal(
+        fresh.score_samples(long),
+        np.concatenate([fresh.score_samples(long[i:i + 10]) for i in range(0, 700, 10)]))
+
+
+# --- the scikit-learn estimator contract ---------------------------------------------------------
+
+
+def test_passes_sklearn_check_estimator():
+    """Every check of scikit-learn's own suite passes on the class itself (none expected to fail)."""
+    results = check_estimator(IsolationForest(), on_fail=None)
+    failed = {r["check_name"]: repr(r["exception"]) for r in results if r["status"] == "failed"}
+    assert len(results) >= 40
+    assert failed == {}
+
+
+def test_clone_pipeline_and_params():
+    X = np.random.default_rng(13).normal(size=(200, 4))
+    model = IsolationForest(n_estimators=20, random_state=3)
+    assert model.get_params() == {"n_estimators": 20, "max_samples": "auto",
+                                  "contamination": "auto", "random_state": 3}
+    copy = clone(model).set_params(n_estimators=30)
+    assert copy.n_estimators == 30 and not hasattr(copy, "offset_")
+    pipeline = make_pipeline(StandardScaler(), model).fit(X)
+    scaled = StandardScaler().fit(X).transform(X)
+    np.testing.assert_array_equal(pipeline.score_samples(X),
+                                  clone(model).fit(scaled).score_samples(scaled))
+
+
+@pytest.mark.parametrize("n_rows", [1, 16, 17, 300])
+def test_scoring_leaves_the_estimator_unchanged(n_rows):
+    """Both scoring paths (streams for a few rows, decoded trees for more) keep no cache."""
+    X = np.random.default_rng(14).normal(size=(300, 5))
+    model = IsolationForest(n_estimators=10, random_state=0).fit(X)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in model.__dict__.items()}
+    model.predict(X[:n_rows])
+    model.score_samples(X[:n_rows])
+    assert model.__dict__.keys() == before.keys()
+    for key, value in before.items():
+        np.testing.assert_array_equal(model.__dict__[key], value, err_msg=key)
+
+
+def test_feature_names_from_a_dataframe_are_checked():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.random.default_rng(15).normal(size=(50, 3)), columns=["a", "b", "c"])
+    model = IsolationForest(n_estimators=10, random_state=0).fit(frame)
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(model.score_samples(frame), model.score_samples(frame.values))
+    with pytest.raises(ValueError, match="feature names"):
+        model.score_samples(frame[["c", "b", "a"]])
+    model.fit(frame.values)  # refitting on an array forgets the names
+    assert not hasattr(model, "feature_names_in_")
+
+
+# --- same trees and scores as every model stored so far --------------------------------------------
+
+#: sha256 prefixes of the streams and of the scores, computed with ENGINE_VERSION "1" as it was
+#: before the estimator became a package (commit 378fc47): a change here changes stored models
+GOLDEN = {
+    "entity": ((90, 8, "auto"), "312b7a2c2ac15cff6bec02e9", "d50abf229ecc2213128ffad0"),
+    "subsampled": ((700, 5, "auto"), "16f62301e81daacf2fa5e0e0", "dcae81adb3dc400d123f4f8b"),
+    "wider": ((300, 40, 128), "c5295576fe0c4db29b0a5fb0", "05cab548e0eb84326a6ea849"),
+}
+
+
+def test_trees_and_scores_identical_to_engine_version_1():
+    rng = np.random.default_rng(123)
+    for name, ((n, d, max_samples), streams_digest, scores_digest) in GOLDEN.items():
+        X = rng.normal(size=(n, d))
+        X[:5] += 4
+        model = IsolationForest(random_state=17, max_samples=max_samples).fit(X)
+        state = model.get_state()
+        digest = hashlib.sha256()
+        for stream in (state.kinds, state.codes, state.sizes):
+            digest.update(np.ascontiguousarray(stream).tobytes())
+        scores = model.score_samples(X)
+        assert digest.hexdigest()[:24] == streams_digest, name
+        assert hashlib.sha256(scores.tobytes()).hexdigest()[:24] == scores_digest, name
+        few = np.concatenate([model.score_samples(X[i:i + 1]) for i in range(10)])
+        np.testing.assert_array_equal(few, scores[:10])
+
+
+# --- any number of features ----------------------------------------------------------------------
+
+
+def _wide_set(n=452, d=274, seed=16):
+    """The shape of ODDS arrhythmia (452 x 274, 15 % outliers): a few informative columns among
+    many noisy ones, outliers shifted on some of the informative ones."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = np.zeros(n, dtype=int)
+    outliers = rng.choice(n, size=int(0.15 * n), replace=False)
+    y[outliers] = 1
+    informative = rng.choice(d, size=30, replace=False)
+    X[np.ix_(outliers, informative)] += rng.choice([-2.5, 2.5], size=(outliers.size, 30))
+    return X, y
+
+
+def test_more_than_255_features_fit_score_and_match_sklearn():
+    X, y = _wide_set()
+    ours = [IsolationForest(random_state=s).fit(X) for s in range(3)]
+    assert ours[0].get_state().kinds.dtype == np.uint16
+    assert int(ours[0].get_state().kinds[ours[0].get_state().kinds < 65535].max()) > 255
+    auc = np.mean([roc_auc_score(y, -m.score_samples(X)) for m in ours])
+    reference = np.mean([
+        roc_auc_score(y, -SklearnIsolationForest(random_state=s).fit(X).score_samples(X))
+        for s in range(3)
+    ])
+    assert auc > 0.8
+    assert abs(auc - reference) <= 0.02, (auc, reference)
+    copy = IsolationForest.from_state(ours[0].get_state())
+    np.testing.assert_array_equal(copy.score_samples(X[:5]), ours[0].score_samples(X[:5]))
+    np.testing.assert_array_equal(copy.score_samples(X), ours[0].score_samples(X))
+
+
+def test_255_and_256_features_take_the_narrow_and_the_wide_kinds():
+    rng = np.random.default_rng(17)
+    narrow = IsolationForest(n_estimators=5, random_state=0).fit(rng.normal(size=(40, 255)))
+    wide = IsolationForest(n_estimators=5, random_state=0).fit(rng.normal(size=(40, 256)))
+    assert narrow.get_state().kinds.dtype == np.uint8
+    assert wide.get_state().kinds.dtype == np.uint16
+    state = wide.get_state()
+    with pytest.raises(ValueError, match="kinds of dtype uint8, a model of 256 features stores"):
+        IsolationForest.from_state(ForestState(**{**state.__dict__,
+                                                  "kinds": state.kinds.astype(np.uint8)}))
