@@ -3,16 +3,22 @@
 The cases and the checks are the property-based tests' own (``tests/fuzz_inputs.py``), run here
 without stopping at the first failure so that every outcome is counted:
 
-* CSV import: files drawn by ``csv_cases`` (header aliases, missing / duplicated / unknown /
-  renamed columns, UTF-8 / UTF-8 BOM / UTF-16 / Latin-1 / CP1252, LF / CRLF / CR, quoting broken,
-  cut files, hostile cells: huge, negative, non-finite, Unicode digits, NUL, over-long text;
-  duplicate ad-days, clicks or reach above impressions, an ad under two ad sets, future days),
-  1 in 6 with ``skip_invalid``, 1 in 8 with an ``--account`` name (valid or hostile). All go into one database, reused, so imports restate and
-  conflict with what earlier ones stored. A case is "accepted" when the import returns and every
-  line is stored as it reads with no documented rule broken, "refused" when it raises
+* CSV / XLSX import: files drawn by ``csv_cases`` (English, Portuguese and Spanish header
+  aliases, missing / duplicated / unknown / renamed columns; ``,`` ``;`` or tab; plain, US
+  ``1,054.03`` or Brazilian ``1.564,97`` numbers; ISO, ``dd/mm/yyyy`` or ``mm/dd/yyyy`` dates of
+  any day from year 1 to 9999, and junk; XLSX workbooks with typed or text cells; UTF-8 / UTF-8
+  BOM / UTF-16 / Latin-1 / CP1252, LF / CRLF / CR, quoting broken, cut files, hostile cells:
+  huge, negative, non-finite, ambiguous ``1.234``, Unicode digits, NUL and other control
+  characters, over-long text; summary rows, duplicate ad-days, clicks or reach above
+  impressions, an ad under two ad sets, future days), 1 in 6 with ``skip_invalid``, 1 in 8 with
+  an ``--account`` name (valid or hostile). All go into one database, reused, so imports restate
+  and conflict with what earlier ones stored. A case is "accepted" when the import returns,
+  every line is stored as it reads with no documented rule broken, *and then* training,
+  detection and the charts of every entity of the accounts it touched run without an exception
+  (the service functions, embedded default settings); "refused" when it raises
   ``InputFileError`` with every problem located (file, line, known column), a hint, and no table
-  changed, and a "crash" otherwise (another exception, an unclear error, a half-written database,
-  a stored row that breaks a rule).
+  changed; a "crash" otherwise (another exception in the import or after it, an unclear error,
+  a half-written database, a stored row that breaks a rule).
 * settings, environment: ``ADSENTINEL_*`` variables for every field (valid, hostile text and
   numbers, empty, Unicode, bytes that are not UTF-8, huge) loaded with ``load_settings`` as the
   CLI does. "Accepted": every value within its documented constraints and ``config show``'s
@@ -65,6 +71,7 @@ class Tally:
         self.counts: Counter = Counter()
         self.crashes: dict[str, tuple[int, object]] = {}
         self.seconds = 0.0
+        self.pipeline_runs: int | None = None  # accepted imports then trained, detected, charted
 
     def add(self, case: object, kind: str, detail: str) -> None:
         self.counts[kind] += 1
@@ -145,6 +152,10 @@ def main() -> None:
         print(f"| {tally.name} | {sum(c.values())} | {c['accepted']} | {c['refused']} | "
               f"{c['crash']} | {tally.seconds:.0f} |")
     for tally in tallies:
+        if tally.pipeline_runs is not None:
+            print(f"{tally.name}: {tally.pipeline_runs} accepted imports then trained, detected "
+                  f"and charted")
+    for tally in tallies:
         for key, (count, case) in sorted(tally.crashes.items(), key=lambda kv: -kv[1][0]):
             print(f"CRASH {tally.name}: {count} x {key}\n    e.g. {case!r:.400}")
     total = sum(t.counts["crash"] for t in tallies)
@@ -159,8 +170,9 @@ def run_csv(tally: Tally, database_settings, folder: Path, args) -> None:
 
     engine = open_database(database_settings)
     try:
-        trials = CsvImportTrials(engine, folder / "in.csv")
+        trials = CsvImportTrials(engine, folder / "in.csv", database_settings)
         run_cases(tally, csv_cases(), trials.check, args.cases, args.seed)
+        tally.pipeline_runs = trials.pipeline_runs
     finally:
         engine.dispose()
 

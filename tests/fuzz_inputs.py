@@ -3,11 +3,13 @@
 Two targets, each with a hypothesis strategy of cases and a checker that runs one case and says
 what happened:
 
-* the CSV importer: :func:`csv_cases` draws whole files (header aliases and mistakes, encodings,
-  BOM, CRLF, quoting, hostile cells, duplicates, hierarchy conflicts, future days) and, for 1 in
-  8, an ``--account`` name;
-  :class:`CsvImportTrials` imports them into one database, *reused* across cases, and compares
-  the importer's tables before and after each refused import;
+* the CSV / XLSX importer: :func:`csv_cases` draws whole files (English, Portuguese and Spanish
+  header aliases and mistakes; ``,`` ``;`` or tab; plain, US and Brazilian numbers; days from
+  year 1 to 9999 as ISO, ``dd/mm/yyyy`` or ``mm/dd/yyyy``; XLSX workbooks; encodings, BOM, CRLF,
+  quoting, hostile cells, control characters, summary rows, duplicates, hierarchy conflicts,
+  future days) and, for 1 in 8, an ``--account`` name; :class:`CsvImportTrials` imports them
+  into one database, *reused* across cases, compares the importer's tables before and after
+  each refused import and, given settings, trains, detects and charts after each accepted one;
 * the settings: :func:`settings_environments` draws ``ADSENTINEL_*`` variables for every field of
   :class:`~adsentinel.config.Settings`; :func:`check_settings_environment` loads them the way the
   CLI does (:func:`~adsentinel.config.load_settings`).
@@ -36,7 +38,7 @@ from zoneinfo import ZoneInfo
 import annotated_types
 from hypothesis import strategies as st
 from pydantic import SecretStr
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
 from adsentinel.config import ENV_PREFIX, Settings, load_settings
@@ -58,26 +60,35 @@ class Outcome:
 
 
 # ---------------------------------------------------------------------------------------------
-# CSV importer
+# CSV and XLSX importer
 
 #: the small world most rows come from, so that imports overlap, restate and conflict
 ACCOUNTS = {"act_1": "Acme", "act_2": "Beta"}
 ADS = {"a1": ("s1", "c1"), "a2": ("s1", "c1"), "a3": ("s2", "c1"), "a4": ("s3", "c2")}
-DAYS = [date(2026, 11, d).isoformat() for d in range(19, 27)]  # the 25th is today, the 26th future
+DAYS = [date(2026, 11, d) for d in range(19, 27)]  # the 25th is today, the 26th future
 OPTIONAL = ("account_name", "currency", "campaign_name", "adset_name", "ad_name", "conversions",
             "revenue")
 #: tables the importer writes; the others must not change either (compared by row count)
 IMPORT_TABLES = ("ad_accounts", "entities", "daily_insights")
+#: how a file writes its numbers and dates (Ads Manager exports of each country, and XLSX)
+STYLES = ("plain", "plain", "plain", "us", "pt", "pt", "xlsx")
+DELIMITERS = {"plain": (",", ",", "\t", ";"), "us": (",", "\t"), "pt": (";", ";", ",", "\t"),
+              "xlsx": (",",)}
+NUMBER_FIELDS = ("spend", "impressions", "clicks", "leads", "reach", "conversions", "revenue")
 
 HOSTILE_CELLS = (
     "", " ", "0", "-0", "-1", "1.5", "1e3", "1e300", "1e400", "9" * 25, "9" * 5000, "nan", "inf",
     "-inf", "²", "١٢", "1_000", "0x10", "abc", "\x00", "a\x00b", "x" * 65, "y" * 201, "z" * 401,
     "2026-W47-1", "2026-02-30", "2026/11/20", "20261120", "0000-01-01", "9999-12-31",
     "２０２６-11-20", "ßab", "usd", "US", "€€€", '"', "'", "\r", "\n", ",", ";", "é", "\ufeff",
-    "\u202e", "🙂🙂🙂", "act_1", "act_2", "a1", "s2", "c2",
+    "\u202e", "🙂🙂🙂", "act_1", "act_2", "a1", "s2", "c2", "1.234", "1,234", "1.234,56",
+    "1,234.56", "1.2.3", "1,2,3", "12,5", "0,5", ",5", "1.", "1,", "01/02/2026", "13/02/2026",
+    "02/13/2026", "31/02/2026", "1/1/1970", "31/12/1969", "Total", "Resultados totais", "\t",
+    "a\nb", "a\rb", "\x85", "\x1b[31m", "\x7f",
 )
 HOSTILE_TEXT = ("a\x00b", "\x00", "x" * 65, "y" * 201, "z" * 401, "ßab", "ǆxy", "€€€", "us",
-                "\u202e", "🙂🙂🙂", "  ", "act_1", "Acme", "Beta")
+                "\u202e", "🙂🙂🙂", "  ", "act_1", "Acme", "Beta", "Ad\nSubject: x", "a\rb",
+                "a\tb", "\x1b[2J", "a\x85b", "a\x9fb", "Total")
 hostile_text = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=500))
 TEXT_FIELDS = ("account_id", "account_name", "currency", "campaign_id", "campaign_name", "adset_id",
                "adset_name", "ad_id", "ad_name")
@@ -87,28 +98,56 @@ hostile_cell = st.one_of(
     st.floats().map(repr),
     st.text(max_size=12),
 )
+#: any day of the calendar, written as an export might
+any_day = st.dates()  # 0001-01-01 .. 9999-12-31
 
 
 @dataclass(frozen=True)
 class CsvCase:
-    """One file's bytes, imported with ``skip_invalid`` or not, into ``account`` (``--account``)
-    or the accounts the file names."""
+    """One file's bytes (CSV, or an XLSX workbook when ``kind == "xlsx"``), imported with
+    ``skip_invalid`` or not, into ``account`` (``--account``) or the accounts the file names."""
 
     data: bytes
     skip_invalid: bool = False
     account: str | None = None
+    kind: str = "csv"
+    delimiter: str = ","
 
 
 def _header_text(draw, field: str) -> str:
-    choices = list(ALIASES[field]) + (["Amount spent (BRL)", "amount spent (usd)"]
-                                      if field == "spend" else [])
+    choices = list(ALIASES[field]) + (
+        ["Amount spent (BRL)", "amount spent (usd)", "Valor usado (BRL)", "Importe gastado (EUR)"]
+        if field == "spend" else [])
+    choices += {"date": ["Día", "Início dos relatórios"], "campaign_id": [
+        "Identificação da campanha"], "impressions": ["Impressões"]}.get(field, [])
     alias = draw(st.sampled_from(choices))
     style = draw(st.sampled_from(["lower", "upper", "title", "padded", "as is"]))
     return {"lower": alias.lower(), "upper": alias.upper(), "title": alias.title(),
             "padded": f"  {alias.replace(' ', '  ')} ", "as is": alias}[style]
 
 
-def _row_values(draw, account: str) -> dict[str, str]:
+def _day_text(draw, day: date, style: str) -> str:
+    """``day`` as ISO, ``dd/mm/yyyy`` or ``mm/dd/yyyy`` (refused or read by the file's order)."""
+    form = draw(st.sampled_from(["iso"] * 4 + ["dmy", "dmy", "mdy"])) if style != "plain" else \
+        draw(st.sampled_from(["iso"] * 9 + ["dmy"]))
+    if form == "dmy":
+        return f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+    if form == "mdy":
+        return f"{day.month:02d}/{day.day:02d}/{day.year:04d}"
+    return day.isoformat()
+
+
+def _number_text(draw, value: float, style: str, *, money: bool) -> str:
+    """A number as the file's style writes it: ``1234.50``, ``1,234.50`` or ``1.234,50``."""
+    text = f"{value:,.2f}" if money else f"{int(value):,}"
+    if style == "pt":
+        return text.replace(",", "_").replace(".", ",").replace("_", ".")
+    if style == "us" or (style == "xlsx" and draw(st.booleans())):
+        return text
+    return text.replace(",", "")
+
+
+def _row_values(draw, account: str, style: str) -> dict[str, str]:
     ad = draw(st.sampled_from(sorted(ADS)))
     adset, campaign = ADS[ad]
     if draw(st.integers(0, 24)) == 0:  # the ad under another ad set: refused
@@ -116,27 +155,38 @@ def _row_values(draw, account: str) -> dict[str, str]:
     impressions = draw(st.integers(0, 100_000))
     clicks = draw(st.integers(0, impressions))
     cents = draw(st.integers(0, 10**7))
+    day = draw(st.one_of(st.sampled_from(DAYS[:-1]), st.sampled_from(DAYS[:-1]), any_day))
+    number = lambda value, money=False: _number_text(draw, value, style, money=money)  # noqa: E731
     return {
-        "date": draw(st.sampled_from(DAYS[:-1])), "account_id": account,
+        "date": _day_text(draw, day, style), "account_id": account,
         "account_name": ACCOUNTS.get(account, account), "currency": draw(
             st.sampled_from(["USD", "brl", "", "EUR"])),
         "campaign_id": campaign, "campaign_name": f"Campaign {campaign}",
         "adset_id": adset, "adset_name": f"Ad set {adset}", "ad_id": ad, "ad_name": f"Ad {ad}",
-        "spend": f"{cents // 100}.{cents % 100:02d}", "impressions": str(impressions),
-        "clicks": draw(st.sampled_from([str(clicks), "" if clicks == 0 else str(clicks)])),
-        "leads": str(draw(st.integers(0, clicks))), "reach": str(draw(st.integers(0, impressions))),
-        "conversions": draw(st.sampled_from(["", str(clicks // 2)])),
-        "revenue": draw(st.sampled_from(["", f"{cents / 50:.2f}"])),
+        "spend": number(cents / 100, True), "impressions": number(impressions),
+        "clicks": draw(st.sampled_from([number(clicks), "" if clicks == 0 else number(clicks)])),
+        "leads": number(draw(st.integers(0, clicks))),
+        "reach": number(draw(st.integers(0, impressions))),
+        "conversions": draw(st.sampled_from(["", number(clicks // 2)])),
+        "revenue": draw(st.sampled_from(["", number(cents / 50, True)])),
     }
 
 
 def _mutate_row(draw, values: dict[str, str]) -> None:
     """Break a documented rule on this row (or keep it valid)."""
     kind = draw(st.sampled_from(["cell", "cell", "text", "text", "clicks", "reach", "negative",
-                                 "huge", "future", "none"]))
-    impressions = int(values["impressions"])
+                                 "huge", "future", "date", "summary", "none"]))
+    impressions = int(float(values["impressions"].replace(",", "").replace(".", "") or 0))
     if kind == "future":
-        values["date"] = DAYS[-1]
+        values["date"] = DAYS[-1].isoformat()
+    elif kind == "date":  # any day of the calendar (1 in 4 before 1970 or after today), or junk
+        values["date"] = draw(st.one_of(
+            any_day.map(date.isoformat), any_day.map(lambda d: d.strftime("%d/%m/%Y")),
+            st.dates(max_value=date(1969, 12, 31)).map(date.isoformat), st.text(max_size=12)))
+    elif kind == "summary":  # Ads Manager's summary row: no ids
+        for field in ("campaign_id", "adset_id", "ad_id"):
+            values[field] = ""
+        values["date"] = draw(st.sampled_from(["", values["date"], "Total"]))
     elif kind == "text":
         values[draw(st.sampled_from(TEXT_FIELDS))] = draw(hostile_text)
     elif kind == "cell":
@@ -155,12 +205,17 @@ def _mutate_row(draw, values: dict[str, str]) -> None:
 
 @st.composite
 def csv_cases(draw) -> CsvCase:
-    """A whole input file: mostly well-formed Meta / canonical exports with a few things wrong."""
+    """A whole input file: mostly well-formed Meta / canonical exports (English, Portuguese,
+    Spanish headers; US, Brazilian or plain numbers; ``,`` ``;`` or tab; CSV or XLSX) with a
+    few things wrong."""
     shape = draw(st.integers(0, 39))
     if shape == 0:
         return CsvCase(draw(st.binary(max_size=300)), draw(st.booleans()))
     if shape == 1:
-        return CsvCase(draw(st.sampled_from([b"", b"\n", b"\r\n", b"\xef\xbb\xbf", b",,,\n"])))
+        return CsvCase(draw(st.sampled_from([b"", b"\n", b"\r\n", b"\xef\xbb\xbf", b",,,\n",
+                                             b";;;\n", b"PK\x03\x04junk"])))
+    style = draw(st.sampled_from(STYLES))
+    delimiter = draw(st.sampled_from(DELIMITERS[style]))
 
     # header: required columns, account id (usually), some optional ones, in any order
     fields = list(REQUIRED) + (["account_id"] if draw(st.integers(0, 14)) else [])
@@ -189,7 +244,7 @@ def csv_cases(draw) -> CsvCase:
     accounts = draw(st.sampled_from([["act_1"], ["act_2"], ["act_1", "act_2"], ["act_9"]]))
     lines: list[list[str]] = []
     for _ in range(draw(st.integers(0, 8))):
-        values = _row_values(draw, draw(st.sampled_from(accounts)))
+        values = _row_values(draw, draw(st.sampled_from(accounts)), style)
         if draw(st.integers(0, 2)) == 0:
             _mutate_row(draw, values)
         cells = [values[field] if field in values else draw(hostile_cell) for field in fields]
@@ -208,23 +263,59 @@ def csv_cases(draw) -> CsvCase:
             again[at] = draw(st.sampled_from(["0", "1", "7", again[at]]))
         lines.insert(draw(st.integers(0, len(lines))), again)
 
-    ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
-    buffer = io.StringIO()
-    if draw(st.integers(0, 9)):
-        writer = csv.writer(buffer, lineterminator=ending)
-        writer.writerow(header)
-        writer.writerows(lines)
-    else:  # joined without quoting: commas and line breaks in cells break the structure
-        buffer.write(ending.join(",".join(cells) for cells in [header, *lines]) + ending)
-    encoding = draw(st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "utf-16", "latin-1", "cp1252"]))
-    data = buffer.getvalue().encode(encoding, errors="replace")
-    if draw(st.integers(0, 9)) == 0:
-        data = data[:draw(st.integers(0, len(data)))] + draw(st.binary(max_size=8))
+    skip_invalid = draw(st.integers(0, 5)) == 0
     account = None
     if draw(st.integers(0, 7)) == 0:
         account = draw(st.one_of(st.sampled_from(["Acme", "Beta", "New Co"]), hostile_text,
                                  st.just("caf\udce9")))
-    return CsvCase(data, skip_invalid=draw(st.integers(0, 5)) == 0, account=account)
+    if style == "xlsx":
+        return CsvCase(_workbook(draw, header, lines), skip_invalid, account, kind="xlsx")
+    ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    buffer = io.StringIO()
+    if draw(st.integers(0, 9)):
+        writer = csv.writer(buffer, delimiter=delimiter, lineterminator=ending)
+        writer.writerow(header)
+        writer.writerows(lines)
+    else:  # joined without quoting: delimiters and line breaks in cells break the structure
+        buffer.write(ending.join(delimiter.join(cells) for cells in [header, *lines]) + ending)
+    if draw(st.integers(0, 5)) == 0:  # the trailing blank lines of an export
+        buffer.write(ending * draw(st.integers(1, 3)))
+    encoding = draw(st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "utf-16", "latin-1", "cp1252"]))
+    data = buffer.getvalue().encode(encoding, errors="replace")
+    if draw(st.integers(0, 9)) == 0:
+        data = data[:draw(st.integers(0, len(data)))] + draw(st.binary(max_size=8))
+    return CsvCase(data, skip_invalid=skip_invalid, account=account, delimiter=delimiter)
+
+
+def _workbook(draw, header: list[str], lines: list[list[str]]) -> bytes:
+    """The rows as an XLSX workbook: numbers and dates sometimes stored as typed cells."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def cell(text: str) -> object:
+        kind = draw(st.sampled_from(["text", "typed", "typed"]))
+        if kind == "typed":
+            try:
+                number = float(text)
+                if math.isfinite(number) and abs(number) < 1e15:
+                    return int(number) if number.is_integer() else number
+            except ValueError:
+                pass
+            try:
+                return datetime.combine(date.fromisoformat(text), time())
+            except ValueError:
+                pass
+        clean = ILLEGAL_CHARACTERS_RE.sub("", text.encode("utf-8", "replace").decode("utf-8"))
+        return clean or None
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append([cell(h) if h.strip() else None for h in header])
+    for cells in lines:
+        sheet.append([cell(c) for c in cells])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
 
 
 def snapshot(engine: Engine) -> dict[str, object]:
@@ -245,23 +336,28 @@ class CsvImportTrials:
     """Imports cases one after another into one database, and judges each.
 
     The importer's tables are read after every accepted import; a refused one must leave them
-    exactly as they were (nothing else writes to the database in between).
+    exactly as they were. With ``settings`` (the embedded default, on the same database), every
+    accepted import is followed by what the service does next with the accounts it touched:
+    training, detection, and the charts of their entities; an exception there is a crash too.
+    Those write models, runs and anomalies, so the snapshot is taken again after them.
     """
 
-    def __init__(self, engine: Engine, path: Path) -> None:
+    def __init__(self, engine: Engine, path: Path, settings: Settings | None = None) -> None:
         self.engine = engine
         self.path = path
+        self.settings = settings
         self.state = snapshot(engine)
+        self.pipeline_runs = 0
 
     def check(self, case: CsvCase) -> Outcome:
         """Import ``case`` into the database that earlier cases filled."""
-        path = self.path
+        path = self.path.with_suffix(".xlsx" if case.kind == "xlsx" else ".csv")
         path.write_bytes(case.data)
         try:
             summary = import_insights_csv(path, engine=self.engine, account_name=case.account,
                                           skip_invalid=case.skip_invalid, now=NOW)
         except InputFileError as error:
-            unclear = _unclear_error(error, path, case.data)
+            unclear = _unclear_error(error, path, case)
             if unclear:
                 return Outcome("crash", f"unclear error ({unclear}): {error}")
             if self._changed():
@@ -272,12 +368,52 @@ class CsvImportTrials:
             return Outcome("crash", f"{type(error).__name__} ({state}): {str(error)[:300]}")
         self.state = snapshot(self.engine)
         wrong = _broken_rules(self.engine) or (None if case.skip_invalid else
-                                               _rows_not_stored(self.engine, case))
+                                               _rows_not_stored(self.engine, case, summary))
         if case.skip_invalid and not wrong and summary.problems:
-            wrong = _unclear_error(InputFileError(summary.problems, hint="-"), path, case.data)
+            wrong = _unclear_error(InputFileError(summary.problems, hint="-"), path, case)
+        if not wrong and self.settings is not None and summary.rows_imported:
+            wrong = self._train_detect_chart(summary.accounts)
+            self.state = snapshot(self.engine)
         if wrong:
             return Outcome("crash", f"accepted, but {wrong}")
         return Outcome("accepted")
+
+    def _train_detect_chart(self, account_names: list[str]) -> str | None:
+        """Train, detect and chart every entity of the imported accounts, as the service does."""
+        from adsentinel.api.charts import metric_charts
+        from adsentinel.api.queries import anomalies_of_entity
+        from adsentinel.api.series import entity_series, series_range
+        from adsentinel.db.engine import make_session_factory
+        from adsentinel.db.models import AdAccount, Entity
+        from adsentinel.service.jobs import run_detection, run_training
+
+        self.pipeline_runs += 1
+        factory = make_session_factory(self.engine)
+        with factory() as session:
+            accounts = session.execute(select(AdAccount.id, AdAccount.currency).where(
+                AdAccount.name.in_(account_names))).all()
+        for account_id, currency in accounts:
+            step = "training"
+            try:
+                run_training(session_factory=factory, settings=self.settings,
+                             account_id=account_id)
+                step = "detection"
+                run_detection(session_factory=factory, settings=self.settings,
+                              account_id=account_id)
+                step = "charts"
+                with factory() as session:
+                    for entity in session.scalars(select(Entity).where(
+                            Entity.account_id == account_id)):
+                        first, last = series_range(None, None, last_day=entity.last_day)
+                        points = entity_series(session=session, settings=self.settings,
+                                               entity_id=entity.id, first=first, last=last)
+                        metric_charts(points, anomalies_of_entity(
+                            session=session, entity_id=entity.id, start=first, end=last),
+                            currency)
+            except Exception as error:  # noqa: BLE001 - any exception is the counted crash
+                return (f"then {step} of account {account_id} raised {type(error).__name__}: "
+                        f"{str(error)[:300]}")
+        return None
 
     def _changed(self) -> bool:
         now = snapshot(self.engine)
@@ -285,25 +421,45 @@ class CsvImportTrials:
         return changed
 
 
-def _unclear_error(error: InputFileError, path: Path, data: bytes) -> str | None:
+def _line_count(case: CsvCase) -> int:
+    if case.kind == "xlsx":
+        return 1 + sum(1 for _ in _file_rows(case))
+    return case.data.count(b"\n") + case.data.count(b"\r") + 1
+
+
+def _unclear_error(error: InputFileError, path: Path, case: CsvCase) -> str | None:
     """Why ``error`` does not say what is wrong, where, and what to do (``None``: it does)."""
-    lines = data.count(b"\n") + data.count(b"\r") + 1
     if not error.problems:
         return "no problem listed"
     if not error.hint:
         return "no hint saying what to do"
+    lines = None
     for problem in error.problems:
         if problem.file != str(path) or not problem.message.strip():
             return f"problem without file or message: {problem!r}"
-        if problem.line is not None and not 1 <= problem.line <= lines:
-            return f"line {problem.line} outside the file's {lines} lines"
+        if problem.line is not None:
+            lines = lines or _safe_line_count(case)
+            if not 1 <= problem.line <= lines:
+                return f"line {problem.line} outside the file's {lines} lines"
         if problem.line is not None and problem.line > 1 and problem.column not in (None, *ALIASES):
             return f"unknown column {problem.column!r}"
     return None
 
 
+def _safe_line_count(case: CsvCase) -> int:
+    try:
+        return _line_count(case)
+    except Exception:  # noqa: BLE001 - a workbook openpyxl cannot read has one line at most
+        return 1
+
+
+def _is_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text)
+
+
 def _broken_rules(engine: Engine) -> str | None:
-    """A stored row that breaks a documented rule: counts, spend, partial days, text sizes."""
+    """A stored row that breaks a documented rule: counts, spend, days, text sizes, control
+    characters."""
     with engine.connect() as conn:
         days = conn.execute(text(
             "SELECT e.level, e.platform_id, d.day, d.spend, d.impressions, d.clicks, d.leads, "
@@ -319,48 +475,111 @@ def _broken_rules(engine: Engine) -> str | None:
         if clicks > impressions or reach > impressions:
             return f"{level} {pid} on {day}: clicks or reach above impressions {counts}"
         day = day if isinstance(day, date) else date.fromisoformat(day)
-        if day > TODAY or bool(complete) != (day < TODAY):
-            return f"{level} {pid} on {day}: future day, or wrong partial flag {complete}"
+        if day > TODAY or day < date(1970, 1, 1) or bool(complete) != (day < TODAY):
+            return f"{level} {pid} on {day}: outside 1970..today, or wrong partial flag {complete}"
     for pid, name in entities:
-        if not 0 < len(pid) <= 64 or (name and len(name) > 400) or "\x00" in pid + (name or ""):
+        if not 0 < len(pid) <= 64 or (name and len(name) > 400) or _is_control(pid + (name or "")):
             return f"entity id or name out of bounds: {pid!r} {name!r}"
     for pid, name, currency in accounts:
-        if (pid and len(pid) > 64) or len(name) > 200 or not (
+        if (pid and len(pid) > 64) or len(name) > 200 or _is_control(name + (pid or "")) or not (
                 len(currency) == 3 and currency.isascii() and currency.isupper()):
             return f"account out of bounds: {pid!r} {name!r} {currency!r}"
     return None
 
 
-def _rows_not_stored(engine: Engine, case: CsvCase) -> str | None:
-    """After an import without ``skip_invalid``: each line of the file is stored as it reads,
-    in the account of its id (or, without ids, in the ``--account`` one)."""
-    reader = csv.reader(io.StringIO(case.data.decode("utf-8-sig"), newline=""))
-    headers = [normalise_header(h) for h in next(reader)]
-    headers = ["amount spent" if h.startswith("amount spent (") else h for h in headers]
+def _file_rows(case: CsvCase) -> Iterator[list[object]]:
+    """The case's rows (header first) as its writer meant them: CSV text cells split on the
+    delimiter the case was written with, or the workbook's typed cells."""
+    if case.kind == "xlsx":
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(io.BytesIO(case.data), read_only=True, data_only=True)
+        try:
+            for values in workbook.worksheets[0].iter_rows(values_only=True):
+                cells = ["" if v is None else v for v in values]
+                while cells and cells[-1] == "":
+                    cells.pop()
+                if cells:
+                    yield cells
+        finally:
+            workbook.close()
+        return
+    reader = csv.reader(io.StringIO(case.data.decode("utf-8-sig"), newline=""),
+                        delimiter=case.delimiter)
+    yield from reader
+
+
+def _number_readings(cell: object) -> set[float]:
+    """Every value a number cell can mean: as written, with thousands commas, or Brazilian."""
+    if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+        return {float(cell)}
+    text = str(cell).strip()
+    if not text:
+        return {0.0}
+    readings = set()
+    for candidate in (text, text.replace(",", ""), text.replace(".", "").replace(",", ".")):
+        try:
+            readings.add(float(candidate))
+        except ValueError:
+            pass
+    return readings
+
+
+def _day_readings(cell: object) -> set[date]:
+    """Every day a date cell can mean: ISO, ``dd/mm/yyyy`` or ``mm/dd/yyyy``."""
+    if isinstance(cell, datetime):
+        return {cell.date()}
+    text = str(cell).strip()
+    readings = set()
+    for form in ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y"):
+        try:
+            readings.add(datetime.strptime(text, form).date())
+        except ValueError:
+            pass
+    return readings
+
+
+def _rows_not_stored(engine: Engine, case: CsvCase, summary) -> str | None:
+    """After an import without ``skip_invalid``: each line of the file is stored as it reads
+    (one of its possible readings), in the account of its id (or, without ids, in the
+    ``--account`` one); the lines without any id are the export's summary rows, skipped."""
+    rows = _file_rows(case)
+    headers = [normalise_header(str(h)) for h in next(rows)]
+    headers = [re.sub(r"^(amount spent|valor usado|valor gasto|importe gastado) \([a-z]{3}\)$",
+                      r"\1", h) for h in headers]
     at = {field: next(headers.index(a) for a in aliases if a in headers)
           for field, aliases in ALIASES.items() if any(a in headers for a in aliases)}
+    summary_rows = 0
     with engine.connect() as conn:
-        for cells in reader:
-            if not cells or (len(cells) == 1 and not cells[0].strip()):
+        for number, cells in enumerate(rows, start=2):
+            if not cells or all(str(c).strip() == "" for c in cells):
                 continue
-            cells = cells + [""] * (len(headers) - len(cells))
-            value = {field: cells[position].strip() for field, position in at.items()}
-            day = date(int(value["date"][0:4]), int(value["date"][5:7]), int(value["date"][8:10]))
-            account = ("a.platform_account_id = :account" if value.get("account_id")
+            cells = list(cells) + [""] * (len(headers) - len(cells))
+            value = {field: cells[position] for field, position in at.items()}
+            text_of = {field: str(v).strip() for field, v in value.items()}
+            if not (text_of["campaign_id"] or text_of["adset_id"] or text_of["ad_id"]):
+                summary_rows += 1
+                continue
+            account = ("a.platform_account_id = :account" if text_of.get("account_id")
                        else "a.name = :account")  # rows without an id: the --account one
             stored = conn.execute(text(
-                "SELECT d.spend, d.impressions, d.clicks, d.leads, d.reach, p.platform_id "
+                "SELECT d.day, d.spend, d.impressions, d.clicks, d.leads, d.reach, p.platform_id "
                 "FROM daily_insights d JOIN entities e ON e.id = d.entity_id "
                 "JOIN entities p ON p.id = e.parent_id JOIN ad_accounts a ON a.id = e.account_id "
-                f"WHERE {account} AND e.level = 'ad' AND e.platform_id = :ad AND d.day = :day"),
-                {"account": value.get("account_id") or case.account, "ad": value["ad_id"],
-                 "day": day}).one_or_none()
-            expected = (float(value["spend"] or 0),
-                        *(int(float(value[f] or 0)) for f in ("impressions", "clicks", "leads",
-                                                               "reach")),
-                        value["adset_id"])
-            if stored is None or tuple(stored) != expected:
-                return f"line {reader.line_num} stored as {stored}, the file says {expected}"
+                f"WHERE {account} AND e.level = 'ad' AND e.platform_id = :ad"),
+                {"account": text_of.get("account_id") or case.account,
+                 "ad": text_of["ad_id"]}).all()
+            days = _day_readings(value["date"])
+            found = [s for s in stored
+                     if (s.day if isinstance(s.day, date) else date.fromisoformat(s.day)) in days]
+            wanted = [_number_readings(value[f]) for f in ("spend", "impressions", "clicks",
+                                                            "leads", "reach")]
+            if not any(all(got in readings for got, readings in zip(s[1:6], wanted))
+                       and s.platform_id == text_of["adset_id"] for s in found):
+                return (f"line {number} stored as {found or stored[:3]}, the file says "
+                        f"{[value[f] for f in ('date', 'spend', 'impressions', 'clicks', 'leads', 'reach', 'adset_id')]}")
+    if summary_rows != len(summary.skipped):
+        return f"{len(summary.skipped)} summary line(s) skipped, {summary_rows} lines have no ids"
     return None
 
 

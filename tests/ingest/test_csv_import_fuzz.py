@@ -54,6 +54,17 @@ REGRESSIONS = [
             b"2026-11-20,b_key,,c1,s1,a1,1,10,1,0,5\n"),
     # not a crash: rows with a blank account id go into the --account account (a checker bug)
     CsvCase(HEADER + b"\n" + _row(account_id=b"") + b"\n", account="New Co"),
+    # issue 17: year 1 imported, then training, detection and charts raised OverflowError
+    CsvCase(HEADER + b"\n" + _row(date=b"0001-01-01") + b"\n" + ROW + b"\n"),
+    CsvCase(HEADER + b"\n" + _row(date=b"1970-01-01") + b"\n" + ROW + b"\n"),
+    # issue 17: a line break in a name went into the alert e-mail's subject
+    CsvCase(HEADER + b",ad_name\n" + ROW + b',"Ad\nSubject: x"\n'),
+    # issue 18: a Brazilian export, its summary row and its trailing blank lines
+    CsvCase("Dia;Identificação da conta;Identificação da campanha;Identificação do conjunto de "
+            "anúncios;Identificação do anúncio;Valor usado (BRL);Impressões;Cliques no link;"
+            "Resultados;Alcance\r\n;;;;;1.564,97;12.345;;;\r\n20/11/2026;act_1;c1;s1;a1;"
+            "1.564,97;12.345;10;1;50\r\n\r\n;;;;;;;;;\r\n".encode(), delimiter=";"),
+    CsvCase(HEADER + b"\n" + _row(spend=b"1.234") + b"\n"),  # ambiguous: refused
 ]
 
 
@@ -71,23 +82,24 @@ def _fuzz(examples: int):
 
 
 @pytest.fixture
-def trials(engine, tmp_path):
-    """Import trials on the ``engine`` fixture's database (SQLite and PostgreSQL)."""
-    return CsvImportTrials(engine, tmp_path / "in.csv")
+def trials(engine, db_settings, tmp_path):
+    """Import trials on the ``engine`` fixture's database (SQLite and PostgreSQL), each accepted
+    file then trained, detected and charted."""
+    return CsvImportTrials(engine, tmp_path / "in.csv", db_settings)
 
 
 @pytest.fixture
 def sqlite_trials(settings, tmp_path):
     engine = open_database(settings)
-    yield CsvImportTrials(engine, tmp_path / "in.csv")
+    yield CsvImportTrials(engine, tmp_path / "in.csv", settings)
     engine.dispose()
 
 
 @pytest.fixture
 def postgres_trials(fresh_postgres_url, tmp_path):
-    engine = open_database(load_settings(data_dir=tmp_path / "data",
-                                         database_url=fresh_postgres_url))
-    yield CsvImportTrials(engine, tmp_path / "in.csv")
+    settings = load_settings(data_dir=tmp_path / "data", database_url=fresh_postgres_url)
+    engine = open_database(settings)
+    yield CsvImportTrials(engine, tmp_path / "in.csv", settings)
     engine.dispose()
 
 
