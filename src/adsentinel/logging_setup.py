@@ -143,6 +143,7 @@ def configure_logging(*, level: str, log_format: str, stream: TextIO | None = No
         root.removeHandler(old)
     root.addHandler(make_handler(log_format, stream))
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a record too, not a raw stderr line
     for noisy in _NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     for name in UVICORN_LOGGERS:  # the server logs like everything else

@@ -104,3 +104,42 @@ def test_an_unknown_log_format_is_refused_naming_the_variable(tmp_path):
     done = run_cli(tmp_path, "config", "show", ADSENTINEL_LOG_FORMAT="xml")
     assert done.returncode == 78
     assert "ADSENTINEL_LOG_FORMAT" in done.stderr and "xml" in done.stderr
+
+
+@pytest.mark.slow  # a real server process
+def test_the_server_logs_json_lines_with_the_access_log_scrubbed(tmp_path):
+    import time
+    import urllib.error
+    import urllib.request
+
+    from ops_world import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")}
+    env.update(ADSENTINEL_DATA_DIR=str(tmp_path / "data"), ADSENTINEL_LOG_FORMAT="json")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "adsentinel", "serve", "--port",
+                                   str(port)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                  stderr=out)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/accounts?token={API_TOKEN}",
+                                   timeout=5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    text = log.read_text()
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]  # all JSON
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any("/api/v1/accounts?token=ads_*** HTTP/1.1\" 401" in r["message"] for r in access)
+    assert any(r["logger"] == "uvicorn.error" for r in records)
+    assert API_TOKEN not in text

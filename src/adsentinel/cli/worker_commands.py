@@ -36,6 +36,8 @@ def worker(
     # issues 8030 and 8091).
     argv = ["worker", "-Q", queues, "--loglevel", settings.log_level,
             "--without-mingle", "--without-gossip", "--without-heartbeat"]
+    if settings.log_format == "json":  # no start-up banner: every line is a JSON object
+        argv.insert(0, "--quiet")  # one of celery's own options, before the sub-command
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     if hostname:
