@@ -355,3 +355,22 @@ def test_255_and_256_features_take_the_narrow_and_the_wide_kinds():
     with pytest.raises(ValueError, match="kinds of dtype uint8, a model of 256 features stores"):
         IsolationForest.from_state(ForestState(**{**state.__dict__,
                                                   "kinds": state.kinds.astype(np.uint8)}))
+
+
+def test_wide_model_round_trips_through_the_model_store(tmp_path):
+    from adsentinel.models.store import ModelMetadata, ModelStore, load_signing_key
+
+    X, _ = _wide_set(n=120, d=300)
+    model = IsolationForest(n_estimators=20, random_state=1).fit(X)
+    store = ModelStore(tmp_path / "models", load_signing_key(tmp_path / "models"), cache=None)
+    metadata = ModelMetadata(
+        account_id=1, entity_type="ad", entity_id="wide",
+        feature_names=tuple(f"f{i}" for i in range(300)), n_samples=120,
+        training_first_day="2026-01-01", training_last_day="2026-04-30",
+        score_quantiles=tuple(np.quantile(model.training_scores_, np.linspace(0, 1, 101))),
+    )
+    store.save(model, metadata)
+    loaded = store.load(1, "ad", "wide").model
+    assert loaded.get_state().kinds.dtype == np.uint16
+    np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
+    np.testing.assert_array_equal(loaded.score_samples(X[:3]), model.score_samples(X[:3]))

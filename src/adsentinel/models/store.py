@@ -14,8 +14,8 @@ One ``.adsf`` file holds one model and its metadata, so the two are always repla
 
     b"ADSF" | format version (uint16 LE) | header length (uint32 LE) | header (UTF-8 JSON)
     | payload (feature box float64 LE, split kinds as nibbles when there are fewer than 15
-    features else bytes, threshold codes uint16 LE, leaf sizes uint8, training-score quantiles
-    float64 LE) | HMAC-SHA256 of everything before it (32 bytes)
+    features, bytes up to 255, uint16/uint32 LE beyond, threshold codes uint16 LE, leaf sizes
+    uint8, training-score quantiles float64 LE) | HMAC-SHA256 of everything before it (32 bytes)
 
 A 90-day, 8-feature, 100-tree model takes 15-17 KiB; no compression is needed, which keeps
 writing and reading cheap.
@@ -91,6 +91,9 @@ _SAFE_CHARS = re.compile(r"[A-Za-z0-9_-]")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MAX_NAME_CHARS = 96
 _NIBBLE_LEAF = 15
+#: split kinds as stored: bytes up to 255 features, wider (little-endian) beyond; see ForestState
+_KINDS_TYPES = {"byte": np.dtype(np.uint8), "uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+_KINDS_PACKING = {dtype.itemsize: name for name, dtype in _KINDS_TYPES.items()}
 
 
 def safe_entity_name(entity_id: str) -> str:
@@ -323,10 +326,11 @@ class ModelStore:
             )
         packed = state.n_features < _NIBBLE_LEAF
         kinds = _pack_nibbles(state.kinds) if packed else state.kinds
+        packing = "nibble" if packed else _KINDS_PACKING[state.kinds.dtype.itemsize]
         quantiles = np.asarray(metadata.score_quantiles, dtype="<f8")
         raw = b"".join([
             np.ascontiguousarray(state.bounds, dtype="<f8").tobytes(),
-            np.ascontiguousarray(kinds, dtype=np.uint8).tobytes(),
+            np.ascontiguousarray(kinds, dtype=_KINDS_TYPES.get(packing, np.uint8)).tobytes(),
             np.ascontiguousarray(state.codes, dtype="<u2").tobytes(),
             np.ascontiguousarray(state.sizes, dtype=np.uint8).tobytes(),
             quantiles.tobytes(),
@@ -341,7 +345,7 @@ class ModelStore:
                 "n_kinds": int(state.kinds.size),
                 "n_codes": int(state.codes.size),
                 "n_sizes": int(state.sizes.size),
-                "kinds_packing": "nibble" if packed else "byte",
+                "kinds_packing": packing,
                 "n_quantiles": int(quantiles.size),
             },
         }
@@ -529,7 +533,9 @@ class ModelStore:
             n_features = int(forest["n_features"])
             n_kinds = int(forest["n_kinds"])
             packed = forest["kinds_packing"] == "nibble"
-            sizes = (16 * n_features, (n_kinds + 1) // 2 if packed else n_kinds,
+            kinds_type = np.dtype(np.uint8) if packed else _KINDS_TYPES[forest["kinds_packing"]]
+            sizes = (16 * n_features,
+                     (n_kinds + 1) // 2 if packed else n_kinds * kinds_type.itemsize,
                      2 * int(forest["n_codes"]), int(forest["n_sizes"]),
                      8 * int(forest["n_quantiles"]))
             if min(sizes) < 0 or sum(sizes) != len(body) - header_end:
@@ -544,7 +550,8 @@ class ModelStore:
                 f"{path}: trained by {metadata.engine} {metadata.engine_version}, this code runs "
                 f"{ENGINE_NAME} {ENGINE_VERSION}; it will be retrained"
             )
-        kinds = np.frombuffer(arrays[1], dtype=np.uint8)
+        kinds = np.frombuffer(arrays[1], dtype=kinds_type).astype(kinds_type.newbyteorder("="),
+                                                                  copy=False)
         if packed:
             kinds = _unpack_nibbles(kinds, n_kinds)
         state = ForestState(
