@@ -339,6 +339,25 @@ def test_forms_without_the_sessions_csrf_token_are_refused(client, matrix_world,
     assert cells.routes() == {r for r in DASHBOARD if r[0] == "POST"}
 
 
+def test_logging_out_ends_every_copy_of_the_session_cookie(client, matrix_world):
+    """A cookie copied before logout (another tab, a stolen copy) stops working at once; a new
+    login of the same token works again, and an old copy stays dead."""
+    world = matrix_world
+    csrf = _login(client, world, "full")
+    copied = client.cookies.get("adsentinel_session")
+    assert client.post("/logout", data={"csrf_token": csrf},
+                       follow_redirects=False).status_code == 303
+    client.cookies.set("adsentinel_session", copied)
+    for route, page in DASHBOARD.items():
+        response = _page(client, route, page, world, "a", csrf)
+        assert response.status_code == 303, (route, response.text)
+        assert response.headers["location"].startswith("/login?next=/"), route
+    _login(client, world, "full")
+    assert client.get("/", follow_redirects=False).status_code == 200
+    client.cookies.set("adsentinel_session", copied)
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
 def test_login_refuses_every_token_that_is_not_valid(client, matrix_world):
     world = matrix_world
     for identity, headers in NO_VALID_TOKEN.items():

@@ -1,9 +1,10 @@
 """Who is calling, and what they may see and change.
 
 * The JSON API takes ``Authorization: Bearer ads_...``; no token, an unknown or a revoked one is
-  401. The dashboard logs in with the same token and keeps only the token's id in a signed,
-  HttpOnly, SameSite=Lax session cookie; every request re-reads the token, so revoking it ends
-  the dashboard session too.
+  401. The dashboard logs in with the same token and keeps only the token's id and its session
+  generation in a signed, HttpOnly, SameSite=Lax session cookie; every request re-reads the
+  token, so revoking it ends the dashboard session too, and logging out moves the token's
+  generation on, so a copy of the cookie stops working at once (not 12 hours later).
 * A token limited to some accounts sees nothing of the others: their objects answer 404 (as if
   they did not exist, so ids of other customers cannot be probed) and lists leave them out.
 * A read-only token may read everything it sees, but changing an anomaly's status or enqueuing a
@@ -22,8 +23,8 @@ from sqlalchemy import ColumnElement, true
 
 from adsentinel.config import Settings
 from adsentinel.errors import ConfigError
-from adsentinel.keyfile import read_or_create_hex_key
-from adsentinel.service.tokens import TokenInfo, authenticate_token, token_by_id
+from adsentinel.keyfile import UnsafeKeyFileError, read_or_create_hex_key
+from adsentinel.service.tokens import TokenInfo, authenticate_token, end_sessions, token_by_id
 
 SESSION_KEY_FILE = ".session-key"
 _bearer = HTTPBearer(auto_error=False, description="An API token: `adsentinel tokens create`.")
@@ -86,13 +87,31 @@ def writer(principal: Principal = Depends(api_principal)) -> Principal:
     return principal
 
 
+def start_session(request: Request, token: TokenInfo) -> None:
+    """Log the dashboard in with ``token``: a fresh session (no fixation of a pre-login cookie)
+    holding the token's id, its session generation and a new CSRF token."""
+    request.session.clear()
+    request.session.update(token_id=token.id, generation=token.session_generation,
+                           csrf=new_csrf_token())
+
+
+def end_session(request: Request) -> None:
+    """Log out: end this session on the server (every copy of its cookie) and clear it."""
+    token_id, generation = request.session.get("token_id"), request.session.get("generation")
+    if isinstance(token_id, int) and isinstance(generation, int):
+        end_sessions(session_factory=request.app.state.session_factory, token_id=token_id,
+                     generation=generation)
+    request.session.clear()
+
+
 def session_principal(request: Request) -> Principal | None:
-    """The dashboard user of this request (from the session cookie), or ``None``."""
-    token_id = request.session.get("token_id")
+    """The dashboard user of this request (from the session cookie), or ``None`` when there is
+    none, its token was revoked, or the session was logged out (another generation)."""
+    token_id, generation = request.session.get("token_id"), request.session.get("generation")
     if not isinstance(token_id, int):
         return None
     token = token_by_id(session_factory=request.app.state.session_factory, token_id=token_id)
-    if token is None:  # revoked since login
+    if token is None or generation != token.session_generation:  # revoked, or logged out
         request.session.clear()
         return None
     return Principal.of(token)
@@ -127,6 +146,9 @@ def session_secret(settings: Settings) -> str:
     path = Path(settings.data_dir) / SESSION_KEY_FILE
     try:
         text = read_or_create_hex_key(path)
+    except UnsafeKeyFileError as exc:
+        raise ConfigError(f"the session key is refused: {exc}",
+                          hint="anyone who reads it can forge dashboard sessions") from None
     except OSError as exc:
         raise ConfigError(f"cannot create the session key {path}: {exc.strerror or exc}",
                           hint="make the data folder writable or set "

@@ -23,7 +23,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from adsentinel.api import queries
-from adsentinel.api.auth import Principal, csrf_matches, new_csrf_token, session_principal
+from adsentinel.api.auth import (
+    Principal,
+    csrf_matches,
+    end_session,
+    new_csrf_token,
+    session_principal,
+    start_session,
+)
 from adsentinel.api.charts import SEVERITY_COLOURS, metric_charts
 from adsentinel.api.schemas import SettableStatus
 from adsentinel.api.series import entity_series, series_range
@@ -102,9 +109,7 @@ def login(request: Request, token: Annotated[str, Form(max_length=300)] = "",
         return render(request, "login.html", status_code=401, next_path=_safe_next(next_),
                       error="This token is not valid (unknown or revoked). Create one with "
                             "`adsentinel tokens create --name NAME`.")
-    request.session.clear()  # a fresh session: no fixation of a pre-login cookie
-    request.session["token_id"] = found.id
-    request.session["csrf"] = new_csrf_token()
+    start_session(request, found)  # a fresh session: no fixation of a pre-login cookie
     return RedirectResponse(_safe_next(next_), status_code=303)
 
 
@@ -112,7 +117,7 @@ def login(request: Request, token: Annotated[str, Form(max_length=300)] = "",
 def logout(request: Request,
            csrf: Annotated[str, Form(alias="csrf_token", max_length=100)] = "") -> Response:
     if csrf_matches(request, csrf):
-        request.session.clear()
+        end_session(request)  # every copy of this cookie ends too
     return RedirectResponse("/login", status_code=303)
 
 

@@ -261,6 +261,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: dashboard sessions remember the generation they were opened in; logout increments it
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AlertChannel(Base):

@@ -46,6 +46,8 @@ class TokenInfo:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    #: dashboard sessions opened with another generation have ended (see :func:`end_sessions`)
+    session_generation: int = 0
 
     @classmethod
     def of(cls, token: ApiToken) -> TokenInfo:
@@ -53,7 +55,7 @@ class TokenInfo:
         return cls(token.id, token.name, token.prefix,
                    None if token.account_ids is None else tuple(sorted(token.account_ids)),
                    bool(token.read_only), _aware(token.created_at), _aware(token.last_used_at),
-                   _aware(token.revoked_at))
+                   _aware(token.revoked_at), int(token.session_generation or 0))
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,19 @@ def token_by_id(*, session_factory: sessionmaker[Session], token_id: int) -> Tok
         return TokenInfo.of(token)
 
 
+def end_sessions(*, session_factory: sessionmaker[Session], token_id: int,
+                 generation: int) -> None:
+    """End every dashboard session opened with ``token_id`` in ``generation`` (logout).
+
+    The token's generation moves on, so a copy of a logged-out cookie no longer authenticates;
+    a session of an older generation has already ended, and nothing changes then.
+    """
+    with session_scope(session_factory) as session:
+        session.execute(update(ApiToken).where(ApiToken.id == token_id,
+                                               ApiToken.session_generation == generation)
+                        .values(session_generation=ApiToken.session_generation + 1))
+
+
 def account_names(*, session_factory: sessionmaker[Session], ids: tuple[int, ...]) -> list[str]:
     """Names of the accounts ``ids`` (for listing what a token may see)."""
     with session_factory() as session:
@@ -191,4 +206,4 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 __all__ = ["CreatedToken", "TokenInfo", "authenticate_token", "create_token", "hash_token",
-           "list_tokens", "revoke_token", "scrub_api_tokens", "token_by_id"]
+           "end_sessions", "list_tokens", "revoke_token", "scrub_api_tokens", "token_by_id"]
