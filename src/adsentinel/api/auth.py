@@ -21,6 +21,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ColumnElement, true
 
+from adsentinel.api.throttle import record_failed_authentication, refuse_throttled_client
 from adsentinel.config import Settings
 from adsentinel.errors import ConfigError
 from adsentinel.keyfile import UnsafeKeyFileError, read_or_create_hex_key
@@ -64,15 +65,18 @@ def not_found(what: str) -> HTTPException:
 def api_principal(request: Request,
                   credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                   ) -> Principal:
-    """The caller of a JSON route; 401 without a valid token."""
+    """The caller of a JSON route; 401 without a valid token, 429 after too many bad ones
+    (:mod:`adsentinel.api.throttle`)."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "missing API token: send 'Authorization: Bearer <token>' (create one "
                             "with `adsentinel tokens create --name NAME`)", headers=challenge)
+    refuse_throttled_client(request)  # 429 after too many bad tokens from this address
     token = authenticate_token(session_factory=request.app.state.session_factory,
                                secret=credentials.credentials)
     if token is None:
+        record_failed_authentication(request)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "invalid or revoked API token", headers=challenge)
     return Principal.of(token)

@@ -27,12 +27,16 @@ from typing import Any, Literal, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
-from adsentinel.errors import StorageError
+from adsentinel.errors import AdsentinelError, StorageError
 
 log = logging.getLogger(__name__)
 
 JobKind = Literal["training", "detection"]
 _KEPT_STATES = 1000  # the in-process dispatcher remembers this many finished tasks
+
+
+class JobAlreadyQueued(AdsentinelError):
+    """The same job of the same account is already waiting its turn (the API answers 409)."""
 
 
 @dataclass
@@ -132,6 +136,7 @@ class InProcessDispatcher:
     name: str = "in-process"
     _executor: ThreadPoolExecutor = field(init=False)
     _states: OrderedDict[str, TaskState] = field(init=False, default_factory=OrderedDict)
+    _queued: dict[tuple[JobKind, int], str] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -140,8 +145,16 @@ class InProcessDispatcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adsentinel-job")
 
     def enqueue(self, kind: JobKind, account_id: int) -> str:
+        """Queue the job; :class:`JobAlreadyQueued` when the same one of the account still
+        waits (one running and one queued at most: the queued one will see every change)."""
         task_id = str(uuid.uuid4())
         with self._lock:
+            waiting = self._queued.get((kind, account_id))
+            if waiting is not None:
+                raise JobAlreadyQueued(f"a {kind} of account {account_id} is already queued as "
+                                       f"task {waiting}",
+                                       hint=f"follow it at /api/v1/tasks/{waiting}")
+            self._queued[(kind, account_id)] = task_id
             self._states[task_id] = TaskState("queued", account_id)
             while len(self._states) > _KEPT_STATES:
                 self._states.popitem(last=False)
@@ -152,7 +165,9 @@ class InProcessDispatcher:
     def _run(self, task_id: str, kind: JobKind, account_id: int) -> None:
         from adsentinel.service import jobs
 
-        self._set(task_id, TaskState("running", account_id))
+        with self._lock:
+            self._queued.pop((kind, account_id), None)
+            self._states[task_id] = TaskState("running", account_id)
         run = jobs.run_training if kind == "training" else jobs.run_detection
         try:
             result = run(session_factory=self.session_factory, settings=self.settings,
@@ -221,5 +236,6 @@ def _json_ready(value: Any) -> Any:
     return str(value)
 
 
-__all__ = ["CeleryDispatcher", "InProcessDispatcher", "JobDispatcher", "TaskState",
+__all__ = ["CeleryDispatcher", "InProcessDispatcher", "JobAlreadyQueued", "JobDispatcher",
+           "TaskState",
            "broker_reachable", "choose_dispatcher"]

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from adsentinel import __version__
 from adsentinel.api import queries
 from adsentinel.api.auth import Principal, api_principal, writer
-from adsentinel.api.dispatch import JobKind
+from adsentinel.api.dispatch import JobAlreadyQueued, JobKind
 from adsentinel.api.schemas import (
     AccountOut,
     AnomalyOut,
@@ -34,17 +34,22 @@ from adsentinel.api.schemas import (
     TrainingStatusOut,
 )
 from adsentinel.api.series import entity_series, series_range
+from adsentinel.api.throttle import chart_queue
 from adsentinel.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1")
 
-_errors = {401: {"model": ErrorOut, "description": "No token, or an invalid or revoked one."}}
+_errors = {401: {"model": ErrorOut, "description": "No token, or an invalid or revoked one."},
+           429: {"model": ErrorOut, "description": "Too many bad tokens from this address "
+                 "lately (or, for charts, too many charts queued): wait Retry-After seconds."}}
 _found = {**_errors, 404: {"model": ErrorOut,
                            "description": "Unknown, or of an account the token does not see."}}
 _bad = {400: {"model": ErrorOut,
               "description": "Inconsistent input (start after end) or a body that is not JSON."}}
 _write = {**_found, 403: {"model": ErrorOut, "description": "The token is read-only."}}
 _unavailable = {503: {"model": ErrorOut, "description": "Database or broker unreachable."}}
+_queued = {409: {"model": ErrorOut, "description": "The same job of this account is already "
+                 "queued (in-process dispatcher): follow that one."}}
 
 MetricName = Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$", description="e.g. cpl")]
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number.")]
@@ -130,13 +135,15 @@ def get_entity(entity_id: EntityId, session: DbSession, principal: Reader) -> di
 def entity_metrics(entity_id: EntityId, request: Request, session: DbSession, principal: Reader,
                    start: date | None = None, end: date | None = None) -> dict[str, Any]:
     """Daily metrics of an entity with the expected value and bounds detection computes for each
-    day, and its anomalies of the range. Default range: the last 60 days with data."""
-    entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
-    start, end = series_range(start, end, last_day=entity.last_day)
-    points = entity_series(session=session, settings=request.app.state.settings,
-                           entity_id=entity.id, first=start, last=end)
-    anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id, start=start,
-                                            end=end)
+    day, and its anomalies of the range. Default range: the last 60 days with data. Charts are
+    computed one at a time per server process; past ADSENTINEL_CHART_QUEUE_LIMIT waiting, 429."""
+    with chart_queue(request.app).admitted():
+        entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
+        start, end = series_range(start, end, last_day=entity.last_day)
+        points = entity_series(session=session, settings=request.app.state.settings,
+                               entity_id=entity.id, first=start, last=end)
+        anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id,
+                                                start=start, end=end)
     return {"entity": queries.entity_dict(entity), "start": start, "end": end,
             "days": [{"day": p.day, "metrics": {m: vars(v) for m, v in p.metrics.items()}}
                      for p in points],
@@ -202,14 +209,17 @@ def _enqueue(kind: JobKind, account_id: AccountId, request: Request, session: Se
              principal: Principal) -> dict[str, Any]:
     queries.get_account(session=session, principal=principal, account_id=account_id)
     dispatcher = request.app.state.dispatcher
-    task_id = dispatcher.enqueue(kind, account_id)
+    try:
+        task_id = dispatcher.enqueue(kind, account_id)
+    except JobAlreadyQueued as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc.message} ({exc.hint})") from None
     return {"task_id": task_id, "kind": kind, "account_id": account_id,
             "dispatcher": dispatcher.name}
 
 
 @router.post("/accounts/{account_id}/training", response_model=EnqueuedOut,
              status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
-             responses={**_write, **_unavailable})
+             responses={**_write, **_unavailable, **_queued})
 def enqueue_training(account_id: AccountId, request: Request, session: DbSession,
                      principal: Writer) -> dict[str, Any]:
     """Queue a training of the account's per-entity models; follow it at /tasks/{task_id}."""
@@ -218,7 +228,7 @@ def enqueue_training(account_id: AccountId, request: Request, session: DbSession
 
 @router.post("/accounts/{account_id}/detection", response_model=EnqueuedOut,
              status_code=status.HTTP_202_ACCEPTED, tags=["jobs"],
-             responses={**_write, **_unavailable})
+             responses={**_write, **_unavailable, **_queued})
 def enqueue_detection(account_id: AccountId, request: Request, session: DbSession,
                       principal: Writer) -> dict[str, Any]:
     """Queue a detection on the account; follow it at /tasks/{task_id}."""

@@ -32,6 +32,14 @@ from adsentinel.api.auth import (
     start_session,
 )
 from adsentinel.api.charts import SEVERITY_COLOURS, metric_charts
+from adsentinel.api.throttle import (
+    THROTTLED_MESSAGE,
+    TooManyRequests,
+    auth_throttle,
+    chart_queue,
+    client_of,
+    record_failed_authentication,
+)
 from adsentinel.api.schemas import SettableStatus
 from adsentinel.api.series import entity_series, series_range
 from adsentinel.db.models import AdAccount, Severity
@@ -103,9 +111,18 @@ def login(request: Request, token: Annotated[str, Form(max_length=300)] = "",
     if not csrf_matches(request, csrf):
         return render(request, "login.html", status_code=400, next_path=_safe_next(next_),
                       error="The form expired; please try again.")
+    wait = auth_throttle(request.app).retry_after(client_of(request))
+    if wait is not None:  # too many failed logins: not even a right token gets in for now
+        refused = TooManyRequests(THROTTLED_MESSAGE, retry_after=wait)
+        page = render(request, "login.html", status_code=refused.status_code,
+                      next_path=_safe_next(next_), error=f"Too many failed logins from this "
+                      f"address; try again in {refused.retry_after} s.")
+        page.headers.update(refused.headers or {})
+        return page
     found = authenticate_token(session_factory=request.app.state.session_factory,
                                secret=token.strip())
     if found is None:
+        record_failed_authentication(request)
         return render(request, "login.html", status_code=401, next_path=_safe_next(next_),
                       error="This token is not valid (unknown or revoked). Create one with "
                             "`adsentinel tokens create --name NAME`.")
@@ -149,6 +166,18 @@ def entity_page(request: Request,
                 entity_id: Annotated[int, PathParam(ge=1, le=queries.INT32_MAX)],
                 principal: User,
                 start: date | None = None, end: date | None = None) -> Response:
+    """An entity's charts; 429 with Retry-After when the process's chart queue is full."""
+    try:
+        with chart_queue(request.app).admitted():
+            return _entity_page(request, entity_id, principal, start, end)
+    except TooManyRequests as busy:
+        page = render_error(request, busy.status_code, busy.detail)
+        page.headers.update(busy.headers or {})
+        return page
+
+
+def _entity_page(request: Request, entity_id: int, principal: Principal, start: date | None,
+                 end: date | None) -> Response:
     settings = request.app.state.settings
     with request.app.state.session_factory() as session:
         entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
