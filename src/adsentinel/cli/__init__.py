@@ -11,6 +11,7 @@ from adsentinel.cli import sync_commands  # noqa: F401  (registers `sync`)
 from adsentinel.cli import api_commands  # noqa: F401  (registers `serve`, `tokens`)
 from adsentinel.cli import alert_commands  # noqa: F401  (registers `alerts`, `mute`, `calendar`, `anomalies`)
 from adsentinel.cli import status_commands  # noqa: F401  (registers `status`)
+from adsentinel.cli import export_commands  # noqa: F401  (registers `export`)
 from adsentinel.cli.app import app, main
 
 __all__ = ["app", "main"]
