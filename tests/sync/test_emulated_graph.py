@@ -12,7 +12,7 @@ import time
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from graph_emulator import EmulatedAccount, Fault
+from graph_emulator import EmulatedAccount, Fault, insight_rows
 from sqlalchemy import func, select
 
 from adsentinel.config import load_settings
@@ -89,7 +89,7 @@ def test_paging_reads_every_object_and_row(emulator, world, session_factory, set
     assert summary.ads == 240 and summary.insight_rows == len(expected) == len(stored)
     some = next(iter(expected))
     assert stored[some].spend == float(expected[some]["spend"])
-    asked = emulator.asked("GET", rf"{world.id}/insights")
+    asked = [p for p in emulator.asked("GET", rf"{world.id}/insights") if p["level"] == "ad"]
     assert len(asked) == -(-len(expected) // 100)  # every page once
     assert [p.get("after") is not None for p in asked] == [False] + [True] * (len(asked) - 1)
     assert len(emulator.asked("GET", rf"{world.id}/ads")) == 3
@@ -145,9 +145,18 @@ def test_deleted_and_archived_ads_keep_their_history(emulator, world, session_fa
     for key, row in before.items():
         if key[1] == DAY1:
             assert (after[key].spend, after[key].updated_at) == (row.spend, row.updated_at), key
-    filtering = json.loads(emulator.asked("GET", rf"{world.id}/insights")[-1]["filtering"])
-    assert filtering[0]["field"] == "ad.effective_status"
-    assert {"DELETED", "ARCHIVED", "ACTIVE"} <= set(filtering[0]["value"])
+    for asked in emulator.asked("GET", rf"{world.id}/insights"):
+        filtering = json.loads(asked["filtering"])
+        assert filtering[0]["field"] == f"{asked['level']}.effective_status"
+        assert {"DELETED", "ARCHIVED", "ACTIVE"} <= set(filtering[0]["value"])
+    with session_factory() as session:  # the deleted campaign's own reach is still read
+        reach = session.scalar(select(DailyInsight.reach).join(Entity).where(
+            Entity.platform_id == world.campaign_ids()[1], DailyInsight.day == DAY1))
+    expected_reach = next(int(r["reach"]) for r in insight_rows(world, {
+        "level": "campaign", "fields": "reach,campaign_id", "filtering": asked["filtering"],
+        "time_range": json.dumps({"since": "2026-11-24", "until": "2026-11-24"})})
+        if r["campaign_id"] == world.campaign_ids()[1])
+    assert reach == expected_reach
     with session_factory() as session:
         status = session.scalar(select(Entity.status).where(Entity.platform_id == ads[0]))
     assert status == "UNKNOWN"  # no longer listed by Meta, still delivered in the window
@@ -170,7 +179,8 @@ def test_failed_async_jobs_are_split_by_date_range(emulator, world, session_fact
     emulator.max_job_days = 1  # Meta fails any job longer than one day
     summary = sync(session_factory, settings, account_id, client_factory)
     assert summary.status == "succeeded", summary.reason
-    ranges = [json.loads(p["time_range"]) for p in emulator.asked("POST", rf"{world.id}/insights")]
+    ranges = [json.loads(p["time_range"]) for p in emulator.asked("POST", rf"{world.id}/insights")
+              if p["level"] == "ad"]
     assert [(r["since"], r["until"]) for r in ranges] == [
         ("2026-11-24", "2026-11-25"), ("2026-11-24", "2026-11-24"), ("2026-11-25", "2026-11-25")]
     assert len(ad_days(session_factory)) == len(expected_ad_days(world, DAY1, DAY2))
@@ -274,7 +284,8 @@ def test_each_date_range_is_committed_so_a_late_failure_keeps_the_fresh_days(
         emulator, world, session_factory, settings, account_id, client_factory):
     """Ten days: yesterday+today first, then a week, then a day; the week fails for good."""
     client_factory.changes.update(backoff=BackoffPolicy(max_attempts=1))
-    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", skip=1, times=5))
+    # (a range reads three levels: ads, then ad sets' and campaigns' own reach)
+    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", skip=3, times=5))
     summary = sync(session_factory, settings, account_id, client_factory,
                    since=date(2026, 11, 16))
     assert summary.status == "failed" and summary.ranges_stored == 1
@@ -282,21 +293,22 @@ def test_each_date_range_is_committed_so_a_late_failure_keeps_the_fresh_days(
     stored = ad_days(session_factory)
     assert {day for _, day in stored} == {DAY1, DAY2}
     assert len(stored) == len(expected_ad_days(world, DAY1, DAY2))
-    ranges = [json.loads(p["time_range"]) for p in emulator.asked("GET", rf"{world.id}/insights")]
+    ranges = [json.loads(p["time_range"]) for p in emulator.asked("GET", rf"{world.id}/insights")
+              if p["level"] == "ad"]
     assert (ranges[0]["since"], ranges[1]["since"], ranges[1]["until"]) == (
         "2026-11-24", "2026-11-17", "2026-11-23")
 
 
 def test_since_beyond_metas_retention_is_clamped_with_a_note(
         emulator, world, session_factory, settings, account_id, client_factory):
-    # (the pull stops after its first week: 160 weeks back would make a slow test)
+    # (the pull stops after its first range: 160 weeks back would make a slow test)
     client_factory.changes.update(backoff=BackoffPolicy(max_attempts=1))
-    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", skip=2))
+    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", skip=3))
     summary = sync(session_factory, settings, account_id, client_factory,
                    since=date(2022, 1, 1))
     assert summary.notes == ["--since 2022-01-01 is older than Meta keeps insights (37 months): "
                              "pulled from 2023-10-25 instead"]  # 37 months before 2026-11-25
-    assert summary.ranges_stored == 2 and summary.since == date(2026, 11, 17)
+    assert summary.ranges_stored == 1 and summary.since == DAY1
 
 
 def test_a_currency_change_is_noted_on_the_run(emulator, world, session_factory, settings,
@@ -328,3 +340,43 @@ def test_date_ranges_are_newest_first_and_cover_the_window():
                   for n in range((last - first).days + 1))
     assert days == [date(2026, 11, 1) + timedelta(days=n) for n in range(20)]
     assert date_ranges(DAY2, DAY2) == [(DAY2, DAY2)]
+
+
+def test_parent_reach_is_metas_own_not_the_sum_of_their_ads(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    sync(session_factory, settings, account_id, client_factory)
+    with session_factory() as session:
+        rows = session.execute(select(Entity.level, Entity.platform_id, DailyInsight)
+                               .join(DailyInsight, DailyInsight.entity_id == Entity.id)).all()
+        session.expunge_all()
+    stored = {(level, pid, row.day): row for level, pid, row in rows}
+    overlapping = 0  # parent days whose ads reached some of the same people
+    for level in ("adset", "campaign"):
+        meta = {(r[f"{level}_id"], r["date_start"]): int(r["reach"]) for r in insight_rows(
+            world, {"level": level, "fields": "reach,adset_id,campaign_id",
+                    "time_range": json.dumps({"since": "2026-11-24", "until": "2026-11-24"}),
+                    "filtering": "[]"})}
+        assert meta
+        for (platform_id, day), reach in meta.items():
+            row = stored[(level, platform_id, date.fromisoformat(day))]
+            children = sum(r.reach for (lv, _, d), r in stored.items()
+                           if lv == "ad" and d == row.day and r.entity_id and
+                           _parent_of(session_factory, r.entity_id, level) == row.entity_id)
+            assert row.reach == reach <= children, (level, platform_id)
+            overlapping += reach < children
+    assert overlapping >= 4
+    before = {key: row.updated_at for key, row in stored.items() if key[0] != "ad"}
+    sync(session_factory, settings, account_id, client_factory, now=LATER)
+    with session_factory() as session:
+        for (level, pid, day), updated_at in before.items():
+            if day == DAY1:  # a complete day with the same numbers is not rewritten
+                now_at = session.scalar(select(DailyInsight.updated_at).join(Entity).where(
+                    Entity.platform_id == pid, DailyInsight.day == day))
+                assert now_at == updated_at, (level, pid)
+
+
+def _parent_of(session_factory, entity_id: int, level: str) -> int:
+    with session_factory() as session:
+        entity = session.get(Entity, entity_id)
+        adset = session.get(Entity, entity.parent_id)
+        return adset.id if level == "adset" else adset.parent_id

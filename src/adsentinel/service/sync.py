@@ -41,7 +41,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -71,6 +71,7 @@ from adsentinel.sync.health import SYNC_BROKEN, RunOutcome, SyncHealth, broken_p
 from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progress
 from adsentinel.sync.payloads import (
     AccountInfo,
+    PARENT_REACH_FIELDS,
     InsightRecord,
     StructureRecord,
     parse_account,
@@ -78,6 +79,7 @@ from adsentinel.sync.payloads import (
     parse_adset,
     parse_campaign,
     parse_insight,
+    parse_parent_reach,
     parse_result_action_types,
 )
 
@@ -378,7 +380,9 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
                 first, last, expected_rows=max(pulled.ads, 1) * ((last - first).days + 1),
                 convert=lambda row: parse_insight(row, result_action_types=pulled.types))
             _store_range(session_factory, account_id=account_id, pulled=pulled,
-                         insights=insights, first=first, last=last, summary=summary,
+                         insights=insights, parent_reach=_parent_reach(client, pulled, first,
+                                                                       last),
+                         first=first, last=last, summary=summary,
                          now=now or datetime.now(timezone.utc))
         _copy_call_stats(client, summary)
         _finish_succeeded(session_factory, run_id, account_id, summary,
@@ -486,6 +490,8 @@ class _Pulled:
     structure: list[StructureRecord]
     types: tuple[str, ...]
     ads: int
+    adsets: int = 0
+    campaigns: int = 0
     structure_stored: bool = False
 
 
@@ -523,11 +529,28 @@ def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[
                              f"({RETENTION_MONTHS} months): pulled from {earliest} instead")
         log.warning("account %r: %s", summary.account_name, summary.notes[-1])
         since = earliest
-    structure = ([parse_campaign(c) for c in client.campaigns()]
-                 + [parse_adset(s) for s in client.adsets()])
+    campaigns = [parse_campaign(c) for c in client.campaigns()]
+    adsets = [parse_adset(s) for s in client.adsets()]
     ads = [parse_ad(a) for a in client.ads()]
     return _Pulled(currency=info.currency, timezone=info.timezone, since=since, until=today,
-                   structure=structure + ads, types=types, ads=len(ads))
+                   structure=campaigns + adsets + ads, types=types, ads=len(ads),
+                   adsets=len(adsets), campaigns=len(campaigns))
+
+
+def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date,
+                  last: date) -> dict[tuple[str, str, date], int]:
+    """Each ad set's and campaign's own daily reach, from insights at their level (the sum of
+    their ads' reach counts a person reached by two ads twice)."""
+    days = (last - first).days + 1
+    found: dict[tuple[str, str, date], int] = {}
+    for level, count in (("adset", pulled.adsets), ("campaign", pulled.campaigns)):
+        rows = client.insights(first, last, level=level, fields=PARENT_REACH_FIELDS,
+                               expected_rows=max(count, 1) * days,
+                               convert=lambda row, level=level: parse_parent_reach(row,
+                                                                                   level=level))
+        for platform_id, day, reach in rows:
+            found[(level, platform_id, day)] = reach
+    return found
 
 
 def _unlisted_in_insights(structure: list[StructureRecord],
@@ -611,10 +634,11 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
 
 
 def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pulled: _Pulled,
-                 insights: list[InsightRecord], first: date, last: date, summary: SyncSummary,
-                 now: datetime) -> None:
+                 insights: list[InsightRecord], parent_reach: dict[tuple[str, str, date], int],
+                 first: date, last: date, summary: SyncSummary, now: datetime) -> None:
     """Write one date range in one transaction: the account and the structure with the first
-    range, the entities only the insights name, the ad days (parents re-aggregated)."""
+    range, the entities only the insights name, the ad days (parents re-aggregated), then the
+    parents' own reach."""
     source = f"Meta insights of account {account_id}"
     unlisted = _unlisted_in_insights(pulled.structure, insights)
     with session_factory() as session, session.begin():
@@ -626,6 +650,7 @@ def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pul
         counts = _upsert_structure(session, account_id, unlisted + (
             [] if pulled.structure_stored else pulled.structure))
         existing = _stored_ad_days(session, account_id, first, last)
+        parents_before = _stored_parent_days(session, account_id, first, last)
         written = _rows_to_write(insights, pulled.until, existing)
         if written.rows:
             try:
@@ -637,6 +662,7 @@ def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pul
                     "stored: " + "; ".join(str(p) for p in exc.problems),
                     hint="nothing of this date range was written") from None
             summary.days_new += upserted.days_new
+        _apply_parent_reach(session, account_id, parent_reach, parents_before)
         if not pulled.structure_stored:
             summary.campaigns, summary.adsets, summary.ads = (counts["campaign"],
                                                                counts["adset"], counts["ad"])
@@ -649,6 +675,61 @@ def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pul
         summary.since, summary.until = first, pulled.until  # what is stored so far
         account.last_synced_at = now
     pulled.structure_stored = True
+
+
+_PARENT_COLUMNS = ("spend", "impressions", "clicks", "leads", "reach", "conversions", "revenue",
+                   "is_complete", "as_of")
+
+
+def _stored_parent_days(session: Session, account_id: int, first: date,
+                        last: date) -> dict[tuple[int, date], tuple[tuple, datetime]]:
+    """Ad set and campaign days of the range as stored: (numbers, updated_at)."""
+    columns = [getattr(DailyInsight, name) for name in _PARENT_COLUMNS]
+    rows = session.execute(
+        select(DailyInsight.entity_id, DailyInsight.day, DailyInsight.updated_at, *columns)
+        .join(Entity, Entity.id == DailyInsight.entity_id)
+        .where(Entity.account_id == account_id, Entity.level.in_(("adset", "campaign")),
+               DailyInsight.day >= first, DailyInsight.day <= last)).all()
+    return {(r[0], r[1]): (tuple(r[3:]), r[2]) for r in rows}
+
+
+def _apply_parent_reach(session: Session, account_id: int,
+                        parent_reach: dict[tuple[str, str, date], int],
+                        before: dict[tuple[int, date], tuple[tuple, datetime]]) -> None:
+    """Set the parents' reach to what Meta reports for them. The importer has just written the
+    sum of their ads' reach: a day whose numbers end up as they were stored keeps its
+    ``updated_at``, so that it is not judged again as if restated."""
+    if not parent_reach:
+        return
+    ids = {level: _entity_ids(session, account_id, level) for level in ("adset", "campaign")}
+    updates = [{"b_entity": ids[level][pid], "b_day": day, "b_reach": reach}
+               for (level, pid, day), reach in parent_reach.items() if pid in ids[level]]
+    table = DailyInsight.__table__
+    conn = session.connection()
+    if updates:
+        conn.execute(table.update().where(table.c.entity_id == bindparam("b_entity"),
+                                          table.c.day == bindparam("b_day"))
+                     .values(reach=bindparam("b_reach")), updates)
+    keys = {(u["b_entity"], u["b_day"]) for u in updates}
+    after = _stored_parent_days_by_keys(session, keys)
+    unchanged = [{"b_entity": key[0], "b_day": key[1], "b_updated": before[key][1]}
+                 for key, numbers in after.items()
+                 if key in before and numbers == before[key][0]]
+    if unchanged:  # untyped parameters: the timestamp goes back exactly as the importer wrote it
+        conn.execute(text("UPDATE daily_insights SET updated_at = :b_updated "
+                          "WHERE entity_id = :b_entity AND day = :b_day"), unchanged)
+
+
+def _stored_parent_days_by_keys(session: Session,
+                                keys: set[tuple[int, date]]) -> dict[tuple[int, date], tuple]:
+    if not keys:
+        return {}
+    columns = [getattr(DailyInsight, name) for name in _PARENT_COLUMNS]
+    days = {day for _, day in keys}
+    rows = session.execute(select(DailyInsight.entity_id, DailyInsight.day, *columns).where(
+        DailyInsight.entity_id.in_({entity for entity, _ in keys}),
+        DailyInsight.day >= min(days), DailyInsight.day <= max(days))).all()
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows if (r[0], r[1]) in keys}
 
 
 def _record_account_change(account: AdAccount, pulled: _Pulled, summary: SyncSummary) -> None:

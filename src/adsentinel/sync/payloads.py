@@ -197,6 +197,17 @@ def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]
     )
 
 
+def parse_parent_reach(data: Mapping[str, Any], *, level: str) -> tuple[str, date, int]:
+    """(ad set or campaign id, day, reach) of an ad set or campaign level insights row: the
+    people reached by the parent as a whole (its ads' reach overlaps, so their sum overstates
+    it)."""
+    _require_object(data, f"{level} insights row")
+    platform_id = _identifier(data, f"{level}_id", f"{level} insights row")
+    where = f"{level} insights row of {platform_id}"
+    day = _day(data, "date_start", where)
+    return platform_id, day, _count(data, "reach", f"{where} on {day}", required=False)
+
+
 def _optional_total(data: Mapping[str, Any], field: str, result_action_types: Sequence[str],
                     where: str, *, whole: bool) -> int | float | None:
     """The result types' total in ``actions`` or ``action_values``; ``None`` when none listed."""
