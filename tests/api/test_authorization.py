@@ -379,3 +379,34 @@ def test_public_routes_need_no_token_and_show_no_data(client, matrix_world, rout
     response = client.get(PUBLIC[route])
     assert response.status_code == 200
     assert "act_a" not in response.text and "act_b" not in response.text
+
+
+# --- answers that hold account data -----------------------------------------------------------
+
+
+def test_json_answers_and_pages_are_never_cached(client, matrix_world):
+    world = matrix_world
+    answers = [client.get(f"/api/v1/accounts/{world.account_a}/training",
+                          headers=world.headers("full")),
+               client.get("/api/v1/accounts", headers=world.headers("full")),
+               client.get("/api/v1/accounts"),  # a 401 says no more than it must, uncached too
+               client.get("/openapi.json")]
+    _login(client, world, "full")
+    answers.append(client.get("/"))
+    for answer in answers:
+        assert answer.headers["cache-control"] == "no-store", answer.request.url
+    assert "no-store" not in client.get("/vendor/plotly.min.js").headers["cache-control"]
+
+
+@pytest.mark.parametrize("text", ['[]', '{"models_count": 5}', '{"skip_reasons": ["x"]}',
+                                  '{"last_training": "soon"}', '{"models_count": {"ad": "x"}}',
+                                  "{not json"])
+def test_a_malformed_metadata_json_is_not_a_server_error(client, world, db_settings, text):
+    folder = (db_settings.effective_models_path / "anomaly_detector"
+              / f"config_{world.account_a}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metadata.json").write_text(text)
+    answer = client.get(f"/api/v1/accounts/{world.account_a}/training",
+                        headers=world.headers("full"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["models_total"] == 0 and answer.json()["last_training"] is None

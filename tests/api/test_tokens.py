@@ -15,7 +15,7 @@ from adsentinel.api.auth import session_secret
 from adsentinel.cli import app, main
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import ApiToken
+from adsentinel.db.models import AdAccount, ApiToken
 from adsentinel.errors import AdsentinelError, ConfigError, NotFoundError
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.tokens import (
@@ -68,6 +68,42 @@ def test_accounts_resolve_by_name_and_unknown_ones_write_nothing(session_factory
     with pytest.raises(NotFoundError, match="act_404"):
         create_token(session_factory=session_factory, name="bad", accounts=["act_9", "act_404"])
     assert [t.name for t in list_tokens(session_factory=session_factory)] == ["agency"]
+
+
+def test_an_account_reference_that_is_an_id_and_another_accounts_name_is_refused(
+        session_factory):
+    """Account 2 and an account *named* "2": which one a token sees must not be a guess."""
+    with session_factory() as session:
+        session.add_all([AdAccount(id=1, name="Acme", platform_account_id="act_1"),
+                         AdAccount(id=2, name="Shoes", platform_account_id="act_2"),
+                         AdAccount(id=3, name="2", platform_account_id="act_3")])
+        session.commit()
+    with pytest.raises(AdsentinelError, match=r"--accounts '2' is ambiguous: it matches id 2 "
+                                              r"\(name 'Shoes'.*id 3 \(name '2'"):
+        create_token(session_factory=session_factory, name="agency", accounts=["Acme", "2"])
+    assert list_tokens(session_factory=session_factory) == []
+    assert create_token(session_factory=session_factory, name="shoes",
+                        accounts=["Shoes"]).info.account_ids == (2,)
+    assert create_token(session_factory=session_factory, name="named-2",
+                        accounts=["act_3", "1"]).info.account_ids == (1, 3)
+
+
+def test_the_data_folder_and_database_file_are_private(tmp_path):
+    settings = load_settings(data_dir=tmp_path / "fresh" / "data")
+    open_database(settings).dispose()
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+    database = settings.data_dir / "adsentinel.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    session_secret(settings)
+    assert stat.S_IMODE((settings.data_dir / ".session-key").stat().st_mode) == 0o600
+
+
+def test_a_session_key_others_may_read_is_refused(settings):
+    path = settings.data_dir / ".session-key"
+    session_secret(settings)
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"may be read by group or others \(mode 0644\)"):
+        session_secret(settings)
 
 
 def test_last_use_is_recorded_at_most_once_a_minute(session_factory):

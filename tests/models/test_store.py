@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import stat
 
 import numpy as np
@@ -278,14 +279,110 @@ def test_configured_signing_key_wins(tmp_path):
         load_signing_key(tmp_path, SecretStr("short"))
 
 
-def test_store_from_settings(settings):
+def test_store_from_settings_keeps_its_key_outside_the_store(settings):
     store = ModelStore.from_settings(settings, cache=None)
     assert store.root == settings.effective_models_path
-    assert (store.root / ".signing-key").exists()
+    assert (settings.data_dir / ".signing-key").exists()
+    assert not (store.root / ".signing-key").exists()
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+
+
+def _key_file(path, mode=0o600, text="ab" * 32):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_signing_key_from_a_file_outside_the_store(settings, tmp_path):
+    key_file = _key_file(tmp_path / "secrets" / "model.key")
+    chosen = settings.model_copy(update={"model_signing_key_file": key_file})
+    store = ModelStore.from_settings(chosen, cache=None)
+    assert store._key == bytes.fromhex("ab" * 32)
+    assert not (settings.data_dir / ".signing-key").exists()  # no second key created
+    model = _fit()
+    store.save(model, _metadata(model))
+    assert ModelStore.from_settings(chosen, cache=None).load(1, "ad", "123") is not None
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_a_key_file_others_may_read_is_refused(settings, tmp_path, mode):
+    key_file = _key_file(tmp_path / "secrets" / "model.key", mode)
+    chosen = settings.model_copy(update={"model_signing_key_file": key_file})
+    with pytest.raises(ModelStoreError, match=f"may be read by group or others \\(mode "
+                                              f"{mode:04o}\\); run `chmod 600"):
+        ModelStore.from_settings(chosen, cache=None)
+    default = settings.data_dir / ".signing-key"
+    _key_file(default, mode)  # the default file too
+    with pytest.raises(ModelStoreError, match="may be read by group or others"):
+        ModelStore.from_settings(settings, cache=None)
+
+
+def test_a_key_file_inside_the_store_or_missing_is_refused(settings, tmp_path):
+    inside = _key_file(settings.effective_models_path / "keys" / "model.key")
+    chosen = settings.model_copy(update={"model_signing_key_file": inside})
+    with pytest.raises(ModelStoreError, match="lies inside the model store"):
+        ModelStore.from_settings(chosen, cache=None)
+    missing = settings.model_copy(update={"model_signing_key_file": tmp_path / "nope.key"})
+    with pytest.raises(ModelStoreError, match="cannot read the model signing key"):
+        ModelStore.from_settings(missing, cache=None)
+    fifo = tmp_path / "fifo.key"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ModelStoreError, match="not a regular file"):
+        ModelStore.from_settings(settings.model_copy(update={"model_signing_key_file": fifo}),
+                                 cache=None)
+
+
+def test_a_symbolic_link_in_the_store_is_refused(store, tmp_path):
+    model = _fit()
+    real = store.save(model, _metadata(model, entity_id="1"))
+    link = store.model_path(1, "ad", "2")
+    elsewhere = tmp_path / "elsewhere.adsf"
+    elsewhere.write_bytes(real.read_bytes())
+    link.symlink_to(elsewhere)
+    with pytest.raises(ModelStoreError, match="a symbolic link"):
+        store.read(link)
+    assert store.load(1, "ad", "2") is None and store.refused == [(1, "ad", "2")]
+
+
+def test_a_fifo_in_the_store_is_refused_at_once(store):
+    model = _fit()
+    store.save(model, _metadata(model, entity_id="1"))
+    fifo = store.model_path(1, "ad", "2")
+    os.mkfifo(fifo)
+    with pytest.raises(ModelStoreError, match="not a regular file"):
+        store.read(fifo)  # no writer: a blocking open would hang here for ever
+    metadata = store.account_dir(1) / "metadata.json"
+    os.mkfifo(metadata)
+    with pytest.raises(ModelStoreError, match="not a regular file"):
+        store.read_account_metadata(1)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[1, 2]", "expected a JSON object"),
+    ('{"models_count": 5}', "models_count must map"),
+    ('{"models_count": {"ad": "3"}}', "models_count.ad must be a whole number"),
+    ('{"models_count": {"ad": -1}}', "models_count.ad must be a whole number"),
+    ('{"models_count": {"planet": 1}}', "models_count must map"),
+    ('{"skip_reasons": ["x"]}', "skip_reasons must map"),
+    ('{"skip_reasons": {"few days": 1.5}}', "skip_reasons.few days must be a whole number"),
+    ('{"last_training": "yesterday"}', "last_training must be an ISO timestamp"),
+    ('{"last_training": "2026-12-01T04:00:00"}', "last_training must be an ISO timestamp"),
+    ('{"last_training": 5}', "last_training must be an ISO timestamp"),
+    ('{"models_count": {"ad": 1}', "not JSON"),
+    ("\udcff", "not JSON"),
+])
+def test_malformed_account_metadata_is_refused_with_the_field(store, text, problem):
+    path = store.account_dir(1) / "metadata.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ModelStoreError, match=re.escape(problem)):
+        store.read_account_metadata(1)
 
 
 def test_account_metadata_round_trip(store):
-    data = {"config_id": 1, "models_count": {"ad": 3}}
+    data = {"config_id": 1, "models_count": {"ad": 3}, "skip_reasons": {"few days": 2},
+            "last_training": "2026-12-01T04:00:00+00:00"}
     store.write_account_metadata(1, data)
     assert store.read_account_metadata(1) == data
     assert store.read_account_metadata(2) is None

@@ -42,6 +42,9 @@ PACKAGE_DIR = Path(__file__).parent
 STATIC_DIR = PACKAGE_DIR / "static"
 SESSION_COOKIE = "adsentinel_session"
 SESSION_MAX_AGE = 12 * 3600
+#: answers that carry account data (JSON and the dashboard's pages): never kept by a browser
+#: or proxy cache; static files and Plotly's bundle keep their own caching
+PRIVATE_CONTENT_TYPES = ("application/json", "text/html")
 #: Everything the pages load comes from this server: the dashboard works without internet.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' "
                            "'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
@@ -124,6 +127,8 @@ def create_app(settings: Settings, *, dispatcher: JobDispatcher | None = None,
     @app.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:
         response = await call_next(request)
+        if response.headers.get("content-type", "").startswith(PRIVATE_CONTENT_TYPES):
+            response.headers.setdefault("Cache-Control", "no-store")  # no copy in any cache
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if not request.url.path.startswith(("/docs", "/redoc")):  # Swagger UI loads a CDN

@@ -7,6 +7,7 @@ differences (foreign keys pragma, WAL, advisory lock around migrations) are hand
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,15 +25,29 @@ _MIGRATION_LOCK_ID = 0x0AD5E471  # pg_advisory_lock key: one migrator at a time
 
 
 def create_db_engine(url: str) -> Engine:
-    """Create an engine for ``url``; SQLite files get their folder, WAL and foreign keys."""
+    """Create an engine for ``url``; SQLite files get their folder, WAL and foreign keys.
+
+    A new SQLite file is created with mode 0600 in a folder created with mode 0700 (it holds
+    channel settings and token hashes; SQLite gives its -wal and -shm files the same mode).
+    """
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _create_private_file(database.split("?", 1)[0])
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _configure_sqlite_connection)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _create_private_file(path: str) -> None:
+    """Create an empty ``path`` with mode 0600 unless it exists; SQLite then uses it as a new
+    database. Any failure is left for SQLite to report with its own message."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass
 
 
 def _configure_sqlite_connection(dbapi_connection, _record) -> None:

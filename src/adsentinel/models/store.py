@@ -2,7 +2,6 @@
 
 Layout (the training plan's, with a safe file name and its own extension)::
 
-    <root>/.signing-key                                  random HMAC key (0600), if none configured
     <root>/anomaly_detector/config_<account_id>/metadata.json
     <root>/anomaly_detector/config_<account_id>/<entity_type>_<safe entity id>.adsf
 
@@ -25,16 +24,32 @@ the byte arrays are parsed and the trees validated (:meth:`IsolationForest.from_
 that is truncated, corrupted, signed with another key, of another format or engine version, or
 larger than :data:`MAX_MODEL_BYTES` is refused with one log line naming the file and the reason;
 the caller falls back to statistical detection and the next training run replaces the file.
+Files are opened with ``O_NOFOLLOW | O_NONBLOCK`` and must be regular files (``fstat``): a
+symbolic link is refused, and a FIFO or device planted under a model's name cannot hang or feed
+the loader. ``metadata.json`` is checked field by field before anything uses it.
+
+**What the signature protects, and what it does not.** The HMAC (key: ``model_signing_key``,
+else the file ``model_signing_key_file``, else ``<data_dir>/.signing-key``; never inside the
+store, and a key file readable by group or others is refused) proves that a model file was
+written by a holder of the key, unchanged: someone who can write to the store but not read the
+key (a shared folder, a backup restored from elsewhere) cannot plant, alter, truncate or swap
+in another store's model, nor make the loader parse bytes it did not sign. It does not keep
+models secret (they are readable by whoever reads the store), does not stop a writer from
+deleting a model or putting back an *older* model of the same entity signed with the same key
+(detection then uses that older model until the next training), does not cover
+``metadata.json`` (display figures only, validated instead) and protects nothing once the key
+itself is read by an attacker.
 
 Writes are atomic: a temporary file in the same folder is written, flushed to disk, then renamed
 over the old model, so readers see the old model or the new one, never half of one. Several
 workers and machines can share the store (for example over NFS): every machine needs the same
-``model_signing_key`` (or the same ``.signing-key`` file, which lives in the shared root), and
-readers notice a retrain through the file's inode, mtime and size (see :mod:`.cache`).
+``model_signing_key`` (or a copy of the same key file), and readers notice a retrain through the
+file's inode, mtime and size (see :mod:`.cache`).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -43,6 +58,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -62,7 +78,7 @@ from adsentinel.detect.forest import (
     IsolationForest,
 )
 from adsentinel.errors import ModelStoreError
-from adsentinel.keyfile import read_or_create_hex_key
+from adsentinel.keyfile import UnsafeKeyFileError, read_key_file, read_or_create_hex_key
 from adsentinel.models.cache import MODEL_CACHE, FileIdentity, ModelCache
 
 __all__ = [
@@ -72,6 +88,7 @@ __all__ = [
     "LoadedModel",
     "ModelMetadata",
     "ModelStore",
+    "check_account_metadata",
     "load_signing_key",
     "safe_entity_name",
 ]
@@ -84,6 +101,7 @@ MODEL_SUFFIX = ".adsf"
 ENTITY_TYPES = ("campaign", "adset", "ad")
 SIGNING_KEY_FILE = ".signing-key"
 ACCOUNT_METADATA_FILE = "metadata.json"
+MAX_ACCOUNT_METADATA_BYTES = 1024 * 1024
 _MAGIC = b"ADSF"
 _PREFIX = struct.Struct("<4sHI")  # magic, format version, header length
 _MAC_BYTES = 32
@@ -176,12 +194,16 @@ class _Verified:
         return self.state.nbytes + 1024 + 8 * len(self.metadata.score_quantiles)
 
 
-def load_signing_key(root: Path, configured: SecretStr | str | bytes | None = None) -> bytes:
-    """The HMAC key of the store at ``root``.
+def load_signing_key(folder: Path, configured: SecretStr | str | bytes | None = None, *,
+                     key_file: Path | None = None) -> bytes:
+    """The HMAC key of a model store.
 
-    The configured key (``settings.model_signing_key``) wins. Without one, a random 256-bit key is
-    created once at ``<root>/.signing-key`` with mode 0600 (atomically: concurrent first runs agree
-    on one key) and read back on later calls.
+    The configured key (``settings.model_signing_key``) wins; then the key in ``key_file``
+    (``settings.model_signing_key_file``: at least 32 hex characters, mode 0600 or stricter; it
+    must exist). Without either, a random 256-bit key is created once at
+    ``<folder>/.signing-key`` with mode 0600 (atomically: concurrent first runs agree on one
+    key) and read back on later calls. :meth:`ModelStore.from_settings` passes the data folder,
+    never the store. A key file that group or others may read is refused.
     """
     if configured is not None:
         raw = configured.get_secret_value() if isinstance(configured, SecretStr) else configured
@@ -192,15 +214,54 @@ def load_signing_key(root: Path, configured: SecretStr | str | bytes | None = No
                 hint="set ADSENTINEL_MODEL_SIGNING_KEY to a long random string",
             )
         return key
-    path = Path(root) / SIGNING_KEY_FILE
+    path = Path(key_file) if key_file is not None else Path(folder) / SIGNING_KEY_FILE
     try:
-        text = read_or_create_hex_key(path)
-    except OSError as exc:
+        text = read_key_file(path) if key_file is not None else read_or_create_hex_key(path)
+    except UnsafeKeyFileError as exc:
         raise ModelStoreError(
-            f"cannot create the model signing key {path}: {exc.strerror or exc}",
-            hint="make the models folder writable or set ADSENTINEL_MODEL_SIGNING_KEY",
+            f"the model signing key is refused: {exc}",
+            hint="whoever reads the key can forge models the loader trusts",
+        ) from None
+    except OSError as exc:
+        verb = "read" if key_file is not None else "create"
+        raise ModelStoreError(
+            f"cannot {verb} the model signing key {path}: {exc.strerror or exc}",
+            hint="check ADSENTINEL_MODEL_SIGNING_KEY_FILE, or set ADSENTINEL_MODEL_SIGNING_KEY"
+            if key_file is not None else
+            "make the data folder writable or set ADSENTINEL_MODEL_SIGNING_KEY",
         ) from None
     return _checked_key(path, text)
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder)) or \
+            path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+_LEGACY_KEY_WARNED: set[str] = set()
+
+
+def _signing_key_of(settings: Any, root: Path) -> bytes:
+    """The key :func:`load_signing_key` finds for ``settings``; a key file inside the store it
+    protects is refused (whoever writes models there could often read it)."""
+    if settings.model_signing_key is None:
+        key_file = settings.model_signing_key_file
+        path = Path(key_file) if key_file is not None else Path(settings.data_dir) / SIGNING_KEY_FILE
+        if _is_inside(path, root):
+            raise ModelStoreError(
+                f"the model signing key {path} lies inside the model store {root} it protects",
+                hint="put it outside (ADSENTINEL_MODEL_SIGNING_KEY_FILE) or set "
+                     "ADSENTINEL_MODEL_SIGNING_KEY")
+    legacy = root / SIGNING_KEY_FILE
+    if str(legacy) not in _LEGACY_KEY_WARNED and legacy.exists():
+        _LEGACY_KEY_WARNED.add(str(legacy))
+        log.warning("%s is an old signing key kept inside the model store and is no longer used; "
+                    "delete it (models it signed are refused once and retrained)", legacy)
+    return load_signing_key(Path(settings.data_dir), settings.model_signing_key,
+                            key_file=settings.model_signing_key_file)
 
 
 def _checked_key(path: Path, text: str) -> bytes:
@@ -245,7 +306,7 @@ class ModelStore:
     def from_settings(cls, settings: Any, *, cache: ModelCache | None = MODEL_CACHE) -> ModelStore:
         """The store a :class:`~adsentinel.config.Settings` describes (root and signing key)."""
         root = Path(settings.effective_models_path)
-        return cls(root, load_signing_key(root, settings.model_signing_key), cache=cache)
+        return cls(root, _signing_key_of(settings, root), cache=cache)
 
     # -- paths --
 
@@ -368,12 +429,30 @@ class ModelStore:
         return path
 
     def read_account_metadata(self, account_id: int) -> dict[str, Any] | None:
-        """The account's ``metadata.json``, or None if it has never been trained."""
+        """The account's ``metadata.json``, or None if it has never been trained.
+
+        Raises :class:`ModelStoreError` naming the file and the field when it is not what
+        training writes (see :func:`check_account_metadata`).
+        """
         path = self.account_dir(account_id) / ACCOUNT_METADATA_FILE
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            handle, _ = _open_regular_file(path)
         except FileNotFoundError:
             return None
+        with handle:
+            raw = handle.read(MAX_ACCOUNT_METADATA_BYTES + 1)
+        if len(raw) > MAX_ACCOUNT_METADATA_BYTES:
+            raise ModelStoreError(f"{path}: larger than {MAX_ACCOUNT_METADATA_BYTES} bytes")
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise ModelStoreError(f"{path}: not JSON ({exc})",
+                                  hint="delete it; the next training writes it again") from None
+        try:
+            return check_account_metadata(data)
+        except ValueError as exc:
+            raise ModelStoreError(f"{path}: {exc}",
+                                  hint="delete it; the next training writes it again") from None
 
     def remove_stale_temp_files(self, account_id: int, *, older_than_seconds: float = 3600.0) -> int:
         """Delete temporary files a crashed writer left in the account's folder; returns how many.
@@ -477,14 +556,9 @@ class ModelStore:
         """
         path = Path(path)
         key = str(path)
-        try:
-            handle = open(path, "rb")
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise ModelStoreError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        handle, info = _open_regular_file(path)
         with handle:
-            identity = FileIdentity.of(os.fstat(handle.fileno()))
+            identity = FileIdentity.of(info)
             if self.cache is not None:
                 cached = self.cache.get(key, identity)
                 if cached is not None:
@@ -565,6 +639,63 @@ class ModelStore:
             sizes=np.frombuffer(arrays[3], dtype=np.uint8),
         )
         return _Verified(state, metadata)
+
+
+def _open_regular_file(path: Path):
+    """``(binary file, fstat result)`` of ``path``, opened without following a symbolic link
+    and without blocking on a FIFO; anything but a regular file is refused.
+
+    Raises ``FileNotFoundError`` when there is no file, :class:`ModelStoreError` otherwise.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelStoreError(f"{path}: a symbolic link; the store reads only the files "
+                                  "it wrote") from None
+        raise ModelStoreError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ModelStoreError(f"{path}: not a regular file; the store reads only the files "
+                              "it wrote")
+    return os.fdopen(fd, "rb"), info
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{where} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def check_account_metadata(data: Any) -> dict[str, Any]:
+    """``data`` (a parsed ``metadata.json``) if the fields readers use have the types training
+    writes: ``models_count`` {level: count}, ``skip_reasons`` {reason: count} and
+    ``last_training`` (an ISO timestamp with its zone, or null). Raises ``ValueError`` naming
+    the first field that does not."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    counts = data.get("models_count", {})
+    if not isinstance(counts, dict) or not set(counts) <= set(ENTITY_TYPES):
+        raise ValueError(f"models_count must map {', '.join(ENTITY_TYPES)} to counts")
+    for level, value in counts.items():
+        _count(value, f"models_count.{level}")
+    reasons = data.get("skip_reasons", {})
+    if not isinstance(reasons, dict):
+        raise ValueError("skip_reasons must map reasons to counts")
+    for reason, value in reasons.items():
+        _count(value, f"skip_reasons.{reason}")
+    last = data.get("last_training")
+    if last is not None:
+        try:
+            moment = datetime.fromisoformat(last) if isinstance(last, str) else None
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ValueError(f"last_training must be an ISO timestamp with its zone, got {last!r}")
+    return data
 
 
 def _pack_nibbles(kinds: np.ndarray) -> np.ndarray:

@@ -17,13 +17,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, ApiToken, utcnow
 from adsentinel.errors import AdsentinelError, NotFoundError
-from adsentinel.service.accounts import select_accounts
 
 TOKEN_PREFIX = "ads_"
 _SHOWN_CHARS = 12  # "ads_" + 8 random characters: enough to recognise, useless to attack
@@ -103,9 +102,8 @@ def create_token(*, session_factory: sessionmaker[Session], name: str,
         if not wanted:
             raise AdsentinelError("--accounts was given without any account",
                                   hint="pass e.g. --accounts 'Acme BR,act_123' or omit it")
-        account_ids = sorted({ref.id for a in wanted
-                              for ref in select_accounts(session_factory=session_factory,
-                                                         wanted=a)})
+        with session_factory() as session:
+            account_ids = sorted({_unambiguous_account(session, a) for a in wanted})
     secret = new_token_secret()
     with session_scope(session_factory) as session:
         if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
@@ -118,6 +116,30 @@ def create_token(*, session_factory: sessionmaker[Session], name: str,
         session.flush()
         info = TokenInfo.of(token)
     return CreatedToken(info, secret)
+
+
+def _unambiguous_account(session: Session, ref: str) -> int:
+    """The id of the one account ``ref`` names (name, platform id or numeric id).
+
+    A token's scope must not depend on a guess: when ``ref`` is both an account's id and
+    another account's name or platform id (an account named "2" beside account 2), it is
+    refused, naming both. Raises :class:`NotFoundError` when no account matches.
+    """
+    match = [AdAccount.name == ref, AdAccount.platform_account_id == ref]
+    if ref.isdigit() and len(ref) < 10:
+        match.append(AdAccount.id == int(ref))
+    found = session.execute(select(AdAccount.id, AdAccount.name, AdAccount.platform_account_id)
+                            .where(or_(*match)).order_by(AdAccount.id)).all()
+    if not found:
+        raise NotFoundError(f"no ad account named or numbered {ref!r}",
+                            hint="pass an account's name, platform id or numeric id")
+    if len(found) > 1:
+        described = "; ".join(f"id {row.id} (name {row.name!r}, platform id "
+                              f"{row.platform_account_id!r})" for row in found)
+        raise AdsentinelError(f"--accounts {ref!r} is ambiguous: it matches {described}",
+                              hint="pass a name or platform id that only the account you mean "
+                                   "has (see `adsentinel accounts`)")
+    return found[0].id
 
 
 def list_tokens(*, session_factory: sessionmaker[Session],
