@@ -6,9 +6,10 @@
 duplicate and hierarchy checks across lines happen in the database (see
 :mod:`adsentinel.ingest.csv_import`).
 
-Local formats: a first pass over the file decides its number formats and date order
-(:mod:`adsentinel.ingest.number_formats`); each line's numbers and dates are then rewritten to
-the canonical ``1564.97`` / ``YYYY-MM-DD`` before the checks, so ``1.564,97`` and ``1,564.97``
+Local formats: the file's number formats and date order are decided from its unambiguous values
+(:mod:`adsentinel.ingest.number_formats`; the file is read a second time only when an ambiguous
+value comes before anything decides it); each line's numbers and dates are rewritten to the
+canonical ``1564.97`` / ``YYYY-MM-DD`` before the checks, so ``1.564,97`` and ``1,564.97``
 import the same.
 """
 
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from adsentinel.errors import InputFileError, InputProblem
 from adsentinel.ingest.csv_columns import COUNT_FIELDS, ColumnLayout, resolve_columns
-from adsentinel.ingest.number_formats import (NUMBER_COLUMNS, FileFormats, FormatEvidence,
-                                              decide_formats)
+from adsentinel.ingest.number_formats import (DECIMAL_POINT, NUMBER_COLUMNS, FormatDecisions,
+                                              FormatEvidence)
 from adsentinel.ingest.table_files import Table, open_table
 from adsentinel.ingest.xlsx_rows import StoredNumber
 
@@ -97,15 +98,16 @@ def iter_insight_rows(
     layout, problems = resolve_columns(table.headers, file, table.header_line)
     if problems:
         raise InputFileError(problems, hint=f"{table.describe_reading()}; {_HEADER_HINT}")
-    formats = scan_formats(table, layout)
+    formats = FormatDecisions(lambda: scan_formats(table, layout),
+                              day_first_by_default=layout.day_first_dates)
     parse = _row_parser(layout, file, len(table.headers), formats)
     for line, fields in table.rows(on_bytes):
         yield parse(fields, line)
 
 
-def scan_formats(table: Table, layout: ColumnLayout) -> FileFormats:
-    """First pass: the number format of each column and the date order, from the values that
-    show them (see :mod:`adsentinel.ingest.number_formats`)."""
+def scan_formats(table: Table, layout: ColumnLayout) -> FormatEvidence:
+    """The whole file's first unambiguous value of each number column, and its first date that
+    proves an order (see :mod:`adsentinel.ingest.number_formats`)."""
     evidence = FormatEvidence()
     numbers = [(name, layout.position(name)) for name in NUMBER_COLUMNS
                if layout.position(name) is not None]
@@ -119,10 +121,10 @@ def scan_formats(table: Table, layout: ColumnLayout) -> FileFormats:
         for position in dates:
             if position < len(fields) and "/" in fields[position]:
                 evidence.see_date(fields[position].strip(), line)
-    return decide_formats(evidence, day_first_by_default=layout.day_first_dates)
+    return evidence
 
 
-def _row_parser(layout: ColumnLayout, file: str, width: int, formats: FileFormats
+def _row_parser(layout: ColumnLayout, file: str, width: int, formats: FormatDecisions
                 ) -> Callable[[list[str], int], InsightRow | list[InputProblem] | SkippedLine]:
     """Build the per-line parser once, with every column position resolved up front."""
     pos = layout.position
@@ -278,7 +280,7 @@ def _row_parser(layout: ColumnLayout, file: str, width: int, formats: FileFormat
     return parse
 
 
-def _localiser(layout: ColumnLayout, file: str, formats: FileFormats
+def _localiser(layout: ColumnLayout, file: str, formats: FormatDecisions
                ) -> Callable[[list[str], int], tuple[list[str], list[InputProblem]]]:
     """Rewrite a line's local numbers (``1.564,97``) and slashed dates (``01/10/2026``) to the
     canonical ``1564.97`` and ``2026-10-01``; a value the file's format cannot read is a problem."""
@@ -289,15 +291,19 @@ def _localiser(layout: ColumnLayout, file: str, formats: FileFormats
     number_text, date_text = formats.number_text, formats.date_text
 
     def localise(fields: list[str], line: int) -> tuple[list[str], list[InputProblem]]:
+        decided = formats.numbers
         problems: list[InputProblem] = []
         copied = False
         for name, position in numbers:
             if position >= len(fields):
                 continue
             cell = fields[position]
-            if ("," not in cell and "." not in cell) or isinstance(cell, StoredNumber):
+            if "," not in cell and ("." not in cell or (
+                    name in decided and decided[name][0] == DECIMAL_POINT)):
+                continue  # nothing to rewrite: Python reads it as it is
+            if isinstance(cell, StoredNumber):
                 continue
-            canonical, why = number_text(name, cell.strip())
+            canonical, why = number_text(name, cell.strip(), line)
             if why:
                 problems.append(InputProblem(file, line, name, why))
             elif canonical != cell:
@@ -306,7 +312,7 @@ def _localiser(layout: ColumnLayout, file: str, formats: FileFormats
                 fields[position] = canonical
         for name, position in dates:
             if position < len(fields) and "/" in fields[position]:
-                canonical, why = date_text(fields[position].strip())
+                canonical, why = date_text(fields[position].strip(), line)
                 if why:
                     problems.append(InputProblem(file, line, name, why))
                 elif canonical != fields[position]:

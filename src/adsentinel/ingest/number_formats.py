@@ -1,23 +1,32 @@
 """Local number and date formats of Ads Manager exports, decided per file from unambiguous values.
 
-Pure: text in, decisions and canonical text out, no I/O.
+Pure: text in, decisions and canonical text out; reading the file again is the caller's
+``scan`` function.
 
 A Brazilian or Spanish export writes ``1.564,97`` (decimal comma, thousands dots), a US one
 ``1,054.03`` (decimal point, thousands commas). Most values say which one they are (``45,10``,
-``0.5``, ``1.564,97``), but ``1.234`` or ``1,054`` alone can be either. So a first pass over the
-file collects, per number column, the first line of each *decisive* value
-(:class:`FormatEvidence`); :func:`decide_number_formats` then fixes each column's format from its
-own evidence, or else from the whole file's; a value the decided format cannot read, and an
-ambiguous value in a column whose format nothing decides, is refused, never guessed.
+``0.5``, ``1.564,97``), but ``1.234`` or ``1,054`` alone can be either. The rule:
 
-Dates are ``YYYY-MM-DD`` (ISO) or ``dd/mm/yyyy``; a slashed date whose first number is above 12
-proves day-first, one whose second is above 12 proves month-first (a US export), and a file
-with neither takes day-first only from a Portuguese or Spanish date header.
+* a column's format is the format of its first unambiguous value; a column without one takes the
+  format of the file's first unambiguous value (in any column);
+* a value the decided format cannot read (``1,054.03`` in a decimal-comma column) is refused,
+  and so is an ambiguous value in a file where nothing decides: never guessed.
+
+:class:`FormatDecisions` applies it while the file streams: a column is decided by its first
+unambiguous value as it goes by, and the first ambiguous value met before its column is decided
+triggers one ``scan`` of the whole file (:class:`FormatEvidence`), so a file whose values all say
+their format is read once.
+
+Dates are ``YYYY-MM-DD`` (ISO) or slashed: a slashed date whose first number is above 12 proves
+day-first (``dd/mm/yyyy``), one whose second is above 12 proves month-first (a US export); the
+file's first proof decides, and a file without one is day-first only under a Portuguese or
+Spanish date header.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -26,6 +35,8 @@ DECIMAL_POINT = "decimal point"  # 1,054.03
 DECIMAL_COMMA = "decimal comma"  # 1.564,97
 DAY_FIRST = "dd/mm/yyyy"
 MONTH_FIRST = "mm/dd/yyyy"
+#: every column that may hold a number (canonical fields of :mod:`csv_columns`)
+NUMBER_COLUMNS = ("spend", "impressions", "clicks", "leads", "reach", "conversions", "revenue")
 
 _GROUPED = {  # sign, integer part (plain or grouped in thousands), optional decimals
     DECIMAL_POINT: re.compile(r"^([+-]?)([0-9]+|[1-9][0-9]{0,2}(?:,[0-9]{3})+)(?:\.([0-9]+))?$"),
@@ -34,6 +45,9 @@ _GROUPED = {  # sign, integer part (plain or grouped in thousands), optional dec
 _THOUSANDS = {DECIMAL_POINT: ",", DECIMAL_COMMA: "."}
 _EXAMPLE = {DECIMAL_POINT: "1,054.03", DECIMAL_COMMA: "1.564,97"}
 _SLASHED_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
+
+#: a decision and where it came from: (format or date order, line, the value that showed it)
+Decision = tuple[str, int | None, str]
 
 
 def read_as(text: str, number_format: str) -> str | None:
@@ -49,8 +63,8 @@ def read_as(text: str, number_format: str) -> str | None:
 
 def formats_of(text: str) -> tuple[str, ...]:
     """The formats in which ``text`` reads as a number *with different values*: one format
-    (decisive), two (ambiguous, like ``1.234``), or none (no separator, or not a number: the
-    value reads the same either way, and the row parser judges it)."""
+    (unambiguous), two (ambiguous, like ``1.234``), or none (no separator, or not a number:
+    the value reads the same either way, and the row parser judges it)."""
     if "," not in text and "." not in text:
         return ()
     readings = {f: read_as(text, f) for f in (DECIMAL_POINT, DECIMAL_COMMA)}
@@ -60,108 +74,119 @@ def formats_of(text: str) -> tuple[str, ...]:
     return tuple(valid)
 
 
+def date_order_of(text: str) -> str | None:
+    """The order a slashed date proves (a number above 12 can only be the day), or ``None``."""
+    match = _SLASHED_DATE.match(text)
+    if match is None:
+        return None
+    first, second = int(match.group(1)), int(match.group(2))
+    return DAY_FIRST if first > 12 else MONTH_FIRST if second > 12 else None
+
+
 @dataclass
 class FormatEvidence:
-    """First line (and value) of each format seen decisively, per column, across one file."""
+    """The first unambiguous value of each column, and the first slashed date proving an order,
+    across one file (what :class:`FormatDecisions`' ``scan`` returns)."""
 
-    numbers: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
-    dates: dict[str, tuple[int, str]] = field(default_factory=dict)
+    numbers: dict[str, Decision] = field(default_factory=dict)
+    date_order: Decision | None = None
 
     def see_number(self, column: str, text: str, line: int) -> None:
-        found = formats_of(text)
-        if len(found) == 1:
-            self.numbers.setdefault(column, {}).setdefault(found[0], (line, text))
+        if column not in self.numbers:
+            found = formats_of(text)
+            if len(found) == 1:
+                self.numbers[column] = (found[0], line, text)
 
     def see_date(self, text: str, line: int) -> None:
-        match = _SLASHED_DATE.match(text)
-        if match:
-            first, second = int(match.group(1)), int(match.group(2))
-            order = DAY_FIRST if first > 12 else MONTH_FIRST if second > 12 else None
+        if self.date_order is None:
+            order = date_order_of(text)
             if order:
-                self.dates.setdefault(order, (line, text))
+                self.date_order = (order, line, text)
 
 
-@dataclass(frozen=True)
-class FileFormats:
-    """The number format of each column (``None``: undecided) and the order of slashed dates.
+class FormatDecisions:
+    """A file's number formats and date order, decided as it streams (see the module's rule).
 
-    ``number_conflicts`` names, for a column whose values prove both formats, the two lines.
+    ``scan`` reads the whole file into a :class:`FormatEvidence`; it runs at most once, when a
+    value is ambiguous and what streamed so far does not decide it.
     """
 
-    numbers: dict[str, str | None]
-    number_conflicts: dict[str, str]
-    date_order: str | None
-    date_conflict: str | None
+    def __init__(self, scan: Callable[[], FormatEvidence], *, day_first_by_default: bool) -> None:
+        self._scan = scan
+        self._scanned = False
+        self._day_first_by_default = day_first_by_default
+        self.numbers: dict[str, Decision] = {}
+        self.file_format: Decision | None = None
+        self.date_order: Decision | None = None
 
-    def number_text(self, column: str, text: str) -> tuple[str | None, str | None]:
+    def number_text(self, column: str, text: str, line: int) -> tuple[str | None, str | None]:
         """``(canonical text, None)`` or ``(None, why it cannot be read)`` for one cell."""
+        decided = self.numbers.get(column)
+        if decided is not None:
+            chosen = decided[0]
+            if chosen == DECIMAL_POINT and "," not in text:
+                return text, None  # Python reads it as it is
+            value = read_as(text, chosen)
+            if value is not None:
+                return value, None
+            if not formats_of(text):
+                return text, None  # not a grouped number at all: the row parser judges it
+            return None, (f"{text!r} is not a number in this column's format ({chosen}, as "
+                          f"{decided[2]!r} on line {decided[1]})")
         found = formats_of(text)
         if not found:
             return text, None
-        conflict = self.number_conflicts.get(column)
-        if conflict:
-            return None, f"{text!r}: this column mixes number formats ({conflict})"
-        chosen = self.numbers.get(column)
-        if chosen is None:
-            if len(found) == 1:
-                return read_as(text, found[0]), None
-            readings = " or ".join(read_as(text, f) for f in found)
-            return None, (f"{text!r} is ambiguous ({readings}) and no other value in the file "
-                          f"shows its number format; write it with its decimals "
-                          f"({_EXAMPLE[DECIMAL_COMMA]} or {_EXAMPLE[DECIMAL_POINT]})")
-        if chosen not in found:
-            return None, (f"{text!r} is not a number in this file's format ({chosen}, "
-                          f"e.g. {_EXAMPLE[chosen]})")
-        return read_as(text, chosen), None
+        if len(found) == 1:
+            self._decide(column, (found[0], line, text))
+            return read_as(text, found[0]), None
+        if not self._scanned:
+            self._read_whole_file()
+            return self.number_text(column, text, line)
+        if self.file_format is not None:
+            return read_as(text, self.file_format[0]), None
+        readings = " or ".join(read_as(text, f) for f in found)
+        return None, (f"{text!r} is ambiguous ({readings}) and no value in the file shows its "
+                      f"number format; write its decimals ({_EXAMPLE[DECIMAL_COMMA]} or "
+                      f"{_EXAMPLE[DECIMAL_POINT]})")
 
-    def date_text(self, text: str) -> tuple[str | None, str | None]:
+    def date_text(self, text: str, line: int) -> tuple[str | None, str | None]:
         """A slashed date as ``YYYY-MM-DD``; any other text unchanged for the row parser."""
         match = _SLASHED_DATE.match(text)
         if match is None:
             return text, None
         first, second, year = (int(g) for g in match.groups())
-        if self.date_conflict:
-            return None, f"{text!r}: this file mixes date orders ({self.date_conflict})"
-        order = self.date_order
-        if order is None:
-            if first == second:
-                order = DAY_FIRST
-            elif first > 12 or second > 12:
-                order = DAY_FIRST if first > 12 else MONTH_FIRST
-            else:
-                return None, (f"{text!r} could be {DAY_FIRST} or {MONTH_FIRST} and no other date "
-                              f"in the file says which; use YYYY-MM-DD")
+        proves = date_order_of(text)
+        if self.date_order is None and proves:
+            self.date_order = (proves, line, text)
+        if self.date_order is not None:
+            order, where, shown = self.date_order
+            if proves and proves != order:
+                return None, (f"{text!r} is not a date in this file's order ({order}, as "
+                              f"{shown!r} on line {where})")
+        elif first == second:
+            order = DAY_FIRST  # the same day either way
+        elif not self._scanned:
+            self._read_whole_file()
+            return self.date_text(text, line)
+        elif self._day_first_by_default:
+            order = DAY_FIRST
+        else:
+            return None, (f"{text!r} could be {DAY_FIRST} or {MONTH_FIRST} and no date in the "
+                          f"file says which; use YYYY-MM-DD")
         day, month = (first, second) if order == DAY_FIRST else (second, first)
         try:
             return date(year, month, day).isoformat(), None
         except ValueError:
             return None, f"{text!r} is not a date ({order})"
 
+    def _decide(self, column: str, decision: Decision) -> None:
+        self.numbers[column] = decision
+        if self.file_format is None:
+            self.file_format = decision
 
-def decide_formats(evidence: FormatEvidence, *, day_first_by_default: bool) -> FileFormats:
-    """Each column's format from its own decisive values, else from the file's, else undecided."""
-    numbers: dict[str, str | None] = {}
-    conflicts: dict[str, str] = {}
-    for column, seen in evidence.numbers.items():
-        if len(seen) == 1:
-            numbers[column] = next(iter(seen))
-        else:
-            conflicts[column] = _conflict(seen)
-    file_formats = set(numbers.values())
-    default = file_formats.pop() if len(file_formats) == 1 else None
-    undecided = {column: default for column in _ALL_COLUMNS if column not in numbers
-                 and column not in conflicts}
-    date_conflict = _conflict(evidence.dates) if len(evidence.dates) > 1 else None
-    order = (next(iter(evidence.dates)) if len(evidence.dates) == 1 else
-             DAY_FIRST if not evidence.dates and day_first_by_default else None)
-    return FileFormats({**undecided, **numbers}, conflicts, order, date_conflict)
-
-
-def _conflict(seen: dict[str, tuple[int, str]]) -> str:
-    return " and ".join(f"line {line} {text!r} has a {kind}" if "decimal" in kind else
-                        f"line {line} {text!r} is {kind}" for kind, (line, text) in seen.items())
-
-
-#: every column that may hold a number (the canonical fields of :mod:`csv_columns`)
-_ALL_COLUMNS = ("spend", "impressions", "clicks", "leads", "reach", "conversions", "revenue")
-NUMBER_COLUMNS = _ALL_COLUMNS
+    def _read_whole_file(self) -> None:
+        self._scanned = True
+        evidence = self._scan()
+        self.numbers = dict(evidence.numbers)
+        self.file_format = min(evidence.numbers.values(), key=lambda d: d[1] or 0, default=None)
+        self.date_order = evidence.date_order

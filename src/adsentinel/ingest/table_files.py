@@ -56,12 +56,10 @@ class Table:
             try:
                 for _ in range(self.header_line):
                     next(reader, None)
-                while True:
-                    line = reader.line_num + 1  # where the record starts (it may span lines)
-                    fields = next(reader, None)
-                    if fields is None:
-                        return
-                    if not any(cell.strip() for cell in fields):
+                previous = reader.line_num
+                for fields in reader:
+                    line, previous = previous + 1, reader.line_num  # a record may span lines
+                    if not (fields and fields[0].strip()) and not any(c.strip() for c in fields):
                         continue  # a blank line, or one of empty cells (";;;;")
                     yield line, fields
             except UnicodeDecodeError:
