@@ -18,17 +18,37 @@ from adsentinel.ingest.csv_import import ImportSummary, import_insights_csv
 
 @app.command("import")
 def import_command(
-    file: Annotated[Path, typer.Argument(help="Insights CSV: canonical columns or an Ads Manager export.")],
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(help="Insights CSV: canonical columns or an Ads Manager export.")] = None,
     account: Annotated[str | None, typer.Option(
         "--account", help="Import every row into this account (needed if the file has no account_id).")] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Import the valid rows and report the invalid ones, instead of importing nothing.")] = False,
+    from_sql: Annotated[str | None, typer.Option(
+        "--from-sql", help="Read a warehouse instead of a file: its SQLAlchemy URL.")] = None,
+    source: Annotated[str, typer.Option(
+        help="With --from-sql: fivetran, airbyte (their Facebook Ads tables) or query.")] = "fivetran",
+    query: Annotated[str | None, typer.Option(
+        help="With --source query: a SELECT returning the canonical columns.")] = None,
+    schema: Annotated[str | None, typer.Option(
+        help="With --from-sql: the schema holding the Fivetran or Airbyte tables.")] = None,
 ) -> None:
     """Import daily insights per ad; campaign and ad set days are aggregated from their ads.
 
     The import is one transaction: on any problem nothing is written (unless --skip-invalid).
     Importing a day again restates it with the new numbers.
     """
+    if from_sql is not None:
+        from adsentinel.cli.warehouse_import import import_from_sql
+
+        import_from_sql(file=file, url=from_sql, source=source, query=query, schema=schema,
+                        account=account, skip_invalid=skip_invalid)
+        return
+    if file is None:  # the usage error a required FILE argument would give
+        from typer._click.exceptions import MissingParameter  # Typer's own click
+
+        raise MissingParameter(ctx=ctx, param=next(
+            p for p in ctx.command.params if p.name == "file"))
     require_readable_file(file)
     settings = get_settings()
     engine = open_database(settings)
