@@ -178,6 +178,7 @@ class GraphEmulator:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.jobs: dict[str, Job] = {}
+        self._rows: tuple[tuple, list[dict[str, Any]]] | None = None  # the pull being paged
         self._job_ids = itertools.count(9_000_000_001)
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -309,13 +310,28 @@ class GraphEmulator:
         if edge == "insights" and method == "POST":
             return self._start_job(account, params)
         if edge == "insights":
-            rows = list(insight_rows(account, params))
+            rows = self._insight_rows(account, params)
             if len(rows) > self.sync_row_limit:
                 return 400, error("Please reduce the amount of data you're asking for, then "
                                   "retry your request", "OAuthException", 1, subcode=99), None
             return self._page(params, rows)
         return 400, error(f"(#100) Tried accessing nonexisting field ({edge})",
                           "OAuthException", 100), None
+
+    def _insight_rows(self, account: EmulatedAccount, params: dict[str, str], *,
+                      after: str | None = None) -> list[dict[str, Any]]:
+        """The rows of a pull, computed on its first page and kept for the following ones
+        (without it, paging through 100,000 rows would compute them once per page)."""
+        key = (account.id, *(params.get(k) for k in ("level", "time_range", "filtering",
+                                                      "fields")))
+        after = params.get("after") if after is None else after
+        with self._lock:
+            if after and self._rows is not None and self._rows[0] == key:
+                return self._rows[1]
+        rows = list(insight_rows(account, params))
+        with self._lock:
+            self._rows = (key, rows)
+        return rows
 
     def _refusal(self, version: str, params: dict[str, str]) -> dict[str, Any] | None:
         if version not in self.served_versions:
@@ -414,7 +430,8 @@ class GraphEmulator:
              params: dict[str, str]) -> tuple[int, dict[str, Any], None]:
         job = self.jobs[job_id]
         if edge == "insights":
-            return self._page(params, list(insight_rows(job.account, job.params)))
+            return self._page(params, self._insight_rows(job.account, job.params,
+                                                         after=params.get("after")))
         job.polls_left -= 1
         if job.polls_left > 0:
             status, percent = "Job Running", 50
@@ -502,3 +519,33 @@ def _row(account: EmulatedAccount, level: str, own: str,
                    inline_link_clicks=str(int(total["inline_link_clicks"])), reach=str(reach))
     keep = fields | {"date_start", "date_stop"}
     return {k: v for k, v in row.items() if k in keep}
+
+
+def main() -> None:
+    """``python graph_emulator.py --accounts N --ads M``: serve N accounts of M ads each to any
+    token starting with EAA, print the URL, serve until stdin closes (benchmarks/bench_sync.py
+    runs it in its own process so that its memory is not the sync's)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--accounts", type=int, default=50)
+    parser.add_argument("--ads", type=int, default=2000)
+    parser.add_argument("--token", default="EAAbenchToken000000000000000000000")
+    args = parser.parse_args()
+    emulator = GraphEmulator(tokens={args.token: ["*"]})
+    for number in range(1, args.accounts + 1):
+        per_adset = max(1, min(10, args.ads))
+        adsets = max(1, args.ads // per_adset)
+        campaigns = max(1, adsets // 5)
+        emulator.add_account(EmulatedAccount(number=700_000 + number, campaigns=campaigns,
+                                             adsets_per_campaign=max(1, adsets // campaigns),
+                                             ads_per_adset=per_adset))
+    print(emulator.start(), flush=True)
+    sys.stdin.read()
+    print(len(emulator.requests), flush=True)
+    emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -24,8 +24,14 @@ def runner(monkeypatch) -> CliRunner:
 
 def test_add_list_disable_enable(runner, monkeypatch):
     monkeypatch.delenv("META_TOKEN", raising=False)
+    refused = runner.invoke(app, ["accounts", "add", "--account-id", ACCOUNT, "--token-env",
+                                  "META_TOKEN", "--name", "Sorriso"])
+    assert "META_TOKEN is not set in this shell" in str(refused.exception)
+    assert "export META_TOKEN='EAA...'" in refused.exception.hint
+    assert "(CSV only)" not in runner.invoke(app, ["accounts", "list"]).stdout
+    assert "act_1234567890" not in runner.invoke(app, ["accounts", "list"]).stdout
     added = runner.invoke(app, ["accounts", "add", "--account-id", ACCOUNT, "--token-env",
-                                "META_TOKEN", "--name", "Sorriso"])
+                                "META_TOKEN", "--name", "Sorriso", "--no-check"])
     assert added.exit_code == 0, added.output
     assert "syncs with the token in $META_TOKEN" in added.stdout
     assert "META_TOKEN is not set in this shell" in added.stderr
@@ -65,7 +71,8 @@ def test_sync_prints_a_summary_per_account(runner, graph, monkeypatch):
 def test_sync_of_an_expired_token_exits_non_zero_and_says_what_to_do(runner, graph, monkeypatch):
     monkeypatch.setenv("META_TOKEN", TOKEN)
     graph.on("GET", ACCOUNT, (400, payload("error_token_expired"), {}))
-    runner.invoke(app, ["accounts", "add", "--account-id", ACCOUNT, "--token-env", "META_TOKEN"])
+    runner.invoke(app, ["accounts", "add", "--account-id", ACCOUNT, "--token-env", "META_TOKEN",
+                        "--no-check"])
     result = runner.invoke(app, ["sync", "--account", ACCOUNT])
     assert result.exit_code == 77
     assert "needs_attention" in result.stdout and "Session has expired" in result.stderr
@@ -91,3 +98,4 @@ def test_add_with_a_refused_token_says_so(runner, graph, monkeypatch):
                                  "META_TOKEN"])
     assert isinstance(result.exception, MetaAuthError) and result.exception.exit_code == 77
     assert "Session has expired" in result.exception.message
+    assert "act_1234567890" not in runner.invoke(app, ["accounts", "list"]).stdout  # not stored

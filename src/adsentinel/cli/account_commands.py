@@ -1,4 +1,5 @@
-"""`adsentinel accounts add|list|disable|enable`: which ad accounts sync from Meta, with which token.
+"""`adsentinel accounts add|discover|list|disable|enable`: which ad accounts sync from Meta, with
+which token.
 
 The token itself is never taken on the command line (it would land in shell history) nor
 stored: an account keeps the NAME of the environment variable that holds it.
@@ -15,11 +16,16 @@ from rich.table import Table
 
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.errors import ConfigError
 from adsentinel.service.sync import (
     AccountListing,
+    DiscoveredAccount,
     add_meta_account,
-    check_meta_account,
+    discover_meta_accounts,
     list_accounts,
+    normalise_account_id,
+    probe_meta_account,
+    record_account_facts,
     set_account_active,
 )
 
@@ -46,24 +52,91 @@ def add_command(
         "--result-action-types", help="Comma-separated Meta action types counted as results "
                                       "(default: the RESULT_ACTION_TYPES setting, 'lead').")] = None,
     check: Annotated[bool, typer.Option(
-        "--check/--no-check", help="Read the account once with the token (when the variable "
-                                   "is set here) to prove it works.")] = True,
+        "--check/--no-check", help="Read the account once with the token before storing "
+                                   "anything (--no-check stores it unproved, e.g. on a "
+                                   "machine without the token).")] = True,
 ) -> None:
-    """Sync an ad account from Meta (or attach a new token to it, clearing needs-attention)."""
+    """Sync an ad account from Meta (or attach a new token to it, clearing needs-attention).
+
+    The token is proved first: without the variable set, or with a token Meta refuses,
+    nothing is stored.
+    """
     settings, factory = _session_factory()
+    info = None
+    if check:
+        info = probe_meta_account(settings=settings, platform_account_id=account_id,
+                                  token_env=token_env)
     listing = add_meta_account(session_factory=factory, platform_account_id=account_id,
                                token_env=token_env, name=name,
                                result_action_types=result_action_types)
-    console.print(f"account [bold]{listing.name}[/] ({listing.platform_account_id}) syncs with "
-                  f"the token in ${listing.token_env}", highlight=False)
-    if not os.environ.get(token_env, "").strip():
+    console.print(f"account [bold]{escape(listing.name)}[/] ({listing.platform_account_id}) "
+                  f"syncs with the token in ${listing.token_env}", highlight=False)
+    if info is not None:
+        record_account_facts(session_factory=factory, account_id=listing.id, info=info)
+        console.print(f"Meta reads it: {escape(info.name or '(no name)')}, {info.currency}, "
+                      f"{info.timezone}", highlight=False)
+    elif not os.environ.get(token_env, "").strip():
         err_console.print(f"[yellow]warning:[/] {token_env} is not set in this shell; set it "
                           "wherever `adsentinel sync`, `run` or the workers run", highlight=False)
-    elif check:
-        info = check_meta_account(session_factory=factory, settings=settings,
-                                  account_id=listing.id)
-        console.print(f"Meta reads it: {info.name or '(no name)'}, {info.currency}, "
-                      f"{info.timezone}", highlight=False)
+
+
+@accounts_app.command("discover")
+def discover_command(
+    token_env: Annotated[str, typer.Option(
+        "--token-env", help="NAME of the environment variable holding the access token.")],
+    business: Annotated[str | None, typer.Option(
+        "--business", help="A Meta business id: list its owned and client ad accounts "
+                           "(default: every ad account the token can read).")] = None,
+    add: Annotated[str | None, typer.Option(
+        "--add", help="Add these accounts to adsentinel: 'all', or act_ ids separated by "
+                      "commas.")] = None,
+) -> None:
+    """List the ad accounts the token can read (name, currency, timezone, status), and add the
+    chosen ones."""
+    settings, factory = _session_factory()
+    found = discover_meta_accounts(session_factory=factory, settings=settings,
+                                   token_env=token_env, business_id=business)
+    table = Table(title=f"ad accounts readable with ${token_env}")
+    for column in ("Meta id", "name", "currency", "timezone", "status", "in adsentinel"):
+        table.add_column(column, overflow="fold", no_wrap=column == "Meta id")
+    for d in found:
+        table.add_row(d.info.platform_account_id, escape(d.info.name or ""), d.info.currency,
+                      d.info.timezone, d.status, escape(d.added_as or "-"))
+    console.print(table)
+    if not found:
+        err_console.print(f"the token in ${token_env} reads no ad account: assign ad accounts "
+                          "to its system user in Business Settings", highlight=False)
+        raise typer.Exit(1)
+    if add is None:
+        console.print("add them with --add all, or --add act_...,act_...", highlight=False)
+        return
+    for d in _chosen(found, add):
+        listing = add_meta_account(session_factory=factory,
+                                   platform_account_id=d.info.platform_account_id,
+                                   token_env=token_env,
+                                   name=d.added_as or _free_name(factory, d))
+        record_account_facts(session_factory=factory, account_id=listing.id, info=d.info)
+        console.print(f"added [bold]{escape(listing.name)}[/] ({listing.platform_account_id})",
+                      highlight=False)
+
+
+def _chosen(found: list[DiscoveredAccount], add: str) -> list[DiscoveredAccount]:
+    if add.strip().lower() == "all":
+        return found
+    wanted = [normalise_account_id(part) for part in add.split(",") if part.strip()]
+    by_id = {d.info.platform_account_id: d for d in found}
+    missing = [w for w in wanted if w not in by_id]
+    if missing:
+        raise ConfigError(f"--add names {', '.join(missing)}, which the token cannot read",
+                          hint="choose ids from the list above")
+    return [by_id[w] for w in wanted]
+
+
+def _free_name(factory, discovered: DiscoveredAccount) -> str:
+    """Meta's name for the account, unless another account already has it (then the id)."""
+    name = discovered.info.name or discovered.info.platform_account_id
+    taken = {a.name for a in list_accounts(session_factory=factory, settings=get_settings())}
+    return name if name not in taken else discovered.info.platform_account_id
 
 
 @accounts_app.command("list")

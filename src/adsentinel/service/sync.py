@@ -182,14 +182,7 @@ def add_meta_account(*, session_factory: sessionmaker[Session], platform_account
     """Create the account, or attach the token reference to the one with that id (an account
     imported from CSV keeps its history). Clears ``needs_attention`` and re-activates it."""
     platform_account_id = normalise_account_id(platform_account_id)
-    if _looks_like_a_token(token_env):
-        raise ConfigError("--token-env looks like an access token itself; it was not stored",
-                          hint="put the token in an environment variable and pass its NAME, "
-                               "e.g. --token-env META_TOKEN")
-    if not _ENV_NAME.match(token_env):
-        raise ConfigError(f"{token_env!r} is not an environment variable name",
-                          hint="pass the variable's NAME, e.g. --token-env META_TOKEN, never "
-                               "the token itself")
+    check_token_env_name(token_env)
     if result_action_types is not None:
         result_action_types = ",".join(parse_result_action_types(result_action_types))
     with session_factory() as session, session.begin():
@@ -214,6 +207,91 @@ def add_meta_account(*, session_factory: sessionmaker[Session], platform_account
         log.info("account %r (%s) syncs with the token in $%s", account.name,
                  platform_account_id, token_env)
         return _listing(session, account, default_types="")
+
+
+def check_token_env_name(token_env: str) -> None:
+    """Refuse a token passed where its variable's NAME belongs, or a name that is not one."""
+    if _looks_like_a_token(token_env):
+        raise ConfigError("--token-env looks like an access token itself; it was not stored",
+                          hint="put the token in an environment variable and pass its NAME, "
+                               "e.g. --token-env META_TOKEN")
+    if not _ENV_NAME.match(token_env):
+        raise ConfigError(f"{token_env!r} is not an environment variable name",
+                          hint="pass the variable's NAME, e.g. --token-env META_TOKEN, never "
+                               "the token itself")
+
+
+def token_from_env(token_env: str, *, environ: Mapping[str, str] | None = None) -> str:
+    """The token in ``token_env``; a missing variable is refused with the line to run."""
+    check_token_env_name(token_env)
+    token = (os.environ if environ is None else environ).get(token_env, "").strip()
+    if not token:
+        raise CredentialsError(
+            f"{token_env} is not set in this shell, so the token cannot be proved; nothing "
+            "was stored",
+            hint=f"run  export {token_env}='EAA...'  (the system user's access token, with "
+                 "ads_read) and run this command again; set it too wherever `adsentinel sync`, "
+                 "`run` or the workers run")
+    return token
+
+
+def probe_meta_account(*, settings: Settings, platform_account_id: str, token_env: str,
+                       environ: Mapping[str, str] | None = None,
+                       client_factory: ClientFactory | None = None) -> AccountInfo:
+    """Read the ad account once with the token in ``token_env``: proves the token before
+    anything is stored. Raises :class:`CredentialsError` (variable not set),
+    :class:`MetaAuthError` (token refused) or :class:`MetaApiError`."""
+    platform_account_id = normalise_account_id(platform_account_id)
+    token = token_from_env(token_env, environ=environ)
+    client = (client_factory or default_client_factory)(
+        platform_account_id, token, client_options(settings, environ=environ), None)
+    return parse_account(client.account())
+
+
+@dataclass(frozen=True)
+class DiscoveredAccount:
+    """An ad account the token can read, as ``accounts discover`` lists it."""
+
+    info: AccountInfo
+    status: str
+    added_as: str | None  # the adsentinel account already syncing it, if any
+
+
+#: Meta's ``account_status`` codes (Marketing API reference, Ad Account)
+ACCOUNT_STATUSES = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
+                    8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE",
+                    101: "CLOSED", 201: "ANY_ACTIVE", 202: "ANY_CLOSED"}
+
+
+def discover_meta_accounts(*, session_factory: sessionmaker[Session], settings: Settings,
+                           token_env: str, business_id: str | None = None,
+                           environ: Mapping[str, str] | None = None,
+                           client_factory: ClientFactory | None = None
+                           ) -> list[DiscoveredAccount]:
+    """The ad accounts the token in ``token_env`` can read (``me/adaccounts``, or a business's
+    owned and client ad accounts), with whether adsentinel already syncs each."""
+    if business_id is not None and not business_id.isdigit():
+        raise ConfigError(f"--business {business_id!r} is not a Meta business id",
+                          hint="use the numeric id from Business Settings > Business info")
+    token = token_from_env(token_env, environ=environ)
+    client = (client_factory or default_client_factory)(
+        "me", token, client_options(settings, environ=environ), None)
+    infos = sorted((parse_account(item) for item in client.readable_ad_accounts(business_id)),
+                   key=lambda info: ((info.name or "").lower(), info.platform_account_id))
+    with session_factory() as session:
+        known = dict(session.execute(select(AdAccount.platform_account_id, AdAccount.name).where(
+            AdAccount.credentials_ref.is_not(None))).all())
+    return [DiscoveredAccount(info, ACCOUNT_STATUSES.get(info.account_status or 0,
+                                                         str(info.account_status)),
+                              known.get(info.platform_account_id)) for info in infos]
+
+
+def record_account_facts(*, session_factory: sessionmaker[Session], account_id: int,
+                         info: AccountInfo) -> None:
+    """Store the currency and timezone Meta gave (they decide money formats and "today")."""
+    with session_factory() as session, session.begin():
+        account = session.get(AdAccount, account_id)
+        account.currency, account.timezone = info.currency, info.timezone
 
 
 def check_meta_account(*, session_factory: sessionmaker[Session], settings: Settings,
@@ -948,7 +1026,9 @@ def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, ac
 
 
 __all__ = [
-    "AccountListing", "ClientFactory", "SyncSummary", "add_meta_account", "check_meta_account",
+    "AccountListing", "ClientFactory", "DiscoveredAccount", "SyncSummary", "add_meta_account",
+    "check_meta_account", "check_token_env_name", "discover_meta_accounts",
+    "probe_meta_account", "record_account_facts", "token_from_env",
     "find_account",
     "client_options", "default_client_factory", "is_syncable", "list_accounts",
     "normalise_account_id", "resolve_token", "set_account_active", "sync_account",
