@@ -117,7 +117,7 @@ def _record_leaf(kinds, sizes, n_kinds, n_sizes, leaf, sample, start, end, depth
     return n_kinds + 1, n_sizes + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(inline="always", nogil=True)  # inlined: a call would count references of ~20 arrays
 def _grow_tree(XT, sample, state, lo, hi, max_depth, leaf, kinds, codes, sizes, written,
                depth_sum, depth_count, work):
     """Grow one tree on the rows in ``sample`` inside the box ``(lo, hi)``, in preorder.
