@@ -36,7 +36,7 @@ import httpx
 from adsentinel.alerts.messages import render_email, render_slack, render_webhook
 from adsentinel.config import Settings
 
-CHANNEL_KINDS = ("slack", "webhook", "email")
+CHANNEL_KINDS = ("slack", "webhook", "email", "apprise")
 SIGNATURE_HEADER = "X-Adsentinel-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -173,6 +173,10 @@ def send_message(channel: ChannelView, payload: Mapping[str, Any], idempotency_k
         _post(resolve_url(channel), body, headers, timeout)
     elif channel.kind == "email":
         _send_email(channel.stored_target, payload, idempotency_key, settings, timeout)
+    elif channel.kind == "apprise":  # Teams, Google Chat, Telegram, PagerDuty, ...
+        from adsentinel.alerts.apprise_channel import send_apprise
+
+        send_apprise(channel, payload, timeout=timeout)
     else:
         raise DeliveryError(f"unknown channel kind {channel.kind!r}; expected one of "
                             f"{', '.join(CHANNEL_KINDS)}")

@@ -74,10 +74,10 @@ def _print_rows(rows: list[dict], title: str, empty: str) -> None:
 @channel_app.command("add")
 def channel_add(
     account: AccountOption,
-    kind: Annotated[str, typer.Option("--kind", help="slack, webhook or email.")],
+    kind: Annotated[str, typer.Option("--kind", help="slack, webhook, email or apprise.")],
     target: Annotated[str, typer.Option(
-        "--target", help="slack, webhook: env:VAR, the environment variable holding the "
-        "webhook URL (a secret, never stored in clear); email: the address.")],
+        "--target", help="slack, webhook, apprise: env:VAR, the environment variable holding "
+        "the URL (a secret, never stored in clear); email: the address.")],
     secret_ref: Annotated[str | None, typer.Option(
         "--secret-ref", help="webhook only: env:VAR naming the HMAC signing key.")] = None,
     min_severity: Annotated[str, typer.Option(

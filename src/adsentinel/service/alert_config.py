@@ -52,7 +52,7 @@ def _checked_target(kind: str, target: str) -> str:
     """The target to store: ``env:VAR`` for Slack and webhooks (never a URL in clear), an
     address on one line for email."""
     target = target.strip()
-    if kind in ("slack", "webhook"):
+    if kind in ("slack", "webhook", "apprise"):  # their URLs carry the tokens
         if "://" in target:
             raise AlertConfigError(
                 f"a {kind} URL ({mask_url(target)}) is a secret and is not stored in clear",
