@@ -380,3 +380,18 @@ def _parent_of(session_factory, entity_id: int, level: str) -> int:
         entity = session.get(Entity, entity_id)
         adset = session.get(Entity, entity.parent_id)
         return adset.id if level == "adset" else adset.parent_id
+
+
+@pytest.mark.parametrize(("code", "subcode"), [(100, 1504018), (2, 1504038)])
+def test_too_much_data_for_a_synchronous_request_switches_to_a_job(
+        emulator, world, session_factory, settings, account_id, client_factory, code, subcode):
+    too_much = {"error": {"message": "Please reduce the amount of data you're asking for",
+                          "type": "OAuthException", "code": code, "error_subcode": subcode}}
+    emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", status=400,
+                                 body=too_much, method="GET"))
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.status == "succeeded", summary.reason
+    assert summary.api_calls > 0 and summary.throttled == 0
+    posted = emulator.asked("POST", rf"{world.id}/insights")
+    assert [p["level"] for p in posted] == ["ad"]  # only the refused pull became a job
+    assert len(ad_days(session_factory)) == len(expected_ad_days(world, DAY1, DAY2))

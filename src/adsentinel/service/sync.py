@@ -294,28 +294,6 @@ def record_account_facts(*, session_factory: sessionmaker[Session], account_id: 
         account.currency, account.timezone = info.currency, info.timezone
 
 
-def check_meta_account(*, session_factory: sessionmaker[Session], settings: Settings,
-                       account_id: int, environ: Mapping[str, str] | None = None,
-                       client_factory: ClientFactory | None = None) -> AccountInfo:
-    """One call to Meta with the account's token: proves that the token reads the account, and
-    stores the account's currency and timezone (which decide money formats and "today").
-
-    Raises :class:`MetaAuthError` for a token Meta refuses, :class:`CredentialsError` when the
-    variable is not set; nothing else is changed then.
-    """
-    with session_factory() as session:
-        account = session.get(AdAccount, account_id)
-        credentials_ref, platform_id = account.credentials_ref, account.platform_account_id
-    token = resolve_token(credentials_ref, environ=environ)
-    client = (client_factory or default_client_factory)(
-        platform_id, token, client_options(settings, environ=environ), None)
-    info = parse_account(client.account())
-    with session_factory() as session, session.begin():
-        account = session.get(AdAccount, account_id)
-        account.currency, account.timezone = info.currency, info.timezone
-    return info
-
-
 def _looks_like_a_token(value: str) -> bool:
     """Meta user and system-user tokens start with EAA and run to 100+ characters."""
     return (value.startswith("EAA") and len(value) >= 32) or len(value) > 100
@@ -1027,7 +1005,7 @@ def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, ac
 
 __all__ = [
     "AccountListing", "ClientFactory", "DiscoveredAccount", "SyncSummary", "add_meta_account",
-    "check_meta_account", "check_token_env_name", "discover_meta_accounts",
+    "check_token_env_name", "discover_meta_accounts",
     "probe_meta_account", "record_account_facts", "token_from_env",
     "find_account",
     "client_options", "default_client_factory", "is_syncable", "list_accounts",
