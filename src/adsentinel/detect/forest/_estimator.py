@@ -303,13 +303,14 @@ class IsolationForest(OutlierMixin, BaseEstimator):
         if bounds.shape != (state.n_features, 2) or not np.isfinite(bounds).all():
             raise ValueError(f"malformed forest state: bounds of shape {bounds.shape}")
         expected = kinds_dtype(state.n_features)
-        if state.kinds.dtype != expected:
+        kinds = np.asarray(state.kinds)
+        if kinds.dtype != expected:  # a narrower or wider copy would change what the bytes mean
             raise ValueError(
-                f"malformed forest state: kinds of dtype {state.kinds.dtype}, a model of "
+                f"malformed forest state: kinds of dtype {kinds.dtype}, a model of "
                 f"{state.n_features} features stores {expected}"
             )
         streams = [np.ascontiguousarray(a, dtype=t) for a, t in
-                   zip((state.kinds, state.codes, state.sizes), (expected, np.uint16, np.uint8))]
+                   zip((kinds, state.codes, state.sizes), (expected, np.uint16, np.uint8))]
         model = cls(n_estimators=state.n_estimators, max_samples=state.max_samples)
         model._set_fitted(state.n_estimators, state.max_samples, state.n_features, state.offset,
                           bounds, *streams)
