@@ -62,16 +62,19 @@ def read_as(text: str, number_format: str) -> str | None:
 
 
 def formats_of(text: str) -> tuple[str, ...]:
-    """The formats in which ``text`` reads as a number *with different values*: one format
-    (unambiguous), two (ambiguous, like ``1.234``), or none (no separator, or not a number:
-    the value reads the same either way, and the row parser judges it)."""
+    """The formats in which ``text`` reads as a number: one (unambiguous), two (ambiguous: only
+    one separator, then exactly three digits, as in ``1.234``; the two readings always differ,
+    one below 1,000 and one from 1,000 up), or none (no separator, or not a number: the row
+    parser judges it)."""
     if "," not in text and "." not in text:
         return ()
-    readings = {f: read_as(text, f) for f in (DECIMAL_POINT, DECIMAL_COMMA)}
-    valid = [f for f, value in readings.items() if value is not None]
-    if len(valid) == 2 and float(readings[DECIMAL_POINT]) == float(readings[DECIMAL_COMMA]):
-        return ()
-    return tuple(valid)
+    return tuple(f for f in (DECIMAL_POINT, DECIMAL_COMMA) if _GROUPED[f].match(text))
+
+
+def _origin(decision: Decision) -> str:
+    """Where a decision came from, for an error message."""
+    _, line, shown = decision
+    return f"as {shown!r} on line {line}" if line is not None else f"from {shown}"
 
 
 def date_order_of(text: str) -> str | None:
@@ -118,6 +121,7 @@ class FormatDecisions:
         self.numbers: dict[str, Decision] = {}
         self.file_format: Decision | None = None
         self.date_order: Decision | None = None
+        self._days: dict[str, str] = {}  # slashed dates already read, once the order is known
 
     def number_text(self, column: str, text: str, line: int) -> tuple[str | None, str | None]:
         """``(canonical text, None)`` or ``(None, why it cannot be read)`` for one cell."""
@@ -131,8 +135,8 @@ class FormatDecisions:
                 return value, None
             if not formats_of(text):
                 return text, None  # not a grouped number at all: the row parser judges it
-            return None, (f"{text!r} is not a number in this column's format ({chosen}, as "
-                          f"{decided[2]!r} on line {decided[1]})")
+            return None, (f"{text!r} is not a number in this column's format ({chosen}, "
+                          f"{_origin(decided)})")
         found = formats_of(text)
         if not found:
             return text, None
@@ -151,6 +155,9 @@ class FormatDecisions:
 
     def date_text(self, text: str, line: int) -> tuple[str | None, str | None]:
         """A slashed date as ``YYYY-MM-DD``; any other text unchanged for the row parser."""
+        known = self._days.get(text)
+        if known is not None:
+            return known, None
         match = _SLASHED_DATE.match(text)
         if match is None:
             return text, None
@@ -159,10 +166,10 @@ class FormatDecisions:
         if self.date_order is None and proves:
             self.date_order = (proves, line, text)
         if self.date_order is not None:
-            order, where, shown = self.date_order
+            order = self.date_order[0]
             if proves and proves != order:
-                return None, (f"{text!r} is not a date in this file's order ({order}, as "
-                              f"{shown!r} on line {where})")
+                return None, (f"{text!r} is not a date in this file's order ({order}, "
+                              f"{_origin(self.date_order)})")
         elif first == second:
             order = DAY_FIRST  # the same day either way
         elif not self._scanned:
@@ -175,9 +182,12 @@ class FormatDecisions:
                           f"file says which; use YYYY-MM-DD")
         day, month = (first, second) if order == DAY_FIRST else (second, first)
         try:
-            return date(year, month, day).isoformat(), None
+            iso = date(year, month, day).isoformat()
         except ValueError:
             return None, f"{text!r} is not a date ({order})"
+        if self.date_order is not None and len(self._days) < 10_000:
+            self._days[text] = iso
+        return iso, None
 
     def _decide(self, column: str, decision: Decision) -> None:
         self.numbers[column] = decision
@@ -190,3 +200,8 @@ class FormatDecisions:
         self.numbers = dict(evidence.numbers)
         self.file_format = min(evidence.numbers.values(), key=lambda d: d[1] or 0, default=None)
         self.date_order = evidence.date_order
+        if self.file_format is not None:  # no value of the file can decide a column now
+            for column in NUMBER_COLUMNS:
+                self.numbers.setdefault(column, self.file_format)
+        if self.date_order is None and self._day_first_by_default:
+            self.date_order = (DAY_FIRST, None, "a Portuguese or Spanish date header")
