@@ -13,8 +13,8 @@ process), then loading and scoring the latest day of every entity, and drops the
 Batch: both estimators (100 trees, 256 rows per tree, same seed) fitted on data of the shapes of
 the large ODDS sets (smtp 95,156 x 3, ForestCover 286,048 x 10, http 567,479 x 3: Gaussian rows,
 1 % shifted) and of ODDS arrhythmia (452 x 274, more than 255 features), then ``score_samples`` of
-the whole set, best of 3 runs each (CPU seconds), in the same process; plus this engine's latency for 1 and 16
-rows of a 90-day entity model loaded from its state (the hourly path).
+the whole set, best of 3 runs each (CPU seconds), in the same process; plus this engine's
+latency for 1 and 16 rows of a 90-day entity model loaded from its state (the hourly path).
 
 The last line is ``BENCH forest batch_speedup_min=<x> batch_speedup=<set:x,...> row_us=<x>
 rows16_us=<x> [train_speedup=<x> score_speedup=<x> model_kib=<x> entities=<N>]``: speedups are
@@ -200,7 +200,8 @@ def bench_row_latency(seed: int) -> tuple[float, float]:
         best = min(_best_seconds(lambda: [model.score_samples(rows) for _ in range(repeats)], 1)
                    for _ in range(5))
         latencies.append(best / repeats * 1e6)
-    print(f"entity model from its state: 1 row {latencies[0]:.1f} us, 16 rows {latencies[1]:.1f} us")
+    print(f"entity model from its state: 1 row {latencies[0]:.1f} us, "
+          f"16 rows {latencies[1]:.1f} us")
     return latencies[0], latencies[1]
 
 

@@ -239,7 +239,8 @@ def test_stream_scoring_equals_decoded_scoring():
 
 
 def test_passes_sklearn_check_estimator():
-    """Every check of scikit-learn's own suite passes on the class itself (none expected to fail)."""
+    """Every check of scikit-learn's own suite passes on the class itself (none expected to
+    fail, so no ``expected_failed_checks``)."""
     results = check_estimator(IsolationForest(), on_fail=None)
     failed = {r["check_name"]: repr(r["exception"]) for r in results if r["status"] == "failed"}
     assert len(results) >= 40
@@ -284,7 +285,7 @@ def test_feature_names_from_a_dataframe_are_checked():
     assert not hasattr(model, "feature_names_in_")
 
 
-# --- same trees and scores as every model stored so far --------------------------------------------
+# --- same trees and scores as every model stored so far -----------------------------------------
 
 #: sha256 prefixes of the streams and of the scores, computed with ENGINE_VERSION "1" as it was
 #: before the estimator became a package (commit 378fc47): a change here changes stored models

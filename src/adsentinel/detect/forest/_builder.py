@@ -85,7 +85,8 @@ def _quantised_cut(state, pmin, pmax, box_lo, box_hi):
 
 @njit(inline="always", nogil=True)
 def _partition(column, sample, scratch, start, end, cut):
-    """Stable branch-free partition of ``sample[start:end]``: rows <= cut first; returns the split."""
+    """Stable branch-free partition of ``sample[start:end]``, rows <= cut first; returns where
+    the right part starts."""
     size = end - start
     n_left = 0
     back = size - 1
@@ -172,9 +173,11 @@ def grow_forest(XT, seed, n_trees, max_samples, max_depth, bounds, kinds, leaf):
 
     ``kinds`` is the output buffer of split kinds (its dtype holds ``leaf``, the leaf marker),
     at least ``n_trees * (2 * max_samples - 1)`` long. Returns the number of kinds written, the
-    codes and sizes streams, where each tree starts in the three streams, and per training row the sum over the trees that drew it of its
-    isolation depth (depth + c(leaf size)) with the count of such trees: when every tree draws
-    every row (``max_samples == n``) this is the training score at no extra cost.
+    codes and sizes streams, where each tree starts in the three streams (as
+    :func:`adsentinel.detect.forest._streams.tree_starts`), and per training row the sum over the
+    trees that drew it of its isolation depth (depth + c(leaf size)) with the count of such
+    trees: when every tree draws every row (``max_samples == n``) this is the training score at
+    no extra cost.
     """
     d, n = XT.shape
     cap = kinds.shape[0]

@@ -16,7 +16,7 @@ from numba import njit
 ENGINE_NAME = "adsentinel-iforest"
 ENGINE_VERSION = "1"  # bump when the fitted trees for a given seed or the encoding change
 
-MAX_CODE = 65535  # threshold code q in 0..MAX_CODE sits at lo + (hi - lo) * (q + 1) / (MAX_CODE + 2)
+MAX_CODE = 65535  # code q in 0..MAX_CODE sits at lo + (hi - lo) * (q + 1) / (MAX_CODE + 2)
 LEVELS_PLUS = float(MAX_CODE + 2)
 EULER_GAMMA = np.euler_gamma
 
