@@ -134,14 +134,14 @@ def test_an_ads_delivery_collapse_is_news_even_when_its_ad_set_is_normal():
     assert rank(judge(ads), "a00", "impressions") >= SeverityLevel.MEDIUM.rank
 
 
-def test_common_factors_keep_clear_moves_only_and_clip_them_to_the_market_band():
+def test_common_factors_keep_clear_moves_within_the_market_band_only():
     from adsentinel.detect.statistical import MetricTest
 
     tests = [MetricTest("cpm", "nb_rate", 14.0, 10.0, 0, 0, z=5.0),
              MetricTest("ctr", "nb_rate", 0.011, 0.01, 0, 0, z=1.0),
              MetricTest("cpl", "nb_rate", 100.0, 10.0, 0, 0, z=9.0),
              MetricTest("leads", "nb_rate_2d", 1.0, 10.0, 0, 0, z=-9.0)]
-    assert common_factors(tests) == {"cpm": 1.4, "cpl": 2.0}
+    assert common_factors(tests) == {"cpm": 1.4}  # CPL x10 is no market move
 
 
 def test_parent_is_explained_only_when_little_is_left_and_few_ads_explain_it():
@@ -150,3 +150,18 @@ def test_parent_is_explained_only_when_little_is_left_and_few_ads_explain_it():
     assert not parent_is_explained(-10.0, -40.0, one, delivering_children=8, z_threshold=3.0)
     assert not parent_is_explained(-10.0, -6.0, [ChildMove("a", -3.0)], 8, 3.0)
     assert not parent_is_explained(-10.0, -6.0, one, delivering_children=1, z_threshold=3.0)
+
+
+def test_three_days_without_leads_on_a_small_ad_is_evidence_one_day_is_not():
+    # ~4 leads a day: one day at zero happens by chance (p ~ 0.02); three in a row does not
+    small = {("c0", "a00"): ad_history(spend=26.0, cpm=20.0, ctr=0.01, cvr=0.3, seed=5)}
+    for offset in (0,):
+        hit(small[("c0", "a00")], day=DAY - pd.Timedelta(days=offset), leads=0.0)
+    one_day = judge(small)
+    assert rank(one_day, "a00", "conversion_rate") < SeverityLevel.MEDIUM.rank
+    for offset in (1, 2):
+        hit(small[("c0", "a00")], day=DAY - pd.Timedelta(days=offset), leads=0.0)
+    three_days = judge(small)
+    pooled = worst(three_days, "a00", "conversion_rate")
+    assert pooled is not None and pooled.severity.rank >= SeverityLevel.MEDIUM.rank
+    assert "the last 3 days together" in pooled.message or "the last 4 days" in pooled.message

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 
 import numpy as np
@@ -63,16 +64,19 @@ class AccountTree:
 
     def ads_under(self, key: Key) -> list[Key]:
         """The ads below a campaign or an ad set."""
-        return [k for k, level in self.levels.items()
-                if level == "ad" and k != key and self._is_below(k, key)]
+        return self._ads_below.get(key, [])
 
-    def _is_below(self, key: Key, top: Key) -> bool:
-        up = self.parents.get(key)
-        while up is not None:
-            if up == top:
-                return True
-            up = self.parents.get(up)
-        return False
+    @cached_property
+    def _ads_below(self) -> dict[Key, list[Key]]:
+        below: dict[Key, list[Key]] = {}
+        for key, level in self.levels.items():
+            if level != "ad":
+                continue
+            up = self.parents.get(key)
+            while up is not None:
+                below.setdefault(up, []).append(key)
+                up = self.parents.get(up)
+        return below
 
 
 @dataclass(frozen=True)
@@ -149,16 +153,16 @@ def _explain_parents(detector: AnomalyDetector, tree: AccountTree, day: date,
 def _explaining_ads(detector: AnomalyDetector, tree: AccountTree, parent: DetectedAnomaly,
                     ads: list[Key], found: dict[Key, list[DetectedAnomaly]],
                     stamp: pd.Timestamp) -> list[ChildMove]:
-    """Ads under a parent that carry part of its move: their own anomaly of the same metric and
-    direction, or, for ads not judged that day (starting or stopped), their move against their
-    own recent level."""
+    """Ads under a parent that carry part of its move: their own alarm (medium or worse: a low
+    anomaly carries nothing for the user) of the same metric and direction, or, for ads not
+    judged that day (starting or stopped), their move against their own recent level."""
     moves: list[ChildMove] = []
     column = count_column(parent.metric)
     if column is None:
         return moves
     for ad in ads:
         same = [a for a in found.get(ad, []) if a.metric == parent.metric
-                and a.direction == parent.direction]
+                and a.direction == parent.direction and a.severity.rank >= 1]
         if same:
             excess = count_excess(same[0].metric, same[0].actual, same[0].expected,
                                   same[0].drivers)

@@ -7,28 +7,13 @@ Data flow for one entity and one analysis day::
                  --> calibration.anomaly_score -------> 0-100 score --> alert rules --> severity
                  --> DetectedAnomaly (actual, expected, bounds, direction, message, drivers)
 
-Alert rules applied after calibration (each one caps the score, never raises it):
-
-* a move in the harmless direction (CPL down, leads up ...) is at most *low*;
-* spend up (to at most 2.25x) or delivery down (to at least 35 %) while CPM, CPC, CTR and CPL
-  are all within their normal range is a budget change, at most *low*
-  (:data:`BUDGET_CHANGE_BAND`); the level baseline makes it the new normal within
-  ``level_window // 2 + 1`` days;
-* spend or delivery of an ad moving while its ad set (the budget holder, ``budget_parent``) is
-  normal and efficiency unchanged is budget moving between sibling ads, at most *low*, unless
-  the ad's delivery collapsed below 35 % (rejected, billing, audience exhausted: its own news);
-* spend of an ad up while its ad set's own spend is an anomaly (at least *medium*) is the ad
-  set's incident, reported there: the ad's share is at most *low* (ads hold no budget);
-* leads down while CPL is normal is explained by lower delivery, at most *low* (the delivery
-  drop itself is reported on impressions);
-* frequency up is saturation only above ``frequency_ideal``; below it, at most *low*;
-* on a partial day, a volume drop is not judged before ``MIN_FRACTION_FOR_DROPS`` of the day;
-* the isolation forest alone is at most *low*; corroborated by a harmful metric anomaly the same
-  day, at most *medium* (it says "this combination is unusual", the metrics say what hurts).
-
-One rule raises a score: zero leads while spend and impressions are normal, with leads,
-conversion rate and CPL all beyond the threshold, is the signature of broken conversion
-tracking; its CPL anomaly is at least *medium*.
+What a flagged move is worth telling is decided by small named rules applied in order
+(:mod:`adsentinel.detect.metric_rules`: moves that are real but not incidents are capped at *low*,
+a tracking break is raised to *medium*, an early partial-day drop is not judged), then the
+isolation forest: alone it is at most *low*; corroborated by a harmful metric anomaly the same day,
+at most *medium* (it says "this combination is unusual", the metrics say what hurts). How a whole
+account is judged on a day (its common move, parents and their ads) is
+:mod:`adsentinel.detect.account_day`.
 
 Pure: DataFrames and arrays in, dataclasses out. The parameters default to the values of
 :class:`adsentinel.config.Settings` (repeated here as literals: this module never reads settings).
@@ -48,7 +33,6 @@ from adsentinel.detect.calibration import (
     LOW_CAP,
     MEDIUM_CAP,
     REPORT_FLOOR,
-    SEVERITY_FLOORS,
     ForestScoreCalibrator,
     SeverityLevel,
     anomaly_score,
@@ -57,6 +41,7 @@ from adsentinel.detect.calibration import (
     significance_score,
 )
 from adsentinel.detect.common_move import common_factors
+from adsentinel.detect.metric_rules import DayFacts, judge_move
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
     FOREST_FEATURES,
@@ -64,7 +49,6 @@ from adsentinel.detect.features import (
 )
 from adsentinel.detect.intraday import (
     DEFAULT_INTRADAY_PROFILE,
-    MIN_FRACTION_FOR_DROPS,
     expected_day_fraction,
 )
 from adsentinel.detect.statistical import (
@@ -82,14 +66,6 @@ __all__ = [
 ]
 
 MULTIVARIATE = "multivariate"
-#: Spend or delivery moving within this ratio of expected with efficiency unchanged looks like a
-#: deliberate budget change (or budget shifting between sibling ads): at most *low*. Outside it
-#: (spend above 2.25x: a typo; delivery below 35 %: a stall) the volume move is reported.
-BUDGET_CHANGE_BAND = (0.35, 2.25)
-_EFFICIENCY_METRICS = ("cpm", "cpc", "ctr", "cpl")
-_VOLUME_METRICS = ("spend", "impressions", "leads")
-
-
 class ScoresSamples(Protocol):
     """What the detector needs of a multivariate model: scikit-learn's ``score_samples``."""
 
@@ -378,56 +354,25 @@ class AnomalyDetector:
         self, tests: list[MetricTest], ctx: _Context, parent: ParentBudget
     ) -> list[DetectedAnomaly]:
         by_metric = {t.metric: t for t in tests}
-        flagged = {t.metric for t in tests if abs(t.z) >= self.z_threshold}
-        harmful_efficiency = any(
-            m in flagged and by_metric[m].harmful for m in _EFFICIENCY_METRICS
+        facts = DayFacts(
+            by_metric=by_metric,
+            flagged=frozenset(t.metric for t in tests if abs(t.z) >= self.z_threshold),
+            parent_volume_normal=parent.volume_normal,
+            parent_spend_anomaly_up=parent.spend_anomaly_up,
+            partial=ctx.partial,
+            day_fraction=ctx.day_fraction,
+            frequency_ideal=self.frequency_ideal,
+            target_leads=float(ctx.target["leads"]),
         )
-        tracking_break = _looks_like_tracking_break(by_metric, flagged, ctx)
         anomalies = []
         for test in tests:
-            if test.metric not in flagged:
+            if test.metric not in facts.flagged:
                 continue
-            score = anomaly_score(test.z, test.actual, test.expected, self.z_threshold)
-            note = ""
-            if not test.harmful:
-                score = min(score, LOW_CAP)
-            elif test.metric == "spend" and parent.spend_anomaly_up:
-                score = min(score, LOW_CAP)
-                note = "its ad set's spend is up too: the incident is the ad set's"
-            elif (
-                test.metric in ("spend", "impressions")
-                and not harmful_efficiency
-                and parent.volume_normal
-                and not _collapsed(test)
-            ):
-                score = min(score, LOW_CAP)
-                note = "the budget-holding parent is normal: budget moving between siblings"
-            elif test.metric == "spend" and not harmful_efficiency:
-                if test.actual <= BUDGET_CHANGE_BAND[1] * test.expected:
-                    score = min(score, LOW_CAP)
-                    note = "budget change? CPM, CPC, CTR and CPL are normal"
-                else:
-                    note = "CPM, CPC, CTR and CPL are normal: a budget typo?"
-            elif test.metric == "impressions" and not harmful_efficiency and (
-                test.actual >= BUDGET_CHANGE_BAND[0] * test.expected
-            ):
-                score = min(score, LOW_CAP)
-                note = "CPM is normal: a budget cut or a shift between ads?"
-            elif test.metric == "leads" and not ("cpl" in flagged and by_metric["cpl"].harmful):
-                score = min(score, LOW_CAP)
-                note = "CPL is normal: fewer leads because of less delivery"
-            elif test.metric == "frequency" and test.actual <= self.frequency_ideal:
-                score = min(score, LOW_CAP)
-            if test.metric == "cpl" and tracking_break:
-                score = max(score, SEVERITY_FLOORS[SeverityLevel.MEDIUM])
-                note = "delivery and clicks are normal: is conversion tracking broken?"
-            if (
-                ctx.partial
-                and test.metric in _VOLUME_METRICS
-                and test.direction == "down"
-                and ctx.day_fraction < MIN_FRACTION_FOR_DROPS
-            ):
+            judged = judge_move(
+                test, facts, anomaly_score(test.z, test.actual, test.expected, self.z_threshold))
+            if judged is None:
                 continue
+            score, note = judged
             severity = severity_for_score(score)
             if severity is None:
                 continue
@@ -608,33 +553,6 @@ def _is_prepared(df: pd.DataFrame) -> bool:
 
 
 # --- messages ---------------------------------------------------------------------------------
-
-
-def _collapsed(test: MetricTest) -> bool:
-    """True when a volume fell below what a budget cut or a shift to siblings explains
-    (:data:`BUDGET_CHANGE_BAND`): an ad delivering a fifth of its normal while its ad set is
-    normal was rejected, stopped paying or ran out of audience; that is news whatever else is
-    normal. (A rise while the ad set is normal is budget taken from siblings, however large.)"""
-    return test.actual < BUDGET_CHANGE_BAND[0] * test.expected
-
-
-def _looks_like_tracking_break(
-    by_metric: dict[str, MetricTest], flagged: set[str], ctx: _Context
-) -> bool:
-    """Zero leads on a day whose spend and impressions are normal, with leads, conversion rate
-    and CPL each beyond the threshold: the signature of broken conversion tracking.
-
-    Each test alone stays *low* near the threshold (an entity used to ~8 leads a day getting none
-    scores z ~3.3); the three agreeing on a normally delivering day make it at least *medium*.
-    """
-    if float(ctx.target["leads"]) != 0.0:
-        return False
-    if not {"leads", "conversion_rate", "cpl"} <= flagged:
-        return False
-    if not (by_metric["cpl"].harmful and by_metric["leads"].harmful
-            and by_metric["conversion_rate"].harmful):
-        return False
-    return not any(m in flagged for m in ("spend", "impressions"))
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,15 @@ Two guards keep real incidents visible:
 
 * only a move that is itself clear evidence (``|z| >=`` :data:`COMMON_MOVE_Z` on the rest of the
   account) counts; a quiet day leaves every factor at 1 (no noise is added);
-* the factor is clipped to :data:`MARKET_BAND` (x0.5 to x2): markets move prices and demand by
-  tens of percent, not conversions to zero. A site outage that zeroes every conversion of the
-  account still leaves each campaign at half its expected leads at worst, and is still reported.
+* only a move within :data:`MARKET_BAND` (x0.5 to x2) is a market's: markets move prices and
+  demand by tens of percent, they do not zero conversions. A move beyond the band (a site
+  outage that zeroes every conversion of the account) explains nothing, and each campaign is
+  judged as if the rest were quiet, so it is still reported where it happens.
 
 The rest of the account excludes the judged entity's own campaign, so that a campaign's own
-incident cannot explain itself away, however large the campaign.
+incident cannot explain itself away, however large the campaign; and it needs at least
+:data:`MIN_OTHER_CAMPAIGNS` other campaigns, so that one other campaign's own incident is not
+taken for the market.
 
 Pure: frames and tests in, factors out.
 """
@@ -31,18 +34,21 @@ from adsentinel.detect.statistical import MetricTest, pooled_days
 
 COMMON_MOVE_Z = 2.0
 MARKET_BAND = (0.5, 2.0)
+MIN_OTHER_CAMPAIGNS = 2
 
 
 def common_factors(tests: Iterable[MetricTest], *, min_z: float = COMMON_MOVE_Z,
                    band: tuple[float, float] = MARKET_BAND) -> dict[str, float]:
-    """Per metric, the clipped actual/expected ratio of the tests that moved clearly."""
+    """Per metric, the actual/expected ratio of the tests that moved clearly, within ``band``."""
     factors: dict[str, float] = {}
     for test in tests:
         if abs(test.z) < min_z or not (np.isfinite(test.actual) and test.expected > 0):
             continue
         if pooled_days(test.detector) > 1:
             continue  # a pool of several days says nothing about today alone
-        factors[test.metric] = float(np.clip(test.actual / test.expected, *band))
+        ratio = float(test.actual / test.expected)
+        if band[0] <= ratio <= band[1]:
+            factors[test.metric] = ratio
     return factors
 
 
@@ -51,9 +57,10 @@ def rest_of_account_frames(campaign_frames: Mapping[Hashable, pd.DataFrame]
     """For each campaign, the daily sums of all the *other* campaigns of its account.
 
     ``campaign_frames`` are prepared daily frames (``date`` and the count columns, one row per
-    day, possibly over different ranges). A campaign alone in its account gets no entry.
+    day, possibly over different ranges). Campaigns of an account with fewer than
+    :data:`MIN_OTHER_CAMPAIGNS` others get no entry.
     """
-    if len(campaign_frames) < 2:
+    if len(campaign_frames) < MIN_OTHER_CAMPAIGNS + 1:
         return {}
     indexed = {key: frame.set_index("date")[list(COUNT_COLUMNS)]
                for key, frame in campaign_frames.items()}

@@ -7,8 +7,8 @@ they ask the owners of every ad below it to look. So, for each parent anomaly:
 
 1. its move is measured in counts (``excess``: leads, clicks, impressions or spend above or
    below expected);
-2. the ads under it that *explain* it are collected: ads with an anomaly of the same metric and
-   direction (their own excess), and ads that are not judged on that day because they are
+2. the ads under it that *explain* it are collected: ads with an alarm (medium or worse) of the
+   same metric and direction (their own excess), and ads that are not judged on that day because they are
    starting (too little history) or stopped delivering (their move against their own recent
    level);
 3. when those ads account for at least :data:`EXPLAINED_SHARE` of the parent's move, what is

@@ -52,6 +52,8 @@ class AlarmCounts:
     incident_alerts: int = 0
     true_incident_alerts: int = 0
     delivering_ad_days: int = 0
+    false_by_metric: dict[str, int] = field(default_factory=dict)  # worst metric of false alarms
+    entity_days: dict[str, int] = field(default_factory=dict)  # level -> delivering entity-days
     delays: list[int] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
 
@@ -94,6 +96,10 @@ class AlarmCounts:
             row[f"precision_{level}"] = _ratio(self.true_ad_days.get(level, 0),
                                                self.alarmed_ad_days.get(level, 0))
             row[f"alarms_{level}"] = self.alarms.get(level, 0)
+        for metric, false in sorted(self.false_by_metric.items()):
+            entity_months = max(sum(self.entity_days.values()) / 30.0, 1e-9)
+            row[f"false_alarms_per_1000_entity_months_{metric}"] = round(
+                1000 * false / entity_months, 1)
         for kind, (n, found, visible, visible_found) in sorted(self.by_kind.items()):
             row[f"recall_{kind}"] = _ratio(found, n)
             row[f"recall_detectable_{kind}"] = _ratio(visible_found, visible)
@@ -165,6 +171,20 @@ def labelled_ad_days(labels: pd.DataFrame, hierarchy: Hierarchy) -> set[tuple[En
     return covered
 
 
+def delivering_entity_days(hierarchy: Hierarchy, first_day: date, last_day: date) -> dict[str, int]:
+    """Per level, the entity-days with delivery between ``first_day`` and ``last_day``."""
+    days_of: dict[EntityKey, set[date]] = defaultdict(set)
+    for ad, days in hierarchy.delivering.items():
+        live = {d for d in days if first_day <= d <= last_day}
+        days_of[ad] |= live
+        for up in hierarchy.ancestors(ad):
+            days_of[up] |= live
+    totals: dict[str, int] = {}
+    for key, days in days_of.items():
+        totals[key[1]] = totals.get(key[1], 0) + len(days)
+    return totals
+
+
 def score_run(
     anomalies: pd.DataFrame,
     labels: pd.DataFrame,
@@ -183,22 +203,28 @@ def score_run(
     counts = AlarmCounts()
     floor = SEVERITY_RANK[min_severity]
     picked = anomalies[anomalies["severity"].map(SEVERITY_RANK) >= floor]
-    alarms = {
-        (str(a), str(level), str(e), pd.Timestamp(d).date())
-        for a, level, e, d in picked[["account_id", "entity_type", "entity_id", "date"]]
-        .itertuples(index=False)
-    }
-    alarms = {alarm for alarm in alarms if first_day <= alarm[3] <= last_day}
+    worst_metric: dict[tuple, tuple[float, str]] = {}
+    for a, level, e, d, metric, score in picked[
+            ["account_id", "entity_type", "entity_id", "date", "metric", "score"]
+    ].itertuples(index=False):
+        alarm = (str(a), str(level), str(e), pd.Timestamp(d).date())
+        if first_day <= alarm[3] <= last_day:
+            worst_metric[alarm] = max(worst_metric.get(alarm, (-1.0, "")), (float(score), metric))
+    alarms = set(worst_metric)
     covered = labelled_ad_days(labels, hierarchy)
     for *key, day in alarms:
         level = key[1]
         ad_days = hierarchy.alarmed_ad_days(tuple(key), day)
         counts.alarms[level] = counts.alarms.get(level, 0) + 1
         counts.alarmed_ad_days[level] = counts.alarmed_ad_days.get(level, 0) + len(ad_days)
-        counts.true_ad_days[level] = (counts.true_ad_days.get(level, 0)
-                                      + sum(ad_day in covered for ad_day in ad_days))
+        true = sum(ad_day in covered for ad_day in ad_days)
+        counts.true_ad_days[level] = counts.true_ad_days.get(level, 0) + true
+        if not true:
+            metric = worst_metric[(*key, day)][1]
+            counts.false_by_metric[metric] = counts.false_by_metric.get(metric, 0) + 1
     counts.delivering_ad_days = sum(
         sum(first_day <= d <= last_day for d in days) for days in hierarchy.delivering.values())
+    counts.entity_days = delivering_entity_days(hierarchy, first_day, last_day)
     for *key, day in alarms:
         if any((*up, day) in alarms for up in hierarchy.ancestors(tuple(key))):
             continue  # shown under its ancestor's incident

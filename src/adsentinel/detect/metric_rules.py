@@ -1,0 +1,184 @@
+"""What one metric's move means for the user: small named rules applied in order.
+
+A metric test says how surprising a move is; these rules say what it is worth telling, in the
+manner of Merlion's post-rule sequence. Each rule looks at one flagged test and the facts of the
+day (:class:`DayFacts`) and returns a :class:`Verdict` when it applies:
+
+1. :data:`CAP_RULES`, the first that applies wins: moves that are real but not an incident
+   (harmless direction, a budget edit, budget moving between sibling ads, leads following
+   delivery, frequency below its ideal) are capped at *low*, with a note saying why;
+2. :data:`RAISE_RULES`: a combination that is an incident even though each test alone is weak
+   (broken conversion tracking) is raised to at least *medium*;
+3. :data:`SKIP_RULES`: a move not to judge at all yet (a volume drop early in a partial day).
+
+Pure: tests and numbers in, verdicts out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from adsentinel.detect.calibration import LOW_CAP, SEVERITY_FLOORS, SeverityLevel
+from adsentinel.detect.intraday import MIN_FRACTION_FOR_DROPS
+from adsentinel.detect.statistical import MetricTest
+
+#: Spend or delivery moving within this ratio of expected with efficiency unchanged looks like a
+#: deliberate budget change (or budget shifting between sibling ads): at most *low*. Outside it
+#: (spend above 2.25x: a typo; delivery below 35 %: a stall) the volume move is reported.
+BUDGET_CHANGE_BAND = (0.35, 2.25)
+EFFICIENCY_METRICS = ("cpm", "cpc", "ctr", "cpl")
+VOLUME_METRICS = ("spend", "impressions", "leads")
+
+
+@dataclass(frozen=True)
+class DayFacts:
+    """What the rules know of the day besides the test they judge."""
+
+    by_metric: Mapping[str, MetricTest]
+    flagged: frozenset[str]
+    parent_volume_normal: bool = False
+    parent_spend_anomaly_up: bool = False
+    partial: bool = False
+    day_fraction: float = 1.0
+    frequency_ideal: float = 3.0
+    target_leads: float = float("nan")
+
+    @property
+    def harmful_efficiency(self) -> bool:
+        """True when CPM, CPC, CTR or CPL moved the harmful way beyond the threshold."""
+        return any(m in self.flagged and self.by_metric[m].harmful for m in EFFICIENCY_METRICS)
+
+    @property
+    def tracking_break(self) -> bool:
+        """Zero leads on a day whose spend and impressions are normal, with leads, conversion
+        rate and CPL each beyond the threshold: the signature of broken conversion tracking."""
+        if self.target_leads != 0.0:
+            return False
+        if not {"leads", "conversion_rate", "cpl"} <= self.flagged:
+            return False
+        if not all(self.by_metric[m].harmful for m in ("cpl", "leads", "conversion_rate")):
+            return False
+        return not any(m in self.flagged for m in ("spend", "impressions"))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A rule's decision: the score at most ``cap`` / at least ``floor``, with a ``note``;
+    ``skip`` drops the move."""
+
+    cap: float | None = None
+    floor: float | None = None
+    note: str = ""
+    skip: bool = False
+
+    def apply(self, score: float) -> float:
+        """``score`` within this verdict's cap and floor."""
+        if self.cap is not None:
+            score = min(score, self.cap)
+        if self.floor is not None:
+            score = max(score, self.floor)
+        return score
+
+
+Rule = Callable[[MetricTest, DayFacts], Verdict | None]
+
+
+def harmless_direction(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """CPL down, leads up, ...: good news is never more than low."""
+    return None if test.harmful else Verdict(cap=LOW_CAP)
+
+
+def ad_set_carries_spend(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """An ad's spend up while its ad set's own spend is an anomaly: the ad set's incident."""
+    if test.metric == "spend" and facts.parent_spend_anomaly_up:
+        return Verdict(cap=LOW_CAP, note="its ad set's spend is up too: the incident is the ad set's")
+    return None
+
+
+def sibling_budget_shift(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """An ad's volume moving while its ad set is normal and efficiency unchanged is budget moving
+    between siblings, unless its delivery collapsed below :data:`BUDGET_CHANGE_BAND` (rejected,
+    billing, audience exhausted: its own news). A rise is never a collapse."""
+    if (test.metric in ("spend", "impressions") and not facts.harmful_efficiency
+            and facts.parent_volume_normal and not collapsed(test)):
+        return Verdict(cap=LOW_CAP,
+                       note="the budget-holding parent is normal: budget moving between siblings")
+    return None
+
+
+def spend_budget_change(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """Spend up with efficiency normal: a budget edit up to x2.25 (low), a typo beyond it."""
+    if test.metric != "spend" or facts.harmful_efficiency:
+        return None
+    if test.actual <= BUDGET_CHANGE_BAND[1] * test.expected:
+        return Verdict(cap=LOW_CAP, note="budget change? CPM, CPC, CTR and CPL are normal")
+    return Verdict(note="CPM, CPC, CTR and CPL are normal: a budget typo?")
+
+
+def delivery_budget_cut(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """Impressions down to no less than 35 % with CPM normal: a budget cut or shift (low)."""
+    if (test.metric == "impressions" and not facts.harmful_efficiency
+            and test.actual >= BUDGET_CHANGE_BAND[0] * test.expected):
+        return Verdict(cap=LOW_CAP, note="CPM is normal: a budget cut or a shift between ads?")
+    return None
+
+
+def leads_follow_delivery(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """Fewer leads with CPL normal: less delivery, reported on delivery itself (low)."""
+    cpl = facts.by_metric.get("cpl")
+    if test.metric == "leads" and not ("cpl" in facts.flagged and cpl is not None and cpl.harmful):
+        return Verdict(cap=LOW_CAP, note="CPL is normal: fewer leads because of less delivery")
+    return None
+
+
+def frequency_below_ideal(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """Frequency up but still at most its ideal: not yet saturation (low)."""
+    if test.metric == "frequency" and test.actual <= facts.frequency_ideal:
+        return Verdict(cap=LOW_CAP)
+    return None
+
+
+def tracking_break_floor(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """The CPL move of a tracking break is at least medium (see :attr:`DayFacts.tracking_break`)."""
+    if test.metric == "cpl" and facts.tracking_break:
+        return Verdict(floor=SEVERITY_FLOORS[SeverityLevel.MEDIUM],
+                       note="delivery and clicks are normal: is conversion tracking broken?")
+    return None
+
+
+def early_partial_drop(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """A volume drop is not judged before :data:`MIN_FRACTION_FOR_DROPS` of a partial day."""
+    if (facts.partial and test.metric in VOLUME_METRICS and test.direction == "down"
+            and facts.day_fraction < MIN_FRACTION_FOR_DROPS):
+        return Verdict(skip=True)
+    return None
+
+
+def collapsed(test: MetricTest) -> bool:
+    """True when a volume fell below what a budget cut or a shift to siblings explains."""
+    return test.actual < BUDGET_CHANGE_BAND[0] * test.expected
+
+
+CAP_RULES: tuple[Rule, ...] = (harmless_direction, ad_set_carries_spend, sibling_budget_shift,
+                               spend_budget_change, delivery_budget_cut, leads_follow_delivery,
+                               frequency_below_ideal)
+RAISE_RULES: tuple[Rule, ...] = (tracking_break_floor,)
+SKIP_RULES: tuple[Rule, ...] = (early_partial_drop,)
+
+
+def judge_move(test: MetricTest, facts: DayFacts, score: float) -> tuple[float, str] | None:
+    """``(score, note)`` of a flagged test after the rules, or ``None`` when it is skipped."""
+    note = ""
+    for rule in CAP_RULES:
+        verdict = rule(test, facts)
+        if verdict is not None:
+            score, note = verdict.apply(score), verdict.note
+            break
+    for rule in RAISE_RULES:
+        verdict = rule(test, facts)
+        if verdict is not None:
+            score, note = verdict.apply(score), verdict.note
+    if any(rule(test, facts) is not None for rule in SKIP_RULES):
+        return None
+    return score, note
