@@ -286,7 +286,8 @@ def _localiser(layout: ColumnLayout, file: str, formats: FormatDecisions
     canonical ``1564.97`` and ``2026-10-01``; a value the file's format cannot read is a problem."""
     numbers = [(name, layout.position(name)) for name in NUMBER_COLUMNS
                if layout.position(name) is not None]
-    dates = [(name, layout.position(name)) for name in ("date", "date_end")
+    used_dates = ("date", "date_end") if layout.dates_are_periods else ("date",)
+    dates = [(name, layout.position(name)) for name in used_dates
              if layout.position(name) is not None]
     number_text, date_text = formats.number_text, formats.date_text
 
