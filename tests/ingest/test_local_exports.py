@@ -349,3 +349,33 @@ def test_the_cli_imports_a_pt_br_export_and_exits_65_on_a_refused_one(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 65, refused.stderr
     assert "r.csv:2column'spend':'1.234'isambiguous" in "".join(refused.stderr.split())
+
+
+def test_damaged_workbooks_are_refused_with_a_clear_error(engine, tmp_path):
+    """Cut and bit-flipped XLSX files (zip, zlib and XML errors inside openpyxl) are refused."""
+    import io
+    import random
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(PT_HEADER)
+    for k in range(30):
+        workbook.active.append(["01/10/2026", "act_1", "L", "1", "C", "2", "S", str(k), "A",
+                                10.5, 100, 90, 5, 1])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    data, rng, path = buffer.getvalue(), random.Random(3), tmp_path / "damaged.xlsx"
+    outcomes = []
+    for trial in range(60):
+        damaged = bytearray(data[:rng.randint(0, len(data))] if trial % 2 else data)
+        for _ in range(0 if trial % 2 else rng.randint(1, 20)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        path.write_bytes(bytes(damaged))
+        try:
+            import_insights_csv(path, engine=engine, now=NOW)
+            outcomes.append("imported")
+        except InputFileError as error:
+            assert error.hint and str(path) in str(error)
+            outcomes.append("refused")
+    assert outcomes.count("refused") >= 55, outcomes

@@ -53,9 +53,9 @@ def iter_xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
                 cells.pop()
             if cells:
                 yield number, cells
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged sheet raises zip, zlib, XML errors...
         raise InputFileError([InputProblem(file, None, None,
-                                           f"damaged XLSX workbook ({exc})")],
+                                           f"damaged XLSX workbook ({type(exc).__name__}: {exc})")],
                              hint="export again from Ads Manager as .xlsx, or as CSV") from None
     finally:
         workbook.close()
