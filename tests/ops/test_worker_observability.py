@@ -15,30 +15,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis as redis_lib
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from factories import small_account
 from ops_world import free_port
 from prometheus_client.parser import text_string_to_metric_families
-from service_checks import REDIS_URL, service_missing
 from test_grafana import METRIC, dashboard_queries
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
-
-
-@pytest.fixture
-def redis_url(worker_id: str):
-    index = 13 + (int(worker_id[2:]) if worker_id.startswith("gw") else 0)
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{index}"
-    client = redis_lib.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis_lib.exceptions.ConnectionError as exc:
-        service_missing(f"Redis at {url}", exc)
-    yield url
-    client.flushdb()
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

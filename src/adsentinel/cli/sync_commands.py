@@ -9,6 +9,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from adsentinel.cli.account_locks import ACCOUNT_BUSY_EXIT_CODE, worker_account_lock
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import ConfigError
@@ -52,14 +53,33 @@ def sync_command(
                 unit = "%" if stage == "insights report job" else " read"
                 progress.update(task, description=f"account {account_id}: {stage} {done}{unit}")
 
-            summaries.append(sync_account(session_factory=factory, settings=settings,
-                                          account_id=account_id, since=first_day,
-                                          on_progress=report))
+            with worker_account_lock(settings, "sync", account_id) as free:  # the workers' lock
+                summaries.append(sync_account(session_factory=factory, settings=settings,
+                                              account_id=account_id, since=first_day,
+                                              on_progress=report) if free
+                                 else _busy(factory, account_id))
             progress.remove_task(task)
     print_sync_summaries(summaries)
     failed = [s for s in summaries if s.status in ("failed", "needs_attention")]
     if failed:
         raise typer.Exit(failed[0].error_exit_code or 1)
+    if any(s.reason == BUSY_REASON for s in summaries):
+        raise typer.Exit(ACCOUNT_BUSY_EXIT_CODE)
+
+
+BUSY_REASON = "a scheduled sync of this account is running; run `adsentinel sync` again later"
+
+
+def _busy(factory, account_id: int) -> SyncSummary:
+    """The summary of an account left alone because the workers' sync holds its lock."""
+    from adsentinel.db.models import AdAccount
+
+    with factory() as session:
+        name = session.get(AdAccount, account_id).name
+    return SyncSummary(account_id=account_id, account_name=name, status="skipped",
+                       reason=BUSY_REASON)
+
+
 
 
 def _parse_day(text: str) -> date:
