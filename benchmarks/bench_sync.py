@@ -31,7 +31,12 @@ import requests
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.service.sync import add_meta_account, sync_account, sync_before_detection
+from adsentinel.service.sync import (
+    add_meta_account,
+    date_ranges,
+    sync_account,
+    sync_before_detection,
+)
 
 EMULATOR = Path(__file__).resolve().parents[1] / "tests" / "sync" / "graph_emulator.py"
 TOKEN = "EAAbenchToken000000000000000000000"
@@ -44,20 +49,25 @@ def peak_mib() -> float:
 
 
 def reference_download(url: str, account: str, days: int) -> tuple[float, int, int]:
-    """Seconds, calls and rows to page through one account's ad insights with requests."""
-    since = (NOW.date() - timedelta(days=days - 1)).isoformat()
-    params = {"access_token": TOKEN, "level": "ad", "time_increment": 1, "limit": 500,
-              "fields": "date_start,ad_id,spend,impressions,inline_link_clicks,reach,actions",
-              "time_range": json.dumps({"since": since, "until": NOW.date().isoformat()})}
+    """Seconds, calls and rows to page through one account's ad insights with requests, in the
+    sync's date ranges."""
     started, calls, rows = time.perf_counter(), 0, 0
     with requests.Session() as session:
-        while True:
-            body = session.get(f"{url}/v26.0/{account}/insights", params=params, timeout=300).json()
-            calls += 1
-            rows += len(body["data"])
-            if "next" not in body.get("paging", {}):
-                return time.perf_counter() - started, calls, rows
-            params["after"] = body["paging"]["cursors"]["after"]
+        for first, last in date_ranges(NOW.date() - timedelta(days=days - 1), NOW.date()):
+            params = {"access_token": TOKEN, "level": "ad", "time_increment": 1, "limit": 500,
+                      "fields": "date_start,ad_id,spend,impressions,inline_link_clicks,reach,"
+                                "actions,action_values",
+                      "time_range": json.dumps({"since": first.isoformat(),
+                                                "until": last.isoformat()})}
+            while True:
+                body = session.get(f"{url}/v26.0/{account}/insights", params=params,
+                                   timeout=300).json()
+                calls += 1
+                rows += len(body["data"])
+                if "next" not in body.get("paging", {}):
+                    break
+                params["after"] = body["paging"]["cursors"]["after"]
+    return time.perf_counter() - started, calls, rows
 
 
 def main() -> None:

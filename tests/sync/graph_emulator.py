@@ -207,10 +207,10 @@ class GraphEmulator:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:  # the http.server API names it
                 emulator._handle(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 emulator._handle(self, "POST")
 
             def log_message(self, *_args) -> None:

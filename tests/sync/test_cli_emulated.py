@@ -30,7 +30,7 @@ def cli(emulator, tmp_path):
     def run(*args: str, token: bool = True) -> subprocess.CompletedProcess:
         env = dict(base, META_TOKEN=TOKEN) if token else base
         return subprocess.run([sys.executable, "-m", "adsentinel", *args], env=env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
     return run
 
 

@@ -306,8 +306,8 @@ def test_since_beyond_metas_retention_is_clamped_with_a_note(
     emulator.faults.append(Fault(path=rf"{world.id}/insights", kind="error", skip=3))
     summary = sync(session_factory, settings, account_id, client_factory,
                    since=date(2022, 1, 1))
-    assert summary.notes == ["--since 2022-01-01 is older than Meta keeps insights (37 months): "
-                             "pulled from 2023-10-25 instead"]  # 37 months before 2026-11-25
+    assert summary.notes == [("--since 2022-01-01 is older than Meta keeps insights (37 months): "
+                              "pulled from 2023-10-25 instead")]  # 37 months before 2026-11-25
     assert summary.ranges_stored == 1 and summary.since == DAY1
 
 
@@ -316,8 +316,8 @@ def test_a_currency_change_is_noted_on_the_run(emulator, world, session_factory,
     sync(session_factory, settings, account_id, client_factory)
     world.currency = "USD"
     summary = sync(session_factory, settings, account_id, client_factory, now=LATER)
-    assert summary.notes == ["the account's currency changed from EUR to USD: numbers before "
-                             "and after do not compare"]
+    assert summary.notes == [("the account's currency changed from EUR to USD: numbers before "
+                              "and after do not compare")]
     with session_factory() as session:
         run = session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
         assert run.counts["notes"] == summary.notes

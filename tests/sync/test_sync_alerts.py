@@ -57,7 +57,7 @@ def outbox(session_factory) -> list[AlertOutbox]:
 
 def test_an_expired_token_alerts_every_channel_once(emulator, setup, session_factory,
                                                     client_factory):
-    account, account_id, settings = setup
+    _, account_id, settings = setup
     emulator.expired_tokens.add(TOKEN)
     assert run(session_factory, settings, account_id, client_factory).status == "needs_attention"
     messages = outbox(session_factory)

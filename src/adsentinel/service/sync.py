@@ -9,23 +9,25 @@ One sync of one account:
    that the models have history to learn from);
 2. validate every object (:mod:`adsentinel.sync.payloads`); a malformed one fails the sync;
 3. pull and store the insights **one date range at a time, newest first** (yesterday and
-   today, then a week at a time going back), each range in its own transaction: a pull that
-   fails half-way still leaves the freshest days stored. The first range's transaction also
-   writes the account's currency and timezone (a change is recorded on the run and logged)
-   and the structure (names, statuses, parents). Ad days go through the CSV importer's own
-   upsert (which
-   re-aggregates ad set and campaign days and moves ``updated_at`` only on days whose numbers
-   changed, so detection re-judges exactly the restated days). Insights include deleted and
-   archived ads (Meta leaves them out unless asked), so deleting an ad does not rewrite its
-   history: an ad day stored earlier that Meta no longer reports is kept as it is (counted as
-   ``ad_days_unreported``); a day changes only when Meta reports other numbers for it, zero
-   included. Conversions and revenue (the result types' ``actions`` / ``action_values``) never
-   replace a stored value with nothing. Today's row is partial (``is_complete`` false,
-   ``as_of`` the pull time).
+   today, then a week at a time going back; ``--since`` at most Meta's 37 months), each range
+   in its own transaction, so that a pull failing half-way leaves the freshest days stored.
+   The first range's transaction also writes the account's currency and timezone (a change is
+   noted on the run) and the structure (names, statuses, parents). Ad days go through the CSV
+   importer's own upsert, which re-aggregates ad set and campaign days and moves ``updated_at``
+   only on days whose numbers changed, so detection re-judges exactly the restated days; ad
+   set and campaign reach is then set to Meta's own figure at their level. Insights include
+   deleted and archived ads (Meta leaves them out unless asked), so deleting an ad does not
+   rewrite history: a stored ad day Meta does not report is kept (``ad_days_unreported``); a
+   day changes only when Meta reports other numbers for it, zero included. Conversions and
+   revenue (the result types' ``actions`` / ``action_values``) never replace a stored value
+   with nothing. Today's row is partial (``is_complete`` false, ``as_of`` the pull time).
 
-Every sync leaves a ``sync_runs`` row. An expired or invalid token (code 190) or a missing
-permission marks the account ``needs_attention`` and it is skipped until ``adsentinel accounts add``
-or ``adsentinel accounts enable`` clears the mark; other accounts are not affected.
+Every sync leaves a ``sync_runs`` row. An expired or invalid token (code 190), a missing
+permission, a retired Graph API version (2635) or a missing ``appsecret_proof`` marks the account
+``needs_attention`` and it is skipped until ``adsentinel accounts add`` or ``adsentinel accounts
+enable`` clears the mark; other accounts are not affected. Such a mark, or
+``sync_alert_after_failures`` failed runs in a row, sends one "sync broken" message to each of
+the account's alert channels (:mod:`adsentinel.sync.health`).
 """
 
 from __future__ import annotations

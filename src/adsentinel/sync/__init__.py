@@ -4,7 +4,8 @@
 * :mod:`.rate_limits` reads Meta's usage headers and decides how long to wait (pure);
 * :mod:`.meta_client` makes the calls through the official ``facebook-business`` SDK: paging,
   asynchronous report jobs, retries;
-* :mod:`.errors` holds the sync's errors and the scrubbing of access tokens from any text.
+* :mod:`.errors` holds the sync's errors and the scrubbing of access tokens from any text;
+* :mod:`.health` decides when a failing sync is broken and words the message (pure).
 
 Storing what was pulled is :mod:`adsentinel.service.sync`'s job.
 """

@@ -217,7 +217,7 @@ def _optional_total(data: Mapping[str, Any], field: str, result_action_types: Se
             isinstance(e, Mapping) and e.get("action_type") in wanted for e in entries):
         return None
     total = _sum_actions(entries, wanted, where, field)
-    return int(round(total)) if whole else round(total, 2)
+    return round(total) if whole else round(total, 2)
 
 
 def leads_from_actions(actions: object, result_action_types: Iterable[str], *,
@@ -225,7 +225,7 @@ def leads_from_actions(actions: object, result_action_types: Iterable[str], *,
     """Sum of the ``value`` of every action whose ``action_type`` is a result type."""
     if actions is None:
         return 0
-    return int(round(_sum_actions(actions, set(result_action_types), where, "actions")))
+    return round(_sum_actions(actions, set(result_action_types), where, "actions"))
 
 
 def _sum_actions(actions: object, wanted: set[str], where: str, name: str) -> float:
