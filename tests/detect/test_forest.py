@@ -329,6 +329,11 @@ def _wide_set(n=452, d=274, seed=16):
     return X, y
 
 
+# The wide tests are marked slow: they compile the kernels for uint16 split kinds (~30 s with a
+# cold numba cache, well under a second with a warm one).
+
+
+@pytest.mark.slow
 def test_more_than_255_features_fit_score_and_match_sklearn():
     X, y = _wide_set()
     ours = [IsolationForest(random_state=s).fit(X) for s in range(3)]
@@ -346,6 +351,7 @@ def test_more_than_255_features_fit_score_and_match_sklearn():
     np.testing.assert_array_equal(copy.score_samples(X), ours[0].score_samples(X))
 
 
+@pytest.mark.slow
 def test_255_and_256_features_take_the_narrow_and_the_wide_kinds():
     rng = np.random.default_rng(17)
     narrow = IsolationForest(n_estimators=5, random_state=0).fit(rng.normal(size=(40, 255)))
@@ -358,6 +364,7 @@ def test_255_and_256_features_take_the_narrow_and_the_wide_kinds():
                                                   "kinds": state.kinds.astype(np.uint8)}))
 
 
+@pytest.mark.slow
 def test_wide_model_round_trips_through_the_model_store(tmp_path):
     from adsentinel.models.store import ModelMetadata, ModelStore, load_signing_key
 
