@@ -44,63 +44,73 @@ GOOD = {"version": ["--version"], "short help": ["import", "-h"]}  # -h reaches 
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
-    """Every argument-parsing case at once (each is a cold start of the whole CLI)."""
-    folder = tmp_path_factory.mktemp("usage")
-    cases = {name: args for name, (args, _) in USAGE_ERRORS.items()} | GOOD
+def runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Every case at once, each in a folder of its own (each is a cold start of the whole CLI,
+    seconds of CPU): the result and the folder it ran in."""
+    base = tmp_path_factory.mktemp("cli")
+    cases: dict[str, tuple[list[str], dict[str, str]]] = {
+        name: (args, {}) for name, (args, _) in USAGE_ERRORS.items()} | {
+        name: (args, {}) for name, args in GOOD.items()}
+    cases["missing input"] = (["import", "nowhere.csv"], {})
+    cases["anywhere"] = (["tokens", "create", "--name", "anywhere"], {})
+    sync_data = base / "sync" / "data"
+    factory = make_session_factory(open_database(load_settings(data_dir=sync_data)))
+    add_meta_account(session_factory=factory, platform_account_id="act_123",
+                     token_env="ADSENTINEL_TEST_UNSET_TOKEN")
+    cases["failed sync"] = (["sync"], {"ADSENTINEL_DATA_DIR": str(sync_data)})
     with ThreadPoolExecutor(max_workers=4) as pool:
-        started = {name: pool.submit(adsentinel, *args, cwd=folder, columns=80,  # one line all
-                                     env={"XDG_DATA_HOME": str(folder / "user-data")})  # the same
-                   for name, args in cases.items()}
-        return {name: future.result() for name, future in started.items()}
+        started = {}
+        for name, (args, env) in cases.items():
+            folder = base / name.replace(" ", "-")
+            folder.mkdir(exist_ok=True)
+            narrow = 80 if name in USAGE_ERRORS else 300  # a log line may wrap, not an error
+            started[name] = (pool.submit(adsentinel, *args, cwd=folder, columns=narrow,
+                                         env={"XDG_DATA_HOME": str(folder / "user-data"), **env}),
+                             folder)
+        return {name: (future.result(), folder) for name, (future, folder) in started.items()}
 
 
 @pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
 def test_usage_error_is_one_line_and_exit_2(runs, case):
-    result = runs[case]
+    result, _ = runs[case]
     assert result.returncode == 2, result.stderr
-    assert result.stderr == f"error: {USAGE_ERRORS[case][1]}\n"
+    assert result.stderr == f"error: {USAGE_ERRORS[case][1]}\n"  # one line, even 80 wide
 
 
 def test_version_and_short_help(runs):
-    assert runs["version"].returncode == 0, runs["version"].stderr
-    assert runs["version"].stdout == f"adsentinel {__version__}\n"
-    assert runs["short help"].returncode == 0, runs["short help"].stderr
-    assert "Usage: adsentinel import" in runs["short help"].stdout
-    assert "--skip-invalid" in runs["short help"].stdout and not runs["short help"].stderr
+    version, _ = runs["version"]
+    assert version.returncode == 0, version.stderr
+    assert version.stdout == f"adsentinel {__version__}\n"
+    short_help, _ = runs["short help"]
+    assert short_help.returncode == 0, short_help.stderr
+    assert "Usage: adsentinel import" in short_help.stdout
+    assert "--skip-invalid" in short_help.stdout and not short_help.stderr
 
 
-def test_a_failed_sync_exits_non_zero(tmp_path):
+def test_a_failed_sync_exits_non_zero(runs):
     """`sync` ends with typer.Exit(code) when an account fails: the process must exit with it."""
-    data = tmp_path / "data"
-    factory = make_session_factory(open_database(load_settings(data_dir=data)))
-    add_meta_account(session_factory=factory, platform_account_id="act_123",
-                     token_env="ADSENTINEL_TEST_UNSET_TOKEN")
-    result = adsentinel("sync", cwd=tmp_path, env={"ADSENTINEL_DATA_DIR": str(data)})
+    result, _ = runs["failed sync"]
     assert result.returncode == 78, result.stdout + result.stderr  # the token is a setting
     assert "ADSENTINEL_TEST_UNSET_TOKEN" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_missing_input_file_exits_66_and_creates_nothing(tmp_path):
-    user_data = tmp_path / "user-data"
-    result = adsentinel("import", "nowhere.csv", cwd=tmp_path,
-                        env={"XDG_DATA_HOME": str(user_data)})
+def test_missing_input_file_exits_66_and_creates_nothing(runs):
+    result, folder = runs["missing input"]
     assert result.returncode == 66, result.stderr
     assert result.stderr == "error: nowhere.csv: no such file\nhint: check the path\n"
-    assert not (tmp_path / "adsentinel-data").exists() and not user_data.exists()
+    assert not (folder / "adsentinel-data").exists() and not (folder / "user-data").exists()
 
 
-def test_data_folder_outside_a_checkout_is_the_user_data_folder(tmp_path):
+def test_data_folder_outside_a_checkout_is_the_user_data_folder(runs):
     """A command run from any folder uses the user's data folder, says so, and leaves no
     ./adsentinel-data behind."""
-    user_data = tmp_path / "user-data"
-    result = adsentinel("tokens", "create", "--name", "anywhere", cwd=tmp_path,
-                        env={"XDG_DATA_HOME": str(user_data)})
+    result, folder = runs["anywhere"]
+    user_data = folder / "user-data" / "adsentinel"
     assert result.returncode == 0, result.stderr
-    assert (user_data / "adsentinel" / "adsentinel.db").is_file()
-    assert not (tmp_path / "adsentinel-data").exists()
+    assert (user_data / "adsentinel.db").is_file()
+    assert not (folder / "adsentinel-data").exists()
     said = " ".join(result.stderr.split())
-    assert f"data folder: {user_data / 'adsentinel'} (the user data folder" in said
+    assert f"data folder: {user_data} (the user data folder" in said
 
 
 @pytest.mark.slow
