@@ -171,3 +171,27 @@ def test_the_dispatcher_itself_refuses_the_same_queued_job(small_world):
         assert dispatcher.enqueue("detection", 2) != queued  # another account is not concerned
     finally:
         gate.set()
+
+
+def test_the_entity_page_past_the_chart_queue_is_a_429_page(small_world):
+    app, _, secret, entity_id = small_world
+    queue = chart_queue(app)
+    with TestClient(app) as client, ThreadPoolExecutor(max_workers=1) as pool:
+        logged_in = client.post("/login", data={"token": secret,
+                                                "csrf_token": _login_form_csrf(client)},
+                                follow_redirects=False)
+        assert logged_in.status_code == 303, logged_in.text
+        series._CHART_SLOTS.acquire()
+        try:
+            first = pool.submit(client.get, f"/entities/{entity_id}")
+            deadline = time.monotonic() + 30
+            while queue.inside == 0:
+                assert time.monotonic() < deadline and not first.done()
+                time.sleep(0.02)
+            refused = client.get(f"/entities/{entity_id}")
+        finally:
+            series._CHART_SLOTS.release()
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert "text/html" in refused.headers["content-type"]
+        assert "charts are already being computed" in refused.text
+        assert first.result(timeout=60).status_code == 200
