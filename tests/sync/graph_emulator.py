@@ -510,6 +510,8 @@ def _row(account: EmulatedAccount, level: str, own: str,
                            "account_id": str(account.number)}
     if level in ("adset", "ad"):
         row.update(adset_id=adset_id, adset_name=f"Ad set {adset_id}")
+    if level == "adset":  # every third ad set counts one-day clicks only
+        row["attribution_setting"] = "1d_click" if int(adset_id) % 3 == 0 else "7d_click_1d_view"
     if level == "ad":
         row.update(ad_id=ad_id, ad_name=f"Ad {ad_id}")
         numbers = members[0][3]

@@ -395,3 +395,15 @@ def test_too_much_data_for_a_synchronous_request_switches_to_a_job(
     posted = emulator.asked("POST", rf"{world.id}/insights")
     assert [p["level"] for p in posted] == ["ad"]  # only the refused pull became a job
     assert len(ad_days(session_factory)) == len(expected_ad_days(world, DAY1, DAY2))
+
+
+def test_each_ad_sets_attribution_setting_is_recorded_on_the_run(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    summary = sync(session_factory, settings, account_id, client_factory)
+    wanted = {}
+    for adset_id, _ in world.adset_ids():
+        setting = "1d_click" if int(adset_id) % 3 == 0 else "7d_click_1d_view"
+        wanted[setting] = wanted.get(setting, 0) + 1
+    assert summary.attribution_settings == wanted and sum(wanted.values()) == 4
+    with session_factory() as session:
+        assert session.scalars(select(SyncRun)).one().counts["attribution_settings"] == wanted

@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -73,6 +74,7 @@ from adsentinel.sync.health import SYNC_BROKEN, RunOutcome, SyncHealth, broken_p
 from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progress
 from adsentinel.sync.payloads import (
     AccountInfo,
+    ADSET_REACH_FIELDS,
     PARENT_REACH_FIELDS,
     InsightRecord,
     StructureRecord,
@@ -118,6 +120,7 @@ class SyncSummary:
     ad_days_unreported: int = 0
     ranges_stored: int = 0
     notes: list[str] = field(default_factory=list)
+    attribution_settings: dict[str, int] = field(default_factory=dict)  # setting -> ad sets
     api_calls: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
@@ -443,6 +446,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
                          first=first, last=last, summary=summary,
                          now=now or datetime.now(timezone.utc))
         _copy_call_stats(client, summary)
+        summary.attribution_settings = dict(Counter(pulled.attribution.values()))
         _finish_succeeded(session_factory, run_id, account_id, summary,
                           now or datetime.now(timezone.utc))
         summary.status = "succeeded"
@@ -551,6 +555,7 @@ class _Pulled:
     adsets: int = 0
     campaigns: int = 0
     structure_stored: bool = False
+    attribution: dict[str, str] = field(default_factory=dict)  # ad set id -> its setting
 
 
 def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
@@ -598,16 +603,20 @@ def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[
 def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date,
                   last: date) -> dict[tuple[str, str, date], int]:
     """Each ad set's and campaign's own daily reach, from insights at their level (the sum of
-    their ads' reach counts a person reached by two ads twice)."""
+    their ads' reach counts a person reached by two ads twice). Each ad set's attribution
+    setting is recorded on ``pulled`` on the way."""
     days = (last - first).days + 1
     found: dict[tuple[str, str, date], int] = {}
-    for level, count in (("adset", pulled.adsets), ("campaign", pulled.campaigns)):
-        rows = client.insights(first, last, level=level, fields=PARENT_REACH_FIELDS,
+    for level, count, fields in (("adset", pulled.adsets, ADSET_REACH_FIELDS),
+                                 ("campaign", pulled.campaigns, PARENT_REACH_FIELDS)):
+        rows = client.insights(first, last, level=level, fields=fields,
                                expected_rows=max(count, 1) * days,
                                convert=lambda row, level=level: parse_parent_reach(row,
                                                                                    level=level))
-        for platform_id, day, reach in rows:
+        for platform_id, day, reach, attribution in rows:
             found[(level, platform_id, day)] = reach
+            if attribution:
+                pulled.attribution[platform_id] = attribution
     return found
 
 
@@ -817,7 +826,7 @@ def _finish_succeeded(session_factory: sessionmaker[Session], run_id: int, accou
 
 _RUN_COUNTS = ("campaigns", "adsets", "ads", "insight_rows", "days_new", "days_restated",
                "ad_days_restated", "ad_days_zeroed", "ad_days_unreported", "ranges_stored",
-               "api_calls", "throttled", "waited_seconds")
+               "api_calls", "throttled", "waited_seconds", "attribution_settings")
 
 
 def _upsert_structure(session: Session, account_id: int,

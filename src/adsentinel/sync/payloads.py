@@ -33,8 +33,10 @@ AD_FIELDS = ("id", "name", "status", "effective_status", "adset_id", "campaign_i
 INSIGHT_FIELDS = ("date_start", "date_stop", "campaign_id", "campaign_name", "adset_id",
                   "adset_name", "ad_id", "ad_name", "spend", "impressions", "inline_link_clicks",
                   "reach", "frequency", "actions", "action_values")
-#: what ad set and campaign level insights are read for: their own (deduplicated) reach
+#: what ad set and campaign level insights are read for: their own (deduplicated) reach, and
+#: the attribution setting each ad set's results are counted with (e.g. 7d_click_1d_view)
 PARENT_REACH_FIELDS = ("date_start", "date_stop", "adset_id", "campaign_id", "reach")
+ADSET_REACH_FIELDS = (*PARENT_REACH_FIELDS, "attribution_setting")
 ACCOUNT_FIELDS = ("account_id", "name", "currency", "timezone_name", "account_status")
 #: the first day an insights row may hold; the last is today in the account's zone, checked
 #: when the rows are stored (``upsert_ad_insight_rows``); here, today anywhere on Earth (UTC+14)
@@ -197,15 +199,17 @@ def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]
     )
 
 
-def parse_parent_reach(data: Mapping[str, Any], *, level: str) -> tuple[str, date, int]:
-    """(ad set or campaign id, day, reach) of an ad set or campaign level insights row: the
-    people reached by the parent as a whole (its ads' reach overlaps, so their sum overstates
-    it)."""
+def parse_parent_reach(data: Mapping[str, Any], *,
+                       level: str) -> tuple[str, date, int, str | None]:
+    """(ad set or campaign id, day, reach, attribution setting) of an ad set or campaign level
+    insights row: the people reached by the parent as a whole (its ads' reach overlaps, so their
+    sum overstates it), and for an ad set the attribution setting its results are counted with."""
     _require_object(data, f"{level} insights row")
     platform_id = _identifier(data, f"{level}_id", f"{level} insights row")
     where = f"{level} insights row of {platform_id}"
     day = _day(data, "date_start", where)
-    return platform_id, day, _count(data, "reach", f"{where} on {day}", required=False)
+    return (platform_id, day, _count(data, "reach", f"{where} on {day}", required=False),
+            _text(data, "attribution_setting", f"{where} on {day}", required=False))
 
 
 def _optional_total(data: Mapping[str, Any], field: str, result_action_types: Sequence[str],
