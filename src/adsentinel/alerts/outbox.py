@@ -115,6 +115,7 @@ class ClaimedMessage:
     idempotency_key: str
     payload: dict[str, Any]
     attempts: int
+    critical_bypass: bool = False  # the channel sends critical incidents in quiet hours
 
 
 def claim_due(session_factory: sessionmaker[Session], now: datetime, *, limit: int = 100,
@@ -156,7 +157,7 @@ def claim_due(session_factory: sessionmaker[Session], now: datetime, *, limit: i
                 quiet_start=channel.quiet_start, quiet_end=channel.quiet_end,
                 account_id=channel.account_id, kind=row.kind,
                 idempotency_key=row.idempotency_key, payload=dict(row.payload),
-                attempts=row.attempts,
+                attempts=row.attempts, critical_bypass=bool(channel.critical_bypasses_quiet),
             )
             for row, channel in rows
         ]

@@ -55,6 +55,15 @@ def in_quiet_hours(local: time, start: time | None, end: time | None) -> bool:
     return local >= start or local < end
 
 
+def bypasses_quiet_hours(payload: Mapping, *, critical_bypass: bool) -> bool:
+    """True for a message sent even in quiet hours: on a channel with the critical bypass, the
+    opening or worsening of an incident whose severity is critical (a budget typo overnight
+    cannot wait). Recoveries, digests and everything less than critical wait."""
+    incident = payload.get("incident") or {}
+    return critical_bypass and payload.get("kind") in ("opened", "update") \
+        and incident.get("severity") == "critical"
+
+
 def quiet_hours_end(now: datetime, zone: ZoneInfo, start: time | None,
                     end: time | None) -> datetime | None:
     """When ``now`` (aware) is in the quiet window, the aware UTC moment the window ends;

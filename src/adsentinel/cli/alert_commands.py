@@ -85,6 +85,9 @@ def channel_add(
     quiet: Annotated[str | None, typer.Option(
         "--quiet", help="Quiet hours in the account's timezone, e.g. 22:00-07:00: messages "
         "wait until the window ends.")] = None,
+    critical_bypasses_quiet: Annotated[bool, typer.Option(
+        "--critical-bypasses-quiet", help="Send critical incidents even in quiet hours.")]
+    = False,
     digest: Annotated[bool, typer.Option(
         "--digest", help="One daily summary at ALERT_DIGEST_TIME instead of instant alerts.")]
     = False,
@@ -99,7 +102,8 @@ def channel_add(
     channel_id = alert_config.add_channel(
         session_factory=session_factory, account_id=_account_id(session_factory, account),
         kind=kind, target=target, secret_ref=secret_ref, min_severity=min_severity,
-        quiet_start=quiet_start, quiet_end=quiet_end, digest=digest)
+        quiet_start=quiet_start, quiet_end=quiet_end, digest=digest,
+        critical_bypasses_quiet=critical_bypasses_quiet)
     console.print(f"channel {channel_id} added: {kind} {target.strip()}", highlight=False)
     for ref in (target.strip(), secret_ref):
         if is_secret_ref(ref) and not os.environ.get(ref[4:]):

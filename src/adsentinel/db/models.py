@@ -279,6 +279,8 @@ class AlertChannel(Base):
     min_severity: Mapped[str] = mapped_column(String(16), default=Severity.medium.value)
     quiet_start: Mapped[str | None] = mapped_column(String(5))
     quiet_end: Mapped[str | None] = mapped_column(String(5))
+    # messages about critical incidents go out even in the quiet window
+    critical_bypasses_quiet: Mapped[bool] = mapped_column(Boolean, default=False)
     digest: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -73,7 +73,7 @@ def _checked_target(kind: str, target: str) -> str:
 def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind: str,
                 target: str, secret_ref: str | None = None, min_severity: str = "medium",
                 quiet_start: str | None = None, quiet_end: str | None = None,
-                digest: bool = False) -> int:
+                digest: bool = False, critical_bypasses_quiet: bool = False) -> int:
     """Create an alert channel of an account after checking every field; returns its id.
 
     Slack and webhook targets are ``env:VAR`` references (see the module docstring)."""
@@ -100,7 +100,7 @@ def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind
         channel = AlertChannel(account_id=account_id, kind=kind, target=target,
                                secret_ref=secret_ref, min_severity=min_severity,
                                quiet_start=quiet_start, quiet_end=quiet_end, digest=digest,
-                               is_active=True)
+                               critical_bypasses_quiet=critical_bypasses_quiet, is_active=True)
         session.add(channel)
         session.flush()
         return channel.id
@@ -122,6 +122,7 @@ def list_channels(*, session_factory: sessionmaker[Session],
             "id": c.id, "account": name, "kind": c.kind, "target": shown_target(c.target),
             "secret_ref": c.secret_ref, "min_severity": c.min_severity,
             "quiet": f"{c.quiet_start}-{c.quiet_end}" if c.quiet_start else None,
+            "critical_bypasses_quiet": c.critical_bypasses_quiet,
             "digest": c.digest, "active": c.is_active,
             "pending": counts.get((c.id, "pending"), 0), "sent": counts.get((c.id, "sent"), 0),
             "failed": counts.get((c.id, "failed"), 0),

@@ -20,7 +20,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,6 +54,7 @@ from adsentinel.alerts.messages import (
 from adsentinel.alerts.suppression import (
     AccountRules,
     MuteView,
+    bypasses_quiet_hours,
     parse_clock,
     quiet_hours_end,
     suppression_reason,
@@ -144,8 +145,11 @@ def plan_alerts(*, session_factory: sessionmaker[Session], settings: Settings, a
                                          parse_clock(channel.quiet_start),
                                          parse_clock(channel.quiet_end)) or now
             for group in _one_message_per_entity(planned):
-                messages.append(_new_message(channel.id, group, context, local_today,
-                                             held_until))
+                message = _new_message(channel.id, group, context, local_today, held_until)
+                if bypasses_quiet_hours(message.payload,
+                                        critical_bypass=channel.critical_bypasses_quiet):
+                    message = replace(message, next_attempt_at=now)
+                messages.append(message)
         _drop_vanished_anomaly_ids(session, messages)
         enqueued = outbox.enqueue(session, messages, now)
     if enqueued:
@@ -410,7 +414,8 @@ def deliver_alerts(*, session_factory: sessionmaker[Session], settings: Settings
             zones[message.account_id] = zone
             held = quiet_hours_end(now, zone, parse_clock(message.quiet_start),
                                    parse_clock(message.quiet_end))
-            if held is not None:
+            if held is not None and not bypasses_quiet_hours(
+                    message.payload, critical_bypass=message.critical_bypass):
                 outbox.defer(session_factory, message.id, held)
                 counts["held"] += 1
                 continue
