@@ -80,8 +80,6 @@ def _busy(factory, account_id: int) -> SyncSummary:
                        reason=BUSY_REASON)
 
 
-
-
 def _parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
