@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import ssl
 import subprocess
 from dataclasses import dataclass, field
@@ -25,7 +26,12 @@ from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 from alert_builders import NOW, YESTERDAY, add_anomaly
-from conftest import free_port
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 INJECTED = "<!channel> <https://evil.test/login|fix tracking now> & more"
 EMAIL = ChannelView(1, "email", "ops@acme.test")
