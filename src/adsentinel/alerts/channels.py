@@ -209,6 +209,11 @@ def _send_email(recipient: str, payload: Mapping[str, Any], idempotency_key: str
                 password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
                 smtp.login(settings.smtp_username, password)
             smtp.send_message(message)
+    except ssl.SSLCertVerificationError as exc:
+        raise DeliveryError(f"{where}: the server's certificate is not trusted "
+                            f"({getattr(exc, 'verify_message', None) or exc}"
+                            "); nothing was sent: fix the certificate, or name its CA in "
+                            "ADSENTINEL_SMTP_CA_FILE (CERTIFICATE_VERIFY_FAILED)") from None
     except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
         raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}") from None
 
