@@ -382,3 +382,11 @@ def test_wide_model_round_trips_through_the_model_store(tmp_path):
     assert loaded.get_state().kinds.dtype == np.uint16
     np.testing.assert_array_equal(loaded.score_samples(X), model.score_samples(X))
     np.testing.assert_array_equal(loaded.score_samples(X[:3]), model.score_samples(X[:3]))
+
+
+def test_one_training_row_gives_neutral_scores():
+    """One row per tree isolates nothing: every score is the paper's neutral 0.5, not NaN."""
+    model = IsolationForest(n_estimators=5, random_state=0).fit(np.array([[1.0, 2.0]]))
+    scores = model.score_samples(np.array([[1.0, 2.0], [50.0, -50.0]]))
+    np.testing.assert_array_equal(scores, [-0.5, -0.5])
+    np.testing.assert_array_equal(model.training_scores_, [-0.5])
