@@ -4,10 +4,12 @@ email headers, and webhook URLs (bearer secrets) that must never be shown."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import ssl
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -251,3 +253,14 @@ def test_mask_url_keeps_only_scheme_and_host():
     assert mask_url("https://user:pw@hooks.slack.com:8443/services/T/B/x?token=y") == \
         "https://hooks.slack.com:8443/***"
     assert mask_url("not a url") == "***"
+
+
+def test_the_console_refuses_a_url_in_clear_with_exit_64_and_masks_it(shop, settings):
+    """Through the real entry point: one line on stderr, the URL masked, exit code 64."""
+    environment = {**os.environ, "ADSENTINEL_DATA_DIR": str(settings.data_dir)}
+    ran = subprocess.run([sys.executable, "-m", "adsentinel", "alerts", "channel", "add",
+                          "--account", "Acme", "--kind", "slack", "--target", SLACK_URL],
+                         capture_output=True, text=True, env=environment, timeout=60)
+    assert ran.returncode == 64, ran.stderr
+    assert "https://hooks.slack.com/***" in ran.stderr and "Traceback" not in ran.stderr
+    assert "slack-url-canary" not in ran.stdout + ran.stderr
