@@ -163,7 +163,8 @@ class GraphEmulator:
     def __init__(self, *, tokens: dict[str, list[str]] | None = None,
                  app_secret: str | None = None, served_versions: tuple[str, ...] = (VERSION,),
                  page_limit_max: int = 500, sync_row_limit: int = 50_000,
-                 max_job_days: int | None = None, job_polls: int = 1) -> None:
+                 max_job_days: int | None = None, max_job_campaigns: int | None = None,
+                 job_polls: int = 1) -> None:
         self.accounts: dict[str, EmulatedAccount] = {}
         self.tokens = tokens or {}  # token -> account ids it reads ("*": all)
         self.expired_tokens: set[str] = set()
@@ -172,6 +173,7 @@ class GraphEmulator:
         self.page_limit_max = page_limit_max
         self.sync_row_limit = sync_row_limit
         self.max_job_days = max_job_days
+        self.max_job_campaigns = max_job_campaigns
         self.job_polls = job_polls
         self.fail_next_jobs = 0
         self.businesses: dict[str, dict[str, list[str]]] = {}
@@ -419,8 +421,11 @@ class GraphEmulator:
         time_range = json.loads(params["time_range"])
         days = (date.fromisoformat(time_range["until"])
                 - date.fromisoformat(time_range["since"])).days + 1
+        keep = _campaign_filter(params)
+        campaigns = sum(1 for cid in account.campaign_ids() if keep(cid))
         fails = self.fail_next_jobs > 0 or (self.max_job_days is not None
-                                            and days > self.max_job_days)
+                                            and days > self.max_job_days) or (
+            self.max_job_campaigns is not None and campaigns > self.max_job_campaigns)
         self.fail_next_jobs = max(0, self.fail_next_jobs - 1)
         job_id = str(next(self._job_ids))
         self.jobs[job_id] = Job(job_id, account, params, fails, self.job_polls)
@@ -471,13 +476,14 @@ def insight_rows(account: EmulatedAccount, params: dict[str, str]) -> Iterator[d
     time_range = json.loads(params["time_range"])
     since, until = date.fromisoformat(time_range["since"]), date.fromisoformat(time_range["until"])
     statuses = _status_filter(params, level)
+    keep_campaign = _campaign_filter(params)
     fields = requested_fields(params)
     day = since
     while day <= until:
         groups: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {}
         for index, ad_id, adset_id, campaign_id in account.ads():
             own = {"ad": ad_id, "adset": adset_id, "campaign": campaign_id}[level]
-            if not statuses(account.status(own)):
+            if not statuses(account.status(own)) or not keep_campaign(campaign_id):
                 continue
             numbers = account.ad_day(index, ad_id, day)
             if numbers is None:
@@ -486,6 +492,16 @@ def insight_rows(account: EmulatedAccount, params: dict[str, str]) -> Iterator[d
         for own, members in groups.items():
             yield _row(account, level, own, members, day, fields)
         day += timedelta(days=1)
+
+
+def _campaign_filter(params: dict[str, str]) -> Callable[[str], bool]:
+    """``filtering`` on ``campaign.id`` with ``IN`` or ``NOT_IN`` (every campaign without)."""
+    for rule in json.loads(params.get("filtering", "[]")):
+        if rule.get("field") == "campaign.id":
+            ids = set(rule["value"])
+            return (lambda cid: cid in ids) if rule["operator"] == "IN" else \
+                (lambda cid: cid not in ids)
+    return lambda _cid: True
 
 
 def _status_filter(params: dict[str, str], level: str) -> Callable[[str], bool]:

@@ -192,8 +192,11 @@ def test_a_single_day_job_failing_twice_fails_the_sync(emulator, world, session_
     emulator.fail_next_jobs = 10
     summary = sync(session_factory, settings, account_id, client_factory, since=DAY2)
     assert summary.status == "failed"
-    assert "on 2026-11-25 failed 2 times (last status 'Job Failed')" in summary.reason
-    assert len(emulator.asked("POST", rf"{world.id}/insights")) == 2
+    campaign = world.campaign_ids()[0]
+    assert (f"on 2026-11-25 (campaigns {campaign}) failed 2 times (last status 'Job Failed')"
+            in summary.reason)
+    # the whole day once, then its first campaign twice: the sync stops there
+    assert len(emulator.asked("POST", rf"{world.id}/insights")) == 3
 
 
 def test_throttling_waits_for_metas_estimate(emulator, world, session_factory, settings,
@@ -407,3 +410,22 @@ def test_each_ad_sets_attribution_setting_is_recorded_on_the_run(
     assert summary.attribution_settings == wanted and sum(wanted.values()) == 4
     with session_factory() as session:
         assert session.scalars(select(SyncRun)).one().counts["attribution_settings"] == wanted
+
+
+def test_a_single_day_job_that_fails_is_split_by_campaign(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    """Meta fails any job with more than one campaign: the day is read per campaign, and the
+    campaigns not listed (deleted) in a job of their own."""
+    world.campaigns = 3
+    world.statuses[world.campaign_ids()[2]] = "DELETED"
+    client_factory.changes.update(async_threshold_rows=1)
+    emulator.max_job_campaigns = 1
+    summary = sync(session_factory, settings, account_id, client_factory, since=DAY2)
+    assert summary.status == "succeeded", summary.reason
+    assert len(ad_days(session_factory)) == len(expected_ad_days(world, DAY2))
+    jobs = [json.loads(p["filtering"])[1:] for p in emulator.asked("POST", rf"{world.id}/insights")
+            if p["level"] == "ad"]
+    listed = world.campaign_ids()[:2]
+    assert jobs == [[], [{"field": "campaign.id", "operator": "IN", "value": listed[:1]}],
+                    [{"field": "campaign.id", "operator": "IN", "value": listed[1:]}],
+                    [{"field": "campaign.id", "operator": "NOT_IN", "value": listed}]]

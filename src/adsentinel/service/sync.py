@@ -439,7 +439,8 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         for first, last in date_ranges(pulled.since, pulled.until):
             insights = client.insights(
                 first, last, expected_rows=max(pulled.ads, 1) * ((last - first).days + 1),
-                convert=lambda row: parse_insight(row, result_action_types=pulled.types))
+                convert=lambda row: parse_insight(row, result_action_types=pulled.types),
+                campaign_ids=pulled.campaign_ids)
             _store_range(session_factory, account_id=account_id, pulled=pulled,
                          insights=insights, parent_reach=_parent_reach(client, pulled, first,
                                                                        last),
@@ -557,6 +558,11 @@ class _Pulled:
     structure_stored: bool = False
     attribution: dict[str, str] = field(default_factory=dict)  # ad set id -> its setting
 
+    @property
+    def campaign_ids(self) -> tuple[str, ...]:
+        """The listed campaigns (a failing report job of one day is split by them)."""
+        return tuple(r.platform_id for r in self.structure if r.level == "campaign")
+
 
 def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
                     settings: Settings, account_id: int, since: date | None,
@@ -611,6 +617,7 @@ def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date,
                                  ("campaign", pulled.campaigns, PARENT_REACH_FIELDS)):
         rows = client.insights(first, last, level=level, fields=fields,
                                expected_rows=max(count, 1) * days,
+                               campaign_ids=pulled.campaign_ids,
                                convert=lambda row, level=level: parse_parent_reach(row,
                                                                                    level=level))
         for platform_id, day, reach, attribution in rows:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, TypeVar
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Progress = Callable[[str, int], None]
+#: ("IN", campaign ids) or ("NOT_IN", campaign ids): a report job of some campaigns only
+CampaignFilter = tuple[str, tuple[str, ...]]
 
 JOB_COMPLETED = "Job Completed"
 #: Edges are read as the plain dicts Meta sent: building an SDK object per row (type-checking
@@ -236,15 +238,18 @@ class MetaAccountClient:
 
     def insights(self, since: date, until: date, *, expected_rows: int = 0,
                  convert: Callable[[dict[str, Any]], T] | None = None, level: str = "ad",
-                 fields: tuple[str, ...] = INSIGHT_FIELDS) -> list[T]:
+                 fields: tuple[str, ...] = INSIGHT_FIELDS,
+                 campaign_ids: Sequence[str] = ()) -> list[T]:
         """Daily insights at ``level`` (ad, adset or campaign), one row per object and day, from
         ``since`` to ``until`` inclusive, deleted and archived objects included, attributed as
         Ads Manager shows them (``use_unified_attribution_setting``).
 
         Runs as asynchronous report jobs when ``expected_rows`` reaches the threshold, or when
         Meta answers a synchronous request with "reduce the amount of data"; a job that fails or
-        does not finish is split by date range and retried. ``convert`` is applied to each row as
-        its page arrives, so only the converted rows are kept.
+        does not finish is split by date range, then a single day by campaign (halves of
+        ``campaign_ids``, and one job for every campaign not listed there), and retried.
+        ``convert`` is applied to each row as its page arrives, so only the converted rows are
+        kept.
         """
         if expected_rows < self.options.async_threshold_rows:
             try:
@@ -256,43 +261,54 @@ class MetaAccountClient:
                     raise
                 log.info("%s: Meta asks for a smaller request; running an asynchronous "
                          "report job instead", self.platform_account_id)
-        return self._insights_by_jobs(level, fields, since, until, convert)
+        return self._insights_by_jobs(level, fields, since, until, convert,
+                                      tuple(campaign_ids), None)
 
     # --- asynchronous report jobs -------------------------------------------------------------
 
     def _insights_by_jobs(self, level: str, fields: tuple[str, ...], since: date, until: date,
-                          convert: Callable[[dict[str, Any]], T] | None) -> list[T]:
-        """One report job for the range; when it fails (or never finishes), the two halves of
-        the range each get their own job, down to single days, which are tried
-        ``async_job_attempts`` times."""
-        attempts = self.options.async_job_attempts if since == until else 1
+                          convert: Callable[[dict[str, Any]], T] | None,
+                          campaign_ids: tuple[str, ...], only: CampaignFilter | None) -> list[T]:
+        """One report job for the range (of the campaigns ``only`` keeps); when it fails or
+        never finishes, the two halves of the range each get their own job, down to single
+        days; a single day is then split by campaign, down to single campaigns, which are
+        tried ``async_job_attempts`` times."""
+        parts = _campaign_parts(campaign_ids, only)
+        last_resort = since == until and not parts
+        attempts = self.options.async_job_attempts if last_resort else 1
         for attempt in range(1, attempts + 1):
-            job_id, status = self._run_job(level, fields, since, until)
+            job_id, status = self._run_job(level, fields, since, until, only)
             if status == JOB_COMPLETED:
                 return self._all_pages(f"{level} insights", self._edge(
                     job_id, "insights", AdsInsights, fields, {}), convert)
-            log.warning("%s: insights report job %s for %s..%s ended with %r (attempt %d of "
-                        "%d)", self.platform_account_id, job_id, since, until, status, attempt,
-                        attempts)
-        if since == until:
+            log.warning("%s: insights report job %s for %s..%s%s ended with %r (attempt %d "
+                        "of %d)", self.platform_account_id, job_id, since, until,
+                        _described(only), status, attempt, attempts)
+        if last_resort:
             raise MetaApiError(
-                f"Meta's insights report jobs for {self.platform_account_id} on {since} failed "
-                f"{attempts} times (last status {status!r})",
+                f"Meta's insights report jobs for {self.platform_account_id} on {since}"
+                f"{_described(only)} failed {attempts} times (last status {status!r})",
                 hint="Meta had trouble building the report (if its jobs only run long, raise "
                      "ADSENTINEL_SYNC_ASYNC_POLL_TIMEOUT); the next sync tries again")
-        middle = since + (until - since) / 2
         self.stats.split_jobs += 1
-        log.info("%s: splitting the insights of %s..%s into %s..%s and %s..%s",
-                 self.platform_account_id, since, until, since, middle,
-                 middle + timedelta(days=1), until)
-        return (self._insights_by_jobs(level, fields, since, middle, convert)
-                + self._insights_by_jobs(level, fields, middle + timedelta(days=1), until,
-                                         convert))
+        if since != until:
+            middle = since + (until - since) / 2
+            log.info("%s: splitting the insights of %s..%s into %s..%s and %s..%s",
+                     self.platform_account_id, since, until, since, middle,
+                     middle + timedelta(days=1), until)
+            return (self._insights_by_jobs(level, fields, since, middle, convert, campaign_ids,
+                                           only)
+                    + self._insights_by_jobs(level, fields, middle + timedelta(days=1), until,
+                                             convert, campaign_ids, only))
+        log.info("%s: splitting the insights of %s%s by campaign into %d jobs",
+                 self.platform_account_id, since, _described(only), len(parts))
+        return [row for part in parts for row in self._insights_by_jobs(
+            level, fields, since, until, convert, campaign_ids, part)]
 
-    def _run_job(self, level: str, fields: tuple[str, ...], since: date,
-                 until: date) -> tuple[str, str]:
+    def _run_job(self, level: str, fields: tuple[str, ...], since: date, until: date,
+                 only: CampaignFilter | None = None) -> tuple[str, str]:
         """Start a report job and wait for it: its id and how it ended."""
-        params = insight_params(level, since, until)
+        params = insight_params(level, since, until, only)
         job = self._retrying("an insights report job", lambda: self._account.get_insights(
             fields=list(fields), params=dict(params), is_async=True))
         if not job.get_id():
@@ -476,14 +492,44 @@ class MetaAccountClient:
         return scrub_secrets(text, self._secrets)
 
 
-def insight_params(level: str, since: date, until: date) -> dict[str, Any]:
+def insight_params(level: str, since: date, until: date,
+                   only: CampaignFilter | None = None) -> dict[str, Any]:
     """The query of a daily insights pull at ``level``: deleted and archived objects included,
-    attributed with each ad set's own attribution setting, as Ads Manager shows it."""
+    attributed with each ad set's own attribution setting, as Ads Manager shows it; ``only``
+    keeps some campaigns (``IN``) or leaves them out (``NOT_IN``)."""
+    filtering = [{"field": f"{level}.effective_status", "operator": "IN",
+                  "value": list(ALL_EFFECTIVE_STATUSES)}]
+    if only is not None:
+        filtering.append({"field": "campaign.id", "operator": only[0], "value": list(only[1])})
     return {"level": level, "time_increment": 1,
             "time_range": {"since": since.isoformat(), "until": until.isoformat()},
-            "filtering": [{"field": f"{level}.effective_status", "operator": "IN",
-                           "value": list(ALL_EFFECTIVE_STATUSES)}],
-            "use_unified_attribution_setting": True}
+            "filtering": filtering, "use_unified_attribution_setting": True}
+
+
+def _campaign_parts(campaign_ids: tuple[str, ...],
+                    only: CampaignFilter | None) -> list[CampaignFilter]:
+    """How a failing single-day job splits by campaign: all campaigns -> the two halves of the
+    listed ones and every other (unlisted: deleted, archived); a set of campaigns -> its halves;
+    a single campaign, or the unlisted rest -> no further."""
+    if only is None:
+        if not campaign_ids:
+            return []
+        half = (len(campaign_ids) + 1) // 2
+        halves = [ids for ids in (campaign_ids[:half], campaign_ids[half:]) if ids]
+        return [("IN", ids) for ids in halves] + [("NOT_IN", campaign_ids)]
+    operator, ids = only
+    if operator != "IN" or len(ids) < 2:
+        return []
+    half = len(ids) // 2
+    return [("IN", ids[:half]), ("IN", ids[half:])]
+
+
+def _described(only: CampaignFilter | None) -> str:
+    if only is None:
+        return ""
+    operator, ids = only
+    shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return f" ({'campaigns' if operator == 'IN' else 'campaigns other than'} {shown})"
 
 
 def _asks_for_less_data_code(code: int | None, subcode: int | None, message: str) -> bool:
