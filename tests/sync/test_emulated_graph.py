@@ -429,3 +429,12 @@ def test_a_single_day_job_that_fails_is_split_by_campaign(
     assert jobs == [[], [{"field": "campaign.id", "operator": "IN", "value": listed[:1]}],
                     [{"field": "campaign.id", "operator": "IN", "value": listed[1:]}],
                     [{"field": "campaign.id", "operator": "NOT_IN", "value": listed}]]
+
+
+def test_a_disabled_account_is_noted(emulator, world, session_factory, settings, account_id,
+                                     client_factory):
+    world.account_status = 2
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.status == "succeeded"
+    assert summary.notes == [("Meta reports the ad account as DISABLED: it delivers nothing "
+                              "until that is resolved in Ads Manager")]

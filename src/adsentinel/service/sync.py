@@ -592,6 +592,11 @@ def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[
     if since > today:
         raise ConfigError(f"--since {since} is after today ({today}) in the account's timezone "
                           f"{info.timezone}")
+    if info.account_status not in (None, 1, 201):  # 1 ACTIVE, 201 ANY_ACTIVE
+        status = ACCOUNT_STATUSES.get(info.account_status, str(info.account_status))
+        summary.notes.append(f"Meta reports the ad account as {status}: it delivers nothing "
+                             "until that is resolved in Ads Manager")
+        log.warning("account %r: %s", summary.account_name, summary.notes[-1])
     earliest = earliest_insights_day(today)
     if since < earliest:
         summary.notes.append(f"--since {since} is older than Meta keeps insights "
