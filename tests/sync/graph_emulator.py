@@ -499,8 +499,8 @@ def _campaign_filter(params: dict[str, str]) -> Callable[[str], bool]:
     for rule in json.loads(params.get("filtering", "[]")):
         if rule.get("field") == "campaign.id":
             ids = set(rule["value"])
-            return (lambda cid: cid in ids) if rule["operator"] == "IN" else \
-                (lambda cid: cid not in ids)
+            wanted = rule["operator"] == "IN"
+            return lambda cid, ids=ids: (cid in ids) == wanted
     return lambda _cid: True
 
 
