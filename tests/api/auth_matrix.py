@@ -65,7 +65,11 @@ API: dict[tuple[str, str], Api] = {
     ("POST", "/api/v1/accounts/{account_id}/detection"): Api(
         "/api/v1/accounts/{account}/detection", write=True),
     ("GET", "/api/v1/tasks/{task_id}"): Api("/api/v1/tasks/{task}"),
+    ("GET", "/api/v1/status"): Api("/api/v1/status", lists=True),
+    ("GET", "/health/ready"): Api("/health/ready", public=True),
 }
+#: token-scoped routes that answer another format than JSON (tests/ops/test_metrics.py)
+TEXT_ROUTES = {("GET", "/metrics"): "/metrics"}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from auth_matrix import (
     NO_VALID_TOKEN,
     PUBLIC,
     SESSION_DOORS,
+    TEXT_ROUTES,
     Api,
     Page,
     RecordingDispatcher,
@@ -89,14 +90,14 @@ def _call(client, route: tuple[str, str], api: Api, url: str, headers: dict):
 
 def test_the_matrix_has_an_entry_for_every_route_the_app_serves(db_settings, session_factory):
     app = create_app(db_settings, session_factory=session_factory)
-    declared = set(API) | set(DASHBOARD) | SESSION_DOORS | set(PUBLIC)
+    declared = set(API) | set(DASHBOARD) | SESSION_DOORS | set(PUBLIC) | set(TEXT_ROUTES)
     served = served_routes(app.routes)
     assert served == declared, (f"routes without a matrix entry: {sorted(served - declared)}; "
                                 f"entries of no route: {sorted(declared - served)}")
     operations = {(method.upper(), path) for path, item in app.openapi()["paths"].items()
                   for method in item}
     assert operations == set(API)  # the schema the fuzz tests read documents every JSON route
-    assert len(served) == 26
+    assert len(served) == 29
 
 
 # --- the JSON API ------------------------------------------------------------------------------

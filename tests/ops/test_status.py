@@ -49,15 +49,15 @@ def test_api_status_is_scoped_by_token(ops_api):
     everything = ops_api.get("/api/v1/status")
     assert everything.status_code == 200
     body = everything.json()
-    assert [a["name"] for a in body["accounts"]] == ["Loja Azul", "Loja Verde"]
+    assert [a["name"] for a in body["items"]] == ["Loja Azul", "Loja Verde"]
     assert body["needs_attention"] == ["Loja Azul", "Loja Verde"]
-    azul = body["accounts"][0]
+    azul = body["items"][0]
     assert azul["last_complete_day"] == LAST_DAY.isoformat()
     assert azul["models"] == {"trained": 4, "skipped": 2, "failed": 1}
     assert azul["last_sync"]["status"] == "succeeded"
 
     limited = ops_api.get("/api/v1/status", token="azul").json()
-    assert [a["name"] for a in limited["accounts"]] == ["Loja Azul"]
+    assert [a["name"] for a in limited["items"]] == ["Loja Azul"]
     assert ops_api.get("/api/v1/status", token=None).status_code == 401
 
 
