@@ -389,7 +389,8 @@ class MetaAccountClient:
                 raise SyncPayloadError(
                     f"Meta's response for {what} of {self.platform_account_id} is not a JSON "
                     f"object of the expected shape ({self._scrub(str(exc))})",
-                    hint="nothing of this sync was written; the next sync tries again") from None
+                    hint="nothing of this date range was written; the next sync tries "
+                         "again") from None
             attempt += 1
             self.stats.retries += 1
             self._usage = UsageReading()  # this wait already covers what the headers said
@@ -402,7 +403,8 @@ class MetaAccountClient:
                 f"Meta's response for {what} of {self.platform_account_id} is not a JSON "
                 f"object of the expected shape ({self._scrub(str(exc))}), "
                 f"{attempt + 1} times in a row",
-                hint="nothing of this sync was written; the next sync tries again") from None
+                hint="nothing of this date range was written; the next sync tries "
+                     "again") from None
         wait = self.options.backoff.delay(attempt, rng=self._rng)
         log.warning("%s: Meta's answer for %s was not the object expected; retrying in %.0f s",
                     self.platform_account_id, what, wait)
@@ -435,7 +437,7 @@ class MetaAccountClient:
                     f"{described}; Meta asks to wait {wait:.0f} s more, beyond this run's "
                     f"{self.options.max_throttle_wait_seconds:.0f} s allowance",
                     code=code, subcode=subcode,
-                    hint="nothing of this sync was written; the next scheduled sync resumes"
+                    hint="the date ranges already stored stay; the next scheduled sync resumes"
                 ) from None
             self._throttle_waited += wait
             log.warning("%s; throttled, waiting %.0f s (Meta's estimate %.0f s)", described,

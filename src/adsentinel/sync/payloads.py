@@ -256,8 +256,8 @@ def _problem(where: str, field: str, value: object, expected: str) -> SyncPayloa
         shown = shown[:77] + "..."
     return SyncPayloadError(f"Meta returned a malformed {where}: field {field!r} is {shown}, "
                             f"expected {expected}",
-                            hint="nothing of this sync was written; if it persists, report the "
-                                 "payload (see the log) as a Meta API change")
+                            hint="nothing of this date range was written; if it persists, "
+                                 "report the payload (see the log) as a Meta API change")
 
 
 def _require_object(data: object, where: str) -> None:
