@@ -143,3 +143,23 @@ def test_the_server_logs_json_lines_with_the_access_log_scrubbed(tmp_path):
     assert any("/api/v1/accounts?token=ads_*** HTTP/1.1\" 401" in r["message"] for r in access)
     assert any(r["logger"] == "uvicorn.error" for r in records)
     assert API_TOKEN not in text
+
+
+def test_the_embedded_scheduler_tags_each_job_and_account(captured, settings, tmp_path):
+    import threading
+
+    from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.worker.embedded import every, run_schedule, scheduled_jobs
+    from factories import small_account
+
+    factory = make_session_factory(open_database(settings))
+    account = small_account(factory)["account"]
+    jobs = scheduled_jobs(settings=settings, session_factory=factory, training=every(3600),
+                          detection=every(3600))
+    run_schedule(jobs[:2], stop=threading.Event(), run_first=True, max_runs=2)
+    records = lines(captured)
+    training = [r for r in records if r.get("task") == "adsentinel.training"]
+    assert training and {r.get("account") for r in training} >= {account}
+    assert len({r["run_id"] for r in training}) == 1
+    detection = [r for r in records if r.get("task") == "adsentinel.detection"]
+    assert detection and {r["run_id"] for r in detection}.isdisjoint({training[0]["run_id"]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
+from adsentinel.logging_setup import log_context
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,12 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
 
     def for_every_account(run: Callable[..., dict]) -> Callable[[], dict]:
         def run_all() -> dict:
-            return {account_id: _safely(lambda a=account_id: run(
+            results = {}
+            for account_id in jobs.active_account_ids(session_factory=session_factory):
+                with log_context(account=account_id):  # every log line says whose it is
+                    results[account_id] = _safely(lambda a=account_id: run(
                         session_factory=session_factory, settings=settings, account_id=a))
-                    for account_id in jobs.active_account_ids(session_factory=session_factory)}
+            return results
         return run_all
 
     train_all = for_every_account(jobs.run_training)
@@ -142,7 +147,8 @@ def run_schedule(jobs: list[Job], *, stop: threading.Event, run_first: bool = Fa
         if wait > 0 and stop.wait(wait):
             break
         log.info("running %s", job.name)
-        job.last_result = job.run()
+        with log_context(task=f"adsentinel.{job.name}", run_id=uuid.uuid4().hex):
+            job.last_result = job.run()
         job.runs += 1
         total += 1
         job.due = job.next_run(max(clock(), job.due))
