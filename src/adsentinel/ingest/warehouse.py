@@ -133,8 +133,14 @@ def source_rows(engine: Engine, *, source: str, query: str | None = None,
         return _stream(engine, query, {})
     if source == "fivetran":
         return _stream(engine, *fivetran_query(schema, action_types))
-    return ({**row, "leads": _actions_total(row.pop("actions", None), action_types)}
+    return (_with_leads_from_actions(row, action_types)
             for row in _stream(engine, airbyte_query(schema), {}))
+
+
+def _with_leads_from_actions(row: dict[str, Any], action_types: list[str]) -> dict[str, Any]:
+    """An Airbyte row with ``leads`` summed from its ``actions`` (and without them)."""
+    row["leads"] = _actions_total(row.pop("actions", None), action_types)
+    return row
 
 
 def _stream(engine: Engine, sql: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -293,7 +299,7 @@ def import_from_warehouse(*, engine: Engine, url: str, source: str, query: str |
         with engine.begin() as conn:
             for account_pid, account_rows in itertools.groupby(checked,
                                                                key=lambda r: r.account_id):
-                account_rows = _peekable(account_rows)
+                account_rows = _Peekable(account_rows)
                 first = account_rows.first
                 account_id, name = _account_for(conn, account_pid, first.account_name,
                                                 first.currency)
@@ -324,7 +330,7 @@ def _drain(rows: Iterator[InsightRow], limit: int = 100_000) -> None:
         pass
 
 
-class _peekable:
+class _Peekable:
     """An iterator whose first item can be looked at before it is consumed."""
 
     def __init__(self, items: Iterator[InsightRow]) -> None:
