@@ -134,14 +134,15 @@ def test_an_ads_delivery_collapse_is_news_even_when_its_ad_set_is_normal():
     assert rank(judge(ads), "a00", "impressions") >= SeverityLevel.MEDIUM.rank
 
 
-def test_common_factors_keep_clear_moves_within_the_market_band_only():
+def test_common_factors_keep_clear_moves_and_conversions_only_within_the_band():
     from adsentinel.detect.statistical import MetricTest
 
     tests = [MetricTest("cpm", "nb_rate", 14.0, 10.0, 0, 0, z=5.0),
              MetricTest("ctr", "nb_rate", 0.011, 0.01, 0, 0, z=1.0),
              MetricTest("cpl", "nb_rate", 100.0, 10.0, 0, 0, z=9.0),
+             MetricTest("spend", "robust_z+iqr", 250.0, 100.0, 0, 0, z=9.0),
              MetricTest("leads", "nb_rate_2d", 1.0, 10.0, 0, 0, z=-9.0)]
-    assert common_factors(tests) == {"cpm": 1.4}  # CPL x10 is no market move
+    assert common_factors(tests) == {"cpm": 1.4, "spend": 2.5}  # CPL x10 is no market move
 
 
 def test_parent_is_explained_only_when_little_is_left_and_few_ads_explain_it():
@@ -165,3 +166,65 @@ def test_three_days_without_leads_on_a_small_ad_is_evidence_one_day_is_not():
     pooled = worst(three_days, "a00", "conversion_rate")
     assert pooled is not None and pooled.severity.rank >= SeverityLevel.MEDIUM.rank
     assert "the last 3 days together" in pooled.message or "the last 4 days" in pooled.message
+
+
+def two_ad_set_campaign(seed=0, spends=(150.0, 150.0)):
+    """One campaign (CBO) > ad sets s1 (3 ads), s2 (3 ads), each ad at ``spends`` a day."""
+    ads = {}
+    for adset, spend in zip(("s1", "s2"), spends):
+        for a in range(3):
+            ads[(adset, f"{adset}a{a}")] = ad_history(seed=seed + len(ads), spend=spend)
+    frames, levels, parents, ids = {}, {}, {}, {}
+    for (adset, ad), frame in ads.items():
+        key = ("ad", ad)
+        frames[key], levels[key], parents[key], ids[key] = frame, "ad", ("adset", adset), ad
+    for adset in ("s1", "s2"):
+        members = [f for (s, _a), f in ads.items() if s == adset]
+        frames[("adset", adset)] = _sum(members)
+        levels[("adset", adset)], parents[("adset", adset)] = "adset", ("campaign", "c")
+        ids[("adset", adset)] = adset
+    frames[("campaign", "c")] = _sum(list(ads.values()))
+    levels[("campaign", "c")], parents[("campaign", "c")], ids[("campaign", "c")] = (
+        "campaign", None, "c")
+    return AccountTree(frames, levels, parents, ids, {})
+
+
+def _sum(members):
+    total = members[0].copy()
+    for other in members[1:]:
+        total[list(COUNT_COLUMNS)] = total[list(COUNT_COLUMNS)].add(other[list(COUNT_COLUMNS)])
+    return total
+
+
+def _scale_day(tree, keys, factor):
+    for key in keys:
+        hit(tree.frames[key], spend=factor, impressions=factor, clicks=factor, leads=factor,
+            reach=factor)
+
+
+def test_an_ad_sets_volume_moving_while_its_campaign_is_normal_is_budget_shifting():
+    tree = two_ad_set_campaign(spends=(300.0, 60.0))
+    s1 = [k for k in tree.frames if k[0] == "ad" and k[1].startswith("s1")]
+    s2 = [k for k in tree.frames if k[0] == "ad" and k[1].startswith("s2")]
+    _scale_day(tree, s1 + [("adset", "s1")], 0.7)  # the platform moved 30 % of s1's spend to s2
+    _scale_day(tree, s2 + [("adset", "s2")], 2.5)
+    found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
+    alone = AnomalyDetector().detect_anomalies(tree.frames[("adset", "s2")], "adset", "s2",
+                                               analysis_date=DAY.date())
+    assert max((a.severity.rank for a in alone if a.metric == "spend"), default=-1) >= 1
+    shifted = worst(found, "s2", "spend")
+    assert shifted.severity.rank < SeverityLevel.MEDIUM.rank
+    assert "budget moving between siblings" in shifted.message
+
+
+def test_an_ads_spend_rising_with_its_ad_sets_budget_edit_is_the_ad_sets_move():
+    tree = two_ad_set_campaign()
+    _scale_day(tree, [("ad", "s1a0")], 2.5)  # the ad set's budget x2, this ad took more of it
+    _scale_day(tree, [("ad", "s1a1"), ("ad", "s1a2")], 1.75)
+    s1 = tree.frames[("adset", "s1")]
+    s1[list(COUNT_COLUMNS)] = _sum([tree.frames[("ad", f"s1a{i}")] for i in range(3)])[
+        list(COUNT_COLUMNS)]
+    found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
+    ad = worst(found, "s1a0", "spend")
+    assert ad is None or ad.severity.rank < SeverityLevel.MEDIUM.rank
+    assert ad is None or "its ad set's spend is up too" in ad.message

@@ -8,7 +8,9 @@ measured is what runs.
 Steps, in order:
 
 1. the rest of the account's move on the day, per campaign (:mod:`~adsentinel.detect.common_move`);
-2. each ad's budget holder (its ad set): did its spend move (budget shifting between siblings)?
+2. each ad's and ad set's budget holder (its ad set; its campaign, which holds the budget under
+   campaign budget optimisation): did its volume move, or is this budget shifting between
+   siblings?
 3. every judged entity through :meth:`AnomalyDetector.detect_anomalies`, with its campaign's
    common move;
 4. parents whose move their ads explain are at most low
@@ -44,6 +46,8 @@ from adsentinel.detect.hierarchy_rules import (
 from adsentinel.detect.statistical import FREQUENCY_DEFINITION, RATE_DEFINITIONS
 
 Key = Hashable
+#: The parent that may hold the budget an entity shares with its siblings, by level.
+HOLDER_LEVEL = {"ad": "ad set", "adset": "campaign"}
 
 
 @dataclass(frozen=True)
@@ -111,11 +115,11 @@ def judge_account_day(
             moves[campaign] = detector.common_move_on(tree.rest_of_account.get(campaign), day,
                                                       hour)
         budget_state = None
-        holder = tree.parents.get(key) if tree.levels[key] == "ad" else None
+        holder = tree.parents.get(key) if tree.levels[key] in HOLDER_LEVEL else None
         if holder is not None and holder in tree.frames:
             if (holder, hour) not in budgets:
-                budgets[(holder, hour)] = detector.parent_budget(tree.frames[holder], day, hour,
-                                                                 currency)
+                budgets[(holder, hour)] = detector.parent_budget(
+                    tree.frames[holder], day, hour, currency, HOLDER_LEVEL[tree.levels[key]])
             budget_state = budgets[(holder, hour)]
         model = models.get(key)
         found[key] = detector.detect_anomalies(

@@ -22,7 +22,7 @@ Pure: DataFrames and arrays in, dataclasses out. The parameters default to the v
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date as Date
 from typing import Any, Protocol
 
@@ -314,11 +314,13 @@ class AnomalyDetector:
 
     def parent_budget(
         self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None,
-        currency: str = "USD",
+        currency: str = "USD", level: str = "ad set",
     ) -> ParentBudget:
-        """What a budget-holding parent's (an ad set's) spend and delivery did on ``day``."""
-        return self._parent_budget(parent, pd.Timestamp(day), self.day_fraction(as_of_hour),
-                                   currency)
+        """What a budget-holding parent's (an ad's ad set, an ad set's campaign) spend and
+        delivery did on ``day``; ``level`` names it in messages."""
+        state = self._parent_budget(parent, pd.Timestamp(day), self.day_fraction(as_of_hour),
+                                    currency)
+        return replace(state, level=level)
 
     # --- statistical part ---------------------------------------------------------------------
 
@@ -345,9 +347,7 @@ class AnomalyDetector:
         own = self._metric_anomalies(tests, context, ParentBudget())
         return ParentBudget(
             volume_normal=bool(volume) and all(abs(t.z) < self.z_threshold for t in volume),
-            spend_anomaly_up=any(
-                a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1 for a in own
-            ),
+            spend_anomaly_up=any(a.metric == "spend" and a.direction == "up" for a in own),
         )
 
     def _metric_anomalies(
@@ -359,6 +359,7 @@ class AnomalyDetector:
             flagged=frozenset(t.metric for t in tests if abs(t.z) >= self.z_threshold),
             parent_volume_normal=parent.volume_normal,
             parent_spend_anomaly_up=parent.spend_anomaly_up,
+            parent_level=parent.level,
             partial=ctx.partial,
             day_fraction=ctx.day_fraction,
             frequency_ideal=self.frequency_ideal,
@@ -557,15 +558,19 @@ def _is_prepared(df: pd.DataFrame) -> bool:
 
 @dataclass(frozen=True)
 class ParentBudget:
-    """What an ad's budget holder (its ad set) did on the judged day (all false: unknown).
+    """What a budget holder (an ad's ad set, an ad set's campaign) did on the judged day
+    (all false: unknown).
 
-    ``volume_normal``: its spend and impressions are within their normal range (an ad's volume
-    move is then budget shifting between siblings). ``spend_anomaly_up``: its own spend is up
-    enough to be an anomaly of at least medium severity (the ad's spend rise is part of it).
+    ``volume_normal``: its spend and impressions are within their normal range (a child's volume
+    move is then budget shifting between siblings). ``spend_anomaly_up``: its own spend rose
+    beyond the threshold, whatever the severity (a budget edit at the holder is reported there
+    as low; a typo there as an incident): the child's spend rise is part of it. ``level`` names
+    the holder in messages.
     """
 
     volume_normal: bool = False
     spend_anomaly_up: bool = False
+    level: str = "ad set"
 
 
 

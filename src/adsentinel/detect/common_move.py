@@ -9,10 +9,13 @@ Two guards keep real incidents visible:
 
 * only a move that is itself clear evidence (``|z| >=`` :data:`COMMON_MOVE_Z` on the rest of the
   account) counts; a quiet day leaves every factor at 1 (no noise is added);
-* only a move within :data:`MARKET_BAND` (x0.5 to x2) is a market's: markets move prices and
-  demand by tens of percent, they do not zero conversions. A move beyond the band (a site
-  outage that zeroes every conversion of the account) explains nothing, and each campaign is
-  judged as if the rest were quiet, so it is still reported where it happens.
+* conversions (leads, conversion rate, CPL) follow the rest of the account only within
+  :data:`CONVERSION_BAND` (x0.5 to x2): markets move demand by tens of percent, they do not
+  zero conversions. A collapse beyond the band (a site outage that zeroes every conversion of
+  the account) explains nothing, and each campaign is judged as if the rest were quiet, so it
+  is still reported where it happens. Prices and delivery (CPM, CPC, CTR, spend, impressions)
+  follow the rest of the account however far it moved: an auction-wide doubling of CPM is the
+  market's, not each ad's.
 
 The rest of the account excludes the judged entity's own campaign, so that a campaign's own
 incident cannot explain itself away, however large the campaign; and it needs at least
@@ -33,13 +36,15 @@ from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.detect.statistical import MetricTest, pooled_days
 
 COMMON_MOVE_Z = 2.0
-MARKET_BAND = (0.5, 2.0)
+CONVERSION_BAND = (0.5, 2.0)
+CONVERSION_METRICS = frozenset({"leads", "conversion_rate", "cpl"})
 MIN_OTHER_CAMPAIGNS = 2
 
 
 def common_factors(tests: Iterable[MetricTest], *, min_z: float = COMMON_MOVE_Z,
-                   band: tuple[float, float] = MARKET_BAND) -> dict[str, float]:
-    """Per metric, the actual/expected ratio of the tests that moved clearly, within ``band``."""
+                   band: tuple[float, float] = CONVERSION_BAND) -> dict[str, float]:
+    """Per metric, the actual/expected ratio of the tests that moved clearly (conversion
+    metrics only within ``band``)."""
     factors: dict[str, float] = {}
     for test in tests:
         if abs(test.z) < min_z or not (np.isfinite(test.actual) and test.expected > 0):
@@ -47,7 +52,7 @@ def common_factors(tests: Iterable[MetricTest], *, min_z: float = COMMON_MOVE_Z,
         if pooled_days(test.detector) > 1:
             continue  # a pool of several days says nothing about today alone
         ratio = float(test.actual / test.expected)
-        if band[0] <= ratio <= band[1]:
+        if test.metric not in CONVERSION_METRICS or band[0] <= ratio <= band[1]:
             factors[test.metric] = ratio
     return factors
 

@@ -39,6 +39,7 @@ class DayFacts:
     flagged: frozenset[str]
     parent_volume_normal: bool = False
     parent_spend_anomaly_up: bool = False
+    parent_level: str = "ad set"
     partial: bool = False
     day_fraction: float = 1.0
     frequency_ideal: float = 3.0
@@ -90,15 +91,18 @@ def harmless_direction(test: MetricTest, facts: DayFacts) -> Verdict | None:
 
 
 def ad_set_carries_spend(test: MetricTest, facts: DayFacts) -> Verdict | None:
-    """An ad's spend up while its ad set's own spend is an anomaly: the ad set's incident."""
+    """Spend up while the budget holder's own spend is an anomaly: the holder's incident."""
     if test.metric == "spend" and facts.parent_spend_anomaly_up:
-        return Verdict(cap=LOW_CAP, note="its ad set's spend is up too: the incident is the ad set's")
+        level = facts.parent_level
+        return Verdict(cap=LOW_CAP,
+                       note=f"its {level}'s spend is up too: the incident is the {level}'s")
     return None
 
 
 def sibling_budget_shift(test: MetricTest, facts: DayFacts) -> Verdict | None:
-    """An ad's volume moving while its ad set is normal and efficiency unchanged is budget moving
-    between siblings, unless its delivery collapsed below :data:`BUDGET_CHANGE_BAND` (rejected,
+    """Volume moving while the budget holder (an ad's ad set; an ad set's campaign, which holds
+    the budget under campaign budget optimisation) is normal and efficiency unchanged is budget
+    moving between siblings, unless its delivery collapsed below :data:`BUDGET_CHANGE_BAND` (rejected,
     billing, audience exhausted: its own news). A rise is never a collapse."""
     if (test.metric in ("spend", "impressions") and not facts.harmful_efficiency
             and facts.parent_volume_normal and not collapsed(test)):
