@@ -1,10 +1,10 @@
 """The Python API for notebooks: :func:`detect_frame`, a DataFrame of daily insights in and a
 DataFrame of anomalies out, with no database, model store or settings file.
 
-It is ``adsentinel backtest`` without the CSV file: the same frame preparation
-(:func:`~adsentinel.service.evaluation.entity_frames`, ``hierarchy_of``, ``budget_parents_of``)
-and the same walk (:func:`~adsentinel.service.evaluation.walk_forward_parallel`), so each day is
-judged with the days before it only, exactly as production would have judged it that day.
+It is ``adsentinel backtest`` without the CSV file: the same walk
+(:func:`~adsentinel.service.evaluation.walk_accounts`, which judges each account's day through
+production's :func:`~adsentinel.detect.account_day.judge_account_day`), so each day is judged
+with the days before it only, exactly as production would have judged it that day.
 """
 
 from __future__ import annotations
@@ -59,12 +59,7 @@ def detect_frame(insights: pd.DataFrame, *, start: date | str | None = None,
         A column is missing, a count is not a non-negative number, a date cannot be read, an
         ad appears twice on one day or under two ad sets; the message says which and where.
     """
-    from adsentinel.service.evaluation import (
-        budget_parents_of,
-        entity_frames,
-        hierarchy_of,
-        walk_forward_parallel,
-    )
+    from adsentinel.service.evaluation import walk_accounts
 
     if retrain_every is not None and retrain_every < 1:
         raise ValueError(f"retrain_every must be >= 1 or None, got {retrain_every!r}")
@@ -76,11 +71,9 @@ def detect_frame(insights: pd.DataFrame, *, start: date | str | None = None,
         rows = rows[rows["date"] <= pd.Timestamp(last)]
     if rows.empty:
         return pd.DataFrame(columns=ANOMALY_COLUMNS)
-    frames = entity_frames(rows)
-    found = walk_forward_parallel(
-        frames, "adsentinel", workers, budget_parents_of(frames, hierarchy_of(rows)),
-        retrain_every=retrain_every, min_samples=min_samples, history_days=history_days,
-        first_day=None if first is None else pd.Timestamp(first))
+    found = walk_accounts(rows, workers=workers, retrain_every=retrain_every,
+                          min_samples=min_samples, history_days=history_days,
+                          first_day=None if first is None else pd.Timestamp(first))
     return found[ANOMALY_COLUMNS].sort_values(
         ["date", "account_id", "entity_type", "entity_id", "metric"]).reset_index(drop=True)
 

@@ -57,6 +57,7 @@ def test_a_parents_alarm_counts_once_for_each_of_its_delivering_ads():
     # the ad's alarm is shown under its campaign's: 3 incident alerts, 2 of them true
     assert (counts.incident_alerts, counts.true_incident_alerts) == (3, 2)
     assert summary["recall"] == 1.0 and counts.delays == [0]
+    assert summary["recall_in_window"] == 1.0
     assert counts.false_by_metric == {"ctr": 1}  # only a4 on day 7 touches no incident
 
 
@@ -66,6 +67,7 @@ def test_recall_needs_an_alarm_by_the_second_day_and_is_also_given_on_detectable
     counts = score_run(late, labels(), hierarchy, first_day=START,
                        last_day=START + timedelta(days=9), detectable={"i1": True})
     assert counts.summary()["recall"] == 0.0
+    assert counts.summary()["recall_in_window"] == 1.0  # found, but on its third day
     assert counts.summary()["recall_detectable"] == 0.0
     assert counts.missed == ["i1 ctr_collapse ad x0.3"]
     early = alarms(("adset", "s1", 4, "medium"))

@@ -52,3 +52,34 @@ def test_bad_file_is_refused_with_its_location(tmp_path):
                    "reach\n2026-10-01,act_1,c,s,a,x,1,0,0,1\n")
     with pytest.raises(InputFileError, match="bad.csv:2 column 'spend'"):
         backtest_csv(bad, start=date(2026, 10, 1), end=date(2026, 10, 2))
+
+
+def _backtest_cli(full, out, tmp_path, **env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    console = str(Path(sys.executable).with_name("adsentinel"))
+    done = subprocess.run(
+        [console, "backtest", "--input", str(full), "--start", "2026-10-20", "--end",
+         "2026-10-31", "--output", str(out), "--retrain-every", "7"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "ADSENTINEL_DATA_DIR": str(tmp_path / "data"), **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout, pd.read_json(out, lines=True) if out.stat().st_size else pd.DataFrame(
+        columns=["detector", "score"])
+
+
+@pytest.mark.slow
+def test_backtest_follows_the_settings_and_says_which(dataset_files, tmp_path):
+    full, _ = dataset_files
+    said, default = _backtest_cli(full, tmp_path / "a.jsonl", tmp_path)
+    assert "settings: z threshold 3, IQR x1.5" in said and "forest on" in said
+    said, strict = _backtest_cli(full, tmp_path / "b.jsonl", tmp_path,
+                                 ADSENTINEL_USE_ISOLATION_FOREST="false",
+                                 ADSENTINEL_ANOMALY_Z_THRESHOLD="6")
+    assert "settings: z threshold 6" in said and "forest off" in said
+    assert default["detector"].str.contains("isolation_forest").any()
+    assert not strict["detector"].str.contains("isolation_forest").any()
+    assert len(strict) < len(default)

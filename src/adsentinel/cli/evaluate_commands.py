@@ -34,6 +34,7 @@ def backtest(
         "--retrain-every", min=1, help="Refit the per-entity forests every N days (production: 1).")] = 1,
 ) -> None:
     """Judge every day from --start to --end with only the days before it, as production would."""
+    from adsentinel.service.detection import detector_from_settings
     from adsentinel.service.evaluation import backtest_csv
 
     settings = get_settings()
@@ -41,9 +42,12 @@ def backtest(
     if last < first:
         raise AdsentinelError(f"--end ({last}) is before --start ({first})")
     started = time.perf_counter()
-    found = backtest_csv(input_csv, start=first, end=last, retrain_every=retrain_every,
+    detector = detector_from_settings(settings)
+    console.print(settings_line(detector, settings, retrain_every), style="dim", highlight=False)
+    found = backtest_csv(input_csv, start=first, end=last,
+                         retrain_every=retrain_every if detector.use_isolation_forest else None,
                          min_samples=settings.isolation_forest_min_samples,
-                         history_days=settings.isolation_forest_history_days)
+                         history_days=settings.isolation_forest_history_days, detector=detector)
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     with temporary.open("w", encoding="utf-8") as handle:
@@ -59,6 +63,15 @@ def backtest(
                   highlight=False)
 
 
+def settings_line(detector, settings, retrain_every: int) -> str:
+    """The settings a walk runs with, in one line (printed before its results)."""
+    forest = (f"on (min {settings.isolation_forest_min_samples} days, refit every "
+              f"{retrain_every})" if detector.use_isolation_forest else "off")
+    return (f"settings: z threshold {detector.z_threshold:g}, IQR x{detector.iqr_multiplier:g}, "
+            f"min history {detector.min_history_days} days, forest {forest}, frequency ideal "
+            f"{detector.frequency_ideal:g}")
+
+
 README_START = "<!-- evaluation:start (written by adsentinel evaluate --readme) -->"
 README_END = "<!-- evaluation:end -->"
 
@@ -72,6 +85,7 @@ def evaluate(
     ablation: Annotated[bool, typer.Option("--ablation/--no-ablation", help="Also run without the forest.")] = True,
     retrain_every: Annotated[int, typer.Option("--retrain-every", min=1, help="Refit forests every N days.")] = 7,
     readme: Annotated[Path | None, typer.Option(help="Rewrite the evaluation table in this README.")] = None,
+    size: Annotated[str, typer.Option(help="evaluation (the README's figures) or demo (a quick look).")] = "evaluation",
 ) -> None:
     """Judge the detector on the labelled worlds (see README, Evaluation): recall per kind and on
     what an oracle could detect, precision per level per ad-day, false alarms per ad-month,
@@ -82,32 +96,33 @@ def evaluate(
 
     settings = get_settings()
     if min_severity not in ("low", "medium", "high", "critical"):
-        raise AdsentinelError(f"--min-severity must be low, medium, high or critical, "
-                              f"got {min_severity!r}")
+        raise typer.BadParameter(f"must be low, medium, high or critical, got {min_severity!r}",
+                                 param_hint="--min-severity")
     worlds = WORLDS if world == "both" else (world,)
     if any(w not in WORLDS for w in worlds):
-        raise AdsentinelError(f"--world must be lab, field or both, got {world!r}")
+        raise typer.BadParameter(f"must be lab, field or both, got {world!r}", param_hint="--world")
     try:
         chosen_seeds = tuple(int(s) for s in seeds.split(",") if s.strip())
     except ValueError:
-        raise AdsentinelError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+        raise typer.BadParameter(f"expected comma-separated integers, got {seeds!r}",
+                                 param_hint="--seeds") from None
     if not chosen_seeds or min(chosen_seeds) < 0:
-        raise AdsentinelError(f"--seeds: expected non-negative integers, got {seeds!r}")
+        raise typer.BadParameter(f"expected non-negative integers, got {seeds!r}",
+                                 param_hint="--seeds")
+    if size not in ("evaluation", "demo"):
+        raise typer.BadParameter(f"must be evaluation or demo, got {size!r}", param_hint="--size")
     engines = ("adsentinel",) + (("adsentinel, no forest",) if ablation else ()) + (
         ("naive",) if naive else ())
     detector = detector_from_settings(settings)
-    console.print(
-        f"settings: z threshold {detector.z_threshold:g}, IQR x{detector.iqr_multiplier:g}, "
-        f"min history {detector.min_history_days} days, forest "
-        f"{'on' if detector.use_isolation_forest else 'off'} (min {settings.isolation_forest_min_samples} "
-        f"days, refit every {retrain_every}), frequency ideal {detector.frequency_ideal:g}",
-        style="dim", highlight=False)
+    console.print(settings_line(detector, settings, retrain_every), style="dim", highlight=False)
+    console.print(f"worlds: {', '.join(worlds)}; seeds: {', '.join(map(str, chosen_seeds))}; "
+                  f"engines: {'; '.join(engines)}", style="dim", highlight=False)
     started = time.perf_counter()
     scores = evaluate_worlds(
         engine_walk(detector, retrain_every=retrain_every,
                     min_samples=settings.isolation_forest_min_samples,
                     history_days=settings.isolation_forest_history_days),
-        worlds=worlds, seeds=chosen_seeds, engines=engines, min_severity=min_severity,
+        worlds=worlds, seeds=chosen_seeds, engines=engines, min_severity=min_severity, size=size,
         progress=lambda step: console.print(f"  {step}", style="dim", highlight=False))
     frame = scores.table()
     table = Table(title=f"labelled worlds, seeds {seeds}, severity >= {min_severity}")
@@ -119,6 +134,9 @@ def evaluate(
     console.print(table)
     console.print(f"{time.perf_counter() - started:.0f} s", style="dim")
     if readme is not None:
+        if size != "evaluation":
+            raise typer.BadParameter("takes the figures of --size evaluation only",
+                                     param_hint="--readme")
         _write_readme_table(readme, frame, seeds=chosen_seeds, min_severity=min_severity,
                             retrain_every=retrain_every)
         console.print(f"evaluation table written to {readme}")

@@ -15,7 +15,8 @@ yesterday-and-today pooling).
   alarming ancestor the same day, each counted once, true when it touches a labelled ad-day;
 * **recall**: an incident is detected when an alarm on its entity, an ancestor or a descendant
   falls on its first or second day; also given per kind, and on the incidents an oracle could
-  detect (:mod:`adsentinel.evaluation.oracle`);
+  detect (:mod:`adsentinel.evaluation.oracle`); ``recall_in_window`` counts an alarm on any day
+  of the incident (or the day after), for slow incidents such as a joint drift;
 * **median days to detect**: first related alarm minus start, over detected incidents.
 
 Counts are kept (:class:`AlarmCounts`) so that several seeds and worlds pool by adding them.
@@ -52,6 +53,7 @@ class AlarmCounts:
     incident_alerts: int = 0
     true_incident_alerts: int = 0
     delivering_ad_days: int = 0
+    found_in_window: dict[str, int] = field(default_factory=dict)  # kind -> found by end + 1
     false_by_metric: dict[str, int] = field(default_factory=dict)  # worst metric of false alarms
     entity_days: dict[str, int] = field(default_factory=dict)  # level -> delivering entity-days
     delays: list[int] = field(default_factory=list)
@@ -84,6 +86,7 @@ class AlarmCounts:
         row: dict[str, float | int | None] = {
             "incidents": self.incidents,
             "recall": _ratio(self.detected, self.incidents),
+            "recall_in_window": _ratio(sum(self.found_in_window.values()), self.incidents),
             "detectable_incidents": self.detectable,
             "recall_detectable": _ratio(self.detectable_detected, self.detectable),
             "precision": _ratio(true, alarmed),
@@ -103,6 +106,7 @@ class AlarmCounts:
         for kind, (n, found, visible, visible_found) in sorted(self.by_kind.items()):
             row[f"recall_{kind}"] = _ratio(found, n)
             row[f"recall_detectable_{kind}"] = _ratio(visible_found, visible)
+            row[f"recall_in_window_{kind}"] = _ratio(self.found_in_window.get(kind, 0), n)
         return row
 
 
@@ -267,6 +271,7 @@ def _score_recall(counts: AlarmCounts, alarms: set[tuple], labels: pd.DataFrame,
         counts.detectable_detected += found and visible
         if hits:
             counts.delays.append((min(hits) - start).days)
+            counts.found_in_window[kind] = counts.found_in_window.get(kind, 0) + 1
         if not found:
             counts.missed.append(f"{label.incident_id} {kind} {label.entity_type} "
                                  f"x{label.magnitude}{'' if visible else ' (below the noise)'}")

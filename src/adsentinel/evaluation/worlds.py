@@ -45,16 +45,22 @@ class WorldScores:
                              for (world, engine), counts in self.counts.items()})
 
 
-def world_dataset(world: str, seed: int):
-    """The labelled dataset of ``world`` for ``seed`` (insights, labels, events)."""
+SIZES = ("evaluation", "demo")
+
+
+def world_dataset(world: str, seed: int, size: str = "evaluation"):
+    """The labelled dataset of ``world`` for ``seed`` (insights, labels, events); ``demo`` is a
+    small one for a quick look, ``evaluation`` the one the README's figures come from."""
+    if size not in SIZES:
+        raise ValueError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
     if world == "lab":
         from adsentinel.ingest.synthetic import generate_dataset, preset_config
 
-        return generate_dataset(preset_config("evaluation", seed=seed))
+        return generate_dataset(preset_config(size, seed=seed))
     if world == "field":
         from adsentinel.evaluation.field_world import field_world_config, generate_field_world
 
-        return generate_field_world(field_world_config(seed))
+        return generate_field_world(field_world_config(seed, size=size))
     raise ValueError(f"unknown world {world!r}; choose from {', '.join(WORLDS)}")
 
 
@@ -69,6 +75,7 @@ def evaluate_worlds(
     seeds: Iterable[int] = DEFAULT_SEEDS,
     engines: Iterable[str] = ENGINES,
     min_severity: str = "medium",
+    size: str = "evaluation",
     progress: Callable[[str], None] | None = None,
 ) -> WorldScores:
     """Walk every engine over every world and seed, and pool the scored counts.
@@ -81,7 +88,7 @@ def evaluate_worlds(
     for world in worlds:
         started = time.perf_counter()
         for seed in scores.seeds:
-            dataset = world_dataset(world, seed)
+            dataset = world_dataset(world, seed, size)
             insights = dataset.insights
             dates = pd.to_datetime(insights["date"]).dt.date
             last_day = dates.max()

@@ -515,17 +515,20 @@ def backtest_csv(
     *,
     start: date,
     end: date,
-    retrain_every: int = 1,
+    retrain_every: int | None = 1,
     min_samples: int = 50,
     history_days: int = 90,
     workers: int | None = None,
+    detector: AnomalyDetector | None = None,
 ) -> pd.DataFrame:
     """Walk forward over an insights CSV (the import format) from ``start`` to ``end``.
 
     The file is first imported into a throw-away embedded store, so it gets the importer's
     checks (a bad line is an :class:`~adsentinel.errors.InputFileError` naming file, line and
-    column). Each day is judged with the days before it only; per-entity forests are refitted
-    every ``retrain_every`` days, as production retrains daily.
+    column). Each day is judged with the days before it only, through the same account-level
+    code as production (:func:`walk_accounts`) and with ``detector`` (default: the default
+    settings; the CLI passes the configured one); per-entity forests are refitted every
+    ``retrain_every`` days, as production retrains daily.
 
     Returns one row per anomaly: ``account_id, entity_type, entity_id, date, metric, detector,
     severity, score, actual, expected, message``.
@@ -539,8 +542,8 @@ def backtest_csv(
 
     if end < start:
         raise ValueError(f"end ({end}) is before start ({start})")
-    if retrain_every < 1:
-        raise ValueError(f"retrain_every must be >= 1, got {retrain_every!r}")
+    if retrain_every is not None and retrain_every < 1:
+        raise ValueError(f"retrain_every must be >= 1 or None, got {retrain_every!r}")
     with tempfile.TemporaryDirectory(prefix="adsentinel-backtest-") as folder:
         engine = open_database(load_settings(data_dir=Path(folder)))
         try:
@@ -558,15 +561,10 @@ def backtest_csv(
                     conn, params={"end": end.isoformat()})
         finally:
             engine.dispose()
-    if insights.empty:
-        return walk_forward({}, adsentinel_engine())
     insights["date"] = pd.to_datetime(insights["date"])
-    frames = entity_frames(insights)
-    parents = hierarchy_of(insights)
-    found = walk_forward_parallel(
-        frames, "adsentinel", workers, budget_parents_of(frames, parents),
-        retrain_every=retrain_every, min_samples=min_samples, history_days=history_days,
-        first_day=pd.Timestamp(start))
+    found = walk_accounts(insights, detector, workers=workers, retrain_every=retrain_every,
+                          min_samples=min_samples, history_days=history_days,
+                          first_day=pd.Timestamp(start))
     columns = ["account_id", "entity_type", "entity_id", "date", "metric", "detector",
                "severity", "score", "actual", "expected", "message"]
     return found[columns].sort_values(["date", "account_id", "entity_type", "entity_id",
@@ -643,7 +641,7 @@ def walk_accounts(insights: pd.DataFrame, detector: AnomalyDetector | None = Non
                   workers: int | None = None, **options) -> pd.DataFrame:
     """:func:`walk_account` over every account of ``insights``, accounts spread over processes."""
     detector = detector or AnomalyDetector()
-    trees = list(account_trees(insights).values())
+    trees = list(account_trees(insights).values()) if not insights.empty else []
     workers = min(workers or os.cpu_count() or 1, max(len(trees), 1))
     jobs = [(tree, detector, options) for tree in trees]
     if workers == 1 or len(jobs) == 1:
