@@ -227,4 +227,4 @@ def test_an_ads_spend_rising_with_its_ad_sets_budget_edit_is_the_ad_sets_move():
     found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
     ad = worst(found, "s1a0", "spend")
     assert ad is None or ad.severity.rank < SeverityLevel.MEDIUM.rank
-    assert ad is None or "its ad set's spend is up too" in ad.message
+    assert ad is None or "its ad set's spend rose" in ad.message

@@ -347,7 +347,11 @@ class AnomalyDetector:
         own = self._metric_anomalies(tests, context, ParentBudget())
         return ParentBudget(
             volume_normal=bool(volume) and all(abs(t.z) < self.z_threshold for t in volume),
-            spend_anomaly_up=any(a.metric == "spend" and a.direction == "up" for a in own),
+            spend_anomaly_up=any(
+                a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1 for a in own
+            ),
+            spend_ratio=next((t.actual / t.expected for t in volume if t.metric == "spend"
+                              and t.z >= self.z_threshold and t.expected > 0), 1.0),
         )
 
     def _metric_anomalies(
@@ -360,6 +364,7 @@ class AnomalyDetector:
             parent_volume_normal=parent.volume_normal,
             parent_spend_anomaly_up=parent.spend_anomaly_up,
             parent_level=parent.level,
+            parent_spend_ratio=parent.spend_ratio,
             partial=ctx.partial,
             day_fraction=ctx.day_fraction,
             frequency_ideal=self.frequency_ideal,
@@ -562,14 +567,15 @@ class ParentBudget:
     (all false: unknown).
 
     ``volume_normal``: its spend and impressions are within their normal range (a child's volume
-    move is then budget shifting between siblings). ``spend_anomaly_up``: its own spend rose
-    beyond the threshold, whatever the severity (a budget edit at the holder is reported there
-    as low; a typo there as an incident): the child's spend rise is part of it. ``level`` names
-    the holder in messages.
+    move is then budget shifting between siblings). ``spend_anomaly_up``: its own spend is up
+    enough to be an anomaly of at least medium severity (the child's spend rise is part of it).
+    ``spend_ratio``: its spend over expected when it rose beyond the threshold (1 otherwise): a
+    budget edit there scales its children's spend too. ``level`` names the holder in messages.
     """
 
     volume_normal: bool = False
     spend_anomaly_up: bool = False
+    spend_ratio: float = 1.0
     level: str = "ad set"
 
 

@@ -27,6 +27,10 @@ from adsentinel.detect.statistical import MetricTest
 #: deliberate budget change (or budget shifting between sibling ads): at most *low*. Outside it
 #: (spend above 2.25x: a typo; delivery below 35 %: a stall) the volume move is reported.
 BUDGET_CHANGE_BAND = (0.35, 2.25)
+#: How far a child's share of its budget holder's spend moves in a day at most, as a ratio:
+#: a child whose spend rose no more than this beyond its holder's rise is taking its share of
+#: the holder's budget edit.
+SHARE_DRIFT = 1.5
 EFFICIENCY_METRICS = ("cpm", "cpc", "ctr", "cpl")
 VOLUME_METRICS = ("spend", "impressions", "leads")
 
@@ -40,6 +44,7 @@ class DayFacts:
     parent_volume_normal: bool = False
     parent_spend_anomaly_up: bool = False
     parent_level: str = "ad set"
+    parent_spend_ratio: float = 1.0
     partial: bool = False
     day_fraction: float = 1.0
     frequency_ideal: float = 3.0
@@ -96,6 +101,18 @@ def ad_set_carries_spend(test: MetricTest, facts: DayFacts) -> Verdict | None:
         level = facts.parent_level
         return Verdict(cap=LOW_CAP,
                        note=f"its {level}'s spend is up too: the incident is the {level}'s")
+    return None
+
+
+def holder_budget_edit(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """Spend up along with its budget holder's (an edit there, within the budget band): the
+    child's share of it, as long as its rise stays within :data:`SHARE_DRIFT` of the holder's."""
+    ratio = facts.parent_spend_ratio
+    if (test.metric == "spend" and 1.0 < ratio <= BUDGET_CHANGE_BAND[1] and test.expected > 0
+            and test.actual / test.expected <= SHARE_DRIFT * ratio):
+        level = facts.parent_level
+        return Verdict(cap=LOW_CAP, note=f"its {level}'s spend rose x{ratio:.1f} too: its share "
+                                         f"of a budget change there")
     return None
 
 
@@ -164,7 +181,8 @@ def collapsed(test: MetricTest) -> bool:
     return test.actual < BUDGET_CHANGE_BAND[0] * test.expected
 
 
-CAP_RULES: tuple[Rule, ...] = (harmless_direction, ad_set_carries_spend, sibling_budget_shift,
+CAP_RULES: tuple[Rule, ...] = (harmless_direction, ad_set_carries_spend, holder_budget_edit,
+                               sibling_budget_shift,
                                spend_budget_change, delivery_budget_cut, leads_follow_delivery,
                                frequency_below_ideal)
 RAISE_RULES: tuple[Rule, ...] = (tracking_break_floor,)
