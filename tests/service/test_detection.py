@@ -272,3 +272,60 @@ def test_models_from_a_loader_add_a_calibrated_multivariate_opinion(session_fact
     assert forest[LAST_DAY - timedelta(days=1)].severity == "low"  # the forest alone
     assert forest[LAST_DAY].detectors == "isolation_forest"
     assert ("ad", str(ids["ad0"])) in asked and ("campaign", str(ids["campaign"])) in asked
+
+
+def build_account_of_campaigns(session_factory, *, campaigns=4, moved=range(4),
+                               cpm_factor=1.6) -> dict[str, int]:
+    """``campaigns`` campaigns > one ad set > one ad each, 40 days; on the last day the
+    campaigns in ``moved`` pay ``cpm_factor`` times their CPM (fewer impressions, same spend)."""
+    rng = np.random.default_rng(7)
+    ids: dict[str, int] = {}
+    with session_scope(session_factory) as session:
+        account = AdAccount(name="Loja Aurora", currency="BRL", timezone="America/Sao_Paulo")
+        session.add(account)
+        session.flush()
+        ids["account"] = account.id
+        for c in range(campaigns):
+            chain = []
+            parent = None
+            for level, name in (("campaign", f"c{c}"), ("adset", f"s{c}"), ("ad", f"a{c}")):
+                entity = Entity(account_id=account.id, level=level, platform_id=name,
+                                parent_id=parent)
+                session.add(entity)
+                session.flush()
+                parent = entity.id
+                chain.append(entity.id)
+                ids[name] = entity.id
+            for offset in range(DAYS):
+                day = LAST_DAY - timedelta(days=DAYS - 1 - offset)
+                factor = cpm_factor if (day == LAST_DAY and c in moved) else 1.0
+                spend = 500.0 * rng.lognormal(0, 0.08)
+                impressions = int(rng.poisson(spend / (20 * factor) * 1000))
+                clicks = int(rng.binomial(impressions, 0.01))
+                leads = int(rng.binomial(clicks, 0.1))
+                values = np.array([spend, impressions, clicks, leads, int(impressions / 1.3)],
+                                  dtype=float)
+                for entity_id in chain:
+                    session.add(_insight(entity_id, day, values))
+    return ids
+
+
+def _medium_cpm(session_factory, entity_id: int) -> bool:
+    return any(a.metric == "cpm" and a.severity != "low"
+               for a in stored(session_factory, entity_id=entity_id))
+
+
+def test_an_account_wide_price_rise_is_not_reported_campaign_by_campaign(session_factory,
+                                                                         settings):
+    ids = build_account_of_campaigns(session_factory)
+    detect_account(session_factory=session_factory, settings=settings,
+                   account_id=ids["account"], analysis_date=LAST_DAY, now=T0)
+    assert not any(_medium_cpm(session_factory, ids[f"c{c}"]) for c in range(4))
+
+
+def test_one_campaigns_price_rise_is_still_reported(session_factory, settings):
+    ids = build_account_of_campaigns(session_factory, moved=(0,))
+    detect_account(session_factory=session_factory, settings=settings,
+                   account_id=ids["account"], analysis_date=LAST_DAY, now=T0)
+    assert _medium_cpm(session_factory, ids["c0"])
+    assert not _medium_cpm(session_factory, ids["c1"])
