@@ -62,6 +62,13 @@ def rank(found, entity_id, metric=None) -> int:
     return -1 if chosen is None else chosen.severity.rank
 
 
+def rank_alone(tree: AccountTree, key, metric) -> int:
+    """Severity rank of ``metric`` for ``key`` judged on its own, as before the account rules."""
+    alone = AnomalyDetector().detect_anomalies(tree.frames[key], key[0], key[1],
+                                               analysis_date=DAY.date())
+    return max((a.severity.rank for a in alone if a.metric == metric), default=-1)
+
+
 def judge(ads, judged=None):
     tree = tree_of(ads)
     return judge_account_day(AnomalyDetector(), tree, DAY.date(), judged or list(tree.frames))
@@ -71,12 +78,8 @@ def test_an_account_wide_price_rise_is_judged_against_the_account():
     ads = account()
     for frame in ads.values():  # CPM +60 % everywhere: fewer impressions for the same spend
         hit(frame, impressions=1 / 1.6, clicks=1 / 1.6, leads=1 / 1.6, reach=1 / 1.6)
-    found = judge(ads)
-    tree = tree_of(ads)
-    alone = AnomalyDetector().detect_anomalies(tree.frames[("campaign", "c0")], "campaign", "c0",
-                                               analysis_date=DAY.date())
-    assert max(a.severity.rank for a in alone if a.metric == "cpm") >= SeverityLevel.MEDIUM.rank
-    assert rank(found, "c0", "cpm") < SeverityLevel.MEDIUM.rank
+    assert rank_alone(tree_of(ads), ("campaign", "c0"), "cpm") >= SeverityLevel.MEDIUM.rank
+    assert rank(judge(ads), "c0", "cpm") < SeverityLevel.MEDIUM.rank
 
 
 def test_an_account_wide_conversion_outage_is_still_reported():
@@ -118,12 +121,8 @@ def test_a_launch_with_a_big_budget_is_not_its_campaigns_spend_incident():
     launched = ad_history(seed=99, spend=400.0, cpm=35.0)
     launched.loc[launched["date"] < DAY - pd.Timedelta(days=2), list(COUNT_COLUMNS)] = 0.0
     ads[("c0", "new")] = launched  # 3 days old: 4x the campaign's spend today, learning CPM
-    found = judge(ads)
-    tree = tree_of(ads)
-    alone = AnomalyDetector().detect_anomalies(tree.frames[("campaign", "c0")], "campaign", "c0",
-                                               analysis_date=DAY.date())
-    assert max(a.severity.rank for a in alone if a.metric == "spend") >= SeverityLevel.MEDIUM.rank
-    assert rank(found, "c0", "spend") < SeverityLevel.MEDIUM.rank
+    assert rank_alone(tree_of(ads), ("campaign", "c0"), "spend") >= SeverityLevel.MEDIUM.rank
+    assert rank(judge(ads), "c0", "spend") < SeverityLevel.MEDIUM.rank
 
 
 def test_an_ads_delivery_collapse_is_news_even_when_its_ad_set_is_normal():
@@ -209,9 +208,7 @@ def test_an_ad_sets_volume_moving_while_its_campaign_is_normal_is_budget_shiftin
     _scale_day(tree, s1 + [("adset", "s1")], 0.7)  # the platform moved 30 % of s1's spend to s2
     _scale_day(tree, s2 + [("adset", "s2")], 2.5)
     found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
-    alone = AnomalyDetector().detect_anomalies(tree.frames[("adset", "s2")], "adset", "s2",
-                                               analysis_date=DAY.date())
-    assert max((a.severity.rank for a in alone if a.metric == "spend"), default=-1) >= 1
+    assert rank_alone(tree, ("adset", "s2"), "spend") >= SeverityLevel.MEDIUM.rank
     shifted = worst(found, "s2", "spend")
     assert shifted.severity.rank < SeverityLevel.MEDIUM.rank
     assert "budget moving between siblings" in shifted.message
