@@ -115,6 +115,20 @@ def test_duplicate_with_different_values_names_both_lines(engine, session_factor
     assert _count(session_factory, DailyInsight) == 0
 
 
+def test_a_failed_import_says_it_created_no_account(engine, session_factory, tmp_path, caplog):
+    rows = [["2026-10-01", "act_9", "c", "s1", "a", "1", 10, 1, 0, 5],
+            ["2026-10-02", "act_9", "c", "s2", "a", "1", 10, 1, 0, 5]]  # refused across lines
+    caplog.set_level("INFO", logger="adsentinel")
+    with pytest.raises(InputFileError):
+        import_insights_csv(write_csv(tmp_path / "bad.csv", rows), engine=engine, now=NOW)
+    assert "created account" not in caplog.text
+    assert _count(session_factory, AdAccount) == 0
+    good = write_csv(tmp_path / "good.csv", rows[:1])
+    summary = import_insights_csv(good, engine=engine, now=NOW)
+    assert summary.accounts_created == ["'act_9' (act_9)"]
+    assert "created account 'act_9' (act_9)" in caplog.text
+
+
 def test_ad_under_two_ad_sets_and_future_dates_are_refused(engine, tmp_path):
     rows = [["2026-10-01", "act_1", "c", "s1", "a", "1", 10, 1, 0, 5],
             ["2026-10-02", "act_1", "c", "s2", "a", "1", 10, 1, 0, 5],

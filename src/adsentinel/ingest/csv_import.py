@@ -65,6 +65,7 @@ class ImportSummary:
     days_restated: int = 0
     days_unchanged: int = 0
     accounts: list[str] = field(default_factory=list)
+    accounts_created: list[str] = field(default_factory=list)
     entities_created: dict[str, int] = field(default_factory=dict)
     first_day: date | None = None
     last_day: date | None = None
@@ -117,6 +118,8 @@ def import_insights_csv(
         if problems.total and not skip_invalid:
             raise _as_error(problems)  # rolls the whole transaction back
         _merge_staged(conn, dialect, summary, problems, now)
+    for created in summary.accounts_created:  # only now: a failed import creates nothing
+        log.info("created account %s", created)
     log.info("imported %s: %d rows, %d new days, %d restated, %d unchanged, %d summary line(s) "
              "skipped", path, summary.rows_imported, summary.days_new, summary.days_restated,
              summary.days_unchanged, len(summary.skipped))
@@ -324,8 +327,11 @@ def _resolve_accounts(conn, d, path, account_name, now, summary) -> dict[str, in
     resolved: dict[str, int] = {}
     for key, name_in_file, currency in keys:
         platform_id = key or None
-        account = _find_or_create_account(session, file, platform_id, account_name or name_in_file,
-                                          currency)
+        account, created = _find_or_create_account(
+            session, file, platform_id, account_name or name_in_file, currency)
+        if created:
+            summary.accounts_created.append(
+                f"{account.name!r} ({platform_id or 'no platform id'})")
         resolved[key] = account.id
         summary.accounts.append(account.name)
     session.flush()
@@ -340,7 +346,8 @@ def _resolve_accounts(conn, d, path, account_name, now, summary) -> dict[str, in
 
 
 def _find_or_create_account(session, file: str, platform_id: str | None, name: str | None,
-                            currency: str | None) -> AdAccount:
+                            currency: str | None) -> tuple[AdAccount, bool]:
+    """The file's account, found by id or name or created; and whether it was created."""
     by_id = (session.scalars(select(AdAccount).where(AdAccount.platform_account_id == platform_id))
              .one_or_none() if platform_id else None)
     by_name = (session.scalars(select(AdAccount).where(AdAccount.name == name)).one_or_none()
@@ -363,7 +370,7 @@ def _find_or_create_account(session, file: str, platform_id: str | None, name: s
         if currency and account.currency != currency:
             log.warning("file says currency %s, account %r is in %s; keeping %s", currency,
                         account.name, account.currency, account.currency)
-        return account
+        return account, False
     if name is None and session.scalars(select(AdAccount.id).where(
             AdAccount.name == platform_id)).first() is not None:
         raise InputFileError([InputProblem(  # a new account is named after its id: taken
@@ -374,8 +381,7 @@ def _find_or_create_account(session, file: str, platform_id: str | None, name: s
                         currency=currency or "USD", timezone="UTC", is_active=True)
     session.add(account)
     session.flush()
-    log.info("created account %r (%s)", account.name, platform_id or "no platform id")
-    return account
+    return account, True
 
 
 def _check_across_lines(conn, d, file: str, problems: _ProblemLog, skip_invalid: bool) -> None:
