@@ -666,6 +666,18 @@ VALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "alert_max_attempts": _ints(1, 100),
     "alert_digest_time": _TIMES,
     "log_level": st.sampled_from(["debug", "INFO", "Warning", "ERROR", "critical"]),
+    "log_format": st.sampled_from(["text", "json"]),
+    "meta_graph_url": st.sampled_from(["https://graph.facebook.com", "http://127.0.0.1:8999/x"]),
+    "meta_api_version": st.sampled_from(["v26.0", "v25.0", "v9.1"]),
+    "meta_app_secret_env": st.sampled_from(["META_APP_SECRET", "_X1"]),
+    "model_signing_key_file": st.sampled_from(["/etc/adsentinel/signing-key", "keys/model.key"]),
+    "sync_connect_timeout": _floats(0.001, 300.0),
+    "sync_read_timeout": _floats(0.001, 3600.0),
+    "sync_alert_after_failures": _ints(1, 100),
+    "smtp_ssl": _BOOLS,
+    "smtp_ca_file": st.sampled_from(["/etc/ssl/certs/ca.pem", "ca.pem"]),
+    "smtp_allow_plaintext_login": _BOOLS,
+    "worker_metrics_port": _ints(0, 65535),
 }
 SECRET_FIELDS = {name for name, info in Settings.model_fields.items()
                  if SecretStr in getattr(info.annotation, "__args__", (info.annotation,))}
