@@ -227,19 +227,6 @@ def test_an_ads_spend_rising_with_its_ad_sets_budget_edit_is_the_ad_sets_move():
     assert ad is None or "its ad set's spend rose" in ad.message
 
 
-def test_a_spend_rise_worth_under_one_percent_of_the_account_is_at_most_low():
-    small = ad_history(spend=10.0, seed=3)
-    hit(small, spend=3.0, impressions=3.0, clicks=3.0, leads=3.0, reach=3.0)  # a typo? +R$ 20
-    detector = AnomalyDetector()
-    alone = worst(detector.detect_anomalies(small, "ad", "a", analysis_date=DAY.date()),
-                  "a", "spend")
-    assert alone.severity.rank >= SeverityLevel.MEDIUM.rank
-    in_account = worst(detector.detect_anomalies(small, "ad", "a", analysis_date=DAY.date(),
-                                                 account_daily_spend=5_000.0), "a", "spend")
-    assert in_account.severity == SeverityLevel.LOW
-    assert "under 1 % of the account's daily spend" in in_account.message
-
-
 def test_an_ad_losing_seven_tenths_to_its_siblings_is_a_shift_not_a_collapse():
     ads = account(n_campaigns=1, ads_per_campaign=6, spend=200.0)
     hit(ads[("c0", "a00")], spend=0.3, impressions=0.3, clicks=0.3, leads=0.3, reach=0.3)

@@ -12,8 +12,7 @@ Steps, in order:
    campaign budget optimisation): did its volume move, or is this budget shifting between
    siblings?
 3. every judged entity through :meth:`AnomalyDetector.detect_anomalies`, with its campaign's
-   common move and the account's usual daily spend (a spend move worth less than 1 % of it is
-   at most low);
+   common move;
 4. parents whose move their ads explain are at most low
    (:mod:`~adsentinel.detect.hierarchy_rules`).
 
@@ -71,21 +70,6 @@ class AccountTree:
         """The ads below a campaign or an ad set."""
         return self._ads_below.get(key, [])
 
-    def daily_spend_before(self, day: date, days: int = 7) -> float | None:
-        """The account's usual daily spend before ``day``: the median of its last ``days`` days
-        (sum of its campaigns), ``None`` without history."""
-        spend = self._account_spend
-        before = spend[spend.index < pd.Timestamp(day)].tail(days)
-        return float(before.median()) if len(before) else None
-
-    @cached_property
-    def _account_spend(self) -> pd.Series:
-        campaigns = [f.set_index("date")["spend"] for k, f in self.frames.items()
-                     if self.levels[k] == "campaign"]
-        if not campaigns:
-            return pd.Series(dtype=float)
-        return pd.concat(campaigns, axis=1).fillna(0.0).sum(axis=1).sort_index()
-
     @cached_property
     def _ads_below(self) -> dict[Key, list[Key]]:
         below: dict[Key, list[Key]] = {}
@@ -124,7 +108,6 @@ def judge_account_day(
     moves: dict[Key, dict[str, float]] = {}
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
-    account_spend = tree.daily_spend_before(day)
     for key in judged:
         hour = as_of_hours.get(key)
         campaign = tree.campaign_of(key)
@@ -144,7 +127,6 @@ def judge_account_day(
             model=None if model is None else model.model, currency=currency,
             training_scores=None if model is None else model.training_scores,
             as_of_hour=hour, budget_parent_state=budget_state, common_move=moves[campaign] or None,
-            account_daily_spend=account_spend,
         )
     return _explain_parents(detector, tree, day, found)
 

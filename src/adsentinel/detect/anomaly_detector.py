@@ -194,7 +194,6 @@ class AnomalyDetector:
         budget_parent: pd.DataFrame | None = None,
         budget_parent_state: ParentBudget | None = None,
         common_move: Mapping[str, float] | None = None,
-        account_daily_spend: float | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -231,9 +230,6 @@ class AnomalyDetector:
         common_move : mapping, optional
             Per metric, how the rest of the account moved that day (:meth:`common_move_on`):
             the entity is judged against what its account did.
-        account_daily_spend : float, optional
-            The account's usual daily spend: a spend move worth less than 1 % of it is at most
-            low (see :mod:`adsentinel.detect.metric_rules`).
 
         Returns
         -------
@@ -282,7 +278,7 @@ class AnomalyDetector:
             if budget_parent_state is not None
             else self._parent_budget(budget_parent, day, day_fraction, currency)
         )
-        anomalies = self._metric_anomalies(tests, context, parent, account_daily_spend)
+        anomalies = self._metric_anomalies(tests, context, parent)
         if self.use_isolation_forest and model is not None:
             forest = self._forest_anomaly(model, history, target, training_scores, anomalies, context)
             if forest is not None:
@@ -359,8 +355,7 @@ class AnomalyDetector:
         )
 
     def _metric_anomalies(
-        self, tests: list[MetricTest], ctx: _Context, parent: ParentBudget,
-        account_daily_spend: float | None = None,
+        self, tests: list[MetricTest], ctx: _Context, parent: ParentBudget
     ) -> list[DetectedAnomaly]:
         by_metric = {t.metric: t for t in tests}
         facts = DayFacts(
@@ -374,8 +369,6 @@ class AnomalyDetector:
             day_fraction=ctx.day_fraction,
             frequency_ideal=self.frequency_ideal,
             target_leads=float(ctx.target["leads"]),
-            account_daily_spend=float("nan") if account_daily_spend is None
-            else float(account_daily_spend),
         )
         anomalies = []
         for test in tests:

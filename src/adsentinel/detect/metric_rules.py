@@ -31,9 +31,6 @@ BUDGET_CHANGE_BAND = (0.35, 2.25)
 #: a child whose spend rose no more than this beyond its holder's rise is taking its share of
 #: the holder's budget edit.
 SHARE_DRIFT = 1.5
-#: A spend move smaller than this share of the account's daily spend is not worth a media
-#: buyer's attention as an incident (at most low): money at stake decides, not the ratio.
-MATERIAL_SHARE = 0.01
 #: Delivery below this share of normal while the budget holder is normal is a collapse (the ad
 #: was rejected, billing failed, the audience ran out), not budget moving to siblings.
 DELIVERY_COLLAPSE = 0.2
@@ -55,7 +52,6 @@ class DayFacts:
     day_fraction: float = 1.0
     frequency_ideal: float = 3.0
     target_leads: float = float("nan")
-    account_daily_spend: float = float("nan")
 
     @property
     def harmful_efficiency(self) -> bool:
@@ -100,15 +96,6 @@ Rule = Callable[[MetricTest, DayFacts], Verdict | None]
 def harmless_direction(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """CPL down, leads up, ...: good news is never more than low."""
     return None if test.harmful else Verdict(cap=LOW_CAP)
-
-
-def immaterial_spend(test: MetricTest, facts: DayFacts) -> Verdict | None:
-    """Spend above expected by less than :data:`MATERIAL_SHARE` of the account's daily spend."""
-    excess = test.actual - test.expected
-    if (test.metric == "spend" and excess > 0 and facts.account_daily_spend > 0
-            and excess < MATERIAL_SHARE * facts.account_daily_spend):
-        return Verdict(cap=LOW_CAP, note="under 1 % of the account's daily spend")
-    return None
 
 
 def ad_set_carries_spend(test: MetricTest, facts: DayFacts) -> Verdict | None:
@@ -198,8 +185,7 @@ def collapsed(test: MetricTest) -> bool:
     return test.actual < DELIVERY_COLLAPSE * test.expected
 
 
-CAP_RULES: tuple[Rule, ...] = (harmless_direction, immaterial_spend, ad_set_carries_spend,
-                               holder_budget_edit,
+CAP_RULES: tuple[Rule, ...] = (harmless_direction, ad_set_carries_spend, holder_budget_edit,
                                sibling_budget_shift,
                                spend_budget_change, delivery_budget_cut, leads_follow_delivery,
                                frequency_below_ideal)
