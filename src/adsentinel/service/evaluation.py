@@ -1,34 +1,24 @@
-"""Evaluation on labelled data: recall per incident kind, precision, false alarms, time to detect.
+"""Walking labelled or real data forward, day by day, as production would have judged it.
 
-The data are the synthetic generator's (:mod:`adsentinel.ingest.synthetic`): ad rows plus labels
-of injected incidents. The evaluation is a *walk-forward*: every entity (campaign, ad set and ad,
-parents being sums of their ads) is judged on every day using only the days before it, exactly
-as production would have judged it that day.
+Every entity (campaign, ad set and ad, parents being sums of their ads) is judged on every day
+using only the days before it:
 
-Counting, at a minimum severity (default *medium*):
+* :func:`walk_accounts` is the detector itself: each account's day goes through production's
+  :func:`~adsentinel.detect.account_day.judge_account_day`, forests refitted every N days. It
+  serves ``adsentinel backtest`` (:func:`backtest_csv`), ``adsentinel evaluate``
+  (:func:`engine_walk`) and :func:`adsentinel.detect_frame`;
+* :func:`walk_naive` is the plan's *naive* configuration (z-score and IQR per metric on
+  mean/std, and an Isolation Forest labelling ``contamination`` = 10 % of days), reimplemented
+  here only as a yardstick, one entity at a time.
 
-* an **alarm** is an (entity, day) with at least one anomaly at or above the severity;
-* an alarm is **true** when a label covers that day (``start <= day <= end + 1``) on the same
-  entity, one of its descendants or one of its ancestors (an ad's incident moves its ad set's
-  sums); otherwise it is a **false alarm**;
-* an incident is **detected** when a related alarm falls on its first or second day
-  (``recall``); ``time to detect`` is the day of its first related alarm minus its start;
-* ``false alarms per ad-month`` divides the false alarms (at every level) by the number of ads
-  and the months judged: a conservative rate, since parents' alarms count too;
-* ``incident alerts`` are what a user is shown after hierarchy grouping: alarms without an
-  alarming ancestor the same day (a campaign and its ads moving together are one alert);
-  ``incident_precision`` and ``false_incident_alerts_per_ad_month`` count those.
-
-Two engines are compared: adsentinel's detector and the plan's *naive* configuration (z-score
-and IQR per metric on mean/std, and an Isolation Forest labelling ``contamination`` = 10 % of
-days), reimplemented here only as a yardstick.
+How the anomalies are scored against labels is :mod:`adsentinel.evaluation.scoring`.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -36,7 +26,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from adsentinel.alerts.suppression import CALENDAR_MIN_SEVERITY
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector, prepare_daily_frame
 from adsentinel.detect.common_move import rest_of_account_frames
@@ -50,46 +39,6 @@ from adsentinel.detect.features import (
 
 EntityKey = tuple[str, str, str]  # (account_id, level, entity_id)
 _SEVERITY_RANK = {level.value: level.rank for level in SeverityLevel}
-
-
-@dataclass
-class EvaluationResult:
-    """Scores of one engine on one labelled dataset at one minimum severity."""
-
-    engine: str
-    min_severity: str
-    incidents: int
-    detected: int
-    recall: float
-    recall_by_kind: dict[str, float]
-    alarms: int
-    true_alarms: int
-    precision: float
-    false_alarms: int
-    false_alarms_per_ad_month: float
-    median_days_to_detect: float | None
-    ads: int
-    days_judged: int
-    missed: list[str] = field(default_factory=list)
-    incident_alerts: int = 0
-    incident_precision: float = float("nan")
-    false_incident_alerts_per_ad_month: float = float("nan")
-
-    def as_row(self) -> dict[str, object]:
-        """Flat values for a table or JSON."""
-        return {
-            "engine": self.engine,
-            "recall": round(self.recall, 3),
-            "precision": round(self.precision, 3),
-            "false_alarms_per_ad_month": round(self.false_alarms_per_ad_month, 3),
-            "median_days_to_detect": self.median_days_to_detect,
-            "incidents": self.incidents,
-            "alarms": self.alarms,
-            "incident_alerts": self.incident_alerts,
-            "incident_precision": round(self.incident_precision, 3),
-            "false_incident_alerts_per_ad_month": round(self.false_incident_alerts_per_ad_month, 3),
-            **{f"recall_{k}": round(v, 3) for k, v in sorted(self.recall_by_kind.items())},
-        }
 
 
 # --- data preparation -------------------------------------------------------------------------
@@ -131,46 +80,6 @@ def hierarchy_of(insights: pd.DataFrame) -> dict[EntityKey, EntityKey | None]:
 #: ``(frame up to the day, day, level, budget parent, entity key)``
 #: ``-> [(metric, severity, score, detector)]``
 DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, float, str]]]
-
-
-def adsentinel_engine(detector: AnomalyDetector | None = None, *,
-                      retrain_every: int | None = None, min_samples: int = 50,
-                      history_days: int = 90) -> DetectDay:
-    """The detector under evaluation as a :data:`DetectDay` (``parent``: the ad's ad set).
-
-    With ``retrain_every`` the per-entity Isolation Forest takes part as in production: fitted
-    on the complete days before the judged day (at most ``history_days``, at least
-    ``min_samples``), refitted every ``retrain_every`` days. Each anomaly comes back as
-    ``(metric, severity, score, detector, actual, expected, message)``.
-    """
-    chosen = detector or AnomalyDetector()
-    models: dict[object, tuple[pd.Timestamp, object]] = {}
-
-    def model_for(entity, frame, day):
-        trained = models.get(entity)
-        if trained is not None and (day - trained[0]).days < retrain_every:
-            return trained[1]
-        history = frame[frame["date"] < day].tail(history_days)
-        if len(history) < min_samples:
-            return None
-        from adsentinel.detect.forest import IsolationForest
-
-        seed = zlib.crc32(repr(entity).encode())  # stable across processes, unlike hash()
-        model = IsolationForest(n_estimators=100, random_state=seed).fit(
-            isolation_forest_features(history))
-        models[entity] = (day, model)
-        return model
-
-    def detect(frame, day, level, parent=None, entity="") -> list[tuple]:
-        model = model_for(entity, frame, day) if retrain_every else None
-        found = chosen.detect_anomalies(
-            frame, level, "", analysis_date=day.date(), budget_parent=parent, model=model,
-            training_scores=None if model is None else model.training_scores_,
-        )
-        return [(a.metric, a.severity.value, a.score, "+".join(a.detectors), a.actual,
-                 a.expected, a.message) for a in found]
-
-    return detect
 
 
 @dataclass
@@ -274,240 +183,20 @@ def walk_forward(
     )
 
 
-def _walk_chunk(args) -> pd.DataFrame:
-    frames, engine_name, budget_parents, options = args
-    if engine_name == "adsentinel":
-        engine = adsentinel_engine(**{k: v for k, v in options.items() if k != "first_day"})
-    else:
-        engine = NaiveEngine()
-    return walk_forward(frames, engine, budget_parents=budget_parents,
-                        first_day=options.get("first_day"))
+def _walk_naive_chunk(frames: dict[EntityKey, pd.DataFrame]) -> pd.DataFrame:
+    return walk_forward(frames, NaiveEngine())
 
 
-def budget_parents_of(
-    frames: dict[EntityKey, pd.DataFrame], parents: dict[EntityKey, EntityKey | None]
-) -> dict[EntityKey, pd.DataFrame]:
-    """Each ad's ad set frame: the ad set holds the budget its ads share."""
-    return {
-        key: frames[parent]
-        for key, parent in parents.items()
-        if key[1] == "ad" and parent is not None and parent in frames and key in frames
-    }
-
-
-def walk_forward_parallel(
-    frames: dict[EntityKey, pd.DataFrame],
-    engine_name: str,
-    workers: int | None = None,
-    budget_parents: dict[EntityKey, pd.DataFrame] | None = None,
-    **options,
-) -> pd.DataFrame:
-    """:func:`walk_forward` of the named engine (``adsentinel`` or ``naive``) over processes.
-
-    ``options`` go to :func:`adsentinel_engine` (``retrain_every``, ``min_samples``,
-    ``history_days``) and to the walk (``first_day``).
-    """
+def walk_naive(frames: dict[EntityKey, pd.DataFrame], workers: int | None = None) -> pd.DataFrame:
+    """:func:`walk_forward` of the plan's naive configuration, entities spread over processes."""
     workers = workers or max(1, (os.cpu_count() or 1))
-    if engine_name != "adsentinel":
-        budget_parents = None
     if workers == 1:
-        return _walk_chunk((frames, engine_name, budget_parents, options))
+        return _walk_naive_chunk(frames)
     items = list(frames.items())
     chunks = [dict(items[i::workers]) for i in range(workers)]
-    jobs = [
-        (chunk, engine_name, {k: v for k, v in (budget_parents or {}).items() if k in chunk},
-         options)
-        for chunk in chunks
-    ]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_walk_chunk, jobs))
+        parts = list(pool.map(_walk_naive_chunk, chunks))
     return pd.concat(parts, ignore_index=True)
-
-
-# --- scoring ----------------------------------------------------------------------------------
-
-
-def _related(key: EntityKey, parents: dict[EntityKey, EntityKey | None]) -> set[EntityKey]:
-    """The entity, its ancestors and its descendants."""
-    related = {key}
-    up = parents.get(key)
-    while up is not None:
-        related.add(up)
-        up = parents.get(up)
-    frontier = {key}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        related |= frontier
-    return related
-
-
-def score_alarms(
-    anomalies: pd.DataFrame,
-    labels: pd.DataFrame,
-    parents: dict[EntityKey, EntityKey | None],
-    *,
-    engine: str,
-    n_ads: int,
-    days_judged: int,
-    min_severity: str = "medium",
-) -> EvaluationResult:
-    """Recall, precision, false alarms and time to detect of ``anomalies`` against ``labels``."""
-    floor = _SEVERITY_RANK[min_severity]
-    ranked = anomalies[anomalies["severity"].map(_SEVERITY_RANK) >= floor]
-    alarms = {
-        (str(a), str(level), str(e), d)
-        for a, level, e, d in ranked[
-            ["account_id", "entity_type", "entity_id", "date"]
-        ].itertuples(index=False)
-    }
-    true_alarms: set[tuple] = set()
-    detected = 0
-    delays: list[int] = []
-    by_kind: dict[str, list[bool]] = {}
-    missed: list[str] = []
-    alarms_by_entity: dict[EntityKey, list[date]] = {}
-    for a, level, e, d in alarms:
-        alarms_by_entity.setdefault((a, level, e), []).append(d)
-    for label in labels.itertuples(index=False):
-        key = (str(label.account_id), str(label.entity_type), str(label.entity_id))
-        start = date.fromisoformat(str(label.start_date))
-        end = date.fromisoformat(str(label.end_date))
-        hits = []
-        for entity in _related(key, parents):
-            for d in alarms_by_entity.get(entity, []):
-                if start <= d <= end + pd.Timedelta(days=1):
-                    true_alarms.add((*entity, d))
-                    hits.append(d)
-        first = min(hits) if hits else None
-        found = first is not None and (first - start).days <= 1
-        detected += found
-        by_kind.setdefault(str(label.kind), []).append(found)
-        if first is not None:
-            delays.append((first - start).days)
-        if not found:
-            missed.append(f"{label.incident_id} {label.kind} {label.entity_type} x{label.magnitude}")
-    false_alarms = len(alarms) - len(true_alarms)
-    months = days_judged / 30.0
-    # What a user sees: an alarm under an alarming ancestor the same day is part of its incident.
-    roots = {alarm for alarm in alarms if not _has_alarming_ancestor(alarm, alarms, parents)}
-    true_roots = roots & true_alarms
-    return EvaluationResult(
-        engine=engine,
-        min_severity=min_severity,
-        incidents=len(labels),
-        detected=detected,
-        recall=detected / len(labels) if len(labels) else float("nan"),
-        recall_by_kind={k: float(np.mean(v)) for k, v in by_kind.items()},
-        alarms=len(alarms),
-        true_alarms=len(true_alarms),
-        precision=len(true_alarms) / len(alarms) if alarms else float("nan"),
-        false_alarms=false_alarms,
-        false_alarms_per_ad_month=false_alarms / max(n_ads * months, 1e-9),
-        median_days_to_detect=float(np.median(delays)) if delays else None,
-        ads=n_ads,
-        days_judged=days_judged,
-        missed=missed,
-        incident_alerts=len(roots),
-        incident_precision=len(true_roots) / len(roots) if roots else float("nan"),
-        false_incident_alerts_per_ad_month=(len(roots) - len(true_roots))
-        / max(n_ads * months, 1e-9),
-    )
-
-
-def _has_alarming_ancestor(alarm: tuple, alarms: set[tuple], parents) -> bool:
-    *key, day = alarm
-    up = parents.get(tuple(key))
-    while up is not None:
-        if (*up, day) in alarms:
-            return True
-        up = parents.get(up)
-    return False
-
-
-def calendar_of(events: pd.DataFrame) -> set[tuple[str, date]]:
-    """(account, day) of the holidays in a synthetic dataset's events: what a user who entered
-    the shopping-holiday calendar of their country would have on their accounts."""
-    holidays = events[events["kind"].astype(str).str.startswith("holiday")]
-    return {(str(a), pd.Timestamp(d).date()) for a, d in zip(holidays["account_id"],
-                                                            holidays["date"])}
-
-
-def apply_calendar(anomalies: pd.DataFrame, calendar: set[tuple[str, date]]) -> pd.DataFrame:
-    """``anomalies`` without those below production's calendar floor
-    (:data:`~adsentinel.alerts.suppression.CALENDAR_MIN_SEVERITY`) on calendar days."""
-    if anomalies.empty or not calendar:
-        return anomalies
-    on_calendar = np.array([(str(a), pd.Timestamp(d).date()) in calendar
-                            for a, d in zip(anomalies["account_id"], anomalies["date"])])
-    strong = anomalies["severity"].map(_SEVERITY_RANK) >= _SEVERITY_RANK[CALENDAR_MIN_SEVERITY]
-    return anomalies[~on_calendar | strong.to_numpy()]
-
-
-def evaluate_dataset(
-    insights: pd.DataFrame,
-    labels: pd.DataFrame,
-    *,
-    engines: Iterable[str] = ("adsentinel", "naive"),
-    min_severity: str = "medium",
-    workers: int | None = None,
-    retrain_every: int | None = 1,
-    calendar: set[tuple[str, date]] | None = None,
-) -> list[EvaluationResult]:
-    """Walk every engine over ``insights`` and score it against ``labels``.
-
-    adsentinel runs as in production, per-entity forests refitted every ``retrain_every`` days
-    (``None``: statistical detectors only). Days judged per ad-month: the days after the first
-    14 of the dataset (the minimum history). With a ``calendar`` (see :func:`calendar_of`),
-    adsentinel is scored twice from the same run: with the calendar applied
-    (``adsentinel``) and without it (``adsentinel, no calendar``); the plan's naive
-    configuration has no calendar.
-    """
-    frames = entity_frames(insights)
-    parents = hierarchy_of(insights)
-    dates = pd.to_datetime(insights["date"])
-    days_judged = max((dates.max() - dates.min()).days + 1 - 14, 1)
-    n_ads = int(insights["ad_id"].nunique())
-    results = []
-    budget_parents = budget_parents_of(frames, parents)
-    for name in engines:
-        options = {"retrain_every": retrain_every} if name == "adsentinel" else {}
-        anomalies = walk_forward_parallel(frames, name, workers, budget_parents, **options)
-        scored = [(name, anomalies)]
-        if name == "adsentinel" and calendar:
-            scored = [(name, apply_calendar(anomalies, calendar)),
-                      (f"{name}, no calendar", anomalies)]
-        for engine, found in scored:
-            results.append(
-                score_alarms(found, labels, parents, engine=engine, n_ads=n_ads,
-                             days_judged=days_judged, min_severity=min_severity)
-            )
-    return results
-
-
-def evaluate_preset(
-    preset: str = "evaluation",
-    *,
-    seed: int | None = None,
-    engines: Iterable[str] = ("adsentinel", "naive"),
-    min_severity: str = "medium",
-    workers: int | None = None,
-    retrain_every: int | None = 1,
-) -> list[EvaluationResult]:
-    """Generate the synthetic ``preset`` (:mod:`adsentinel.ingest.synthetic`) and evaluate on it.
-
-    The project's own suite: ``evaluate_preset()`` is what the README numbers come from.
-    """
-    from adsentinel.ingest.synthetic import generate_dataset, preset_config
-
-    dataset = generate_dataset(preset_config(preset, seed=seed))
-    return evaluate_dataset(dataset.insights, dataset.labels, engines=engines,
-                            min_severity=min_severity, workers=workers,
-                            retrain_every=retrain_every, calendar=calendar_of(dataset.events))
-
-
-def results_table(results: Iterable[EvaluationResult]) -> pd.DataFrame:
-    """Engines side by side, one row per measure (for printing)."""
-    return pd.DataFrame({r.engine: r.as_row() for r in results}).drop(index="engine")
 
 
 def backtest_csv(
@@ -662,7 +351,7 @@ def engine_walk(detector: AnomalyDetector, *, retrain_every: int = 7, min_sample
 
     def walk(insights: pd.DataFrame, engine: str) -> pd.DataFrame:
         if engine == "naive":
-            return walk_forward_parallel(entity_frames(insights), "naive", workers)
+            return walk_naive(entity_frames(insights), workers)
         with_forest = engine == "adsentinel" and detector.use_isolation_forest
         return walk_accounts(insights, detector, workers=workers,
                              retrain_every=retrain_every if with_forest else None,
