@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,3 +19,19 @@ def service_missing(what: str, why: object) -> None:
     if os.environ.get("CI"):
         pytest.fail(message + " (CI is set, so this is a failure, not a skip)")
     pytest.skip(message)
+
+
+def private_redis_database(first_index: int, worker_id: str) -> Iterator[str]:
+    """URL of a Redis database of one test process's own (``first_index``, then one more per
+    xdist worker), emptied before and after; for a fixture to ``yield from``."""
+    import redis as redis_lib
+
+    index = first_index + (int(worker_id[2:]) if worker_id.startswith("gw") else 0)
+    url = REDIS_URL.rsplit("/", 1)[0] + f"/{index}"
+    client = redis_lib.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except redis_lib.exceptions.ConnectionError as exc:
+        service_missing(f"Redis at {url}", exc)
+    yield url
+    client.flushdb()

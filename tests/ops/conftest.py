@@ -7,12 +7,11 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-import redis as redis_lib
 
 from adsentinel.api import create_app
 from adsentinel.service.tokens import create_token
 from ops_world import OpsWorld, build_ops_world
-from service_checks import REDIS_URL, service_missing
+from service_checks import private_redis_database
 
 
 class OpsApi:
@@ -41,12 +40,4 @@ def ops_api(db_settings, engine, session_factory) -> Iterator[OpsApi]:
 @pytest.fixture
 def redis_url(worker_id: str) -> Iterator[str]:
     """A Redis database of these tests' own (13, 14 under xdist), emptied before and after."""
-    index = 13 + (int(worker_id[2:]) if worker_id.startswith("gw") else 0)
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{index}"
-    client = redis_lib.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis_lib.exceptions.ConnectionError as exc:
-        service_missing(f"Redis at {url}", exc)
-    yield url
-    client.flushdb()
+    yield from private_redis_database(13, worker_id)

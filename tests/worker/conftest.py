@@ -6,25 +6,16 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import redis as redis_lib
 
 from adsentinel.config import load_settings
-from service_checks import REDIS_URL, service_missing
+from service_checks import private_redis_database
 from worker_support import Deployment
 
 
 @pytest.fixture
 def redis_url(worker_id: str) -> Iterator[str]:
     """A Redis database of this test process's own, emptied before and after."""
-    index = 10 + (int(worker_id[2:]) if worker_id.startswith("gw") else 0)
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{index}"
-    client = redis_lib.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis_lib.exceptions.ConnectionError as exc:
-        service_missing(f"Redis at {url}", exc)
-    yield url
-    client.flushdb()
+    yield from private_redis_database(10, worker_id)
 
 
 @pytest.fixture
