@@ -288,6 +288,7 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
     from adsentinel.detect.forest import IsolationForest
 
     days = sorted(set().union(*(set(f["date"]) for f in tree.frames.values())))
+    key_of = {(tree.levels[k], tree.entity_ids[k]): k for k in tree.frames}
     trained: dict[object, tuple[pd.Timestamp, EntityModel | None]] = {}
     out: list[tuple] = []
     for day in days:
@@ -311,8 +312,7 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
                 if previous[1] is not None:
                     models[key] = previous[1]
         for anomaly in judge_account_day(detector, tree, day.date(), judged, models=models):
-            key = next(k for k in judged if tree.entity_ids[k] == anomaly.entity_id
-                       and tree.levels[k] == anomaly.entity_type)
+            key = key_of[(anomaly.entity_type, anomaly.entity_id)]
             out.append((key[0], key[1], key[2], day.date(), anomaly.metric,
                         anomaly.severity.value, anomaly.score, "+".join(anomaly.detectors),
                         anomaly.actual, anomaly.expected, anomaly.message))
