@@ -147,14 +147,14 @@ class Language:
     locale: str = DEFAULT_LOCALE
     domain: str = MESSAGES_DOMAIN
 
-    def gettext(self, message: str, **variables: object) -> str:
+    def gettext(self, message: str, /, **variables: object) -> str:
         """``message`` translated, its ``%(name)s`` placeholders filled from ``variables``."""
         text = translations(self.locale, self.domain).gettext(message)
         return text % variables if variables else text
 
     _ = gettext
 
-    def ngettext(self, singular: str, plural: str, num: int, **variables: object) -> str:
+    def ngettext(self, singular: str, plural: str, num: int, /, **variables: object) -> str:
         """The form of the message for ``num`` (shown by ``%(num)d``), filled in."""
         text = translations(self.locale, self.domain).ngettext(singular, plural, num)
         return text % {"num": num, **variables}
