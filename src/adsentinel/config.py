@@ -128,8 +128,9 @@ class Settings(BaseSettings):
         description="Every sync re-pulls this many past days so restated numbers replace old ones.",
     )
     sync_async_poll_timeout: int = Field(
-        default=900, ge=1,
-        description="Seconds to wait for an asynchronous insights report job before giving up.",
+        default=3600, ge=1,
+        description="Seconds to wait for one asynchronous insights report job before it is "
+        "split and retried (Meta's jobs can take up to an hour).",
     )
     sync_usage_slowdown_percent: float = Field(
         default=75.0, gt=0.0, le=100.0,

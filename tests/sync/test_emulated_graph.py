@@ -16,7 +16,8 @@ from graph_emulator import EmulatedAccount, Fault, insight_rows
 from sqlalchemy import func, select
 
 from adsentinel.config import load_settings
-from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun
+from adsentinel.db.models import AccountSettingChange, AdAccount, DailyInsight, Entity, SyncRun
+from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.sync import (
     add_meta_account,
     date_ranges,
@@ -314,17 +315,47 @@ def test_since_beyond_metas_retention_is_clamped_with_a_note(
     assert summary.ranges_stored == 1 and summary.since == DAY1
 
 
-def test_a_currency_change_is_noted_on_the_run(emulator, world, session_factory, settings,
-                                              account_id, client_factory):
+def test_a_currency_and_timezone_change_is_recorded_with_its_day(
+        emulator, world, session_factory, settings, account_id, client_factory):
     sync(session_factory, settings, account_id, client_factory)
-    world.currency = "USD"
-    summary = sync(session_factory, settings, account_id, client_factory, now=LATER)
-    assert summary.notes == [("the account's currency changed from EUR to USD: numbers before "
-                              "and after do not compare")]
+    world.currency, world.timezone_name = "USD", "America/Sao_Paulo"
+    later = datetime(2026, 11, 26, 2, 30, tzinfo=timezone.utc)  # 25 Nov in Sao Paulo
+    summary = sync(session_factory, settings, account_id, client_factory, now=later)
+    assert summary.status == "succeeded", summary.reason
+    assert summary.notes == [
+        "the account's currency changed from EUR to USD: its days before 2026-11-25 are kept "
+        "but no longer compared (detection and training start there)",
+        "the account's timezone changed from Europe/Lisbon to America/Sao_Paulo: its days "
+        "before 2026-11-25 are kept but no longer compared (detection and training start "
+        "there)"]
     with session_factory() as session:
         run = session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
         assert run.counts["notes"] == summary.notes
-        assert session.get(AdAccount, account_id).currency == "USD"
+        account = session.get(AdAccount, account_id)
+        assert (account.currency, account.timezone) == ("USD", "America/Sao_Paulo")
+        changes = session.execute(select(
+            AccountSettingChange.setting, AccountSettingChange.old_value,
+            AccountSettingChange.new_value, AccountSettingChange.changed_on)
+            .order_by(AccountSettingChange.id)).all()
+        assert changes == [("currency", "EUR", "USD", DAY2),
+                           ("timezone", "Europe/Lisbon", "America/Sao_Paulo", DAY2)]
+        assert comparable_since(session, account_id, DAY2) == DAY2
+        assert comparable_since(session, account_id, DAY1) is None  # a day before: all history
+    again = sync(session_factory, settings, account_id, client_factory,
+                 now=later + timedelta(hours=1))
+    assert again.notes == []  # recorded once, not on every sync
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(AccountSettingChange)) == 2
+
+
+def test_the_first_sync_records_no_change(emulator, world, session_factory, settings,
+                                          account_id, client_factory):
+    """Before its first sync an account holds placeholders (USD, UTC), not Meta's values."""
+    summary = sync(session_factory, settings, account_id, client_factory)
+    assert summary.notes == []
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(AccountSettingChange)) == 0
+        assert session.get(AdAccount, account_id).currency == "EUR"
 
 
 @pytest.mark.parametrize(("today", "earliest"), [

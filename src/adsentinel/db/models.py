@@ -129,6 +129,12 @@ class Entity(Base):
     # Start of the last detection run that judged this entity: rows updated after it are new or
     # restated and are judged by the next run; unchanged rows are not judged again.
     judged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An ad set's attribution setting as the Meta sync last read it (e.g. 7d_click_1d_view):
+    # what its results (leads) are counted with in Ads Manager; None for other levels and CSV.
+    attribution_setting: Mapped[str | None] = mapped_column(String(64))
+    # When the last detection that judged this entity refused its stored model (damaged,
+    # tampered with, foreign); None once a detection reads a model again or finds none.
+    model_refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     account: Mapped[AdAccount] = relationship(back_populates="entities")
     parent: Mapped[Entity | None] = relationship(remote_side="Entity.id")
@@ -245,6 +251,26 @@ class SyncRun(Base):
     until: Mapped[date | None] = mapped_column(Date)
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AccountSettingChange(Base):
+    """A change of an ad account's currency or timezone, noticed by the Meta sync.
+
+    ``changed_on`` is the first day, in the account's (new) timezone, known to be in the new
+    setting: amounts or days before it do not compare with those after, so detection and
+    training read the account's history from it on.
+    """
+
+    __tablename__ = "account_setting_changes"
+    __table_args__ = (Index("ix_account_setting_changes_account_day", "account_id", "changed_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ad_accounts.id", ondelete="CASCADE"))
+    setting: Mapped[str] = mapped_column(String(16))  # currency or timezone
+    old_value: Mapped[str] = mapped_column(String(64))
+    new_value: Mapped[str] = mapped_column(String(64))
+    changed_on: Mapped[date] = mapped_column(Date)
+    noticed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiToken(Base):

@@ -46,6 +46,7 @@ from adsentinel.detect.anomaly_detector import (
 )
 from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import NotFoundError
+from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.feedback import apply_feedback
 from adsentinel.service.scope import entities_in_campaigns
 
@@ -176,7 +177,9 @@ def _latest_day(session: Session, account_id: int) -> date | None:
 
 def _load_insights(session: Session, account_id: int, first: date, last: date,
                    entity_ids: set[int] | None = None) -> pd.DataFrame:
-    """Every entity's (or the given entities') daily rows in ``[first, last]``, one query."""
+    """Every entity's (or the given entities') daily rows in ``[first, last]``, one query;
+    never before the account's last currency or timezone change up to ``last``."""
+    first = max(first, comparable_since(session, account_id, last) or first)
     # SQLite allows 32,766 bound parameters: a larger chunk is filtered after reading
     in_sql = entity_ids is not None and len(entity_ids) <= 30_000
     columns = [

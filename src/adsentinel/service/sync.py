@@ -39,7 +39,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -60,6 +60,7 @@ from adsentinel.db.models import (
     SyncRun,
     TrainingStatus,
 )
+from adsentinel.service.account_changes import apply_account_settings, setting_changes
 from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
@@ -121,6 +122,8 @@ class SyncSummary:
     ranges_stored: int = 0
     notes: list[str] = field(default_factory=list)
     attribution_settings: dict[str, int] = field(default_factory=dict)  # setting -> ad sets
+    #: the highest share of each of Meta's rate-limit budgets seen during the run (0-100+)
+    api_usage_percent: dict[str, float] = field(default_factory=dict)
     api_calls: int = 0
     throttled: int = 0
     waited_seconds: float = 0.0
@@ -150,6 +153,10 @@ class AccountListing:
     last_sync_status: str | None
     broken_since: datetime | None = None
     failed_in_a_row: int = 0
+    currency: str | None = None
+    timezone: str | None = None
+    #: currency and timezone changes, oldest first ("currency EUR -> BRL from 2026-11-25")
+    setting_changes: tuple[str, ...] = ()
 
 
 # --- credentials and account management -------------------------------------------------------
@@ -292,11 +299,13 @@ def discover_meta_accounts(*, session_factory: sessionmaker[Session], settings: 
 
 
 def record_account_facts(*, session_factory: sessionmaker[Session], account_id: int,
-                         info: AccountInfo) -> None:
-    """Store the currency and timezone Meta gave (they decide money formats and "today")."""
+                         info: AccountInfo, now: datetime | None = None) -> None:
+    """Store the currency and timezone Meta gave (they decide money formats and "today"); a
+    change on an account synced before is recorded (:mod:`adsentinel.service.account_changes`)."""
     with session_factory() as session, session.begin():
         account = session.get(AdAccount, account_id)
-        account.currency, account.timezone = info.currency, info.timezone
+        apply_account_settings(session, account, currency=info.currency, timezone=info.timezone,
+                               now=now or datetime.now(timezone.utc))
 
 
 def _looks_like_a_token(value: str) -> bool:
@@ -342,6 +351,7 @@ def _listing(session: Session, account: AdAccount, *, default_types: str,
     last_status = session.scalar(select(SyncRun.status).where(SyncRun.account_id == account.id)
                                  .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1))
     health = _health(session, account, settings) if settings is not None else None
+    changes = setting_changes(session, [account.id])[account.id]
     ref = account.credentials_ref
     return AccountListing(
         id=account.id, name=account.name, platform_account_id=account.platform_account_id,
@@ -351,7 +361,9 @@ def _listing(session: Session, account: AdAccount, *, default_types: str,
         last_synced_at=account.last_synced_at, needs_attention=account.needs_attention,
         last_sync_status=last_status,
         broken_since=health.since if health and health.broken else None,
-        failed_in_a_row=health.failed_in_a_row if health else 0)
+        failed_in_a_row=health.failed_in_a_row if health else 0,
+        currency=account.currency, timezone=account.timezone,
+        setting_changes=tuple(change.describe() for change in changes))
 
 
 def syncable_account_ids(*, session_factory: sessionmaker[Session]) -> list[int]:
@@ -408,8 +420,12 @@ def default_client_factory(platform_account_id: str, token: str, options: Client
 def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
                  since: date | None = None, client_factory: ClientFactory | None = None,
                  environ: Mapping[str, str] | None = None, now: datetime | None = None,
-                 on_progress: Progress | None = None) -> SyncSummary:
+                 on_progress: Progress | None = None,
+                 job_wait_allowance: float | None = None) -> SyncSummary:
     """Pull one account from Meta and store it in one transaction; see the module docstring.
+
+    ``job_wait_allowance``: seconds this run may wait for report jobs in total (``None``: each
+    job up to ``SYNC_ASYNC_POLL_TIMEOUT``, however many there are).
 
     Returns a summary whatever Meta did (failed, needs_attention and skipped included); only
     database errors propagate, so that a task can retry them.
@@ -432,8 +448,10 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
     client: MetaAccountClient | None = None
     try:
         token = resolve_token(credentials_ref, environ=environ)
-        client = (client_factory or default_client_factory)(
-            platform_id, token, client_options(settings, environ=environ), on_progress)
+        options = replace(client_options(settings, environ=environ),
+                          job_wait_allowance_seconds=job_wait_allowance)
+        client = (client_factory or default_client_factory)(platform_id, token, options,
+                                                            on_progress)
         pulled = _pull_structure(client, session_factory=session_factory, settings=settings,
                                  account_id=account_id, since=since, now=now, summary=summary)
         for first, last in date_ranges(pulled.since, pulled.until):
@@ -441,9 +459,9 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
                 first, last, expected_rows=max(pulled.ads, 1) * ((last - first).days + 1),
                 convert=lambda row: parse_insight(row, result_action_types=pulled.types),
                 campaign_ids=pulled.campaign_ids)
+            parent_reach, attribution = _parent_reach(client, pulled, first, last)
             _store_range(session_factory, account_id=account_id, pulled=pulled,
-                         insights=insights, parent_reach=_parent_reach(client, pulled, first,
-                                                                       last),
+                         insights=insights, parent_reach=parent_reach, attribution=attribution,
                          first=first, last=last, summary=summary,
                          now=now or datetime.now(timezone.utc))
         _copy_call_stats(client, summary)
@@ -452,6 +470,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
                           now or datetime.now(timezone.utc))
         summary.status = "succeeded"
     except MetaAuthError as exc:
+        _copy_call_stats(client, summary)
         message = scrub_secrets(str(exc.message), [token])
         _finish_failed(session_factory, run_id, account_id, summary, message,
                        attention=_attention_text(exc, credentials_ref), settings=settings)
@@ -459,6 +478,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         summary.reason = message
         log.error("account %r needs attention: %s", summary.account_name, message)
     except AdsentinelError as exc:  # Meta refused, malformed payload, missing token, settings
+        _copy_call_stats(client, summary)
         message = scrub_secrets(str(exc), [token])
         _finish_failed(session_factory, run_id, account_id, summary, message,
                        settings=settings)
@@ -474,8 +494,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
             log.exception("account %r: could not record the failed sync", summary.account_name)
         raise
     finally:
-        if client is not None:
-            _copy_call_stats(client, summary)
+        _copy_call_stats(client, summary)
         summary.duration_seconds = round(time.monotonic() - started, 3)
     if summary.status == "succeeded":
         log.info("account %r synced %s..%s: %d ad-day rows, %d restated day(s), %.1f s",
@@ -484,10 +503,14 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
     return summary
 
 
-def _copy_call_stats(client: MetaAccountClient, summary: SyncSummary) -> None:
+def _copy_call_stats(client: MetaAccountClient | None, summary: SyncSummary) -> None:
+    if client is None:
+        return
     summary.api_calls = client.stats.calls
     summary.throttled = client.stats.throttled
     summary.waited_seconds = round(client.stats.waited_seconds, 1)
+    summary.api_usage_percent = {budget: round(percent, 1) for budget, percent
+                                 in sorted(client.stats.usage_by_budget.items())}
 
 
 def _why_not_synced(account: AdAccount) -> str | None:
@@ -611,13 +634,15 @@ def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[
                    adsets=len(adsets), campaigns=len(campaigns))
 
 
-def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date,
-                  last: date) -> dict[tuple[str, str, date], int]:
+def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date, last: date
+                  ) -> tuple[dict[tuple[str, str, date], int], dict[str, str]]:
     """Each ad set's and campaign's own daily reach, from insights at their level (the sum of
-    their ads' reach counts a person reached by two ads twice). Each ad set's attribution
-    setting is recorded on ``pulled`` on the way."""
+    their ads' reach counts a person reached by two ads twice), and the attribution setting of
+    each ad set this run has not read yet (ranges come newest first, so the newest day's
+    setting is the one kept; also recorded on ``pulled``)."""
     days = (last - first).days + 1
     found: dict[tuple[str, str, date], int] = {}
+    newest: dict[str, tuple[date, str]] = {}
     for level, count, fields in (("adset", pulled.adsets, ADSET_REACH_FIELDS),
                                  ("campaign", pulled.campaigns, PARENT_REACH_FIELDS)):
         rows = client.insights(first, last, level=level, fields=fields,
@@ -627,9 +652,24 @@ def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date,
                                                                                    level=level))
         for platform_id, day, reach, attribution in rows:
             found[(level, platform_id, day)] = reach
-            if attribution:
-                pulled.attribution[platform_id] = attribution
-    return found
+            if attribution and platform_id not in pulled.attribution and (
+                    platform_id not in newest or newest[platform_id][0] <= day):
+                newest[platform_id] = (day, attribution)
+    attribution = {platform_id: setting for platform_id, (_, setting) in newest.items()}
+    pulled.attribution.update(attribution)
+    return found, attribution
+
+
+def _store_attribution(session: Session, account_id: int, attribution: dict[str, str]) -> None:
+    """Each ad set's attribution setting as read (``entities.attribution_setting``)."""
+    if not attribution:
+        return
+    table = Entity.__table__
+    session.connection().execute(
+        table.update().where(table.c.account_id == account_id, table.c.level == "adset",
+                             table.c.platform_id == bindparam("b_platform_id"))
+        .values(attribution_setting=bindparam("b_setting")),
+        [{"b_platform_id": pid, "b_setting": setting} for pid, setting in attribution.items()])
 
 
 def _unlisted_in_insights(structure: list[StructureRecord],
@@ -670,6 +710,7 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
         run.finished_at = datetime.now(timezone.utc)
         if summary.since is not None:  # a failed run keeps what it managed to store
             run.since, run.until = summary.since, summary.until
+        run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
         run.error = message
         account = session.get(AdAccount, account_id)
         if attention is not None:
@@ -714,17 +755,22 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
 
 def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pulled: _Pulled,
                  insights: list[InsightRecord], parent_reach: dict[tuple[str, str, date], int],
-                 first: date, last: date, summary: SyncSummary, now: datetime) -> None:
+                 attribution: dict[str, str], first: date, last: date, summary: SyncSummary,
+                 now: datetime) -> None:
     """Write one date range in one transaction: the account and the structure with the first
     range, the entities only the insights name, the ad days (parents re-aggregated), then the
-    parents' own reach."""
+    parents' own reach and the ad sets' attribution settings."""
     source = f"Meta insights of account {account_id}"
     unlisted = _unlisted_in_insights(pulled.structure, insights)
     with session_factory() as session, session.begin():
         account = session.get(AdAccount, account_id)
         if not pulled.structure_stored:
-            _record_account_change(account, pulled, summary)
-            account.currency, account.timezone = pulled.currency, pulled.timezone
+            for change in apply_account_settings(session, account, currency=pulled.currency,
+                                                 timezone=pulled.timezone, now=now):
+                summary.notes.append(
+                    f"the account's {change.setting} changed from {change.old_value} to "
+                    f"{change.new_value}: its days before {change.changed_on} are kept but no "
+                    "longer compared (detection and training start there)")
             session.flush()  # the importer reads the timezone (what "today" is) with plain SQL
         counts = _upsert_structure(session, account_id, unlisted + (
             [] if pulled.structure_stored else pulled.structure))
@@ -742,6 +788,7 @@ def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pul
                     hint="nothing of this date range was written") from None
             summary.days_new += upserted.days_new
         _apply_parent_reach(session, account_id, parent_reach, parents_before)
+        _store_attribution(session, account_id, attribution)
         if not pulled.structure_stored:
             summary.campaigns, summary.adsets, summary.ads = (counts["campaign"],
                                                                counts["adset"], counts["ad"])
@@ -811,19 +858,6 @@ def _stored_parent_days_by_keys(session: Session,
     return {(r[0], r[1]): tuple(r[2:]) for r in rows if (r[0], r[1]) in keys}
 
 
-def _record_account_change(account: AdAccount, pulled: _Pulled, summary: SyncSummary) -> None:
-    """A currency or timezone that changed since the last sync is noted (run, log, summary):
-    amounts or days before and after it do not compare."""
-    if account.last_synced_at is None:
-        return
-    for what, before, after in (("currency", account.currency, pulled.currency),
-                                ("timezone", account.timezone, pulled.timezone)):
-        if before != after:
-            summary.notes.append(f"the account's {what} changed from {before} to {after}: "
-                                 f"numbers before and after do not compare")
-            log.warning("account %r: %s", account.name, summary.notes[-1])
-
-
 def _finish_succeeded(session_factory: sessionmaker[Session], run_id: int, account_id: int,
                       summary: SyncSummary, now: datetime) -> None:
     with session_factory() as session, session.begin():
@@ -838,7 +872,8 @@ def _finish_succeeded(session_factory: sessionmaker[Session], run_id: int, accou
 
 _RUN_COUNTS = ("campaigns", "adsets", "ads", "insight_rows", "days_new", "days_restated",
                "ad_days_restated", "ad_days_zeroed", "ad_days_unreported", "ranges_stored",
-               "api_calls", "throttled", "waited_seconds", "attribution_settings")
+               "api_calls", "throttled", "waited_seconds", "attribution_settings",
+               "api_usage_percent")
 
 
 def _upsert_structure(session: Session, account_id: int,
@@ -998,6 +1033,8 @@ def sync_before_detection(*, session_factory: sessionmaker[Session], settings: S
     the other hourly runs pull yesterday and today only (today's growing numbers, yesterday's
     final ones), which keeps a large account's hourly sync small.
     A failed sync is reported in the result and detection still runs on what is stored.
+    Report jobs are waited for at most half of ``task_soft_time_limit`` in all, so that the
+    run stops cleanly (ranges stored kept) and detection still runs within the task's limit.
     """
     if not is_syncable(session_factory=session_factory, account_id=account_id):
         return None
@@ -1005,8 +1042,15 @@ def sync_before_detection(*, session_factory: sessionmaker[Session], settings: S
     summary = sync_account(session_factory=session_factory, settings=settings,
                            account_id=account_id, client_factory=client_factory,
                            since=_hourly_since(session_factory, settings, account_id, now),
-                           environ=environ, now=now)
+                           environ=environ, now=now,
+                           job_wait_allowance=hourly_job_wait_allowance(settings))
     return summary.as_dict()
+
+
+def hourly_job_wait_allowance(settings: Settings) -> float:
+    """Seconds the scheduled sync waits for report jobs in all: a job may take up to
+    ``sync_async_poll_timeout`` (Meta: up to an hour), but within half the task's soft limit."""
+    return float(min(settings.sync_async_poll_timeout, settings.task_soft_time_limit // 2))
 
 
 def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, account_id: int,

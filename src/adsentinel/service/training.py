@@ -42,6 +42,7 @@ from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_feature
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
+from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.feedback import excluded_training_days
 from adsentinel.service.scope import entities_in_campaigns
 
@@ -286,7 +287,10 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
                   excluded: tuple[set[tuple[int, date]], set[date]] | None = None) -> _History:
     """One set-based query for the entities with ids in ``[first_id, last_id]`` (and, when
     given, in ``exact_ids``), without the ``excluded`` days: ``(entity, day)`` pairs marked
-    false positive or expected, and calendar days of every entity."""
+    false positive or expected, and calendar days of every entity; never before the account's
+    last currency or timezone change up to ``last_day``."""
+    with session_factory() as session:
+        first_day = max(first_day, comparable_since(session, account_id, last_day) or first_day)
     query = (
         select(DailyInsight.entity_id, DailyInsight.day,
                *(getattr(DailyInsight, c) for c in _COUNT_COLUMNS))

@@ -41,6 +41,11 @@ class MetaThrottledError(MetaApiError):
     """Meta's rate limits would have us wait longer than this run may; the next run resumes."""
 
 
+class MetaJobsTooSlowError(MetaApiError):
+    """Meta's report jobs have run longer, in total, than this run may wait for them; the date
+    ranges already stored stay and the next run asks again."""
+
+
 class MetaAuthError(MetaApiError):
     """The access token is expired, invalid or lacks permission: only a person can fix that,
     so the account is marked as needing attention and not retried."""

@@ -34,6 +34,7 @@ from facebook_business.session import FacebookSession
 from adsentinel.sync.errors import (
     MetaApiError,
     MetaAuthError,
+    MetaJobsTooSlowError,
     MetaThrottledError,
     SyncPayloadError,
     scrub_secrets,
@@ -53,6 +54,7 @@ from adsentinel.sync.rate_limits import (
     classify_error,
     pacing_delay,
     read_usage,
+    usage_by_budget,
 )
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,9 @@ JOB_COMPLETED = "Job Completed"
 _AS_RECEIVED = ObjectParser(custom_parse_method=lambda data, _api: data)
 JOB_FAILED = ("Job Failed", "Job Skipped")
 JOB_TIMED_OUT = "timed out"
+#: the longest pause between two polls of a report job: each poll counts against Meta's rate
+#: limits, and Meta asks for polling with exponential backoff
+MAX_POLL_PAUSE_SECONDS = 60.0
 _END = object()
 #: Every effective status an ad, ad set or campaign can have. Insights leave out deleted and
 #: archived objects unless the request filters on their effective status explicitly (Marketing
@@ -104,10 +109,16 @@ class ClientOptions:
     ``connect_timeout`` / ``read_timeout``: seconds before a silent connection is given up and
     the call retried (the SDK's default is to wait forever).
     ``app_secret``: when given, every call carries ``appsecret_proof`` (HMAC-SHA256 of the token).
+    ``poll_timeout_seconds``: how long one asynchronous report job is waited for before it is
+    taken as failed and split; Meta's jobs can take up to an hour when it is busy, so an hour.
+    ``job_wait_allowance_seconds``: how long this run waits for report jobs in total (``None``:
+    no limit beyond each job's); past it the run stops (:class:`MetaJobsTooSlowError`) keeping
+    the ranges stored, so that a scheduled run ends within its time limit.
     """
 
     slowdown_percent: float = 75.0
-    poll_timeout_seconds: float = 900.0
+    poll_timeout_seconds: float = 3600.0
+    job_wait_allowance_seconds: float | None = None
     max_throttle_wait_seconds: float = 900.0
     async_threshold_rows: int = 2_000
     page_limit: int = 500
@@ -131,6 +142,8 @@ class CallStats:
     async_jobs: int = 0
     split_jobs: int = 0
     highest_usage_percent: float = 0.0
+    #: the highest share of each rate-limit budget seen (see ``rate_limits.usage_by_budget``)
+    usage_by_budget: dict[str, float] = field(default_factory=dict)
 
 
 def _raise_on_error_page(response: requests.Response, *_args, **_kwargs) -> None:
@@ -190,6 +203,7 @@ class MetaAccountClient:
         self._on_progress = on_progress
         self._usage = UsageReading()
         self._throttle_waited = 0.0
+        self._job_waited = 0.0
         options = self.options
         session = FacebookSession(access_token=access_token, app_secret=options.app_secret,
                                   timeout=(options.connect_timeout, options.read_timeout))
@@ -318,9 +332,24 @@ class MetaAccountClient:
         return job.get_id(), self._wait_for_job(job)
 
     def _wait_for_job(self, job: AdReportRun) -> str:
-        """Poll the job until it completes or fails; ``JOB_TIMED_OUT`` after the poll timeout."""
-        deadline = self._clock() + self.options.poll_timeout_seconds
+        """Poll the job until it completes or fails, pausing 1 s, 2 s, 4 s... up to
+        ``MAX_POLL_PAUSE_SECONDS``; ``JOB_TIMED_OUT`` after the poll timeout. Raises
+        :class:`MetaJobsTooSlowError` when the run's allowance for jobs runs out first."""
+        started = self._clock()
+        allowance = self.options.job_wait_allowance_seconds
+        left = None if allowance is None else allowance - self._job_waited
+        limit = self.options.poll_timeout_seconds if left is None else \
+            min(self.options.poll_timeout_seconds, left)
+        deadline = started + limit
         pause = 1.0
+        try:
+            return self._poll_until(job, deadline, limit, pause,
+                                    stops_run=limit < self.options.poll_timeout_seconds)
+        finally:
+            self._job_waited += self._clock() - started
+
+    def _poll_until(self, job: AdReportRun, deadline: float, limit: float, pause: float, *,
+                    stops_run: bool) -> str:
         while True:
             self._retrying("the insights report job's status", lambda: job.api_get(fields=[
                 AdReportRun.Field.async_status, AdReportRun.Field.async_percent_completion]))
@@ -335,11 +364,18 @@ class MetaAccountClient:
             self._progress("insights report job", int(percent or 0))
             if self._clock() + pause > deadline:
                 log.warning("%s: insights report job %s was still %r at %s%% after %.0f s",
-                            self.platform_account_id, job.get_id(), status, percent,
-                            self.options.poll_timeout_seconds)
+                            self.platform_account_id, job.get_id(), status, percent, limit)
+                if stops_run:
+                    raise MetaJobsTooSlowError(
+                        f"Meta's insights report jobs for {self.platform_account_id} were "
+                        f"waited for {self.options.job_wait_allowance_seconds:.0f} s in this "
+                        f"sync, its whole allowance (job {job.get_id()} still {status!r} at "
+                        f"{percent or 0}%)",
+                        hint="the date ranges already stored stay; the next sync asks again "
+                             "(Meta's jobs can take up to an hour when it is busy)")
                 return JOB_TIMED_OUT
             self._wait(pause)
-            pause = min(pause * 2, 30.0)
+            pause = min(pause * 2, MAX_POLL_PAUSE_SECONDS)
 
     # --- paging and retries -------------------------------------------------------------------
 
@@ -470,6 +506,9 @@ class MetaAccountClient:
         self._usage = read_usage(headers)
         self.stats.highest_usage_percent = max(self.stats.highest_usage_percent,
                                                self._usage.percent)
+        highest = self.stats.usage_by_budget
+        for budget, percent in usage_by_budget(headers).items():
+            highest[budget] = max(highest.get(budget, 0.0), percent)
 
     def _pace(self) -> None:
         """Before each call: pause if the last response said a budget is nearly used."""

@@ -25,6 +25,7 @@ import enum
 import json
 import logging
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -108,6 +109,44 @@ def read_usage(headers: Mapping[str, str] | None) -> UsageReading:
         for field in ("call_count", "total_cputime", "total_time"):
             consider(app.get(field), f"app usage {field}")
     return UsageReading(percent=percent, regain_seconds=regain, budget=budget)
+
+
+def usage_by_budget(headers: Mapping[str, str] | None) -> dict[str, float]:
+    """The share used (0-100, above 100 when throttled) of each budget the headers report, by a
+    name without ids, fit for a metric label: ``business_use_case_<type>`` (the highest of its
+    call count, CPU time and total time, over every business), ``ad_account``,
+    ``insights_app`` / ``insights_account`` and ``app``. Unreadable headers are left out."""
+    if not headers:
+        return {}
+    lowered = {str(name).lower(): value for name, value in headers.items()}
+    found: dict[str, float] = {}
+
+    def put(budget: str, *values: object) -> None:
+        numbers = [n for n in map(_number, values) if n is not None]
+        if numbers:
+            found[budget] = max(found.get(budget, 0.0), *numbers)
+
+    business = _json_header(lowered, BUSINESS_USAGE_HEADER)
+    for entries in business.values() if isinstance(business, dict) else ():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                kind = _BUDGET_NAME.sub("_", str(entry.get("type") or "").lower()).strip("_")
+                put(f"business_use_case_{kind[:40] or 'other'}", entry.get("call_count"),
+                    entry.get("total_cputime"), entry.get("total_time"))
+    account = _json_header(lowered, AD_ACCOUNT_USAGE_HEADER)
+    if isinstance(account, dict):
+        put("ad_account", account.get("acc_id_util_pct"))
+    insights = _json_header(lowered, INSIGHTS_THROTTLE_HEADER)
+    if isinstance(insights, dict):
+        put("insights_app", insights.get("app_id_util_pct"))
+        put("insights_account", insights.get("acc_id_util_pct"))
+    app = _json_header(lowered, APP_USAGE_HEADER)
+    if isinstance(app, dict):
+        put("app", app.get("call_count"), app.get("total_cputime"), app.get("total_time"))
+    return found
+
+
+_BUDGET_NAME = re.compile(r"[^a-z0-9]+")
 
 
 def _json_header(headers: Mapping[str, str], name: str) -> object:
