@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         description="Root of the model store; default: <data_dir>/models. Share it between "
         "machines (NFS or similar) in a multi-machine deployment.",
     )
+    models_storage_url: SecretStr | None = Field(
+        default=None,
+        description="Where the model store lives when not in the local folder: "
+        "postgresql://user:password@host/db (a table adsentinel_model_blobs, created on first "
+        "use) or s3://bucket/prefix (boto3's credentials; ?endpoint_url=http://host:port for "
+        "another S3-compatible server). Default: the folder models_storage_path.",
+    )
     model_signing_key: SecretStr | None = Field(
         default=None,
         description="HMAC key that signs model files. Default: the key in "
@@ -332,7 +339,7 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "database_url":
                 value = make_url(self.effective_database_url).render_as_string(hide_password=True)
-            elif name == "broker_url":
+            elif name in ("broker_url", "models_storage_url") and value is not None:
                 value = _mask_url_password(value.get_secret_value())
             elif isinstance(value, SecretStr):
                 value = "********"

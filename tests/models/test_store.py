@@ -220,10 +220,10 @@ def test_other_format_version_is_refused(store, caplog):
 
 
 def test_other_engine_version_is_refused(store, caplog, monkeypatch):
-    import adsentinel.models.store as store_module
+    import adsentinel.models.codec as codec
 
     store.save(_fit(), _metadata(_fit()))
-    monkeypatch.setattr(store_module, "ENGINE_VERSION", "999")
+    monkeypatch.setattr(codec, "ENGINE_VERSION", "999")
     _refused(store, caplog, "it will be retrained")
 
 
@@ -342,7 +342,8 @@ def test_a_symbolic_link_in_the_store_is_refused(store, tmp_path):
     link.symlink_to(elsewhere)
     with pytest.raises(ModelStoreError, match="a symbolic link"):
         store.read(link)
-    assert store.load(1, "ad", "2") is None and store.refused == [(1, "ad", "2")]
+    assert store.load(1, "ad", "2") is None
+    assert store.load_models(1).refused_entities == {2}
 
 
 def test_a_fifo_in_the_store_is_refused_at_once(store):
@@ -391,7 +392,7 @@ def test_account_metadata_round_trip(store):
 def test_loader_for_the_detection_service(store):
     model = _fit()
     store.save(model, _metadata(model, entity_id="77", entity_type="campaign"))
-    load = store.loader(1)
+    load = store.load_models(1).loader()
     found, quantiles = load("campaign", "77")
     X = _history(4)
     np.testing.assert_array_equal(found.score_samples(X), model.score_samples(X))
@@ -416,7 +417,7 @@ def test_temp_files_of_a_dead_writer_on_this_machine_go_at_once(store):
     import subprocess
     import sys
 
-    from adsentinel.models.store import _temp_path
+    from adsentinel.models.blobs import temp_path as _temp_path
 
     model = _fit()
     path = store.save(model, _metadata(model))
@@ -445,7 +446,8 @@ def test_loader_skips_a_model_trained_on_other_features(tmp_path, caplog):
                              feature_names=("a", "b", "c"), n_samples=60,
                              training_first_day=None, training_last_day=None)
     store.save(model, metadata)
-    assert store.loader(1)("ad", "7") is not None
-    assert store.loader(1, feature_names=("a", "b", "c"))("ad", "7") is not None
-    assert store.loader(1, feature_names=("x", "y", "z"))("ad", "7") is None
+    assert store.load_models(1).loader()("ad", "7") is not None
+    assert store.load_models(1, feature_names=("a", "b", "c")).loader()("ad", "7") is not None
+    skipped = store.load_models(1, feature_names=("x", "y", "z"))
+    assert skipped.loader()("ad", "7") is None and skipped.refused_entities == {7}
     assert "trained on features" in caplog.text

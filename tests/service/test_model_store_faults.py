@@ -21,7 +21,7 @@ from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import DailyInsight, TrainingRun
 from adsentinel.errors import ModelStoreError
-from adsentinel.models.store import MODEL_SUFFIX, ModelStore
+from adsentinel.models.store import PACK_SUFFIX, ModelStore
 from adsentinel.service import jobs
 from adsentinel.service.training import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account
@@ -55,8 +55,9 @@ def trained(store_mount, tmp_path):
     built = small_account(factory)
     train_account_models(session_factory=factory, settings=settings, account_id=built["account"])
     store = ModelStore.from_settings(settings, cache=None)
-    models = {p: p.read_bytes() for p in store.account_dir(built["account"]).glob("*" + MODEL_SUFFIX)}
-    assert len(models) == 5
+    models = {p: p.read_bytes() for p in store.account_dir(built["account"]).glob("*" + PACK_SUFFIX)}
+    assert [p.name for p in models] == [f"campaign_{built['ids']['c1']}{PACK_SUFFIX}"]
+    assert len(store.load_models(built["account"]).models) == 5
     # a new day, so that retraining would write different models
     rng = np.random.default_rng(11)
     with session_scope(factory) as session:
@@ -68,17 +69,15 @@ def trained(store_mount, tmp_path):
     return settings, factory, built, models
 
 
-def _assert_old_models_in_use(settings, factory, built, models, *, all_old=True):
-    """Every model is whole: the old one, or (a batch saved before the store failed) a new one
-    that verifies; no temporary file is left; detection loads them; the run is failed."""
+def _assert_old_models_in_use(settings, factory, built, models):
+    """Every pack is the old one (a chunk's packs are replaced together or not at all); no
+    temporary file is left; detection loads the models; the run is failed."""
     store = ModelStore.from_settings(settings, cache=None)
     folder = store.account_dir(built["account"])
-    now = {p: p.read_bytes() for p in folder.glob("*" + MODEL_SUFFIX)}
-    assert set(now) == set(models)
-    replaced = [p for p in now if now[p] != models[p]]
-    for path in replaced:
-        assert store.read(path).metadata.training_last_day > "2026-06-30"
-    assert len(replaced) < len(models) if not all_old else replaced == []
+    now = {p: p.read_bytes() for p in folder.glob("*" + PACK_SUFFIX)}
+    assert now == models
+    loaded = store.load_models(built["account"])
+    assert len(loaded.models) == 5 and loaded.refused_campaigns == frozenset()
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
     loader = jobs.model_loader_or_none(settings, built["account"], store)
     assert loader("ad", str(built["ids"]["a1"])) is not None  # detection still has its forest
@@ -103,15 +102,15 @@ def _fill(path: Path, leave_bytes: int) -> None:
 
 def test_full_store_stops_training_with_a_clear_error_and_keeps_the_old_models(trained, caplog):
     settings, factory, built, models = trained
-    one_model = min(len(b) for b in models.values())
-    _fill(settings.effective_models_path, leave_bytes=2 * one_model)  # full mid-batch
+    pack = min(len(b) for b in models.values())
+    _fill(settings.effective_models_path, leave_bytes=pack // 2)  # full mid-pack
     with pytest.raises(ModelStoreError) as raised:
         train_account_models(session_factory=factory, settings=settings,
                              account_id=built["account"])
     message = str(raised.value)
     assert "could not be saved" in message and "No space left on device" in message
     assert "free space in, or make writable, the model store" in raised.value.hint
-    run = _assert_old_models_in_use(settings, factory, built, models, all_old=False)
+    run = _assert_old_models_in_use(settings, factory, built, models)
     assert "No space left on device" in run.error
 
 
@@ -127,20 +126,23 @@ def test_read_only_store_stops_training_with_a_clear_error_and_keeps_the_old_mod
 
 def test_a_refused_model_has_its_campaign_retrained(trained, caplog):
     settings, factory, built, models = trained
-    damaged = next(p for p in models if p.name.startswith("ad_"))
+    damaged = next(iter(models))
     damaged.write_bytes(models[damaged][:-7])  # truncated
     caplog.set_level(logging.WARNING, logger="adsentinel")
     result = jobs.run_detection(session_factory=factory, settings=settings,
                                 account_id=built["account"])
     assert result["retrain_campaigns"] == [built["ids"]["c1"]]
-    assert any("model refused" in r.getMessage() for r in caplog.records)
+    assert result["refused_models"] == 1
+    assert any("model refused" in r.getMessage() and damaged.name in r.getMessage()
+               for r in caplog.records)
     assert any("retraining campaign(s)" in r.getMessage() for r in caplog.records)
 
     retrained = jobs.retrain_refused(session_factory=factory, settings=settings,
                                      detection=result)
     assert retrained["ad"]["trained"] == 3
     store = ModelStore.from_settings(settings, cache=None)
-    store.read(damaged)  # whole and verified again
+    loaded = store.load_models(built["account"])  # whole and verified again
+    assert len(loaded.models) == 5 and loaded.refused_campaigns == frozenset()
     again = jobs.run_detection(session_factory=factory, settings=settings,
                                account_id=built["account"])
     assert again["retrain_campaigns"] == []

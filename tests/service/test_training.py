@@ -95,7 +95,7 @@ def test_retraining_is_deterministic_and_seen_through_the_cache(db_settings, ses
     key = (built["account"], "adset", str(built["ids"]["s1"]))
     X = np.random.default_rng(0).normal(size=(5, len(FOREST_FEATURES)))
     before = store.load(*key).model.score_samples(X)
-    path = store.model_path(*key)
+    path = store.pack_path(built["account"], built["ids"]["c1"])  # the campaign's pack
     first_bytes = path.read_bytes()
     train_account_models(**kwargs)
     # same data, same seed: the same trees (only trained_at differs) and a fresh read

@@ -77,8 +77,4 @@ def _model_store_check(settings) -> str:
         store = ModelStore.from_settings(settings)
     except Exception as exc:  # noqa: BLE001 - ModelStoreError, ConfigError, OSError alike
         return f"cannot be opened: {getattr(exc, 'message', None) or exc}"
-    if not store.root.exists():
-        return "ok"  # nothing trained yet: the first training creates it
-    if not store.root.is_dir() or not os.access(store.root, os.R_OK | os.X_OK):
-        return f"{store.root} cannot be read by this process"
-    return "ok"
+    return store.readiness_problem() or "ok"

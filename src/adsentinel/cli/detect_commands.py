@@ -21,8 +21,7 @@ from adsentinel.service.alerting import plan_alerts
 from adsentinel.service.detection import detect_account
 from adsentinel.service.jobs import (
     campaigns_to_retrain,
-    model_loader_or_none,
-    model_store_or_none,
+    load_detection_models,
     run_training,
 )
 
@@ -51,15 +50,15 @@ def detect_command(
     session_factory = make_session_factory(open_database(settings))
     rows = []
     for ref in select_accounts(session_factory=session_factory, wanted=account):
-        store = model_store_or_none(settings)
+        models = load_detection_models(settings=settings, account_id=ref.id)
         stored = detect_account(session_factory=session_factory, settings=settings,
                                 account_id=ref.id, analysis_date=analysis_date,
-                                model_loader=model_loader_or_none(settings, ref.id, store))
+                                model_loader=models.loader())
         plan_alerts(session_factory=session_factory, settings=settings, account_id=ref.id)
-        retrain = campaigns_to_retrain(session_factory=session_factory, store=store,
+        retrain = campaigns_to_retrain(session_factory=session_factory, models=models,
                                        account_id=ref.id)
         if retrain:
-            err_console.print(f"[yellow]{escape(ref.name)}:[/] {len(store.refused)} model(s) "
+            err_console.print(f"[yellow]{escape(ref.name)}:[/] {models.refused_count} model(s) "
                               "refused (see the log); retraining their campaigns now")
             run_training(session_factory=session_factory, settings=settings, account_id=ref.id,
                          campaign_ids=retrain)

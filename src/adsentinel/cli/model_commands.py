@@ -54,6 +54,6 @@ def train_command(
                 f"{result['training_duration_seconds']:.1f}",
             )
     console.print(table)
-    console.print(f"models in {store.root}", style="dim")
+    console.print(f"models in {store.location}", style="dim")
 
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, Entity
 from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.errors import ModelStoreError
-from adsentinel.models.store import ModelStore
+from adsentinel.models.store import ModelSet, ModelStore
 from adsentinel.service.alerting import plan_alerts
 from adsentinel.service.detection import detect_account
-from adsentinel.service.scope import campaign_of
+from adsentinel.service.scope import campaign_of, entities_in_campaigns
 from adsentinel.service.training import train_account_models
 
 log = logging.getLogger(__name__)
@@ -93,29 +95,52 @@ def model_store_or_none(settings: Settings) -> ModelStore | None:
         return None
 
 
-def model_loader_or_none(settings: Settings, account_id: int, store: ModelStore | None = None):
-    """The model store's loader for an account; ``None`` (statistical detection only) when the
-    forest is off or the store cannot be used."""
+def load_detection_models(*, settings: Settings, account_id: int,
+                          campaign_ids: list[int] | None = None,
+                          store: ModelStore | None = None) -> ModelSet:
+    """The verified models of an account (or of some campaigns), read once for the cycle.
+
+    An empty :class:`ModelSet` (statistical detection only) when the forest is off or the
+    store cannot be used; refused models are returned in it, never raised."""
     store = store or model_store_or_none(settings)
-    return None if store is None else store.loader(account_id, feature_names=FOREST_FEATURES)
-
-
-def campaigns_to_retrain(*, session_factory: sessionmaker[Session], store: ModelStore | None,
-                         account_id: int) -> list[int]:
-    """The campaigns holding the entities whose models detection refused (damaged, tampered
-    with, or trained on other features): retraining them restores their forests now rather
-    than at the next nightly training."""
     if store is None:
-        return []
-    refused = {int(entity_id) for account, _, entity_id in store.refused
-               if account == account_id and entity_id.isdigit()}
-    if not refused:
-        return []
-    with session_factory() as session:
-        parents = dict(session.execute(
-            select(Entity.id, Entity.parent_id).where(Entity.account_id == account_id)).all())
-    return sorted({campaign_of(entity_id, parents) for entity_id in refused
-                   if entity_id in parents})
+        return ModelSet({})
+    try:
+        return store.load_models(account_id, campaign_ids=campaign_ids,
+                                 feature_names=FOREST_FEATURES)
+    except ModelStoreError as exc:  # the store itself unreachable: detection goes on
+        log.error("account %s: models unreadable (%s); statistical detection only",
+                  account_id, exc)
+        return ModelSet({})
+
+
+def model_loader_or_none(settings: Settings, account_id: int, store: ModelStore | None = None):
+    """A ``model_loader`` over the account's models; ``None`` (statistical detection only) when
+    the forest is off or the store cannot be used."""
+    if store is None and not settings.use_isolation_forest:
+        return None
+    return load_detection_models(settings=settings, account_id=account_id,
+                                 store=store).loader()
+
+
+def campaigns_to_retrain(*, session_factory: sessionmaker[Session], models: ModelSet,
+                         account_id: int, campaign_ids: list[int] | None = None) -> list[int]:
+    """The campaigns whose models detection refused (damaged, tampered with, or trained on
+    other features), within ``campaign_ids`` when given: retraining them restores their
+    forests now rather than at the next nightly training."""
+    refused = set(models.refused_campaigns)
+    if models.refused_entities:  # older single-model files: their campaign from the tree
+        with session_factory() as session:
+            parents = dict(session.execute(
+                select(Entity.id, Entity.parent_id).where(Entity.account_id == account_id)).all())
+        refused |= {campaign_of(entity_id, parents) for entity_id in models.refused_entities
+                    if entity_id in parents}
+    if campaign_ids is not None:
+        refused &= set(campaign_ids)
+    with session_factory() as session:  # a pack's name is all a refused pack tells: check it
+        known = set(session.scalars(select(Entity.id).where(
+            Entity.account_id == account_id, Entity.id.in_(sorted(refused))))) if refused else set()
+    return sorted(refused & known)
 
 
 def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
@@ -125,16 +150,16 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
     ``retrain_campaigns`` in the result lists the campaigns whose models were refused; the
     caller queues their retraining (:func:`retrain_refused` in process, a training task on
     the workers)."""
-    store = model_store_or_none(settings)
+    models = load_detection_models(settings=settings, account_id=account_id,
+                                   campaign_ids=campaign_ids)
     stored = detect_account(session_factory=session_factory, settings=settings,
-                            account_id=account_id,
-                            model_loader=model_loader_or_none(settings, account_id, store),
+                            account_id=account_id, model_loader=models.loader(),
                             campaign_ids=campaign_ids)
-    retrain = campaigns_to_retrain(session_factory=session_factory, store=store,
-                                   account_id=account_id)
+    retrain = campaigns_to_retrain(session_factory=session_factory, models=models,
+                                   account_id=account_id, campaign_ids=campaign_ids)
     if retrain:
-        log.warning("account %s: %d model(s) refused; retraining campaign(s) %s queued",
-                    account_id, len(store.refused), retrain)
+        log.warning("account %s: %d model file(s) refused; retraining campaign(s) %s queued",
+                    account_id, models.refused_count, retrain)
     by_severity: dict[str, int] = {}
     for anomaly in stored:
         by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1
@@ -147,7 +172,7 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
         alerts = {"error": f"{type(exc).__name__}: {exc}"}
     return {"account_id": account_id, "anomalies": len(stored), "by_severity": by_severity,
             "alerts": alerts, "retrain_campaigns": retrain,
-            "refused_models": 0 if store is None else len(store.refused)}
+            "refused_models": models.refused_count}
 
 
 def retrain_refused(*, session_factory: sessionmaker[Session], settings: Settings,

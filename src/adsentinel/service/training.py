@@ -5,11 +5,13 @@
   entities (not one query per entity; through ``COPY`` on PostgreSQL): complete days only, inside the last
   ``isolation_forest_history_days`` days up to the account's latest complete day.
 * An entity with fewer than ``isolation_forest_min_samples`` such days is skipped with reason
-  ``insufficient_data`` (and a model it had before is removed, so detection does not use a stale
-  one); the others are fitted on :func:`~adsentinel.detect.features.isolation_forest_features`.
-* Fitting runs on every core with threads: the compiled engine releases the GIL while it grows
-  trees. Each thread writes its models with one disk flush per batch
-  (:meth:`~adsentinel.models.store.ModelStore.save_many`).
+  ``insufficient_data`` (a model it had before goes with its campaign's new pack, so detection
+  does not use a stale one); the others are fitted on :func:`~adsentinel.detect.features.isolation_forest_features`.
+* Entities are taken in chunks of whole campaigns. Fitting runs on every core with threads (the
+  compiled engine releases the GIL while it grows trees); then each campaign's models are
+  written as one signed pack, the chunk's packs with one disk flush
+  (:meth:`~adsentinel.models.store.ModelStore.save_campaign_models`), and the older
+  single-model files of the chunk's entities are removed.
 * The result counts trained / skipped / failed per level as the plan does; the plan's
   ``metadata.json`` and a :class:`~adsentinel.db.models.TrainingRun` row record the run.
 
@@ -44,7 +46,7 @@ from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.feedback import excluded_training_days
-from adsentinel.service.scope import entities_in_campaigns
+from adsentinel.service.scope import campaign_of, entities_in_campaigns
 
 __all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]
 
@@ -233,14 +235,15 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
             progress(total, total)
         return {"first_day": None, "last_day": None}
     first_day = last_day - timedelta(days=settings.isolation_forest_history_days - 1)
-    ids = np.array([e.id for e in entities], dtype=np.int64)
+    parents = {e.id: e.parent_id for e in entities}
     levels = {e.id: e.level for e in entities}
-    chunks = [ids[start:start + _CHUNK_ENTITIES] for start in range(0, total, _CHUNK_ENTITIES)]
+    campaign = {e.id: campaign_of(e.id, parents) for e in entities}
+    chunks = _campaign_chunks(campaign, _CHUNK_ENTITIES)
 
     def read(chunk: np.ndarray) -> _History:
-        # a campaign subset may interleave with other campaigns' ids: name the ids exactly
-        exact = chunk if campaign_ids is not None else None
-        return _read_history(session_factory, account_id, int(chunk[0]), int(chunk[-1]),
+        # a chunk of whole campaigns interleaves with other campaigns' ids: name them exactly
+        exact = None if len(chunk) == total and campaign_ids is None else chunk
+        return _read_history(session_factory, account_id, int(chunk.min()), int(chunk.max()),
                              first_day, last_day, exact_ids=exact, excluded=excluded)
 
     done = 0
@@ -252,19 +255,62 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
             # read the next chunk while this one is fitted
             upcoming = reader.submit(read, chunks[index + 1]) if index + 1 < len(chunks) else None
             slices = np.array_split(chunk, min(workers, len(chunk)))
-            jobs = [
-                pool.submit(_train_slice, part, history, levels, account_id, settings, store)
-                for part in slices if len(part)
-            ]
+            jobs = [pool.submit(_fit_slice, part, history, levels, account_id, settings)
+                    for part in slices if len(part)]
+            fitted: dict[int, list[tuple[IsolationForest, ModelMetadata]]] = {
+                campaign[int(e)]: [] for e in chunk}
             for job in jobs:
-                for level, outcome in job.result():
+                outcomes, models = job.result()
+                for level, outcome in outcomes:
                     counts[level][outcome] += 1
                     if outcome == "skipped":
                         skip_reasons[INSUFFICIENT_DATA] += 1
+                for model, metadata in models:
+                    fitted[campaign[int(metadata.entity_id)]].append((model, metadata))
+            _save_packs(store, account_id, fitted, [(levels[int(e)], int(e)) for e in chunk])
+            for models in fitted.values():
+                for _, metadata in models:
+                    counts[metadata.entity_type]["trained"] += 1
             done += len(chunk)
             if progress:
                 progress(done, total)
     return {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()}
+
+
+def _campaign_chunks(campaign: dict[int, int], max_entities: int) -> list[np.ndarray]:
+    """Entity ids in chunks of whole campaigns of about ``max_entities`` (a larger campaign is
+    a chunk of its own): each campaign's models are written as one pack."""
+    members: dict[int, list[int]] = {}
+    for entity_id in sorted(campaign):
+        members.setdefault(campaign[entity_id], []).append(entity_id)
+    chunks: list[np.ndarray] = []
+    current: list[int] = []
+    for campaign_id in sorted(members):
+        if current and len(current) + len(members[campaign_id]) > max_entities:
+            chunks.append(np.array(current, dtype=np.int64))
+            current = []
+        current.extend(members[campaign_id])
+    if current:
+        chunks.append(np.array(current, dtype=np.int64))
+    return chunks
+
+
+def _save_packs(store: ModelStore, account_id: int,
+                fitted: dict[int, list[tuple[IsolationForest, ModelMetadata]]],
+                covered: list[tuple[str, int]]) -> None:
+    """Write one pack per campaign of the chunk (a campaign without a model loses its pack, so
+    detection never uses a stale one) and retire the chunk's older single-model files."""
+    try:
+        store.save_campaign_models(account_id, fitted, retired=covered)
+    except ModelStoreError as exc:
+        # the store is full or unwritable: no pack of this chunk was replaced, and the next
+        # chunks would fail alike, so the run stops here with what to do about it
+        count = sum(len(models) for models in fitted.values())
+        raise ModelStoreError(
+            f"account {account_id}: {count} models could not be saved: {exc}",
+            hint=f"free space in, or make writable, the model store {store.location} "
+                 "(ADSENTINEL_MODELS_STORAGE_PATH or ADSENTINEL_MODELS_STORAGE_URL), then train "
+                 "again; until then detection keeps using the models already there") from None
 
 
 class _History:
@@ -351,12 +397,12 @@ def _copy_out(connection, query, columns: list[str]) -> pd.DataFrame:
     return pd.read_csv(buffer, names=columns, header=None)
 
 
-def _train_slice(entity_ids, history: _History, levels, account_id: int, settings: Settings,
-                 store: ModelStore) -> list[tuple[str, str]]:
-    """Fit and store the models of some entities; returns ``(level, outcome)`` per entity."""
+def _fit_slice(entity_ids, history: _History, levels, account_id: int, settings: Settings
+               ) -> tuple[list[tuple[str, str]], list[tuple[IsolationForest, ModelMetadata]]]:
+    """Fit the models of some entities: ``(level, outcome)`` of each entity not trained
+    (skipped, failed) and the fitted models with their metadata."""
     outcomes: list[tuple[str, str]] = []
     fitted: list[tuple[IsolationForest, ModelMetadata]] = []
-    fitted_levels: list[str] = []
     libraries = {"numba": numba.__version__, "numpy": np.__version__}
     for entity_id in entity_ids:
         entity_id = int(entity_id)
@@ -364,7 +410,6 @@ def _train_slice(entity_ids, history: _History, levels, account_id: int, setting
         X, days = history.of(entity_id)
         if len(X) < settings.isolation_forest_min_samples:
             outcomes.append((level, "skipped"))
-            _forget_stale_model(store, account_id, level, entity_id)
             continue
         try:
             model = IsolationForest(
@@ -389,27 +434,7 @@ def _train_slice(entity_ids, history: _History, levels, account_id: int, setting
             outcomes.append((level, "failed"))
             continue
         fitted.append((model, metadata))
-        fitted_levels.append(level)
-    try:
-        store.save_many(fitted)
-    except ModelStoreError as exc:
-        # the store is full or unwritable: no model of this batch was replaced, and the next
-        # batches would fail alike, so the run stops here with what to do about it
-        raise ModelStoreError(
-            f"account {account_id}: {len(fitted)} models could not be saved: {exc}",
-            hint=f"free space in, or make writable, the model store {store.root} "
-                 "(ADSENTINEL_MODELS_STORAGE_PATH), then train again; until then detection "
-                 "keeps using the models already there") from None
-    outcomes.extend((level, "trained") for level in fitted_levels)
-    return outcomes
-
-
-def _forget_stale_model(store: ModelStore, account_id: int, level: str, entity_id: int) -> None:
-    try:
-        store.delete(account_id, level, str(entity_id))
-    except OSError as exc:
-        log.warning("account %s %s %s: stale model not removed: %s", account_id, level,
-                    entity_id, exc)
+    return outcomes, fitted
 
 
 def _entity_seed(account_id: int, entity_id: int) -> int:
