@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from starlette.routing import Mount
 
 from adsentinel.api.dispatch import TaskState
+from adsentinel.api.routes_dashboard import PLOTLY_PATH
 
 #: the identities with no valid token, and the Authorization header each sends
 NO_VALID_TOKEN = {
@@ -89,6 +90,7 @@ DASHBOARD: dict[tuple[str, str], Page] = {
     ("GET", "/entities/{entity_id}"): Page("/entities/{entity}"),
     ("POST", "/anomalies/{anomaly_id}/status"): Page(
         "/anomalies/{anomaly}/status", form={"status": "acknowledged"}, write=True),
+    ("GET", "/export"): Page("/export?account={account}"),
 }
 #: the session's own doors: open to anyone, but a form without the CSRF token changes nothing
 SESSION_DOORS = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
@@ -99,6 +101,9 @@ PUBLIC = {
     ("GET", "/docs/oauth2-redirect"): "/docs/oauth2-redirect",
     ("GET", "/redoc"): "/redoc",
     ("GET", "/vendor/plotly.min.js"): "/vendor/plotly.min.js",
+    ("GET", PLOTLY_PATH): PLOTLY_PATH,
+    ("GET", "/api-reference"): "/api-reference",
+    ("GET", "/language"): "/language?lang=pt-BR",
     ("MOUNT", "/static"): "/static/style.css",
 }
 

@@ -9,6 +9,7 @@ import re
 import pytest
 from html_tree import parse
 
+from adsentinel.api.routes_dashboard import PLOTLY_PATH
 from adsentinel.service.tokens import revoke_token
 
 
@@ -68,21 +69,22 @@ def test_login_refuses_bad_tokens_and_missing_csrf(client, world):
     assert client.get("/", follow_redirects=False).status_code == 303  # still logged out
 
 
-def test_overview_lists_open_anomalies_newest_first_with_their_messages(client, world):
+def test_overview_lists_open_incidents_worst_first_with_their_messages(client, world):
     login(client, world)
     soup = parse(client.get("/").text)
     items = soup.find_all("li", cls="anomaly")
     ids = [int(li["data-anomaly-id"]) for li in items]
-    # open ones only (the retracted one is not there), newest day first, ties by newest id
-    assert ids == [world.anomalies["open_b"], world.anomalies["open_a"],
-                   world.anomalies["high_a_old"]]
-    assert items[0].find(cls="message").text == "CPL 45.10 vs 14.20 expected (3.2x)"
-    assert items[0].find("a", cls="open-anomaly")["href"].startswith("/entities/")
+    # open ones only (the retracted one is not there); no money at stake on any of them, so
+    # severity decides (critical first), then the score, then the newest
+    assert ids == [world.anomalies["high_a_old"], world.anomalies["open_b"],
+                   world.anomalies["open_a"]]
+    assert items[1].find(cls="message").text == "CPL 45.10 vs 14.20 expected (3.2x)"
+    assert items[1].find("a", cls="open-anomaly")["href"].startswith("/entities/")
     counts = {}
-    for row in soup.find("table", cls="counts").find("tbody").find_all("tr"):
+    for row in soup.find("section", cls="account-status").find("tbody").find_all("tr"):
         cells = [td.text.strip() for td in row.find_all("td")]
-        counts[cells[0]] = cells[1:]
-    assert counts["act_a"] == ["1", "1", "0", "0", "2"]  # critical, high, medium, low, total
+        counts[cells[0]] = cells[1:5]
+    assert counts["act_a"] == ["1", "1", "0", "0"]  # critical, high, medium, low
     critical = parse(client.get("/?severity=critical").text)
     assert [int(li["data-anomaly-id"]) for li in critical.find_all("li", cls="anomaly")] == [
         world.anomalies["high_a_old"]]
@@ -106,17 +108,21 @@ def test_entity_page_charts_every_metric_with_band_and_anomaly_marker(client, wo
                for holder in soup.find_all("script", data_figure_for=True)}
     assert list(figures)[0] == "chart-cpl"  # the metric with an anomaly comes first
     assert set(figures) >= {"chart-spend", "chart-impressions", "chart-ctr", "chart-cpm"}
-    cpl = {trace["name"]: trace for trace in figures["chart-cpl"]["data"]}
+    cpl = {trace["meta"]: trace for trace in figures["chart-cpl"]["data"]}
     assert cpl["anomaly"]["customdata"] == [world.anomalies["open_a"]]
     assert "CPL 45.10" in cpl["anomaly"]["text"][0]
-    spend = {trace["name"]: trace for trace in figures["chart-spend"]["data"]}
+    spend = {trace["meta"]: trace for trace in figures["chart-spend"]["data"]}
     assert spend["expected range"]["fill"] == "toself"
-    assert spend["expected"]["y"][0] is None and spend["expected"]["y"][-1] is not None
+    assert spend["expected value"]["y"][0] is None and spend["expected value"]["y"][-1] is not None
+    # clicks and reach are not judged on their own: no "expected" in their legends
+    for unjudged in ("chart-clicks", "chart-reach"):
+        assert {t["meta"] for t in figures[unjudged]["data"]} == {"actual"}
     row = soup.find("tr", id=f"anomaly-{world.anomalies['open_a']}")
     assert row.find("td", cls="status").text.strip() == "open"
-    assert [b.text for b in row.find_all("button")] == ["Acknowledge", "False positive"]
+    assert [b.text for b in row.find_all("button")] == [
+        "Acknowledge", "Resolved", "Expected", "False positive"]
     assert soup.find("ul", cls="children") is None  # an ad has no children
-    assert soup.find("script", src="/vendor/plotly.min.js") is not None
+    assert soup.find("script", src=PLOTLY_PATH) is not None
 
 
 def test_entity_page_lists_children_and_links_up(client, world):
@@ -218,7 +224,7 @@ def test_overview_groups_a_childs_anomaly_under_its_open_incident(client, world,
     soup = parse(client.get("/").text)
     listed = {int(li["data-anomaly-id"]): li for li in soup.find_all("li", cls="anomaly")}
     assert world.anomalies["open_a"] not in listed
-    assert "and 1 related open anomaly of the ads below it" in (
+    assert "and 1 related open anomaly of the entities below it" in (
         listed[world.anomalies["high_a_old"]].find("p", cls="related").text)
     with session_factory() as session:  # the incident is closed: its open child shows again
         session.get(Anomaly, world.anomalies["high_a_old"]).status = "acknowledged"

@@ -196,9 +196,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return RedirectResponse(f"/login?next={target}", status_code=303)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_input(_request: Request, exc: RequestValidationError) -> Response:
+    async def invalid_input(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI's own answer, except that the quoted input never hands a token back
         errors = json.loads(scrub_api_tokens(json.dumps(jsonable_encoder(exc.errors()))))
+        if _wants_html(request):  # a dashboard page: its own error page, not JSON
+            from adsentinel.api.routes_dashboard import render_invalid_input
+
+            return render_invalid_input(request, errors)
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(HTTPException)

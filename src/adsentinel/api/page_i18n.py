@@ -1,0 +1,145 @@
+"""The dashboard's languages: the Jinja2 environment with gettext (``dashboard`` catalog) and
+the filters that format money, numbers, dates and metric values in the reader's locale.
+
+The locale of a page is decided per request (:func:`request_locale`): the language switch's
+cookie, else the browser's ``Accept-Language``. Templates mark text with ``{% trans %}`` or
+``_()``; the translations come from the context (``page_translations``), so one environment
+serves every language at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal, format_percent
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+
+from adsentinel.detect import impact
+from adsentinel.i18n import MESSAGES_DOMAIN, negotiate_locale, translations
+
+DOMAIN = "dashboard"
+LANGUAGE_COOKIE = "adsentinel_lang"
+_PERCENT = {"ctr", "conversion_rate"}
+_MONEY = {"spend", "cpc", "cpm", "cpl"}
+_COUNTS = {"impressions", "clicks", "leads", "reach"}
+
+
+def request_locale(request: Request) -> str:
+    """The reader's locale: the language cookie, else ``Accept-Language``, else English."""
+    return negotiate_locale(request.headers.get("accept-language"),
+                            request.cookies.get(LANGUAGE_COOKIE))
+
+
+def page_context(locale: str) -> dict[str, Any]:
+    """What a template needs to speak ``locale``."""
+    return {"locale": locale, "page_translations": translations(locale, DOMAIN),
+            "page_gettext": page_gettext(locale), "html_lang": locale.replace("_", "-")}
+
+
+@lru_cache(maxsize=8)
+def page_gettext(locale: str) -> Callable[[str], str]:
+    """``gettext`` of the ``dashboard`` catalog, falling back to the shared ``messages``
+    catalog (the next steps and words that alerts, the report and the CLI show too)."""
+    own, shared = translations(locale, DOMAIN), translations(locale, MESSAGES_DOMAIN)
+
+    def gettext(message: str) -> str:
+        text = own.gettext(message)
+        return text if text != message else shared.gettext(message)
+
+    return gettext
+
+
+def next_step_text(kind: str, level: str, since: date, locale: str) -> str:
+    """Detection's next step for an incident of ``kind`` (:data:`impact.NEXT_STEPS`), in
+    ``locale``, with the date as that locale writes it."""
+    gettext = page_gettext(locale)
+    template = impact.NEXT_STEPS.get(kind, impact.NEXT_STEPS["unusual_combination"])
+    word = {"adset": "ad set"}.get(level, level)
+    return gettext(template) % {"level": gettext(word),
+                                "since": format_date(since, "medium", locale=locale)}
+
+
+def money(amount: float | None, currency: str, locale: str) -> str:
+    """``R$ 1.564,97`` (pt-BR) or ``R$1,564.97`` (en); an unknown code is printed as is."""
+    if amount is None or not math.isfinite(amount):
+        return "–"
+    return format_currency(amount, (currency or "USD").upper(), locale=locale)
+
+
+def metric_value(value: float | None, metric: str, currency: str, locale: str) -> str:
+    """A metric's value as it is read: money, percent, a count or a plain ratio."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if metric in _MONEY:
+        return money(value, currency, locale)
+    if metric in _PERCENT:
+        return format_percent(value, "#,##0.00%", locale=locale)
+    if metric in _COUNTS:
+        return format_decimal(round(value), locale=locale)
+    return format_decimal(value, "#,##0.##", locale=locale)
+
+
+def _ctx_locale(context) -> str:
+    return context.get("locale", "en")
+
+
+@pass_context
+def _gettext(context, message: str) -> str:
+    return context["page_gettext"](message)
+
+
+@pass_context
+def _next_step(context, kind: str, level: str, since: date) -> str:
+    return next_step_text(kind, level, since, _ctx_locale(context))
+
+
+@pass_context
+def _ngettext(context, singular: str, plural: str, n: int) -> str:
+    return context["page_translations"].ngettext(singular, plural, n)
+
+
+@pass_context
+def _money_filter(context, amount: float | None, currency: str) -> str:
+    return money(amount, currency, _ctx_locale(context))
+
+
+@pass_context
+def _metric_filter(context, value: float | None, metric: str, currency: str = "") -> str:
+    return metric_value(value, metric, currency, _ctx_locale(context))
+
+
+@pass_context
+def _number_filter(context, value: float | None, pattern: str = "#,##0.##") -> str:
+    return "–" if value is None else format_decimal(value, pattern, locale=_ctx_locale(context))
+
+
+@pass_context
+def _date_filter(context, value: date | datetime | None, form: str = "medium") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, datetime):
+        return format_datetime(value, "short", locale=_ctx_locale(context))
+    return format_date(value, form, locale=_ctx_locale(context))
+
+
+def make_templates(directory: Path) -> Jinja2Templates:
+    """The dashboard's templates with gettext and the locale filters installed."""
+    env = Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape(),
+                      extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters.update(money=_money_filter, metric_value=_metric_filter,
+                       number=_number_filter, day=_date_filter)
+    env.globals["next_step"] = _next_step
+    return Jinja2Templates(env=env)
+
+
+__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "make_templates", "metric_value", "money",
+           "next_step_text", "page_context", "page_gettext", "request_locale"]
