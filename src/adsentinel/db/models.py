@@ -187,6 +187,7 @@ class Anomaly(Base):
         # the API's list order (newest day first, worst first): a page without a sort
         Index("ix_anomalies_day_score", "day", "score", "id"),
         Index("ix_anomalies_incident", "incident_id"),
+        Index("ix_anomalies_status_impact", "status", "impact_amount"),  # money at stake first
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -205,6 +206,11 @@ class Anomaly(Base):
     message: Mapped[str] = mapped_column(Text)
     drivers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     is_partial_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    # money at stake in the account's currency (adsentinel.detect.impact), the first day of the
+    # run of consecutive anomalous days it ends, and that run's length; None before 0007
+    impact_amount: Mapped[float | None] = mapped_column(Float)
+    started: Mapped[date | None] = mapped_column(Date)
+    duration_days: Mapped[int | None] = mapped_column(Integer)
     incident_id: Mapped[int | None] = mapped_column(
         ForeignKey("anomalies.id", ondelete="SET NULL")
     )

@@ -48,6 +48,7 @@ from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import NotFoundError
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.feedback import apply_feedback
+from adsentinel.service.impact import impact_columns
 from adsentinel.service.scope import entities_in_campaigns
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,8 @@ def detect_account(
                                 judged_at=judged_at, everything_in_window=forced)
         found = _run_detector(detector, entities, insights, judged, account, model_loader)
         found = apply_feedback(session, account_id, found)  # damping, calendar
-        _upsert(session, account_id, found, now)
+        _upsert(session, account_id, found, now,
+                impact_columns(session, account_id, found, judged))  # money, run start
         _retract_missing(session, account_id, judged, found, now)
         _mark_judged(session, {entity_id for entity_id, _ in judged}, now)  # others unchanged
         window = {(e, d) for e in in_scope for d in _window_days(analysis_date, recheck_days)}
@@ -352,12 +354,15 @@ def _local_hour(as_of: Any, zone: ZoneInfo) -> float:
 # --- storing ----------------------------------------------------------------------------------
 
 
-def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now: datetime) -> None:
-    """Insert or update one row per (entity, day, metric); re-open retracted ones found again."""
+def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now: datetime,
+            impact: dict[tuple[int, date, str], dict[str, Any]]) -> None:
+    """Insert or update one row per (entity, day, metric); re-open retracted ones found again.
+    ``impact`` holds each one's money at stake and run start (:mod:`adsentinel.service.impact`)."""
     if not found:
         return
     rows = [
         {
+            **impact[(int(a.entity_id), a.date, a.metric)],
             "account_id": account_id,
             "entity_id": int(a.entity_id),
             "day": a.date,
@@ -390,6 +395,7 @@ def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now
             for name in (
                 "detectors", "actual", "expected", "lower", "upper", "direction", "score",
                 "severity", "message", "drivers", "is_partial_day", "updated_at",
+                "impact_amount", "started", "duration_days",
             )
         }
         changed["status"] = case(
