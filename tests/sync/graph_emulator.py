@@ -81,6 +81,15 @@ class EmulatedAccount:
     account_status: int = 1
     statuses: dict[str, str] = field(default_factory=dict)  # object id -> effective_status
     overrides: dict[tuple[str, date], dict[str, Any] | None] = field(default_factory=dict)
+    #: ad set id -> (first day, attribution setting it reports from that day on)
+    attribution_from: dict[str, tuple[date, str]] = field(default_factory=dict)
+
+    def attribution_setting(self, adset_id: str, day: date) -> str:
+        """Every third ad set counts one-day clicks only, unless changed from some day on."""
+        changed = self.attribution_from.get(adset_id)
+        if changed is not None and day >= changed[0]:
+            return changed[1]
+        return "1d_click" if int(adset_id) % 3 == 0 else "7d_click_1d_view"
 
     @property
     def id(self) -> str:
@@ -178,6 +187,8 @@ class GraphEmulator:
         self.fail_next_jobs = 0
         self.businesses: dict[str, dict[str, list[str]]] = {}
         self.faults: list[Fault] = []
+        #: the usage headers of every answer that is not a throttling error
+        self.usage_headers: dict[str, str] = dict(QUIET_HEADERS)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.jobs: dict[str, Job] = {}
         self._rows: tuple[tuple, list[dict[str, Any]]] | None = None  # the pull being paged
@@ -256,7 +267,7 @@ class GraphEmulator:
             request.send_response(status)
             request.send_header("Content-Type", "application/json; charset=UTF-8")
             request.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or QUIET_HEADERS).items():
+            for name, value in (headers or self.usage_headers).items():
                 request.send_header(name, value)
             request.end_headers()
             request.wfile.write(data)
@@ -526,8 +537,8 @@ def _row(account: EmulatedAccount, level: str, own: str,
                            "account_id": str(account.number)}
     if level in ("adset", "ad"):
         row.update(adset_id=adset_id, adset_name=f"Ad set {adset_id}")
-    if level == "adset":  # every third ad set counts one-day clicks only
-        row["attribution_setting"] = "1d_click" if int(adset_id) % 3 == 0 else "7d_click_1d_view"
+    if level == "adset":
+        row["attribution_setting"] = account.attribution_setting(adset_id, day)
     if level == "ad":
         row.update(ad_id=ad_id, ad_name=f"Ad {ad_id}")
         numbers = members[0][3]

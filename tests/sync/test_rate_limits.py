@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -15,6 +16,7 @@ from adsentinel.sync.rate_limits import (
     classify_error,
     pacing_delay,
     read_usage,
+    usage_by_budget,
 )
 
 
@@ -33,6 +35,22 @@ def test_header_names_are_case_insensitive_and_bad_json_is_ignored(caplog):
     assert reading.percent == 80.5
     assert "not JSON" in caplog.text
     assert read_usage(None) == UsageReading()
+
+
+def test_usage_by_budget_names_each_budget_without_ids():
+    headers = {
+        "X-Business-Use-Case-Usage": json.dumps({
+            "111": [{"type": "ads_insights", "call_count": 5, "total_cputime": 30,
+                     "total_time": 7}, "not an entry"],
+            "222": [{"type": "ADS_INSIGHTS", "call_count": 45}, {"call_count": 2}]}),
+        "x-ad-account-usage": '{"acc_id_util_pct": "12.5"}',
+        "X-FB-Ads-Insights-Throttle": '{"app_id_util_pct": 3, "acc_id_util_pct": true}',
+        "X-App-Usage": "not json",
+    }
+    assert usage_by_budget(headers) == {"business_use_case_ads_insights": 45.0,
+                                        "business_use_case_other": 2.0, "ad_account": 12.5,
+                                        "insights_app": 3.0}
+    assert usage_by_budget(None) == {} and usage_by_budget({"Content-Type": "json"}) == {}
 
 
 def test_pacing_starts_at_the_slowdown_point_and_grows_to_the_maximum():
