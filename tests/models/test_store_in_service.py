@@ -1,0 +1,62 @@
+"""ADSENTINEL_MODELS_STORAGE_URL end to end: training writes the packs to PostgreSQL or S3,
+the hourly detection reads them, and a damaged pack there has its campaign retrained."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from adsentinel.config import load_settings
+from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.models.blobs import open_blob_store
+from adsentinel.models.store import ModelStore
+from adsentinel.service import jobs
+from adsentinel.service.training import train_account_models
+from factories import small_account
+
+
+@pytest.fixture(params=["postgresql", "s3"])
+def remote_settings(request, tmp_path):
+    url = request.getfixturevalue("fresh_postgres_url" if request.param == "postgresql"
+                                  else "s3_url")
+    return load_settings(data_dir=tmp_path / "data", models_storage_url=url,
+                         model_signing_key="remote-store-signing-key-0123")
+
+
+def test_training_and_detection_use_the_remote_store(remote_settings, caplog):
+    settings = remote_settings
+    factory = make_session_factory(open_database(settings))
+    built = small_account(factory)
+    result = train_account_models(session_factory=factory, settings=settings,
+                                  account_id=built["account"])
+    assert result["ad"]["trained"] == 3
+    assert not settings.effective_models_path.exists()  # nothing went to the local folder
+    store = ModelStore.from_settings(settings, cache=None)
+    assert store.root is None
+    loaded = store.load_models(built["account"])
+    assert len(loaded.models) == 5
+    assert store.read_account_metadata(built["account"])["models_count"]["ad"] == 3
+
+    detection = jobs.run_detection(session_factory=factory, settings=settings,
+                                   account_id=built["account"])
+    assert detection["retrain_campaigns"] == [] and detection["refused_models"] == 0
+
+    # someone with write access to the table or bucket, but not the key, alters the pack
+    blobs = open_blob_store(settings.models_storage_url.get_secret_value(),
+                            settings.effective_models_path)
+    key = store.pack_key(built["account"], built["ids"]["c1"])
+    data = bytearray(blobs.read(key, 1 << 30).data)
+    data[len(data) // 2] ^= 1
+    blobs.write_many({key: bytes(data)})
+    caplog.set_level(logging.WARNING, logger="adsentinel")
+    detection = jobs.run_detection(session_factory=factory, settings=settings,
+                                   account_id=built["account"])
+    assert detection["retrain_campaigns"] == [built["ids"]["c1"]]
+    assert detection["refused_models"] == 1
+    assert any("signature mismatch" in r.getMessage() for r in caplog.records)
+
+    jobs.retrain_refused(session_factory=factory, settings=settings, detection=detection)
+    again = jobs.run_detection(session_factory=factory, settings=settings,
+                               account_id=built["account"])
+    assert again["retrain_campaigns"] == [] and again["refused_models"] == 0
