@@ -5,17 +5,19 @@ On the embedded SQLite default in a temporary folder: one synthetic account (the
 ``service.jobs.run_training``, and a reference detection with every model
 (``service.detection.detect_account`` with ``service.jobs.model_loader_or_none``).
 
-Each trial takes the model file of an entity that has statistical anomalies in the reference
-(chosen at random, ``--seed``), damages it in place, and checks:
+Each trial takes the model pack (one signed file per campaign) holding an entity that has
+statistical anomalies in the reference (chosen at random, ``--seed``), damages it in place, and
+checks:
 
-* refused: ``ModelStore.read`` (no cache) raises ``ModelStoreError`` and the production loader
-  (process-wide cache, as the workers use it) returns no model, with a "model refused" log line;
+* refused: ``ModelStore.load_models`` (no cache) returns its campaign among
+  ``refused_campaigns`` and the production loader (process-wide cache, as the workers use it)
+  returns no model for the entity, with a "model refused" log line naming the pack;
 * no code ran: the marker file that the malicious pickle's ``__reduce__`` would create (through
   ``os.system``) does not exist;
 * detection continues: ``detect_account`` completes, the entity is judged, it gets no
   multivariate (Isolation Forest) row, and its statistical rows equal the reference's;
-* retrain queued: ``service.jobs.campaigns_to_retrain`` names the entity's campaign (what the
-  detection task hands to a training task).
+* retrain queued: ``service.jobs.campaigns_to_retrain`` of the loaded ``ModelSet`` names the
+  entity's campaign (what the detection task hands to a training task).
 
 Damages: ``truncate`` (random length, 0 .. size-1), ``bitflip`` (one bit at a random offset),
 ``pickle`` (the file replaced by ``pickle.dumps`` of an object whose ``__reduce__`` calls
@@ -78,10 +80,9 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.db.models import AdAccount
     from adsentinel.detect.anomaly_detector import MULTIVARIATE
-    from adsentinel.errors import ModelStoreError
     from adsentinel.ingest.csv_import import import_insights_csv
     from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
-    from adsentinel.models.store import MODEL_SUFFIX, ModelStore
+    from adsentinel.models.store import PACK_SUFFIX, ModelStore
     from adsentinel.service import jobs
     from adsentinel.service.detection import detect_account
     from adsentinel.service.scope import campaign_of
@@ -108,8 +109,15 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         trained = jobs.run_training(session_factory=factory, settings=settings,
                                     account_id=account_id)
         store = ModelStore.from_settings(settings, cache=None)
-        paths = sorted(store.account_dir(account_id).glob("*" + MODEL_SUFFIX))
-        by_entity = {int(store.read(p).metadata.entity_id): p for p in paths}
+        paths = sorted(store.account_dir(account_id).glob("*" + PACK_SUFFIX))
+        with factory() as session:
+            parents = dict(session.execute(text(
+                "SELECT id, parent_id FROM entities WHERE account_id = :a"),
+                {"a": account_id}).all())
+            levels = dict(session.execute(text(
+                "SELECT id, level FROM entities WHERE account_id = :a"), {"a": account_id}).all())
+        by_entity = {e: store.pack_path(account_id, campaign_of(e, parents))
+                     for e in store.load_models(account_id).models}
 
         def detect() -> dict[int, set[tuple]]:
             with factory.begin() as session:
@@ -130,16 +138,12 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 return session.scalar(text("SELECT judged_at IS NOT NULL FROM entities "
                                            "WHERE id = :i"), {"i": entity_id})
 
-        with factory() as session:
-            parents = dict(session.execute(text(
-                "SELECT id, parent_id FROM entities WHERE account_id = :a"),
-                {"a": account_id}).all())
         reference = detect()
         statistical = {e: {r for r in rows if r[1] != MULTIVARIATE}
                        for e, rows in reference.items()}
         candidates = sorted(e for e, rows in statistical.items() if rows and e in by_entity)
         forest_rows = sum(1 for rows in reference.values() for r in rows if r[1] == MULTIVARIATE)
-        print(f"{len(paths)} models trained ({trained.get('status', 'done')}); reference "
+        print(f"{len(by_entity)} models trained in {len(paths)} packs ({trained.get('status', 'done')}); reference "
               f"detection: {sum(map(len, reference.values()))} rows ({forest_rows} multivariate); "
               f"{len(candidates)} entities with a model and statistical anomalies", flush=True)
         if not candidates:
@@ -182,18 +186,15 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 captured.messages.clear()
                 problems = []
                 reason = ""
-                try:
-                    store.read(path)
-                    problems.append("ModelStore.read accepted it")
-                except ModelStoreError as exc:
-                    reason = str(exc).split(": ", 1)[-1]
-                production_store = jobs.model_store_or_none(settings)
-                loaded = jobs.model_loader_or_none(settings, account_id, production_store)(
-                    path.name.split("_", 1)[0], str(entity_id))
-                if loaded is not None:
+                campaign = campaign_of(entity_id, parents)
+                if campaign not in store.load_models(account_id).refused_campaigns:
+                    problems.append("ModelStore.load_models accepted it")
+                reason = next((m.split(": ", 2)[-1] for m in captured.messages
+                               if "model refused" in m), "")
+                production = jobs.load_detection_models(settings=settings, account_id=account_id)
+                if production.loader()(levels[entity_id], str(entity_id)) is not None:
                     problems.append("the production loader returned a model")
-                retrain = jobs.campaigns_to_retrain(session_factory=factory,
-                                                    store=production_store,
+                retrain = jobs.campaigns_to_retrain(session_factory=factory, models=production,
                                                     account_id=account_id)
                 if campaign_of(entity_id, parents) in retrain:
                     counts["retrain queued"] += 1
