@@ -27,6 +27,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for name in list(os.environ):
         if name.startswith("ADSENTINEL_") and not name.startswith("ADSENTINEL_TEST_"):
             monkeypatch.delenv(name)
+    # the CLI speaks the language of LANG (adsentinel.i18n): tests read English unless they ask
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.chdir(tmp_path)
     # a command without ADSENTINEL_DATA_DIR uses the user data folder: the test's own
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "user-data"))

@@ -653,6 +653,7 @@ VALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "sync_async_poll_timeout": _ints(1, 10**6),
     "sync_usage_slowdown_percent": _floats(0.0, 100.0),
     "public_url": st.sampled_from(["https://ads.example.com", "http://127.0.0.1:8000"]),
+    "locale": st.sampled_from(["en", "pt_BR", "pt-BR", "en_US"]),
     "session_secret": _SECRET,
     "auth_failure_limit": _ints(0, 1_000_000),
     "auth_failure_window_seconds": _ints(1, 86_400),

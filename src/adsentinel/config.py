@@ -195,6 +195,13 @@ class Settings(BaseSettings):
         "Retry-After.",
     )
 
+    # --- language -------------------------------------------------------------------------------
+    locale: str = Field(
+        default="en",
+        description="Language (en or pt_BR) of the CLI's messages, and of the alerts and report of "
+        "an account without its own (adsentinel accounts edit --locale).",
+    )
+
     # --- alerts ---------------------------------------------------------------------------------
     smtp_host: str = Field(default="127.0.0.1", description="SMTP server for email alerts.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -252,6 +259,13 @@ class Settings(BaseSettings):
                 f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'America/Sao_Paulo'"
             ) from None
         return value
+
+    @field_validator("locale")
+    @classmethod
+    def _supported_locale(cls, value: str) -> str:
+        from adsentinel.i18n import parse_locale
+
+        return parse_locale(value)
 
     @field_validator("log_level")
     @classmethod

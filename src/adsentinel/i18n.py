@@ -120,11 +120,16 @@ def locale_from_environment(environ: Mapping[str, str] | None = None) -> str:
     return DEFAULT_LOCALE
 
 
+def catalog_path(locale: str, domain: str) -> Path:
+    """The ``.po`` file of ``domain`` in ``locale``."""
+    return LOCALE_DIR / locale / "LC_MESSAGES" / f"{domain}.po"
+
+
 @lru_cache(maxsize=32)
 def translations(locale: str, domain: str) -> gettext.NullTranslations:
     """The compiled catalog of ``domain`` in ``locale``; messages pass through unchanged for
     English or a locale without that catalog. Fuzzy entries are left out, as ``msgfmt`` does."""
-    path = LOCALE_DIR / locale / "LC_MESSAGES" / f"{domain}.po"
+    path = catalog_path(locale, domain)
     if locale == DEFAULT_LOCALE or not path.is_file():
         return gettext.NullTranslations()
     from babel.messages.mofile import write_mo
@@ -149,6 +154,8 @@ class Language:
 
     def gettext(self, message: str, /, **variables: object) -> str:
         """``message`` translated, its ``%(name)s`` placeholders filled from ``variables``."""
+        if not message:  # gettext("") is the catalog's header
+            return message
         text = translations(self.locale, self.domain).gettext(message)
         return text % variables if variables else text
 
@@ -225,6 +232,6 @@ def cli_language() -> Language:
 
 
 __all__ = ["DEFAULT_LOCALE", "LANGUAGE_VARIABLES", "LOCALE_DIR", "LOCALE_NAMES", "MESSAGES_DOMAIN",
-           "SUPPORTED_LOCALES", "Language", "N_", "cli_language", "language",
+           "SUPPORTED_LOCALES", "Language", "N_", "catalog_path", "cli_language", "language",
            "locale_from_environment", "negotiate_locale", "parse_locale", "supported_locale",
            "translations"]

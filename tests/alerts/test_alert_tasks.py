@@ -46,5 +46,5 @@ def test_tasks_deliver_alerts_and_digests(settings, runtime_on, http_receiver):
     assert send_alert_digests.apply().get()["digests"] == 0  # once a day
     texts = [json.loads(r.body)["text"] for r in http_receiver.requests]
     assert texts[0].startswith("[HIGH] Acme: CPL up on Black Friday")
-    assert texts[1] == f"[digest] Acme: 1 incident(s) on {today.isoformat()}"
+    assert texts[1] == f"[digest] Acme: 1 incident on {today.isoformat()}"
     engine.dispose()

@@ -188,7 +188,7 @@ def test_digest_channel_gets_one_summary_at_digest_time(shop, settings, http_rec
         deliver_alerts(session_factory=shop.session_factory, settings=settings, now=moment)
     [request] = http_receiver.requests
     body = json.loads(request.body)
-    assert body["text"] == "[digest] Acme: 2 incident(s) on 2026-11-21"
+    assert body["text"] == "[digest] Acme: 2 incidents on 2026-11-21"
     text = body["blocks"][1]["text"]["text"]
     assert "1. [HIGH] CPL up on Black Friday" in text
     assert "2. [MEDIUM] CTR down on Black Friday &gt; Women 25-34 &gt; Video 3" in text

@@ -8,6 +8,14 @@ carries: account, entity path (campaign > ad set > ad),
 metric, actual vs expected (in the account's currency), severity, duration so far and a link to
 the dashboard page of the entity (``{public_url}/entities/{entity_id}``).
 
+Messages speak the account's language (``account.locale`` in the payload: ``en`` or ``pt_BR``,
+from :class:`MessageContext`), with its number, money and date formats. The payload's keys are
+machine-readable and the same in every language; its ``*_text`` and ``metric_label`` values,
+and every rendering (subject, text, Slack blocks, the webhook's ``subject`` and ``text``) are
+in the account's language. Dates in the payload stay ISO (``2026-11-18``); renderings show
+them as the language writes them (``18/11/2026``). Translations are in the ``messages``
+catalog (:mod:`adsentinel.i18n`).
+
 Names come from ad accounts, so they are data, never markup: every rendering first replaces
 control characters in them by spaces (a line break in a name cannot add a line to an email or
 break its Subject header), and Slack, whose text is mrkdwn, gets every value with ``&``, ``<``
@@ -35,16 +43,24 @@ from adsentinel.alerts.incidents import (
     Incident,
     PlannedMessage,
 )
-from adsentinel.detect.anomaly_detector import format_metric
+from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
 
 #: Children listed in one message; the rest are counted ("and 12 more").
 MAX_CHILDREN_SHOWN = 5
 
 _METRIC_LABELS = {
-    "spend": "Spend", "impressions": "Impressions", "leads": "Leads", "clicks": "Clicks",
-    "ctr": "CTR", "conversion_rate": "Conversion rate", "cpc": "CPC", "cpm": "CPM",
-    "cpl": "CPL", "frequency": "Frequency", "reach": "Reach", "multivariate": "Overall pattern",
+    "spend": N_("Spend"), "impressions": N_("Impressions"), "leads": N_("Leads"),
+    "clicks": N_("Clicks"), "ctr": N_("CTR"), "conversion_rate": N_("Conversion rate"),
+    "cpc": N_("CPC"), "cpm": N_("CPM"), "cpl": N_("CPL"), "frequency": N_("Frequency"),
+    "reach": N_("Reach"), "multivariate": N_("Overall pattern"),
 }  # fmt: skip
+_LEVEL_LABELS = {"campaign": N_("Campaign"), "adset": N_("Ad set"), "ad": N_("Ad"),
+                 "entity": N_("Entity")}
+_DIRECTIONS = {"up": N_("up"), "down": N_("down")}
+_SEVERITIES = {"low": N_("low"), "medium": N_("medium"), "high": N_("high"),
+               "critical": N_("critical")}
+#: why an incident closed (adsentinel.alerts.incidents), told in the recovery message
+_REASONS = (N_("back to normal"), N_("marked as not an incident"), N_("restated data is normal"))
 TEST = "test"
 #: the Meta sync of an account keeps failing (written by adsentinel.service.sync)
 SYNC_BROKEN = "sync_broken"
@@ -63,40 +79,59 @@ class MessageContext:
     paths: Mapping[int, str]
     levels: Mapping[int, str]
     public_url: str
+    #: the language of the account's messages (``en``, ``pt_BR``)
+    locale: str = DEFAULT_LOCALE
+
+    @property
+    def language(self) -> Language:
+        """Messages and formats of the account's language (English if ``locale`` has no
+        catalog)."""
+        return language(supported_locale(self.locale) or DEFAULT_LOCALE)
+
+    def account_facts(self) -> dict[str, Any]:
+        """The payload's ``account`` object."""
+        return {"id": self.account_id, "name": self.account_name, "currency": self.currency,
+                "locale": self.language.locale}
 
     def entity_url(self, entity_id: int) -> str:
         """The dashboard page of an entity."""
         return f"{self.public_url.rstrip('/')}/entities/{entity_id}"
 
 
-def metric_label(metric: str) -> str:
-    """``cpl`` -> ``CPL``, as marketers write it."""
-    return _METRIC_LABELS.get(metric, metric)
+def metric_label(metric: str, lang: Language | None = None) -> str:
+    """``cpl`` -> ``CPL``, as marketers write it (in ``lang``, English by default)."""
+    label = _METRIC_LABELS.get(metric)
+    return (lang or language()).gettext(label) if label else metric
 
 
-def ratio_text(actual: float, expected: float) -> str:
+def ratio_text(actual: float, expected: float, lang: Language | None = None) -> str:
     """``3.2x`` above, ``-45%`` below, ``new`` when nothing was expected."""
-    if not math.isfinite(expected) or expected <= 0 or not math.isfinite(actual):
-        return "new"
-    ratio = actual / expected
-    return f"{ratio:.1f}x" if ratio >= 1 else f"{100 * (ratio - 1):+.0f}%"
+    return (lang or language()).ratio(actual, expected)
+
+
+def payload_language(payload: Mapping[str, Any]) -> Language:
+    """The language a payload is told in (``account.locale``; English for payloads stored
+    before languages existed, or naming a language without a catalog)."""
+    account = payload.get("account") or {}
+    return language(supported_locale(account.get("locale")) or DEFAULT_LOCALE)
 
 
 def _figures(fact: AnomalyFact, ctx: MessageContext) -> dict[str, Any]:
+    lang = ctx.language
     return {
         "entity_id": fact.entity_id,
         "entity_level": ctx.levels.get(fact.entity_id, "entity"),
         "entity_path": ctx.paths.get(fact.entity_id, f"entity {fact.entity_id}"),
         "url": ctx.entity_url(fact.entity_id),
         "metric": fact.metric,
-        "metric_label": metric_label(fact.metric),
+        "metric_label": metric_label(fact.metric, lang),
         "direction": fact.direction,
         "day": fact.day.isoformat(),
         "actual": _finite(fact.actual),
         "expected": _finite(fact.expected),
-        "actual_text": format_metric(fact.metric, fact.actual, ctx.currency),
-        "expected_text": format_metric(fact.metric, fact.expected, ctx.currency),
-        "ratio_text": ratio_text(fact.actual, fact.expected),
+        "actual_text": lang.metric_value(fact.metric, _finite(fact.actual), ctx.currency),
+        "expected_text": lang.metric_value(fact.metric, _finite(fact.expected), ctx.currency),
+        "ratio_text": ratio_text(fact.actual, fact.expected, lang),
         "severity": fact.severity,
         "score": round(float(fact.score), 1),
         "anomaly_id": fact.id,
@@ -129,7 +164,7 @@ def incident_payload(planned: PlannedMessage, ctx: MessageContext, *, today: dat
     children = [_figures(child, ctx) for child in incident.children]
     return {
         "kind": planned.kind,
-        "account": {"id": ctx.account_id, "name": ctx.account_name, "currency": ctx.currency},
+        "account": ctx.account_facts(),
         "incident": head,
         "children": children[:MAX_CHILDREN_SHOWN],
         "children_total": len(children),
@@ -153,7 +188,7 @@ def digest_payload(ctx: MessageContext, incidents: Sequence[Incident], *, day: d
         items.append(head)
     return {
         "kind": DIGEST,
-        "account": {"id": ctx.account_id, "name": ctx.account_name, "currency": ctx.currency},
+        "account": ctx.account_facts(),
         "day": day.isoformat(),
         "incidents": items,
         "sent_for": day.isoformat(),
@@ -164,9 +199,10 @@ def check_payload(ctx: MessageContext, channel_id: int) -> dict[str, Any]:
     """A message that only proves the channel works (``adsentinel alerts channel test``)."""
     return {
         "kind": TEST,
-        "account": {"id": ctx.account_id, "name": ctx.account_name, "currency": ctx.currency},
-        "text": f"A test message from adsentinel for alert channel {channel_id}: real alerts "
-                "will arrive here the same way. Nothing needs to be done.",
+        "account": ctx.account_facts(),
+        "text": ctx.language.gettext(
+            "A test message from adsentinel for alert channel %(channel)s: real alerts will "
+            "arrive here the same way. Nothing needs to be done.", channel=channel_id),
         "url": ctx.public_url,
     }
 
@@ -201,82 +237,130 @@ def plain_values(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def subject_of(payload: Mapping[str, Any]) -> str:
-    """One line: ``[HIGH] Acme: CPL up on Campaign > Ad set (3 days)``."""
+    """One line: ``[HIGH] Acme: CPL up on Campaign > Ad set (3 days)``, in the payload's
+    language."""
     payload = plain_values(payload)
+    lang = payload_language(payload)
+    _ = lang.gettext
     account = payload["account"]["name"]
     if payload["kind"] == TEST:
-        return f"[TEST] {account}: adsentinel alerts reach this channel"
+        return _("[TEST] %(account)s: adsentinel alerts reach this channel", account=account)
     if payload["kind"] == SYNC_BROKEN:
-        return f"[SYNC BROKEN] {account}: no fresh Meta data since {payload['since']}"
+        return _("[SYNC BROKEN] %(account)s: no fresh Meta data since %(since)s",
+                 account=account, since=payload["since"])
     if payload["kind"] == DIGEST:
-        count = len(payload["incidents"])
-        return f"[digest] {account}: {count} incident(s) on {payload['day']}"
+        return lang.ngettext("[digest] %(account)s: %(num)d incident on %(day)s",
+                             "[digest] %(account)s: %(num)d incidents on %(day)s",
+                             len(payload["incidents"]), account=account,
+                             day=_day(lang, payload["day"]))
     inc = payload["incident"]
     more = len(payload.get("also") or ())
-    extra = f" (+{more} more metric{'s' if more > 1 else ''})" if more else ""
-    what = f"{inc['metric_label']} {inc['direction']}{extra} on {inc['entity_path']}"
+    what = _what(lang, inc)
+    if more:
+        what = lang.ngettext("%(metric)s %(direction)s (+%(num)d more metric) on %(path)s",
+                             "%(metric)s %(direction)s (+%(num)d more metrics) on %(path)s",
+                             more, metric=inc["metric_label"],
+                             direction=_(_DIRECTIONS.get(inc["direction"], inc["direction"])),
+                             path=inc["entity_path"])
     if payload["kind"] == RECOVERED:
-        return f"[RECOVERED] {account}: {what}"
-    prefix = "[WORSE] " if payload["kind"] == UPDATE else ""
-    days = inc.get("duration_days", 1)
-    return (f"{prefix}[{inc['severity'].upper()}] {account}: {what} "
-            f"({days} day{'s' if days != 1 else ''})")
+        return _("[RECOVERED] %(account)s: %(what)s", account=account, what=what)
+    prefix = _("[WORSE] ") if payload["kind"] == UPDATE else ""
+    return prefix + lang.ngettext("[%(severity)s] %(account)s: %(what)s (%(num)d day)",
+                                  "[%(severity)s] %(account)s: %(what)s (%(num)d days)",
+                                  inc.get("duration_days", 1), account=account, what=what,
+                                  severity=_severity(lang, inc["severity"]).upper())
 
 
-def _incident_lines(inc: Mapping[str, Any]) -> list[str]:
-    days = inc.get("duration_days", 1)
+def _what(lang: Language, inc: Mapping[str, Any]) -> str:
+    """``CPL up on Black Friday``."""
+    return lang.gettext("%(metric)s %(direction)s on %(path)s", metric=inc["metric_label"],
+                        direction=lang.gettext(_DIRECTIONS.get(inc["direction"],
+                                                               inc["direction"])),
+                        path=inc["entity_path"])
+
+
+def _severity(lang: Language, severity: str) -> str:
+    return lang.gettext(_SEVERITIES[severity]) if severity in _SEVERITIES else severity
+
+
+def _day(lang: Language, iso_day: str | None) -> str:
+    """A payload's ISO day as the language writes it (left as it is if it is not a day)."""
+    try:
+        return lang.day(date.fromisoformat(str(iso_day)))
+    except ValueError:
+        return str(iso_day)
+
+
+def _incident_lines(lang: Language, inc: Mapping[str, Any]) -> list[str]:
+    _ = lang.gettext
+    level = inc["entity_level"]
     lines = [
-        f"{inc['entity_level'].capitalize()}: {inc['entity_path']}",
-        f"Metric: {inc['metric_label']} {inc['actual_text']} vs {inc['expected_text']} expected "
-        f"({inc['ratio_text']})",
-        f"Severity: {inc['severity']} (score {inc['score']})",
-        f"Duration so far: {days} day{'s' if days != 1 else ''} (since {inc['start_day']}, "
-        f"latest {inc['latest_day']})",
+        _("%(level)s: %(path)s", level=_(_LEVEL_LABELS[level]) if level in _LEVEL_LABELS
+          else level.capitalize(), path=inc["entity_path"]),
+        _("Metric: %(metric)s %(actual)s vs %(expected)s expected (%(ratio)s)",
+          metric=inc["metric_label"], actual=inc["actual_text"], expected=inc["expected_text"],
+          ratio=inc["ratio_text"]),
+        _("Severity: %(severity)s (score %(score)s)", severity=_severity(lang, inc["severity"]),
+          score=lang.number(inc["score"], decimals=1)),
+        lang.ngettext("Duration so far: %(num)d day (since %(start)s, latest %(latest)s)",
+                      "Duration so far: %(num)d days (since %(start)s, latest %(latest)s)",
+                      inc.get("duration_days", 1), start=_day(lang, inc["start_day"]),
+                      latest=_day(lang, inc["latest_day"])),
     ]
     if inc.get("calendar"):
-        lines.append(f"Calendar: {inc['calendar']}")
+        lines.append(_("Calendar: %(label)s", label=inc["calendar"]))
     if inc.get("message"):
-        lines.append(f"Detail: {inc['message']}")
-    lines.append(f"Dashboard: {inc['url']}")
+        lines.append(_("Detail: %(message)s", message=inc["message"]))
+    lines.append(_("Dashboard: %(url)s", url=inc["url"]))
     return lines
 
 
 def render_text(payload: Mapping[str, Any]) -> str:
-    """The plain-text body (email, and the webhook's ``text`` field)."""
+    """The plain-text body (email, and the webhook's ``text`` field), in the payload's
+    language."""
     payload = plain_values(payload)
+    lang = payload_language(payload)
+    _ = lang.gettext
     lines = [subject_of(payload), ""]
     if payload["kind"] == TEST:
-        return "\n".join(lines + [payload["text"], f"Dashboard: {payload['url']}"]) + "\n"
+        return "\n".join(lines + [payload["text"], _("Dashboard: %(url)s", url=payload["url"])]
+                         ) + "\n"
     if payload["kind"] == SYNC_BROKEN:
-        return "\n".join(lines + [payload["text"], f"What to do: {payload['what_to_do']}",
-                                   f"Dashboard: {payload['url']}"]) + "\n"
+        return "\n".join(lines + [payload["text"],
+                                  _("What to do: %(what)s", what=payload["what_to_do"]),
+                                  _("Dashboard: %(url)s", url=payload["url"])]) + "\n"
     if payload["kind"] == DIGEST:
         if not payload["incidents"]:
-            lines.append("No incidents.")
+            lines.append(_("No incidents."))
         for number, inc in enumerate(payload["incidents"], 1):
-            lines.append(f"{number}. [{inc['severity'].upper()}] {inc['metric_label']} "
-                         f"{inc['direction']} on {inc['entity_path']}")
-            lines.extend("   " + line for line in _incident_lines(inc)[1:])
+            lines.append(f"{number}. [{_severity(lang, inc['severity']).upper()}] "
+                         f"{_what(lang, inc)}")
+            lines.extend("   " + line for line in _incident_lines(lang, inc)[1:])
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
     inc = payload["incident"]
-    lines.append(f"Account: {payload['account']['name']}")
+    lines.append(_("Account: %(account)s", account=payload["account"]["name"]))
     if payload["kind"] == RECOVERED:
-        lines.append(f"Recovered: {payload.get('reason') or 'back to normal'}")
-    lines.extend(_incident_lines(inc))
+        lines.append(_("Recovered: %(reason)s", reason=_(payload.get("reason") or _REASONS[0])))
+    lines.extend(_incident_lines(lang, inc))
     for other in payload.get("also") or ():
-        lines.append(f"Also: {other['metric_label']} {other['direction']} "
-                     f"{other['actual_text']} vs {other['expected_text']} expected "
-                     f"({other['ratio_text']}), {other['severity']}, since {other['start_day']}")
+        lines.append(_("Also: %(metric)s %(direction)s %(actual)s vs %(expected)s expected "
+                       "(%(ratio)s), %(severity)s, since %(start)s",
+                       metric=other["metric_label"],
+                       direction=_(_DIRECTIONS.get(other["direction"], other["direction"])),
+                       actual=other["actual_text"], expected=other["expected_text"],
+                       ratio=other["ratio_text"], severity=_severity(lang, other["severity"]),
+                       start=_day(lang, other["start_day"])))
     if payload["children_total"]:
-        lines += ["", f"Worst of {payload['children_total']} affected below it:"]
+        lines += ["", _("Worst of %(total)d affected below it:",
+                        total=payload["children_total"])]
         for child in payload["children"]:
             lines.append(f"- {child['entity_path']}: {child['metric_label']} "
-                         f"{child['actual_text']} vs {child['expected_text']} ({child['severity']}) "
-                         f"{child['url']}")
+                         f"{child['actual_text']} vs {child['expected_text']} "
+                         f"({_severity(lang, child['severity'])}) {child['url']}")
         more = payload["children_total"] - len(payload["children"])
         if more > 0:
-            lines.append(f"- and {more} more")
+            lines.append(_("- and %(more)d more", more=more))
     return "\n".join(lines) + "\n"
 
 

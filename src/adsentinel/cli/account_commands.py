@@ -1,5 +1,5 @@
-"""`adsentinel accounts add|discover|list|disable|enable`: which ad accounts sync from Meta, with
-which token.
+"""`adsentinel accounts add|discover|list|disable|enable|edit`: which ad accounts sync from
+Meta, with which token, and in which language their alerts and report are written.
 
 The token itself is never taken on the command line (it would land in shell history) nor
 stored: an account keeps the NAME of the environment variable that holds it.
@@ -17,6 +17,8 @@ from rich.table import Table
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import ConfigError
+from adsentinel.i18n import LOCALE_NAMES, cli_language, parse_locale
+from adsentinel.service.accounts import set_account_locale
 from adsentinel.service.sync import (
     AccountListing,
     DiscoveredAccount,
@@ -55,12 +57,16 @@ def add_command(
         "--check/--no-check", help="Read the account once with the token before storing "
                                    "anything (--no-check stores it unproved, e.g. on a "
                                    "machine without the token).")] = True,
+    locale: Annotated[str | None, typer.Option(
+        "--locale", help="Language of the account's alerts and report: en or pt_BR "
+                         "(default: the LOCALE setting).")] = None,
 ) -> None:
     """Sync an ad account from Meta (or attach a new token to it, clearing needs-attention).
 
     The token is proved first: without the variable set, or with a token Meta refuses,
     nothing is stored.
     """
+    locale = _checked_locale(locale)
     settings, factory = _session_factory()
     info = None
     if check:
@@ -69,15 +75,24 @@ def add_command(
     listing = add_meta_account(session_factory=factory, platform_account_id=account_id,
                                token_env=token_env, name=name,
                                result_action_types=result_action_types)
-    console.print(f"account [bold]{escape(listing.name)}[/] ({listing.platform_account_id}) "
-                  f"syncs with the token in ${listing.token_env}", highlight=False)
+    _ = cli_language().gettext
+    console.print(_("account [bold]%(name)s[/] (%(meta_id)s) syncs with the token in "
+                    "$%(variable)s", name=escape(listing.name),
+                    meta_id=listing.platform_account_id, variable=listing.token_env),
+                  highlight=False)
+    if locale is not None:
+        set_account_locale(session_factory=factory, wanted=str(listing.id), locale=locale)
+        console.print(_("its alerts and report are written in %(language)s",
+                        language=LOCALE_NAMES[locale]), highlight=False)
     if info is not None:
         record_account_facts(session_factory=factory, account_id=listing.id, info=info)
-        console.print(f"Meta reads it: {escape(info.name or '(no name)')}, {info.currency}, "
-                      f"{info.timezone}", highlight=False)
+        console.print(_("Meta reads it: %(name)s, %(currency)s, %(timezone)s",
+                        name=escape(info.name or _("(no name)")), currency=info.currency,
+                        timezone=info.timezone), highlight=False)
     elif not os.environ.get(token_env, "").strip():
-        err_console.print(f"[yellow]warning:[/] {token_env} is not set in this shell; set it "
-                          "wherever `adsentinel sync`, `run` or the workers run", highlight=False)
+        err_console.print(_("[yellow]warning:[/] %(variable)s is not set in this shell; set it "
+                            "wherever `adsentinel sync`, `run` or the workers run",
+                            variable=token_env), highlight=False)
 
 
 @accounts_app.command("discover")
@@ -164,6 +179,38 @@ def enable_command(
     _, factory = _session_factory()
     listing = set_account_active(session_factory=factory, wanted=account, active=True)
     console.print(f"account [bold]{listing.name}[/] enabled", highlight=False)
+
+
+@accounts_app.command("edit")
+def edit_command(
+    account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
+    locale: Annotated[str | None, typer.Option(
+        "--locale", help="Language of the account's alerts and report: en or pt_BR; 'default' "
+                         "goes back to the LOCALE setting.")] = None,
+) -> None:
+    """Change how an account is told about: the language of its alerts and report."""
+    _ = cli_language().gettext
+    if locale is None:
+        raise typer.BadParameter(_("nothing to change: give --locale"), param_hint="'--locale'")
+    wanted = None if locale.strip().lower() == "default" else _checked_locale(locale)
+    _settings, factory = _session_factory()
+    ref = set_account_locale(session_factory=factory, wanted=account, locale=wanted)
+    if wanted is None:
+        console.print(_("account [bold]%(name)s[/]: alerts and report in the LOCALE setting's "
+                        "language", name=escape(ref.name)), highlight=False)
+    else:
+        console.print(_("account [bold]%(name)s[/]: alerts and report in %(language)s",
+                        name=escape(ref.name), language=LOCALE_NAMES[wanted]), highlight=False)
+
+
+def _checked_locale(locale: str | None) -> str | None:
+    """``--locale`` as stored (``pt-br`` -> ``pt_BR``), or a usage error naming the choices."""
+    if locale is None:
+        return None
+    try:
+        return parse_locale(locale)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--locale'") from None
 
 
 def print_accounts(accounts: list[AccountListing]) -> None:

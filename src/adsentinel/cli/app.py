@@ -72,10 +72,10 @@ def run(args: list[str]) -> int:
         print_error(exc.message, exc.hint)
         return exc.exit_code
     except (typer.Abort, click.Abort):
-        err_console.print("aborted")
+        err_console.print(_("aborted"))
         return 130
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(_("interrupted"))
         return 130
     except (typer.TyperException, click.ClickException) as exc:
         # Typer raises its own click's exceptions (typer.TyperException), not click's
@@ -90,14 +90,30 @@ def usage_error_line(exc: typer.TyperException | click.ClickException) -> str:
     context = getattr(exc, "ctx", None)
     command = context.command_path if context is not None else "adsentinel"
     if isinstance(exc, NoArgsIsHelpError):
-        message = f"{command} needs a command"
+        message = _("%(command)s needs a command", command=command)
     else:
         message = " ".join(exc.format_message().split()).replace("Value error, ", "")
-    return f"{message} (try '{command} --help')"
+    return _("%(message)s (try '%(command)s --help')", message=message, command=command)
 
 
 def print_error(message: str, hint: str | None = None) -> None:
-    """``error: message`` (and ``hint: ...``) on stderr, the text printed as it is (no markup)."""
-    err_console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+    """``error: message`` (and ``hint: ...``) on stderr, the text printed as it is (no markup),
+    in the CLI's language (ADSENTINEL_LOCALE, else LANG): a message or hint the ``messages``
+    catalog knows word for word is translated, others are printed as written."""
+    err_console.print(Text.assemble((_("error:"), "bold red"), " ", _(message)),
+                      soft_wrap=True)
     if hint:
-        err_console.print(Text.assemble(("hint:", "yellow"), " ", hint), soft_wrap=True)
+        err_console.print(Text.assemble((_("hint:"), "yellow"), " ", _(hint)),
+                          soft_wrap=True)
+
+
+def _(message: str, /, **variables: object) -> str:
+    """``message`` in the CLI's language; English when ``ADSENTINEL_LOCALE`` names a language
+    without a catalog (the settings report that mistake themselves)."""
+    from adsentinel.i18n import DEFAULT_LOCALE, language, locale_from_environment
+
+    try:
+        lang = language(locale_from_environment())
+    except ValueError:
+        lang = language(DEFAULT_LOCALE)
+    return lang.gettext(message, **variables)

@@ -1,4 +1,5 @@
-"""`adsentinel export anomalies --to-sql URL --table T | --parquet FILE`."""
+"""`adsentinel export anomalies --to-sql URL --table T | --parquet FILE`, and
+`adsentinel report`: the HTML report of the open incidents, in a language."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typer
 
 from adsentinel.cli.app import app, console, get_settings
 from adsentinel.errors import AdsentinelError
+from adsentinel.i18n import cli_language
 
 export_app = typer.Typer(help="Export data for other tools (dbt, Looker, Metabase).",
                          no_args_is_help=True)
@@ -32,11 +34,12 @@ def export_anomalies(
 ) -> None:
     """Write every anomaly (one row each: account, entity, day, metric, actual, expected,
     bounds, score, severity, message, status) to a database table or a Parquet file."""
+    _ = cli_language().gettext
     if (to_sql is None) == (parquet is None):
-        raise AdsentinelError("give exactly one of --to-sql URL or --parquet FILE")
+        raise AdsentinelError(_("give exactly one of --to-sql URL or --parquet FILE"))
     if to_sql is not None and not table:
-        raise AdsentinelError("--to-sql needs --table NAME")
-    first_day = _parse_day(since)
+        raise AdsentinelError(_("--to-sql needs --table NAME"))
+    first_day = _parse_day(since, "--since")
     settings = get_settings()
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.service import export
@@ -53,14 +56,73 @@ def export_anomalies(
         summary = export.export_to_sql(chunks, url=to_sql, table=table, mode=mode)
     else:
         summary = export.export_to_parquet(chunks, path=parquet)
-    console.print(f"{summary.rows} anomalies written to {summary.target}", highlight=False,
-                  soft_wrap=True)
+    console.print(cli_language().ngettext("%(num)d anomaly written to %(target)s",
+                                          "%(num)d anomalies written to %(target)s",
+                                          summary.rows, target=summary.target),
+                  highlight=False, soft_wrap=True)
 
 
-def _parse_day(text: str | None) -> date | None:
+@app.command("report")
+def report_command(
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="HTML file to write.")] = Path("adsentinel-report.html"),
+    account: Annotated[str | None, typer.Option(
+        help="Only this account (name, platform id or numeric id); default: every active "
+             "account.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="First day, YYYY-MM-DD (default: the 30 days ending on --until).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Last day, YYYY-MM-DD (default: the newest day of data).")] = None,
+    limit: Annotated[int, typer.Option(
+        min=1, help="Incidents listed with a chart at most (the rest are counted).")] = 20,
+    locale: Annotated[str | None, typer.Option(
+        "--locale", help="Language of the report: en or pt_BR (default: the account's "
+                         "language with --account, else the LOCALE setting).")] = None,
+) -> None:
+    """Write an HTML report: a summary (accounts, range, incidents by severity, money at
+    stake), then the open incidents at medium and above, worst first, each with a chart and a
+    link to its dashboard page."""
+    from adsentinel.i18n import language, parse_locale
+
+    _ = cli_language().gettext
+    if locale is not None:
+        try:
+            locale = parse_locale(locale)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--locale'") from None
+    first_day, last_day = _parse_day(since, "--since"), _parse_day(until, "--until")
+    if first_day and last_day and first_day > last_day:
+        raise AdsentinelError(_("--since %(since)s is after --until %(until)s", since=since,
+                                until=until), hint=_("give the earlier day to --since"))
+    settings = get_settings()
+    from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.service.report import build_report, write_report
+
+    factory = make_session_factory(open_database(settings))
+    account_ids = None
+    if account is not None:
+        from adsentinel.service.sync import find_account
+
+        with factory() as session:
+            found = find_account(session, account)
+            account_ids, locale = [found.id], locale or found.locale
+    report = build_report(session_factory=factory, account_ids=account_ids,
+                          first_day=first_day, last_day=last_day, limit=limit)
+    path = write_report(session_factory=factory, path=output, report=report,
+                        lang=language(locale or settings.locale), public_url=settings.public_url)
+    listed = len(report.incidents) + report.not_shown
+    console.print(cli_language().ngettext(
+        "report of %(num)d incident at medium or above written to %(path)s",
+        "report of %(num)d incidents at medium or above written to %(path)s",
+        listed, path=path), highlight=False, soft_wrap=True)
+
+
+def _parse_day(text: str | None, option: str) -> date | None:
     if text is None:
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise AdsentinelError(f"--since must be a date YYYY-MM-DD, got {text!r}") from None
+        raise AdsentinelError(cli_language().gettext(
+            "%(option)s must be a date YYYY-MM-DD, got %(value)r", option=option, value=text)
+        ) from None

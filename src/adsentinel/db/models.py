@@ -101,6 +101,8 @@ class AdAccount(Base):
     result_action_types: Mapped[str | None] = mapped_column(String(400))
     # Below this daily spend nothing of the account alerts; None means no floor.
     min_alert_spend: Mapped[float | None] = mapped_column(Float)
+    # Language of the account's alerts and report (en, pt_BR); None means the ``locale`` setting.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     entities: Mapped[list[Entity]] = relationship(back_populates="account")
 

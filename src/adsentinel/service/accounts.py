@@ -42,3 +42,18 @@ def select_accounts(*, session_factory: sessionmaker[Session],
     exact = [r for r in rows if r.name == wanted]
     chosen = exact[0] if exact else rows[0]
     return [AccountRef(chosen.id, chosen.name, chosen.currency)]
+
+
+def set_account_locale(*, session_factory: sessionmaker[Session], wanted: str,
+                       locale: str | None) -> AccountRef:
+    """Set the language of an account's alerts and report (``None``: back to the ``locale``
+    setting); ``locale`` is any spelling :func:`adsentinel.i18n.parse_locale` takes. Raises
+    :class:`NotFoundError` for an unknown account, ``ValueError`` for an unknown language."""
+    from adsentinel.i18n import parse_locale
+    from adsentinel.service.sync import find_account
+
+    stored = parse_locale(locale) if locale is not None else None
+    with session_factory() as session, session.begin():
+        account = find_account(session, wanted)
+        account.locale = stored
+        return AccountRef(account.id, account.name, account.currency)

@@ -324,7 +324,8 @@ def _message_context(account: AdAccount, entities: _EntityFacts,
                      settings: Settings) -> MessageContext:
     return MessageContext(account_id=account.id, account_name=account.name,
                           currency=account.currency or "USD", paths=entities.paths,
-                          levels=entities.levels, public_url=settings.public_url)
+                          levels=entities.levels, public_url=settings.public_url,
+                          locale=account.locale or settings.locale)
 
 
 def _drop_vanished_anomaly_ids(session: Session, messages: list[outbox.NewMessage]) -> None:

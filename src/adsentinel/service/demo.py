@@ -12,11 +12,12 @@ from pathlib import Path
 from adsentinel.config import Settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import Anomaly
+from adsentinel.i18n import language
 from adsentinel.ingest.csv_import import ImportSummary, import_insights_csv
 from adsentinel.ingest.synthetic import generate_dataset, preset_config, summarize, write_dataset
 from adsentinel.service.detection import detect_account
 from adsentinel.service.jobs import active_account_ids, model_loader_or_none, run_training
-from adsentinel.service.report import report_path, top_anomalies, write_report
+from adsentinel.service.report import build_report, report_path, write_report
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def run_demo(*, settings: Settings, seed: int = 42, end_date: dt.date | None = N
                 session_factory=session_factory, settings=settings, account_id=account_id,
                 model_loader=model_loader_or_none(settings, account_id)))
         report = write_report(session_factory=session_factory, path=report_path(settings.data_dir),
-                              reported=top_anomalies(session_factory=session_factory))
+                              report=build_report(session_factory=session_factory),
+                              lang=language(settings.locale), public_url=settings.public_url)
     finally:
         engine.dispose()
     labels = dataset.labels
