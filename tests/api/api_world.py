@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, Entity
+from adsentinel.detect.impact import HARMFUL_DIRECTION
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.tokens import create_token
 
@@ -37,7 +38,7 @@ def _anomaly(account_id: int, entity_id: int, day: date, metric: str, *, severit
              score: float = 80.0, status: str = "open") -> Anomaly:
     return Anomaly(account_id=account_id, entity_id=entity_id, day=day, metric=metric,
                    detectors="nb_rate", actual=45.1, expected=14.2, lower=8.0, upper=22.0,
-                   direction="up", score=score, severity=severity,
+                   direction=HARMFUL_DIRECTION[metric], score=score, severity=severity,
                    message=f"{metric.upper()} 45.10 vs 14.20 expected (3.2x)",
                    drivers={"leads": 0}, status=status)
 

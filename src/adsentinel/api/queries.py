@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from adsentinel.api.auth import Principal
@@ -28,6 +28,8 @@ from adsentinel.db.models import (
     TrainingRun,
     utcnow,
 )
+from adsentinel.detect import impact
+from adsentinel.detect.statistical import pooled_days
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
 from adsentinel.models.store import ModelStore
 from adsentinel.service.feedback import give_status
@@ -38,6 +40,9 @@ SEVERITY_ORDER = ("critical", "high", "medium", "low")
 #: largest ids of accounts and entities (INTEGER columns) and of anomalies (BIGINT)
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
 LEVELS = ("campaign", "adset", "ad")
+#: orders of the anomaly list (see :class:`AnomalyFilters`)
+SORTS = ("impact", "severity", "day", "score")
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 class StatusConflict(AdsentinelError):
@@ -64,7 +69,37 @@ class Page:
 
 @dataclass(frozen=True)
 class AnomalyFilters:
-    """The filters of the anomaly list; ``None`` means "any"."""
+    """The filters and the order of the anomaly list; ``None`` means "any".
+
+    Parameters
+    ----------
+    account_id, entity_id : int, optional
+        Only this account's / this entity's anomalies (404 when the token does not see it).
+    level : str, optional
+        ``campaign``, ``adset`` or ``ad``: only anomalies of entities of that level.
+    metric : str, optional
+        ``cpl``, ``spend``, ``multivariate`` ...
+    severity : str, optional
+        Exactly this severity.
+    min_severity : str, optional
+        This severity and worse (``medium``: medium, high and critical; lows hidden).
+    status : str, optional
+        ``open``, ``acknowledged``, ``resolved``, ``false_positive``, ``expected``,
+        ``retracted``.
+    start, end : date, optional
+        Days of the anomalies, both included.
+    search : str, optional
+        Part of the name (any case) of the anomaly's entity, of its ad set or campaign or of its
+        account, or the whole Meta id of any of them (``act_`` optional for the account).
+    good_news : bool
+        Include good news (CPC, CPL or frequency down, CTR up ...:
+        :data:`adsentinel.detect.impact.GOOD_NEWS`), which is never an incident; default
+        ``False``: left out.
+    sort : str, optional
+        One of :data:`SORTS`: ``impact`` (money at stake, then severity, then score),
+        ``severity`` (then money, then newest), ``day`` (newest day first, worst first within
+        a day), ``score``. Default: ``impact`` when ``status`` is ``open``, else ``day``.
+    """
 
     account_id: int | None = None
     level: str | None = None
@@ -74,6 +109,47 @@ class AnomalyFilters:
     status: str | None = None
     start: date | None = None
     end: date | None = None
+    search: str | None = None
+    min_severity: str | None = None
+    good_news: bool = False
+    sort: str | None = None
+
+    @property
+    def order(self) -> str:
+        """The sort in effect (the default resolved)."""
+        if self.sort is not None:
+            return self.sort
+        return "impact" if self.status == AnomalyStatus.open.value else "day"
+
+
+@dataclass(frozen=True)
+class AnomalyPlace:
+    """Where an anomaly is: its account and the path down to its entity, names and Meta ids."""
+
+    account: AdAccount
+    path: list[Entity]
+
+    @property
+    def entity(self) -> Entity:
+        """The anomaly's own entity (the last of the path)."""
+        return self.path[-1]
+
+    def meta_ids(self) -> dict[str, str | None]:
+        """Platform ids of the account, campaign, ad set and ad (``None`` above the entity's
+        level, e.g. the ad of a campaign's anomaly)."""
+        ids: dict[str, str | None] = {"account": self.account.platform_account_id,
+                                      **{level: None for level in LEVELS}}
+        for entity in self.path:
+            ids[entity.level] = entity.platform_id
+        return ids
+
+    def names(self) -> dict[str, str | None]:
+        """Names of the account, campaign, ad set and ad, as :meth:`meta_ids`."""
+        names: dict[str, str | None] = {"account": self.account.name,
+                                        **{level: None for level in LEVELS}}
+        for entity in self.path:
+            names[entity.level] = entity.name
+        return names
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -225,10 +301,44 @@ def open_counts_by_entity(session: Session, entity_ids: list[int]) -> dict[int, 
 
 def anomaly_page(*, session: Session, principal: Principal, filters: AnomalyFilters, page: int,
                  page_size: int) -> Page:
-    """Anomalies matching ``filters``, newest day first, worst first within a day."""
+    """One page of the anomalies matching ``filters``, in ``filters.order``.
+
+    Parameters
+    ----------
+    session : Session
+    principal : Principal
+        Only the accounts it sees are read.
+    filters : AnomalyFilters
+        What to keep and in which order (see its docstring).
+    page : int
+        1-based; past the last page raises :class:`PageOutOfRange`.
+    page_size : int
+        Anomalies per page.
+
+    Returns
+    -------
+    Page
+        ``items`` are :class:`~adsentinel.db.models.Anomaly`; ``total`` counts every match.
+    """
+    return _paged(session, anomaly_query(session=session, principal=principal, filters=filters),
+                  page, page_size)
+
+
+def anomaly_query(*, session: Session, principal: Principal, filters: AnomalyFilters) -> Select:
+    """The ordered SELECT of the anomalies matching ``filters`` (every page: the exports read
+    it in chunks). Checks the filters: an unknown or unseen account or entity is
+    :class:`NotFoundError`, a start after the end, an unknown sort or severity an
+    :class:`AdsentinelError`."""
     if filters.start and filters.end and filters.start > filters.end:
         raise AdsentinelError(f"start ({filters.start}) is after end ({filters.end})",
                               hint="swap them, or leave one out")
+    if filters.order not in SORTS:
+        raise AdsentinelError(f"sort must be one of {', '.join(SORTS)}; got {filters.order!r}")
+    for name in ("severity", "min_severity"):
+        value = getattr(filters, name)
+        if value is not None and value not in _SEVERITY_RANK:
+            raise AdsentinelError(f"{name} must be one of {', '.join(SEVERITY_ORDER)}; "
+                                  f"got {value!r}")
     if filters.account_id is not None:
         get_account(session=session, principal=principal, account_id=filters.account_id)
     if filters.entity_id is not None:
@@ -245,12 +355,80 @@ def anomaly_page(*, session: Session, principal: Principal, filters: AnomalyFilt
                           (Anomaly.status, filters.status)):
         if value:
             query = query.where(column == value)
+    if filters.min_severity:
+        floor = _SEVERITY_RANK[filters.min_severity]
+        query = query.where(Anomaly.severity.in_(
+            [name for name, rank in _SEVERITY_RANK.items() if rank >= floor]))
     if filters.start:
         query = query.where(Anomaly.day >= filters.start)
     if filters.end:
         query = query.where(Anomaly.day <= filters.end)
-    return _paged(session, query.order_by(Anomaly.day.desc(), Anomaly.score.desc(),
-                                          Anomaly.id.desc()), page, page_size)
+    if filters.search and filters.search.strip():
+        query = query.where(_search_clause(filters.search.strip()))
+    if not filters.good_news:
+        query = query.where(not_(or_(*(and_(Anomaly.metric == metric, Anomaly.direction == way)
+                                       for metric, way in sorted(impact.GOOD_NEWS)))))
+    return query.order_by(*_anomaly_order(filters.order))
+
+
+def _anomaly_order(sort: str) -> list[Any]:
+    money = func.coalesce(Anomaly.impact_amount, -1.0).desc()  # unknown money after 0
+    severity = case(_SEVERITY_RANK, value=Anomaly.severity, else_=0).desc()
+    newest = Anomaly.day.desc()
+    return {
+        "impact": [money, severity, Anomaly.score.desc(), newest, Anomaly.id.desc()],
+        "severity": [severity, money, Anomaly.score.desc(), newest, Anomaly.id.desc()],
+        "day": [newest, Anomaly.score.desc(), Anomaly.id.desc()],
+        "score": [Anomaly.score.desc(), newest, Anomaly.id.desc()],
+    }[sort]
+
+
+def _search_clause(text: str) -> Any:
+    """The anomaly's entity, its parent or grandparent, or its account, named like ``text``
+    (part of the name, any case) or with ``text`` as its whole Meta id."""
+    parent, grandparent = aliased(Entity), aliased(Entity)
+    levels = (Entity, parent, grandparent)
+    named = select(Entity.id).outerjoin(parent, parent.id == Entity.parent_id).outerjoin(
+        grandparent, grandparent.id == parent.parent_id).where(or_(
+            *(e.name.icontains(text, autoescape=True) for e in levels),
+            *(e.platform_id == text for e in levels)))
+    bare = text.removeprefix("act_")
+    accounts = select(AdAccount.id).where(or_(
+        AdAccount.name.icontains(text, autoescape=True),
+        AdAccount.platform_account_id.in_([bare, f"act_{bare}"])))
+    return or_(Anomaly.entity_id.in_(named), Anomaly.account_id.in_(accounts))
+
+
+def anomaly_places(session: Session, anomalies: list[Anomaly]) -> dict[int, AnomalyPlace]:
+    """Where each anomaly is (account, campaign > ad set > entity), by anomaly id, in at most
+    four queries whatever the number of anomalies (a page or an export chunk)."""
+    known = {e.id: e for e in _entities(session, {a.entity_id for a in anomalies})}
+    for _ in range(2):  # ad -> ad set -> campaign
+        missing = {e.parent_id for e in known.values()
+                   if e.parent_id is not None and e.parent_id not in known}
+        known.update({e.id: e for e in _entities(session, missing)})
+    account_ids = sorted({a.account_id for a in anomalies})
+    accounts = {a.id: a for a in session.scalars(
+        select(AdAccount).where(AdAccount.id.in_(account_ids)))} if account_ids else {}
+    places = {}
+    for anomaly in anomalies:
+        entity = known.get(anomaly.entity_id)
+        if entity is None or anomaly.account_id not in accounts:
+            continue
+        path = [entity]
+        while path[-1].parent_id is not None and path[-1].parent_id in known:
+            path.append(known[path[-1].parent_id])
+        places[anomaly.id] = AnomalyPlace(accounts[anomaly.account_id], list(reversed(path)))
+    return places
+
+
+def _entities(session: Session, ids: set[int]) -> list[Entity]:
+    ordered = sorted(ids)
+    found: list[Entity] = []
+    for start in range(0, len(ordered), 10_000):  # SQLite's bound-parameter limit
+        found.extend(session.scalars(select(Entity).where(
+            Entity.id.in_(ordered[start:start + 10_000]))))
+    return found
 
 
 def get_anomaly(*, session: Session, principal: Principal, anomaly_id: int) -> Anomaly:
@@ -287,8 +465,17 @@ def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: in
     return anomaly
 
 
-def anomaly_dict(anomaly: Anomaly) -> dict[str, Any]:
-    """The API fields of an anomaly (non-finite floats become ``None``: JSON has no NaN)."""
+def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[str, Any]:
+    """The API fields of an anomaly (non-finite floats become ``None``: JSON has no NaN), with
+    its money at stake, run, kind and next step, and, given its ``place``
+    (:func:`anomaly_places`), its level, names and Meta ids.
+
+    An anomaly stored before money at stake was stored gets it computed from its own numbers
+    (:func:`adsentinel.detect.impact.money_at_stake`) and a run of its pooled days.
+    """
+    started = anomaly_started(anomaly)
+    kind = impact.anomaly_kind(anomaly.metric, anomaly.direction, anomaly.drivers)
+    level = place.entity.level if place is not None else None
     return {
         "id": anomaly.id, "account_id": anomaly.account_id, "entity_id": anomaly.entity_id,
         "day": anomaly.day, "metric": anomaly.metric, "detectors": anomaly.detectors,
@@ -300,7 +487,31 @@ def anomaly_dict(anomaly: Anomaly) -> dict[str, Any]:
         "status": anomaly.status, "status_by": anomaly.status_by,
         "status_at": _aware(anomaly.status_at), "created_at": _aware(anomaly.created_at),
         "updated_at": _aware(anomaly.updated_at),
+        "impact_amount": anomaly_money(anomaly),
+        "currency": place.account.currency if place is not None else None,
+        "started": started, "duration_days": impact.duration_days(started, anomaly.day),
+        "kind": kind,
+        "next_step": impact.next_step(kind, level=level or "entity", since=started),
+        "level": level,
+        "meta_ids": place.meta_ids() if place is not None else None,
+        "names": place.names() if place is not None else None,
     }
+
+
+def anomaly_money(anomaly: Anomaly) -> float | None:
+    """The stored money at stake, or detection's formula on the anomaly's own numbers."""
+    if anomaly.impact_amount is not None:
+        return _finite(anomaly.impact_amount)
+    return impact.money_at_stake(anomaly.metric, anomaly.direction, _finite(anomaly.actual, 0.0),
+                                 _finite(anomaly.expected, 0.0), anomaly.drivers)
+
+
+def anomaly_started(anomaly: Anomaly) -> date:
+    """The stored first day of the anomaly's run, or the first of the days its test pooled."""
+    if anomaly.started is not None:
+        return anomaly.started
+    days = max((pooled_days(d) for d in (anomaly.detectors or "").split("+")), default=1)
+    return impact.run_start(anomaly.day, (), pooled_days=days)
 
 
 def anomalies_of_entity(*, session: Session, entity_id: int, start: date,
@@ -400,8 +611,13 @@ def training_status(*, session: Session, principal: Principal, settings: Setting
 # --- helpers ----------------------------------------------------------------------------------
 
 
+def count_of(session: Session, query: Select) -> int:
+    """How many rows ``query`` selects."""
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
 def _paged(session: Session, query: Select, page: int, page_size: int) -> Page:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_of(session, query)
     pages = max(1, math.ceil(total / page_size))
     if page > pages:
         raise PageOutOfRange(f"page {page} is past the last page ({pages}) of {total} item(s) "

@@ -8,17 +8,19 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from adsentinel import __version__
-from adsentinel.api import queries
+from adsentinel.api import anomaly_export, queries
 from adsentinel.api.auth import Principal, api_principal, writer
 from adsentinel.api.dispatch import JobAlreadyQueued, JobKind
 from adsentinel.api.schemas import (
     AccountOut,
     AnomalyOut,
     AnomalyPage,
+    AnomalySort,
     AnomalyStatusFilter,
     AnomalyStatusIn,
     EnqueuedOut,
@@ -27,6 +29,7 @@ from adsentinel.api.schemas import (
     EntityPage,
     EntitySeriesOut,
     ErrorOut,
+    ExportFormat,
     HealthOut,
     LevelFilter,
     SeverityFilter,
@@ -147,38 +150,84 @@ def entity_metrics(entity_id: EntityId, request: Request, session: DbSession, pr
     return {"entity": queries.entity_dict(entity), "start": start, "end": end,
             "days": [{"day": p.day, "metrics": {m: vars(v) for m, v in p.metrics.items()}}
                      for p in points],
-            "anomalies": [queries.anomaly_dict(a) for a in anomalies]}
+            "anomalies": _anomaly_dicts(session, anomalies)}
+
+
+def _anomaly_dicts(session: Session, anomalies: list[Any]) -> list[dict[str, Any]]:
+    places = queries.anomaly_places(session, anomalies)
+    return [queries.anomaly_dict(a, places.get(a.id)) for a in anomalies]
+
+
+_exports = {200: {"description": "JSON by default; with format=csv or xlsx, the whole filtered "
+                  "list (every page) as a file.",
+                  "content": {anomaly_export.MEDIA_TYPES["csv"]: {},
+                              anomaly_export.MEDIA_TYPES["xlsx"]: {}}}}
 
 
 @router.get("/anomalies", response_model=AnomalyPage, tags=["anomalies"],
-            responses={**_found, **_bad})
-def list_anomalies(session: DbSession, principal: Reader,
+            responses={**_found, **_bad, **_exports})
+def list_anomalies(request: Request, session: DbSession, principal: Reader,
                    account_id: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
                    level: LevelFilter | None = None,
                    entity_id: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
                    metric: MetricName = None,
                    severity: SeverityFilter | None = None,
+                   min_severity: Annotated[SeverityFilter | None, Query(
+                       description="This severity and worse (medium hides lows).")] = None,
                    status_: Annotated[AnomalyStatusFilter | None, Query(alias="status")] = None,
                    start: date | None = None, end: date | None = None,
-                   page: Page = 1, page_size: PageSize = 50) -> dict[str, Any]:
-    """Anomalies, newest day first and worst first within a day. A filter on an account or
-    entity the token does not see is 404."""
+                   q: Annotated[str | None, Query(
+                       max_length=200, description="Part of a name (account, campaign, ad set "
+                       "or ad; any case) or a whole Meta id.")] = None,
+                   good_news: Annotated[bool, Query(
+                       description="Include good news (CPC, CPL, frequency down, CTR up ...), "
+                       "left out by default: it is never an incident.")] = False,
+                   sort: Annotated[AnomalySort | None, Query(
+                       description="impact (money at stake, then severity), severity, day "
+                       "(newest first) or score; default impact with status=open, else "
+                       "day.")] = None,
+                   format_: Annotated[ExportFormat, Query(
+                       alias="format", description="json, or csv / xlsx: every page of the "
+                       "filtered list as a file.")] = ExportFormat.json,
+                   page: Page = 1, page_size: PageSize = 50) -> Any:
+    """Anomalies, filtered and sorted; the default order for open anomalies is the money at
+    stake first, then severity. A filter on an account or entity the token does not see is
+    404. ``format=csv`` streams every matching anomaly (``page`` and ``page_size`` do not
+    apply); ``format=xlsx`` is refused (400) beyond 100,000 rows."""
     filters = queries.AnomalyFilters(
         account_id=account_id, level=level.value if level else None, entity_id=entity_id,
         metric=metric, severity=severity.value if severity else None,
-        status=status_.value if status_ else None, start=start, end=end)
+        min_severity=min_severity.value if min_severity else None,
+        status=status_.value if status_ else None, start=start, end=end, search=q,
+        good_news=good_news, sort=sort.value if sort else None)
+    if format_ is not ExportFormat.json:
+        return _export(request, session, principal, filters, format_.value)
     found = queries.anomaly_page(session=session, principal=principal, filters=filters,
                                  page=page, page_size=page_size)
-    return {"items": [queries.anomaly_dict(a) for a in found.items], "page": found.page,
+    return {"items": _anomaly_dicts(session, found.items), "page": found.page,
             "page_size": found.page_size, "total": found.total}
+
+
+def _export(request: Request, session: Session, principal: Principal,
+            filters: queries.AnomalyFilters, kind: str) -> Response:
+    query = queries.anomaly_query(session=session, principal=principal, filters=filters)
+    filename = f"anomalies-{date.today().isoformat()}.{kind}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if kind == "csv":
+        return StreamingResponse(
+            anomaly_export.csv_stream(request.app.state.session_factory, query),
+            media_type=anomaly_export.MEDIA_TYPES["csv"], headers=headers)
+    total = queries.count_of(session, query)
+    return Response(anomaly_export.xlsx_bytes(session, query, total),
+                    media_type=anomaly_export.MEDIA_TYPES["xlsx"], headers=headers)
 
 
 @router.get("/anomalies/{anomaly_id}", response_model=AnomalyOut, tags=["anomalies"],
             responses=_found)
 def get_anomaly(anomaly_id: AnomalyId, session: DbSession, principal: Reader) -> dict[str, Any]:
-    """One anomaly."""
-    return queries.anomaly_dict(queries.get_anomaly(session=session, principal=principal,
-                                                    anomaly_id=anomaly_id))
+    """One anomaly, with its money at stake, run, next step and Meta ids."""
+    anomaly = queries.get_anomaly(session=session, principal=principal, anomaly_id=anomaly_id)
+    return _anomaly_dicts(session, [anomaly])[0]
 
 
 @router.patch("/anomalies/{anomaly_id}", response_model=AnomalyOut, tags=["anomalies"],
@@ -192,7 +241,7 @@ def patch_anomaly(anomaly_id: AnomalyId, change: AnomalyStatusIn, session: DbSes
                                          anomaly_id=anomaly_id, status=change.status.value,
                                          by=change.by)
     session.commit()
-    return queries.anomaly_dict(anomaly)
+    return _anomaly_dicts(session, [anomaly])[0]
 
 
 @router.get("/accounts/{account_id}/training", response_model=TrainingStatusOut,

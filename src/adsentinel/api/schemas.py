@@ -82,6 +82,13 @@ class EntityDetailOut(EntityOut):
     children: list[EntityOut]
 
 
+class MetaIdsOut(BaseModel):
+    account: str | None
+    campaign: str | None
+    adset: str | None
+    ad: str | None
+
+
 class AnomalyOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -107,6 +114,39 @@ class AnomalyOut(BaseModel):
     status_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    impact_amount: float | None = Field(
+        description="Money at stake in the account's currency (formula per kind in the README: "
+        "spend above expected, spend that bought nothing during a tracking break, cost above "
+        "normal x results, expected spend not delivered); null for kinds without one.")
+    currency: str | None = Field(description="The account's currency (ISO code).")
+    started: date = Field(description="First day of the run of consecutive anomalous days of "
+                          "this entity, metric and direction that ends on `day`.")
+    duration_days: int = Field(description="Days from `started` to `day`, both counted.")
+    kind: str = Field(description="tracking_break, spend_spike, delivery_collapse, cost_rise, "
+                      "ctr_drop, conversion_drop, lead_drop, saturation, unusual_combination "
+                      "or good_news.")
+    next_step: str = Field(description="What to check first, for this kind.")
+    level: EntityLevel | None = Field(description="The entity's level.")
+    meta_ids: MetaIdsOut | None = Field(description="Meta (platform) ids of the account and of "
+                                        "the campaign, ad set and ad down to the entity.")
+    names: MetaIdsOut | None = Field(description="Their names, as `meta_ids`.")
+
+
+class AnomalySort(str, Enum):
+    """Orders of the anomaly list."""
+
+    impact = "impact"
+    severity = "severity"
+    day = "day"
+    score = "score"
+
+
+class ExportFormat(str, Enum):
+    """Formats of the anomaly list besides JSON."""
+
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
 
 
 class AnomalyPage(BaseModel):
