@@ -7,7 +7,7 @@ import redis as redis_lib
 from sqlalchemy import func, select
 
 from adsentinel.db.models import Anomaly, TrainingRun
-from adsentinel.models.store import MODEL_SUFFIX
+from adsentinel.models.store import PACK_SUFFIX
 from adsentinel.worker.locks import account_lock
 from worker_support import import_demo_account, wait_for
 
@@ -56,13 +56,16 @@ def test_locked_account_is_retried_not_run_twice(deployment):
     assert result.state == "SUCCESS"
 
 
-def _scores_by_model(store, account_dir):
-    """Every model file in ``account_dir`` read and verified, scored on a fixed matrix."""
+def _scores_by_model(store, account_id):
+    """Every model pack of the account read and verified (none refused), each model scored on
+    a fixed matrix."""
     import numpy as np
 
     probe = np.random.default_rng(0).normal(size=(16, 8))
-    return {path.name: store.read(path).model.score_samples(probe).tolist()
-            for path in sorted(account_dir.glob("*" + MODEL_SUFFIX))}
+    loaded = store.load_models(account_id)
+    assert loaded.refused_campaigns == frozenset() and loaded.refused_entities == frozenset()
+    return {entity_id: found.model.score_samples(probe).tolist()
+            for entity_id, found in loaded.models.items()}
 
 
 def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deployment, tmp_path):
@@ -83,14 +86,14 @@ def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deplo
     wait_for(training_started, 120, "training to start", interval=0.05)
     store = ModelStore.from_settings(deployment.settings)
     account_dir = store.account_dir(account_id)
-    wait_for(lambda: any(account_dir.glob("*" + MODEL_SUFFIX)), 60, "first models written",
+    wait_for(lambda: any(account_dir.glob("*" + PACK_SUFFIX)), 60, "first models written",
              interval=0.02)
     deployment.kill(victim)
 
     with factory() as session:
         assert session.scalars(select(TrainingRun.status)).all() == ["running"], \
             "training finished before the kill: give the test a larger account"
-    _scores_by_model(store, account_dir)  # every model on disk is whole and verifies
+    _scores_by_model(store, account_id)  # every pack on disk is whole and verifies
 
     deployment.start_worker("rescuer")
     outcome = result.get(timeout=240)
@@ -106,8 +109,7 @@ def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deplo
     clean = ModelStore.from_settings(clean_settings)
     train_account_models(session_factory=factory, settings=clean_settings,
                          account_id=account_id, store=clean)
-    assert _scores_by_model(store, account_dir) == _scores_by_model(
-        clean, clean.account_dir(account_id))
+    assert _scores_by_model(store, account_id) == _scores_by_model(clean, account_id)
     assert outcome["ad"]["trained"] > 0
 
 
@@ -127,8 +129,11 @@ def test_two_workers_share_a_large_account(deployment):
     wait_for(metadata.exists, 240, "the chunks' merged metadata.json")
     merged = json.loads(metadata.read_text())
     assert merged["chunks"] == dispatched["tasks"][0]["chunks"]
-    models = list(metadata.parent.glob("*" + MODEL_SUFFIX))
+    from adsentinel.models.store import ModelStore
+
+    models = ModelStore.from_settings(deployment.settings).load_models(account_id).models
     assert sum(merged["models_count"].values()) == len(models) > 0
+    assert len(list(metadata.parent.glob("*" + PACK_SUFFIX))) >= 3  # one pack per campaign
 
     chord_result = app.AsyncResult(dispatched["tasks"][0]["task_id"]).get(timeout=60)
     assert {w.split("@")[0] for w in chord_result["workers"]} == {"w1", "w2"}, deployment.log()
