@@ -41,6 +41,7 @@ from adsentinel.detect.calibration import (
     significance_score,
 )
 from adsentinel.detect.common_move import common_factors
+from adsentinel.detect.forest_message import combination_sentence, relative_moves
 from adsentinel.detect.metric_rules import DayFacts, judge_move
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
@@ -432,7 +433,7 @@ class AnomalyDetector:
         if severity is None or score < REPORT_FLOOR:
             return None
         drivers = forest_drivers(today, history_features, FOREST_FEATURES)
-        described = ", ".join(f"{name} {'up' if v > 0 else 'down'}" for name, v in drivers.items())
+        moves = relative_moves(today, history_features, FOREST_FEATURES, list(drivers))
         return DetectedAnomaly(
             entity_type=ctx.entity_type,
             entity_id=ctx.entity_id,
@@ -446,9 +447,9 @@ class AnomalyDetector:
             direction="up",
             score=round(score, 2),
             severity=severity,
-            message=f"Unusual combination of metrics ({z:.1f} sd above this entity's normal): "
-            f"{described}",
-            drivers={"features": drivers, "calibrated_z": round(z, 3)},
+            message=combination_sentence(moves, ctx.entity_type,
+                                         no_leads=float(target["leads"]) == 0.0),
+            drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)},
         )
 
 
