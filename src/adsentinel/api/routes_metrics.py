@@ -115,6 +115,12 @@ _ACCOUNT_FAMILIES = (
     ("adsentinel_open_anomalies", "Open anomalies by severity.", ["account", "severity"]),
     ("adsentinel_alerts", "Alert outbox rows by state (pending, retrying, sent, failed).",
      ["account", "state"]),
+    ("adsentinel_model_files_refused",
+     "Entities whose stored model the last detection refused (damaged, tampered with, "
+     "foreign): statistical detection only until retrained.", _ACCOUNT),
+    ("adsentinel_graph_api_usage_percent",
+     "Highest share of a Meta rate-limit budget used during the latest sync (0-100, above "
+     "100 when throttled), by budget.", ["account", "budget"]),
 )
 
 
@@ -149,6 +155,9 @@ def _add_account(families: dict[str, GaugeMetricFamily], status: AccountStatus) 
         put("adsentinel_open_anomalies", status.open_anomalies.get(severity, 0), severity)
     for state, count in status.alerts.items():
         put("adsentinel_alerts", count, state)
+    put("adsentinel_model_files_refused", status.models_refused)
+    for budget, percent in sorted(status.graph_api_usage_percent.items()):
+        put("adsentinel_graph_api_usage_percent", percent, budget)
 
 
 def _process_registry() -> CollectorRegistry:

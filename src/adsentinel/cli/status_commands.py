@@ -55,10 +55,12 @@ def _print_table(statuses: list[AccountStatus]) -> None:
         training = _run(now, s.last_training)
         if s.last_successful_training is not None:
             training += f", {models['trained']} models"
+        if s.models_refused:
+            training += f", [red]{s.models_refused} refused[/]"
         table.add_row(
             s.name + ("" if s.is_active else " (disabled)"),
-            str(s.last_complete_day or "-"),
-            _run(now, s.last_sync) if s.syncs_from_meta else "CSV",
+            _last_day(s),
+            _sync(now, s) if s.syncs_from_meta else "CSV",
             training,
             _ago(now, s.last_detection_at),
             ", ".join(f"{s.open_anomalies[sev]} {sev}" for sev in reversed(SEVERITIES)
@@ -67,6 +69,27 @@ def _print_table(statuses: list[AccountStatus]) -> None:
             "\n".join(s.attention) or "[green]-[/]",
         )
     console.print(table)
+
+
+def _last_day(status: AccountStatus) -> str:
+    """The last complete day, and the day history compares from after a currency or timezone
+    change."""
+    text = str(status.last_complete_day or "-")
+    if status.setting_changes:
+        last = status.setting_changes[-1]
+        text += (f"\n[yellow]compared from {last.changed_on}\n({last.setting} "
+                 f"{last.old_value} -> {last.new_value})[/]")
+    return text
+
+
+def _sync(now: datetime, status: AccountStatus) -> str:
+    """The last sync, and the most used of Meta's rate-limit budgets during it."""
+    text = _run(now, status.last_sync)
+    usage = status.graph_api_usage_percent
+    if usage:
+        budget = max(usage, key=usage.get)
+        text += f"\nAPI {usage[budget]:.0f}% ({budget})"
+    return text
 
 
 def _run(now: datetime, run: RunOutcome | None) -> str:

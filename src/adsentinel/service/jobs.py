@@ -8,9 +8,8 @@ The Celery tasks (:mod:`adsentinel.worker.tasks`) and the embedded scheduler
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -143,6 +142,28 @@ def campaigns_to_retrain(*, session_factory: sessionmaker[Session], models: Mode
     return sorted(refused & known)
 
 
+def mark_refused_models(*, session_factory: sessionmaker[Session], models: ModelSet,
+                        account_id: int, campaign_ids: list[int] | None = None,
+                        now: datetime | None = None) -> None:
+    """Mark what this detection refused (``entities.model_refused_at``, shown by ``adsentinel
+    status``): the campaign of each refused pack, each entity of a refused older model file;
+    and clear the mark of the others it covered (the account, or the given campaigns), so that
+    a mark lasts until a detection reads sound models."""
+    refused = set(models.refused_campaigns) | set(models.refused_entities)
+    with session_factory() as session, session.begin():
+        cleared = set(session.scalars(select(Entity.id).where(
+            Entity.account_id == account_id, Entity.model_refused_at.is_not(None)))) - refused
+        if cleared and campaign_ids is not None:
+            parents = dict(session.execute(select(Entity.id, Entity.parent_id).where(
+                Entity.account_id == account_id)).all())
+            cleared &= entities_in_campaigns(parents, campaign_ids)
+        for ids, value in ((cleared, None), (refused, now or datetime.now(timezone.utc))):
+            if ids:
+                session.execute(update(Entity).where(Entity.account_id == account_id,
+                                                     Entity.id.in_(sorted(ids)))
+                                .values(model_refused_at=value))
+
+
 def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
                   campaign_ids: list[int] | None = None) -> dict[str, Any]:
     """Detect anomalies on an account (or some campaigns) with its stored models.
@@ -157,6 +178,8 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
                             campaign_ids=campaign_ids)
     retrain = campaigns_to_retrain(session_factory=session_factory, models=models,
                                    account_id=account_id, campaign_ids=campaign_ids)
+    mark_refused_models(session_factory=session_factory, models=models, account_id=account_id,
+                        campaign_ids=campaign_ids)
     if retrain:
         log.warning("account %s: %d model file(s) refused; retraining campaign(s) %s queued",
                     account_id, models.refused_count, retrain)

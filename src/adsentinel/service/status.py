@@ -29,6 +29,7 @@ from adsentinel.db.models import (
     TrainingRun,
     TrainingStatus,
 )
+from adsentinel.service.account_changes import SettingChange, setting_changes
 
 #: beyond these ages a job that should run on a schedule is reported as late
 SYNC_LATE = timedelta(hours=3)
@@ -74,6 +75,18 @@ class AccountStatus:
     open_anomalies: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
     attention: list[str] = field(default_factory=list)
+    #: entities whose stored model the last detection covering them refused, and when last
+    models_refused: int = 0
+    models_refused_at: datetime | None = None
+    #: currency and timezone changes, oldest first; history compares from the last one on
+    setting_changes: list[SettingChange] = field(default_factory=list)
+
+    @property
+    def graph_api_usage_percent(self) -> dict[str, float]:
+        """The highest share of each of Meta's rate-limit budgets during the latest sync."""
+        run = self.last_sync
+        usage = (run.counts or {}).get("api_usage_percent") if run else None
+        return dict(usage) if isinstance(usage, dict) else {}
 
     @property
     def models(self) -> dict[str, int]:
@@ -98,6 +111,10 @@ class AccountStatus:
             "last_successful_training": _outcome(self.last_successful_training),
             "last_detection_at": _iso(self.last_detection_at),
             "models": self.models,
+            "models_refused": self.models_refused,
+            "models_refused_at": _iso(self.models_refused_at),
+            "graph_api_usage_percent": self.graph_api_usage_percent,
+            "setting_changes": [change.as_dict() for change in self.setting_changes],
             "open_anomalies": self.open_anomalies, "alerts": self.alerts,
             "attention": self.attention,
         }
@@ -131,6 +148,9 @@ def account_statuses(*, session_factory: sessionmaker[Session],
             statuses[account_id].last_detection_at = _aware(judged)
         _read_anomalies(session, keep, statuses)
         _read_alerts(session, keep, statuses)
+        _read_refused_models(session, keep, statuses)
+        for account_id, changes in setting_changes(session, statuses).items():
+            statuses[account_id].setting_changes = changes
         if with_freshness:
             _read_freshness(session, keep, statuses)
     for status in statuses.values():
@@ -178,6 +198,15 @@ def _read_anomalies(session: Session, keep, statuses: dict[int, AccountStatus]) 
             .where(keep(Anomaly.account_id), Anomaly.status == AnomalyStatus.open.value)
             .group_by(Anomaly.account_id, Anomaly.severity)):
         statuses[account_id].open_anomalies[severity] = count
+
+
+def _read_refused_models(session: Session, keep, statuses: dict[int, AccountStatus]) -> None:
+    for account_id, count, last in session.execute(
+            select(Entity.account_id, func.count(), func.max(Entity.model_refused_at))
+            .where(keep(Entity.account_id), Entity.model_refused_at.is_not(None))
+            .group_by(Entity.account_id)):
+        statuses[account_id].models_refused = count
+        statuses[account_id].models_refused_at = _aware(last)
 
 
 def _read_alerts(session: Session, keep, statuses: dict[int, AccountStatus]) -> None:
@@ -273,6 +302,14 @@ def _detection_late(status: AccountStatus, now: datetime) -> str | None:
     return None
 
 
+def _models_refused(status: AccountStatus, _now: datetime) -> str | None:
+    if not status.models_refused:
+        return None
+    return (f"{status.models_refused} model file(s) refused by the last detection (damaged, "
+            "tampered with or trained on other features): statistical detection only for them "
+            "until their campaigns are retrained (queued; or run `adsentinel train`)")
+
+
 def _alerts_failed(status: AccountStatus, _now: datetime) -> str | None:
     failed = status.alerts.get("failed", 0)
     return (f"{failed} alert(s) failed for good: see `adsentinel alerts outbox`"
@@ -287,7 +324,7 @@ def _critical_open(status: AccountStatus, _now: datetime) -> str | None:
 #: applied in order; each returns one sentence, or None when all is well
 ATTENTION_RULES: tuple[Callable[[AccountStatus, datetime], str | None], ...] = (
     _flagged, _last_sync_failed, _sync_late, _last_training_failed, _training_late,
-    _detection_late, _alerts_failed, _critical_open,
+    _detection_late, _models_refused, _alerts_failed, _critical_open,
 )
 
 
