@@ -618,3 +618,10 @@ def test_days_with_too_little_volume_get_a_cross_instead_of_a_band_over_the_whol
     assert band_days == {"2026-09-01", "2026-09-04"}  # the count-based interval where it says something
     assert too_little_volume(10.0, 0.0, 5.0, top=20.0) is False  # a low band that ends on the chart
     assert too_little_volume(None, None, None, top=20.0) is False  # not judged: nothing to say
+
+
+def test_blank_filter_fields_mean_any_and_leave_the_url(client, world):
+    login(client, world)
+    blank = client.get("/?account=&min_severity=critical&level=&q=&start=", follow_redirects=False)
+    assert blank.status_code == 303 and blank.headers["location"] == "/?min_severity=critical"
+    assert _listed(client, "/?account=&min_severity=critical") == [world.anomalies["high_a_old"]]

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from adsentinel.api import queries
 from adsentinel.api.auth import (
@@ -78,7 +79,25 @@ BUTTON_STATUSES = ("acknowledged", "resolved", "expected", "false_positive", "op
 FILTER_METRICS = (*CHARTED_METRICS, "multivariate")
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
-router = APIRouter(include_in_schema=False)
+class _WithoutEmptyFilters(APIRoute):
+    """A GET whose query has empty values (a filter form submits its blank fields) is sent to
+    the same URL without them, so that a blank field means "any" and the URL stays short."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def without_empty_values(request: Request) -> Response:
+            items = request.query_params.multi_items()
+            kept = [(name, value) for name, value in items if value != ""]
+            if request.method == "GET" and len(kept) != len(items):
+                target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
+                return RedirectResponse(target, status_code=303)
+            return await handler(request)
+
+        return without_empty_values
+
+
+router = APIRouter(include_in_schema=False, route_class=_WithoutEmptyFilters)
 #: Plotly.js under a name that changes with its version: browsers keep it for a year
 PLOTLY_PATH = f"/vendor/plotly-{version('plotly')}.min.js"
 
