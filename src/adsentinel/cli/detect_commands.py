@@ -1,29 +1,20 @@
-"""`adsentinel detect`: run detection on one or every active account and print what was found."""
+"""`adsentinel detect`: run detection on one or every active account and print what was found,
+worst first: the money at stake, then the severity, then the score."""
 
 from __future__ import annotations
 
 import json
 from datetime import date
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
-from sqlalchemy import select
 
 from adsentinel.cli.app import app, console, err_console, get_settings
-from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import Entity
 from adsentinel.errors import AdsentinelError
-from adsentinel.service.accounts import select_accounts
-from adsentinel.service.alerting import plan_alerts
-from adsentinel.service.detection import detect_account
-from adsentinel.service.jobs import (
-    campaigns_to_retrain,
-    load_detection_models,
-    run_training,
-)
+
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 class OutputFormat(str, Enum):
@@ -42,9 +33,20 @@ def detect_command(
     output: Annotated[OutputFormat, typer.Option(
         "--format", help="table (default) or json (one object per anomaly, in a list).",
     )] = OutputFormat.table,
+    good_news: Annotated[bool, typer.Option(
+        "--good-news", help="Also list good news (CPC, CPL or frequency down, CTR up ...), "
+        "stored as low anomalies but never an incident.",
+    )] = False,
 ) -> None:
     """Detect anomalies, store them (re-running updates, never duplicates), queue the alerts
-    they call for (sent by `adsentinel alerts deliver`, `run` or the workers) and print them."""
+    they call for (sent by `adsentinel alerts deliver`, `run` or the workers) and print them,
+    worst first (money at stake, then severity)."""
+    from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.service.accounts import select_accounts
+    from adsentinel.service.alerting import plan_alerts
+    from adsentinel.service.detection import detect_account
+    from adsentinel.service.jobs import campaigns_to_retrain, load_detection_models, run_training
+
     settings = get_settings()
     analysis_date = _parse_date(day)
     session_factory = make_session_factory(open_database(settings))
@@ -63,54 +65,114 @@ def detect_command(
             run_training(session_factory=session_factory, settings=settings, account_id=ref.id,
                          campaign_ids=retrain)
         rows.extend(anomaly_rows(session_factory, ref, stored))
+    hidden = 0 if good_news else sum(row["kind"] == "good_news" for row in rows)
+    rows = worst_first([row for row in rows if good_news or row["kind"] != "good_news"])
     if output is OutputFormat.json:
         console.print_json(json.dumps(rows, default=str))
         return
     print_anomaly_table(rows)
+    if hidden:
+        console.print(f"{hidden} good-news move(s) not listed (--good-news lists them)",
+                      style="dim", highlight=False)
 
 
 def anomaly_rows(session_factory, ref, stored) -> list[dict]:
-    """Stored anomalies of one account as plain dicts, with each entity's path."""
-    paths = _entity_paths(session_factory, ref.id)
+    """Stored anomalies of one account as plain dicts, with each entity's path, its Meta ids,
+    the money at stake, the run's first day and length, the kind and the next step."""
+    from adsentinel.detect import impact
+
+    places = _entity_places(session_factory, ref.id)
     rows = []
     for anomaly in stored:
-        level, path = paths.get(anomaly.entity_id, ("?", str(anomaly.entity_id)))
+        place = places.get(anomaly.entity_id)
+        level = place.level if place else "?"
+        kind = impact.anomaly_kind(anomaly.metric, anomaly.direction, anomaly.drivers)
+        started = anomaly.started or anomaly.day
+        money = anomaly.impact_amount
+        if money is None:  # stored before money at stake was (migration 0007)
+            money = impact.money_at_stake(anomaly.metric, anomaly.direction, anomaly.actual,
+                                          anomaly.expected, anomaly.drivers)
         rows.append({
             "account_id": ref.id, "account": ref.name, "currency": ref.currency,
-            "entity_type": level, "entity_id": anomaly.entity_id, "entity_path": path,
+            "entity_type": level, "entity_id": anomaly.entity_id,
+            "entity_path": place.path if place else str(anomaly.entity_id),
+            "meta_ids": place.meta_ids if place else None,
             "date": anomaly.day.isoformat(), "metric": anomaly.metric,
             "detector": anomaly.detectors, "severity": anomaly.severity,
             "score": round(anomaly.score, 1), "actual": anomaly.actual,
             "expected": anomaly.expected, "lower": anomaly.lower, "upper": anomaly.upper,
             "direction": anomaly.direction, "message": anomaly.message,
+            "impact_amount": money, "started": started.isoformat(),
+            "duration_days": impact.duration_days(started, anomaly.day), "kind": kind,
+            "next_step": impact.next_step(kind, level=level, since=started),
             "incident_id": anomaly.incident_id, "id": anomaly.id,
         })
     return rows
 
 
+def worst_first(rows: list[dict]) -> list[dict]:
+    """Incidents worst first (money at stake, then severity, then score), each followed by
+    the anomalies attached to it (``incident_id``), worst first too."""
+    def worst(row: dict) -> tuple[float, int, float]:
+        return (-(row.get("impact_amount") or 0.0), -_SEVERITY_RANK.get(row["severity"], 0),
+                -row["score"])
+
+    listed = {row["id"] for row in rows}
+    children: dict[int, list[dict]] = {}
+    heads = []
+    for row in rows:
+        if row["incident_id"] is not None and row["incident_id"] in listed:
+            children.setdefault(row["incident_id"], []).append(row)
+        else:
+            heads.append(row)
+    ordered = []
+    for head in sorted(heads, key=worst):
+        ordered.append(head)
+        ordered.extend(sorted(children.get(head["id"], []), key=worst))
+    return ordered
+
+
+def money_text(amount: float | None, currency: str) -> str:
+    """Money at stake as a table cell (``R$ 1,564.97``; ``-`` when the kind has none)."""
+    if amount is None:
+        return "-"
+    from adsentinel.detect.anomaly_detector import CURRENCY_SYMBOLS
+
+    return f"{CURRENCY_SYMBOLS.get(currency.upper(), currency.upper())} {amount:,.2f}"
+
+
 def print_anomaly_table(rows: list[dict], *, title: str | None = None) -> None:
-    """The anomalies as a table, children of an incident indented under it (one line each on
-    a narrow terminal, where a table would hide the messages)."""
+    """The anomalies as a table in the order given, children of an incident marked ``└`` under
+    it (one line each on a narrow terminal, where a table would hide the messages)."""
+    from rich.table import Table
+
+    heading = title or "anomalies, worst first (children of an incident are indented under it)"
     if console.width < 120:
-        console.print(title or "anomalies (children of an incident are indented under it)",
-                      style="bold")
+        console.print(heading, style="bold")
         for row in rows:
             indent = "  └ " if row["incident_id"] else ""
             name = row["entity_path"].rsplit(" > ", 1)[-1]
-            console.print(f"{indent}[{row['severity']} {row['score']:.0f}] {row['date']} "
-                          f"{row['entity_type']} {name} · {row['metric']}: {row['message']}",
-                          highlight=False, markup=False)
+            console.print(f"{indent}[{row['severity']} {row['score']:.0f}] "
+                          f"{money_text(row['impact_amount'], row['currency'])} {row['date']} "
+                          f"{row['account']} · {row['entity_type']} {name} · {row['metric']}: "
+                          f"{row['message']}", highlight=False, markup=False)
         console.print(f"{len(rows)} anomalies", style="dim")
         return
-    table = Table(title=title or "anomalies (children of an incident are indented under it)")
-    for column in ("severity", "score", "date", "entity", "metric", "message"):
-        table.add_column(column, overflow="fold", no_wrap=column != "message",
-                         ratio=3 if column == "message" else None)
+    table = Table(title=heading)
+    for column in ("severity", "score", "at stake", "date", "account", "entity", "metric",
+                   "message"):
+        table.add_column(column, overflow="fold", no_wrap=column not in ("message", "account"),
+                         ratio=3 if column == "message" else None,
+                         justify="right" if column in ("score", "at stake") else "left")
     for row in rows:
         indent = "└ " if row["incident_id"] else ""
         name = row["entity_path"].rsplit(" > ", 1)[-1]
-        table.add_row(row["severity"], f"{row['score']:.0f}", row["date"],
-                      f"{indent}{row['entity_type']} {name}", row["metric"], row["message"])
+        since = (f" (since {row['started']}, {row['duration_days']} days)"
+                 if row["duration_days"] > 1 else "")
+        table.add_row(row["severity"], f"{row['score']:.0f}",
+                      money_text(row["impact_amount"], row["currency"]), row["date"],
+                      escape(row["account"]), escape(f"{indent}{row['entity_type']} {name}"),
+                      row["metric"], escape(row["message"] + since))
     console.print(table)
     console.print(f"{len(rows)} anomalies", style="dim")
 
@@ -124,16 +186,34 @@ def _parse_date(value: str | None) -> date | None:
         raise AdsentinelError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
 
 
-def _entity_paths(session_factory, account_id: int) -> dict[int, tuple[str, str]]:
-    """``campaign > ad set > ad`` path (names, else platform ids) of every entity."""
+class _Place:
+    """An entity's level, its ``campaign > ad set > ad`` path (names, else platform ids) and
+    the Meta ids of the account and of each level down to it."""
+
+    def __init__(self, level: str, path: str, meta_ids: dict[str, Any]) -> None:
+        self.level, self.path, self.meta_ids = level, path, meta_ids
+
+
+def _entity_places(session_factory, account_id: int) -> dict[int, _Place]:
+    """Where every entity of the account is (one query for the entities, one for the account)."""
+    from sqlalchemy import select
+
+    from adsentinel.db.models import AdAccount, Entity
+
     with session_factory() as session:
         entities = {e.id: e for e in session.scalars(
             select(Entity).where(Entity.account_id == account_id))}
-    paths = {}
+        account_meta_id = session.scalar(
+            select(AdAccount.platform_account_id).where(AdAccount.id == account_id))
+    places = {}
     for entity_id, entity in entities.items():
-        names, node = [], entity
+        chain, node = [], entity
         while node is not None:
-            names.append(node.name or node.platform_id)
+            chain.append(node)
             node = entities.get(node.parent_id) if node.parent_id else None
-        paths[entity_id] = (entity.level, " > ".join(reversed(names)))
-    return paths
+        chain.reverse()
+        meta_ids = {"account": account_meta_id, "campaign": None, "adset": None, "ad": None,
+                    **{e.level: e.platform_id for e in chain}}
+        places[entity_id] = _Place(entity.level,
+                                   " > ".join(e.name or e.platform_id for e in chain), meta_ids)
+    return places
