@@ -105,7 +105,8 @@ def test_a_campaign_without_models_loses_its_pack(blobs):
     store.save_campaign_models(1, _campaigns())
     store.save_campaign_models(1, {10: []})
     assert set(store.load_models(1).models) == {20}
-    assert blobs.keys("anomaly_detector/config_1") == ["anomaly_detector/config_1/campaign_20.adsp"]
+    assert list(blobs.keys("anomaly_detector/config_1")) == [
+        "anomaly_detector/config_1/campaign_20.adsp"]
 
 
 def test_models_on_other_features_refuse_their_pack(blobs, caplog):

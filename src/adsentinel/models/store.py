@@ -422,7 +422,7 @@ class ModelStore:
         campaign's next training).
         """
         expected = tuple(feature_names) if feature_names is not None else None
-        keys = self.blobs.keys(self.account_folder(account_id))
+        keys = self.blobs.keys(self.account_folder(account_id))  # with their versions
         packs = {int(m[1]): key for key in keys
                  if (m := _PACK_NAME.fullmatch(key.rsplit("/", 1)[-1]))}
         if campaign_ids is not None:
@@ -432,7 +432,7 @@ class ModelStore:
         refused_campaigns: set[int] = set()
         for campaign_id, key in sorted(packs.items()):
             try:
-                pack = self._pack(key, account_id, campaign_id)
+                pack = self._pack(key, account_id, campaign_id, keys[key])
             except ModelStoreError as exc:
                 log.warning(_REFUSED, exc)
                 refused_campaigns.add(campaign_id)
@@ -450,13 +450,11 @@ class ModelStore:
         refused_entities = self._load_single_files(account_id, keys, models, expected)
         return ModelSet(models, frozenset(refused_campaigns), frozenset(refused_entities))
 
-    def _pack(self, key: str, account_id: int, campaign_id: int) -> _Pack | None:
-        """The verified pack at ``key`` (cached until it changes), None if it vanished."""
+    def _pack(self, key: str, account_id: int, campaign_id: int, version) -> _Pack | None:
+        """The verified pack at ``key`` (cached while it is at ``version``, as listed), None
+        if it vanished."""
         where = self.blobs.where(key)
         if self.cache is not None:
-            version = self.blobs.version(key)
-            if version is None:
-                return None
             cached = self.cache.get(where, version)
             if cached is not None:
                 return cached
@@ -475,7 +473,7 @@ class ModelStore:
             self.cache.put(where, blob.version, pack, pack.nbytes)
         return pack
 
-    def _load_single_files(self, account_id: int, keys: Sequence[str],
+    def _load_single_files(self, account_id: int, keys: Mapping[str, Any],
                            models: dict[int, LoadedModel],
                            expected: tuple[str, ...] | None) -> set[int]:
         refused: set[int] = set()
