@@ -15,9 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from adsentinel.cli.app import app, console, err_console, get_settings
+from adsentinel.cli.app import gettext as _
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import ConfigError
-from adsentinel.i18n import LOCALE_NAMES, cli_language, parse_locale
+from adsentinel.i18n import LOCALE_NAMES, parse_locale
 from adsentinel.service.accounts import set_account_locale
 from adsentinel.service.sync import (
     AccountListing,
@@ -75,7 +76,6 @@ def add_command(
     listing = add_meta_account(session_factory=factory, platform_account_id=account_id,
                                token_env=token_env, name=name,
                                result_action_types=result_action_types)
-    _ = cli_language().gettext
     console.print(_("account [bold]%(name)s[/] (%(meta_id)s) syncs with the token in "
                     "$%(variable)s", name=escape(listing.name),
                     meta_id=listing.platform_account_id, variable=listing.token_env),
@@ -111,19 +111,21 @@ def discover_command(
     settings, factory = _session_factory()
     found = discover_meta_accounts(session_factory=factory, settings=settings,
                                    token_env=token_env, business_id=business)
-    table = Table(title=f"ad accounts readable with ${token_env}")
-    for column in ("Meta id", "name", "currency", "timezone", "status", "in adsentinel"):
-        table.add_column(column, overflow="fold", no_wrap=column == "Meta id")
+    table = Table(title=_("ad accounts readable with $%(variable)s", variable=token_env))
+    for column in (_("Meta id"), _("name"), _("currency"), _("timezone"), _("status"),
+                   _("in adsentinel")):
+        table.add_column(column, overflow="fold", no_wrap=column == _("Meta id"))
     for d in found:
         table.add_row(d.info.platform_account_id, escape(d.info.name or ""), d.info.currency,
                       d.info.timezone, d.status, escape(d.added_as or "-"))
     console.print(table)
     if not found:
-        err_console.print(f"the token in ${token_env} reads no ad account: assign ad accounts "
-                          "to its system user in Business Settings", highlight=False)
+        err_console.print(_("the token in $%(variable)s reads no ad account: assign ad accounts "
+                            "to its system user in Business Settings", variable=token_env),
+                          highlight=False)
         raise typer.Exit(1)
     if add is None:
-        console.print("add them with --add all, or --add act_...,act_...", highlight=False)
+        console.print(_("add them with --add all, or --add act_...,act_..."), highlight=False)
         return
     for d in _chosen(found, add):
         listing = add_meta_account(session_factory=factory,
@@ -131,8 +133,8 @@ def discover_command(
                                    token_env=token_env,
                                    name=d.added_as or _free_name(factory, d))
         record_account_facts(session_factory=factory, account_id=listing.id, info=d.info)
-        console.print(f"added [bold]{escape(listing.name)}[/] ({listing.platform_account_id})",
-                      highlight=False)
+        console.print(_("added [bold]%(name)s[/] (%(meta_id)s)", name=escape(listing.name),
+                        meta_id=listing.platform_account_id), highlight=False)
 
 
 def _chosen(found: list[DiscoveredAccount], add: str) -> list[DiscoveredAccount]:
@@ -142,8 +144,8 @@ def _chosen(found: list[DiscoveredAccount], add: str) -> list[DiscoveredAccount]
     by_id = {d.info.platform_account_id: d for d in found}
     missing = [w for w in wanted if w not in by_id]
     if missing:
-        raise ConfigError(f"--add names {', '.join(missing)}, which the token cannot read",
-                          hint="choose ids from the list above")
+        raise ConfigError(_("--add names %(ids)s, which the token cannot read",
+                            ids=", ".join(missing)), hint=_("choose ids from the list above"))
     return [by_id[w] for w in wanted]
 
 
@@ -166,9 +168,10 @@ def disable_command(
     account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
 ) -> None:
     """Stop syncing and detecting an account (its data stays)."""
-    _, factory = _session_factory()
+    factory = _session_factory()[1]
     listing = set_account_active(session_factory=factory, wanted=account, active=False)
-    console.print(f"account [bold]{listing.name}[/] disabled", highlight=False)
+    console.print(_("account [bold]%(name)s[/] disabled", name=escape(listing.name)),
+                  highlight=False)
 
 
 @accounts_app.command("enable")
@@ -176,9 +179,10 @@ def enable_command(
     account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
 ) -> None:
     """Sync and detect an account again; clears a needs-attention mark (after a new token)."""
-    _, factory = _session_factory()
+    factory = _session_factory()[1]
     listing = set_account_active(session_factory=factory, wanted=account, active=True)
-    console.print(f"account [bold]{listing.name}[/] enabled", highlight=False)
+    console.print(_("account [bold]%(name)s[/] enabled", name=escape(listing.name)),
+                  highlight=False)
 
 
 @accounts_app.command("edit")
@@ -189,7 +193,6 @@ def edit_command(
                          "goes back to the LOCALE setting.")] = None,
 ) -> None:
     """Change how an account is told about: the language of its alerts and report."""
-    _ = cli_language().gettext
     if locale is None:
         raise typer.BadParameter(_("nothing to change: give --locale"), param_hint="'--locale'")
     wanted = None if locale.strip().lower() == "default" else _checked_locale(locale)
@@ -213,16 +216,6 @@ def _checked_locale(locale: str | None) -> str | None:
         raise typer.BadParameter(str(exc), param_hint="'--locale'") from None
 
 
-def _settings_cell(account: AccountListing) -> str:
-    """``EUR, Europe/Lisbon`` and each change, in yellow: history compares from the last."""
-    cell = escape(f"{account.currency or '-'}, {account.timezone or '-'}")
-    for change in account.setting_changes:
-        cell += f"\n[yellow]{escape(change)}[/]"
-    if account.setting_changes:
-        cell += "\n[yellow](detection compares from the last change on)[/]"
-    return cell
-
-
 def print_accounts(accounts: list[AccountListing]) -> None:
     """The accounts as a table; the token column shows the variable's name only."""
     table = Table(title="ad accounts")
@@ -230,8 +223,7 @@ def print_accounts(accounts: list[AccountListing]) -> None:
     # terminal instead of being cut with an ellipsis
     for column, keep_whole in (("id", True), ("name", False), ("Meta id", True),
                                ("token", True), ("active", True), ("results", False),
-                               ("currency, timezone", False), ("last sync", False),
-                               ("attention", False)):
+                               ("last sync", False), ("attention", False)):
         table.add_column(column, no_wrap=keep_whole, overflow="fold")
     for a in accounts:
         synced = a.last_synced_at.strftime("%Y-%m-%d %H:%M") if a.last_synced_at else "-"
@@ -242,6 +234,6 @@ def print_accounts(accounts: list[AccountListing]) -> None:
                        f"{a.failed_in_a_row} failed in a row[/]")
         table.add_row(str(a.id), a.name, a.platform_account_id or "-",
                       f"${a.token_env}" if a.token_env else "(CSV only)",
-                      "yes" if a.is_active else "no", a.result_action_types,
-                      _settings_cell(a), synced, escape(a.needs_attention or ""))
+                      "yes" if a.is_active else "no", a.result_action_types, synced,
+                      escape(a.needs_attention or ""))
     console.print(table)

@@ -12,7 +12,9 @@ import typer
 from rich.table import Table
 
 from adsentinel.alerts.channels import is_secret_ref
-from adsentinel.cli.app import app, console, err_console, get_settings
+from adsentinel.cli.app import app, console, err_console, get_settings, ngettext
+from adsentinel.cli.app import cli_language
+from adsentinel.cli.app import gettext as _
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import AdsentinelError
 from adsentinel.service import alert_config, alerting, feedback
@@ -53,7 +55,8 @@ def _day(option: str, value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise AdsentinelError(f"{option}: expected YYYY-MM-DD, got {value!r}") from None
+        raise AdsentinelError(_("%(option)s: expected YYYY-MM-DD, got %(value)r",
+                                option=option, value=value)) from None
 
 
 def _print_rows(rows: list[dict], title: str, empty: str) -> None:
@@ -93,31 +96,35 @@ def channel_add(
     = False,
 ) -> None:
     """Add an alert channel to an account."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     quiet_start = quiet_end = None
     if quiet is not None:
         if quiet.count("-") != 1:
-            raise alert_config.AlertConfigError(f"--quiet: expected HH:MM-HH:MM, got {quiet!r}")
+            raise alert_config.AlertConfigError(
+                _("--quiet: expected HH:MM-HH:MM, got %(value)r", value=quiet))
         quiet_start, quiet_end = (part.strip() for part in quiet.split("-"))
     channel_id = alert_config.add_channel(
         session_factory=session_factory, account_id=_account_id(session_factory, account),
         kind=kind, target=target, secret_ref=secret_ref, min_severity=min_severity,
         quiet_start=quiet_start, quiet_end=quiet_end, digest=digest,
         critical_bypasses_quiet=critical_bypasses_quiet)
-    console.print(f"channel {channel_id} added: {kind} {target.strip()}", highlight=False)
+    console.print(_("channel %(id)s added: %(kind)s %(target)s", id=channel_id, kind=kind,
+                    target=target.strip()), highlight=False)
     for ref in (target.strip(), secret_ref):
         if is_secret_ref(ref) and not os.environ.get(ref[4:]):
-            err_console.print(f"[yellow]warning:[/] {ref[4:]} is not set in this shell; "
-                              "the processes that deliver alerts need it", highlight=False)
+            err_console.print(_("[yellow]warning:[/] %(variable)s is not set in this shell; the "
+                                "processes that deliver alerts need it", variable=ref[4:]),
+                              highlight=False)
 
 
 @channel_app.command("list")
 def channel_list(account: OptionalAccount = None) -> None:
     """List the alert channels with their pending, sent and failed messages."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     account_id = _account_id(session_factory, account) if account else None
     _print_rows(alert_config.list_channels(session_factory=session_factory, account_id=account_id),
-                "Alert channels", "no alert channel; add one with `adsentinel alerts channel add`")
+                _("Alert channels"),
+                _("no alert channel; add one with `adsentinel alerts channel add`"))
 
 
 @channel_app.command("test")
@@ -126,15 +133,16 @@ def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")])
     settings, session_factory = _session_factory()
     key = alerting.send_test_message(session_factory=session_factory, settings=settings,
                                 channel_id=channel_id)
-    console.print(f"channel {channel_id} accepted the test message (key {key})")
+    console.print(_("channel %(id)s accepted the test message (key %(key)s)", id=channel_id,
+                    key=key))
 
 
 @channel_app.command("remove")
 def channel_remove(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Remove an alert channel (and its queued messages)."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     alert_config.remove_channel(session_factory=session_factory, channel_id=channel_id)
-    console.print(f"channel {channel_id} removed")
+    console.print(_("channel %(id)s removed", id=channel_id))
 
 
 @alerts_app.command("min-spend")
@@ -147,14 +155,17 @@ def alerts_min_spend(
 ) -> None:
     """Set the account's minimum daily spend for alerts (or clear it)."""
     if (amount is None) == (not clear):
-        raise alert_config.AlertConfigError("give either an AMOUNT or --clear")
-    _, session_factory = _session_factory()
+        raise alert_config.AlertConfigError(_("give either an AMOUNT or --clear"))
+    session_factory = _session_factory()[1]
     ref = select_accounts(session_factory=session_factory, wanted=account)[0]
     alert_config.set_min_alert_spend(session_factory=session_factory, account_id=ref.id,
                                  amount=None if clear else amount)
-    console.print(f"{ref.name}: " + ("no minimum spend for alerts" if clear else
-                                     f"alerts only from a daily spend of {amount:,.2f} "
-                                     f"{ref.currency}"))
+    if clear:
+        console.print(_("%(account)s: no minimum spend for alerts", account=ref.name))
+    else:
+        floor = cli_language().number(amount) + " " + ref.currency
+        console.print(_("%(account)s: alerts only from a daily spend of %(amount)s",
+                        account=ref.name, amount=floor))
 
 
 # --- alerts plan / deliver / outbox -----------------------------------------------------------
@@ -167,8 +178,11 @@ def alerts_plan(account: OptionalAccount = None) -> None:
     for ref in select_accounts(session_factory=session_factory, wanted=account):
         result = alerting.plan_alerts(session_factory=session_factory, settings=settings,
                                       account_id=ref.id)
-        console.print(f"{ref.name}: {result['incidents']} incident(s), "
-                      f"{result['enqueued']} message(s) queued")
+        console.print(_("%(account)s: %(incidents)s, %(messages)s", account=ref.name,
+                        incidents=ngettext("%(num)d incident", "%(num)d incidents",
+                                           result["incidents"]),
+                        messages=ngettext("%(num)d message queued", "%(num)d messages queued",
+                                          result["enqueued"])))
 
 
 @alerts_app.command("deliver")
@@ -177,9 +191,12 @@ def alerts_deliver() -> None:
     settings, session_factory = _session_factory()
     digests = alerting.send_digests(session_factory=session_factory, settings=settings)
     result = alerting.deliver_alerts(session_factory=session_factory, settings=settings)
-    console.print(f"{result['sent']} sent, {result['retrying']} to retry, {result['failed']} "
-                  f"failed, {result['held']} held for quiet hours"
-                  + (f" ({digests['digests']} digest(s) queued)" if digests["digests"] else ""))
+    line = _("%(sent)d sent, %(retrying)d to retry, %(failed)d failed, %(held)d held for quiet "
+             "hours", **{k: result[k] for k in ("sent", "retrying", "failed", "held")})
+    if digests["digests"]:
+        line += " " + ngettext("(%(num)d digest queued)", "(%(num)d digests queued)",
+                               digests["digests"])
+    console.print(line)
     if result["failed"]:
         raise typer.Exit(1)
 
@@ -191,9 +208,9 @@ def alerts_outbox(
     limit: Annotated[int, typer.Option("--limit", help="Newest rows shown.")] = 20,
 ) -> None:
     """Show the newest queued and sent messages, with their attempts and last error."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     rows = alert_config.list_outbox(session_factory=session_factory, status=status, limit=limit)
-    _print_rows(rows, "Alert outbox", "the outbox is empty")
+    _print_rows(rows, _("Alert outbox"), _("the outbox is empty"))
 
 
 # --- mute -------------------------------------------------------------------------------------
@@ -212,29 +229,29 @@ def mute_add(
     by: Annotated[str | None, typer.Option("--by", help="Who muted it.")] = None,
 ) -> None:
     """Mute alerts of an entity (and everything under it) or of a whole account."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     rule_id = alert_config.add_mute(session_factory=session_factory,
                                 account_id=_account_id(session_factory, account),
                                 entity_ref=entity, until=_day("--until", until), reason=reason,
                                 created_by=by)
-    console.print(f"mute rule {rule_id} added")
+    console.print(_("mute rule %(id)s added", id=rule_id))
 
 
 @mute_app.command("list")
 def mute_list(account: OptionalAccount = None) -> None:
     """List the mute rules."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     account_id = _account_id(session_factory, account) if account else None
     _print_rows(alert_config.list_mutes(session_factory=session_factory, account_id=account_id),
-                "Mute rules", "no mute rule")
+                _("Mute rules"), _("no mute rule"))
 
 
 @mute_app.command("remove")
 def mute_remove(rule_id: Annotated[int, typer.Argument(help="Mute rule id.")]) -> None:
     """Remove a mute rule."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     alert_config.remove_mute(session_factory=session_factory, mute_id=rule_id)
-    console.print(f"mute rule {rule_id} removed")
+    console.print(_("mute rule %(id)s removed", id=rule_id))
 
 
 # --- calendar ---------------------------------------------------------------------------------
@@ -248,12 +265,14 @@ def calendar_add(
     label: Annotated[str | None, typer.Option("--label", help="e.g. Black Friday.")] = None,
 ) -> None:
     """Put a day on an account's calendar (or relabel it)."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     parsed = _day("DAY", day)
     alert_config.add_calendar_days(session_factory=session_factory,
                                account_id=_account_id(session_factory, account),
                                days=[(parsed, kind, label)])
-    console.print(f"{parsed.isoformat()} is on the calendar ({kind}{': ' + label if label else ''})")
+    what = kind + (": " + label if label else "")
+    console.print(_("%(day)s is on the calendar (%(what)s)", day=cli_language().day(parsed),
+                    what=what))
 
 
 @calendar_app.command("import")
@@ -262,21 +281,22 @@ def calendar_import(
     account: AccountOption,
 ) -> None:
     """Import calendar days from a CSV file (all or nothing)."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     days = alert_config.read_calendar_csv(file)
     count = alert_config.add_calendar_days(session_factory=session_factory,
                                        account_id=_account_id(session_factory, account),
                                        days=days)
-    console.print(f"{count} calendar day(s) imported from {file}")
+    console.print(ngettext("%(num)d calendar day imported from %(file)s",
+                           "%(num)d calendar days imported from %(file)s", count, file=file))
 
 
 @calendar_app.command("list")
 def calendar_list(account: AccountOption) -> None:
     """List an account's calendar days."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     _print_rows(alert_config.list_calendar(session_factory=session_factory,
                                        account_id=_account_id(session_factory, account)),
-                "Calendar", "no calendar day")
+                _("Calendar"), _("no calendar day"))
 
 
 @calendar_app.command("remove")
@@ -285,11 +305,11 @@ def calendar_remove(
     day: Annotated[str, typer.Argument(help="The day, YYYY-MM-DD.")],
 ) -> None:
     """Take a day off an account's calendar."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     parsed = _day("DAY", day)
     alert_config.remove_calendar_day(session_factory=session_factory,
                                  account_id=_account_id(session_factory, account), day=parsed)
-    console.print(f"{parsed.isoformat()} removed from the calendar")
+    console.print(_("%(day)s removed from the calendar", day=cli_language().day(parsed)))
 
 
 # --- anomalies mark ---------------------------------------------------------------------------
@@ -305,8 +325,11 @@ def anomalies_mark(
 ) -> None:
     """Give feedback on an anomaly. false_positive and expected remove its days from training
     and damp the same pattern of that entity afterwards."""
-    _, session_factory = _session_factory()
+    session_factory = _session_factory()[1]
     result = feedback.mark_anomaly(session_factory=session_factory, anomaly_id=anomaly_id,
                                    status=status, by=by)
-    attached = f" (and {result['children']} attached)" if result["children"] else ""
-    console.print(f"anomaly {anomaly_id} marked {status}{attached}")
+    if result["children"]:
+        console.print(_("anomaly %(id)s marked %(status)s (and %(children)d attached)",
+                        id=anomaly_id, status=status, children=result["children"]))
+    else:
+        console.print(_("anomaly %(id)s marked %(status)s", id=anomaly_id, status=status))

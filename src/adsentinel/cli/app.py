@@ -107,13 +107,27 @@ def print_error(message: str, hint: str | None = None) -> None:
                           soft_wrap=True)
 
 
-def _(message: str, /, **variables: object) -> str:
-    """``message`` in the CLI's language; English when ``ADSENTINEL_LOCALE`` names a language
-    without a catalog (the settings report that mistake themselves)."""
+def cli_language():
+    """The CLI's :class:`~adsentinel.i18n.Language` (ADSENTINEL_LOCALE, else LANG); English
+    when ADSENTINEL_LOCALE names a language without a catalog (the settings report that
+    mistake themselves, as a one-line error)."""
     from adsentinel.i18n import DEFAULT_LOCALE, language, locale_from_environment
 
     try:
-        lang = language(locale_from_environment())
+        return language(locale_from_environment())
     except ValueError:
-        lang = language(DEFAULT_LOCALE)
-    return lang.gettext(message, **variables)
+        return language(DEFAULT_LOCALE)
+
+
+def gettext(message: str, /, **variables: object) -> str:
+    """``message`` in the CLI's language, its ``%(name)s`` placeholders filled in (command
+    modules import it as ``_``)."""
+    return cli_language().gettext(message, **variables)
+
+
+def ngettext(singular: str, plural: str, num: int, /, **variables: object) -> str:
+    """The form of a message for ``num``, in the CLI's language."""
+    return cli_language().ngettext(singular, plural, num, **variables)
+
+
+_ = gettext

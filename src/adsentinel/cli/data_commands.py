@@ -10,7 +10,8 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from adsentinel.cli.app import app, console, err_console, get_settings
+from adsentinel.cli.app import app, cli_language, console, err_console, get_settings, ngettext
+from adsentinel.cli.app import gettext as _
 from adsentinel.db.engine import open_database
 from adsentinel.errors import NotFoundError
 from adsentinel.ingest.csv_import import ImportSummary, import_insights_csv
@@ -60,11 +61,13 @@ def require_readable_file(file: Path) -> None:
     """Refuse an input file that is missing, a folder or unreadable: exit 66 (EX_NOINPUT), before
     any database is opened or created."""
     if not file.exists():
-        raise NotFoundError(f"{file}: no such file", hint="check the path")
+        raise NotFoundError(_("%(file)s: no such file", file=file), hint=_("check the path"))
     if file.is_dir():
-        raise NotFoundError(f"{file} is a folder, not a file", hint="give the path of the file to import")
+        raise NotFoundError(_("%(file)s is a folder, not a file", file=file),
+                            hint=_("give the path of the file to import"))
     if not os.access(file, os.R_OK):
-        raise NotFoundError(f"{file}: permission denied", hint="make the file readable by this user")
+        raise NotFoundError(_("%(file)s: permission denied", file=file),
+                            hint=_("make the file readable by this user"))
 
 
 def run_import_with_progress(file: Path, *, engine, account: str | None,
@@ -74,7 +77,7 @@ def run_import_with_progress(file: Path, *, engine, account: str | None,
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), console=err_console,
                   transient=True) as progress:
-        task = progress.add_task(f"importing {file.name}", total=total)
+        task = progress.add_task(_("importing %(file)s", file=file.name), total=total)
         return import_insights_csv(file, engine=engine, account_name=account,
                                    skip_invalid=skip_invalid,
                                    on_bytes=lambda n: progress.advance(task, n))
@@ -82,27 +85,44 @@ def run_import_with_progress(file: Path, *, engine, account: str | None,
 
 def print_import_summary(summary: ImportSummary) -> None:
     """A short table of what the import did, then the skipped lines if any."""
-    table = Table(title=f"imported {summary.file}", show_header=False)
+    lang = cli_language()
+    count = lambda value: lang.number(value, decimals=0)  # noqa: E731
+    table = Table(title=_("imported %(file)s", file=summary.file), show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("accounts", ", ".join(summary.accounts) or "-")
-    table.add_row("rows read", f"{summary.rows_read:,}")
-    table.add_row("rows imported", f"{summary.rows_imported:,}")
+    table.add_row(_("accounts"), ", ".join(summary.accounts) or "-")
+    table.add_row(_("rows read"), count(summary.rows_read))
+    table.add_row(_("rows imported"), count(summary.rows_imported))
     if summary.duplicate_rows:
-        table.add_row("identical duplicates", f"{summary.duplicate_rows:,}")
+        table.add_row(_("identical duplicates"), count(summary.duplicate_rows))
     if summary.invalid_rows:
-        table.add_row("invalid rows skipped", f"{summary.invalid_rows:,}")
-    table.add_row("ad-days new / restated / unchanged",
-                  f"{summary.days_new:,} / {summary.days_restated:,} / {summary.days_unchanged:,}")
+        table.add_row(_("invalid rows skipped"), count(summary.invalid_rows))
+    table.add_row(_("ad-days new / restated / unchanged"),
+                  f"{count(summary.days_new)} / {count(summary.days_restated)} / "
+                  f"{count(summary.days_unchanged)}")
     created = summary.entities_created
-    table.add_row("new campaigns / ad sets / ads",
-                  f"{created.get('campaign', 0):,} / {created.get('adset', 0):,} / {created.get('ad', 0):,}")
+    table.add_row(_("new campaigns / ad sets / ads"),
+                  " / ".join(count(created.get(level, 0)) for level in ("campaign", "adset", "ad")))
     if summary.first_day:
-        table.add_row("days", f"{summary.first_day} .. {summary.last_day}")
+        table.add_row(_("days"), f"{_day_text(lang, summary.first_day)} .. "
+                                 f"{_day_text(lang, summary.last_day)}")
     console.print(table)
     if summary.problems_total:
-        err_console.print(f"[yellow]{summary.problems_total} problem(s); these lines were skipped:[/]")
+        err_console.print("[yellow]" + ngettext("%(num)d problem; these lines were skipped:",
+                                                "%(num)d problems; these lines were skipped:",
+                                                summary.problems_total) + "[/]")
         for problem in summary.problems:
             err_console.print(f"  {problem}", highlight=False)
         if summary.problems_total > len(summary.problems):
-            err_console.print(f"  ... and {summary.problems_total - len(summary.problems)} more")
+            err_console.print("  " + _("... and %(more)d more",
+                                       more=summary.problems_total - len(summary.problems)))
+
+
+def _day_text(lang, day) -> str:
+    """A day of the summary as the CLI's language writes it (an ISO string is parsed first)."""
+    from datetime import date
+
+    try:
+        return lang.day(day if isinstance(day, date) else date.fromisoformat(str(day)))
+    except ValueError:
+        return str(day)

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from adsentinel.cli.app import app, console, get_settings
+from adsentinel.cli.app import app, console, get_settings, ngettext
+from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
-from adsentinel.i18n import cli_language
 
 export_app = typer.Typer(help="Export data for other tools (dbt, Looker, Metabase).",
                          no_args_is_help=True)
@@ -34,7 +34,6 @@ def export_anomalies(
 ) -> None:
     """Write every anomaly (one row each: account, entity, day, metric, actual, expected,
     bounds, score, severity, message, status) to a database table or a Parquet file."""
-    _ = cli_language().gettext
     if (to_sql is None) == (parquet is None):
         raise AdsentinelError(_("give exactly one of --to-sql URL or --parquet FILE"))
     if to_sql is not None and not table:
@@ -56,7 +55,7 @@ def export_anomalies(
         summary = export.export_to_sql(chunks, url=to_sql, table=table, mode=mode)
     else:
         summary = export.export_to_parquet(chunks, path=parquet)
-    console.print(cli_language().ngettext("%(num)d anomaly written to %(target)s",
+    console.print(ngettext("%(num)d anomaly written to %(target)s",
                                           "%(num)d anomalies written to %(target)s",
                                           summary.rows, target=summary.target),
                   highlight=False, soft_wrap=True)
@@ -84,7 +83,6 @@ def report_command(
     link to its dashboard page."""
     from adsentinel.i18n import language, parse_locale
 
-    _ = cli_language().gettext
     if locale is not None:
         try:
             locale = parse_locale(locale)
@@ -111,7 +109,7 @@ def report_command(
     path = write_report(session_factory=factory, path=output, report=report,
                         lang=language(locale or settings.locale), public_url=settings.public_url)
     listed = len(report.incidents) + report.not_shown
-    console.print(cli_language().ngettext(
+    console.print(ngettext(
         "report of %(num)d incident at medium or above written to %(path)s",
         "report of %(num)d incidents at medium or above written to %(path)s",
         listed, path=path), highlight=False, soft_wrap=True)
@@ -123,6 +121,6 @@ def _parse_day(text: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise AdsentinelError(cli_language().gettext(
+        raise AdsentinelError(_(
             "%(option)s must be a date YYYY-MM-DD, got %(value)r", option=option, value=text)
         ) from None

@@ -1,0 +1,84 @@
+"""The CLI speaks the language of ADSENTINEL_LOCALE, else LANG: summaries, tables and errors in
+Brazilian Portuguese with Brazilian numbers and dates, English by default."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from adsentinel.cli import app
+from adsentinel.cli.app import console
+
+from factories import CANONICAL_HEADER, write_csv
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADSENTINEL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(console, "width", 220)
+    return tmp_path / "data"
+
+
+def insights(tmp_path, days=12, first=date(2026, 11, 1)):
+    rows = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        for k in range(2):
+            rows.append([day.isoformat(), "act_7", "c0", "s0", f"a{k}", "1234.50", 100000, 1500,
+                         12, 80000])
+    return write_csv(tmp_path / "in.csv", rows, CANONICAL_HEADER)
+
+
+def test_the_import_summary_in_portuguese(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANG", "pt_BR.UTF-8")
+    result = runner.invoke(app, ["import", str(insights(tmp_path)), "--account", "Loja"])
+    assert result.exit_code == 0, result.output
+    assert "linhas importadas" in result.output and "rows imported" not in result.output
+    assert "01/11/2026 .. 12/11/2026" in result.output
+    assert "novas campanhas / conjuntos de anúncios / anúncios" in result.output
+
+
+def test_adsentinel_locale_wins_over_lang_and_english_is_the_default(data_dir, tmp_path,
+                                                                     monkeypatch):
+    csv_file = insights(tmp_path, days=1200, first=date(2020, 1, 1))  # 2,400 rows
+    monkeypatch.setenv("LANG", "pt_BR.UTF-8")
+    monkeypatch.setenv("ADSENTINEL_LOCALE", "en")
+    english = runner.invoke(app, ["import", str(csv_file), "--account", "Loja"])
+    assert english.exit_code == 0, english.output
+    assert "rows imported" in english.output and "2,400" in english.output
+    monkeypatch.setenv("ADSENTINEL_LOCALE", "pt_BR")
+    portuguese = runner.invoke(app, ["import", str(csv_file), "--account", "Loja"])
+    assert "linhas lidas" in portuguese.output and "2.400" in portuguese.output
+
+
+def test_alert_commands_and_their_errors_in_portuguese(data_dir, tmp_path, monkeypatch):
+    runner.invoke(app, ["import", str(insights(tmp_path)), "--account", "Loja"])
+    monkeypatch.setenv("ADSENTINEL_LOCALE", "pt-BR")
+    listed = runner.invoke(app, ["alerts", "channel", "list"])
+    assert "nenhum canal de alerta; adicione um com `adsentinel alerts channel add`" \
+        in listed.output
+    floor = runner.invoke(app, ["alerts", "min-spend", "--account", "Loja", "1564.97"])
+    assert "Loja: alertas só a partir de um valor usado diário de 1.564,97 USD" in floor.output
+    day = runner.invoke(app, ["calendar", "add", "--account", "Loja", "2026-11-27",
+                              "--label", "Black Friday"])
+    assert "27/11/2026 está no calendário (holiday: Black Friday)" in day.output
+    bad = runner.invoke(app, ["calendar", "add", "--account", "Loja", "27/11/2026"])
+    assert bad.exit_code != 0
+    assert "DAY: esperado AAAA-MM-DD, recebido '27/11/2026'" in str(bad.exception)
+
+
+def test_a_missing_file_is_told_in_portuguese_through_the_entry_point(tmp_path, monkeypatch,
+                                                                      capsys):
+    from adsentinel.cli.app import run
+
+    monkeypatch.setenv("ADSENTINEL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LANG", "pt_BR.UTF-8")
+    code = run(["import", str(tmp_path / "nada.csv")])
+    err = capsys.readouterr().err
+    assert code == 66
+    assert f"erro: {tmp_path / 'nada.csv'}: arquivo não encontrado" in " ".join(err.split())
+    assert "dica: confira o caminho" in err
