@@ -81,6 +81,29 @@ def run(
     console.print(f"embedded scheduler: training daily at {settings.training_time:%H:%M} "
                   f"{settings.timezone}, detection hourly at :{settings.detection_minute:02d}")
     run_schedule(jobs, stop=stop, run_first=now or once, max_runs=len(jobs) if once else None)
-    for job in jobs:
-        if job.last_result is not None:
-            console.print(f"{job.name}: {job.last_result}", highlight=False)
+    print_run_results(session_factory, {job.name: job.last_result for job in jobs})
+
+
+def print_run_results(session_factory, results: dict) -> None:
+    """What the jobs did, as tables, and which accounts' alerts went nowhere for want of an
+    active channel."""
+    from sqlalchemy import select
+
+    from adsentinel.cli import run_report
+    from adsentinel.db.models import AdAccount, AlertChannel
+
+    with session_factory() as session:
+        names = dict(session.execute(select(AdAccount.id, AdAccount.name)).all())
+        with_channel = set(session.scalars(select(AlertChannel.account_id).where(
+            AlertChannel.is_active.is_(True))))
+    if results.get("training") is not None:
+        console.print(run_report.training_table(results["training"], names))
+    if results.get("detection") is not None:
+        console.print(run_report.detection_table(results["detection"], names))
+    if results.get("alerts") is not None or results.get("digests") is not None:
+        console.print(run_report.delivery_table(results.get("alerts"), results.get("digests")))
+    silent = run_report.unalerted_accounts(results.get("detection") or {}, names, with_channel)
+    if silent:
+        console.print(f"[yellow]alerts not sent[/] for {', '.join(silent)}: no alert channel is "
+                      "configured (add one with `adsentinel alerts channel add`); their "
+                      "anomalies are stored and shown on the dashboard", highlight=False)
