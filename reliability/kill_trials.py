@@ -14,9 +14,10 @@ whole process group (main process and pool child, as a machine dying); a replace
 started once the broker's visibility timeout has passed (it then takes the unacknowledged task
 back; acks_late + reject_on_worker_lost); the script waits for every task's result, then checks:
 
-* training: every model file of the reference exists, reads and verifies (``ModelStore.read``)
-  and scores the probe exactly as the reference does; no extra model files; temporary files
-  left behind are counted and must all be refused by ``ModelStore.read`` or be whole;
+* training: every model pack (one signed file per campaign) of the reference exists, reads and
+  verifies (``ModelStore.read_pack``) and its models score the probe exactly as the reference's
+  do; no extra models; temporary files left behind are counted and must all be refused by
+  ``ModelStore.read_pack`` or be whole;
 * detection: no duplicate (entity, day, metric) rows; the rows equal the reference rows
   (entity, day, metric, severity, score, status).
 
@@ -165,29 +166,38 @@ def run_detection(app, timeout: float) -> None:
         app.AsyncResult(task_id).get(timeout=timeout)
 
 
+def _pack_campaign(name: str) -> int:
+    """The campaign id in a pack's name (``campaign_12.adsp`` or its temporary file)."""
+    return int(name.lstrip(".").split(".", 1)[0].split("_", 1)[1])
+
+
 def model_scores(store, account_dir: Path) -> tuple[dict[str, list[float]], list[str]]:
-    """Every model file read and verified, scored on a fixed matrix; and the files refused."""
+    """Every model of every pack read and verified, scored on a fixed matrix (by entity id);
+    and the packs refused."""
     import numpy as np
 
-    from adsentinel.models.store import MODEL_SUFFIX
+    from adsentinel.models.store import PACK_SUFFIX
 
     probe = np.random.default_rng(0).normal(size=(16, 8))
     scores, refused = {}, []
-    for path in sorted(account_dir.glob("*" + MODEL_SUFFIX)):
+    for path in sorted(account_dir.glob("*" + PACK_SUFFIX)):
         try:
-            scores[path.name] = store.read(path).model.score_samples(probe).tolist()
+            models = store.read_pack(path, ACCOUNT_ID, _pack_campaign(path.name))
         except Exception as exc:  # noqa: BLE001 - every refusal counts
             refused.append(f"{path.name}: {exc}")
+            continue
+        for entity_id, found in models.items():
+            scores[str(entity_id)] = found.model.score_samples(probe).tolist()
     return scores, refused
 
 
 def temp_files(store, account_dir: Path) -> tuple[int, int]:
-    """(temporary files left in the account folder, how many of them ``read`` accepts)."""
+    """(temporary files left in the account folder, how many of them ``read_pack`` accepts)."""
     left = [p for p in account_dir.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
     accepted = 0
     for path in left:
         try:
-            store.read(path)
+            store.read_pack(path, ACCOUNT_ID, _pack_campaign(path.name))
             accepted += 1
         except Exception:  # noqa: BLE001 - refused, as it must be when half-written
             pass

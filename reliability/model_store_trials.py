@@ -12,16 +12,17 @@ reference models. A retraining always writes different bytes (its ``trained_at``
   duration, the store is remounted read-only.
 
 After each, the training must have raised ``ModelStoreError`` saying what happened and what to do
-(or have finished before the fault), and: every model file is whole (``ModelStore.read`` verifies
-it) and is either the previous model (same bytes) or one this training wrote (``trained_at``
-after it started); no model is missing; no temporary file is left; the production loader gives
-detection a model for every entity that had one.
+(or have finished before the fault), and: every model pack (one signed file per campaign) is
+whole (``ModelStore.load_models`` refuses none) and is either the previous pack (same bytes) or
+one this training wrote (its models' ``trained_at`` after it started); no model is missing; no
+temporary file is left; the production loader gives detection a model for every entity that had
+one.
 
 * ``concurrent``: a separate process loads every model of the account through the production
   loader (process-wide cache, as a worker) in a loop, while this process retrains the account
-  ``--trials`` times. Every load must return a whole model (old or new: the file a training
+  ``--trials`` times. Every load must return a whole model (old or new: the pack a training
   renamed into place); a refusal or a missing model is a failure. The reader also counts how
-  many different models (``trained_at``) it saw per file, to show it did read across retrains.
+  many different models (``trained_at``) it saw per entity, to show it did read across retrains.
 
     .venv/bin/python reliability/model_store_trials.py [--trials 20] [--seed 4] [--ads 60]
 """
@@ -55,35 +56,25 @@ def settings_for(folder: Path, store: Path):
 
 def reader(folder: Path, store: Path, account_id: int, seconds: float) -> None:
     """The detection side of ``concurrent``: load every model again and again; print counts."""
-    from adsentinel.models.store import MODEL_SUFFIX
+    from adsentinel.models.store import ModelStore
     from adsentinel.service import jobs
 
     settings = settings_for(folder, store)
-    names = [p.name for p in jobs.model_store_or_none(settings).account_dir(account_id)
-             .glob("*" + MODEL_SUFFIX)]
+    entities = set(ModelStore.from_settings(settings, cache=None).load_models(account_id).models)
     counts: Counter = Counter()
-    versions: dict[str, set[str]] = {name: set() for name in names}
+    versions: dict[int, set[str]] = {entity: set() for entity in entities}
     print("ready", flush=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        production = jobs.model_store_or_none(settings)
-        loader = production.loader(account_id)
-        for name in names:
-            level, entity = name.removesuffix(MODEL_SUFFIX).split("_", 1)
-            loaded = loader(level, entity)
-            counts["loads"] += 1
-            if loaded is None:
-                counts["missing or refused"] += 1
-        counts["refused"] += len(production.refused)
-        for path in (production.account_dir(account_id) / n for n in names):
-            try:
-                versions[path.name].add(production.read(path).metadata.trained_at)
-            except FileNotFoundError:
-                counts["missing"] += 1
-                continue
-            except Exception:  # noqa: BLE001 - a partial model seen is what this looks for
-                counts["read refused"] += 1
-                continue
+        production = jobs.load_detection_models(settings=settings, account_id=account_id)
+        counts["loads"] += len(entities)
+        counts["missing or refused"] += len(entities - set(production.models))
+        counts["refused"] += production.refused_count
+        uncached = ModelStore.from_settings(settings, cache=None).load_models(account_id)
+        counts["read refused"] += uncached.refused_count
+        counts["missing"] += len(entities - set(uncached.models))
+        for entity, found in uncached.models.items():
+            versions.setdefault(entity, set()).add(found.metadata.trained_at)
             counts["reads"] += 1
         counts["rounds"] += 1
     counts["models seen per file, most"] = max(map(len, versions.values()), default=0)
@@ -142,7 +133,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.errors import ModelStoreError
     from adsentinel.ingest.csv_import import import_insights_csv
     from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
-    from adsentinel.models.store import MODEL_SUFFIX, ModelStore
+    from adsentinel.models.store import PACK_SUFFIX, ModelStore
     from adsentinel.service import jobs
 
     rng = random.Random(args.seed)
@@ -173,39 +164,38 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         started = time.perf_counter()  # the second, warm, training sets the range of faults
         train()
         clean = time.perf_counter() - started
-        paths = sorted(account_dir.glob("*" + MODEL_SUFFIX))
+        paths = sorted(account_dir.glob("*" + PACK_SUFFIX))
         total = sum(p.stat().st_size for p in paths)
-        print(f"{len(paths)} models, {total:,} bytes, trained in {clean:.1f} s; store: tmpfs of "
+        reference = set(store.load_models(account_id).models)
+        print(f"{len(reference)} models in {len(paths)} packs, {total:,} bytes, trained in {clean:.1f} s; store: tmpfs of "
               f"{args.store_mib} MiB", flush=True)
 
         def check(before: dict[Path, bytes], since: str, label: str) -> list[str]:
             """Whole models, old or written since ``since``; none missing; no temporary file;
             every one loadable by detection."""
             found = []
-            now = sorted(account_dir.glob("*" + MODEL_SUFFIX))
+            now = sorted(account_dir.glob("*" + PACK_SUFFIX))
             if set(now) != set(before):
-                found.append(f"model files {len(before)} -> {len(now)}")
+                found.append(f"model packs {len(before)} -> {len(now)}")
             replaced = 0
             for path in now:
-                try:
-                    trained_at = store.read(path).metadata.trained_at
-                except ModelStoreError as exc:
-                    found.append(f"{path.name} refused: {exc}")
+                campaign = int(path.name.removesuffix(PACK_SUFFIX).split("_", 1)[1])
+                loaded = store.load_models(account_id, campaign_ids=[campaign])
+                if loaded.refused_campaigns:
+                    found.append(f"{path.name} refused")
                     continue
                 if path.read_bytes() != before.get(path):
                     replaced += 1
-                    if trained_at < since:
-                        found.append(f"{path.name} neither the old model nor a new one")
+                    if min(m.metadata.trained_at for m in loaded.models.values()) < since:
+                        found.append(f"{path.name} neither the old pack nor a new one")
             temps = [p.name for p in account_dir.iterdir() if p.name.endswith(".tmp")]
             if temps and label == "readonly":
                 # staged before the remount, they cannot be removed from a read-only store
                 results[label]["temporary files a read-only store kept"] += len(temps)
             elif temps:
                 found.append(f"{len(temps)} temporary files left")
-            production = jobs.model_store_or_none(settings)
-            loader = production.loader(account_id)
-            missing = sum(loader(*p.name.removesuffix(MODEL_SUFFIX).split("_", 1)) is None
-                          for p in now)
+            production = jobs.load_detection_models(settings=settings, account_id=account_id)
+            missing = len(reference - set(production.models))
             if missing:
                 found.append(f"{missing} models not loaded for detection")
             results[label]["models replaced before the fault"] += replaced
@@ -234,13 +224,13 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                       f"{seen.get('loads', 0):,} loads and {seen.get('reads', 0):,} verified reads "
                       f"in {seen.get('rounds', 0):,} rounds, "
                       f"{seen.get('models seen per file, least', 0)}-"
-                      f"{seen.get('models seen per file, most', 0)} different models per file; "
+                      f"{seen.get('models seen per file, most', 0)} different models per entity; "
                       f"missing or refused: {bad}", flush=True)
                 if bad:
                     problems.append(f"concurrent: {seen}")
                 continue
             for trial in range(1, args.trials + 1):
-                before = {p: p.read_bytes() for p in sorted(account_dir.glob("*" + MODEL_SUFFIX))}
+                before = {p: p.read_bytes() for p in sorted(account_dir.glob("*" + PACK_SUFFIX))}
                 since = datetime.now(timezone.utc).isoformat()
                 filler = None
                 error: list[BaseException] = []

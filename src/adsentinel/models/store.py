@@ -473,6 +473,23 @@ class ModelStore:
             self.cache.put(where, blob.version, pack, pack.nbytes)
         return pack
 
+    def read_pack(self, path: Path, account_id: int, campaign_id: int) -> dict[int, LoadedModel]:
+        """Read and verify the pack file at ``path`` (a local store; any name, such as a
+        temporary file) as the pack of ``campaign_id``: its models by entity id.
+
+        Raises ``FileNotFoundError`` when there is no file, :class:`ModelStoreError` naming the
+        file and the reason when it is refused.
+        """
+        path = Path(path)
+        handle, info = open_regular_file(path)
+        with handle:
+            if info.st_size > MAX_PACK_BYTES:
+                raise ModelStoreError(f"{path}: {info.st_size} bytes, larger than a pack may be")
+            data = handle.read(MAX_PACK_BYTES + 1)
+        decoded = decode_pack(str(path), self._key, data, account_id=account_id,
+                              campaign_id=campaign_id)
+        return {entity_id: _built(str(path), entry) for entity_id, entry in decoded.items()}
+
     def _load_single_files(self, account_id: int, keys: Mapping[str, Any],
                            models: dict[int, LoadedModel],
                            expected: tuple[str, ...] | None) -> set[int]:
