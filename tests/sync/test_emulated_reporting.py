@@ -161,3 +161,31 @@ def test_a_throttled_run_keeps_its_usage_on_the_failed_run(
     # the throttling answer says 100 % of the business use case and of the ad account
     assert run.counts["api_usage_percent"]["ad_account"] == 100.0
     assert run.counts["api_usage_percent"]["business_use_case_ads_insights"] == 100.0
+
+
+# --- currency and timezone --------------------------------------------------------------------
+
+
+def test_accounts_add_on_a_synced_account_records_a_currency_change_too(
+        emulator, world, session_factory, settings, account_id, client_factory):
+    """`accounts add` with a new token reads the account and stores its currency: a change
+    since the last sync is recorded as the sync would, not silently overwritten."""
+    from adsentinel.db.models import AccountSettingChange
+    from adsentinel.service.sync import probe_meta_account, record_account_facts
+
+    sync(session_factory, settings, account_id, client_factory)
+    world.currency = "BRL"
+    info = probe_meta_account(settings=settings, platform_account_id=world.id,
+                              token_env="META_TOKEN", environ=ENV,
+                              client_factory=client_factory)
+    record_account_facts(session_factory=session_factory, account_id=account_id, info=info,
+                         now=NOW + timedelta(days=1))
+    with session_factory() as session:
+        changes = session.execute(select(AccountSettingChange.setting,
+                                         AccountSettingChange.old_value,
+                                         AccountSettingChange.new_value,
+                                         AccountSettingChange.changed_on)).all()
+    assert changes == [("currency", "EUR", "BRL", DAY2 + timedelta(days=1))]
+    again = sync(session_factory, settings, account_id, client_factory,
+                 now=NOW + timedelta(days=1))
+    assert again.notes == []  # already recorded
