@@ -340,16 +340,17 @@ class MetaAccountClient:
         left = None if allowance is None else allowance - self._job_waited
         limit = self.options.poll_timeout_seconds if left is None else \
             min(self.options.poll_timeout_seconds, left)
-        deadline = started + limit
-        pause = 1.0
         try:
-            return self._poll_until(job, deadline, limit, pause,
+            return self._poll_until(job, started + limit, limit,
                                     stops_run=limit < self.options.poll_timeout_seconds)
         finally:
             self._job_waited += self._clock() - started
 
-    def _poll_until(self, job: AdReportRun, deadline: float, limit: float, pause: float, *,
+    def _poll_until(self, job: AdReportRun, deadline: float, limit: float, *,
                     stops_run: bool) -> str:
+        """Poll until the job ends or ``deadline``; past it, ``JOB_TIMED_OUT``, or
+        :class:`MetaJobsTooSlowError` when ``stops_run`` (the run's allowance is spent)."""
+        pause = 1.0
         while True:
             self._retrying("the insights report job's status", lambda: job.api_get(fields=[
                 AdReportRun.Field.async_status, AdReportRun.Field.async_percent_completion]))
