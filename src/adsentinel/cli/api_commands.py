@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from adsentinel.cli.app import app, console, err_console, get_settings
+from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
 
 tokens_app = typer.Typer(help="API tokens of the HTTP API and dashboard.", no_args_is_help=True)
@@ -41,16 +42,18 @@ def serve(
     from adsentinel.api import create_app
 
     if jobs not in ("auto", "celery", "in-process"):
-        raise AdsentinelError(f"--jobs must be auto, celery or in-process, got {jobs!r}")
+        raise AdsentinelError(_("--jobs must be auto, celery or in-process, got %(value)r",
+                                value=jobs))
     settings = get_settings()
     # built here even with several workers: the database is checked (and a fresh one migrated)
     # and the key files created once, before the server processes start
     application = create_app(settings, jobs=jobs)
     dispatcher = application.state.dispatcher.name
-    console.print(f"adsentinel API and dashboard on http://{host}:{port} "
-                  f"(database {settings.masked()['database_url']}, jobs {dispatcher}"
-                  + (f", {workers} server processes" if workers > 1 else "") + ")",
-                  highlight=False)
+    processes = _(", %(workers)d server processes", workers=workers) if workers > 1 else ""
+    console.print(_("adsentinel API and dashboard on http://%(host)s:%(port)s (database "
+                    "%(database)s, jobs %(jobs)s%(processes)s)", host=host, port=port,
+                    database=settings.masked()["database_url"], jobs=dispatcher,
+                    processes=processes), highlight=False)
     # log_config=None: uvicorn's records go through adsentinel's handler (ADSENTINEL_LOG_FORMAT)
     options = dict(host=host, port=port, log_level=settings.log_level.lower(),
                    proxy_headers=True, server_header=False, log_config=None)
@@ -60,9 +63,10 @@ def serve(
     application.state.dispatcher.close()
     if dispatcher != "celery":
         raise AdsentinelError(
-            f"--workers {workers} needs the Celery job runner, and jobs would run {dispatcher}",
-            hint="start Redis and the workers and pass --jobs celery: a job run inside one "
-                 "server process could only be followed through that process")
+            _("--workers %(workers)d needs the Celery job runner, and jobs would run %(jobs)s",
+              workers=workers, jobs=dispatcher),
+            hint=_("start Redis and the workers and pass --jobs celery: a job run inside one "
+                   "server process could only be followed through that process"))
     from adsentinel.api.asgi import SERVE_JOBS_ENV
 
     os.environ[SERVE_JOBS_ENV] = "celery"
@@ -85,11 +89,12 @@ def tokens_create(
     created = create_token(session_factory=_session_factory(settings), name=name,
                            accounts=accounts.split(",") if accounts is not None else None,
                            read_only=read_only)
-    scope = ("every account" if created.info.account_ids is None
-             else "account ids " + ", ".join(map(str, created.info.account_ids)))
-    err_console.print(f"token {created.info.name!r} created ({scope}"
-                      f"{', read-only' if created.info.read_only else ''}). Store it now: it "
-                      "cannot be shown again.", highlight=False)
+    scope = (_("every account") if created.info.account_ids is None
+             else _("account ids %(ids)s", ids=", ".join(map(str, created.info.account_ids))))
+    if created.info.read_only:
+        scope += _(", read-only")
+    err_console.print(_("token %(name)r created (%(scope)s). Store it now: it cannot be shown "
+                        "again.", name=created.info.name, scope=scope), highlight=False)
     print(created.secret)
 
 
@@ -113,16 +118,17 @@ def tokens_list(
             indent=2))
         return
     if not tokens:
-        console.print("no tokens; create one with `adsentinel tokens create --name NAME`")
+        console.print(_("no tokens; create one with `adsentinel tokens create --name NAME`"))
         return
-    table = Table("name", "prefix", "accounts", "access", "created", "last used", "revoked")
+    table = Table(_("name"), _("prefix"), _("accounts"), _("access"), _("created"),
+                  _("last used"), _("revoked"))
     for t in tokens:
         table.add_row(t.name, t.prefix + "…",
-                      "all" if t.account_ids is None
+                      _("all") if t.account_ids is None
                       else ", ".join(account_names(session_factory=factory, ids=t.account_ids)),
-                      "read-only" if t.read_only else "read-write",
+                      _("read-only") if t.read_only else _("read-write"),
                       t.created_at.strftime("%Y-%m-%d %H:%M"),
-                      t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "never",
+                      t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else _("never"),
                       t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "")
     console.print(table)
 
@@ -135,4 +141,4 @@ def tokens_revoke(
     from adsentinel.service.tokens import revoke_token
 
     info = revoke_token(session_factory=_session_factory(get_settings()), name_or_prefix=name)
-    console.print(f"token {info.name!r} revoked", highlight=False)
+    console.print(_("token %(name)r revoked", name=info.name), highlight=False)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from adsentinel.cli.app import app, console, err_console, get_settings
-from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.models.store import ENTITY_TYPES, ModelStore
-from adsentinel.service.accounts import select_accounts
-from adsentinel.service.training import train_account_models
+from adsentinel.cli.app import gettext as _
+from adsentinel.i18n import N_
+
+
+#: the table's column of each level
+_LEVEL_COLUMNS = {"campaign": N_("campaigns"), "adset": N_("adsets"), "ad": N_("ads")}
 
 
 @app.command("train")
@@ -26,20 +27,27 @@ def train_command(
     Models go to the model store (ADSENTINEL_MODELS_STORAGE_PATH); entities with fewer than
     ADSENTINEL_ISOLATION_FOREST_MIN_SAMPLES days are skipped and keep statistical detection.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.models.store import ENTITY_TYPES, ModelStore
+    from adsentinel.service.accounts import select_accounts
+    from adsentinel.service.training import train_account_models
+
     settings = get_settings()
     session_factory = make_session_factory(open_database(settings))
     accounts = select_accounts(session_factory=session_factory, wanted=account)
     store = ModelStore.from_settings(settings)
-    table = Table(title="training", caption="trained / skipped / failed")
-    table.add_column("account")
+    table = Table(title=_("training"), caption=_("trained / skipped / failed"))
+    table.add_column(_("account"))
     for level in ENTITY_TYPES:
-        table.add_column(f"{level}s", justify="right")
-    table.add_column("seconds", justify="right")
+        table.add_column(_(_LEVEL_COLUMNS.get(level, level)), justify="right")
+    table.add_column(_("seconds"), justify="right")
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as progress:
         for ref in accounts:
             account_id, name = ref.id, ref.name
-            task = progress.add_task(f"training {name}", total=None)
+            task = progress.add_task(_("training %(account)s", account=name), total=None)
             result = train_account_models(
                 session_factory=session_factory, settings=settings, account_id=account_id,
                 store=store,
@@ -54,6 +62,6 @@ def train_command(
                 f"{result['training_duration_seconds']:.1f}",
             )
     console.print(table)
-    console.print(f"models in {store.location}", style="dim")
+    console.print(_("models in %(location)s", location=store.location), style="dim")
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from adsentinel.cli.account_locks import ACCOUNT_BUSY_EXIT_CODE, worker_account_lock
 from adsentinel.cli.app import app, console, err_console, get_settings
-from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.cli.app import gettext as _
 from adsentinel.errors import ConfigError
-from adsentinel.service.sync import SyncSummary, sync_account, syncable_account_ids
-from adsentinel.service.sync import find_account
+from adsentinel.i18n import N_
+
+if TYPE_CHECKING:
+    from adsentinel.service.sync import SyncSummary
 
 
 @app.command("sync")
@@ -31,6 +32,12 @@ def sync_command(
     already stored, and the other accounts go on. Restated days replace the stored ones; today
     is stored as a partial day.
     """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.service.sync import SyncSummary, sync_account, syncable_account_ids
+    from adsentinel.service.sync import find_account
+
     settings = get_settings()
     first_day = _parse_day(since) if since else None
     factory = make_session_factory(open_database(settings))
@@ -40,14 +47,14 @@ def sync_command(
     else:
         account_ids = syncable_account_ids(session_factory=factory)
         if not account_ids:
-            err_console.print("no account syncs from Meta yet; add one with `adsentinel accounts "
-                              "add --account-id act_... --token-env VAR`")
+            err_console.print(_("no account syncs from Meta yet; add one with `adsentinel "
+                                "accounts add --account-id act_... --token-env VAR`"))
             raise typer.Exit(0)
     summaries: list[SyncSummary] = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err_console, transient=True) as progress:
         for account_id in account_ids:
-            task = progress.add_task(f"account {account_id}: starting", total=None)
+            task = progress.add_task(_("account %(id)s: starting", id=account_id), total=None)
 
             def report(stage: str, done: int, task=task, account_id=account_id) -> None:
                 unit = "%" if stage == "insights report job" else " read"
@@ -72,6 +79,8 @@ BUSY_REASON = "a scheduled sync of this account is running; run `adsentinel sync
 
 def _busy(factory, account_id: int) -> SyncSummary:
     """The summary of an account left alone because the workers' sync holds its lock."""
+    from adsentinel.service.sync import SyncSummary
+
     from adsentinel.db.models import AdAccount
 
     with factory() as session:
@@ -84,18 +93,20 @@ def _parse_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--since {text!r} is not a date", hint="use YYYY-MM-DD") from None
+        raise ConfigError(_("--since %(value)r is not a date", value=text),
+                          hint=_("use YYYY-MM-DD")) from None
 
 
 def print_sync_summaries(summaries: list[SyncSummary]) -> None:
     """One line per account: outcome, window, what was written, restated days, time."""
-    table = Table(title="Meta sync")
-    for column, justify in (("account", "left"), ("status", "left"), ("window", "left"),
-                            ("campaigns/ad sets/ads", "right"), ("ad-day rows", "right"),
-                            ("days restated", "right"), ("API calls", "right"),
-                            ("waited s", "right"), ("duration s", "right")):
+    table = Table(title=_("Meta sync"))
+    for column, justify in ((N_("account"), "left"), (N_("status"), "left"),
+                            (N_("window"), "left"), (N_("campaigns/ad sets/ads"), "right"),
+                            (N_("ad-day rows"), "right"), (N_("days restated"), "right"),
+                            (N_("API calls"), "right"), (N_("waited s"), "right"),
+                            (N_("duration s"), "right")):
         # the account and its status are never cut; numbers and the window fold when narrow
-        table.add_column(column, justify=justify, overflow="fold",
+        table.add_column(_(column), justify=justify, overflow="fold",
                          no_wrap=column in ("account", "status"))
     for s in summaries:
         colour = {"succeeded": "green", "skipped": "dim"}.get(s.status, "red")
@@ -107,7 +118,8 @@ def print_sync_summaries(summaries: list[SyncSummary]) -> None:
     console.print(table)
     for s in summaries:
         for note in s.notes:
-            console.print(f"{s.account_name}: note: {note}", highlight=False)
+            console.print(_("%(account)s: note: %(note)s", account=s.account_name, note=note),
+                          highlight=False)
         if s.reason and s.status != "succeeded":
             target = err_console if s.status != "skipped" else console
             target.print(f"{s.account_name}: {s.reason}", highlight=False)
