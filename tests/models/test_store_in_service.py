@@ -60,3 +60,32 @@ def test_training_and_detection_use_the_remote_store(remote_settings, caplog):
     again = jobs.run_detection(session_factory=factory, settings=settings,
                                account_id=built["account"])
     assert again["retrain_campaigns"] == [] and again["refused_models"] == 0
+
+
+def test_only_the_chunks_own_known_campaigns_are_queued_for_retraining(tmp_path):
+    settings = load_settings(data_dir=tmp_path / "data",
+                             model_signing_key="remote-store-signing-key-0123")
+    factory = make_session_factory(open_database(settings))
+    built = small_account(factory)
+    account, campaign = built["account"], built["ids"]["c1"]
+    train_account_models(session_factory=factory, settings=settings, account_id=account)
+    store = ModelStore.from_settings(settings, cache=None)
+    # a damaged pack, and one planted under the name of a campaign the account does not have
+    store.blobs.write_many({store.pack_key(account, campaign): b"junk",
+                            store.pack_key(account, 999_999): b"planted"})
+    models = jobs.load_detection_models(settings=settings, account_id=account)
+    assert models.refused_campaigns == {campaign, 999_999} and not models.models
+    assert jobs.campaigns_to_retrain(session_factory=factory, models=models,
+                                     account_id=account) == [campaign]
+    assert jobs.campaigns_to_retrain(session_factory=factory, models=models, account_id=account,
+                                     campaign_ids=[campaign + 100]) == []  # another chunk's
+
+
+def test_an_unreachable_remote_store_is_named_and_detection_goes_on(tmp_path):
+    from adsentinel.errors import ModelStoreError
+
+    settings = load_settings(data_dir=tmp_path / "data", model_signing_key="k" * 32,
+                             models_storage_url="postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(ModelStoreError, match="127.0.0.1:1/none table adsentinel_model_blobs"):
+        ModelStore.from_settings(settings)
+    assert jobs.load_detection_models(settings=settings, account_id=1).models == {}

@@ -1,4 +1,5 @@
-"""Per-entity model store: the one place where models are written to and read from disk."""
+"""The model store: the one place where models are written and read (signed packs of a
+campaign's models, in a folder, PostgreSQL or S3)."""
 
 from adsentinel.models.cache import MODEL_CACHE, ModelCache
 from adsentinel.models.store import (
@@ -6,6 +7,7 @@ from adsentinel.models.store import (
     MAX_MODEL_BYTES,
     LoadedModel,
     ModelMetadata,
+    ModelSet,
     ModelStore,
     load_signing_key,
 )
@@ -17,6 +19,7 @@ __all__ = [
     "LoadedModel",
     "ModelCache",
     "ModelMetadata",
+    "ModelSet",
     "ModelStore",
     "load_signing_key",
 ]

@@ -1,9 +1,10 @@
 """One process-wide cache of verified models, bounded by entries and bytes.
 
-Entries are keyed by file path and remember the file's identity when it was read (inode,
-modification time in nanoseconds, size). A lookup compares that with a fresh ``stat`` of the file,
-so a model retrained by another process or machine (written to a new inode and renamed into place)
-is never served stale. The least recently used entries go first when a bound is reached.
+Entries are keyed by where a blob is and remember its version when it was read: a file's inode,
+modification time in nanoseconds and size, a PostgreSQL row's version, an S3 object's ETag. A
+lookup compares that with the store's fresh listing, so a pack retrained by another process or
+machine (renamed into place, or rewritten) is never served stale. The least recently used
+entries go first when a bound is reached.
 """
 
 from __future__ import annotations
