@@ -86,6 +86,22 @@ def test_status_api_and_metrics_carry_the_same_figures(ops_api, session_factory)
     assert "Loja Verde" not in limited and "adsentinel_graph_api_usage_percent" in limited
 
 
+def test_a_sync_tasks_usage_is_a_worker_gauge():
+    from prometheus_client import generate_latest
+
+    from adsentinel.worker import worker_metrics
+
+    worker_metrics.record_task(task="adsentinel.sync_account", state="SUCCESS", seconds=3.0,
+                               account=7, result={"status": "succeeded",
+                                                  "api_usage_percent": USAGE})
+    text = generate_latest(worker_metrics.WORKER_REGISTRY).decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    for budget, percent in USAGE.items():
+        assert samples[("adsentinel_worker_graph_api_usage_percent",
+                        (("account", "7"), ("budget", budget)))] == percent
+
+
 def test_a_refused_model_is_marked_until_a_detection_reads_a_sound_one(tmp_path):
     """A truncated model pack: detection marks its entity, status says so; once its campaign is
     retrained, the next detection clears the mark."""

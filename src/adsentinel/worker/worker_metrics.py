@@ -9,7 +9,10 @@ process writes its figures there and the main process serves their sum.
 * ``adsentinel_worker_anomalies_stored_total{account,severity}``: anomalies a detection stored;
 * ``adsentinel_worker_model_files_refused_total{account}``: damaged, tampered or foreign model
   files that detection refused (statistical detection only until retrained);
-* ``adsentinel_worker_alerts_total{outcome}``: deliveries sent, retrying, failed, held.
+* ``adsentinel_worker_alerts_total{outcome}``: deliveries sent, retrying, failed, held;
+* ``adsentinel_worker_graph_api_usage_percent{account,budget}``: the highest share of each of
+  Meta's rate-limit budgets during the account's latest sync on this worker (the API server's
+  ``adsentinel_graph_api_usage_percent`` says the same from the database, whoever synced).
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ REFUSED = Counter("adsentinel_worker_model_files_refused",
                   registry=WORKER_REGISTRY)
 ALERTS = Counter("adsentinel_worker_alerts", "Alert deliveries by outcome.", ["outcome"],
                  registry=WORKER_REGISTRY)
+GRAPH_API_USAGE = Gauge("adsentinel_worker_graph_api_usage_percent",
+                        "Highest share of a Meta rate-limit budget during the latest sync.",
+                        ["account", "budget"], multiprocess_mode="mostrecent",
+                        registry=WORKER_REGISTRY)
 
 _ALERT_OUTCOMES = ("sent", "retrying", "failed", "held")
 
@@ -56,6 +63,8 @@ def record_task(*, task: str, state: str, seconds: float, account: int | None,
         ANOMALIES.labels(account=label, severity=severity).inc(count)
     if result.get("refused_models"):
         REFUSED.labels(account=label).inc(result["refused_models"])
+    for budget, percent in (result.get("api_usage_percent") or {}).items():
+        GRAPH_API_USAGE.labels(account=label, budget=budget).set(percent)
     for outcome in _ALERT_OUTCOMES:
         if isinstance(result.get(outcome), int) and result[outcome]:
             ALERTS.labels(outcome=outcome).inc(result[outcome])
