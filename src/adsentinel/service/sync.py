@@ -12,7 +12,9 @@ One sync of one account:
    today, then a week at a time going back; ``--since`` at most Meta's 37 months), each range
    in its own transaction, so that a pull failing half-way leaves the freshest days stored.
    The first range's transaction also writes the account's currency and timezone (a change is
-   noted on the run) and the structure (names, statuses, parents). Ad days go through the CSV
+   recorded with its day, :mod:`adsentinel.service.account_changes`, from which detection and
+   training read the history) and the structure (names, statuses, parents); each range's
+   transaction, the attribution setting of the ad sets it read first. Ad days go through the CSV
    importer's own upsert, which re-aggregates ad set and campaign days and moves ``updated_at``
    only on days whose numbers changed, so detection re-judges exactly the restated days; ad
    set and campaign reach is then set to Meta's own figure at their level. Insights include
