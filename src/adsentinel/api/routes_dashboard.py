@@ -16,6 +16,7 @@ the cookie is signed, HttpOnly and SameSite=Lax. Scope and read-only rules are t
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 from functools import lru_cache
@@ -26,7 +27,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 
 from adsentinel.api import queries
@@ -39,15 +40,13 @@ from adsentinel.api.auth import (
     start_session,
 )
 from adsentinel.api.charts import METRIC_LABELS, SEVERITY_COLOURS, metric_charts
-from adsentinel.api.incident_export import export_response
+from adsentinel.api import anomaly_export
 from adsentinel.api.incident_list import (
     PAGE_SIZE,
     SORTS,
     STATUS_CHOICES,
-    IncidentFilters,
     anomaly_kind,
-    anomaly_money,
-    anomaly_started,
+    dashboard_filters,
     incident_page,
 )
 from adsentinel.api.page_i18n import (
@@ -225,29 +224,47 @@ def logout(request: Request,
     return RedirectResponse("/login", status_code=303)
 
 
-@router.get("/", response_class=HTMLResponse)
-def overview(request: Request, principal: User,
-             account: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
-             start: date | None = None, end: date | None = None, level: Level | None = None,
-             metric: MetricChoice | None = None, status: StatusChoice = StatusChoice("open"),
-             min_severity: Severity = Severity.medium, severity: Severity | None = None,
-             q: Annotated[str | None, Query(max_length=200)] = None, sort: Sort = Sort("money"),
-             page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
-    """The incidents worst first, with each account's status."""
-    filters = IncidentFilters(
+@dataclass(frozen=True)
+class ListQuery:
+    """The list's filters as the API takes them, and the dashboard's name of the sort."""
+
+    filters: queries.AnomalyFilters
+    sort: str
+
+
+def list_query(account: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
+               start: date | None = None, end: date | None = None, level: Level | None = None,
+               metric: MetricChoice | None = None, status: StatusChoice = StatusChoice("open"),
+               min_severity: Severity = Severity.medium, severity: Severity | None = None,
+               q: Annotated[str | None, Query(max_length=200)] = None,
+               sort: Sort = Sort("money")) -> ListQuery:
+    """The filters of the list and of its export, from the query string (an exact
+    ``severity``, as the account table's links ask, replaces the minimum)."""
+    return ListQuery(queries.AnomalyFilters(
         account_id=account, start=start, end=end, level=level.value if level else None,
         metric=metric.value if metric else None, status=status.value,
-        min_severity=min_severity.value, severity=severity.value if severity else None,
-        search=(q or "").strip() or None, sort=sort.value)
+        min_severity=None if severity else min_severity.value,
+        severity=severity.value if severity else None,
+        search=(q or "").strip() or None, sort=SORTS[sort.value]), sort.value)
+
+
+Listing = Annotated[ListQuery, Depends(list_query)]
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, principal: User, listing: Listing,
+             page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    """The incidents worst first, with each account's status."""
     with request.app.state.session_factory() as session:
-        found = incident_page(session=session, principal=principal, filters=filters, page=page)
+        found = incident_page(session=session, principal=principal, filters=listing.filters,
+                              page=page)
         accounts = queries.list_accounts(session=session, principal=principal)
     statuses = account_statuses(session_factory=request.app.state.session_factory,
                                 account_filter=principal.account_filter)
     query = {k: v for k, v in request.query_params.items() if k != "page"}
     return render(request, "overview.html", principal=principal, found=found,
-                  filters=filters, accounts=accounts, statuses=statuses,
-                  broken=[a for a in accounts if a["needs_attention"]],
+                  filters=listing.filters, sort=listing.sort, accounts=accounts,
+                  statuses=statuses, broken=[a for a in accounts if a["needs_attention"]],
                   levels=queries.LEVELS, metrics=FILTER_METRICS, status_choices=STATUS_CHOICES,
                   severities=queries.SEVERITY_ORDER, sorts=SORTS, buttons=BUTTON_STATUSES,
                   page_link=lambda n: "/?" + urlencode({**query, "page": n}),
@@ -256,24 +273,22 @@ def overview(request: Request, principal: User,
 
 
 @router.get("/export")
-def export(request: Request, principal: User,
-           format_: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv",
-           account: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
-           start: date | None = None, end: date | None = None, level: Level | None = None,
-           metric: MetricChoice | None = None, status: StatusChoice = StatusChoice("open"),
-           min_severity: Severity = Severity.medium, severity: Severity | None = None,
-           q: Annotated[str | None, Query(max_length=200)] = None,
-           sort: Sort = Sort("money")) -> Response:
-    """The overview's filtered list, every page, as CSV or XLSX."""
-    filters = IncidentFilters(
-        account_id=account, start=start, end=end, level=level.value if level else None,
-        metric=metric.value if metric else None, status=status.value,
-        min_severity=min_severity.value, severity=severity.value if severity else None,
-        search=(q or "").strip() or None, sort=sort.value)
+def export(request: Request, principal: User, listing: Listing,
+           format_: Annotated[str, Query(alias="format", pattern="^(csv|xlsx)$")] = "csv"
+           ) -> Response:
+    """The list as filtered, every page (grouped anomalies included), as CSV or XLSX: the
+    API's export (:mod:`adsentinel.api.anomaly_export`) of the same query."""
+    filename = f"adsentinel-incidents-{date.today().isoformat()}.{format_}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     with request.app.state.session_factory() as session:
-        found = incident_page(session=session, principal=principal, filters=filters, page=1,
-                              page_size=1_000_000)
-    return export_response(found.rows, format_, base_url=str(request.base_url))
+        query = queries.anomaly_query(session=session, principal=principal,
+                                      filters=dashboard_filters(listing.filters))
+        if format_ == "csv":
+            return StreamingResponse(
+                anomaly_export.csv_stream(request.app.state.session_factory, query),
+                media_type=anomaly_export.MEDIA_TYPES["csv"], headers=headers)
+        body = anomaly_export.xlsx_bytes(session, query, queries.count_of(session, query))
+    return Response(body, media_type=anomaly_export.MEDIA_TYPES["xlsx"], headers=headers)
 
 
 @router.get("/language")
@@ -362,9 +377,9 @@ def _entity_page(request: Request, entity_id: int, principal: Principal, start: 
                   path=path, charts=charts, anomalies=listed, children=children,
                   child_counts=child_counts, start=start, end=end, buttons=BUTTON_STATUSES,
                   plotly_src=PLOTLY_PATH,
-                  money={a.id: anomaly_money(a) for a in listed},
+                  money={a.id: queries.anomaly_money(a) for a in listed},
                   kinds={a.id: anomaly_kind(a) for a in listed},
-                  started={a.id: anomaly_started(a) for a in listed})
+                  started={a.id: queries.anomaly_started(a) for a in listed})
 
 
 @router.post("/anomalies/{anomaly_id}/status")
