@@ -20,7 +20,10 @@ Prints durations, tasks/s, entities/s, the speed-up over the reference and peak 
 Last line: ``BENCH workers entities=N training2_s=... training2_peak_mib=... ... train_speedup=...``
 
     python benchmarks/bench_workers.py [--entities 20000] [--reference-entities N]
-        [--redis redis://127.0.0.1:6379/13] [--skip-one-worker]
+        [--redis redis://127.0.0.1:6379/13] [--skip-one-worker] [--store folder|postgresql]
+
+``--store postgresql`` keeps the model store in the benchmark's PostgreSQL database
+(``ADSENTINEL_MODELS_STORAGE_URL``) instead of the data folder.
 """
 
 from __future__ import annotations
@@ -137,6 +140,8 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--store", choices=["folder", "postgresql"], default="folder",
+                        help="where the model store lives (default: the data folder)")
     parser.add_argument("--reference-entities", type=int, default=None,
                         help="one-process reference on this many entities (default: all)")
     parser.add_argument("--skip-first-detection", action="store_true",
@@ -171,9 +176,13 @@ def main() -> None:
                    "ADSENTINEL_DATABASE_URL": url, "ADSENTINEL_BROKER_URL": args.redis,
                    "ADSENTINEL_DATA_DIR": folder, "ADSENTINEL_LOG_LEVEL": "WARNING",
                    "ADSENTINEL_MODEL_SIGNING_KEY": "bench-signing-key-0123", "ADSENTINEL_CHUNK_ENTITIES": str(chunk)}
+            store = {}
+            if args.store == "postgresql":
+                env["ADSENTINEL_MODELS_STORAGE_URL"] = url
+                store = {"models_storage_url": url}
             settings = load_settings(database_url=url, broker_url=args.redis, data_dir=folder,
                                      model_signing_key="bench-signing-key-0123", chunk_entities=chunk,
-                                     models_storage_path=Path(folder) / "reference-models")
+                                     models_storage_path=Path(folder) / "reference-models", **store)
             factory = make_session_factory(open_database(settings))
 
             reference_n = min(args.reference_entities or args.entities, args.entities)

@@ -68,9 +68,8 @@ from adsentinel.models.blobs import (
     FolderBlobs,
     open_blob_store,
     open_regular_file,
-    temp_path as _temp_path,
 )
-from adsentinel.models.cache import MODEL_CACHE, FileIdentity, ModelCache
+from adsentinel.models.cache import MODEL_CACHE, ModelCache
 from adsentinel.models.codec import (
     ENTITY_TYPES,
     FORMAT_VERSION,
