@@ -158,3 +158,30 @@ def test_a_payload_stored_before_languages_is_told_in_english():
     assert subject_of(payload).startswith("[CRITICAL] Loja <Azul>: CTR down on")
     payload["account"]["locale"] = "klingon"  # not a catalog: English, not a failed message
     assert "Metric: CTR 0.40% vs 1.25% expected (-68%)" in render_text(payload)
+
+
+def test_money_at_stake_of_the_days_so_far_and_the_next_step_in_both_languages():
+    facts = [fact(id=2, day=date(2026, 11, 18), impact_amount=1000.0),
+             fact(impact_amount=564.97)]
+    [incident] = build_incidents(facts)
+    message = PlannedMessage("opened", incident.key, incident, incident.severity)
+    english = incident_payload(message, context("en"), today=date(2026, 11, 20))
+    assert english["incident"]["impact_amount"] == 1564.97
+    assert english["incident"]["impact_text"] == "R$ 1,564.97"
+    text = render_text(english)
+    assert "Money at stake so far: R$ 1,564.97" in text
+    assert ("Next step: Look at this ad set's creative and placement breakdown since "
+            "2026-11-18") in text
+    portuguese = render_text(incident_payload(message, context("pt_BR"),
+                                              today=date(2026, 11, 20)))
+    assert "Dinheiro em jogo até agora: R$ 1.564,97" in portuguese
+    assert ("Próximo passo: Veja o criativo e o detalhamento por posicionamento deste item "
+            "(conjunto de anúncios) desde 18/11/2026") in portuguese
+
+
+def test_without_a_stored_amount_no_money_is_told_and_a_recovery_has_no_next_step():
+    payload = incident_payload(planned(), context("en"), today=date(2026, 11, 20))
+    assert payload["incident"]["impact_amount"] is None
+    assert "Money at stake" not in render_text(payload)
+    payload.update(kind=RECOVERED, reason="back to normal")
+    assert "Next step" not in render_text(payload)

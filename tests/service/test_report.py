@@ -104,6 +104,7 @@ def test_the_page_opens_with_the_summary_and_links_each_incident_to_its_dashboar
     headings = re.findall(r'<span class="sev sev-(\w+)">', page.split('id="summary"')[1])
     assert headings[-3:] == ["critical", "high", "medium"]
     assert "2026-10-21 to 2026-11-19" in page
+    assert "Next step: Compare this campaign&#39;s CPM and CTR since 2026-11-19" in page
 
 
 def test_the_report_in_portuguese(session_factory, shop):
@@ -116,6 +117,7 @@ def test_the_report_in_portuguese(session_factory, shop):
     assert "0,40%" in page and "R$ 45,10" in page
     assert "21/10/2026 a 19/11/2026" in page
     assert "crítica 1" in page and "Campanha Black Friday" in page
+    assert "Próximo passo: Compare o CPM e o CTR deste item (campanha) desde 19/11/2026" in page
     assert "Open incidents" not in page and "Money at stake" not in page
 
 

@@ -60,6 +60,8 @@ class AnomalyFact:
     message: str
     is_partial_day: bool = False
     drivers: Mapping[str, Any] = field(default_factory=dict)
+    #: money at stake of the day in the account's currency (None: not stored for it)
+    impact_amount: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ class Incident:
         """Label of the account calendar day the latest anomaly falls on, if any."""
         value = (self.latest.drivers or {}).get("calendar")
         return str(value) if value else None
+
+    @property
+    def impact_amount(self) -> float | None:
+        """Money at stake of the incident's days so far (None when no day has an amount)."""
+        amounts = [h.impact_amount for h in self.heads if h.impact_amount is not None]
+        return sum(amounts) if amounts else None
 
     def duration_days(self, start_day: date | None = None) -> int:
         """Days from the start (or an earlier known start) to the latest day, inclusive."""

@@ -5,8 +5,10 @@ The payload is what the outbox stores, so a message retried a day later says exa
 said when it was planned. Several incidents of one entity that open (or recover) together are
 one message: the worst is the ``incident``, the others are listed under ``also``. Every message
 carries: account, entity path (campaign > ad set > ad),
-metric, actual vs expected (in the account's currency), severity, duration so far and a link to
-the dashboard page of the entity (``{public_url}/entities/{entity_id}``).
+metric, actual vs expected (in the account's currency), severity, duration so far, the money at
+stake of its days so far (their stored ``impact_amount``, when detection stored one), the next
+step of its kind (:func:`adsentinel.detect.impact.next_step`) and a link to the dashboard page
+of the entity (``{public_url}/entities/{entity_id}``).
 
 Messages speak the account's language (``account.locale`` in the payload: ``en`` or ``pt_BR``,
 from :class:`MessageContext`), with its number, money and date formats. The payload's keys are
@@ -43,6 +45,7 @@ from adsentinel.alerts.incidents import (
     Incident,
     PlannedMessage,
 )
+from adsentinel.detect.impact import anomaly_kind, next_step
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
 
 #: Children listed in one message; the rest are counted ("and 12 more").
@@ -138,6 +141,34 @@ def _figures(fact: AnomalyFact, ctx: MessageContext) -> dict[str, Any]:
     }
 
 
+def _money_and_next_step(incident: Incident, ctx: MessageContext, start: date
+                         ) -> dict[str, Any]:
+    """Money at stake of the incident's days so far (``impact_amount``, None when detection
+    stored none) and the next step of its kind, in the account's language."""
+    lang, latest = ctx.language, incident.latest
+    amount = _finite(incident.impact_amount) if incident.impact_amount is not None else None
+    return {
+        "impact_amount": amount,
+        "impact_text": lang.money(amount, ctx.currency) if amount is not None else None,
+        "next_step": next_step_text(lang, latest.metric, latest.direction, latest.drivers,
+                                    level=ctx.levels.get(latest.entity_id, "entity"),
+                                    since=start),
+    }
+
+
+def next_step_text(lang: Language, metric: str, direction: str,
+                   drivers: Mapping[str, Any] | None, *, level: str, since: date) -> str:
+    """What to check first for an anomaly of this kind since ``since``, in ``lang`` (the day
+    written as the language writes days)."""
+    def translate(message: str, **variables: object) -> str:
+        if "since" in variables:  # next_step passes the day ISO
+            variables["since"] = _day(lang, str(variables["since"]))
+        return lang.gettext(message, **variables)
+
+    return next_step(anomaly_kind(metric, direction, drivers), level=level, since=since,
+                     translate=translate)
+
+
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -160,6 +191,7 @@ def incident_payload(planned: PlannedMessage, ctx: MessageContext, *, today: dat
         message=incident.latest.message,
         calendar=incident.calendar_label,
         partial_day=incident.latest.is_partial_day,
+        **_money_and_next_step(incident, ctx, start),
     )
     children = [_figures(child, ctx) for child in incident.children]
     return {
@@ -184,7 +216,8 @@ def digest_payload(ctx: MessageContext, incidents: Sequence[Incident], *, day: d
                     latest_day=incident.latest.day.isoformat(),
                     duration_days=incident.duration_days(),
                     children_total=len(incident.children),
-                    message=incident.latest.message)
+                    message=incident.latest.message,
+                    **_money_and_next_step(incident, ctx, incident.key.start_day))
         items.append(head)
     return {
         "kind": DIGEST,
@@ -291,7 +324,8 @@ def _day(lang: Language, iso_day: str | None) -> str:
         return str(iso_day)
 
 
-def _incident_lines(lang: Language, inc: Mapping[str, Any]) -> list[str]:
+def _incident_lines(lang: Language, inc: Mapping[str, Any], *,
+                    with_next_step: bool = True) -> list[str]:
     _ = lang.gettext
     level = inc["entity_level"]
     lines = [
@@ -307,10 +341,14 @@ def _incident_lines(lang: Language, inc: Mapping[str, Any]) -> list[str]:
                       inc.get("duration_days", 1), start=_day(lang, inc["start_day"]),
                       latest=_day(lang, inc["latest_day"])),
     ]
+    if inc.get("impact_text"):
+        lines.append(_("Money at stake so far: %(amount)s", amount=inc["impact_text"]))
     if inc.get("calendar"):
         lines.append(_("Calendar: %(label)s", label=inc["calendar"]))
     if inc.get("message"):
         lines.append(_("Detail: %(message)s", message=inc["message"]))
+    if with_next_step and inc.get("next_step"):
+        lines.append(_("Next step: %(step)s", step=inc["next_step"]))
     lines.append(_("Dashboard: %(url)s", url=inc["url"]))
     return lines
 
@@ -342,7 +380,7 @@ def render_text(payload: Mapping[str, Any]) -> str:
     lines.append(_("Account: %(account)s", account=payload["account"]["name"]))
     if payload["kind"] == RECOVERED:
         lines.append(_("Recovered: %(reason)s", reason=_(payload.get("reason") or _REASONS[0])))
-    lines.extend(_incident_lines(lang, inc))
+    lines.extend(_incident_lines(lang, inc, with_next_step=payload["kind"] != RECOVERED))
     for other in payload.get("also") or ():
         lines.append(_("Also: %(metric)s %(direction)s %(actual)s vs %(expected)s expected "
                        "(%(ratio)s), %(severity)s, since %(start)s",

@@ -242,7 +242,8 @@ def _fact(a: Anomaly) -> AnomalyFact:
         id=a.id, entity_id=a.entity_id, day=a.day, metric=a.metric, direction=a.direction,
         severity=a.severity, score=a.score, actual=a.actual, expected=a.expected,
         status=a.status, incident_id=a.incident_id, message=a.message,
-        is_partial_day=bool(a.is_partial_day), drivers=dict(a.drivers or {}))
+        is_partial_day=bool(a.is_partial_day), drivers=dict(a.drivers or {}),
+        impact_amount=a.impact_amount)
 
 
 @dataclass

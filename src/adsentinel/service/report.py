@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.messages import metric_label
+from adsentinel.alerts.messages import metric_label, next_step_text
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity
 from adsentinel.detect.features import COUNT_COLUMNS, add_ratio_metrics
 from adsentinel.i18n import N_, Language, language, translations
@@ -201,6 +201,9 @@ def _incident_view(session_factory, incident: ReportedIncident, lang: Language, 
         "ratio": lang.ratio(anomaly.actual, anomaly.expected),
         "at_stake": lang.money(impact, incident.currency) if impact is not None else None,
         "message": anomaly.message,
+        "next_step": next_step_text(lang, anomaly.metric, anomaly.direction, anomaly.drivers,
+                                    level=incident.path[-1][0] if incident.path else "entity",
+                                    since=started),
         "url": f"{base_url}/entities/{anomaly.entity_id}#anomaly-{anomaly.id}",
         "chart": _chart(session_factory, anomaly, metric, lang,
                         title=f"{metric_label(metric, lang)}: {where[-1] if where else ''}",
