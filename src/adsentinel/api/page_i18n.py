@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -121,13 +121,22 @@ def _number_filter(context, value: float | None, pattern: str = "#,##0.##") -> s
     return "–" if value is None else format_decimal(value, pattern, locale=_ctx_locale(context))
 
 
+#: a date in a narrow column, unambiguous in each language (ISO in English, dd/mm/aaaa in Brazil)
+_SHORT_DATES = {"en": "yyyy-MM-dd", "pt_BR": "dd/MM/yyyy"}
+
+
 @pass_context
 def _date_filter(context, value: date | datetime | None, form: str = "medium") -> str:
     if value is None:
         return "–"
-    if isinstance(value, datetime):
-        return format_datetime(value, "short", locale=_ctx_locale(context))
-    return format_date(value, form, locale=_ctx_locale(context))
+    locale = _ctx_locale(context)
+    if isinstance(value, datetime):  # stored in UTC, shown in UTC
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        pattern = _SHORT_DATES.get(locale, "yyyy-MM-dd") + " HH:mm 'UTC'"
+        return format_datetime(moment, pattern, tzinfo=timezone.utc, locale=locale)
+    if form == "short":
+        return format_date(value, _SHORT_DATES.get(locale, "yyyy-MM-dd"), locale=locale)
+    return format_date(value, form, locale=locale)
 
 
 def make_templates(directory: Path) -> Jinja2Templates:
