@@ -18,8 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from adsentinel.errors import ConfigError
 
@@ -280,6 +278,9 @@ class Settings(BaseSettings):
     def _parsable_database_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
+        from sqlalchemy.engine import make_url  # SQLAlchemy only when a URL is given
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url(value.get_secret_value())
         except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -352,7 +353,7 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if name == "database_url":
-                value = make_url(self.effective_database_url).render_as_string(hide_password=True)
+                value = _mask_url_password(self.effective_database_url)
             elif name in ("broker_url", "models_storage_url") and value is not None:
                 value = _mask_url_password(value.get_secret_value())
             elif isinstance(value, SecretStr):
@@ -390,6 +391,11 @@ def user_data_dir() -> Path:
 
 
 def _mask_url_password(url: str) -> str:
+    if "@" not in url:  # no user or password to hide (the SQLite default): shown as it is
+        return url
+    from sqlalchemy.engine import make_url  # imported here: `config show` stays light
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):  # not parsable: hide whatever sits before an "@"

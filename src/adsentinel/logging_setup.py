@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
-from adsentinel.service.tokens import scrub_api_tokens
 from adsentinel.sync.errors import scrub_secrets
 
 LOG_FORMATS = ("text", "json")
@@ -39,7 +38,13 @@ _context: ContextVar[Mapping[str, Any]] = ContextVar("adsentinel_log_context", d
 
 def scrub(text: str) -> str:
     """``text`` without Meta tokens, app secret proofs or adsentinel API tokens."""
-    return scrub_api_tokens(scrub_secrets(text))
+    text = scrub_secrets(text)
+    if "ads_" not in text:  # TOKEN_PREFIX: no API token can be in it
+        return text
+    # imported when needed: the tokens' service loads SQLAlchemy, which `--help` need not
+    from adsentinel.service.tokens import scrub_api_tokens
+
+    return scrub_api_tokens(text)
 
 
 def bind_log_context(**fields: Any) -> Token:

@@ -8,7 +8,7 @@ stored: an account keeps the NAME of the environment variable that holds it.
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,21 +16,11 @@ from rich.table import Table
 
 from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.cli.app import gettext as _
-from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import ConfigError
 from adsentinel.i18n import LOCALE_NAMES, parse_locale
-from adsentinel.service.accounts import set_account_locale
-from adsentinel.service.sync import (
-    AccountListing,
-    DiscoveredAccount,
-    add_meta_account,
-    discover_meta_accounts,
-    list_accounts,
-    normalise_account_id,
-    probe_meta_account,
-    record_account_facts,
-    set_account_active,
-)
+
+if TYPE_CHECKING:
+    from adsentinel.service.sync import AccountListing, DiscoveredAccount
 
 accounts_app = typer.Typer(help="Ad accounts synced from the Meta Marketing API.",
                            no_args_is_help=True)
@@ -38,6 +28,8 @@ app.add_typer(accounts_app, name="accounts")
 
 
 def _session_factory():
+    from adsentinel.db.engine import make_session_factory, open_database
+
     settings = get_settings()
     return settings, make_session_factory(open_database(settings))
 
@@ -67,6 +59,9 @@ def add_command(
     The token is proved first: without the variable set, or with a token Meta refuses,
     nothing is stored.
     """
+    from adsentinel.service.accounts import set_account_locale
+    from adsentinel.service.sync import add_meta_account, probe_meta_account, record_account_facts
+
     locale = _checked_locale(locale)
     settings, factory = _session_factory()
     info = None
@@ -108,6 +103,12 @@ def discover_command(
 ) -> None:
     """List the ad accounts the token can read (name, currency, timezone, status), and add the
     chosen ones."""
+    from adsentinel.service.sync import (
+        add_meta_account,
+        discover_meta_accounts,
+        record_account_facts,
+    )
+
     settings, factory = _session_factory()
     found = discover_meta_accounts(session_factory=factory, settings=settings,
                                    token_env=token_env, business_id=business)
@@ -138,6 +139,8 @@ def discover_command(
 
 
 def _chosen(found: list[DiscoveredAccount], add: str) -> list[DiscoveredAccount]:
+    from adsentinel.service.sync import normalise_account_id
+
     if add.strip().lower() == "all":
         return found
     wanted = [normalise_account_id(part) for part in add.split(",") if part.strip()]
@@ -151,6 +154,8 @@ def _chosen(found: list[DiscoveredAccount], add: str) -> list[DiscoveredAccount]
 
 def _free_name(factory, discovered: DiscoveredAccount) -> str:
     """Meta's name for the account, unless another account already has it (then the id)."""
+    from adsentinel.service.sync import list_accounts
+
     name = discovered.info.name or discovered.info.platform_account_id
     taken = {a.name for a in list_accounts(session_factory=factory, settings=get_settings())}
     return name if name not in taken else discovered.info.platform_account_id
@@ -159,6 +164,8 @@ def _free_name(factory, discovered: DiscoveredAccount) -> str:
 @accounts_app.command("list")
 def list_command() -> None:
     """Every account: Meta id, token variable, results counted, last sync, attention needed."""
+    from adsentinel.service.sync import list_accounts
+
     settings, factory = _session_factory()
     print_accounts(list_accounts(session_factory=factory, settings=settings))
 
@@ -168,6 +175,8 @@ def disable_command(
     account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
 ) -> None:
     """Stop syncing and detecting an account (its data stays)."""
+    from adsentinel.service.sync import set_account_active
+
     factory = _session_factory()[1]
     listing = set_account_active(session_factory=factory, wanted=account, active=False)
     console.print(_("account [bold]%(name)s[/] disabled", name=escape(listing.name)),
@@ -179,6 +188,8 @@ def enable_command(
     account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
 ) -> None:
     """Sync and detect an account again; clears a needs-attention mark (after a new token)."""
+    from adsentinel.service.sync import set_account_active
+
     factory = _session_factory()[1]
     listing = set_account_active(session_factory=factory, wanted=account, active=True)
     console.print(_("account [bold]%(name)s[/] enabled", name=escape(listing.name)),
@@ -193,6 +204,8 @@ def edit_command(
                          "goes back to the LOCALE setting.")] = None,
 ) -> None:
     """Change how an account is told about: the language of its alerts and report."""
+    from adsentinel.service.accounts import set_account_locale
+
     if locale is None:
         raise typer.BadParameter(_("nothing to change: give --locale"), param_hint="'--locale'")
     wanted = None if locale.strip().lower() == "default" else _checked_locale(locale)

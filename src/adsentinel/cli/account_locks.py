@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from adsentinel.config import Settings
+if TYPE_CHECKING:
+    from adsentinel.config import Settings
 
 log = logging.getLogger(__name__)
 

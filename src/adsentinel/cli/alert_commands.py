@@ -11,14 +11,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adsentinel.alerts.channels import is_secret_ref
 from adsentinel.cli.app import app, console, err_console, get_settings, ngettext
 from adsentinel.cli.app import cli_language
 from adsentinel.cli.app import gettext as _
-from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import AdsentinelError
-from adsentinel.service import alert_config, alerting, feedback
-from adsentinel.service.accounts import select_accounts
 
 alerts_app = typer.Typer(help="Alert channels, planning and delivery.", no_args_is_help=True)
 channel_app = typer.Typer(help="Where an account's alerts go (Slack, webhook, email).",
@@ -41,11 +37,15 @@ OptionalAccount = Annotated[str | None, typer.Option(
 
 
 def _session_factory():
+    from adsentinel.db.engine import make_session_factory, open_database
+
     settings = get_settings()
     return settings, make_session_factory(open_database(settings))
 
 
 def _account_id(session_factory, wanted: str) -> int:
+    from adsentinel.service.accounts import select_accounts
+
     return select_accounts(session_factory=session_factory, wanted=wanted)[0].id
 
 
@@ -96,6 +96,9 @@ def channel_add(
     = False,
 ) -> None:
     """Add an alert channel to an account."""
+    from adsentinel.alerts.channels import is_secret_ref
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     quiet_start = quiet_end = None
     if quiet is not None:
@@ -120,6 +123,8 @@ def channel_add(
 @channel_app.command("list")
 def channel_list(account: OptionalAccount = None) -> None:
     """List the alert channels with their pending, sent and failed messages."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     account_id = _account_id(session_factory, account) if account else None
     _print_rows(alert_config.list_channels(session_factory=session_factory, account_id=account_id),
@@ -130,6 +135,8 @@ def channel_list(account: OptionalAccount = None) -> None:
 @channel_app.command("test")
 def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Send a test message to a channel now, to check its target, key or SMTP settings."""
+    from adsentinel.service import alerting
+
     settings, session_factory = _session_factory()
     key = alerting.send_test_message(session_factory=session_factory, settings=settings,
                                 channel_id=channel_id)
@@ -140,6 +147,8 @@ def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")])
 @channel_app.command("remove")
 def channel_remove(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Remove an alert channel (and its queued messages)."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     alert_config.remove_channel(session_factory=session_factory, channel_id=channel_id)
     console.print(_("channel %(id)s removed", id=channel_id))
@@ -154,6 +163,9 @@ def alerts_min_spend(
     clear: Annotated[bool, typer.Option("--clear", help="Remove the floor.")] = False,
 ) -> None:
     """Set the account's minimum daily spend for alerts (or clear it)."""
+    from adsentinel.service import alert_config
+    from adsentinel.service.accounts import select_accounts
+
     if (amount is None) == (not clear):
         raise alert_config.AlertConfigError(_("give either an AMOUNT or --clear"))
     session_factory = _session_factory()[1]
@@ -174,6 +186,9 @@ def alerts_min_spend(
 @alerts_app.command("plan")
 def alerts_plan(account: OptionalAccount = None) -> None:
     """Queue the alerts the stored anomalies call for (detection runs this by itself)."""
+    from adsentinel.service import alerting
+    from adsentinel.service.accounts import select_accounts
+
     settings, session_factory = _session_factory()
     for ref in select_accounts(session_factory=session_factory, wanted=account):
         result = alerting.plan_alerts(session_factory=session_factory, settings=settings,
@@ -188,6 +203,8 @@ def alerts_plan(account: OptionalAccount = None) -> None:
 @alerts_app.command("deliver")
 def alerts_deliver() -> None:
     """Send what is due now: queued alerts and digests whose time has come."""
+    from adsentinel.service import alerting
+
     settings, session_factory = _session_factory()
     digests = alerting.send_digests(session_factory=session_factory, settings=settings)
     result = alerting.deliver_alerts(session_factory=session_factory, settings=settings)
@@ -208,6 +225,8 @@ def alerts_outbox(
     limit: Annotated[int, typer.Option("--limit", help="Newest rows shown.")] = 20,
 ) -> None:
     """Show the newest queued and sent messages, with their attempts and last error."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     rows = alert_config.list_outbox(session_factory=session_factory, status=status, limit=limit)
     _print_rows(rows, _("Alert outbox"), _("the outbox is empty"))
@@ -229,6 +248,8 @@ def mute_add(
     by: Annotated[str | None, typer.Option("--by", help="Who muted it.")] = None,
 ) -> None:
     """Mute alerts of an entity (and everything under it) or of a whole account."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     rule_id = alert_config.add_mute(session_factory=session_factory,
                                 account_id=_account_id(session_factory, account),
@@ -240,6 +261,8 @@ def mute_add(
 @mute_app.command("list")
 def mute_list(account: OptionalAccount = None) -> None:
     """List the mute rules."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     account_id = _account_id(session_factory, account) if account else None
     _print_rows(alert_config.list_mutes(session_factory=session_factory, account_id=account_id),
@@ -249,6 +272,8 @@ def mute_list(account: OptionalAccount = None) -> None:
 @mute_app.command("remove")
 def mute_remove(rule_id: Annotated[int, typer.Argument(help="Mute rule id.")]) -> None:
     """Remove a mute rule."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     alert_config.remove_mute(session_factory=session_factory, mute_id=rule_id)
     console.print(_("mute rule %(id)s removed", id=rule_id))
@@ -265,6 +290,8 @@ def calendar_add(
     label: Annotated[str | None, typer.Option("--label", help="e.g. Black Friday.")] = None,
 ) -> None:
     """Put a day on an account's calendar (or relabel it)."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     parsed = _day("DAY", day)
     alert_config.add_calendar_days(session_factory=session_factory,
@@ -281,6 +308,8 @@ def calendar_import(
     account: AccountOption,
 ) -> None:
     """Import calendar days from a CSV file (all or nothing)."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     days = alert_config.read_calendar_csv(file)
     count = alert_config.add_calendar_days(session_factory=session_factory,
@@ -293,6 +322,8 @@ def calendar_import(
 @calendar_app.command("list")
 def calendar_list(account: AccountOption) -> None:
     """List an account's calendar days."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     _print_rows(alert_config.list_calendar(session_factory=session_factory,
                                        account_id=_account_id(session_factory, account)),
@@ -305,6 +336,8 @@ def calendar_remove(
     day: Annotated[str, typer.Argument(help="The day, YYYY-MM-DD.")],
 ) -> None:
     """Take a day off an account's calendar."""
+    from adsentinel.service import alert_config
+
     session_factory = _session_factory()[1]
     parsed = _day("DAY", day)
     alert_config.remove_calendar_day(session_factory=session_factory,
@@ -325,6 +358,8 @@ def anomalies_mark(
 ) -> None:
     """Give feedback on an anomaly. false_positive and expected remove its days from training
     and damp the same pattern of that entity afterwards."""
+    from adsentinel.service import feedback
+
     session_factory = _session_factory()[1]
     result = feedback.mark_anomaly(session_factory=session_factory, anomaly_id=anomaly_id,
                                    status=status, by=by)

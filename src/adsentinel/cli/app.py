@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -13,9 +13,10 @@ from rich.text import Text
 from typer._click.exceptions import NoArgsIsHelpError  # Typer's own copy of click
 
 from adsentinel import __version__
-from adsentinel.config import Settings, load_settings
 from adsentinel.errors import AdsentinelError
-from adsentinel.logging_setup import configure_from_settings
+
+if TYPE_CHECKING:
+    from adsentinel.config import Settings
 
 app = typer.Typer(
     name="adsentinel",
@@ -49,7 +50,11 @@ def global_options(version: Annotated[bool, typer.Option(
 
 
 def get_settings() -> Settings:
-    """Settings for this command, and logging configured from them."""
+    """Settings for this command, and logging configured from them. (Settings, pydantic and
+    SQLAlchemy are imported here, not with the CLI: ``--help`` and ``--version`` stay light.)"""
+    from adsentinel.config import load_settings
+    from adsentinel.logging_setup import configure_from_settings
+
     settings = load_settings()
     configure_from_settings(settings)
     log.info("data folder: %s (%s)", settings.data_dir.resolve(), settings.data_dir_origin)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from adsentinel.cli.app import app, cli_language, console, err_console, get_settings, ngettext
 from adsentinel.cli.app import gettext as _
-from adsentinel.db.engine import open_database
 from adsentinel.errors import NotFoundError
-from adsentinel.ingest.csv_import import ImportSummary, import_insights_csv
+
+if TYPE_CHECKING:
+    from adsentinel.ingest.csv_import import ImportSummary
 
 
 @app.command("import")
@@ -39,6 +39,8 @@ def import_command(
     The import is one transaction: on any problem nothing is written (unless --skip-invalid).
     Importing a day again restates it with the new numbers.
     """
+    from adsentinel.db.engine import open_database
+
     if from_sql is not None:
         from adsentinel.cli.warehouse_import import import_from_sql
 
@@ -73,6 +75,10 @@ def require_readable_file(file: Path) -> None:
 def run_import_with_progress(file: Path, *, engine, account: str | None,
                              skip_invalid: bool) -> ImportSummary:
     """Import ``file`` showing a progress bar over its bytes (on a terminal)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    from adsentinel.ingest.csv_import import import_insights_csv
+
     total = file.stat().st_size if file.is_file() else None
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), console=err_console,

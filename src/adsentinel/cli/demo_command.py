@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress
 
 from adsentinel.cli.app import app, cli_language, console, err_console, get_settings, ngettext
 from adsentinel.cli.app import gettext as _
@@ -19,6 +18,8 @@ def demo(
 ) -> None:
     """Generate realistic demo accounts with labelled incidents, import them, train the
     per-entity models, detect, print the anomalies and write an HTML report."""
+    from rich.progress import BarColumn, Progress
+
     from adsentinel.service.demo import run_demo  # heavy (pandas, numba): only when run
 
     settings = get_settings()

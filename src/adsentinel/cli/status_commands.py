@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from adsentinel.cli.app import app, console, get_settings
 from adsentinel.errors import AdsentinelError
-from adsentinel.service.status import SEVERITIES, AccountStatus, RunOutcome, account_statuses
+
+if TYPE_CHECKING:
+    from adsentinel.service.status import AccountStatus, RunOutcome
 
 #: exit code when ``--check`` finds an account needing attention
 ATTENTION_EXIT_CODE = 1
@@ -27,6 +29,8 @@ def status(
 ) -> None:
     """Status of every account: data freshness, last sync/training/detection, models, open
     anomalies, alerts, and what needs attention."""
+    from adsentinel.service.status import account_statuses
+
     if output not in ("table", "json"):
         raise AdsentinelError(f"--format must be table or json, got {output!r}")
     settings = get_settings()
@@ -42,6 +46,8 @@ def status(
 
 
 def _print_table(statuses: list[AccountStatus]) -> None:
+    from adsentinel.service.status import SEVERITIES
+
     if not statuses:
         console.print("no accounts yet: `adsentinel import FILE.csv` or `adsentinel accounts add`")
         return
