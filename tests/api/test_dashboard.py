@@ -315,12 +315,12 @@ def test_money_at_stake_comes_first_then_severity_and_lows_wait_behind_a_filter(
     assert _listed(client) == [spike, small, w["high_a_old"], w["open_b"], w["open_a"]]
     assert _listed(client, "/?min_severity=low")[0] == low  # the lows, when asked for
     card = parse(client.get("/").text).find("li", data_anomaly_id=str(spike))
-    assert card.find(cls="money").text == "R$1,564.97 at stake"
+    assert card.find(cls="money").text == "R$ 1,564.97 at stake"
     assert card.find(cls="since").text.startswith("since Sep 28, 2026 (3 days)")
     assert "Check the budget edits of this ad" in card.find(cls="next-step").text
     assert "Sep 28, 2026" in card.find(cls="next-step").text
     totals = parse(client.get("/").text).find("p", cls="totals")
-    assert "5 incidents" in totals.text and "R$1,574.97" in totals.text
+    assert "5 incidents" in totals.text and "R$ 1,574.97" in totals.text
 
 
 def test_filters_narrow_the_list(client, world, session_factory):
@@ -478,7 +478,9 @@ def test_brazilian_portuguese_from_the_browser_or_the_switch(client, world, sess
     assert portuguese.headers["content-language"] == "pt-BR"
     assert page.find("h1").text == "Incidentes"
     card = page.find("li", data_anomaly_id=str(spike))
-    assert card.find(cls="money").text == "R$\xa01.564,97 em risco"
+    assert card.find(cls="money").text == "R$ 1.564,97 em risco"
+    assert card.find(cls="headline").text == "Gasto R$ 120,00 contra R$ 40,00 esperado (3,0x)"
+    assert card.find("p", cls="message")["lang"] == "en"  # detection's own sentence, marked
     assert card.find(cls="since").text.startswith("desde 28 de set. de 2026 (3 dias)")
     assert "Verifique as edições de orçamento deste anúncio" in card.find(cls="next-step").text
     assert [b.text for b in card.find_all("button")][:2] == ["Reconhecer", "Resolvido"]

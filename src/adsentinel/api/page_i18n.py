@@ -17,19 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import format_decimal
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
 from adsentinel.detect import impact
-from adsentinel.i18n import MESSAGES_DOMAIN, negotiate_locale, translations
+from adsentinel.i18n import MESSAGES_DOMAIN, language, negotiate_locale, translations
 
 DOMAIN = "dashboard"
 LANGUAGE_COOKIE = "adsentinel_lang"
-_PERCENT = {"ctr", "conversion_rate"}
-_MONEY = {"spend", "cpc", "cpm", "cpl"}
-_COUNTS = {"impressions", "clicks", "leads", "reach"}
 
 
 def request_locale(request: Request) -> str:
@@ -68,23 +65,23 @@ def next_step_text(kind: str, level: str, since: date, locale: str) -> str:
 
 
 def money(amount: float | None, currency: str, locale: str) -> str:
-    """``R$ 1.564,97`` (pt-BR) or ``R$1,564.97`` (en); an unknown code is printed as is."""
+    """``R$ 1.564,97`` (pt-BR) or ``R$ 1,564.97`` (en): as alerts and the report write it
+    (:meth:`adsentinel.i18n.Language.money`)."""
     if amount is None or not math.isfinite(amount):
         return "–"
-    return format_currency(amount, (currency or "USD").upper(), locale=locale)
+    return language(locale).money(amount, (currency or "USD").upper())
 
 
 def metric_value(value: float | None, metric: str, currency: str, locale: str) -> str:
     """A metric's value as it is read: money, percent, a count or a plain ratio."""
     if value is None or not math.isfinite(value):
         return "–"
-    if metric in _MONEY:
-        return money(value, currency, locale)
-    if metric in _PERCENT:
-        return format_percent(value, "#,##0.00%", locale=locale)
-    if metric in _COUNTS:
-        return format_decimal(round(value), locale=locale)
-    return format_decimal(value, "#,##0.##", locale=locale)
+    return language(locale).metric_value(metric, value, currency or "USD")
+
+
+def ratio(actual: float | None, expected: float | None, locale: str) -> str:
+    """``3.2x`` above expected, ``-45%`` below (:meth:`adsentinel.i18n.Language.ratio`)."""
+    return language(locale).ratio(actual, expected)
 
 
 def _ctx_locale(context) -> str:
@@ -117,6 +114,11 @@ def _metric_filter(context, value: float | None, metric: str, currency: str = ""
 
 
 @pass_context
+def _ratio(context, actual: float | None, expected: float | None) -> str:
+    return ratio(actual, expected, _ctx_locale(context))
+
+
+@pass_context
 def _number_filter(context, value: float | None, pattern: str = "#,##0.##") -> str:
     return "–" if value is None else format_decimal(value, pattern, locale=_ctx_locale(context))
 
@@ -146,7 +148,7 @@ def make_templates(directory: Path) -> Jinja2Templates:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(money=_money_filter, metric_value=_metric_filter,
                        number=_number_filter, day=_date_filter)
-    env.globals["next_step"] = _next_step
+    env.globals.update(next_step=_next_step, ratio=_ratio)
     return Jinja2Templates(env=env)
 
 
