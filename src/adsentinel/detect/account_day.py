@@ -13,8 +13,8 @@ Steps, in order:
    siblings?
 3. every judged entity through :meth:`AnomalyDetector.detect_anomalies`, with its campaign's
    common move;
-4. parents whose move their ads explain are at most low
-   (:mod:`~adsentinel.detect.hierarchy_rules`).
+4. parents whose move their ads explain, or whose rate moved only because their mix of ads
+   changed, are at most low (:mod:`~adsentinel.detect.hierarchy_rules`).
 
 Pure: frames in, anomalies out. Entities are identified by any hashable key; ``levels``,
 ``parents`` and ``entity_ids`` describe them.
@@ -38,12 +38,20 @@ from adsentinel.detect.anomaly_detector import (
 )
 from adsentinel.detect.hierarchy_rules import (
     ChildMove,
+    ChildRate,
     count_column,
     count_excess,
     demote_explained,
+    demote_mix,
+    mix_explains,
     parent_is_explained,
 )
-from adsentinel.detect.statistical import FREQUENCY_DEFINITION, RATE_DEFINITIONS
+from adsentinel.detect.statistical import (
+    FREQUENCY_DEFINITION,
+    RATE_DEFINITIONS,
+    pooled_days,
+    pooled_rate,
+)
 
 Key = Hashable
 #: The parent that may hold the budget an entity shares with its siblings, by level.
@@ -140,7 +148,10 @@ def _explain_parents(detector: AnomalyDetector, tree: AccountTree, day: date,
             out.extend(anomalies)
             continue
         ads = tree.ads_under(key)
-        delivering = [ad for ad in ads if _delivers(tree.frames.get(ad), stamp)]
+        # the parent's ads of the day and of the days before it: an ad paused today is one of
+        # them (it is why the parent moved), not a parent with fewer children
+        delivering = [ad for ad in ads if _delivers(tree.frames.get(ad), stamp,
+                                                    days=detector.level_window)]
         for anomaly in anomalies:
             explaining = _explaining_ads(detector, tree, anomaly, ads, found, stamp)
             excess = count_excess(anomaly.metric, anomaly.actual, anomaly.expected,
@@ -150,6 +161,12 @@ def _explain_parents(detector: AnomalyDetector, tree: AccountTree, day: date,
                     and parent_is_explained(excess, z, explaining, len(delivering),
                                             detector.z_threshold)):
                 anomaly = demote_explained(anomaly, explaining)
+            if (anomaly.severity.rank >= 1 and excess is not None
+                    and anomaly.metric in RATE_DEFINITIONS
+                    and mix_explains(_child_rates(detector, tree, anomaly, ads, stamp), excess,
+                                     float(anomaly.drivers.get("overdispersion", 0.0)),
+                                     detector.z_threshold)):
+                anomaly = demote_mix(anomaly)
             out.append(anomaly)
     return sorted(out, key=lambda a: -a.score)
 
@@ -175,7 +192,7 @@ def _explaining_ads(detector: AnomalyDetector, tree: AccountTree, parent: Detect
             continue
         excess = _unjudged_move(detector, tree.frames.get(ad), stamp, parent, column)
         if excess:
-            moves.append(ChildMove(tree.entity_ids[ad], excess))
+            moves.append(ChildMove(tree.entity_ids[ad], excess, lifecycle=True))
     return moves
 
 
@@ -210,12 +227,49 @@ def _unjudged_move(detector: AnomalyDetector, frame: pd.DataFrame | None, stamp:
     return float(today_values[column]) - float(today_values[exposure_column]) * rate
 
 
+#: Fewest delivering days before a parent's window for an ad's own baseline rate to count.
+MIN_BASELINE_DAYS = 3
+
+
+def _child_rates(detector: AnomalyDetector, tree: AccountTree, parent: DetectedAnomaly,
+                 ads: list[Key], stamp: pd.Timestamp) -> list[ChildRate]:
+    """Each delivering ad's count over the parent's window (the days its test pooled) and the
+    count the ad's own baseline rate (its ``rate_window`` delivering days before the window)
+    expects for the exposure it got there."""
+    count, exposure = RATE_DEFINITIONS[parent.metric][:2]
+    first = stamp - pd.Timedelta(days=pooled_days(parent.detectors[0]) - 1)
+    rates: list[ChildRate] = []
+    for ad in ads:
+        frame = tree.frames.get(ad)
+        if frame is None or frame.empty:
+            continue
+        daily = prepare_daily_frame(frame)
+        dates = daily["date"].to_numpy(dtype="datetime64[ns]")
+        counts = daily[count].to_numpy(dtype=float)
+        exposures = daily[exposure].to_numpy(dtype=float)
+        window = (dates >= first.to_datetime64()) & (dates <= stamp.to_datetime64())
+        seen, exposed = float(counts[window].sum()), float(exposures[window].sum())
+        if exposed <= 0:
+            continue
+        before = (dates < first.to_datetime64()) & (exposures > 0)
+        past_counts = counts[before][-detector.rate_window:]
+        past_exposures = exposures[before][-detector.rate_window:]
+        rate = float("nan")
+        if past_exposures.size >= MIN_BASELINE_DAYS:
+            rate, _kept = pooled_rate(past_counts, past_exposures, detector.z_threshold)
+        expected = rate * exposed if np.isfinite(rate) else seen  # a new ad expects what it did
+        rates.append(ChildRate(observed=seen, expected=expected))
+    return rates
+
+
 def _exposure_column(metric: str) -> str:
     return (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric][1]
 
 
-def _delivers(frame: pd.DataFrame | None, stamp: pd.Timestamp) -> bool:
+def _delivers(frame: pd.DataFrame | None, stamp: pd.Timestamp, days: int = 1) -> bool:
+    """True when the entity had impressions on ``stamp`` or the ``days - 1`` days before it."""
     if frame is None or frame.empty:
         return False
-    row = frame[frame["date"] == stamp]
-    return bool(len(row)) and float(row["impressions"].iloc[0]) > 0
+    dates = frame["date"]
+    recent = (dates <= stamp) & (dates > stamp - pd.Timedelta(days=days))
+    return bool((frame.loc[recent, "impressions"] > 0).any())
