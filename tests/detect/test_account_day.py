@@ -119,8 +119,8 @@ def test_a_parent_carries_an_incident_most_of_its_ads_share():
 def test_a_launch_with_a_big_budget_is_not_its_campaigns_spend_incident():
     ads = account(n_campaigns=2, ads_per_campaign=3, spend=100.0)
     launched = ad_history(seed=99, spend=400.0, cpm=35.0)
-    launched.loc[launched["date"] < DAY - pd.Timedelta(days=2), list(COUNT_COLUMNS)] = 0.0
-    ads[("c0", "new")] = launched  # 3 days old: 4x the campaign's spend today, learning CPM
+    launched.loc[launched["date"] < DAY, list(COUNT_COLUMNS)] = 0.0
+    ads[("c0", "new")] = launched  # launched today: 4x the campaign's spend, learning CPM
     assert rank_alone(tree_of(ads), ("campaign", "c0"), "spend") >= SeverityLevel.MEDIUM.rank
     assert rank(judge(ads), "c0", "spend") < SeverityLevel.MEDIUM.rank
 
@@ -233,3 +233,77 @@ def test_an_ad_losing_seven_tenths_to_its_siblings_is_a_shift_not_a_collapse():
     for ad in ("a01", "a02"):
         hit(ads[("c0", ad)], spend=1.35, impressions=1.35, clicks=1.35, leads=1.35, reach=1.35)
     assert rank(judge(ads), "a00", "impressions") < SeverityLevel.MEDIUM.rank
+
+
+def test_an_ad_set_whose_cheap_ad_stopped_is_its_mix_changing_not_a_price_rise():
+    ads = account(n_campaigns=3, ads_per_campaign=2, spend=100.0)
+    ads[("c0", "a00")] = ad_history(seed=50, spend=200.0, cpm=8.0)  # cheap impressions
+    ads[("c0", "a01")] = ad_history(seed=51, spend=30.0, cpm=40.0)  # dear ones
+    hit(ads[("c0", "a00")], spend=0.0, impressions=0.0, clicks=0.0, leads=0.0, reach=0.0)
+    tree = tree_of(ads)
+    assert rank_alone(tree, ("adset", "c0"), "cpm") >= SeverityLevel.MEDIUM.rank  # CPM x4
+    found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
+    mixed = worst(found, "c0", "cpm")
+    assert mixed is None or mixed.severity.rank < SeverityLevel.MEDIUM.rank
+    assert mixed is None or "the mix of its ads changed" in mixed.message
+
+
+def test_an_ad_set_whose_ads_all_got_dearer_still_reports_its_cpm():
+    ads = account(n_campaigns=3, ads_per_campaign=2, spend=100.0)
+    ads[("c0", "a00")] = ad_history(seed=50, spend=200.0, cpm=8.0)
+    ads[("c0", "a01")] = ad_history(seed=51, spend=30.0, cpm=40.0)
+    for ad in ("a00", "a01"):  # both ads' CPM x2: the same mix, dearer
+        hit(ads[("c0", ad)], impressions=0.5, clicks=0.5, leads=0.5, reach=0.5)
+    assert rank(judge(ads), "c0", "cpm") >= SeverityLevel.MEDIUM.rank
+
+
+def test_an_ads_spend_beyond_its_ad_sets_is_the_platform_moving_the_ad_sets_budget():
+    ads = account(n_campaigns=3, ads_per_campaign=4, spend=100.0)
+    hit(ads[("c0", "a00")], spend=3.0, impressions=3.0, clicks=3.0, leads=3.0, reach=3.0)
+    for ad in ("a01", "a02", "a03"):  # ad set budget x1.4, most of it taken by a00
+        hit(ads[("c0", ad)], spend=0.87, impressions=0.87, clicks=0.87, leads=0.87, reach=0.87)
+    tree = tree_of(ads)
+    assert rank_alone(tree, ("ad", "a00"), "spend") >= SeverityLevel.MEDIUM.rank
+    found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
+    ad = worst(found, "a00", "spend")
+    assert ad is None or ad.severity.rank < SeverityLevel.MEDIUM.rank
+    assert ad is None or "its ad set's spend rose x1.4: judged there" in ad.message
+
+
+def test_an_ad_set_whose_big_ad_was_paused_is_its_life_cycle_not_its_incident():
+    ads = account(n_campaigns=3, ads_per_campaign=2, spend=100.0)
+    ads[("c0", "a00")] = ad_history(seed=52, spend=400.0)
+    hit(ads[("c0", "a00")], spend=0.0, impressions=0.0, clicks=0.0, leads=0.0, reach=0.0)
+    tree = tree_of(ads)
+    assert rank_alone(tree, ("adset", "c0"), "impressions") >= SeverityLevel.MEDIUM.rank
+    # the paused ad is not judged today (its rows stop), one of the ad set's two ads
+    found = judge_account_day(AnomalyDetector(), tree, DAY.date(),
+                              [k for k in tree.frames if k != ("ad", "a00")])
+    assert rank(found, "c0", "impressions") < SeverityLevel.MEDIUM.rank
+    assert rank(found, "c0", "spend") < SeverityLevel.MEDIUM.rank
+
+
+def test_spend_holding_a_new_level_is_reported_the_day_it_jumped_not_every_day_after():
+    ads = account(n_campaigns=3, ads_per_campaign=3, spend=100.0)
+    for (campaign, _ad), frame in ads.items():
+        if campaign == "c0":  # the budget set x2.6 yesterday, and kept
+            for day in (DAY - pd.Timedelta(days=1), DAY):
+                hit(frame, day=day, spend=2.6, impressions=2.6, clicks=2.6, leads=2.6, reach=2.6)
+    tree = tree_of(ads)
+    yesterday = judge_account_day(AnomalyDetector(), tree, (DAY - pd.Timedelta(days=1)).date(),
+                                  list(tree.frames))
+    assert rank(yesterday, "c0", "spend") >= SeverityLevel.MEDIUM.rank
+    today = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
+    held = worst(today, "c0", "spend")  # still x2.6 its 7-day level: found, but low
+    assert held.severity.rank < SeverityLevel.MEDIUM.rank
+    assert "held at this level since yesterday" in held.message
+
+
+def test_spend_still_climbing_on_the_second_day_is_reported_again():
+    ads = account(n_campaigns=3, ads_per_campaign=3, spend=100.0)
+    for (campaign, _ad), frame in ads.items():
+        if campaign == "c0":  # x2.6 yesterday, x7 today: not a level that holds
+            hit(frame, day=DAY - pd.Timedelta(days=1), spend=2.6, impressions=2.6, clicks=2.6,
+                leads=2.6, reach=2.6)
+            hit(frame, spend=7.0, impressions=7.0, clicks=7.0, leads=7.0, reach=7.0)
+    assert rank(judge(ads), "c0", "spend") >= SeverityLevel.MEDIUM.rank

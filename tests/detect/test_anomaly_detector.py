@@ -271,7 +271,8 @@ def test_an_ads_spend_move_explained_by_its_ad_set_is_at_most_low():
     with_parent = detector.detect_anomalies(ad, "ad", "a", budget_parent=adset)
     assert worst(alone, "spend").severity.rank >= SeverityLevel.HIGH.rank  # 5x: a typo?
     shifted = worst(with_parent, "spend")
-    assert shifted.severity == SeverityLevel.LOW and "between siblings" in shifted.message
+    assert shifted.severity == SeverityLevel.LOW and "budget moved towards this ad" in (
+        shifted.message)
     # the same jump while the ad set's spend jumps too is the ad set's incident, reported there
     adset.loc[last, ["spend", "impressions", "clicks", "leads", "reach"]] *= 3
     assert worst(detector.detect_anomalies(adset, "adset", "s"), "spend").severity.rank >= (

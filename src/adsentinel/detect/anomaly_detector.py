@@ -273,6 +273,7 @@ class AnomalyDetector:
             target=target,
             partial=day_fraction < 1.0,
             day_fraction=day_fraction,
+            previous_spend=_previous_spend(history, day),
         )
         parent = (
             budget_parent_state
@@ -344,9 +345,11 @@ class AnomalyDetector:
         )
         volume = [t for t in tests if t.metric in ("spend", "impressions")]
         context = _Context(entity_type="adset", entity_id="", day=day.date(), currency=currency,
-                           target=target, partial=day_fraction < 1.0, day_fraction=day_fraction)
+                           target=target, partial=day_fraction < 1.0, day_fraction=day_fraction,
+                           previous_spend=_previous_spend(history, day))
         own = self._metric_anomalies(tests, context, ParentBudget())
         return ParentBudget(
+            spend_known=any(t.metric == "spend" for t in volume),
             volume_normal=bool(volume) and all(abs(t.z) < self.z_threshold for t in volume),
             spend_anomaly_up=any(
                 a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1 for a in own
@@ -362,6 +365,7 @@ class AnomalyDetector:
         facts = DayFacts(
             by_metric=by_metric,
             flagged=frozenset(t.metric for t in tests if abs(t.z) >= self.z_threshold),
+            parent_spend_known=parent.spend_known,
             parent_volume_normal=parent.volume_normal,
             parent_spend_anomaly_up=parent.spend_anomaly_up,
             parent_level=parent.level,
@@ -370,6 +374,7 @@ class AnomalyDetector:
             day_fraction=ctx.day_fraction,
             frequency_ideal=self.frequency_ideal,
             target_leads=float(ctx.target["leads"]),
+            previous_spend=ctx.previous_spend,
         )
         anomalies = []
         for test in tests:
@@ -571,9 +576,11 @@ class ParentBudget:
     move is then budget shifting between siblings). ``spend_anomaly_up``: its own spend is up
     enough to be an anomaly of at least medium severity (the child's spend rise is part of it).
     ``spend_ratio``: its spend over expected when it rose beyond the threshold (1 otherwise): a
-    budget edit there scales its children's spend too. ``level`` names the holder in messages.
+    budget edit there scales its children's spend too. ``spend_known``: its spend was judged on
+    the day at all. ``level`` names the holder in messages.
     """
 
+    spend_known: bool = False
     volume_normal: bool = False
     spend_anomaly_up: bool = False
     spend_ratio: float = 1.0
@@ -591,6 +598,14 @@ class _Context:
     target: pd.Series
     partial: bool
     day_fraction: float
+    previous_spend: float = float("nan")  # the day before's spend (NaN: no row for it)
+
+
+def _previous_spend(history: pd.DataFrame, day: pd.Timestamp) -> float:
+    """The spend of the day before ``day`` when ``history`` ends with it, else NaN."""
+    if history.empty or pd.Timestamp(history["date"].iloc[-1]) != day - pd.Timedelta(days=1):
+        return float("nan")
+    return float(history["spend"].iloc[-1])
 
 
 CURRENCY_SYMBOLS = {

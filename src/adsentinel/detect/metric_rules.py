@@ -5,7 +5,8 @@ manner of Merlion's post-rule sequence. Each rule looks at one flagged test and 
 day (:class:`DayFacts`) and returns a :class:`Verdict` when it applies:
 
 1. :data:`CAP_RULES`, the first that applies wins: moves that are real but not an incident
-   (harmless direction, a budget edit, budget moving between sibling ads, leads following
+   (harmless direction, a budget edit, an ad's spend (ads hold no budget), budget moving between
+   sibling ads, spend holding a new level for a second day, leads following
    delivery, frequency below its ideal) are capped at *low*, with a note saying why;
 2. :data:`RAISE_RULES`: a combination that is an incident even though each test alone is weak
    (broken conversion tracking) is raised to at least *medium*;
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
 
 from adsentinel.detect.calibration import LOW_CAP, SEVERITY_FLOORS, SeverityLevel
 from adsentinel.detect.intraday import MIN_FRACTION_FOR_DROPS
@@ -44,6 +47,7 @@ class DayFacts:
 
     by_metric: Mapping[str, MetricTest]
     flagged: frozenset[str]
+    parent_spend_known: bool = False
     parent_volume_normal: bool = False
     parent_spend_anomaly_up: bool = False
     parent_level: str = "ad set"
@@ -52,6 +56,7 @@ class DayFacts:
     day_fraction: float = 1.0
     frequency_ideal: float = 3.0
     target_leads: float = float("nan")
+    previous_spend: float = float("nan")  # the day before's (complete) spend; NaN: unknown
 
     @property
     def harmful_efficiency(self) -> bool:
@@ -107,6 +112,20 @@ def ad_set_carries_spend(test: MetricTest, facts: DayFacts) -> Verdict | None:
     return None
 
 
+def ads_hold_no_budget(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """An ad's spend up while its ad set's spend is known: ads hold no budget (Meta sets it on
+    the ad set, or on the campaign under campaign budget optimisation), so money spent beyond
+    plan shows on the ad set and is judged there; an ad rising alone is the platform moving its
+    ad set's budget towards it."""
+    if test.metric == "spend" and facts.parent_level == "ad set" and facts.parent_spend_known:
+        if facts.parent_spend_ratio > 1.0:
+            note = f"its ad set's spend rose x{facts.parent_spend_ratio:.1f}: judged there"
+        else:
+            note = "its ad set's spend is as usual: the ad set's budget moved towards this ad"
+        return Verdict(cap=LOW_CAP, note=note)
+    return None
+
+
 def holder_budget_edit(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """Spend up along with its budget holder's (an edit there, within the budget band): the
     child's share of it, as long as its rise stays within :data:`SHARE_DRIFT` of the holder's."""
@@ -128,6 +147,23 @@ def sibling_budget_shift(test: MetricTest, facts: DayFacts) -> Verdict | None:
             and facts.parent_volume_normal and not collapsed(test)):
         return Verdict(cap=LOW_CAP,
                        note="the budget-holding parent is normal: budget moving between siblings")
+    return None
+
+
+def spend_level_held(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """Spend up for a second day at the same level: yesterday was already beyond the normal
+    range and today is within that range's width of yesterday. A budget set at a new level;
+    the jump itself was reported the day it happened (a typo stays that one incident)."""
+    if (test.metric != "spend" or test.direction != "up" or test.expected <= 0
+            or not np.isfinite(facts.previous_spend) or not np.isfinite(test.upper)):
+        return None
+    width = test.upper / test.expected  # how far above expected the normal range reaches
+    yesterday = facts.previous_spend * facts.day_fraction / test.expected
+    today = test.actual / test.expected
+    if width > 1.0 and yesterday >= width and today > 0 and (
+            abs(np.log(today / yesterday)) <= np.log(width)):
+        return Verdict(cap=LOW_CAP, note="spend has held at this level since yesterday: "
+                                         "a new budget?")
     return None
 
 
@@ -185,8 +221,8 @@ def collapsed(test: MetricTest) -> bool:
     return test.actual < DELIVERY_COLLAPSE * test.expected
 
 
-CAP_RULES: tuple[Rule, ...] = (harmless_direction, ad_set_carries_spend, holder_budget_edit,
-                               sibling_budget_shift,
+CAP_RULES: tuple[Rule, ...] = (harmless_direction, ad_set_carries_spend, ads_hold_no_budget,
+                               holder_budget_edit, sibling_budget_shift, spend_level_held,
                                spend_budget_change, delivery_budget_cut, leads_follow_delivery,
                                frequency_below_ideal)
 RAISE_RULES: tuple[Rule, ...] = (tracking_break_floor,)
