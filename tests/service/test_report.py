@@ -48,19 +48,22 @@ def build_account(session_factory, *, name="Loja Azul", currency="BRL", locale=N
                                          reach=8000))
 
         def anomaly(entity, metric, severity, score, actual, expected, *, day=LAST_DAY,
-                    impact=None, status="open", incident_id=None):
+                    impact=None, status="open", incident_id=None, started=None):
             row = Anomaly(account_id=account.id, entity_id=entity.id, day=day, metric=metric,
                           detectors="robust_z", actual=actual, expected=expected,
                           lower=expected * 0.8, upper=expected * 1.2, direction="up",
                           score=score, severity=severity, message=f"{metric} moved",
                           status=status, incident_id=incident_id)
             row.impact_amount = impact
+            if started is not None:  # the run of anomalous days detection stored
+                row.started, row.duration_days = started, (day - started).days + 1
             session.add(row)
             session.flush()
             return row.id
 
         ids = {
-            "critical": anomaly(campaign, "cpl", "critical", 95.0, 45.10, 14.20, impact=1564.97),
+            "critical": anomaly(campaign, "cpl", "critical", 95.0, 45.10, 14.20, impact=1564.97,
+                                started=LAST_DAY - timedelta(2)),
             "high": anomaly(ad, "ctr", "high", 85.0, 0.004, 0.0125, day=LAST_DAY - timedelta(3)),
             "medium": anomaly(adset, "spend", "medium", 60.0, 900.0, 100.0, impact=800.0),
             "low": anomaly(ad, "cpm", "low", 40.0, 30.0, 25.0),
@@ -104,7 +107,9 @@ def test_the_page_opens_with_the_summary_and_links_each_incident_to_its_dashboar
     headings = re.findall(r'<span class="sev sev-(\w+)">', page.split('id="summary"')[1])
     assert headings[-3:] == ["critical", "high", "medium"]
     assert "2026-10-21 to 2026-11-19" in page
-    assert "Next step: Compare this campaign&#39;s CPM and CTR since 2026-11-19" in page
+    assert "since 2026-11-17 (3 days, latest 2026-11-19)" in page  # the stored run
+    assert "since 2026-11-16 (1 day, latest 2026-11-16)" in page  # none stored: its own day
+    assert "Next step: Compare this campaign&#39;s CPM and CTR since 2026-11-17" in page
 
 
 def test_the_report_in_portuguese(session_factory, shop):
@@ -117,7 +122,8 @@ def test_the_report_in_portuguese(session_factory, shop):
     assert "0,40%" in page and "R$ 45,10" in page
     assert "21/10/2026 a 19/11/2026" in page
     assert "crítica 1" in page and "Campanha Black Friday" in page
-    assert "Próximo passo: Compare o CPM e o CTR deste item (campanha) desde 19/11/2026" in page
+    assert "Próximo passo: Compare o CPM e o CTR deste item (campanha) desde 17/11/2026" in page
+    assert "desde 17/11/2026 (3 dias, último 19/11/2026)" in page
     assert "Open incidents" not in page and "Money at stake" not in page
 
 

@@ -119,8 +119,7 @@ def build_report(*, session_factory: sessionmaker[Session], account_ids: list[in
 
 def _impact(anomaly: Anomaly) -> float | None:
     """Money at stake stored with the anomaly (None before detection stored it)."""
-    value = getattr(anomaly, "impact_amount", None)
-    return float(value) if value is not None else None
+    return float(anomaly.impact_amount) if anomaly.impact_amount is not None else None
 
 
 def _worst_first(anomaly: Anomaly) -> tuple:
@@ -181,8 +180,8 @@ def _incident_view(session_factory, incident: ReportedIncident, lang: Language, 
     metric = _charted_metric(anomaly)
     label = metric_label(anomaly.metric, lang)
     value = lambda v: lang.metric_value(anomaly.metric, v, incident.currency)  # noqa: E731
-    started = getattr(anomaly, "started", None) or anomaly.day
-    days = getattr(anomaly, "duration_days", None) or (anomaly.day - started).days + 1
+    started = anomaly.started or anomaly.day  # None: stored before detection kept runs
+    days = anomaly.duration_days or (anomaly.day - started).days + 1
     where = [f"{lang.gettext(_LEVEL_NAMES[level]) if level in _LEVEL_NAMES else level} {name}"
              for level, name in incident.path]
     impact = _impact(anomaly)
