@@ -82,3 +82,14 @@ def test_a_missing_file_is_told_in_portuguese_through_the_entry_point(tmp_path, 
     assert code == 66
     assert f"erro: {tmp_path / 'nada.csv'}: arquivo não encontrado" in " ".join(err.split())
     assert "dica: confira o caminho" in err
+
+
+def test_status_in_portuguese(data_dir, tmp_path, monkeypatch):
+    runner.invoke(app, ["import", str(insights(tmp_path)), "--account", "Loja"])
+    monkeypatch.setenv("ADSENTINEL_LOCALE", "pt_BR")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    for word in ("status do adsentinel", "último dia", "precisa de atenção", "nunca"):
+        assert word in result.output
+    # the table speaks Portuguese; what needs attention comes from the status service (English)
+    assert "last day" not in result.output and "needs attention" not in result.output
