@@ -112,6 +112,10 @@ def test_open_list_is_money_first_and_good_news_left_out(client, world, richer):
     assert open_ids[:2] == [richer["typo"], world.anomalies["open_a"]]
     assert richer["cheaper"] not in open_ids
     assert richer["cheaper"] in _ids(_get(client, world, status="open", good_news="true"))
+    # nor counted among an account's open anomalies
+    accounts = {a["id"]: a["open_anomalies"] for a in _get(
+        client, world, "/api/v1/accounts").json()}
+    assert accounts[world.account_b] == 1  # open_b only, not the cheaper CPC
     by_severity = _ids(_get(client, world, status="open", sort="severity"))
     assert by_severity[0] == world.anomalies["high_a_old"]  # the critical one
     newest = _get(client, world, sort="day").json()["items"]

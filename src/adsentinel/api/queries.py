@@ -156,10 +156,11 @@ class AnomalyPlace:
 
 
 def list_accounts(*, session: Session, principal: Principal) -> list[dict[str, Any]]:
-    """The accounts the token sees, with their count of open anomalies, by name."""
+    """The accounts the token sees, with their count of open anomalies (good news left out),
+    by name."""
     open_counts = dict(session.execute(
         select(Anomaly.account_id, func.count())
-        .where(Anomaly.status == AnomalyStatus.open.value,
+        .where(Anomaly.status == AnomalyStatus.open.value, not_good_news(),
                principal.account_filter(Anomaly.account_id))
         .group_by(Anomaly.account_id)).all())
     accounts = session.scalars(select(AdAccount).where(principal.account_filter(AdAccount.id))
@@ -180,7 +181,8 @@ def account_detail(*, session: Session, principal: Principal, account_id: int) -
     """One account as :func:`list_accounts` shows it."""
     account = get_account(session=session, principal=principal, account_id=account_id)
     count = session.scalar(select(func.count()).select_from(Anomaly).where(
-        Anomaly.account_id == account.id, Anomaly.status == AnomalyStatus.open.value)) or 0
+        Anomaly.account_id == account.id, Anomaly.status == AnomalyStatus.open.value,
+        not_good_news())) or 0
     return _account_dict(account, count)
 
 
@@ -366,9 +368,15 @@ def anomaly_query(*, session: Session, principal: Principal, filters: AnomalyFil
     if filters.search and filters.search.strip():
         query = query.where(_search_clause(filters.search.strip()))
     if not filters.good_news:
-        query = query.where(not_(or_(*(and_(Anomaly.metric == metric, Anomaly.direction == way)
-                                       for metric, way in sorted(impact.GOOD_NEWS)))))
+        query = query.where(not_good_news())
     return query.order_by(*_anomaly_order(filters.order))
+
+
+def not_good_news() -> Any:
+    """The SQL condition "not good news" (:data:`adsentinel.detect.impact.GOOD_NEWS`: CPC or
+    CPL down, CTR up ...), which detection stores as low anomalies but is never an incident."""
+    return not_(or_(*(and_(Anomaly.metric == metric, Anomaly.direction == way)
+                      for metric, way in sorted(impact.GOOD_NEWS))))
 
 
 def _anomaly_order(sort: str) -> list[Any]:

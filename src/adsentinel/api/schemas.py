@@ -49,7 +49,8 @@ class AccountOut(BaseModel):
     is_active: bool
     needs_attention: str | None
     last_synced_at: datetime | None
-    open_anomalies: int = Field(description="Open anomalies of the account, every day.")
+    open_anomalies: int = Field(description="Open anomalies of the account, every day (good "
+                                "news left out: it is never an incident).")
 
 
 class EntityOut(BaseModel):
