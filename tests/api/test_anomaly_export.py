@@ -127,7 +127,8 @@ def test_filters_search_by_name_or_meta_id_and_min_severity(client, world, riche
                                                             session_factory):
     a = world.anomalies
     named = {a["open_a"]}  # the ad set's child, and the ad set's own when it has one
-    if world.entities["a"]["adset"] == _entity(session_factory, world.entities["a"]["ad"]).parent_id:
+    ad_set = _entity(session_factory, world.entities["a"]["ad"]).parent_id
+    if world.entities["a"]["adset"] == ad_set:
         named.add(a["high_a_old"])
     assert set(_ids(_get(client, world, q="leads sp"))) == named
     campaign_id = _path_ids(session_factory, world.entities["a"]["campaign"])[0]
@@ -162,7 +163,8 @@ def test_csv_export_is_the_whole_filtered_list_with_formulas_escaped(client, wor
     assert typo["campaign"] == "'=HYPERLINK(\"http://x\")"  # shown as text, never run
     assert typo["message"] == "'-Spend R$ 1,200 vs 300"
     assert typo["impact_amount"] == "900.0" and typo["currency"] == "USD"
-    assert typo["campaign_meta_id"] == _path_ids(session_factory, world.entities["a"]["campaign"])[0]
+    campaign_meta_id = _path_ids(session_factory, world.entities["a"]["campaign"])[0]
+    assert typo["campaign_meta_id"] == campaign_meta_id
     assert typo["account_meta_id"] == "act_a"
     assert typo["next_step"].startswith("Check the budget edits")
     by_id = {int(r["id"]): r for r in rows}

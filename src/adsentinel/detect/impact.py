@@ -206,8 +206,8 @@ NEXT_STEPS: dict[str, str] = {
                     "normal) and its budget and schedule."),
     "saturation": N_("Widen this %(level)s's audience or rotate its creatives: the same people "
                      "have seen it too often since %(since)s."),
-    "unusual_combination": N_("Review this %(level)s's metrics since %(since)s together: they moved "
-                              "in a way this %(level)s has not seen before."),
+    "unusual_combination": N_("Review this %(level)s's metrics since %(since)s together: they "
+                              "moved in a way this %(level)s has not seen before."),
     "good_news": N_("Nothing to fix: this moved the good way since %(since)s."),
 }
 _LEVEL_WORDS = {"campaign": N_("campaign"), "adset": N_("ad set"), "ad": N_("ad")}
