@@ -93,3 +93,14 @@ def test_status_in_portuguese(data_dir, tmp_path, monkeypatch):
         assert word in result.output
     # the table speaks Portuguese; what needs attention comes from the status service (English)
     assert "last day" not in result.output and "needs attention" not in result.output
+
+
+def test_generate_and_warehouse_refusals_in_portuguese(tmp_path, monkeypatch, capsys):
+    from adsentinel.cli.app import run
+
+    monkeypatch.setenv("ADSENTINEL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LANG", "pt_BR.UTF-8")
+    assert run(["generate", "--out", str(tmp_path / "g"), "--world", "mars"]) != 0
+    assert "--world deve ser um de lab, field, recebido 'mars'" in capsys.readouterr().err
+    assert run(["import", str(insights(tmp_path)), "--from-sql", "sqlite://"]) != 0
+    assert "informe um ARQUIVO ou --from-sql URL, não os dois" in capsys.readouterr().err

@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adsentinel.cli.app import app, console
+from adsentinel.cli.app import app, cli_language, console, ngettext
+from adsentinel.cli.app import gettext as _
 from adsentinel.errors import ConfigError
 
 PRESET_NAMES = ("demo", "evaluation", "benchmark")  # adsentinel.ingest.synthetic.PRESETS
@@ -52,15 +53,17 @@ def generate(
     )
 
     if world not in WORLD_NAMES:
-        raise ConfigError(f"--world must be one of {', '.join(WORLD_NAMES)}, got {world!r}")
+        raise ConfigError(_("--world must be one of %(choices)s, got %(value)r",
+                            choices=", ".join(WORLD_NAMES), value=world))
     started = time.perf_counter()
     if world == "field":
         lab_only = {"--accounts": accounts, "--ads": ads, "--days": days,
                     "--incident-rate": incident_rate}
         given = [name for name, value in lab_only.items() if value is not None]
         if given:
-            raise ConfigError(f"--world field does not take {', '.join(given)}",
-                              hint="the field world draws its sizes from --seed and --preset")
+            raise ConfigError(_("--world field does not take %(options)s",
+                                options=", ".join(given)),
+                              hint=_("the field world draws its sizes from --seed and --preset"))
         dataset, summary = _generate_field(seed, preset, _parse_date(end_date))
     else:
         config = preset_config(
@@ -72,17 +75,20 @@ def generate(
     files = write_dataset(dataset, out)
     elapsed = time.perf_counter() - started
 
-    console.print(
-        f"[bold]{summary['rows']:,}[/] rows: {summary['accounts']} account(s), "
-        f"{summary['campaigns']} campaigns, {summary['ads']} ads, {summary['days']} days "
-        f"({summary['start_date']} to {summary['end_date']}), seed {seed}, "
-        f"world {world}, preset {preset}, {elapsed:.1f} s"
-    )
-    console.print(f"{summary['incidents']} labelled incidents, "
-                  f"{summary['campaign_wide']} of them campaign-wide")
-    table = Table(title="incidents by kind")
-    table.add_column("kind")
-    table.add_column("incidents", justify="right")
+    lang = cli_language()
+    console.print(_(
+        "[bold]%(rows)s[/] rows: %(accounts)s, %(campaigns)d campaigns, %(ads)d ads, %(days)d "
+        "days (%(first)s to %(last)s), seed %(seed)d, world %(world)s, preset %(preset)s, "
+        "%(seconds)s s", rows=lang.number(summary["rows"], decimals=0),
+        accounts=ngettext("%(num)d account", "%(num)d accounts", summary["accounts"]),
+        campaigns=summary["campaigns"], ads=summary["ads"], days=summary["days"],
+        first=summary["start_date"], last=summary["end_date"], seed=seed, world=world,
+        preset=preset, seconds=lang.number(elapsed, decimals=1)))
+    console.print(_("%(incidents)d labelled incidents, %(wide)d of them campaign-wide",
+                    incidents=summary["incidents"], wide=summary["campaign_wide"]))
+    table = Table(title=_("incidents by kind"))
+    table.add_column(_("kind"))
+    table.add_column(_("incidents"), justify="right")
     for kind, count in summary["incidents_by_kind"].items():
         table.add_row(kind, str(count))
     console.print(table)
@@ -99,8 +105,8 @@ def _generate_field(seed: int, preset: str, end_date: dt.date | None):
     )
 
     if preset not in FIELD_PRESET_NAMES:
-        raise ConfigError(f"--preset must be one of {', '.join(FIELD_PRESET_NAMES)} with "
-                          f"--world field, got {preset!r}")
+        raise ConfigError(_("--preset must be one of %(choices)s with --world field, got "
+                            "%(value)r", choices=", ".join(FIELD_PRESET_NAMES), value=preset))
     config = field_world_config(seed, preset)
     if end_date is not None:
         config = dataclasses.replace(config, end_date=end_date)
@@ -114,4 +120,5 @@ def _parse_date(value: str | None) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"--end-date must be a date YYYY-MM-DD, got {value!r}") from None
+        raise ConfigError(_("--end-date must be a date YYYY-MM-DD, got %(value)r",
+                            value=value)) from None
