@@ -9,7 +9,7 @@ import typer
 from adsentinel.cli.app import app, cli_language, console, err_console, get_settings, ngettext
 from adsentinel.cli.app import gettext as _
 from adsentinel.cli.data_commands import print_import_summary
-from adsentinel.cli.detect_commands import anomaly_rows, print_anomaly_table
+from adsentinel.cli.detect_commands import anomaly_rows, print_anomaly_table, worst_first
 
 
 @app.command()
@@ -49,8 +49,8 @@ def demo(
     for ref in select_accounts(session_factory=session_factory, wanted=None):
         rows.extend(anomaly_rows(session_factory, ref,
                                  [a for a in result.anomalies if a.account_id == ref.id]))
-    top = sorted((r for r in rows if r["severity"] in ("medium", "high", "critical")),
-                 key=lambda r: -r["score"])
+    top = worst_first([r for r in rows if r["severity"] in ("medium", "high", "critical")
+                       and r["kind"] != "good_news"])  # money at stake, then severity
     print_anomaly_table(top[:20], title=_("anomalies found (medium and above, worst first)"))
     if result.ongoing_incidents:
         console.print(_("incidents the generator injected that are still on at the end (the "
