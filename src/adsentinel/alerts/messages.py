@@ -146,7 +146,7 @@ def _money_and_next_step(incident: Incident, ctx: MessageContext, start: date
     """Money at stake of the incident's days so far (``impact_amount``, None when detection
     stored none) and the next step of its kind, in the account's language."""
     lang, latest = ctx.language, incident.latest
-    amount = _finite(incident.impact_amount) if incident.impact_amount is not None else None
+    amount = _finite(incident.impact_amount)
     return {
         "impact_amount": amount,
         "impact_text": lang.money(amount, ctx.currency) if amount is not None else None,
@@ -169,7 +169,7 @@ def next_step_text(lang: Language, metric: str, direction: str,
                      translate=translate)
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
