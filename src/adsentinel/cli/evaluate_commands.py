@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from adsentinel.cli.app import app, console, get_settings
+from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
 
 
@@ -21,7 +22,8 @@ def _day(option: str, value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise AdsentinelError(f"{option}: expected YYYY-MM-DD, got {value!r}") from None
+        raise AdsentinelError(_("%(option)s: expected YYYY-MM-DD, got %(value)r",
+                                option=option, value=value)) from None
 
 
 @app.command()
@@ -40,7 +42,8 @@ def backtest(
     settings = get_settings()
     first, last = _day("--start", start), _day("--end", end)
     if last < first:
-        raise AdsentinelError(f"--end ({last}) is before --start ({first})")
+        raise AdsentinelError(_("--end (%(last)s) is before --start (%(first)s)", last=last,
+                                first=first))
     started = time.perf_counter()
     detector = detector_from_settings(settings)
     console.print(settings_line(detector, settings, retrain_every), style="dim", highlight=False)
@@ -58,9 +61,10 @@ def backtest(
             handle.write(json.dumps(clean, default=str) + "\n")
     os.replace(temporary, output)
     by_severity = found["severity"].value_counts().to_dict() if len(found) else {}
-    console.print(f"{len(found):,} anomalies from {first} to {last} in "
-                  f"{time.perf_counter() - started:.0f} s ({by_severity}) -> {output}",
-                  highlight=False)
+    console.print(_("%(count)s anomalies from %(first)s to %(last)s in %(seconds)d s "
+                    "(%(severities)s) -> %(output)s", count=f"{len(found):,}", first=first,
+                    last=last, seconds=round(time.perf_counter() - started),
+                    severities=by_severity, output=output), highlight=False)
 
 
 def settings_line(detector, settings, retrain_every: int) -> str:
@@ -96,21 +100,23 @@ def evaluate(
 
     settings = get_settings()
     if min_severity not in ("low", "medium", "high", "critical"):
-        raise typer.BadParameter(f"must be low, medium, high or critical, got {min_severity!r}",
-                                 param_hint="--min-severity")
+        raise typer.BadParameter(_("must be low, medium, high or critical, got %(value)r",
+                                   value=min_severity), param_hint="--min-severity")
     worlds = WORLDS if world == "both" else (world,)
     if any(w not in WORLDS for w in worlds):
-        raise typer.BadParameter(f"must be lab, field or both, got {world!r}", param_hint="--world")
+        raise typer.BadParameter(_("must be lab, field or both, got %(value)r", value=world),
+                                 param_hint="--world")
     try:
         chosen_seeds = tuple(int(s) for s in seeds.split(",") if s.strip())
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {seeds!r}",
-                                 param_hint="--seeds") from None
+        raise typer.BadParameter(_("expected comma-separated integers, got %(value)r",
+                                   value=seeds), param_hint="--seeds") from None
     if not chosen_seeds or min(chosen_seeds) < 0:
-        raise typer.BadParameter(f"expected non-negative integers, got {seeds!r}",
+        raise typer.BadParameter(_("expected non-negative integers, got %(value)r", value=seeds),
                                  param_hint="--seeds")
     if size not in ("evaluation", "demo"):
-        raise typer.BadParameter(f"must be evaluation or demo, got {size!r}", param_hint="--size")
+        raise typer.BadParameter(_("must be evaluation or demo, got %(value)r", value=size),
+                                 param_hint="--size")
     engines = ("adsentinel",) + (("adsentinel, no forest",) if ablation else ()) + (
         ("naive",) if naive else ())
     detector = detector_from_settings(settings)
@@ -135,18 +141,19 @@ def evaluate(
     console.print(f"{time.perf_counter() - started:.0f} s", style="dim")
     if readme is not None:
         if size != "evaluation":
-            raise typer.BadParameter("takes the figures of --size evaluation only",
+            raise typer.BadParameter(_("takes the figures of --size evaluation only"),
                                      param_hint="--readme")
         _write_readme_table(readme, frame, seeds=chosen_seeds, min_severity=min_severity,
                             retrain_every=retrain_every)
-        console.print(f"evaluation table written to {readme}")
+        console.print(_("evaluation table written to %(path)s", path=readme))
 
 
 def _write_readme_table(path: Path, frame, *, seeds, min_severity: str, retrain_every: int) -> None:
     text = path.read_text(encoding="utf-8")
     if README_START not in text or README_END not in text:
-        raise AdsentinelError(f"{path}: no evaluation markers; add the lines {README_START!r} "
-                              f"and {README_END!r} where the table goes")
+        raise AdsentinelError(_("%(path)s: no evaluation markers; add the lines %(start)r and "
+                                "%(end)r where the table goes", path=path, start=README_START,
+                                end=README_END))
     header = "| measure | " + " | ".join(frame.columns) + " |"
     rule = "| --- |" + " ---: |" * len(frame.columns)
     body = ["| " + str(measure) + " | " + " | ".join(
