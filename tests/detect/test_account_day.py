@@ -82,6 +82,18 @@ def test_an_account_wide_price_rise_is_judged_against_the_account():
     assert rank(judge(ads), "c0", "cpm") < SeverityLevel.MEDIUM.rank
 
 
+def test_the_third_day_of_an_account_wide_price_rise_is_judged_against_the_account_too():
+    ads = account()
+    for frame in ads.values():  # an auction-wide doubling of CPM, for three days now
+        for back in range(3):
+            hit(frame, day=DAY - pd.Timedelta(days=back), impressions=0.5, clicks=0.5,
+                leads=0.5, reach=0.5)
+    assert rank_alone(tree_of(ads), ("campaign", "c0"), "cpc") >= SeverityLevel.MEDIUM.rank
+    found = judge(ads)  # the account's own move is measured on today alone, not pooled
+    assert all(a.severity.rank < SeverityLevel.MEDIUM.rank for a in found
+               if a.metric in ("cpm", "cpc", "ctr"))
+
+
 def test_an_account_wide_conversion_outage_is_still_reported():
     ads = account()
     for frame in ads.values():

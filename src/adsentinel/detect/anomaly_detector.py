@@ -311,7 +311,8 @@ class AnomalyDetector:
         tests = run_statistical_tests(
             history, frame.iloc[position], z_threshold=self.z_threshold,
             iqr_multiplier=self.iqr_multiplier, level_window=self.level_window,
-            rate_window=self.rate_window, day_fraction=self.day_fraction(as_of_hour))
+            rate_window=self.rate_window, day_fraction=self.day_fraction(as_of_hour),
+            max_pooled_days=1)
         return common_factors(tests)
 
     def parent_budget(

@@ -50,7 +50,8 @@ def common_factors(tests: Iterable[MetricTest], *, min_z: float = COMMON_MOVE_Z,
         if abs(test.z) < min_z or not (np.isfinite(test.actual) and test.expected > 0):
             continue
         if pooled_days(test.detector) > 1:
-            continue  # a pool of several days says nothing about today alone
+            continue  # a pool of several days says nothing about today alone (the account's
+            # tests are run on today alone: see AnomalyDetector.common_move_on)
         ratio = float(test.actual / test.expected)
         if test.metric not in CONVERSION_METRICS or band[0] <= ratio <= band[1]:
             factors[test.metric] = ratio

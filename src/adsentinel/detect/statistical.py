@@ -532,6 +532,7 @@ def run_statistical_tests(
     rate_window: int = 14,
     day_fraction: float = 1.0,
     common_move: Mapping[str, float] | None = None,
+    max_pooled_days: int = MAX_POOLED_DAYS,
 ) -> list[MetricTest]:
     """All per-metric tests of ``target`` against ``history``.
 
@@ -552,6 +553,9 @@ def run_statistical_tests(
         Per metric, the factor by which the rest of the account moved the same day
         (:mod:`adsentinel.detect.common_move`); the expected value is multiplied by it, so that
         the entity is judged against what its account did. Missing metrics: 1.
+    max_pooled_days : int
+        Longest run of days a rate test may pool (1: today alone, as the account's common move
+        needs: a factor is what the account did today, not over the last days).
 
     Returns
     -------
@@ -600,7 +604,7 @@ def run_statistical_tests(
             common_factor=factor.get(metric, 1.0),
         )
         tests.append(_strongest_pooled(one_day, metric, columns, today, z_threshold,
-                                       rate_window, factor.get(metric, 1.0)))
+                                       rate_window, factor.get(metric, 1.0), max_pooled_days))
     if today["reach"] > 0 and day_fraction >= 1.0:  # reach does not add up over hours or days
         tests.append(
             rate_metric_test(
