@@ -108,16 +108,28 @@ def locale_from_environment(environ: Mapping[str, str] | None = None) -> str:
     """The CLI's locale: ``ADSENTINEL_LOCALE``, else the POSIX ``LC_ALL`` / ``LC_MESSAGES`` /
     ``LANG`` (the first one set decides, as in gettext); a language without a catalog (``C``,
     ``de_DE``...) means English. ``ADSENTINEL_LOCALE`` set to an unsupported value is a
-    ``ValueError`` (that language was asked for by name)."""
+    ``ValueError`` (that language was asked for by name). The common values (``C``, ``en_*``,
+    ``pt_*``) are read without importing Babel: every CLI command asks."""
     environ = os.environ if environ is None else environ
     chosen = (environ.get("ADSENTINEL_LOCALE") or "").strip()
     if chosen:
-        return parse_locale(chosen)
+        return _posix_locale(chosen) or parse_locale(chosen)
     for variable in LANGUAGE_VARIABLES[1:]:
         value = (environ.get(variable) or "").strip()
         if value:
-            return supported_locale(value.split(".")[0].split("@")[0]) or DEFAULT_LOCALE
+            value = value.split(".")[0].split("@")[0]
+            return _posix_locale(value) or supported_locale(value) or DEFAULT_LOCALE
     return DEFAULT_LOCALE
+
+
+#: a POSIX locale's language -> the supported locale, for the values every machine sets
+_POSIX_LANGUAGES = {"c": "en", "posix": "en", "en": "en", "pt": "pt_BR"}
+
+
+def _posix_locale(value: str) -> str | None:
+    """``C.UTF-8`` -> ``en``, ``pt_BR.UTF-8`` -> ``pt_BR``; None for anything else."""
+    language = value.split(".")[0].split("@")[0].replace("-", "_").split("_")[0].lower()
+    return _POSIX_LANGUAGES.get(language)
 
 
 def catalog_path(locale: str, domain: str) -> Path:
@@ -223,7 +235,9 @@ class Language:
 def language(locale: str | None = None, domain: str = MESSAGES_DOMAIN) -> Language:
     """The :class:`Language` of ``locale`` (any spelling :func:`parse_locale` takes; None or
     empty: :data:`DEFAULT_LOCALE`)."""
-    return Language(parse_locale(locale) if locale else DEFAULT_LOCALE, domain)
+    if not locale:
+        return Language(DEFAULT_LOCALE, domain)
+    return Language(locale if locale in SUPPORTED_LOCALES else parse_locale(locale), domain)
 
 
 def cli_language() -> Language:
