@@ -320,7 +320,7 @@ def scenarios(*, n_entities: int, accounts: int, anomalies: int, seed: int
         ("anomalies, acct+sev+status",
          [f"/api/v1/anomalies?account_id={rng.randint(1, accounts)}&severity={s}&status=open"
           for s in ("high", "critical", "medium") for _ in range(10)]),
-        (f"anomalies, page {deep}", [f"/api/v1/anomalies?page={deep}"]),
+        (f"anomalies, page {deep}", [f"/api/v1/anomalies?page={deep}&good_news=true"]),
         ("entity metrics, 90 days",
          [f"/api/v1/entities/{i}/metrics?{window(90)}" for i in ids]),
         ("entity metrics, 365 days",
