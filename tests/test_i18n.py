@@ -171,6 +171,7 @@ def test_the_cli_language_comes_from_adsentinel_locale_then_posix_variables():
 def test_importing_the_module_does_not_import_babel():
     """The CLI imports adsentinel.i18n at start-up; Babel loads only when a message needs it."""
     probe = ("import sys, adsentinel.i18n, adsentinel.cli; from adsentinel.cli.app import gettext; "
+             "from adsentinel.config import load_settings; load_settings(locale='pt-BR'); "
              "gettext('error:'); "  # an English message under LANG=C.UTF-8 needs no Babel
              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'babel'))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -98,7 +98,7 @@ def negotiate_locale(accept_language: str | None, chosen: str | None = None) -> 
 def parse_locale(value: str) -> str:
     """``value`` as one of :data:`SUPPORTED_LOCALES` (see :func:`supported_locale`); a
     ``ValueError`` naming the value and the supported locales for anything else."""
-    found = supported_locale(value)
+    found = _posix_locale(value or "") or supported_locale(value)  # the first without Babel
     if found is None:
         raise ValueError(f"unknown language {value!r}: use one of {', '.join(SUPPORTED_LOCALES)}")
     return found
