@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adsentinel.cli.app import app, console, get_settings
+from adsentinel.cli.app import app, cli_language, console, get_settings
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
 
@@ -61,8 +61,9 @@ def backtest(
             handle.write(json.dumps(clean, default=str) + "\n")
     os.replace(temporary, output)
     by_severity = found["severity"].value_counts().to_dict() if len(found) else {}
+    count = cli_language().number(len(found), decimals=0)
     console.print(_("%(count)s anomalies from %(first)s to %(last)s in %(seconds)d s "
-                    "(%(severities)s) -> %(output)s", count=f"{len(found):,}", first=first,
+                    "(%(severities)s) -> %(output)s", count=count, first=first,
                     last=last, seconds=round(time.perf_counter() - started),
                     severities=by_severity, output=output), highlight=False)
 
