@@ -119,6 +119,7 @@ def test_the_report_in_portuguese(session_factory, shop):
     assert '<html lang="pt-BR">' in page
     assert "Relatório do adsentinel" in page and "Dinheiro em jogo" in page
     assert "R$ 2.364,97" in page and "R$ 1.564,97" in page
+    assert '"separators":",."' in page and '"tickprefix":"R$ "' in page  # the charts' axes
     assert "0,40%" in page and "R$ 45,10" in page
     assert "21/10/2026 a 19/11/2026" in page
     assert "crítica 1" in page and "Campanha Black Friday" in page

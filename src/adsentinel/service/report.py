@@ -39,6 +39,7 @@ LISTED_SEVERITIES = ("critical", "high", "medium")
 SEVERITY_COLOURS = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825",
                     "low": "#607d8b"}
 _RATE_METRICS = {"ctr", "conversion_rate"}
+_MONEY_METRICS = {"spend", "cpc", "cpm", "cpl"}
 _SEVERITY_NAMES = {"low": N_("low"), "medium": N_("medium"), "high": N_("high"),
                    "critical": N_("critical")}
 _LEVEL_NAMES = {"campaign": N_("Campaign"), "adset": N_("Ad set"), "ad": N_("Ad")}
@@ -204,17 +205,17 @@ def _incident_view(session_factory, incident: ReportedIncident, lang: Language, 
                                     level=incident.path[-1][0] if incident.path else "entity",
                                     since=started),
         "url": f"{base_url}/entities/{anomaly.entity_id}#anomaly-{anomaly.id}",
-        "chart": _chart(session_factory, anomaly, metric, lang,
+        "chart": _chart(session_factory, anomaly, metric, lang, incident.currency,
                         title=f"{metric_label(metric, lang)}: {where[-1] if where else ''}",
                         include_plotly=include_plotly),
     }
 
 
-def _chart(session_factory, anomaly: Anomaly, metric: str, lang: Language, *, title: str,
-           include_plotly: bool) -> str:
+def _chart(session_factory, anomaly: Anomaly, metric: str, lang: Language, currency: str, *,
+           title: str, include_plotly: bool) -> str:
     import plotly.graph_objects as go
     import plotly.io as pio
-    from babel.numbers import get_decimal_symbol, get_group_symbol
+    from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_symbol
 
     history, marked = _series(session_factory, anomaly, metric)
     _ = lang.gettext
@@ -237,7 +238,9 @@ def _chart(session_factory, anomaly: Anomaly, metric: str, lang: Language, *, ti
                          legend={"orientation": "h"},
                          # decimal then thousands separator, as the language writes numbers
                          separators=get_decimal_symbol(lang.locale) + get_group_symbol(lang.locale),
-                         yaxis={"tickformat": ".2%" if metric in _RATE_METRICS else ",~r"},
+                         yaxis={"tickformat": ".2%" if metric in _RATE_METRICS else ",~r",
+                                "tickprefix": (get_currency_symbol(currency, lang.locale) + " "
+                                               if metric in _MONEY_METRICS else "")},
                          xaxis={"tickformat": "%d/%m" if lang.locale == "pt_BR" else "%b %d"})
     return pio.to_html(figure, full_html=False,
                        include_plotlyjs="inline" if include_plotly else False)
