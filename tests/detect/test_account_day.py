@@ -306,7 +306,8 @@ def test_spend_holding_a_new_level_is_reported_the_day_it_jumped_not_every_day_a
                                   list(tree.frames))
     assert rank(yesterday, "c0", "spend") >= SeverityLevel.MEDIUM.rank
     today = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
-    held = worst(today, "c0", "spend")  # still x2.6 its 7-day level: found, but low
+    held = next(a for a in today if a.entity_type == "campaign" and a.metric == "spend")
+    # still x2.6 its 7-day level: found, but low
     assert held.severity.rank < SeverityLevel.MEDIUM.rank
     assert "held at this level since yesterday" in held.message
 
@@ -318,4 +319,18 @@ def test_spend_still_climbing_on_the_second_day_is_reported_again():
             hit(frame, day=DAY - pd.Timedelta(days=1), spend=2.6, impressions=2.6, clicks=2.6,
                 leads=2.6, reach=2.6)
             hit(frame, spend=7.0, impressions=7.0, clicks=7.0, leads=7.0, reach=7.0)
+    assert rank(judge(ads), "c0", "spend") >= SeverityLevel.MEDIUM.rank
+
+
+def test_spend_holding_a_jump_that_was_not_reported_is_reported_on_its_second_day():
+    ads = account(n_campaigns=3, ads_per_campaign=1, spend=100.0)
+    for (campaign, _ad), frame in ads.items():
+        if campaign == "c0":  # x2.2 yesterday (a budget change, low), x2.5 today: past the band
+            hit(frame, day=DAY - pd.Timedelta(days=1), spend=2.2, impressions=2.2, clicks=2.2,
+                leads=2.2, reach=2.2)
+            hit(frame, spend=2.5, impressions=2.5, clicks=2.5, leads=2.5, reach=2.5)
+    tree = tree_of(ads)
+    yesterday = judge_account_day(AnomalyDetector(), tree, (DAY - pd.Timedelta(days=1)).date(),
+                                  list(tree.frames))
+    assert rank(yesterday, "c0", "spend") < SeverityLevel.MEDIUM.rank
     assert rank(judge(ads), "c0", "spend") >= SeverityLevel.MEDIUM.rank

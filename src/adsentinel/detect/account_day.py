@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ from adsentinel.detect.hierarchy_rules import (
     mix_explains,
     parent_is_explained,
 )
+from adsentinel.detect.metric_rules import spend_level_held
 from adsentinel.detect.statistical import (
     FREQUENCY_DEFINITION,
     RATE_DEFINITIONS,
@@ -108,8 +109,13 @@ def judge_account_day(
     currency: str = "USD",
     models: Mapping[Key, EntityModel] | None = None,
     as_of_hours: Mapping[Key, float | None] | None = None,
+    held_levels: bool = True,
 ) -> list[DetectedAnomaly]:
-    """Anomalies of the ``judged`` entities of one account on ``day`` (see the module doc)."""
+    """Anomalies of the ``judged`` entities of one account on ``day`` (see the module doc).
+
+    ``held_levels=False`` judges the day without
+    :func:`~adsentinel.detect.metric_rules.spend_level_held` (as if yesterday were unknown).
+    """
     judged = list(judged)
     as_of_hours = as_of_hours or {}
     models = models or {}
@@ -127,7 +133,8 @@ def judge_account_day(
         if holder is not None and holder in tree.frames:
             if (holder, hour) not in budgets:
                 budgets[(holder, hour)] = detector.parent_budget(
-                    tree.frames[holder], day, hour, currency, HOLDER_LEVEL[tree.levels[key]])
+                    tree.frames[holder], day, hour, currency, HOLDER_LEVEL[tree.levels[key]],
+                    held_levels)
             budget_state = budgets[(holder, hour)]
         model = models.get(key)
         found[key] = detector.detect_anomalies(
@@ -135,8 +142,41 @@ def judge_account_day(
             model=None if model is None else model.model, currency=currency,
             training_scores=None if model is None else model.training_scores,
             as_of_hour=hour, budget_parent_state=budget_state, common_move=moves[campaign] or None,
+            held_levels=held_levels,
         )
-    return _explain_parents(detector, tree, day, found)
+    out = _explain_parents(detector, tree, day, found)
+    if held_levels:
+        out = _unless_jump_unreported(detector, tree, day, out, currency=currency,
+                                      models=models, as_of_hours=as_of_hours)
+    return out
+
+
+def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: date,
+                            found: list[DetectedAnomaly], **options) -> list[DetectedAnomaly]:
+    """Spend held at yesterday's new level is low only when yesterday's jump was reported:
+    entities whose spend was held are judged on yesterday again (without the rule, which is
+    then exactly "was it reported, or would it have been"); where yesterday's spend was not
+    an alarm, today is judged without the rule."""
+    held = {(a.entity_type, a.entity_id) for a in found
+            if a.metric == "spend" and a.drivers.get("rule") == spend_level_held.__name__}
+    if not held:
+        return found
+    key_of = {(tree.levels[k], tree.entity_ids[k]): k for k in tree.frames}
+    keys = [key_of[entity] for entity in sorted(held) if entity in key_of]
+    yesterday = judge_account_day(detector, tree, day - timedelta(days=1), keys,
+                                  currency=options["currency"], models=options["models"],
+                                  held_levels=False)
+    reported = {(a.entity_type, a.entity_id) for a in yesterday
+                if a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1}
+    unreported = [key_of[entity] for entity in sorted(held - reported) if entity in key_of]
+    if not unreported:
+        return found
+    again = judge_account_day(detector, tree, day, unreported, held_levels=False, **options)
+    redone = {(a.entity_type, a.entity_id, a.metric): a for a in again if a.metric == "spend"}
+    kept = [redone.get((a.entity_type, a.entity_id, a.metric), a)
+            if (a.entity_type, a.entity_id) in held - reported and a.metric == "spend" else a
+            for a in found]
+    return sorted(kept, key=lambda a: -a.score)
 
 
 def _explain_parents(detector: AnomalyDetector, tree: AccountTree, day: date,

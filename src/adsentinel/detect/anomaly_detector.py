@@ -195,6 +195,7 @@ class AnomalyDetector:
         budget_parent: pd.DataFrame | None = None,
         budget_parent_state: ParentBudget | None = None,
         common_move: Mapping[str, float] | None = None,
+        held_levels: bool = True,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -231,6 +232,10 @@ class AnomalyDetector:
         common_move : mapping, optional
             Per metric, how the rest of the account moved that day (:meth:`common_move_on`):
             the entity is judged against what its account did.
+        held_levels : bool
+            Apply :func:`~adsentinel.detect.metric_rules.spend_level_held` (spend holding
+            yesterday's new level is at most low); ``False`` judges the day as if yesterday
+            were unknown.
 
         Returns
         -------
@@ -273,12 +278,12 @@ class AnomalyDetector:
             target=target,
             partial=day_fraction < 1.0,
             day_fraction=day_fraction,
-            previous_spend=_previous_spend(history, day),
+            previous_spend=_previous_spend(history, day) if held_levels else float("nan"),
         )
         parent = (
             budget_parent_state
             if budget_parent_state is not None
-            else self._parent_budget(budget_parent, day, day_fraction, currency)
+            else self._parent_budget(budget_parent, day, day_fraction, currency, held_levels)
         )
         anomalies = self._metric_anomalies(tests, context, parent)
         if self.use_isolation_forest and model is not None:
@@ -317,18 +322,19 @@ class AnomalyDetector:
 
     def parent_budget(
         self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None,
-        currency: str = "USD", level: str = "ad set",
+        currency: str = "USD", level: str = "ad set", held_levels: bool = True,
     ) -> ParentBudget:
         """What a budget-holding parent's (an ad's ad set, an ad set's campaign) spend and
         delivery did on ``day``; ``level`` names it in messages."""
         state = self._parent_budget(parent, pd.Timestamp(day), self.day_fraction(as_of_hour),
-                                    currency)
+                                    currency, held_levels)
         return replace(state, level=level)
 
     # --- statistical part ---------------------------------------------------------------------
 
     def _parent_budget(
-        self, parent: pd.DataFrame | None, day: pd.Timestamp, day_fraction: float, currency: str
+        self, parent: pd.DataFrame | None, day: pd.Timestamp, day_fraction: float, currency: str,
+        held_levels: bool = True,
     ) -> ParentBudget:
         if parent is None:
             return ParentBudget()
@@ -347,7 +353,8 @@ class AnomalyDetector:
         volume = [t for t in tests if t.metric in ("spend", "impressions")]
         context = _Context(entity_type="adset", entity_id="", day=day.date(), currency=currency,
                            target=target, partial=day_fraction < 1.0, day_fraction=day_fraction,
-                           previous_spend=_previous_spend(history, day))
+                           previous_spend=(_previous_spend(history, day) if held_levels
+                                           else float("nan")))
         own = self._metric_anomalies(tests, context, ParentBudget())
         return ParentBudget(
             spend_known=any(t.metric == "spend" for t in volume),
@@ -385,7 +392,7 @@ class AnomalyDetector:
                 test, facts, anomaly_score(test.z, test.actual, test.expected, self.z_threshold))
             if judged is None:
                 continue
-            score, note = judged
+            score, note, rule = judged
             severity = severity_for_score(score)
             if severity is None:
                 continue
@@ -404,7 +411,7 @@ class AnomalyDetector:
                     score=round(float(score), 2),
                     severity=severity,
                     message=metric_message(test, ctx, note, self.frequency_ideal),
-                    drivers=_metric_drivers(test, ctx),
+                    drivers=_metric_drivers(test, ctx) | ({"rule": rule} if rule else {}),
                     is_partial_day=ctx.partial,
                 )
             )

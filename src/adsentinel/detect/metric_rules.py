@@ -153,7 +153,10 @@ def sibling_budget_shift(test: MetricTest, facts: DayFacts) -> Verdict | None:
 def spend_level_held(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """Spend up for a second day at the same level: yesterday was already beyond the normal
     range and today is within that range's width of yesterday. A budget set at a new level;
-    the jump itself was reported the day it happened (a typo stays that one incident)."""
+    the jump itself was reported the day it happened (a typo stays that one incident). Whether
+    it was is the account's to check (:func:`~adsentinel.detect.account_day.judge_account_day`
+    judges yesterday again when this rule applies, and takes it back when the jump was not
+    reported); ``previous_spend`` is NaN when the rule is not to be used."""
     if (test.metric != "spend" or test.direction != "up" or test.expected <= 0
             or not np.isfinite(facts.previous_spend) or not np.isfinite(test.upper)):
         return None
@@ -229,18 +232,19 @@ RAISE_RULES: tuple[Rule, ...] = (tracking_break_floor,)
 SKIP_RULES: tuple[Rule, ...] = (early_partial_drop,)
 
 
-def judge_move(test: MetricTest, facts: DayFacts, score: float) -> tuple[float, str] | None:
-    """``(score, note)`` of a flagged test after the rules, or ``None`` when it is skipped."""
-    note = ""
+def judge_move(test: MetricTest, facts: DayFacts, score: float) -> tuple[float, str, str] | None:
+    """``(score, note, rule)`` of a flagged test after the rules (``rule``: the name of the last
+    rule that applied, ``""`` for none), or ``None`` when it is skipped."""
+    note = applied = ""
     for rule in CAP_RULES:
         verdict = rule(test, facts)
         if verdict is not None:
-            score, note = verdict.apply(score), verdict.note
+            score, note, applied = verdict.apply(score), verdict.note, rule.__name__
             break
     for rule in RAISE_RULES:
         verdict = rule(test, facts)
         if verdict is not None:
-            score, note = verdict.apply(score), verdict.note
+            score, note, applied = verdict.apply(score), verdict.note, rule.__name__
     if any(rule(test, facts) is not None for rule in SKIP_RULES):
         return None
-    return score, note
+    return score, note, applied
