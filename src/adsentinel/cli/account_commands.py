@@ -196,6 +196,16 @@ def enable_command(
                   highlight=False)
 
 
+def _settings_cell(account: AccountListing) -> str:
+    """``EUR, Europe/Lisbon`` and each change, in yellow: history compares from the last."""
+    cell = escape(f"{account.currency or '-'}, {account.timezone or '-'}")
+    for change in account.setting_changes:
+        cell += f"\n[yellow]{escape(change)}[/]"
+    if account.setting_changes:
+        cell += "\n[yellow](detection compares from the last change on)[/]"
+    return cell
+
+
 @accounts_app.command("edit")
 def edit_command(
     account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
@@ -236,7 +246,8 @@ def print_accounts(accounts: list[AccountListing]) -> None:
     # terminal instead of being cut with an ellipsis
     for column, keep_whole in (("id", True), ("name", False), ("Meta id", True),
                                ("token", True), ("active", True), ("results", False),
-                               ("last sync", False), ("attention", False)):
+                               ("currency, timezone", False), ("last sync", False),
+                               ("attention", False)):
         table.add_column(column, no_wrap=keep_whole, overflow="fold")
     for a in accounts:
         synced = a.last_synced_at.strftime("%Y-%m-%d %H:%M") if a.last_synced_at else "-"
@@ -247,6 +258,6 @@ def print_accounts(accounts: list[AccountListing]) -> None:
                        f"{a.failed_in_a_row} failed in a row[/]")
         table.add_row(str(a.id), a.name, a.platform_account_id or "-",
                       f"${a.token_env}" if a.token_env else "(CSV only)",
-                      "yes" if a.is_active else "no", a.result_action_types, synced,
-                      escape(a.needs_attention or ""))
+                      "yes" if a.is_active else "no", a.result_action_types,
+                      _settings_cell(a), synced, escape(a.needs_attention or ""))
     console.print(table)
