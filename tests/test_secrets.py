@@ -417,7 +417,7 @@ def _exercise_models(cli: Cli, tmp_path: Path) -> None:
     rows = insight_rows(days=60, ads=2, start=date(2026, 8, 1), account="act_77")
     cli("import", str(write_csv(tmp_path / "shop.csv", rows)))
     cli("train", "--account", "act_77")
-    models = sorted((tmp_path / "data" / "models").rglob("*.adsf"))
+    models = sorted((tmp_path / "data" / "models").rglob("*.adsp"))  # packs, one a campaign
     assert models, "training stored no model: the signing key was not used"
     cli("detect", "--account", "act_77")
     models[0].write_bytes(models[0].read_bytes()[:-40] + b"\0" * 40)
