@@ -1,7 +1,8 @@
 """Engines and sessions. The first use of a fresh database creates and migrates it.
 
 SQLite (the embedded default) and PostgreSQL behave the same to the rest of the code; the
-differences (foreign keys pragma, WAL, advisory lock around migrations) are handled here.
+differences (foreign keys pragma, WAL) are handled here; :mod:`adsentinel.db.migrate` holds the
+schema's revisions and the advisory lock around migrations.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
+from adsentinel.db import migrate
 from adsentinel.errors import StorageError
 
 log = logging.getLogger(__name__)
-
-_MIGRATION_LOCK_ID = 0x0AD5E471  # pg_advisory_lock key: one migrator at a time
 
 
 def create_db_engine(url: str) -> Engine:
@@ -66,8 +66,6 @@ def open_database(settings: Settings, *, migrate_fresh: bool = True) -> Engine:
     behind is refused with a hint to run ``adsentinel db upgrade`` (deployments upgrade
     explicitly, once, not from every worker at once).
     """
-    from adsentinel.db import migrate
-
     url = settings.effective_database_url
     engine = create_db_engine(url)
     try:
@@ -128,21 +126,6 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-@contextmanager
-def migration_lock(engine: Engine) -> Iterator[None]:
-    """Serialise migrations between processes (PostgreSQL advisory lock; SQLite locks itself)."""
-    if engine.dialect.name != "postgresql":
-        yield
-        return
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
-            conn.commit()
 
 
 def _first_line(exc: SQLAlchemyError) -> str:

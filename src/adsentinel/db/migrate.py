@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK_ID = 0x0AD5E471  # pg_advisory_lock key: one migrator at a time
 
 
 def _alembic_config(engine: Engine | None = None) -> Config:
@@ -34,7 +37,20 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database to ``revision`` (one process at a time)."""
-    from adsentinel.db.engine import migration_lock
-
     with migration_lock(engine):
         command.upgrade(_alembic_config(engine), revision)
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Serialise migrations between processes (PostgreSQL advisory lock; SQLite locks itself)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
+            conn.commit()
