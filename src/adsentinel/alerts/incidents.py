@@ -62,6 +62,8 @@ class AnomalyFact:
     drivers: Mapping[str, Any] = field(default_factory=dict)
     #: money at stake of the day in the account's currency (None: not stored for it)
     impact_amount: float | None = None
+    #: the detectors that spoke (``nb_rate_3d+...``): how many days a test pooled
+    detectors: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ Messages speak the account's language (``account.locale`` in the payload: ``en``
 from :class:`MessageContext`), with its number, money and date formats. The payload's keys are
 machine-readable and the same in every language; its ``*_text`` and ``metric_label`` values,
 and every rendering (subject, text, Slack blocks, the webhook's ``subject`` and ``text``) are
-in the account's language. Dates in the payload stay ISO (``2026-11-18``); renderings show
+in the account's language (``message`` is detection's English sentence, ``message_text`` the
+same in the account's language). Dates in the payload stay ISO (``2026-11-18``); renderings show
 them as the language writes them (``18/11/2026``). Translations are in the ``messages``
 catalog (:mod:`adsentinel.i18n`).
 
@@ -169,6 +170,19 @@ def next_step_text(lang: Language, metric: str, direction: str,
                      translate=translate)
 
 
+def detail_text(fact: AnomalyFact, ctx: MessageContext) -> str:
+    """Detection's sentence of ``fact`` in the account's language, rebuilt from the anomaly's
+    stored facts (:func:`adsentinel.detect.sentences.localized_message`: the stored English
+    when they do not rebuild it)."""
+    from adsentinel.detect.sentences import localized_message
+
+    return localized_message(
+        fact.message, lang=ctx.language, metric=fact.metric, actual=fact.actual,
+        expected=fact.expected, detectors=fact.detectors, drivers=fact.drivers,
+        currency=ctx.currency, entity_type=ctx.levels.get(fact.entity_id, "entity"),
+        is_partial_day=fact.is_partial_day)
+
+
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -189,6 +203,7 @@ def incident_payload(planned: PlannedMessage, ctx: MessageContext, *, today: dat
         latest_day=incident.latest.day.isoformat(),
         duration_days=incident.duration_days(start),
         message=incident.latest.message,
+        message_text=detail_text(incident.latest, ctx),
         calendar=incident.calendar_label,
         partial_day=incident.latest.is_partial_day,
         **_money_and_next_step(incident, ctx, start),
@@ -217,6 +232,7 @@ def digest_payload(ctx: MessageContext, incidents: Sequence[Incident], *, day: d
                     duration_days=incident.duration_days(),
                     children_total=len(incident.children),
                     message=incident.latest.message,
+                    message_text=detail_text(incident.latest, ctx),
                     **_money_and_next_step(incident, ctx, incident.key.start_day))
         items.append(head)
     return {
@@ -345,8 +361,8 @@ def _incident_lines(lang: Language, inc: Mapping[str, Any], *,
         lines.append(_("Money at stake so far: %(amount)s", amount=inc["impact_text"]))
     if inc.get("calendar"):
         lines.append(_("Calendar: %(label)s", label=inc["calendar"]))
-    if inc.get("message"):
-        lines.append(_("Detail: %(message)s", message=inc["message"]))
+    if inc.get("message"):  # payloads planned before message_text existed: the English
+        lines.append(_("Detail: %(message)s", message=inc.get("message_text") or inc["message"]))
     if with_next_step and inc.get("next_step"):
         lines.append(_("Next step: %(step)s", step=inc["next_step"]))
     lines.append(_("Dashboard: %(url)s", url=inc["url"]))

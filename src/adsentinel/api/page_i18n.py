@@ -84,6 +84,19 @@ def ratio(actual: float | None, expected: float | None, locale: str) -> str:
     return language(locale).ratio(actual, expected)
 
 
+def anomaly_message(anomaly: Any, currency: str, level: str, locale: str) -> str:
+    """Detection's sentence of a stored ``anomaly`` (an ``Anomaly`` row) in ``locale``, rebuilt
+    from its stored facts (the stored English when they do not rebuild it: see
+    :func:`adsentinel.detect.sentences.localized_message`)."""
+    from adsentinel.detect.sentences import localized_message
+
+    return localized_message(
+        anomaly.message, lang=language(locale), metric=anomaly.metric, actual=anomaly.actual,
+        expected=anomaly.expected, detectors=anomaly.detectors, drivers=anomaly.drivers or {},
+        currency=currency or "USD", entity_type=level,
+        is_partial_day=bool(anomaly.is_partial_day))
+
+
 def _ctx_locale(context) -> str:
     return context.get("locale", "en")
 
@@ -96,6 +109,11 @@ def _gettext(context, message: str) -> str:
 @pass_context
 def _next_step(context, kind: str, level: str, since: date) -> str:
     return next_step_text(kind, level, since, _ctx_locale(context))
+
+
+@pass_context
+def _anomaly_message(context, anomaly: Any, currency: str, level: str) -> str:
+    return anomaly_message(anomaly, currency, level, _ctx_locale(context))
 
 
 @pass_context
@@ -148,9 +166,9 @@ def make_templates(directory: Path) -> Jinja2Templates:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(money=_money_filter, metric_value=_metric_filter,
                        number=_number_filter, day=_date_filter)
-    env.globals.update(next_step=_next_step, ratio=_ratio)
+    env.globals.update(next_step=_next_step, ratio=_ratio, anomaly_message=_anomaly_message)
     return Jinja2Templates(env=env)
 
 
-__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "make_templates", "metric_value", "money",
-           "next_step_text", "page_context", "page_gettext", "request_locale"]
+__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "anomaly_message", "make_templates", "metric_value",
+           "money", "next_step_text", "page_context", "page_gettext", "request_locale"]

@@ -411,7 +411,8 @@ class AnomalyDetector:
                     score=round(float(score), 2),
                     severity=severity,
                     message=metric_message(test, ctx, note, self.frequency_ideal),
-                    drivers=_metric_drivers(test, ctx) | ({"rule": rule} if rule else {}),
+                    drivers=_metric_drivers(test, ctx) | _sentence_facts(
+                        test, ctx, parent, rule, self.frequency_ideal),
                     is_partial_day=ctx.partial,
                 )
             )
@@ -462,7 +463,8 @@ class AnomalyDetector:
             severity=severity,
             message=combination_sentence(moves, ctx.entity_type,
                                          no_leads=float(target["leads"]) == 0.0),
-            drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)},
+            drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)}
+            | ({"no_leads": True} if float(target["leads"]) == 0.0 else {}),
         )
 
 
@@ -713,6 +715,25 @@ def _metric_drivers(test: MetricTest, ctx: _Context) -> dict[str, Any]:
     if test.metric == "cpl" and int(t["leads"]) == 0 and float(t["spend"]) > 0:
         drivers["zero_leads_with_spend"] = True
     return drivers
+
+
+#: rules whose note names the budget holder's level or its spend ratio
+_HOLDER_NOTE_RULES = ("ad_set_carries_spend", "ads_hold_no_budget", "holder_budget_edit")
+
+
+def _sentence_facts(test: MetricTest, ctx: _Context, parent: ParentBudget, rule: str,
+                    frequency_ideal: float) -> dict[str, Any]:
+    """What :mod:`adsentinel.detect.sentences` needs besides the counts to write the message
+    again in another language: the rule that capped or raised the move and what its note
+    names, the day's expected share on a partial day, the frequency's ideal."""
+    facts: dict[str, Any] = {"rule": rule} if rule else {}
+    if rule in _HOLDER_NOTE_RULES:
+        facts.update(parent_level=parent.level, parent_spend_ratio=float(parent.spend_ratio))
+    if ctx.partial:
+        facts["day_fraction"] = float(ctx.day_fraction)
+    if test.metric == "frequency":
+        facts["frequency_ideal"] = float(frequency_ideal)
+    return facts
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -95,7 +95,8 @@ def demote_explained(anomaly, explaining: Sequence[ChildMove]):
     ads = len(explaining)
     note = f"; explained by {ads} of its ad{'s' if ads != 1 else ''}, judged there"
     return replace(anomaly, score=round(float(score), 2), severity=severity_for_score(score),
-                   message=anomaly.message + note)
+                   message=anomaly.message + note,
+                   drivers={**anomaly.drivers, "explained_by_ads": ads})
 
 
 @dataclass(frozen=True)
@@ -128,4 +129,4 @@ def demote_mix(anomaly):
     note = ("; each of its ads is as usual: the mix of its ads changed (ads starting or stopping,"
             " budget moving between them)")
     return replace(anomaly, score=round(float(score), 2), severity=severity_for_score(score),
-                   message=anomaly.message + note)
+                   message=anomaly.message + note, drivers={**anomaly.drivers, "mix_changed": True})

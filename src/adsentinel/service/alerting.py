@@ -243,7 +243,7 @@ def _fact(a: Anomaly) -> AnomalyFact:
         severity=a.severity, score=a.score, actual=a.actual, expected=a.expected,
         status=a.status, incident_id=a.incident_id, message=a.message,
         is_partial_day=bool(a.is_partial_day), drivers=dict(a.drivers or {}),
-        impact_amount=a.impact_amount)
+        impact_amount=a.impact_amount, detectors=a.detectors)
 
 
 @dataclass

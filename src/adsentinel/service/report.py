@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adsentinel.alerts.messages import metric_label, next_step_text
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity
 from adsentinel.detect.features import COUNT_COLUMNS, add_ratio_metrics
+from adsentinel.detect.sentences import localized_message
 from adsentinel.i18n import N_, Language, language, translations
 
 HISTORY_DAYS = 60
@@ -200,7 +201,12 @@ def _incident_view(session_factory, incident: ReportedIncident, lang: Language, 
         "expected": value(anomaly.expected) if anomaly.metric != "multivariate" else None,
         "ratio": lang.ratio(anomaly.actual, anomaly.expected),
         "at_stake": lang.money(impact, incident.currency) if impact is not None else None,
-        "message": anomaly.message,
+        "message": localized_message(
+            anomaly.message, lang=lang, metric=anomaly.metric, actual=anomaly.actual,
+            expected=anomaly.expected, detectors=anomaly.detectors, drivers=anomaly.drivers or {},
+            currency=incident.currency,
+            entity_type=incident.path[-1][0] if incident.path else "entity",
+            is_partial_day=bool(anomaly.is_partial_day)),
         "next_step": next_step_text(lang, anomaly.metric, anomaly.direction, anomaly.drivers,
                                     level=incident.path[-1][0] if incident.path else "entity",
                                     since=started),
