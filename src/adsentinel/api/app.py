@@ -21,16 +21,19 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
 from adsentinel import __version__
-from adsentinel.api import queries
-from adsentinel.api.auth import session_secret
+from adsentinel.api import queries, routes_metrics, routes_status
+from adsentinel.api.auth import LoginRequired, session_secret
 from adsentinel.api.dispatch import JobDispatcher, choose_dispatcher
+from adsentinel.api.routes_api import router as api_router
+from adsentinel.api.routes_dashboard import render_error, render_invalid_input
+from adsentinel.api.routes_dashboard import router as dashboard_router
 from adsentinel.config import Settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.errors import AdsentinelError, NotFoundError, StorageError
@@ -51,14 +54,6 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "form-action 'self'; base-uri 'none'")
 
 
-class LoginRequired(Exception):
-    """A dashboard page was asked for without a session: go to the login page."""
-
-    def __init__(self, next_path: str) -> None:
-        super().__init__(next_path)
-        self.next_path = next_path
-
-
 class _ScrubApiTokensFilter(logging.Filter):
     """uvicorn logs every request line with its query string; the arguments are scrubbed in
     place (its access formatter unpacks them)."""
@@ -76,13 +71,6 @@ for _logger in ("uvicorn.access", "uvicorn.error"):
     logging.getLogger(_logger).addFilter(_ScrubApiTokensFilter())
 
 
-def plotly_js_path() -> Path:
-    """Plotly's bundled, minified JavaScript, from the installed ``plotly`` package."""
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
 def create_app(settings: Settings, *, dispatcher: JobDispatcher | None = None,
                session_factory: sessionmaker[Session] | None = None,
                jobs: str = "auto") -> FastAPI:
@@ -92,9 +80,6 @@ def create_app(settings: Settings, *, dispatcher: JobDispatcher | None = None,
     (see :func:`adsentinel.api.dispatch.choose_dispatcher`). ``session_factory`` lets a caller
     share its own database handle; by default the database is opened (and migrated if fresh).
     """
-    from adsentinel.api.routes_api import router as api_router
-    from adsentinel.api.routes_dashboard import router as dashboard_router
-
     engine = None
     if session_factory is None:
         engine = open_database(settings)
@@ -139,15 +124,8 @@ def create_app(settings: Settings, *, dispatcher: JobDispatcher | None = None,
     _install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(dashboard_router)
-    from adsentinel.api import routes_metrics, routes_status
-
     app.include_router(routes_status.router)  # /api/v1/status, /health/ready
     routes_metrics.install(app)  # /metrics, and request counts and latencies by route
-
-    @app.get("/vendor/plotly.min.js", include_in_schema=False)
-    def plotly_js() -> FileResponse:
-        return FileResponse(plotly_js_path(), media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
@@ -168,8 +146,6 @@ def _wants_html(request: Request) -> bool:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    from adsentinel.api.routes_dashboard import render_error
-
     @app.exception_handler(AdsentinelError)
     async def domain_error(request: Request, exc: AdsentinelError) -> Response:
         message = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
@@ -200,8 +176,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         # FastAPI's own answer, except that the quoted input never hands a token back
         errors = json.loads(scrub_api_tokens(json.dumps(jsonable_encoder(exc.errors()))))
         if _wants_html(request):  # a dashboard page: its own error page, not JSON
-            from adsentinel.api.routes_dashboard import render_invalid_input
-
             return render_invalid_input(request, errors)
         return JSONResponse({"detail": errors}, status_code=422)
 

@@ -57,6 +57,14 @@ class Principal:
         return column.in_(sorted(self.account_ids))
 
 
+class LoginRequired(Exception):
+    """A dashboard page was asked for without a session: go to the login page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
 def not_found(what: str) -> HTTPException:
     """The 404 for an object that does not exist *or* belongs to an account the token cannot see."""
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} does not exist")

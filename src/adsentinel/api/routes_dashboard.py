@@ -27,11 +27,18 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.routing import APIRoute
 
 from adsentinel.api import queries
 from adsentinel.api.auth import (
+    LoginRequired,
     Principal,
     csrf_matches,
     end_session,
@@ -162,8 +169,6 @@ def render_invalid_input(request: Request, errors: list[dict[str, Any]]) -> HTML
 
 def dashboard_user(request: Request) -> Principal:
     """The logged-in user of a dashboard page; otherwise off to the login page."""
-    from adsentinel.api.app import LoginRequired
-
     principal = session_principal(request)
     if principal is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -316,10 +321,22 @@ def plotly_js(request: Request) -> Response:
     return Response(_plotly_plain(), media_type="text/javascript", headers=headers)
 
 
+@router.get("/vendor/plotly.min.js")
+def plotly_js_unversioned() -> FileResponse:
+    """Plotly.js under its plain name, cached for a day."""
+    return FileResponse(plotly_js_path(), media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+def plotly_js_path() -> Path:
+    """Plotly's bundled, minified JavaScript, from the installed ``plotly`` package."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
 @lru_cache(maxsize=1)
 def _plotly_plain() -> bytes:
-    from adsentinel.api.app import plotly_js_path
-
     return plotly_js_path().read_bytes()
 
 
