@@ -296,7 +296,7 @@ def subject_of(payload: Mapping[str, Any]) -> str:
         return _("[TEST] %(account)s: adsentinel alerts reach this channel", account=account)
     if payload["kind"] == SYNC_BROKEN:
         return _("[SYNC BROKEN] %(account)s: no fresh Meta data since %(since)s",
-                 account=account, since=payload["since"])
+                 account=account, since=payload.get("since_text") or payload["since"])
     if payload["kind"] == DIGEST:
         return lang.ngettext("[digest] %(account)s: %(num)d incident on %(day)s",
                              "[digest] %(account)s: %(num)d incidents on %(day)s",

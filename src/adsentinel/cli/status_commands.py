@@ -42,7 +42,8 @@ def status(
     settings = get_settings()
     from adsentinel.db.engine import make_session_factory, open_database
 
-    statuses = account_statuses(session_factory=make_session_factory(open_database(settings)))
+    statuses = account_statuses(session_factory=make_session_factory(open_database(settings)),
+                                default_locale=settings.locale)
     if output == "json":
         console.print_json(json.dumps([s.as_dict() for s in statuses]))
     else:

@@ -4,7 +4,9 @@ detection went, what the alert outbox holds, and what needs a person's attention
 One read of a handful of set-based queries (no per-account loop), so that ``adsentinel status``,
 ``GET /api/v1/status`` and the Prometheus scrape (:mod:`adsentinel.api.routes_metrics`) cost the
 same small amount whatever the number of accounts. What needs attention is decided by small
-named rules (:data:`ATTENTION_RULES`), applied in order, each one sentence.
+named rules (:data:`ATTENTION_RULES`), applied in order, each one sentence in the account's
+language (``ad_accounts.locale``; ``default_locale`` for an account without one), from the
+``messages`` catalog.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from adsentinel.db.models import (
     TrainingRun,
     TrainingStatus,
 )
+from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
 from adsentinel.service.account_changes import SettingChange, setting_changes
 
 #: beyond these ages a job that should run on a schedule is reported as late
@@ -75,11 +78,18 @@ class AccountStatus:
     open_anomalies: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
     attention: list[str] = field(default_factory=list)
+    #: the language ``attention`` is told in (the account's)
+    locale: str = DEFAULT_LOCALE
     #: entities whose stored model the last detection covering them refused, and when last
     models_refused: int = 0
     models_refused_at: datetime | None = None
     #: currency and timezone changes, oldest first; history compares from the last one on
     setting_changes: list[SettingChange] = field(default_factory=list)
+
+    @property
+    def language(self) -> Language:
+        """The messages and formats of the account's language."""
+        return language(supported_locale(self.locale) or DEFAULT_LOCALE)
 
     @property
     def graph_api_usage_percent(self) -> dict[str, float]:
@@ -123,19 +133,21 @@ class AccountStatus:
 def account_statuses(*, session_factory: sessionmaker[Session],
                      account_filter: Callable[[Any], ColumnElement[bool]] | None = None,
                      now: datetime | None = None, with_freshness: bool = True,
-                     ) -> list[AccountStatus]:
+                     default_locale: str | None = None) -> list[AccountStatus]:
     """The status of every account ``account_filter`` keeps (a WHERE clause built on an
     account-id column, as :meth:`adsentinel.api.auth.Principal.account_filter`), by name.
 
     ``with_freshness`` reads the last complete day and partial update from ``daily_insights``
-    (the three latest days only); the metrics scrape leaves it out.
+    (the three latest days only); the metrics scrape leaves it out. ``default_locale`` (the
+    ``LOCALE`` setting) is the language of the attention lines of an account without its own.
     """
     keep = account_filter or (lambda _column: true())
     now = now or datetime.now(timezone.utc)
     with session_factory() as session:
         statuses = {a.id: AccountStatus(a.id, a.name, a.is_active,
                                         bool(a.platform_account_id and a.credentials_ref),
-                                        a.needs_attention)
+                                        a.needs_attention,
+                                        locale=a.locale or default_locale or DEFAULT_LOCALE)
                     for a in session.scalars(select(AdAccount).where(keep(AdAccount.id))
                                              .order_by(AdAccount.name))}
         if not statuses:
@@ -253,24 +265,29 @@ def _read_freshness(session: Session, keep, statuses: dict[int, AccountStatus]) 
 
 
 def _flagged(status: AccountStatus, _now: datetime) -> str | None:
-    return f"marked: {status.needs_attention}" if status.needs_attention else None
+    if not status.needs_attention:
+        return None
+    lang = status.language
+    return lang.gettext(N_("marked: %(mark)s"), mark=lang.gettext(status.needs_attention))
 
 
 def _last_sync_failed(status: AccountStatus, _now: datetime) -> str | None:
     run = status.last_sync
     if run is None or run.status != TrainingStatus.failed.value:
         return None
-    return f"the last sync failed: {(run.error or 'no error recorded').splitlines()[0][:200]}"
+    return status.language.gettext(N_("the last sync failed: %(error)s"),
+                                   error=_first_line(status.language, run.error))
 
 
 def _sync_late(status: AccountStatus, now: datetime) -> str | None:
     if not (status.syncs_from_meta and status.is_active):
         return None
-    last = status.last_successful_sync
+    last, lang = status.last_successful_sync, status.language
     if last is None:
-        return "never synced from Meta: run `adsentinel sync`"
+        return lang.gettext(N_("never synced from Meta: run `adsentinel sync`"))
     if now - (last.finished_at or last.started_at) > SYNC_LATE:
-        return f"no successful sync for {_age(now, last.finished_at or last.started_at)}"
+        return lang.gettext(N_("no successful sync for %(age)s"),
+                            age=_age(now, last.finished_at or last.started_at, lang))
     return None
 
 
@@ -278,47 +295,56 @@ def _last_training_failed(status: AccountStatus, _now: datetime) -> str | None:
     run = status.last_training
     if run is None or run.status != TrainingStatus.failed.value:
         return None
-    return f"the last training failed: {(run.error or 'no error recorded').splitlines()[0][:200]}"
+    return status.language.gettext(N_("the last training failed: %(error)s"),
+                                   error=_first_line(status.language, run.error))
 
 
 def _training_late(status: AccountStatus, now: datetime) -> str | None:
     if not status.is_active:
         return None
-    last = status.last_successful_training
+    last, lang = status.last_successful_training, status.language
     if last is None:
-        return "never trained: run `adsentinel train` (statistical detection only until then)"
+        return lang.gettext(N_("never trained: run `adsentinel train` (statistical detection "
+                               "only until then)"))
     if now - last.started_at > TRAINING_LATE:
-        return f"no successful training for {_age(now, last.started_at)}"
+        return lang.gettext(N_("no successful training for %(age)s"),
+                            age=_age(now, last.started_at, lang))
     return None
 
 
 def _detection_late(status: AccountStatus, now: datetime) -> str | None:
     if not status.is_active:
         return None
+    lang = status.language
     if status.last_detection_at is None:
-        return "never detected: run `adsentinel detect`"
+        return lang.gettext(N_("never detected: run `adsentinel detect`"))
     if now - status.last_detection_at > DETECTION_LATE:
-        return f"no detection for {_age(now, status.last_detection_at)}"
+        return lang.gettext(N_("no detection for %(age)s"),
+                            age=_age(now, status.last_detection_at, lang))
     return None
 
 
 def _models_refused(status: AccountStatus, _now: datetime) -> str | None:
     if not status.models_refused:
         return None
-    return (f"{status.models_refused} model file(s) refused by the last detection (damaged, "
-            "tampered with or trained on other features): statistical detection only for them "
-            "until their campaigns are retrained (queued; or run `adsentinel train`)")
+    return status.language.gettext(
+        N_("%(count)s model file(s) refused by the last detection (damaged, tampered with or "
+           "trained on other features): statistical detection only for them until their "
+           "campaigns are retrained (queued; or run `adsentinel train`)"),
+        count=status.models_refused)
 
 
 def _alerts_failed(status: AccountStatus, _now: datetime) -> str | None:
     failed = status.alerts.get("failed", 0)
-    return (f"{failed} alert(s) failed for good: see `adsentinel alerts outbox`"
+    return (status.language.gettext(
+        N_("%(count)s alert(s) failed for good: see `adsentinel alerts outbox`"), count=failed)
             if failed else None)
 
 
 def _critical_open(status: AccountStatus, _now: datetime) -> str | None:
     critical = status.open_anomalies.get("critical", 0)
-    return f"{critical} critical anomaly(ies) open" if critical else None
+    return (status.language.gettext(N_("%(count)s critical anomaly(ies) open"), count=critical)
+            if critical else None)
 
 
 #: applied in order; each returns one sentence, or None when all is well
@@ -353,9 +379,19 @@ def _outcome(run: RunOutcome | None) -> dict[str, Any] | None:
     return None if run is None else run.as_dict()
 
 
-def _age(now: datetime, then: datetime) -> str:
+def _age(now: datetime, then: datetime, lang: Language) -> str:
     hours = (now - then).total_seconds() / 3600
-    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+    if hours < 48:
+        return lang.gettext(N_("%(hours)s h"), hours=f"{hours:.0f}")
+    return lang.gettext(N_("%(days)s days"), days=f"{hours / 24:.0f}")
+
+
+def _first_line(lang: Language, error: str | None) -> str:
+    """A run's error, its first line up to 200 characters (the catalog's words for its exact
+    text, as sync's errors may have)."""
+    if not error:
+        return lang.gettext(N_("no error recorded"))
+    return lang.gettext(error.splitlines()[0][:200])
 
 
 def needing_attention(statuses: Iterable[AccountStatus]) -> list[AccountStatus]:

@@ -742,7 +742,8 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
     payload = broken_payload(account_id=account.id, account_name=account.name,
                              currency=account.currency, health=health,
                              needs_attention=account.needs_attention,
-                             url=settings.public_url.rstrip("/") + "/")
+                             url=settings.public_url.rstrip("/") + "/",
+                             locale=account.locale or settings.locale)
     channels = session.scalars(select(AlertChannel.id).where(
         AlertChannel.account_id == account.id, AlertChannel.is_active.is_(True))).all()
     now = datetime.now(timezone.utc)

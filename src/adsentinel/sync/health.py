@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from adsentinel.i18n import DEFAULT_LOCALE, N_, language, supported_locale
+
 SYNC_BROKEN = "sync_broken"  # the outbox kind, rendered by adsentinel.alerts.messages
 
 
@@ -57,21 +59,46 @@ def sync_health(runs_newest_first: Sequence[RunOutcome], *, needs_attention: str
     return SyncHealth(broken, len(streak), first.started_at, first.id, streak[0].error)
 
 
+#: the message's explanation, by the streak's length (one run, or several)
+_BROKEN_ONE = N_("The Meta sync of account %(account)s is broken since %(since)s: %(num)d sync "
+                 "failed in a row, so its numbers are not fresh and its anomalies are not judged "
+                 "on new data. Last error: %(error)s")
+_BROKEN_MANY = N_("The Meta sync of account %(account)s is broken since %(since)s: %(num)d syncs "
+                  "failed in a row, so its numbers are not fresh and its anomalies are not "
+                  "judged on new data. Last error: %(error)s")
+_NO_ERROR = N_("none recorded")
+_UNKNOWN = N_("unknown")
+_RETRY = N_("read the last error above (also in `adsentinel accounts list`); the sync is "
+            "retried every hour, and `adsentinel sync --account ...` runs it now")
+
+
 def broken_payload(*, account_id: int, account_name: str, currency: str, health: SyncHealth,
-                   needs_attention: str | None, url: str) -> dict[str, Any]:
-    """The outbox payload of a "sync broken for account X since T: what to do" message."""
+                   needs_attention: str | None, url: str, locale: str | None = None
+                   ) -> dict[str, Any]:
+    """The outbox payload of a "sync broken for account X since T: what to do" message.
+
+    ``text`` and ``what_to_do`` are in the account's language (``locale``, named in
+    ``account.locale`` as alert payloads do; English when omitted), ``since_text`` is the
+    streak's start as that language writes it; ``since`` stays ``2026-11-18 14:00 UTC``.
+    The last error and a person's ``needs_attention`` mark are the sync's own words (English
+    unless the catalog holds their exact text).
+    """
+    lang = language(supported_locale(locale) or DEFAULT_LOCALE)
     since = health.since.strftime("%Y-%m-%d %H:%M UTC") if health.since else "unknown"
-    runs = f"{health.failed_in_a_row} sync{'s' if health.failed_in_a_row != 1 else ''}"
+    since_text = (f"{lang.day(health.since.date())} {health.since.strftime('%H:%M')} UTC"
+                  if health.since else lang.gettext(_UNKNOWN))
     return {
         "kind": SYNC_BROKEN,
-        "account": {"id": account_id, "name": account_name, "currency": currency},
+        "account": {"id": account_id, "name": account_name, "currency": currency,
+                    "locale": lang.locale},
         "since": since,
+        "since_text": since_text,
         "failed_in_a_row": health.failed_in_a_row,
-        "text": f"The Meta sync of account {account_name} is broken since {since}: {runs} "
-                f"failed in a row, so its numbers are not fresh and its anomalies are not "
-                f"judged on new data. Last error: {health.last_error or 'none recorded'}",
-        "what_to_do": needs_attention or (
-            "read the last error above (also in `adsentinel accounts list`); the sync is "
-            "retried every hour, and `adsentinel sync --account ...` runs it now"),
+        "text": lang.gettext(_BROKEN_ONE if health.failed_in_a_row == 1 else _BROKEN_MANY,
+                             account=account_name, since=since_text,
+                             num=health.failed_in_a_row,
+                             error=(lang.gettext(health.last_error) if health.last_error
+                                    else lang.gettext(_NO_ERROR))),
+        "what_to_do": lang.gettext(needs_attention) if needs_attention else lang.gettext(_RETRY),
         "url": url,
     }
