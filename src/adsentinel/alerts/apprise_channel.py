@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adsentinel.alerts.channels import (
+from adsentinel.alerts.channel_targets import (
     ChannelView,
     DeliveryError,
     is_secret_ref,

@@ -10,8 +10,9 @@ body is signed: ``X-Adsentinel-Signature: sha256=<hex HMAC-SHA256 of the raw bod
 key named by the channel's ``secret_ref`` (``env:VAR``).
 
 Slack and webhook URLs are bearer secrets (whoever has one can post to the channel), so a channel
-stores only a reference, ``env:VAR``, resolved where the message is sent. A URL never leaves this
-module in clear: :attr:`ChannelView.target` and every error show it masked (:func:`mask_url`).
+stores only a reference, ``env:VAR``, resolved where the message is sent. A URL never leaves the
+senders in clear: :attr:`ChannelView.target` and every error show it masked (:func:`mask_url`;
+both in :mod:`adsentinel.alerts.channel_targets`, which the apprise sender shares).
 Email goes over verified TLS (STARTTLS or SMTPS with the system's or a given CA), and a login is
 refused over a plain connection unless ``smtp_allow_plaintext_login`` says the network is trusted.
 """
@@ -22,17 +23,23 @@ import hashlib
 import hmac
 import json
 import logging
-import os
-import re
 import smtplib
 import ssl
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from adsentinel.alerts.apprise_channel import send_apprise
+from adsentinel.alerts.channel_targets import (
+    ChannelView,
+    DeliveryError,
+    is_secret_ref,
+    mask_url,
+    resolve_secret_ref,
+    scrub_secrets,
+)
 from adsentinel.alerts.messages import render_email, render_slack, render_webhook
 from adsentinel.config import Settings
 
@@ -40,8 +47,6 @@ CHANNEL_KINDS = ("slack", "webhook", "email", "apprise")
 SIGNATURE_HEADER = "X-Adsentinel-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 DEFAULT_TIMEOUT_SECONDS = 10.0
-SECRET_REF_PREFIX = "env:"
-_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 class _MaskRequestUrls(logging.Filter):
@@ -56,48 +61,6 @@ class _MaskRequestUrls(logging.Filter):
 
 
 logging.getLogger("httpx").addFilter(_MaskRequestUrls())
-
-
-class DeliveryError(Exception):
-    """The receiver did not accept the message (network error, non-2xx status, SMTP refusal)."""
-
-
-@dataclass(frozen=True)
-class ChannelView:
-    """The fields of an :class:`~adsentinel.db.models.AlertChannel` a sender needs.
-
-    ``stored_target`` is the column as stored: an email address, an ``env:VAR`` reference, or
-    (channels added before references) a URL in clear. :attr:`target` is what may be shown.
-    """
-
-    id: int
-    kind: str
-    stored_target: str
-    secret_ref: str | None = None
-
-    @property
-    def target(self) -> str:
-        """The target as logs and messages may show it (a URL in clear is masked)."""
-        return shown_target(self.stored_target)
-
-
-def is_secret_ref(value: str | None) -> bool:
-    """True for a well-formed ``env:VARIABLE_NAME``."""
-    return bool(value) and value.startswith(SECRET_REF_PREFIX) \
-        and _VARIABLE_NAME.fullmatch(value[len(SECRET_REF_PREFIX):]) is not None
-
-
-def resolve_secret_ref(ref: str | None, *, what: str) -> str:
-    """The value of the environment variable that ``ref`` (``env:VAR``) names; ``what`` says
-    in the error what the variable should hold."""
-    if not is_secret_ref(ref):
-        raise DeliveryError(f"{what}: {ref!r} must be env:VARIABLE_NAME")
-    name = ref[len(SECRET_REF_PREFIX):]
-    value = os.environ.get(name)
-    if not value:
-        raise DeliveryError(f"environment variable {name} ({what}) is not set where alerts "
-                            "are delivered")
-    return value
 
 
 def resolve_secret(secret_ref: str | None) -> bytes:
@@ -116,43 +79,6 @@ def resolve_url(channel: ChannelView) -> str:
         raise DeliveryError(f"{channel.stored_target} of channel {channel.id} does not hold an "
                             f"http(s) URL (it starts with {url[:8]!r}...)")
     return url
-
-
-def mask_url(url: str) -> str:
-    """``https://hooks.slack.com/***``: scheme and host only; path, query and any user or
-    password (where webhook URLs keep their secret) are hidden."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "***"
-    return f"{parts.scheme}://{host}{port}/***" if parts.scheme and host else "***"
-
-
-def shown_target(stored_target: str) -> str:
-    """A channel's target as it may be shown: references and email addresses as they are, a
-    URL masked."""
-    if is_secret_ref(stored_target) or "://" not in stored_target:
-        return stored_target
-    return mask_url(stored_target)
-
-
-def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each of ``secrets`` (URLs) replaced by its masked form."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 8}, key=len, reverse=True):
-        text = text.replace(secret, mask_url(secret))
-    return text
-
-
-def channel_secrets(channel: ChannelView) -> list[str]:
-    """The secret values behind a channel that must never be shown (its URL, its key)."""
-    found = [] if is_secret_ref(channel.stored_target) or channel.kind == "email" \
-        else [channel.stored_target]
-    for ref in (channel.stored_target, channel.secret_ref):
-        if is_secret_ref(ref) and os.environ.get(ref[len(SECRET_REF_PREFIX):]):
-            found.append(os.environ[ref[len(SECRET_REF_PREFIX):]])
-    return found
 
 
 def sign(body: bytes, key: bytes) -> str:
@@ -174,8 +100,6 @@ def send_message(channel: ChannelView, payload: Mapping[str, Any], idempotency_k
     elif channel.kind == "email":
         _send_email(channel.stored_target, payload, idempotency_key, settings, timeout)
     elif channel.kind == "apprise":  # Teams, Google Chat, Telegram, PagerDuty, ...
-        from adsentinel.alerts.apprise_channel import send_apprise
-
         send_apprise(channel, payload, timeout=timeout)
     else:
         raise DeliveryError(f"unknown channel kind {channel.kind!r}; expected one of "

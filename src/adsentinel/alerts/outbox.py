@@ -31,7 +31,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.channels import ChannelView, channel_secrets, scrub_secrets
+from adsentinel.alerts.channel_targets import ChannelView, channel_secrets, scrub_secrets
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AlertChannel, AlertOutbox
 

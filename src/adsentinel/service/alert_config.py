@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.channels import (
-    CHANNEL_KINDS,
+from adsentinel.alerts.channel_targets import (
     ChannelView,
     channel_secrets,
     is_secret_ref,
@@ -25,6 +24,7 @@ from adsentinel.alerts.channels import (
     scrub_secrets,
     shown_target,
 )
+from adsentinel.alerts.channels import CHANNEL_KINDS
 from adsentinel.alerts.suppression import check_severity, parse_clock
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import (
