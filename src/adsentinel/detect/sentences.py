@@ -26,6 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adsentinel.detect.anomaly_detector import _ratio_text, format_metric, format_money
 from adsentinel.detect.forest_message import change_text
 from adsentinel.detect.metric_rules import BUDGET_CHANGE_BAND
 from adsentinel.detect.statistical import pooled_days
@@ -112,18 +113,12 @@ class _EnglishFormats:
         return message % variables if variables else message
 
     def money(self, value: float, currency: str) -> str:
-        from adsentinel.detect.anomaly_detector import format_money
-
         return format_money(value, currency)
 
     def metric(self, metric: str, value: float, currency: str) -> str:
-        from adsentinel.detect.anomaly_detector import format_metric
-
         return format_metric(metric, value, currency)
 
     def ratio(self, actual: float, expected: float) -> str:
-        from adsentinel.detect.anomaly_detector import _ratio_text
-
         return _ratio_text(actual, expected)
 
     def count(self, value: float) -> str:
