@@ -17,8 +17,11 @@ idle machine; the same cases every run).
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
 
+import openpyxl
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -90,13 +93,36 @@ def _judge(route, identity: str, response, world) -> None:
         return
     if api.lists:
         assert code in (200, 400, 404, 422), (route, identity, code, response.text[:200])
-        if code == 200:
+        if code == 200 and _is_export(response):  # ?format=csv|xlsx: the list as a file
+            b_anomalies = {v for k, v in world.anomalies.items() if k.endswith("_b")}
+            assert not b_anomalies & _exported_ids(response), (route, "exports account b's")
+        elif code == 200:
             body = response.json()
             items = body["items"] if isinstance(body, dict) else body
             accounts = {item.get("account_id", item.get("id")) for item in items}
             assert world.account_b not in accounts, (route, "lists an object of account b")
         return
     assert code in (404, 422), (route, identity, code, response.text[:200])
+
+
+def _content_type(response) -> str:
+    value = response.headers.get("content-type", "")  # schemathesis keeps a list per header
+    return value[0] if isinstance(value, list) else value
+
+
+def _is_export(response) -> bool:
+    return not _content_type(response).startswith("application/json")
+
+
+def _exported_ids(response) -> set[int]:
+    """The anomaly ids (column ``id``) of a CSV or XLSX export."""
+    if _content_type(response).startswith("text/csv"):
+        rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True).active
+        rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    column = rows[0].index("id")
+    return {int(row[column]) for row in rows[1:]}
 
 
 def _run_cell(operation, identity: str, world, examples: int, cases: Counter) -> None:
