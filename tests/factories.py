@@ -46,6 +46,24 @@ def insight_rows(*, days: int, ads: int, start: date = date(2026, 9, 1), account
 LAST_DAY = date(2026, 6, 30)
 
 
+def add_account_tree(session, account: AdAccount, ad_ids) -> tuple:
+    """``account`` with one campaign ``c1`` > one ad set ``s1`` > an ad per id of ``ad_ids``,
+    added and flushed: ``(account, campaign, adset, ads)``."""
+    session.add(account)
+    session.flush()
+    campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
+    session.add(campaign)
+    session.flush()
+    adset = Entity(account_id=account.id, level="adset", platform_id="s1", parent_id=campaign.id)
+    session.add(adset)
+    session.flush()
+    ads = [Entity(account_id=account.id, level="ad", platform_id=p, parent_id=adset.id)
+           for p in ad_ids]
+    session.add_all(ads)
+    session.flush()
+    return account, campaign, adset, ads
+
+
 def small_account(session_factory, *, name="Loja Azul") -> dict[str, object]:
     """One campaign > one ad set > three ads, plus a short-lived ad and a silent ad.
 
@@ -54,20 +72,8 @@ def small_account(session_factory, *, name="Loja Azul") -> dict[str, object]:
     """
     rng = np.random.default_rng(3)
     with session_scope(session_factory) as session:
-        account = AdAccount(name=name)
-        session.add(account)
-        session.flush()
-        campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
-        session.add(campaign)
-        session.flush()
-        adset = Entity(account_id=account.id, level="adset", platform_id="s1",
-                       parent_id=campaign.id)
-        session.add(adset)
-        session.flush()
-        ads = [Entity(account_id=account.id, level="ad", platform_id=p, parent_id=adset.id)
-               for p in ("a0", "a1", "a2", "short", "silent")]
-        session.add_all(ads)
-        session.flush()
+        account, campaign, adset, ads = add_account_tree(
+            session, AdAccount(name=name), ("a0", "a1", "a2", "short", "silent"))
         rows = []
         full = [campaign, adset, *ads[:3]]
         for entity in full:

@@ -8,7 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from adsentinel.db.engine import session_scope
-from adsentinel.db.models import AdAccount, DailyInsight, Entity
+from adsentinel.db.models import AdAccount, DailyInsight
+
+from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)
 DAYS = 40
@@ -21,20 +23,8 @@ def build_account(session_factory) -> dict[str, int]:
     break), a1 spends four times its normal on the last day (a budget typo)."""
     rng = np.random.default_rng(7)
     with session_scope(session_factory) as session:
-        account = AdAccount(name="Clinica Sorriso", currency="BRL", timezone="America/Sao_Paulo")
-        session.add(account)
-        session.flush()
-        campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
-        session.add(campaign)
-        session.flush()
-        adset = Entity(account_id=account.id, level="adset", platform_id="s1",
-                       parent_id=campaign.id)
-        session.add(adset)
-        session.flush()
-        ads = [Entity(account_id=account.id, level="ad", platform_id=f"a{k}", parent_id=adset.id)
-               for k in range(2)]
-        session.add_all(ads)
-        session.flush()
+        account, campaign, adset, ads = add_account_tree(session, AdAccount(
+            name="Clinica Sorriso", currency="BRL", timezone="America/Sao_Paulo"), ("a0", "a1"))
         totals: dict[date, np.ndarray] = {}
         for k, ad in enumerate(ads):
             for offset in range(DAYS):

@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from adsentinel.db.engine import session_scope
-from adsentinel.db.models import AccountSettingChange, AdAccount, DailyInsight, Entity
+from adsentinel.db.models import AccountSettingChange, AdAccount, DailyInsight
 from adsentinel.service.account_changes import apply_account_settings, comparable_since
 from adsentinel.service.detection import _load_insights, detect_account
 from adsentinel.service.training import _read_history
+
+from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)
 DAYS = 40
@@ -26,19 +28,8 @@ def build_account(session_factory) -> dict[str, int]:
     ``CHANGE_DAY`` on the same delivery is billed in BRL (five times the amount)."""
     rng = np.random.default_rng(11)
     with session_scope(session_factory) as session:
-        account = AdAccount(name="Loja Azul", currency="BRL", timezone="Europe/Lisbon")
-        session.add(account)
-        session.flush()
-        campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
-        session.add(campaign)
-        session.flush()
-        adset = Entity(account_id=account.id, level="adset", platform_id="s1",
-                       parent_id=campaign.id)
-        session.add(adset)
-        session.flush()
-        ad = Entity(account_id=account.id, level="ad", platform_id="a1", parent_id=adset.id)
-        session.add(ad)
-        session.flush()
+        account, campaign, adset, (ad,) = add_account_tree(session, AdAccount(
+            name="Loja Azul", currency="BRL", timezone="Europe/Lisbon"), ("a1",))
         for offset in range(DAYS):
             day = LAST_DAY - timedelta(days=DAYS - 1 - offset)
             impressions = int(rng.poisson(10_000))
