@@ -8,7 +8,7 @@ import pandas as pd
 
 from adsentinel.detect.account_day import AccountTree, judge_account_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector, SeverityLevel
-from adsentinel.detect.common_move import common_factors, rest_of_account_frames
+from adsentinel.detect.common_move import common_factors
 from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.detect.hierarchy_rules import ChildMove, parent_is_explained
 
@@ -41,8 +41,7 @@ def tree_of(ads: dict) -> AccountTree:
         for level, parent in (("adset", ("campaign", campaign)), ("campaign", None)):
             key = (level, campaign)
             frames[key], levels[key], parents[key], ids[key] = total, level, parent, campaign
-    campaigns = {k: f for k, f in frames.items() if k[0] == "campaign"}
-    return AccountTree(frames, levels, parents, ids, rest_of_account_frames(campaigns))
+    return AccountTree(frames, levels, parents, ids)
 
 
 def hit(frame: pd.DataFrame, day=DAY, **factors) -> None:
@@ -153,7 +152,32 @@ def test_common_factors_keep_clear_moves_and_conversions_only_within_the_band():
              MetricTest("cpl", "nb_rate", 100.0, 10.0, 0, 0, z=9.0),
              MetricTest("spend", "robust_z+iqr", 250.0, 100.0, 0, 0, z=9.0),
              MetricTest("leads", "nb_rate_2d", 1.0, 10.0, 0, 0, z=-9.0)]
-    assert common_factors(tests) == {"cpm": 1.4, "spend": 2.5}  # CPL x10 is no market move
+    # three other campaigns moved alike: CPL x10 is no market move, a pooled test no day's
+    assert common_factors([tests, tests, tests]) == {"cpm": 1.4, "spend": 2.5}
+
+
+def test_the_common_move_is_what_most_other_campaigns_did_not_their_sum():
+    from adsentinel.detect.statistical import MetricTest
+
+    def ctr(ratio, z):
+        return [MetricTest("ctr", "nb_rate", 0.01 * ratio, 0.01, 0, 0, z=z)]
+
+    # one large campaign's own CTR x3 (a new ad) among three quiet ones: no market move
+    assert common_factors([ctr(3.0, 20.0), ctr(1.02, 0.3), ctr(0.97, -0.4), ctr(1.0, 0.1)]) == {}
+    # most of them x1.5: the market's, at their median
+    assert common_factors([ctr(1.4, 4.0), ctr(1.5, 5.0), ctr(1.6, 6.0), ctr(1.0, 0.1)]) == {
+        "ctr": 1.5}
+    assert common_factors([ctr(1.5, 5.0)]) == {}  # one other campaign is not an account
+
+
+def test_one_campaigns_own_ctr_jump_does_not_make_the_others_look_broken():
+    ads = account(n_campaigns=4, ads_per_campaign=2, spend=100.0)
+    ads[("c0", "big")] = ad_history(seed=77, spend=3000.0, ctr=0.01)
+    hit(ads[("c0", "big")], clicks=3.0, leads=3.0)  # c0's big ad: CTR x3, its own news
+    found = judge(ads)
+    others = [a for a in found if a.metric in ("ctr", "cpc") and a.severity.rank >= 1
+              and not a.entity_id.startswith(("c0", "a0", "big"))]
+    assert others == []
 
 
 def test_parent_is_explained_only_when_little_is_left_and_few_ads_explain_it():
@@ -197,7 +221,7 @@ def two_ad_set_campaign(seed=0, spends=(150.0, 150.0)):
     frames[("campaign", "c")] = _sum(list(ads.values()))
     levels[("campaign", "c")], parents[("campaign", "c")], ids[("campaign", "c")] = (
         "campaign", None, "c")
-    return AccountTree(frames, levels, parents, ids, {})
+    return AccountTree(frames, levels, parents, ids)
 
 
 def _sum(members):

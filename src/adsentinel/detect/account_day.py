@@ -7,7 +7,8 @@ measured is what runs.
 
 Steps, in order:
 
-1. the rest of the account's move on the day, per campaign (:mod:`~adsentinel.detect.common_move`);
+1. the account's common move on the day: for each campaign, what most of the others did
+   (:mod:`~adsentinel.detect.common_move`);
 2. each ad's and ad set's budget holder (its ad set; its campaign, which holds the budget under
    campaign budget optimisation): did its volume move, or is this budget shifting between
    siblings?
@@ -23,7 +24,7 @@ Pure: frames in, anomalies out. Entities are identified by any hashable key; ``l
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, timedelta
 
@@ -36,6 +37,7 @@ from adsentinel.detect.anomaly_detector import (
     ParentBudget,
     prepare_daily_frame,
 )
+from adsentinel.detect.common_move import common_moves
 from adsentinel.detect.hierarchy_rules import (
     ChildMove,
     ChildRate,
@@ -67,7 +69,6 @@ class AccountTree:
     levels: Mapping[Key, str]
     parents: Mapping[Key, Key | None]
     entity_ids: Mapping[Key, str]
-    rest_of_account: Mapping[Key, pd.DataFrame] = field(default_factory=dict)
 
     def campaign_of(self, key: Key) -> Key:
         """The campaign above ``key`` (``key`` itself for a campaign)."""
@@ -119,15 +120,14 @@ def judge_account_day(
     judged = list(judged)
     as_of_hours = as_of_hours or {}
     models = models or {}
-    moves: dict[Key, dict[str, float]] = {}
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
+    campaigns = [key for key, level in tree.levels.items() if level == "campaign"]
+    moves = common_moves({campaign: detector.campaign_move_tests(
+        tree.frames[campaign], day, as_of_hours.get(campaign)) for campaign in campaigns})
     for key in judged:
         hour = as_of_hours.get(key)
         campaign = tree.campaign_of(key)
-        if campaign not in moves:
-            moves[campaign] = detector.common_move_on(tree.rest_of_account.get(campaign), day,
-                                                      hour)
         budget_state = None
         holder = tree.parents.get(key) if tree.levels[key] in HOLDER_LEVEL else None
         if holder is not None and holder in tree.frames:
@@ -141,7 +141,8 @@ def judge_account_day(
             tree.frames[key], tree.levels[key], tree.entity_ids[key], analysis_date=day,
             model=None if model is None else model.model, currency=currency,
             training_scores=None if model is None else model.training_scores,
-            as_of_hour=hour, budget_parent_state=budget_state, common_move=moves[campaign] or None,
+            as_of_hour=hour, budget_parent_state=budget_state,
+            common_move=moves.get(campaign) or None,
             held_levels=held_levels,
         )
     out = _explain_parents(detector, tree, day, found)

@@ -40,7 +40,6 @@ from adsentinel.detect.calibration import (
     severity_for_score,
     significance_score,
 )
-from adsentinel.detect.common_move import common_factors
 from adsentinel.detect.forest_message import combination_sentence, relative_moves
 from adsentinel.detect.metric_rules import DayFacts, judge_move
 from adsentinel.detect.features import (
@@ -230,7 +229,8 @@ class AnomalyDetector:
             :meth:`parent_budget` of ``budget_parent`` already computed (siblings share it);
             when given, ``budget_parent`` is not read.
         common_move : mapping, optional
-            Per metric, how the rest of the account moved that day (:meth:`common_move_on`):
+            Per metric, how the account's other campaigns moved that day
+            (:func:`~adsentinel.detect.common_move.common_moves`):
             the entity is judged against what its account did.
         held_levels : bool
             Apply :func:`~adsentinel.detect.metric_rules.spend_level_held` (spend holding
@@ -298,27 +298,26 @@ class AnomalyDetector:
             return 1.0
         return max(expected_day_fraction(as_of_hour, self.intraday_profile), 1e-3)
 
-    def common_move_on(self, rest: pd.DataFrame | None, day: Date,
-                       as_of_hour: float | None = None) -> dict[str, float]:
-        """Per metric, the factor by which ``rest`` (the rest of an account, daily sums) moved
-        on ``day``; empty on a quiet day (see :mod:`adsentinel.detect.common_move`)."""
-        if rest is None or rest.empty:
-            return {}
-        frame = prepare_daily_frame(rest)
+    def campaign_move_tests(self, campaign: pd.DataFrame | None, day: Date,
+                            as_of_hour: float | None = None) -> list[MetricTest]:
+        """A campaign's tests of ``day`` alone (no pooling), for its account's common move
+        (:mod:`adsentinel.detect.common_move`); empty when it has no baseline or no row."""
+        if campaign is None or campaign.empty:
+            return []
+        frame = prepare_daily_frame(campaign)
         dates = frame["date"].to_numpy(dtype="datetime64[ns]")
         stamp = pd.Timestamp(day).to_datetime64()
         position = int(np.searchsorted(dates, stamp))
         if position >= len(dates) or dates[position] != stamp:
-            return {}
+            return []
         history = frame.iloc[max(0, position - self.history_days): position]
         if int((history["impressions"].to_numpy() > 0).sum()) < self.min_history_days:
-            return {}
-        tests = run_statistical_tests(
+            return []
+        return run_statistical_tests(
             history, frame.iloc[position], z_threshold=self.z_threshold,
             iqr_multiplier=self.iqr_multiplier, level_window=self.level_window,
             rate_window=self.rate_window, day_fraction=self.day_fraction(as_of_hour),
             max_pooled_days=1)
-        return common_factors(tests)
 
     def parent_budget(
         self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None,

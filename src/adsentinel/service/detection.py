@@ -38,7 +38,6 @@ from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
-from adsentinel.detect.common_move import rest_of_account_frames
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -314,14 +313,12 @@ def _run_detector(
     partial = insights[~insights["is_complete"].astype(bool)]
     partial_as_of = {(int(e), d.date()): a for e, d, a in
                      zip(partial["entity_id"], partial["date"], partial["as_of"])}
-    campaigns = {e: f for e, f in prepared.items() if entities[e].level == "campaign"}
     tree = AccountTree(
         frames=prepared,
         levels={e: entities[e].level for e in prepared},
         parents={e: (entities[e].parent_id if entities[e].parent_id in prepared else None)
                  for e in prepared},
         entity_ids={e: str(e) for e in prepared},
-        rest_of_account=rest_of_account_frames(campaigns),
     )
     days: dict[date, list[int]] = {}
     for entity_id, day in judged:

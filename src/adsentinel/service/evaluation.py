@@ -28,7 +28,6 @@ import pandas as pd
 
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector, prepare_daily_frame
-from adsentinel.detect.common_move import rest_of_account_frames
 from adsentinel.detect.calibration import SeverityLevel
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
@@ -271,11 +270,9 @@ def account_trees(insights: pd.DataFrame) -> dict[str, AccountTree]:
     trees: dict[str, AccountTree] = {}
     for account in sorted({key[0] for key in frames}):
         mine = {k: f for k, f in frames.items() if k[0] == account}
-        campaigns = {k: f for k, f in mine.items() if k[1] == "campaign"}
         trees[account] = AccountTree(
             frames=mine, levels={k: k[1] for k in mine},
-            parents={k: parents.get(k) for k in mine}, entity_ids={k: k[2] for k in mine},
-            rest_of_account=rest_of_account_frames(campaigns))
+            parents={k: parents.get(k) for k in mine}, entity_ids={k: k[2] for k in mine})
     return trees
 
 
