@@ -13,6 +13,8 @@ from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
 from adsentinel.errors import NotFoundError
 from adsentinel.service.detection import detect_account
 
+from factories import add_account_tree
+
 LAST_DAY = date(2026, 3, 1)
 DAYS = 40
 T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
@@ -25,21 +27,9 @@ def build_account(session_factory, *, ads=2, break_ads=(), currency="BRL") -> di
     """
     rng = np.random.default_rng(42)
     with session_scope(session_factory) as session:
-        account = AdAccount(name="Clinica Sorriso", currency=currency, timezone="America/Sao_Paulo")
-        session.add(account)
-        session.flush()
-        campaign = Entity(account_id=account.id, level="campaign", platform_id="c1")
-        session.add(campaign)
-        session.flush()
-        adset = Entity(account_id=account.id, level="adset", platform_id="s1", parent_id=campaign.id)
-        session.add(adset)
-        session.flush()
-        ad_entities = [
-            Entity(account_id=account.id, level="ad", platform_id=f"a{k}", parent_id=adset.id)
-            for k in range(ads)
-        ]
-        session.add_all(ad_entities)
-        session.flush()
+        account, campaign, adset, ad_entities = add_account_tree(session, AdAccount(
+            name="Clinica Sorriso", currency=currency, timezone="America/Sao_Paulo"),
+            [f"a{k}" for k in range(ads)])
         totals: dict[date, np.ndarray] = {}
         for k, ad in enumerate(ad_entities):
             for offset in range(DAYS):
