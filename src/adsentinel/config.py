@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         default=20000, ge=1,
         description="Accounts with more entities are split into chunks that workers share.",
     )
+    training_batch_entities: int = Field(
+        default=4000, ge=1,
+        description="A training reads and fits this many entities (whole campaigns) at a time "
+        "and writes their packs before the next batch: it bounds a training's memory.",
+    )
 
     # --- isolation forest (names and defaults from the training plan) -------------------------
     use_isolation_forest: bool = True

@@ -74,7 +74,9 @@ def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deplo
 
     deployment.env.update({"ADSENTINEL_TASK_SOFT_TIME_LIMIT": "40",
                            "ADSENTINEL_TASK_TIME_LIMIT": "45",
-                           "ADSENTINEL_BROKER_VISIBILITY_TIMEOUT": "50"})
+                           "ADSENTINEL_BROKER_VISIBILITY_TIMEOUT": "50",
+                           # packs are written batch after batch: the kill lands between two
+                           "ADSENTINEL_TRAINING_BATCH_ENTITIES": "60"})
     factory, account_id = import_demo_account(deployment.settings, deployment.tmp, ads=800)
     victim = deployment.start_worker("victim")
     app = deployment.celery()

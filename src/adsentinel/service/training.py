@@ -56,7 +56,6 @@ N_ESTIMATORS = 100
 SCORE_QUANTILES = np.linspace(0.0, 1.0, 101)  # stored with each model, for calibration
 INSUFFICIENT_DATA = "insufficient_data"
 _COUNT_COLUMNS = ("spend", "impressions", "clicks", "leads", "reach")
-_CHUNK_ENTITIES = 4000
 
 #: ``progress(done, total)``: entities processed so far out of the account's total.
 Progress = Callable[[int, int], None]
@@ -238,7 +237,7 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
     parents = {e.id: e.parent_id for e in entities}
     levels = {e.id: e.level for e in entities}
     campaign = {e.id: campaign_of(e.id, parents) for e in entities}
-    chunks = _campaign_chunks(campaign, _CHUNK_ENTITIES)
+    chunks = _campaign_chunks(campaign, settings.training_batch_entities)
 
     def read(chunk: np.ndarray) -> _History:
         # a chunk of whole campaigns interleaves with other campaigns' ids: name them exactly
