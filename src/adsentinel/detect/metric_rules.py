@@ -25,6 +25,7 @@ import numpy as np
 from adsentinel.detect.calibration import LOW_CAP, SEVERITY_FLOORS, SeverityLevel
 from adsentinel.detect.intraday import MIN_FRACTION_FOR_DROPS
 from adsentinel.detect.statistical import MetricTest
+from adsentinel.i18n import N_
 
 #: Spend or delivery moving within this ratio of expected with efficiency unchanged looks like a
 #: deliberate budget change (or budget shifting between sibling ads): at most *low*. Outside it
@@ -38,6 +39,34 @@ SHARE_DRIFT = 1.5
 #: was rejected, billing failed, the audience ran out), not budget moving to siblings.
 DELIVERY_COLLAPSE = 0.2
 EFFICIENCY_METRICS = ("cpm", "cpc", "ctr", "cpl")
+
+# What the rules' notes say (English, as stored with the anomaly; marked for the catalogs, so
+# that :mod:`adsentinel.detect.sentences` tells the same note in the reader's language). Those
+# that name the budget holder are keyed by its level; ``%(ratio)s`` is a ratio with one decimal.
+HOLDER_CARRIES_SPEND_NOTE = {
+    "ad set": N_("its ad set's spend is up too: the incident is the ad set's"),
+    "campaign": N_("its campaign's spend is up too: the incident is the campaign's"),
+}
+HOLDER_BUDGET_EDIT_NOTE = {
+    "ad set": N_("its ad set's spend rose x%(ratio)s too: its share of a budget change there"),
+    "campaign": N_("its campaign's spend rose x%(ratio)s too: its share of a budget change "
+                   "there"),
+}
+AD_SET_ROSE_NOTE = N_("its ad set's spend rose x%(ratio)s: judged there")
+AD_SET_AS_USUAL_NOTE = N_("its ad set's spend is as usual: the ad set's budget moved towards "
+                          "this ad")
+SIBLING_BUDGET_SHIFT_NOTE = N_("the budget-holding parent is normal: budget moving between "
+                               "siblings")
+SPEND_LEVEL_HELD_NOTE = N_("spend has held at this level since yesterday: a new budget?")
+BUDGET_CHANGE_NOTE = N_("budget change? CPM, CPC, CTR and CPL are normal")
+BUDGET_TYPO_NOTE = N_("CPM, CPC, CTR and CPL are normal: a budget typo?")
+DELIVERY_BUDGET_CUT_NOTE = N_("CPM is normal: a budget cut or a shift between ads?")
+LEADS_FOLLOW_DELIVERY_NOTE = N_("CPL is normal: fewer leads because of less delivery")
+TRACKING_BREAK_NOTE = N_("delivery and clicks are normal: is conversion tracking broken?")
+
+
+def _ratio_note(template: str, ratio: float) -> str:
+    return template % {"ratio": f"{ratio:.1f}"}
 VOLUME_METRICS = ("spend", "impressions", "leads")
 
 
@@ -106,9 +135,7 @@ def harmless_direction(test: MetricTest, facts: DayFacts) -> Verdict | None:
 def ad_set_carries_spend(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """Spend up while the budget holder's own spend is an anomaly: the holder's incident."""
     if test.metric == "spend" and facts.parent_spend_anomaly_up:
-        level = facts.parent_level
-        return Verdict(cap=LOW_CAP,
-                       note=f"its {level}'s spend is up too: the incident is the {level}'s")
+        return Verdict(cap=LOW_CAP, note=HOLDER_CARRIES_SPEND_NOTE[facts.parent_level])
     return None
 
 
@@ -118,10 +145,8 @@ def ads_hold_no_budget(test: MetricTest, facts: DayFacts) -> Verdict | None:
     plan shows on the ad set and is judged there; an ad rising alone is the platform moving its
     ad set's budget towards it."""
     if test.metric == "spend" and facts.parent_level == "ad set" and facts.parent_spend_known:
-        if facts.parent_spend_ratio > 1.0:
-            note = f"its ad set's spend rose x{facts.parent_spend_ratio:.1f}: judged there"
-        else:
-            note = "its ad set's spend is as usual: the ad set's budget moved towards this ad"
+        note = (_ratio_note(AD_SET_ROSE_NOTE, facts.parent_spend_ratio)
+                if facts.parent_spend_ratio > 1.0 else AD_SET_AS_USUAL_NOTE)
         return Verdict(cap=LOW_CAP, note=note)
     return None
 
@@ -132,9 +157,8 @@ def holder_budget_edit(test: MetricTest, facts: DayFacts) -> Verdict | None:
     ratio = facts.parent_spend_ratio
     if (test.metric == "spend" and 1.0 < ratio <= BUDGET_CHANGE_BAND[1] and test.expected > 0
             and test.actual / test.expected <= SHARE_DRIFT * ratio):
-        level = facts.parent_level
-        return Verdict(cap=LOW_CAP, note=f"its {level}'s spend rose x{ratio:.1f} too: its share "
-                                         f"of a budget change there")
+        return Verdict(cap=LOW_CAP,
+                       note=_ratio_note(HOLDER_BUDGET_EDIT_NOTE[facts.parent_level], ratio))
     return None
 
 
@@ -145,8 +169,7 @@ def sibling_budget_shift(test: MetricTest, facts: DayFacts) -> Verdict | None:
     billing, audience exhausted: its own news). A rise is never a collapse."""
     if (test.metric in ("spend", "impressions") and not facts.harmful_efficiency
             and facts.parent_volume_normal and not collapsed(test)):
-        return Verdict(cap=LOW_CAP,
-                       note="the budget-holding parent is normal: budget moving between siblings")
+        return Verdict(cap=LOW_CAP, note=SIBLING_BUDGET_SHIFT_NOTE)
     return None
 
 
@@ -165,8 +188,7 @@ def spend_level_held(test: MetricTest, facts: DayFacts) -> Verdict | None:
     today = test.actual / test.expected
     if width > 1.0 and yesterday >= width and today > 0 and (
             abs(np.log(today / yesterday)) <= np.log(width)):
-        return Verdict(cap=LOW_CAP, note="spend has held at this level since yesterday: "
-                                         "a new budget?")
+        return Verdict(cap=LOW_CAP, note=SPEND_LEVEL_HELD_NOTE)
     return None
 
 
@@ -175,15 +197,15 @@ def spend_budget_change(test: MetricTest, facts: DayFacts) -> Verdict | None:
     if test.metric != "spend" or facts.harmful_efficiency:
         return None
     if test.actual <= BUDGET_CHANGE_BAND[1] * test.expected:
-        return Verdict(cap=LOW_CAP, note="budget change? CPM, CPC, CTR and CPL are normal")
-    return Verdict(note="CPM, CPC, CTR and CPL are normal: a budget typo?")
+        return Verdict(cap=LOW_CAP, note=BUDGET_CHANGE_NOTE)
+    return Verdict(note=BUDGET_TYPO_NOTE)
 
 
 def delivery_budget_cut(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """Impressions down to no less than 35 % with CPM normal: a budget cut or shift (low)."""
     if (test.metric == "impressions" and not facts.harmful_efficiency
             and test.actual >= BUDGET_CHANGE_BAND[0] * test.expected):
-        return Verdict(cap=LOW_CAP, note="CPM is normal: a budget cut or a shift between ads?")
+        return Verdict(cap=LOW_CAP, note=DELIVERY_BUDGET_CUT_NOTE)
     return None
 
 
@@ -191,7 +213,7 @@ def leads_follow_delivery(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """Fewer leads with CPL normal: less delivery, reported on delivery itself (low)."""
     cpl = facts.by_metric.get("cpl")
     if test.metric == "leads" and not ("cpl" in facts.flagged and cpl is not None and cpl.harmful):
-        return Verdict(cap=LOW_CAP, note="CPL is normal: fewer leads because of less delivery")
+        return Verdict(cap=LOW_CAP, note=LEADS_FOLLOW_DELIVERY_NOTE)
     return None
 
 
@@ -206,7 +228,7 @@ def tracking_break_floor(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """The CPL move of a tracking break is at least medium (see :attr:`DayFacts.tracking_break`)."""
     if test.metric == "cpl" and facts.tracking_break:
         return Verdict(floor=SEVERITY_FLOORS[SeverityLevel.MEDIUM],
-                       note="delivery and clicks are normal: is conversion tracking broken?")
+                       note=TRACKING_BREAK_NOTE)
     return None
 
 

@@ -28,41 +28,26 @@ from typing import Any
 
 from adsentinel.detect.anomaly_detector import _ratio_text, format_metric, format_money
 from adsentinel.detect.forest_message import change_text
-from adsentinel.detect.metric_rules import BUDGET_CHANGE_BAND
+from adsentinel.detect import metric_rules as rules
 from adsentinel.detect.statistical import pooled_days
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language
 
 MULTIVARIATE = "multivariate"
 
-#: what a rule's note says, by rule name (``drivers["rule"]``); a mapping by the budget holder's
-#: level (``drivers["parent_level"]``) where the note names it. The English is the note
-#: :mod:`adsentinel.detect.metric_rules` writes.
+#: what a rule's note says, by rule name (``drivers["rule"]``): the notes
+#: :mod:`adsentinel.detect.metric_rules` writes; a mapping by the budget holder's level
+#: (``drivers["parent_level"]``) where the note names it.
 RULE_NOTES: dict[str, Any] = {
-    "ad_set_carries_spend": {
-        "ad set": N_("its ad set's spend is up too: the incident is the ad set's"),
-        "campaign": N_("its campaign's spend is up too: the incident is the campaign's"),
-    },
-    "holder_budget_edit": {
-        "ad set": N_("its ad set's spend rose x%(ratio)s too: its share of a budget change "
-                     "there"),
-        "campaign": N_("its campaign's spend rose x%(ratio)s too: its share of a budget change "
-                       "there"),
-    },
-    "sibling_budget_shift": N_("the budget-holding parent is normal: budget moving between "
-                               "siblings"),
-    "spend_level_held": N_("spend has held at this level since yesterday: a new budget?"),
-    "delivery_budget_cut": N_("CPM is normal: a budget cut or a shift between ads?"),
-    "leads_follow_delivery": N_("CPL is normal: fewer leads because of less delivery"),
-    "tracking_break_floor": N_("delivery and clicks are normal: is conversion tracking broken?"),
+    "ad_set_carries_spend": rules.HOLDER_CARRIES_SPEND_NOTE,
+    "holder_budget_edit": rules.HOLDER_BUDGET_EDIT_NOTE,
+    "sibling_budget_shift": rules.SIBLING_BUDGET_SHIFT_NOTE,
+    "spend_level_held": rules.SPEND_LEVEL_HELD_NOTE,
+    "delivery_budget_cut": rules.DELIVERY_BUDGET_CUT_NOTE,
+    "leads_follow_delivery": rules.LEADS_FOLLOW_DELIVERY_NOTE,
+    "tracking_break_floor": rules.TRACKING_BREAK_NOTE,
     "harmless_direction": "",
     "frequency_below_ideal": "",
 }
-#: ``ads_hold_no_budget``: the ad set's spend rose beyond the threshold, or is as usual
-_AD_SET_ROSE = N_("its ad set's spend rose x%(ratio)s: judged there")
-_AD_SET_AS_USUAL = N_("its ad set's spend is as usual: the ad set's budget moved towards this ad")
-#: ``spend_budget_change``: within the budget band (capped), or beyond it (a typo?)
-_BUDGET_CHANGE = N_("budget change? CPM, CPC, CTR and CPL are normal")
-_BUDGET_TYPO = N_("CPM, CPC, CTR and CPL are normal: a budget typo?")
 
 _LABELS = {
     "spend": N_("Spend"), "impressions": N_("Impressions"), "leads": N_("Leads"),
@@ -275,11 +260,11 @@ def _rule_note(drivers: Mapping[str, Any], actual: float, expected: float,
         return ""
     if rule == "ads_hold_no_budget":
         ratio = float(drivers["parent_spend_ratio"])
-        return (f.text(_AD_SET_ROSE, ratio=f.tenths(ratio)) if ratio > 1.0
-                else f.text(_AD_SET_AS_USUAL))
+        return (f.text(rules.AD_SET_ROSE_NOTE, ratio=f.tenths(ratio)) if ratio > 1.0
+                else f.text(rules.AD_SET_AS_USUAL_NOTE))
     if rule == "spend_budget_change":
-        return f.text(_BUDGET_CHANGE if actual <= BUDGET_CHANGE_BAND[1] * expected
-                      else _BUDGET_TYPO)
+        return f.text(rules.BUDGET_CHANGE_NOTE if actual <= rules.BUDGET_CHANGE_BAND[1] * expected
+                      else rules.BUDGET_TYPO_NOTE)
     template = RULE_NOTES[rule]
     if isinstance(template, Mapping):
         template = template[drivers["parent_level"]]
