@@ -358,3 +358,56 @@ def test_spend_holding_a_jump_that_was_not_reported_is_reported_on_its_second_da
                                   list(tree.frames))
     assert rank(yesterday, "c0", "spend") < SeverityLevel.MEDIUM.rank
     assert rank(judge(ads), "c0", "spend") >= SeverityLevel.MEDIUM.rank
+
+
+def test_a_pooled_rate_is_judged_against_each_pooled_days_own_common_move():
+    from adsentinel.detect.statistical import run_statistical_tests
+
+    # demand dipped account-wide for two days (conversion rate x0.6), then rebounded (x1.3);
+    # this ad followed the dip but not the rebound: its -23 % today is worth a look, not
+    # three days of -35 %
+    frame = ad_history(seed=91, spend=3000.0)
+    for back in (1, 2):
+        hit(frame, day=DAY - pd.Timedelta(days=back), leads=0.6)
+    history, today = frame.iloc[:-1], frame.iloc[-1]
+
+    def conversion_rate(**moves):
+        tests = run_statistical_tests(history, today, z_threshold=3.0, iqr_multiplier=1.5,
+                                      common_move={"conversion_rate": 1.3}, **moves)
+        return next(t for t in tests if t.metric == "conversion_rate")
+
+    alone = conversion_rate()  # three days pooled against today's rebound alone
+    assert alone.detector != "nb_rate" and alone.actual / alone.expected < 0.7
+    judged = conversion_rate(earlier_common_moves=[{"conversion_rate": 0.6}] * 2)
+    assert alone.z < -3.0  # past the threshold: an alarm
+    assert judged.detector == "nb_rate" and judged.z > -2.0, judged  # today alone, no alarm
+
+
+def test_pooled_common_factor_weighs_each_day_by_its_exposure():
+    from adsentinel.detect.statistical import pooled_common_factor
+
+    # a rate: the exposure-weighted mean; a cost: the weighted harmonic mean
+    assert pooled_common_factor([100.0, 300.0], [2.0, 1.0], inverse=False) == 1.25
+    assert pooled_common_factor([100.0, 300.0], [2.0, 1.0], inverse=True) == 400.0 / 350.0
+    assert pooled_common_factor([100.0, 300.0, 50.0], [1.5], inverse=False) == (150 + 350) / 450
+
+
+def test_a_common_move_is_a_majority_moving_together_not_each_clearly():
+    from adsentinel.detect.common_move import COMMON_MOVE_ALPHA, majority_move_p_value
+    from adsentinel.detect.statistical import MetricTest
+
+    def cpm(ratio, z):
+        return [MetricTest("cpm", "nb_rate", 10.0 * ratio, 10.0, 0, 0, z=z)]
+
+    # two others x1.6 and x1.54, the second's own noise leaving it at z 1.9: the market's
+    assert common_factors([cpm(1.6, 2.5), cpm(1.54, 1.9)]) == {"cpm": 1.57}
+    # seven of twelve a little up, five quiet: more campaigns moving a little is evidence too
+    assert common_factors([cpm(1.2, 1.8)] * 7 + [cpm(1.0, 0.1)] * 5) == {"cpm": 1.2}
+    # one large campaign's own x3 among quiet ones is not a majority
+    assert common_factors([cpm(3.0, 20.0), cpm(1.02, 0.3), cpm(0.97, -0.4)]) == {}
+    # calibrated: on quiet days (independent z) a common move is declared at most alpha often
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 5, 8, 13):
+        z = rng.standard_normal((20_000, n))
+        declared = np.mean([majority_move_p_value(row) <= COMMON_MOVE_ALPHA for row in z])
+        assert declared <= 2 * COMMON_MOVE_ALPHA, (n, declared)

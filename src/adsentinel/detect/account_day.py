@@ -7,8 +7,8 @@ measured is what runs.
 
 Steps, in order:
 
-1. the account's common move on the day: for each campaign, what most of the others did
-   (:mod:`~adsentinel.detect.common_move`);
+1. the account's common move on the day and on the days a rate test may pool with it: for
+   each campaign, what most of the others did (:mod:`~adsentinel.detect.common_move`);
 2. each ad's and ad set's budget holder (its ad set; its campaign, which holds the budget under
    campaign budget optimisation): did its volume move, or is this budget shifting between
    siblings?
@@ -51,6 +51,7 @@ from adsentinel.detect.hierarchy_rules import (
 from adsentinel.detect.metric_rules import spend_level_held
 from adsentinel.detect.statistical import (
     FREQUENCY_DEFINITION,
+    MAX_POOLED_DAYS,
     RATE_DEFINITIONS,
     pooled_days,
     pooled_rate,
@@ -125,6 +126,9 @@ def judge_account_day(
     campaigns = [key for key, level in tree.levels.items() if level == "campaign"]
     moves = common_moves({campaign: detector.campaign_move_tests(
         tree.frames[campaign], day, as_of_hours.get(campaign)) for campaign in campaigns})
+    earlier_moves = [common_moves({campaign: detector.campaign_move_tests(
+        tree.frames[campaign], day - timedelta(days=back)) for campaign in campaigns})
+        for back in range(1, MAX_POOLED_DAYS)]
     for key in judged:
         hour = as_of_hours.get(key)
         campaign = tree.campaign_of(key)
@@ -143,6 +147,7 @@ def judge_account_day(
             training_scores=None if model is None else model.training_scores,
             as_of_hour=hour, budget_parent_state=budget_state,
             common_move=moves.get(campaign) or None,
+            earlier_common_moves=[earlier.get(campaign) or {} for earlier in earlier_moves],
             held_levels=held_levels,
         )
     out = _explain_parents(detector, tree, day, found)

@@ -21,7 +21,7 @@ Pure: DataFrames and arrays in, dataclasses out. The parameters default to the v
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date as Date
 from typing import Any, Protocol
@@ -194,6 +194,7 @@ class AnomalyDetector:
         budget_parent: pd.DataFrame | None = None,
         budget_parent_state: ParentBudget | None = None,
         common_move: Mapping[str, float] | None = None,
+        earlier_common_moves: Sequence[Mapping[str, float]] = (),
         held_levels: bool = True,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
@@ -232,6 +233,9 @@ class AnomalyDetector:
             Per metric, how the account's other campaigns moved that day
             (:func:`~adsentinel.detect.common_move.common_moves`):
             the entity is judged against what its account did.
+        earlier_common_moves : sequence of mappings
+            The same for the days before ``analysis_date``, yesterday first: a rate test that
+            pools several days is judged against each day's own common move.
         held_levels : bool
             Apply :func:`~adsentinel.detect.metric_rules.spend_level_held` (spend holding
             yesterday's new level is at most low); ``False`` judges the day as if yesterday
@@ -269,6 +273,7 @@ class AnomalyDetector:
             rate_window=self.rate_window,
             day_fraction=day_fraction,
             common_move=common_move,
+            earlier_common_moves=earlier_common_moves,
         )
         context = _Context(
             entity_type=entity_type,

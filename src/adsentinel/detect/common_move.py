@@ -8,10 +8,16 @@ value.
 
 Three guards keep real incidents visible and one campaign from speaking for the market:
 
-* only clear moves count (``|z| >=`` :data:`COMMON_MOVE_Z`, each campaign on today alone), and
-  only when a strict majority of the other campaigns, at least :data:`MIN_OTHER_CAMPAIGNS`,
-  moved the same way: one large campaign's own change (a new ad with three times the CTR, its
-  own incident) moves a sum of campaigns, not their median, so it is not taken for the market;
+* a move is common only when a strict majority of the other campaigns, at least
+  :data:`MIN_OTHER_CAMPAIGNS`, moved the same way, each on today alone, by more than chance
+  would make that many of them move: with ``n`` others tested and ``k`` the strict majority,
+  the ``k``-th strongest z in the direction, ``z_k``, must be unlikely for ``k`` independent
+  quiet campaigns, ``P(Binomial(n, 1 - Phi(z_k)) >= k) <=`` :data:`COMMON_MOVE_ALPHA`. So a
+  common move is declared on a quiet day at a known rate, and more campaigns that each moved
+  a little are as good evidence as two that moved clearly. The factor is the median ratio of
+  the ``k`` or more campaigns at or beyond ``z_k``: one large campaign's own change (a new ad
+  with three times the CTR, its own incident) moves a sum of campaigns, not their median, so it
+  is not taken for the market;
 * conversions (leads, conversion rate, CPL) follow the other campaigns only within
   :data:`CONVERSION_BAND` (x0.5 to x2): markets move demand by tens of percent, they do not
   zero conversions. A collapse beyond the band (a site outage that zeroes every conversion of
@@ -28,45 +34,62 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 from adsentinel.detect.statistical import MetricTest, pooled_days
 
-COMMON_MOVE_Z = 2.0
+#: How often a common move is declared, per metric and direction, on a day when the other
+#: campaigns are quiet (their one-day z independent standard normals).
+COMMON_MOVE_ALPHA = 1e-3
 CONVERSION_BAND = (0.5, 2.0)
 CONVERSION_METRICS = frozenset({"leads", "conversion_rate", "cpl"})
 MIN_OTHER_CAMPAIGNS = 2
 
 
+def majority_move_p_value(z_scores: Sequence[float]) -> float:
+    """How likely, with the campaigns quiet, a strict majority of them moves at least as far
+    up as the weakest of the majority's strongest did: ``P(Binomial(n, 1 - Phi(z_k)) >= k)``
+    with ``k`` the strict majority of the ``n`` z-scores and ``z_k`` the ``k``-th largest."""
+    n = len(z_scores)
+    if n == 0:
+        return 1.0
+    k = n // 2 + 1
+    z_k = float(np.sort(np.asarray(z_scores, dtype=float))[::-1][k - 1])
+    return float(stats.binom.sf(k - 1, n, stats.norm.sf(z_k)))
+
+
 def common_factors(other_campaigns: Sequence[Iterable[MetricTest]], *,
-                   min_z: float = COMMON_MOVE_Z, band: tuple[float, float] = CONVERSION_BAND,
+                   alpha: float = COMMON_MOVE_ALPHA, band: tuple[float, float] = CONVERSION_BAND,
                    min_campaigns: int = MIN_OTHER_CAMPAIGNS) -> dict[str, float]:
-    """Per metric, the median actual/expected ratio of the other campaigns that moved clearly,
-    when they are a strict majority of those tested and at least ``min_campaigns`` (conversion
-    metrics only within ``band``).
+    """Per metric, the median actual/expected ratio of the other campaigns that made a
+    majority move (see the module doc; conversion metrics only within ``band``).
 
     ``other_campaigns`` holds each other campaign's one-day tests of the day.
     """
-    tested: dict[str, int] = {}
-    moved: dict[str, list[float]] = {}
+    moves: dict[str, list[tuple[float, float]]] = {}
     for tests in other_campaigns:
         for test in tests:
             if pooled_days(test.detector) > 1 or not (np.isfinite(test.actual)
-                                                      and test.expected > 0):
+                                                      and test.expected > 0
+                                                      and np.isfinite(test.z)):
                 continue  # a pool of several days says nothing about today alone
-            tested[test.metric] = tested.get(test.metric, 0) + 1
-            if abs(test.z) >= min_z:
-                moved.setdefault(test.metric, []).append(
-                    float(np.sign(test.z)) * float(test.actual / test.expected))
+            moves.setdefault(test.metric, []).append(
+                (float(test.z), float(test.actual / test.expected)))
     factors: dict[str, float] = {}
-    for metric, signed in moved.items():
-        ups = [r for r in signed if r > 0]
-        downs = [-r for r in signed if r < 0]
-        same = ups if len(ups) >= len(downs) else downs
-        if len(same) < min_campaigns or 2 * len(same) <= tested[metric]:
+    for metric, tested in moves.items():
+        if len(tested) < min_campaigns:
             continue
-        ratio = float(np.median(same))
-        if metric not in CONVERSION_METRICS or band[0] <= ratio <= band[1]:
-            factors[metric] = ratio
+        for sign in (1.0, -1.0):
+            z_scores = [sign * z for z, _ in tested]
+            if majority_move_p_value(z_scores) > alpha:
+                continue
+            k = len(tested) // 2 + 1
+            z_k = sorted(z_scores, reverse=True)[k - 1]
+            ratio = float(np.median([r for (z, r), signed in zip(tested, z_scores)
+                                     if signed >= z_k]))
+            if metric not in CONVERSION_METRICS or band[0] <= ratio <= band[1]:
+                factors[metric] = ratio
+            break
     return factors
 
 

@@ -30,7 +30,7 @@ Every z here is *signed* and *two-sided*; which direction is harmful is :data:`H
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -485,7 +485,7 @@ def _strongest_pooled(
     today: dict[str, float],
     z_threshold: float,
     rate_window: int,
-    common_factor: float = 1.0,
+    daily_factors: Sequence[float] = (1.0,),
     max_days: int = MAX_POOLED_DAYS,
 ) -> MetricTest | None:
     """The rate test over the last 2..``max_days`` days pooled, when it is the stronger evidence.
@@ -495,10 +495,14 @@ def _strongest_pooled(
     window's tail probability is multiplied by the number of windows tried (Bonferroni), so that
     looking at several windows does not buy false alarms. Used only when today alone already
     points the same way (``|z| >= 1``), so that an old move is not repeated on a normal day. The
-    detector is then ``nb_rate_<days>d``.
+    detector is then ``nb_rate_<days>d``. ``daily_factors`` are the account's common move of
+    the metric today and on the days before (today first; missing days: 1): a pooled window is
+    judged against each of its days' own common move (:func:`pooled_common_factor`).
     """
     if one_day is None or abs(one_day.z) < 1.0:
         return one_day
+    exposure_column = (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric][1]
+    inverse = (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric][2]
     windows = range(2, max_days + 1)
     best = one_day
     for days in windows:
@@ -506,14 +510,37 @@ def _strongest_pooled(
             break
         before = {c: v[: -(days - 1)] for c, v in columns.items()}
         pooled = {c: today[c] + float(columns[c][-(days - 1):].sum()) for c in today}
+        exposures = [today[exposure_column], *columns[exposure_column][-(days - 1):][::-1]]
+        factor = pooled_common_factor(exposures, daily_factors, inverse=inverse)
         test = rate_metric_test(metric, before, pooled, z_threshold=z_threshold,
-                                rate_window=rate_window, common_factor=common_factor)
+                                rate_window=rate_window, common_factor=factor)
         if test is None or np.sign(test.z) != np.sign(one_day.z):
             continue
         corrected = _bonferroni_z(test.z, len(windows))
         if abs(corrected) > abs(best.z):
             best = replace(test, z=corrected, detector=f"nb_rate_{days}d")
     return best
+
+
+def pooled_common_factor(exposures: Sequence[float], daily_factors: Sequence[float], *,
+                         inverse: bool) -> float:
+    """The common move of a rate over pooled days, each day's factor weighted by its exposure.
+
+    ``exposures`` and ``daily_factors`` run from today back (a day without a factor: 1). A rate
+    (CTR: clicks per impression) expects ``sum(exposure_d * rate * factor_d)`` counts, so its
+    factor is the exposure-weighted mean; a cost (CPM: spend per impression) expects
+    ``sum(exposure_d * rate / factor_d)`` counts, so its factor is the weighted harmonic mean.
+    """
+    weights = np.asarray(exposures, dtype=float)
+    factors = np.ones_like(weights)
+    known = min(len(daily_factors), len(factors))
+    factors[:known] = np.asarray(daily_factors[:known], dtype=float)
+    total = float(weights.sum())
+    if total <= 0:
+        return float(factors[0])
+    if inverse:
+        return total / float((weights / factors).sum())
+    return float((weights * factors).sum()) / total
 
 
 def _bonferroni_z(z: float, tries: int) -> float:
@@ -532,6 +559,7 @@ def run_statistical_tests(
     rate_window: int = 14,
     day_fraction: float = 1.0,
     common_move: Mapping[str, float] | None = None,
+    earlier_common_moves: Sequence[Mapping[str, float]] = (),
     max_pooled_days: int = MAX_POOLED_DAYS,
 ) -> list[MetricTest]:
     """All per-metric tests of ``target`` against ``history``.
@@ -553,6 +581,9 @@ def run_statistical_tests(
         Per metric, the factor by which the rest of the account moved the same day
         (:mod:`adsentinel.detect.common_move`); the expected value is multiplied by it, so that
         the entity is judged against what its account did. Missing metrics: 1.
+    earlier_common_moves : sequence of mappings
+        The same for the days before, yesterday first: a rate test pooling several days is
+        judged against each pooled day's own common move.
     max_pooled_days : int
         Longest run of days a rate test may pool (1: today alone, as the account's common move
         needs: a factor is what the account did today, not over the last days).
@@ -603,8 +634,10 @@ def run_statistical_tests(
             metric, columns, today, z_threshold=z_threshold, rate_window=rate_window,
             common_factor=factor.get(metric, 1.0),
         )
+        daily_factors = [factor.get(metric, 1.0),
+                         *(dict(move).get(metric, 1.0) for move in earlier_common_moves)]
         tests.append(_strongest_pooled(one_day, metric, columns, today, z_threshold,
-                                       rate_window, factor.get(metric, 1.0), max_pooled_days))
+                                       rate_window, daily_factors, max_pooled_days))
     if today["reach"] > 0 and day_fraction >= 1.0:  # reach does not add up over hours or days
         tests.append(
             rate_metric_test(
