@@ -62,9 +62,9 @@ def test_detection_plans_the_alert_and_delivery_sends_it(settings, imported, htt
                  "--target", http_receiver.ref)
     assert result.exit_code == 0, result.output
     summary = run_detection(session_factory=imported, settings=settings, account_id=1)
-    assert summary["alerts"]["enqueued"] >= 1
+    assert summary.alerts["enqueued"] >= 1
     again = run_detection(session_factory=imported, settings=settings, account_id=1)
-    assert again["alerts"]["enqueued"] == 0  # the next hourly run adds nothing
+    assert again.alerts["enqueued"] == 0  # the next hourly run adds nothing
     deliver_alerts(session_factory=imported, settings=settings)
     texts = [json.loads(r.body)["text"] for r in http_receiver.requests]
     assert any("c0 &gt; s0 &gt; a0" in text for text in texts), texts  # Slack shows c0 > s0

@@ -81,3 +81,28 @@ def test_good_news_is_listed_only_when_asked(data_dir):
     assert len(all_kinds) > len(kinds)
     table = adsentinel("detect", "--date", LAST_DAY.isoformat(), data_dir=data_dir)
     assert "good-news move(s) not listed" in table.stdout
+
+
+def test_detect_is_the_workers_detection_refused_models_marked_then_retrained(tmp_path):
+    from datetime import date
+
+    from adsentinel.service.status import account_statuses
+    from factories import insight_rows, write_csv
+
+    data_dir = tmp_path / "data"
+    rows = insight_rows(days=60, ads=2, start=date(2026, 8, 1), account="act_77")
+    for step in (("import", str(write_csv(tmp_path / "shop.csv", rows))), ("train",)):
+        done = adsentinel(*step, data_dir=data_dir)
+        assert done.returncode == 0, done.stderr
+    pack = next((data_dir / "models").rglob("*.adsp"))
+    pack.write_bytes(pack.read_bytes()[:-40] + b"\0" * 40)  # damaged on disk
+
+    result = adsentinel("detect", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "refused" in result.stderr and "retraining their campaigns now" in result.stderr
+    factory = make_session_factory(open_database(load_settings(data_dir=data_dir)))
+    # marked as the workers mark it, and the retrained pack is whole again
+    assert account_statuses(session_factory=factory)[0].models_refused_at is not None
+    again = adsentinel("detect", data_dir=data_dir)
+    assert again.returncode == 0 and "refused" not in again.stderr, again.stderr
+    assert account_statuses(session_factory=factory)[0].models_refused_at is None

@@ -40,7 +40,7 @@ def test_training_and_detection_use_the_remote_store(remote_settings, caplog):
 
     detection = jobs.run_detection(session_factory=factory, settings=settings,
                                    account_id=built["account"])
-    assert detection["retrain_campaigns"] == [] and detection["refused_models"] == 0
+    assert detection.retrain_campaigns == [] and detection.refused_models == 0
 
     # someone with write access to the table or bucket, but not the key, alters the pack
     blobs = open_blob_store(settings.models_storage_url.get_secret_value(),
@@ -52,14 +52,14 @@ def test_training_and_detection_use_the_remote_store(remote_settings, caplog):
     caplog.set_level(logging.WARNING, logger="adsentinel")
     detection = jobs.run_detection(session_factory=factory, settings=settings,
                                    account_id=built["account"])
-    assert detection["retrain_campaigns"] == [built["ids"]["c1"]]
-    assert detection["refused_models"] == 1
+    assert detection.retrain_campaigns == [built["ids"]["c1"]]
+    assert detection.refused_models == 1
     assert any("signature mismatch" in r.getMessage() for r in caplog.records)
 
     jobs.retrain_refused(session_factory=factory, settings=settings, detection=detection)
     again = jobs.run_detection(session_factory=factory, settings=settings,
                                account_id=built["account"])
-    assert again["retrain_campaigns"] == [] and again["refused_models"] == 0
+    assert again.retrain_campaigns == [] and again.refused_models == 0
 
 
 def test_only_the_chunks_own_known_campaigns_are_queued_for_retraining(tmp_path):

@@ -123,15 +123,15 @@ def test_a_refused_model_is_marked_until_a_detection_reads_a_sound_one(tmp_path)
 
     result = jobs.run_detection(session_factory=factory, settings=settings,
                                 account_id=built["account"])
-    assert result["refused_models"] >= 1
+    assert result.refused_models >= 1
     status = account_statuses(session_factory=factory)[0]
-    assert status.models_refused == result["refused_models"]
+    assert status.models_refused == result.refused_models
     assert any("refused by the last detection" in line for line in status.attention)
 
     jobs.retrain_refused(session_factory=factory, settings=settings, detection=result)
     again = jobs.run_detection(session_factory=factory, settings=settings,
                                account_id=built["account"])
-    assert again["refused_models"] == 0
+    assert again.refused_models == 0
     status = account_statuses(session_factory=factory)[0]
     assert status.models_refused == 0 and status.models_refused_at is None
     assert not any("refused" in line for line in status.attention)

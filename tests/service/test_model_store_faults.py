@@ -131,8 +131,8 @@ def test_a_refused_model_has_its_campaign_retrained(trained, caplog):
     caplog.set_level(logging.WARNING, logger="adsentinel")
     result = jobs.run_detection(session_factory=factory, settings=settings,
                                 account_id=built["account"])
-    assert result["retrain_campaigns"] == [built["ids"]["c1"]]
-    assert result["refused_models"] == 1
+    assert result.retrain_campaigns == [built["ids"]["c1"]]
+    assert result.refused_models == 1
     assert any("model refused" in r.getMessage() and damaged.name in r.getMessage()
                for r in caplog.records)
     assert any("retraining campaign(s)" in r.getMessage() for r in caplog.records)
@@ -145,4 +145,4 @@ def test_a_refused_model_has_its_campaign_retrained(trained, caplog):
     assert len(loaded.models) == 5 and loaded.refused_campaigns == frozenset()
     again = jobs.run_detection(session_factory=factory, settings=settings,
                                account_id=built["account"])
-    assert again["retrain_campaigns"] == []
+    assert again.retrain_campaigns == []

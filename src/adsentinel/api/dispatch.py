@@ -168,13 +168,16 @@ class InProcessDispatcher:
         with self._lock:
             self._queued.pop((kind, account_id), None)
             self._states[task_id] = TaskState("running", account_id)
-        run = jobs.run_training if kind == "training" else jobs.run_detection
         try:
-            result = run(session_factory=self.session_factory, settings=self.settings,
-                         account_id=account_id)
-            if kind != "training":
+            if kind == "training":
+                result = jobs.run_training(session_factory=self.session_factory,
+                                           settings=self.settings, account_id=account_id)
+            else:
+                detection = jobs.run_detection(session_factory=self.session_factory,
+                                               settings=self.settings, account_id=account_id)
+                result = detection.summary()
                 retrained = jobs.retrain_refused(session_factory=self.session_factory,
-                                                 settings=self.settings, detection=result)
+                                                 settings=self.settings, detection=detection)
                 if retrained is not None:
                     result = {**result, "retrained": retrained}
         except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the thread goes on

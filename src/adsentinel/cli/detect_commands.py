@@ -43,28 +43,24 @@ def detect_command(
     worst first (money at stake, then severity)."""
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.service.accounts import select_accounts
-    from adsentinel.service.alerting import plan_alerts
-    from adsentinel.service.detection import detect_account
-    from adsentinel.service.jobs import campaigns_to_retrain, load_detection_models, run_training
+    from adsentinel.service.jobs import retrain_refused, run_detection
 
     settings = get_settings()
     analysis_date = _parse_date(day)
     session_factory = make_session_factory(open_database(settings))
     rows = []
     for ref in select_accounts(session_factory=session_factory, wanted=account):
-        models = load_detection_models(settings=settings, account_id=ref.id)
-        stored = detect_account(session_factory=session_factory, settings=settings,
-                                account_id=ref.id, analysis_date=analysis_date,
-                                model_loader=models.loader())
-        plan_alerts(session_factory=session_factory, settings=settings, account_id=ref.id)
-        retrain = campaigns_to_retrain(session_factory=session_factory, models=models,
-                                       account_id=ref.id)
-        if retrain:
-            err_console.print(f"[yellow]{escape(ref.name)}:[/] {models.refused_count} model(s) "
-                              "refused (see the log); retraining their campaigns now")
-            run_training(session_factory=session_factory, settings=settings, account_id=ref.id,
-                         campaign_ids=retrain)
-        rows.extend(anomaly_rows(session_factory, ref, stored))
+        detection = run_detection(session_factory=session_factory, settings=settings,
+                                  account_id=ref.id, analysis_date=analysis_date)
+        if "error" in detection.alerts:
+            err_console.print(f"[red]{escape(ref.name)}:[/] its anomalies are stored, but "
+                              f"planning their alerts failed: {escape(detection.alerts['error'])}")
+        if detection.retrain_campaigns:
+            err_console.print(f"[yellow]{escape(ref.name)}:[/] {detection.refused_models} "
+                              "model(s) refused (see the log); retraining their campaigns now")
+            retrain_refused(session_factory=session_factory, settings=settings,
+                            detection=detection)
+        rows.extend(anomaly_rows(session_factory, ref, detection.anomalies))
     hidden = 0 if good_news else sum(row["kind"] == "good_news" for row in rows)
     rows = worst_first([row for row in rows if good_news or row["kind"] != "good_news"])
     if output is OutputFormat.json:

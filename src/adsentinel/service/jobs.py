@@ -1,21 +1,23 @@
 """The scheduled jobs, as plain functions: which accounts to run, how to split them, and one
 call each into the training and detection services.
 
-The Celery tasks (:mod:`adsentinel.worker.tasks`) and the embedded scheduler
-(:mod:`adsentinel.worker.embedded`) both call these, so the two modes do the same work.
+The Celery tasks (:mod:`adsentinel.worker.tasks`), the embedded scheduler
+(:mod:`adsentinel.worker.embedded`), the API's in-process jobs and the CLI all call these, so
+every mode does the same work.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
-from adsentinel.db.models import AdAccount, Entity
+from adsentinel.db.models import AdAccount, Anomaly, Entity
 from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.errors import ModelStoreError
 from adsentinel.models.store import ModelSet, ModelStore
@@ -164,18 +166,48 @@ def mark_refused_models(*, session_factory: sessionmaker[Session], models: Model
                                 .values(model_refused_at=value))
 
 
-def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
-                  campaign_ids: list[int] | None = None) -> dict[str, Any]:
-    """Detect anomalies on an account (or some campaigns) with its stored models.
+@dataclass(frozen=True)
+class DetectionRun:
+    """What one detection of an account (or of some of its campaigns) did.
 
-    ``retrain_campaigns`` in the result lists the campaigns whose models were refused; the
-    caller queues their retraining (:func:`retrain_refused` in process, a training task on
-    the workers)."""
+    ``anomalies`` are the rows it stored; ``retrain_campaigns`` the campaigns whose model files
+    were refused, for the caller to retrain (:func:`retrain_refused` in process, a training task
+    on the workers); ``alerts`` what alert planning did (``{"error": ...}`` when it failed:
+    the anomalies are stored whatever happens there).
+    """
+
+    account_id: int
+    anomalies: list[Anomaly]
+    alerts: dict[str, Any]
+    retrain_campaigns: list[int]
+    refused_models: int
+
+    def summary(self) -> dict[str, Any]:
+        """Counts only, JSON-ready: a task's result, the embedded scheduler's log line."""
+        by_severity: dict[str, int] = {}
+        for anomaly in self.anomalies:
+            by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1
+        return {"account_id": self.account_id, "anomalies": len(self.anomalies),
+                "by_severity": by_severity, "alerts": self.alerts,
+                "retrain_campaigns": self.retrain_campaigns,
+                "refused_models": self.refused_models}
+
+
+def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
+                  campaign_ids: list[int] | None = None,
+                  analysis_date: date | None = None) -> DetectionRun:
+    """Detect anomalies on an account (or some campaigns) with its stored models, store them,
+    mark refused model files and plan the alerts: the one detection of the Celery task, the
+    embedded scheduler, the API's in-process jobs and ``adsentinel detect``.
+
+    ``analysis_date`` judges that day (and the days before it that detection re-checks)
+    instead of the rows added since the last run (see
+    :func:`~adsentinel.service.detection.detect_account`)."""
     models = load_detection_models(settings=settings, account_id=account_id,
                                    campaign_ids=campaign_ids)
     stored = detect_account(session_factory=session_factory, settings=settings,
-                            account_id=account_id, model_loader=models.loader(),
-                            campaign_ids=campaign_ids)
+                            account_id=account_id, analysis_date=analysis_date,
+                            model_loader=models.loader(), campaign_ids=campaign_ids)
     retrain = campaigns_to_retrain(session_factory=session_factory, models=models,
                                    account_id=account_id, campaign_ids=campaign_ids)
     mark_refused_models(session_factory=session_factory, models=models, account_id=account_id,
@@ -183,9 +215,6 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
     if retrain:
         log.warning("account %s: %d model file(s) refused; retraining campaign(s) %s queued",
                     account_id, models.refused_count, retrain)
-    by_severity: dict[str, int] = {}
-    for anomaly in stored:
-        by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1
     # the anomalies are stored whatever happens here; a failed planning is redone next hour
     try:
         alerts = plan_alerts(session_factory=session_factory, settings=settings,
@@ -193,17 +222,16 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
     except Exception as exc:  # noqa: BLE001 - logged and reported, detection still counts
         log.exception("account %s: planning alerts failed", account_id)
         alerts = {"error": f"{type(exc).__name__}: {exc}"}
-    return {"account_id": account_id, "anomalies": len(stored), "by_severity": by_severity,
-            "alerts": alerts, "retrain_campaigns": retrain,
-            "refused_models": models.refused_count}
+    return DetectionRun(account_id=account_id, anomalies=stored, alerts=alerts,
+                        retrain_campaigns=retrain, refused_models=models.refused_count)
 
 
 def retrain_refused(*, session_factory: sessionmaker[Session], settings: Settings,
-                    detection: dict[str, Any]) -> dict[str, Any] | None:
-    """In process (embedded mode, the API's in-process jobs): retrain the campaigns a detection
-    found refused models in; ``None`` when there were none."""
-    campaigns = detection.get("retrain_campaigns")
-    if not campaigns:
+                    detection: DetectionRun) -> dict[str, Any] | None:
+    """In process (embedded mode, the API's in-process jobs, ``adsentinel detect``): retrain
+    the campaigns a detection found refused models in; ``None`` when there were none."""
+    if not detection.retrain_campaigns:
         return None
     return run_training(session_factory=session_factory, settings=settings,
-                        account_id=detection["account_id"], campaign_ids=campaigns)
+                        account_id=detection.account_id,
+                        campaign_ids=detection.retrain_campaigns)

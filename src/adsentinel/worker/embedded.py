@@ -111,12 +111,13 @@ def sync_then_detect(*, session_factory: sessionmaker[Session], settings: Settin
 
     synced = _safely(lambda: sync_before_detection(
         session_factory=session_factory, settings=settings, account_id=account_id) or {})
-    result = jobs.run_detection(session_factory=session_factory, settings=settings,
-                                account_id=account_id)
+    detection = jobs.run_detection(session_factory=session_factory, settings=settings,
+                                   account_id=account_id)
+    result = detection.summary()
     # detection is done and stored: a retraining that fails (the store unwritable) is reported
     # beside it, not instead of it
     retrained = _safely(lambda: jobs.retrain_refused(
-        session_factory=session_factory, settings=settings, detection=result) or {})
+        session_factory=session_factory, settings=settings, detection=detection) or {})
     if retrained:
         result = {**result, "retrained": retrained}
     return {**result, "sync": synced} if synced else result

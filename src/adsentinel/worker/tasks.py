@@ -150,7 +150,7 @@ def detect_anomalies(self, config_id: int, campaign_ids: list[int] | None = None
 
     result = _locked(self, "detect", config_id, campaign_ids, lambda runtime: jobs.run_detection(
         session_factory=runtime.session_factory, settings=runtime.settings,
-        account_id=config_id, campaign_ids=campaign_ids))
+        account_id=config_id, campaign_ids=campaign_ids).summary())
     if result.get("retrain_campaigns"):  # refused models: their forests back within the hour
         result["retrain_task_id"] = train_anomaly_detector.delay(
             config_id, result["retrain_campaigns"]).id
