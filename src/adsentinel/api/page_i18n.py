@@ -2,7 +2,7 @@
 the filters that format money, numbers, dates and metric values in the reader's locale.
 
 The locale of a page is decided per request (:func:`request_locale`): the language switch's
-cookie, else the browser's ``Accept-Language``. Templates mark text with ``{% trans %}`` or
+cookie, else the browser's ``Accept-Language``, else the ``LOCALE`` setting. Templates mark text with ``{% trans %}`` or
 ``_()``; the translations come from the context (``page_translations``), so one environment
 serves every language at once.
 """
@@ -23,15 +23,30 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
 from adsentinel.detect import impact
-from adsentinel.i18n import MESSAGES_DOMAIN, language, negotiate_locale, translations
+from adsentinel.i18n import (
+    MESSAGES_DOMAIN,
+    language,
+    negotiate_locale,
+    requested_locale,
+    translations,
+)
 
 DOMAIN = "dashboard"
 LANGUAGE_COOKIE = "adsentinel_lang"
 
 
 def request_locale(request: Request) -> str:
-    """The reader's locale: the language cookie, else ``Accept-Language``, else English."""
+    """The reader's locale: the language cookie, else ``Accept-Language``, else the server's
+    ``LOCALE`` setting (English by default)."""
     return negotiate_locale(request.headers.get("accept-language"),
+                            request.cookies.get(LANGUAGE_COOKIE),
+                            default=request.app.state.settings.locale)
+
+
+def asked_locale(request: Request) -> str | None:
+    """The locale the request itself asks for (the language cookie, else a supported language
+    of ``Accept-Language``), None when it says none."""
+    return requested_locale(request.headers.get("accept-language"),
                             request.cookies.get(LANGUAGE_COOKIE))
 
 
@@ -170,5 +185,6 @@ def make_templates(directory: Path) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "anomaly_message", "make_templates", "metric_value",
-           "money", "next_step_text", "page_context", "page_gettext", "request_locale"]
+__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "anomaly_message", "asked_locale", "make_templates",
+           "metric_value", "money", "next_step_text", "page_context", "page_gettext",
+           "request_locale"]

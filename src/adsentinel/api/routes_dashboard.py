@@ -265,7 +265,8 @@ def overview(request: Request, principal: User, listing: Listing,
                               page=page)
         accounts = queries.list_accounts(session=session, principal=principal)
     statuses = account_statuses(session_factory=request.app.state.session_factory,
-                                account_filter=principal.account_filter)
+                                account_filter=principal.account_filter,
+                                reader_locale=request_locale(request))
     query = {k: v for k, v in request.query_params.items() if k != "page"}
     return render(request, "overview.html", principal=principal, found=found,
                   filters=listing.filters, sort=listing.sort, accounts=accounts,

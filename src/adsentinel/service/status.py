@@ -4,9 +4,9 @@ detection went, what the alert outbox holds, and what needs a person's attention
 One read of a handful of set-based queries (no per-account loop), so that ``adsentinel status``,
 ``GET /api/v1/status`` and the Prometheus scrape (:mod:`adsentinel.api.routes_metrics`) cost the
 same small amount whatever the number of accounts. What needs attention is decided by small
-named rules (:data:`ATTENTION_RULES`), applied in order, each one sentence in the account's
-language (``ad_accounts.locale``; ``default_locale`` for an account without one), from the
-``messages`` catalog.
+named rules (:data:`ATTENTION_RULES`), applied in order, each one sentence in the reader's
+language when a request asked for one, else the account's (``ad_accounts.locale``;
+``default_locale`` for an account without one), from the ``messages`` catalog.
 """
 
 from __future__ import annotations
@@ -133,13 +133,15 @@ class AccountStatus:
 def account_statuses(*, session_factory: sessionmaker[Session],
                      account_filter: Callable[[Any], ColumnElement[bool]] | None = None,
                      now: datetime | None = None, with_freshness: bool = True,
-                     default_locale: str | None = None) -> list[AccountStatus]:
+                     default_locale: str | None = None,
+                     reader_locale: str | None = None) -> list[AccountStatus]:
     """The status of every account ``account_filter`` keeps (a WHERE clause built on an
     account-id column, as :meth:`adsentinel.api.auth.Principal.account_filter`), by name.
 
     ``with_freshness`` reads the last complete day and partial update from ``daily_insights``
-    (the three latest days only); the metrics scrape leaves it out. ``default_locale`` (the
-    ``LOCALE`` setting) is the language of the attention lines of an account without its own.
+    (the three latest days only); the metrics scrape leaves it out. The attention lines are in
+    ``reader_locale`` when a reader asked for a language (a request's ``Accept-Language``),
+    else in the account's own language, else in ``default_locale`` (the ``LOCALE`` setting).
     """
     keep = account_filter or (lambda _column: true())
     now = now or datetime.now(timezone.utc)
@@ -147,7 +149,8 @@ def account_statuses(*, session_factory: sessionmaker[Session],
         statuses = {a.id: AccountStatus(a.id, a.name, a.is_active,
                                         bool(a.platform_account_id and a.credentials_ref),
                                         a.needs_attention,
-                                        locale=a.locale or default_locale or DEFAULT_LOCALE)
+                                        locale=(reader_locale or a.locale or default_locale
+                                                or DEFAULT_LOCALE))
                     for a in session.scalars(select(AdAccount).where(keep(AdAccount.id))
                                              .order_by(AdAccount.name))}
         if not statuses:
