@@ -180,6 +180,12 @@ class Language:
 
     _ = gettext
 
+    def pgettext(self, context: str, message: str, /, **variables: object) -> str:
+        """``message`` translated as the catalog's entry of ``context`` (``msgctxt``): the same
+        English words, translated differently where they are used differently."""
+        text = translations(self.locale, self.domain).pgettext(context, message)
+        return text % variables if variables else text
+
     def ngettext(self, singular: str, plural: str, num: int, /, **variables: object) -> str:
         """The form of the message for ``num`` (shown by ``%(num)d``), filled in."""
         text = translations(self.locale, self.domain).ngettext(singular, plural, num)

@@ -497,6 +497,28 @@ def test_brazilian_portuguese_from_the_browser_or_the_switch(client, world, sess
     assert client.get("/nope").text.count("Voltar aos incidentes") == 1  # the error page too
 
 
+@pytest.mark.parametrize(("level", "phrase"), [
+    ("ad", "Verifique as edições de orçamento deste anúncio e dos níveis acima"),
+    ("adset", "Verifique as edições de orçamento deste conjunto de anúncios e dos níveis acima"),
+    ("campaign", "Verifique as edições de orçamento desta campanha e dos níveis acima"),
+])
+def test_a_next_step_names_its_level_as_portuguese_says_it(client, world, session_factory,
+                                                            level, phrase):
+    """The catalog holds "of this ad / ad set / campaign" whole: a campaign is "desta campanha",
+    never "deste campanha"."""
+    from datetime import timedelta
+
+    from api_world import LAST_DAY
+
+    spike = _add_anomaly(session_factory, world, level=level, impact=1564.97,
+                         day=LAST_DAY - timedelta(days=10))
+    login(client, world)
+    page = parse(client.get("/", headers={"Accept-Language": "pt-BR"}).text)
+    step = page.find("li", data_anomaly_id=str(spike)).find(cls="next-step").text
+    assert phrase in step
+    assert "deste campanha" not in step and "(campanha)" not in step
+
+
 def test_the_catalog_translates_every_message_of_the_dashboard():
     """Every message the templates and the dashboard's Python mark is in the pt_BR catalog,
     translated, with the same placeholders; no message is left over from older pages."""

@@ -22,7 +22,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
-from adsentinel.detect import impact
+from adsentinel.alerts.messages import kind_next_step
 from adsentinel.i18n import (
     MESSAGES_DOMAIN,
     language,
@@ -70,13 +70,11 @@ def page_gettext(locale: str) -> Callable[[str], str]:
 
 
 def next_step_text(kind: str, level: str, since: date, locale: str) -> str:
-    """Detection's next step for an incident of ``kind`` (:data:`impact.NEXT_STEPS`), in
-    ``locale``, with the date as that locale writes it."""
-    gettext = page_gettext(locale)
-    template = impact.NEXT_STEPS.get(kind, impact.NEXT_STEPS["unusual_combination"])
-    word = {"adset": "ad set"}.get(level, level)
-    return gettext(template) % {"level": gettext(word),
-                                "since": format_date(since, "medium", locale=locale)}
+    """Detection's next step for an incident of ``kind`` in ``locale``, with the date as the
+    page writes it: the ``messages`` catalog's words, as alerts and the report say it
+    (:func:`adsentinel.alerts.messages.kind_next_step`)."""
+    return kind_next_step(language(locale), kind, level=level,
+                          since_text=format_date(since, "medium", locale=locale))
 
 
 def money(amount: float | None, currency: str, locale: str) -> str:
