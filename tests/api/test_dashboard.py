@@ -620,6 +620,24 @@ def test_a_broken_sync_shows_a_banner_and_each_account_its_status(client, world,
     assert other.find("div", cls="sync-broken") is None
 
 
+def test_the_sync_broken_banner_tells_the_marks_kind_in_the_readers_language(
+        client, world, session_factory):
+    from adsentinel.db.models import AdAccount
+
+    mark = ("Meta access token expired or invalid (code 190): create a new token with ads_read, "
+            "set META_TOKEN_A, then run `adsentinel accounts enable` (or `accounts add`)")
+    _set(session_factory, AdAccount, world.account_a, needs_attention=mark,
+         needs_attention_kind="token_expired")
+    login(client, world)
+    english = parse(client.get("/", headers={"Accept-Language": "en"}).text)
+    assert mark in english.find("div", cls="sync-broken").text  # the particulars, as written
+    for path in ("/", f"/entities/{world.entities['a']['ad']}"):
+        banner = parse(client.get(path, headers={"Accept-Language": "pt-BR"}).text).find(
+            "div", cls="sync-broken").text
+        assert "o token de acesso da Meta expirou ou é inválido: crie um novo token" in banner
+        assert "expired or invalid" not in banner
+
+
 def test_the_api_link_opens_a_reference_that_needs_no_internet(client, world):
     login(client, world)
     assert parse(client.get("/").text).find("a", href="/api-reference") is not None

@@ -30,6 +30,7 @@ from adsentinel.i18n import (
     requested_locale,
     translations,
 )
+from adsentinel.sync.error_kinds import attention_sentence
 
 DOMAIN = "dashboard"
 LANGUAGE_COOKIE = "adsentinel_lang"
@@ -110,6 +111,12 @@ def anomaly_message(anomaly: Any, currency: str, level: str, locale: str) -> str
         is_partial_day=bool(anomaly.is_partial_day))
 
 
+def attention_mark(kind: str | None, mark: str, locale: str) -> str:
+    """An account's attention mark in ``locale``: the sync's what-to-do of its ``kind``, or the
+    mark as written (:func:`adsentinel.sync.error_kinds.attention_sentence`)."""
+    return attention_sentence(language(locale), kind, mark)
+
+
 def _ctx_locale(context) -> str:
     return context.get("locale", "en")
 
@@ -127,6 +134,11 @@ def _next_step(context, kind: str, level: str, since: date) -> str:
 @pass_context
 def _anomaly_message(context, anomaly: Any, currency: str, level: str) -> str:
     return anomaly_message(anomaly, currency, level, _ctx_locale(context))
+
+
+@pass_context
+def _attention_mark(context, kind: str | None, mark: str) -> str:
+    return attention_mark(kind, mark, _ctx_locale(context))
 
 
 @pass_context
@@ -179,10 +191,11 @@ def make_templates(directory: Path) -> Jinja2Templates:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(money=_money_filter, metric_value=_metric_filter,
                        number=_number_filter, day=_date_filter)
-    env.globals.update(next_step=_next_step, ratio=_ratio, anomaly_message=_anomaly_message)
+    env.globals.update(next_step=_next_step, ratio=_ratio, anomaly_message=_anomaly_message,
+                       attention_mark=_attention_mark)
     return Jinja2Templates(env=env)
 
 
-__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "anomaly_message", "asked_locale", "make_templates",
-           "metric_value", "money", "next_step_text", "page_context", "page_gettext",
-           "request_locale"]
+__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "anomaly_message", "asked_locale", "attention_mark",
+           "make_templates", "metric_value", "money", "next_step_text", "page_context",
+           "page_gettext", "request_locale"]

@@ -33,6 +33,7 @@ from adsentinel.db.models import (
 )
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
 from adsentinel.service.account_changes import SettingChange, setting_changes
+from adsentinel.sync.error_kinds import attention_sentence, error_sentence
 
 #: beyond these ages a job that should run on a schedule is reported as late
 SYNC_LATE = timedelta(hours=3)
@@ -51,12 +52,14 @@ class RunOutcome:
     duration_seconds: float | None
     counts: dict[str, Any] | None
     error: str | None
+    #: a failed run's kind of failure (:mod:`adsentinel.sync.error_kinds`); None for training
+    error_kind: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return {"started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
                 "status": self.status, "duration_seconds": self.duration_seconds,
-                "counts": self.counts, "error": self.error}
+                "counts": self.counts, "error": self.error, "error_kind": self.error_kind}
 
 
 @dataclass
@@ -68,6 +71,8 @@ class AccountStatus:
     is_active: bool
     syncs_from_meta: bool
     needs_attention: str | None
+    #: the kind of sync failure that set ``needs_attention`` (None: a person's mark)
+    needs_attention_kind: str | None = None
     last_complete_day: date | None = None
     last_partial_update: datetime | None = None
     last_sync: RunOutcome | None = None
@@ -148,7 +153,7 @@ def account_statuses(*, session_factory: sessionmaker[Session],
     with session_factory() as session:
         statuses = {a.id: AccountStatus(a.id, a.name, a.is_active,
                                         bool(a.platform_account_id and a.credentials_ref),
-                                        a.needs_attention,
+                                        a.needs_attention, a.needs_attention_kind,
                                         locale=(reader_locale or a.locale or default_locale
                                                 or DEFAULT_LOCALE))
                     for a in session.scalars(select(AdAccount).where(keep(AdAccount.id))
@@ -196,7 +201,7 @@ def _read_runs(session: Session, table, keep, statuses: dict[int, AccountStatus]
             setattr(statuses[run.account_id], name, RunOutcome(
                 started_at=_aware(run.started_at), finished_at=_aware(run.finished_at),
                 status=run.status, duration_seconds=_duration(run), counts=run.counts,
-                error=run.error))
+                error=run.error, error_kind=getattr(run, "error_kind", None)))
 
 
 def _duration(run) -> float | None:
@@ -271,15 +276,21 @@ def _flagged(status: AccountStatus, _now: datetime) -> str | None:
     if not status.needs_attention:
         return None
     lang = status.language
-    return lang.gettext(N_("marked: %(mark)s"), mark=lang.gettext(status.needs_attention))
+    return lang.gettext(N_("marked: %(mark)s"), mark=attention_sentence(
+        lang, status.needs_attention_kind, status.needs_attention))
 
 
 def _last_sync_failed(status: AccountStatus, _now: datetime) -> str | None:
     run = status.last_sync
     if run is None or run.status != TrainingStatus.failed.value:
         return None
-    return status.language.gettext(N_("the last sync failed: %(error)s"),
-                                   error=_first_line(status.language, run.error))
+    lang = status.language
+    if run.error_kind is None:  # a run from before kinds were stored: its text, as written
+        return lang.gettext(N_("the last sync failed: %(error)s"),
+                            error=_first_line(lang, run.error))
+    detail = run.error.splitlines()[0][:200] if run.error else None
+    return lang.gettext(N_("the last sync failed: %(error)s"),
+                        error=error_sentence(lang, run.error_kind, detail))
 
 
 def _sync_late(status: AccountStatus, now: datetime) -> str | None:
