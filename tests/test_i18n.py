@@ -44,7 +44,19 @@ def source_messages(domain: str) -> dict[tuple[str | None, object], list[str]]:
     for filename, line, message, _comments, context in extract_from_dir(
             str(ROOT), method_map, options_map, keywords=keywords):
         found.setdefault((context, message), []).append(f"{filename}:{line}")
+    if domain == "messages":  # the CLI's --help texts: docstrings and help=, from the tree
+        for message, where in cli_help_messages().items():
+            found.setdefault((None, message), []).extend(f"--help of {w}" for w in where)
     return found
+
+
+def cli_help_messages() -> dict[str, list[str]]:
+    import typer.main
+
+    from adsentinel.cli import app
+    from adsentinel.cli.help_language import help_messages
+
+    return help_messages(typer.main.get_command(app))
 
 
 def placeholders(text: str) -> list[str]:
