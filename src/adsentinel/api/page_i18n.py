@@ -2,9 +2,9 @@
 the filters that format money, numbers, dates and metric values in the reader's locale.
 
 The locale of a page is decided per request (:func:`request_locale`): the language switch's
-cookie, else the browser's ``Accept-Language``, else the ``LOCALE`` setting. Templates mark text with ``{% trans %}`` or
-``_()``; the translations come from the context (``page_translations``), so one environment
-serves every language at once.
+cookie, else the browser's ``Accept-Language``, else the ``LOCALE`` setting. Templates mark
+text with ``{% trans %}`` or ``_()``; the translations come from the context
+(``page_translations``), so one environment serves every language at once.
 """
 
 from __future__ import annotations
