@@ -33,17 +33,30 @@ ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdrf]|%(?!%|\()[-#0 +]*\d*(?:\.\d+)?[sdrf]")
 
 
-def source_messages(domain: str) -> dict[object, list[str]]:
-    """Every message the sources of ``domain`` mark (``_``, ``gettext``, ``ngettext``, ``N_``),
-    found as ``pybabel extract -F locale/<domain>.cfg`` finds them, with where it is."""
+def source_messages(domain: str) -> dict[tuple[str | None, object], list[str]]:
+    """Every message the sources of ``domain`` mark (``_``, ``gettext``, ``ngettext``,
+    ``pgettext``, ``N_``), found as ``pybabel extract -F locale/<domain>.cfg`` finds them, by
+    ``(context, message)``, with where it is."""
     with (LOCALE_DIR / f"{domain}.cfg").open() as config:
         method_map, options_map = parse_mapping_cfg(config)
     keywords = {**DEFAULT_KEYWORDS, "N_": None}
-    found: dict[object, list[str]] = {}
-    for filename, line, message, _comments, _context in extract_from_dir(
+    found: dict[tuple[str | None, object], list[str]] = {}
+    for filename, line, message, _comments, context in extract_from_dir(
             str(ROOT), method_map, options_map, keywords=keywords):
-        found.setdefault(message, []).append(f"{filename}:{line}")
+        found.setdefault((context, message), []).append(f"{filename}:{line}")
+    if domain == "messages":  # the CLI's --help texts: docstrings and help=, from the tree
+        for message, where in cli_help_messages().items():
+            found.setdefault((None, message), []).extend(f"--help of {w}" for w in where)
     return found
+
+
+def cli_help_messages() -> dict[str, list[str]]:
+    import typer.main
+
+    from adsentinel.cli import app
+    from adsentinel.cli.help_language import help_messages
+
+    return help_messages(typer.main.get_command(app))
 
 
 def placeholders(text: str) -> list[str]:
@@ -61,9 +74,9 @@ def test_every_message_the_code_marks_has_a_pt_br_translation_with_the_same_plac
     catalog = read_catalog("pt_BR", "messages")
     assert len(sources) > 80  # alerts, report, CLI: the extraction found them
     problems = []
-    for key, where in sources.items():
+    for (context, key), where in sources.items():
         msgid = key[0] if isinstance(key, tuple) else key
-        entry = catalog.get(msgid)
+        entry = catalog.get(msgid, context=context)
         if entry is None or entry.fuzzy:
             problems.append(f"{where[0]}: {msgid!r} is {'fuzzy' if entry else 'missing'} in "
                             "pt_BR/LC_MESSAGES/messages.po")
@@ -83,9 +96,10 @@ def test_every_message_the_code_marks_has_a_pt_br_translation_with_the_same_plac
                                 f"the English has {sorted(wanted)}")
         problems += [f"{where[0]}: {i!r} uses a positional placeholder" for i in ids
                      if any(p.startswith("%") for p in placeholders(i))]
-    stale = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id} - {
-        k[0] if isinstance(k, tuple) else k for k in sources}
-    problems += [f"{msgid!r} is in messages.po but no longer in the code" for msgid in stale]
+    stale = {(m.context, m.id if isinstance(m.id, str) else m.id[0]) for m in catalog if m.id} - {
+        (context, k[0] if isinstance(k, tuple) else k) for context, k in sources}
+    problems += [f"{msgid!r} (context {context!r}) is in messages.po but no longer in the code"
+                 for context, msgid in stale]
     problems += [f"{message.id!r}: {error}" for message, errors in catalog.check()
                  for error in errors]  # Babel's own python-format checks
     assert problems == []

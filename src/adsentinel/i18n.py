@@ -72,10 +72,17 @@ def supported_locale(value: str | None) -> str | None:
     return None
 
 
-def negotiate_locale(accept_language: str | None, chosen: str | None = None) -> str:
+def negotiate_locale(accept_language: str | None, chosen: str | None = None,
+                     default: str = DEFAULT_LOCALE) -> str:
     """The locale of a request: ``chosen`` (e.g. a cookie set by the language switch) when it
     is supported, else the first supported language of an ``Accept-Language`` header in the
-    order of its quality values, else :data:`DEFAULT_LOCALE`."""
+    order of its quality values, else ``default`` (the ``LOCALE`` setting, for a server)."""
+    return requested_locale(accept_language, chosen) or default
+
+
+def requested_locale(accept_language: str | None, chosen: str | None = None) -> str | None:
+    """The supported locale a request asks for (``chosen``, else its ``Accept-Language``, as
+    :func:`negotiate_locale`), or None when it asks for none of them."""
     if (explicit := supported_locale(chosen)) is not None:
         return explicit
     ranked: list[tuple[float, int, str]] = []
@@ -92,7 +99,7 @@ def negotiate_locale(accept_language: str | None, chosen: str | None = None) -> 
     for _quality, _position, tag in sorted(ranked):
         if (found := supported_locale(tag)) is not None:
             return found
-    return DEFAULT_LOCALE
+    return None
 
 
 def parse_locale(value: str) -> str:
@@ -173,6 +180,12 @@ class Language:
 
     _ = gettext
 
+    def pgettext(self, context: str, message: str, /, **variables: object) -> str:
+        """``message`` translated as the catalog's entry of ``context`` (``msgctxt``): the same
+        English words, translated differently where they are used differently."""
+        text = translations(self.locale, self.domain).pgettext(context, message)
+        return text % variables if variables else text
+
     def ngettext(self, singular: str, plural: str, num: int, /, **variables: object) -> str:
         """The form of the message for ``num`` (shown by ``%(num)d``), filled in."""
         text = translations(self.locale, self.domain).ngettext(singular, plural, num)
@@ -247,5 +260,5 @@ def cli_language() -> Language:
 
 __all__ = ["DEFAULT_LOCALE", "LANGUAGE_VARIABLES", "LOCALE_DIR", "LOCALE_NAMES", "MESSAGES_DOMAIN",
            "SUPPORTED_LOCALES", "Language", "N_", "catalog_path", "cli_language", "language",
-           "locale_from_environment", "negotiate_locale", "parse_locale", "supported_locale",
-           "translations"]
+           "locale_from_environment", "negotiate_locale", "parse_locale", "requested_locale",
+           "supported_locale", "translations"]

@@ -66,7 +66,7 @@ def test_a_pt_br_account_gets_its_webhook_text_in_portuguese_with_brazilian_form
     assert "Campanha: Black Friday" in text
     assert "Métrica: CPL R$ 1.564,97 vs. R$ 14,20 esperado (110,2x)" in text
     assert "Duração até agora: 2 dias (desde 18/11/2026, último 19/11/2026)" in text
-    assert "Os piores dos 3 afetados abaixo dele:" in text
+    assert "Os piores dos 3 itens afetados abaixo:" in text
     assert "Gravidade: alta (pontuação 80,0)" in text
     # the detector's own sentence (Detalhe) is still English; every other line is Portuguese
     told = "\n".join(line for line in text.splitlines() if not line.startswith("Detalhe:"))
@@ -175,8 +175,8 @@ def test_money_at_stake_of_the_days_so_far_and_the_next_step_in_both_languages()
     portuguese = render_text(incident_payload(message, context("pt_BR"),
                                               today=date(2026, 11, 20)))
     assert "Dinheiro em jogo até agora: R$ 1.564,97" in portuguese
-    assert ("Próximo passo: Veja o criativo e o detalhamento por posicionamento deste item "
-            "(conjunto de anúncios) desde 18/11/2026") in portuguese
+    assert ("Próximo passo: Veja o criativo e o detalhamento por posicionamento deste conjunto "
+            "de anúncios desde 18/11/2026") in portuguese
 
 
 def test_without_a_stored_amount_no_money_is_told_and_a_recovery_has_no_next_step():

@@ -252,6 +252,52 @@ def test_names_and_messages_cannot_inject_markup(client, world, session_factory)
     assert evil in cpl["data"][-1]["text"][0]  # intact as data, inert as markup
 
 
+def test_chart_hover_texts_follow_the_pages_language(client, world, session_factory):
+    """Trace names, hover values, dates and separators in pt-BR, formatted by Babel as the rest
+    of the page; English readers get English words and ISO dates."""
+    from adsentinel.db.models import AdAccount
+
+    _set(session_factory, AdAccount, world.account_a, currency="BRL")
+    login(client, world)
+    ad = world.entities["a"]["ad"]
+
+    def figures(language):
+        soup = parse(client.get(f"/entities/{ad}", headers={"Accept-Language": language}).text)
+        return {holder["data-figure-for"]: json.loads(holder.text)
+                for holder in soup.find_all("script", data_figure_for=True)}
+
+    portuguese = figures("pt-BR")
+    cpl = {trace["meta"]: trace for trace in portuguese["chart-cpl"]["data"]}
+    assert portuguese["chart-cpl"]["layout"]["title"]["text"] == "CPL (BRL)"
+    assert portuguese["chart-cpl"]["layout"]["separators"] == ",."
+    assert portuguese["chart-cpl"]["layout"]["yaxis"]["tickprefix"] == "R$ "
+    assert portuguese["chart-cpl"]["layout"]["xaxis"]["hoverformat"] == "%d/%m/%Y"
+    assert cpl["expected value"]["name"] == "valor esperado"
+    assert cpl["expected range"]["name"] == "faixa esperada"
+    assert all(text is None or text.startswith("R$ ") for text in cpl["actual"]["text"])
+    assert any("," in text for text in cpl["actual"]["text"] if text)  # decimal comma
+    spend = {trace["meta"]: trace for trace in portuguese["chart-spend"]["data"]}
+    ranged = [t for t in spend["expected value"]["text"] if t and "faixa normal de" in t]
+    assert ranged and all(t.count("R$ ") == 3 for t in ranged)
+    assert cpl["anomaly"]["text"][0].startswith("alta, pontuação 80 (aberta): ")
+    # detection's sentence as the page's table shows it (this hand-made anomaly's facts do not
+    # rebuild it, so the stored English)
+    assert cpl["anomaly"]["text"][0].endswith(": CPL 45.10 vs 14.20 expected (3.2x)")
+    thin = {t["meta"]: t for chart in portuguese.values() for t in chart["data"]}
+    if "too little volume to judge" in thin:
+        assert thin["too little volume to judge"]["name"] == "volume pequeno demais para julgar"
+    assert spend["actual"]["name"] == "Gasto"
+
+    english = figures("en")
+    cpl = {trace["meta"]: trace for trace in english["chart-cpl"]["data"]}
+    assert english["chart-cpl"]["layout"]["separators"] == ".,"
+    assert english["chart-cpl"]["layout"]["xaxis"]["hoverformat"] == "%Y-%m-%d"
+    assert cpl["expected value"]["name"] == "expected value"
+    spend = {trace["meta"]: trace for trace in english["chart-spend"]["data"]}
+    assert any("normal range" in t for t in spend["expected value"]["text"] if t)
+    assert cpl["anomaly"]["text"][0] == "high, score 80 (open): CPL 45.10 vs 14.20 expected (3.2x)"
+
+
 def test_entity_page_refuses_dates_that_would_overflow(client, world):
     login(client, world)
     response = client.get(f"/entities/{world.entities['a']['ad']}?end=0001-01-05")
@@ -497,6 +543,28 @@ def test_brazilian_portuguese_from_the_browser_or_the_switch(client, world, sess
     assert client.get("/nope").text.count("Voltar aos incidentes") == 1  # the error page too
 
 
+@pytest.mark.parametrize(("level", "phrase"), [
+    ("ad", "Verifique as edições de orçamento deste anúncio e dos níveis acima"),
+    ("adset", "Verifique as edições de orçamento deste conjunto de anúncios e dos níveis acima"),
+    ("campaign", "Verifique as edições de orçamento desta campanha e dos níveis acima"),
+])
+def test_a_next_step_names_its_level_as_portuguese_says_it(client, world, session_factory,
+                                                            level, phrase):
+    """The catalog holds "of this ad / ad set / campaign" whole: a campaign is "desta campanha",
+    never "deste campanha"."""
+    from datetime import timedelta
+
+    from api_world import LAST_DAY
+
+    spike = _add_anomaly(session_factory, world, level=level, impact=1564.97,
+                         day=LAST_DAY - timedelta(days=10))
+    login(client, world)
+    page = parse(client.get("/", headers={"Accept-Language": "pt-BR"}).text)
+    step = page.find("li", data_anomaly_id=str(spike)).find(cls="next-step").text
+    assert phrase in step
+    assert "deste campanha" not in step and "(campanha)" not in step
+
+
 def test_the_catalog_translates_every_message_of_the_dashboard():
     """Every message the templates and the dashboard's Python mark is in the pt_BR catalog,
     translated, with the same placeholders; no message is left over from older pages."""
@@ -550,6 +618,24 @@ def test_a_broken_sync_shows_a_banner_and_each_account_its_status(client, world,
     assert entity.find("div", cls="sync-broken") is not None
     other = parse(client.get(f"/entities/{world.entities['b']['ad']}").text)
     assert other.find("div", cls="sync-broken") is None
+
+
+def test_the_sync_broken_banner_tells_the_marks_kind_in_the_readers_language(
+        client, world, session_factory):
+    from adsentinel.db.models import AdAccount
+
+    mark = ("Meta access token expired or invalid (code 190): create a new token with ads_read, "
+            "set META_TOKEN_A, then run `adsentinel accounts enable` (or `accounts add`)")
+    _set(session_factory, AdAccount, world.account_a, needs_attention=mark,
+         needs_attention_kind="token_expired")
+    login(client, world)
+    english = parse(client.get("/", headers={"Accept-Language": "en"}).text)
+    assert mark in english.find("div", cls="sync-broken").text  # the particulars, as written
+    for path in ("/", f"/entities/{world.entities['a']['ad']}"):
+        banner = parse(client.get(path, headers={"Accept-Language": "pt-BR"}).text).find(
+            "div", cls="sync-broken").text
+        assert "o token de acesso da Meta expirou ou é inválido: crie um novo token" in banner
+        assert "expired or invalid" not in banner
 
 
 def test_the_api_link_opens_a_reference_that_needs_no_internet(client, world):

@@ -104,3 +104,54 @@ def test_generate_and_warehouse_refusals_in_portuguese(tmp_path, monkeypatch, ca
     assert "--world deve ser um de lab, field, recebido 'mars'" in capsys.readouterr().err
     assert run(["import", str(insights(tmp_path)), "--from-sql", "sqlite://"]) != 0
     assert "informe um ARQUIVO ou --from-sql URL, não os dois" in capsys.readouterr().err
+
+
+def _help(args, tmp_path, **language):
+    """``adsentinel ARGS`` through the real console entry point, with the modules it imported
+    (Python's ``-X importtime`` report)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("ADSENTINEL_") and k not in ("LANG", "LC_ALL",
+                                                                   "LC_MESSAGES")}
+    environment.update(ADSENTINEL_DATA_DIR=str(tmp_path / "data"), COLUMNS="200",
+                       PYTHONPROFILEIMPORTTIME="1", **language)
+    result = subprocess.run([str(Path(sys.executable).with_name("adsentinel")), *args],
+                            capture_output=True, text=True, env=environment, cwd=tmp_path,
+                            timeout=60)
+    modules = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+               if line.startswith("import time:")}
+    return result, modules
+
+
+@pytest.mark.parametrize("language", [{"ADSENTINEL_LOCALE": "pt_BR"}, {"LANG": "pt_BR.UTF-8"}])
+def test_help_in_portuguese_through_the_console_entry_point(tmp_path, language):
+    result, modules = _help(["--help"], tmp_path, **language)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "Acompanhe o desempenho dos anúncios na Meta" in out
+    assert "Opções" in out and "Comandos" in out and "Mostra esta mensagem e sai." in out
+    assert "Detecta anomalias, grava-as" in out  # a command's docstring, in the list
+    assert "Watch Meta Ads performance" not in out and "Show this message" not in out
+    heavy = sorted(m for m in modules
+                   if m.split(".")[0] in ("pandas", "numpy", "sklearn", "scipy", "sqlalchemy",
+                                          "plotly", "celery", "fastapi"))
+    assert heavy == []
+
+    detect, _ = _help(["detect", "--help"], tmp_path, **language)
+    assert detect.returncode == 0, detect.stderr[-2000:]
+    assert "Nome da conta, id na plataforma ou id numérico" in detect.stdout
+    assert "[padrão: table]" in detect.stdout and "default: every" not in detect.stdout
+    nested, _ = _help(["alerts", "channel", "add", "--help"], tmp_path, **language)
+    assert "Adiciona um canal de alerta a uma conta." in nested.stdout
+
+
+def test_help_stays_english_by_default_and_reads_no_catalog(tmp_path):
+    result, modules = _help(["--help"], tmp_path, LANG="C.UTF-8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Watch Meta Ads performance and report" in result.stdout
+    assert "Options" in result.stdout and "Show this message and exit." in result.stdout
+    assert not any(m.split(".")[0] == "babel" for m in modules)

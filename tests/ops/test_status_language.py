@@ -60,3 +60,31 @@ def test_the_status_command_follows_the_locale_setting(tmp_path):
     assert "nunca treinada: execute `adsentinel train` (só detecção estatística até lá)" in (
         verde["attention"])
     assert "never trained" not in result.stdout
+
+
+def test_the_status_api_speaks_the_requests_language_else_the_locale_setting(
+        db_settings, session_factory):
+    from fastapi.testclient import TestClient
+
+    from adsentinel.api import create_app
+    from adsentinel.service.tokens import create_token
+
+    build_ops_world(session_factory)
+    secret = create_token(session_factory=session_factory, name="admin").secret
+    app = create_app(db_settings.model_copy(update={"locale": "pt_BR"}),
+                     session_factory=session_factory, jobs="in-process")
+
+    def attention(**headers):
+        body = client.get("/api/v1/status",
+                          headers={"Authorization": f"Bearer {secret}", **headers}).json()
+        return {item["name"]: item["attention"] for item in body["items"]}
+
+    with TestClient(app) as client:
+        unsaid = attention()  # no Accept-Language: the LOCALE setting
+        assert unsaid["Loja Azul"] == ["1 alerta(s) falharam de vez: veja `adsentinel alerts "
+                                       "outbox`", "1 anomalia(s) crítica(s) aberta(s)"]
+        english = attention(**{"Accept-Language": "en-US,en;q=0.8"})
+        assert english["Loja Azul"] == ["1 alert(s) failed for good: see `adsentinel alerts "
+                                        "outbox`", "1 critical anomaly(ies) open"]
+        unsupported = attention(**{"Accept-Language": "de-DE"})  # no catalog: the setting
+        assert unsupported == unsaid

@@ -123,7 +123,7 @@ def test_the_report_in_portuguese(session_factory, shop):
     assert "0,40%" in page and "R$ 45,10" in page
     assert "21/10/2026 a 19/11/2026" in page
     assert "crítica 1" in page and "Campanha Black Friday" in page
-    assert "Próximo passo: Compare o CPM e o CTR deste item (campanha) desde 17/11/2026" in page
+    assert "Próximo passo: Compare o CPM e o CTR desta campanha desde 17/11/2026" in page
     assert "desde 17/11/2026 (3 dias, último 19/11/2026)" in page
     assert "Open incidents" not in page and "Money at stake" not in page
 

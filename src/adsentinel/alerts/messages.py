@@ -7,7 +7,7 @@ one message: the worst is the ``incident``, the others are listed under ``also``
 carries: account, entity path (campaign > ad set > ad),
 metric, actual vs expected (in the account's currency), severity, duration so far, the money at
 stake of its days so far (their stored ``impact_amount``, when detection stored one), the next
-step of its kind (:func:`adsentinel.detect.impact.next_step`) and a link to the dashboard page
+step of its kind (:func:`kind_next_step`) and a link to the dashboard page
 of the entity (``{public_url}/entities/{entity_id}``).
 
 Messages speak the account's language (``account.locale`` in the payload: ``en`` or ``pt_BR``,
@@ -46,7 +46,7 @@ from adsentinel.alerts.incidents import (
     Incident,
     PlannedMessage,
 )
-from adsentinel.detect.impact import anomaly_kind, next_step
+from adsentinel.detect.impact import NEXT_STEPS, anomaly_kind
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
 
 #: Children listed in one message; the rest are counted ("and 12 more").
@@ -161,13 +161,30 @@ def next_step_text(lang: Language, metric: str, direction: str,
                    drivers: Mapping[str, Any] | None, *, level: str, since: date) -> str:
     """What to check first for an anomaly of this kind since ``since``, in ``lang`` (the day
     written as the language writes days)."""
-    def translate(message: str, **variables: object) -> str:
-        if "since" in variables:  # next_step passes the day ISO
-            variables["since"] = _day(lang, str(variables["since"]))
-        return lang.gettext(message, **variables)
+    return kind_next_step(lang, anomaly_kind(metric, direction, drivers), level=level,
+                          since_text=lang.day(since))
 
-    return next_step(anomaly_kind(metric, direction, drivers), level=level, since=since,
-                     translate=translate)
+
+def kind_next_step(lang: Language, kind: str, *, level: str, since_text: str) -> str:
+    """The next step of ``kind`` (:data:`adsentinel.detect.impact.NEXT_STEPS`) for an entity of
+    ``level``, in ``lang``; ``since_text`` is the day as the reader's page or message writes it.
+    Unknown kinds get the combination's step."""
+    template = NEXT_STEPS.get(kind, NEXT_STEPS["unusual_combination"])
+    return lang.gettext(template, level=this_level(lang, level), since=since_text)
+
+
+def this_level(lang: Language, level: str) -> str:
+    """What a next step puts for ``%(level)s``. The English templates say "this %(level)s", so
+    English gets the level's word; a translation holds only ``%(level)s`` and the catalog gives
+    the whole phrase (context ``of this level``), its words agreeing with the level's gender:
+    pt_BR "deste anúncio", "deste conjunto de anúncios", "desta campanha"."""
+    if level == "campaign":
+        return lang.pgettext("of this level", "campaign")
+    if level == "adset":
+        return lang.pgettext("of this level", "ad set")
+    if level == "ad":
+        return lang.pgettext("of this level", "ad")
+    return lang.pgettext("of this level", "entity")
 
 
 def detail_text(fact: AnomalyFact, ctx: MessageContext) -> str:

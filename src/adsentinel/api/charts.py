@@ -14,7 +14,11 @@ The charts say what detection said, no more:
 * a judged day whose interval is unbounded or spans the whole axis (a rate on a handful of
   clicks or leads) gets no band but a grey cross, "too little volume to judge".
 
-Trace and axis names are English here; :meth:`Chart.figure_json` translates them.
+Every word and number a reader sees is in the page's language (:class:`~adsentinel.i18n.Language`
+of the ``dashboard`` catalog): trace names, the title, hover texts (values formatted by Babel as
+the rest of the page: ``R$ 1.564,97``, ``1,23%``), the date in the hover label and on the axis
+(``dd/mm/aaaa`` in Brazil) and the axes' separators. Each trace keeps its English name in
+``meta``, which scripts and tests use.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 from adsentinel.api.series import CHARTED_METRICS, DayPoints
 from adsentinel.db.models import Anomaly, AnomalyStatus
 from adsentinel.detect.statistical import pooled_days
-from adsentinel.i18n import N_
+from adsentinel.i18n import N_, Language
 
 SEVERITY_COLOURS = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825",
                     "low": "#607d8b"}
@@ -38,10 +42,21 @@ METRIC_LABELS = {  # translated by the dashboard's catalog (templates/_labels.ht
     "conversion_rate": "Conversion rate", "frequency": "Frequency",
 }  # fmt: skip
 _PERCENT = {"ctr", "conversion_rate"}
+#: an anomaly's status as the pages write it (the catalog has them: templates/_labels.html)
+_STATUS_WORDS = {"false_positive": "false positive"}
+_MONEY = {"spend", "cpc", "cpm", "cpl"}
 ANOMALY_TRACE = N_("anomaly")
 LOW_VOLUME_TRACE = N_("too little volume to judge")
 EXPECTED_RANGE_TRACE, EXPECTED_TRACE = N_("expected range"), N_("expected value")
 POOLED_TRACE = N_("judged together")
+#: the hover text of an expected value with its normal range
+EXPECTED_WITH_RANGE = N_("%(expected)s (normal range %(lower)s to %(upper)s)")
+#: the hover text of an anomaly's marker
+ANOMALY_HOVER = N_("%(severity)s, score %(score)s (%(status)s): %(message)s")
+#: the date of the unified hover label and of the x axis's ticks, as each language writes it
+_HOVER_DATES = {"en": "%Y-%m-%d", "pt_BR": "%d/%m/%Y"}
+_TICK_DATES = {"pt_BR": "%d/%m"}  # English: Plotly's own ("Sep 28")
+ENGLISH = Language("en", "dashboard")
 
 
 @dataclass(frozen=True)
@@ -55,26 +70,16 @@ class Chart:
     anomaly_count: int
     judged: bool = True
 
-    def figure_json(self, gettext: Callable[[str], str] | None = None) -> str:
-        """The figure as JSON safe to embed in a ``<script type="application/json">``, its
-        trace names and title translated by ``gettext`` (each trace keeps its English name in
-        ``meta``, which scripts and tests use)."""
-        figure = self.figure
-        if gettext is not None:
-            figure = {**figure, "data": [{**t, "name": gettext(t["name"])} for t in figure["data"]],
-                      "layout": {**figure["layout"], "title": {
-                          **figure["layout"]["title"], "text": _translated_title(
-                              figure["layout"]["title"]["text"], self.label, gettext)}}}
-        return json.dumps(figure, separators=(",", ":")).replace("<", "\\u003c")
+    def figure_json(self) -> str:
+        """The figure as JSON safe to embed in a ``<script type="application/json">``."""
+        return json.dumps(self.figure, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def _translated_title(title: str, label: str, gettext: Callable[[str], str]) -> str:
-    return gettext(label) + title[len(label):]
-
-
-def metric_charts(points: list[DayPoints], anomalies: list[Anomaly],
-                  currency: str) -> list[Chart]:
-    """One chart per metric with data; metrics with live anomalies come first."""
+def metric_charts(points: list[DayPoints], anomalies: list[Anomaly], currency: str,
+                  lang: Language = ENGLISH,
+                  anomaly_sentence: Callable[[Anomaly], str] | None = None) -> list[Chart]:
+    """One chart per metric with data, in ``lang``; metrics with live anomalies come first.
+    ``anomaly_sentence`` gives an anomaly's sentence in ``lang`` (default: the stored one)."""
     live = [a for a in anomalies if a.status != AnomalyStatus.retracted.value]
     charts = []
     for metric in CHARTED_METRICS:
@@ -83,19 +88,24 @@ def metric_charts(points: list[DayPoints], anomalies: list[Anomaly],
         marked = [a for a in live if a.metric == metric]
         judged = any(p.metrics[metric].expected is not None for p in points)
         charts.append(Chart(metric, METRIC_LABELS[metric], f"chart-{metric}",
-                            metric_figure(metric, points, marked, currency), len(marked),
-                            judged))
+                            metric_figure(metric, points, marked, currency, lang,
+                                          anomaly_sentence), len(marked), judged))
     charts.sort(key=lambda c: (-max((a.score for a in live if a.metric == c.metric), default=0),
                                CHARTED_METRICS.index(c.metric)))
     return charts
 
 
 def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly],
-                  currency: str) -> dict[str, Any]:
-    """The figure of one metric: band, expected, actual, too-thin days, and anomaly markers."""
+                  currency: str, lang: Language = ENGLISH,
+                  anomaly_sentence: Callable[[Anomaly], str] | None = None) -> dict[str, Any]:
+    """The figure of one metric in ``lang``: band, expected, actual, too-thin days, and
+    anomaly markers."""
     days = [p.day.isoformat() for p in points]
     series = [p.metrics[metric] for p in points]
-    hover = "%{y:.2%}" if metric in _PERCENT else "%{y:,.2f}"
+
+    def shown(value: float | None) -> str | None:
+        return None if value is None else lang.metric_value(metric, value, currency or "USD")
+
     top = chart_top([s.actual for s in series] + [s.expected for s in series]
                     + [a.actual for a in anomalies])
     thin = [too_little_volume(s.expected, s.lower, s.upper, top) for s in series]
@@ -104,45 +114,72 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
     traces: list[dict[str, Any]] = []
     if any(s.expected is not None for s in series):
         traces += [
-            {"type": "scatter", "mode": "lines", "name": EXPECTED_RANGE_TRACE,
+            {"type": "scatter", "mode": "lines", "name": lang.gettext(EXPECTED_RANGE_TRACE),
              "meta": EXPECTED_RANGE_TRACE,
              "x": band_x, "y": band_y, "line": {"width": 0}, "fill": "toself",
              "fillcolor": "rgba(21,101,192,0.12)", "hoverinfo": "skip"},
-            {"type": "scatter", "mode": "lines", "name": EXPECTED_TRACE, "meta": EXPECTED_TRACE,
-             "x": days, "y": [s.expected for s in series],
+            {"type": "scatter", "mode": "lines", "name": lang.gettext(EXPECTED_TRACE),
+             "meta": EXPECTED_TRACE, "x": days, "y": [s.expected for s in series],
+             "text": [_expected_text(lang, shown, s, t) for s, t in zip(series, thin)],
              "line": {"color": "#757575", "dash": "dash", "width": 1.5},
-             "hovertemplate": f"%{{fullData.name}} {hover}<extra></extra>"},
+             "hovertemplate": "%{fullData.name}: %{text}<extra></extra>"},
         ]
     traces.append(
-        {"type": "scatter", "mode": "lines+markers", "name": METRIC_LABELS[metric],
+        {"type": "scatter", "mode": "lines+markers", "name": lang.gettext(METRIC_LABELS[metric]),
          "meta": "actual", "x": days, "y": [s.actual for s in series],
+         "text": [shown(s.actual) for s in series],
          "line": {"color": "#1565c0", "width": 2}, "marker": {"size": 4},
-         "hovertemplate": f"{hover}<extra></extra>"})
+         "hovertemplate": "%{fullData.name}: %{text}<extra></extra>"})
     if any(thin):
         traces.append({
-            "type": "scatter", "mode": "markers", "name": LOW_VOLUME_TRACE,
+            "type": "scatter", "mode": "markers", "name": lang.gettext(LOW_VOLUME_TRACE),
             "meta": LOW_VOLUME_TRACE, "x": [d for d, t in zip(days, thin) if t],
             "y": [s.actual for s, t in zip(series, thin) if t],
-            "marker": {"symbol": "x", "size": 9, "color": "#9e9e9e"}, "hoverinfo": "skip"})
+            "marker": {"symbol": "x", "size": 9, "color": "#9e9e9e"},
+            "hovertemplate": "%{fullData.name}<extra></extra>"})
     if anomalies:
-        traces += anomaly_traces(metric, points, anomalies)
-    money = metric in ("spend", "cpc", "cpm", "cpl")
+        traces += anomaly_traces(metric, points, anomalies, lang, anomaly_sentence)
+    return {"data": traces, "layout": _layout(metric, currency, lang, top)}
+
+
+def _expected_text(lang: Language, shown: Callable[[float | None], str | None], day: Any,
+                   thin: bool) -> str | None:
+    """A day's expected value, with its normal range when the chart draws one."""
+    if day.expected is None:
+        return None
+    if thin or day.lower is None or day.upper is None:
+        return shown(day.expected)
+    return lang.gettext(EXPECTED_WITH_RANGE, expected=shown(day.expected),
+                        lower=shown(day.lower), upper=shown(day.upper))
+
+
+def _layout(metric: str, currency: str, lang: Language, top: float | None) -> dict[str, Any]:
+    """Title, axes and hover label in ``lang``: the metric's name, the currency's symbol, the
+    language's decimal and thousands separators and its dates."""
+    from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_symbol
+
+    money = metric in _MONEY and bool(currency)
     return {
-        "data": traces,
-        "layout": {
-            "height": 300, "margin": {"l": 60, "r": 20, "t": 36, "b": 40},
-            "title": {"text": METRIC_LABELS[metric] + (f" ({currency})" if money else ""),
-                      "x": 0.01, "font": {"size": 15}},
-            "legend": {"orientation": "h", "y": -0.18},
-            "yaxis": {"tickformat": ".1%" if metric in _PERCENT else None,
-                      "range": [0, top] if top else None, "rangemode": "tozero"},
-            "xaxis": {"type": "date"},
-            "hovermode": "x unified",
-        },
+        "height": 300, "margin": {"l": 60, "r": 20, "t": 36, "b": 40},
+        "title": {"text": lang.gettext(METRIC_LABELS[metric]) + (f" ({currency})" if money
+                                                                 else ""),
+                  "x": 0.01, "font": {"size": 15}},
+        "legend": {"orientation": "h", "y": -0.18},
+        # decimal then thousands separator, as the language writes numbers
+        "separators": get_decimal_symbol(lang.locale) + get_group_symbol(lang.locale),
+        "yaxis": {"tickformat": ".1%" if metric in _PERCENT else None,
+                  "tickprefix": (get_currency_symbol(currency.upper(), lang.locale) + " "
+                                 if money else None),
+                  "range": [0, top] if top else None, "rangemode": "tozero"},
+        "xaxis": {"type": "date", "hoverformat": _HOVER_DATES.get(lang.locale, "%Y-%m-%d"),
+                  "tickformat": _TICK_DATES.get(lang.locale)},
+        "hovermode": "x unified",
     }
 
 
-def anomaly_traces(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
+def anomaly_traces(metric: str, points: list[DayPoints], anomalies: list[Anomaly],
+                   lang: Language = ENGLISH,
+                   anomaly_sentence: Callable[[Anomaly], str] | None = None
                    ) -> list[dict[str, Any]]:
     """The anomalies' markers, and for each anomaly judged on pooled days a segment over those
     days at the pooled value (``actual`` as the test computed it)."""
@@ -162,15 +199,20 @@ def anomaly_traces(metric: str, points: list[DayPoints], anomalies: list[Anomaly
             marker_y.append(day_value if day_value is not None else anomaly.actual)
     traces: list[dict[str, Any]] = []
     if spans_x:
-        traces.append({"type": "scatter", "mode": "lines", "name": POOLED_TRACE,
+        traces.append({"type": "scatter", "mode": "lines", "name": lang.gettext(POOLED_TRACE),
                        "meta": POOLED_TRACE, "x": spans_x[:-1], "y": spans_y[:-1],
                        "line": {"color": "#b71c1c", "width": 4}, "opacity": 0.55,
                        "hoverinfo": "skip"})
+    sentence = anomaly_sentence or (lambda anomaly: anomaly.message)
     traces.append({
-        "type": "scatter", "mode": "markers", "name": ANOMALY_TRACE, "meta": ANOMALY_TRACE,
+        "type": "scatter", "mode": "markers", "name": lang.gettext(ANOMALY_TRACE),
+        "meta": ANOMALY_TRACE,
         "x": [a.day.isoformat() for a in anomalies], "y": marker_y,
         "customdata": [a.id for a in anomalies],
-        "text": [f"{a.severity} {a.score:.0f} ({a.status}): {a.message}" for a in anomalies],
+        "text": [lang.gettext(ANOMALY_HOVER, severity=lang.gettext(a.severity),
+                              score=lang.number(a.score, decimals=0),
+                              status=lang.gettext(_STATUS_WORDS.get(a.status, a.status)),
+                              message=sentence(a)) for a in anomalies],
         "hovertemplate": "%{text}<extra></extra>",
         "marker": {"size": 13, "symbol": "diamond",
                    "color": [SEVERITY_COLOURS.get(a.severity, "#000") for a in anomalies],

@@ -2,9 +2,9 @@
 the filters that format money, numbers, dates and metric values in the reader's locale.
 
 The locale of a page is decided per request (:func:`request_locale`): the language switch's
-cookie, else the browser's ``Accept-Language``. Templates mark text with ``{% trans %}`` or
-``_()``; the translations come from the context (``page_translations``), so one environment
-serves every language at once.
+cookie, else the browser's ``Accept-Language``, else the ``LOCALE`` setting. Templates mark
+text with ``{% trans %}`` or ``_()``; the translations come from the context
+(``page_translations``), so one environment serves every language at once.
 """
 
 from __future__ import annotations
@@ -22,16 +22,32 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
-from adsentinel.detect import impact
-from adsentinel.i18n import MESSAGES_DOMAIN, language, negotiate_locale, translations
+from adsentinel.alerts.messages import kind_next_step
+from adsentinel.i18n import (
+    MESSAGES_DOMAIN,
+    language,
+    negotiate_locale,
+    requested_locale,
+    translations,
+)
+from adsentinel.sync.error_kinds import attention_sentence
 
 DOMAIN = "dashboard"
 LANGUAGE_COOKIE = "adsentinel_lang"
 
 
 def request_locale(request: Request) -> str:
-    """The reader's locale: the language cookie, else ``Accept-Language``, else English."""
+    """The reader's locale: the language cookie, else ``Accept-Language``, else the server's
+    ``LOCALE`` setting (English by default)."""
     return negotiate_locale(request.headers.get("accept-language"),
+                            request.cookies.get(LANGUAGE_COOKIE),
+                            default=request.app.state.settings.locale)
+
+
+def asked_locale(request: Request) -> str | None:
+    """The locale the request itself asks for (the language cookie, else a supported language
+    of ``Accept-Language``), None when it says none."""
+    return requested_locale(request.headers.get("accept-language"),
                             request.cookies.get(LANGUAGE_COOKIE))
 
 
@@ -55,13 +71,11 @@ def page_gettext(locale: str) -> Callable[[str], str]:
 
 
 def next_step_text(kind: str, level: str, since: date, locale: str) -> str:
-    """Detection's next step for an incident of ``kind`` (:data:`impact.NEXT_STEPS`), in
-    ``locale``, with the date as that locale writes it."""
-    gettext = page_gettext(locale)
-    template = impact.NEXT_STEPS.get(kind, impact.NEXT_STEPS["unusual_combination"])
-    word = {"adset": "ad set"}.get(level, level)
-    return gettext(template) % {"level": gettext(word),
-                                "since": format_date(since, "medium", locale=locale)}
+    """Detection's next step for an incident of ``kind`` in ``locale``, with the date as the
+    page writes it: the ``messages`` catalog's words, as alerts and the report say it
+    (:func:`adsentinel.alerts.messages.kind_next_step`)."""
+    return kind_next_step(language(locale), kind, level=level,
+                          since_text=format_date(since, "medium", locale=locale))
 
 
 def money(amount: float | None, currency: str, locale: str) -> str:
@@ -97,6 +111,12 @@ def anomaly_message(anomaly: Any, currency: str, level: str, locale: str) -> str
         is_partial_day=bool(anomaly.is_partial_day))
 
 
+def attention_mark(kind: str | None, mark: str, locale: str) -> str:
+    """An account's attention mark in ``locale``: the sync's what-to-do of its ``kind``, or the
+    mark as written (:func:`adsentinel.sync.error_kinds.attention_sentence`)."""
+    return attention_sentence(language(locale), kind, mark)
+
+
 def _ctx_locale(context) -> str:
     return context.get("locale", "en")
 
@@ -114,6 +134,11 @@ def _next_step(context, kind: str, level: str, since: date) -> str:
 @pass_context
 def _anomaly_message(context, anomaly: Any, currency: str, level: str) -> str:
     return anomaly_message(anomaly, currency, level, _ctx_locale(context))
+
+
+@pass_context
+def _attention_mark(context, kind: str | None, mark: str) -> str:
+    return attention_mark(kind, mark, _ctx_locale(context))
 
 
 @pass_context
@@ -166,9 +191,11 @@ def make_templates(directory: Path) -> Jinja2Templates:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(money=_money_filter, metric_value=_metric_filter,
                        number=_number_filter, day=_date_filter)
-    env.globals.update(next_step=_next_step, ratio=_ratio, anomaly_message=_anomaly_message)
+    env.globals.update(next_step=_next_step, ratio=_ratio, anomaly_message=_anomaly_message,
+                       attention_mark=_attention_mark)
     return Jinja2Templates(env=env)
 
 
-__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "anomaly_message", "make_templates", "metric_value",
-           "money", "next_step_text", "page_context", "page_gettext", "request_locale"]
+__all__ = ["DOMAIN", "LANGUAGE_COOKIE", "anomaly_message", "asked_locale", "attention_mark",
+           "make_templates", "metric_value", "money", "next_step_text", "page_context",
+           "page_gettext", "request_locale"]

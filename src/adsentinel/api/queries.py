@@ -191,6 +191,7 @@ def _account_dict(account: AdAccount, open_anomalies: int) -> dict[str, Any]:
             "platform_account_id": account.platform_account_id, "currency": account.currency,
             "timezone": account.timezone, "is_active": account.is_active,
             "needs_attention": account.needs_attention,
+            "needs_attention_kind": account.needs_attention_kind,
             "last_synced_at": _aware(account.last_synced_at), "open_anomalies": open_anomalies}
 
 

@@ -57,7 +57,9 @@ from adsentinel.api.incident_list import (
     incident_page,
 )
 from adsentinel.api.page_i18n import (
+    DOMAIN,
     LANGUAGE_COOKIE,
+    anomaly_message,
     make_templates,
     page_context,
     page_gettext,
@@ -74,7 +76,7 @@ from adsentinel.api.throttle import (
 from adsentinel.api.schemas import SettableStatus
 from adsentinel.api.series import CHARTED_METRICS, entity_series, series_range
 from adsentinel.db.models import AdAccount, Severity
-from adsentinel.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, supported_locale
+from adsentinel.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, language, supported_locale
 from adsentinel.service.status import account_statuses
 from adsentinel.service.tokens import authenticate_token
 
@@ -265,7 +267,8 @@ def overview(request: Request, principal: User, listing: Listing,
                               page=page)
         accounts = queries.list_accounts(session=session, principal=principal)
     statuses = account_statuses(session_factory=request.app.state.session_factory,
-                                account_filter=principal.account_filter)
+                                account_filter=principal.account_filter,
+                                reader_locale=request_locale(request))
     query = {k: v for k, v in request.query_params.items() if k != "page"}
     return render(request, "overview.html", principal=principal, found=found,
                   filters=listing.filters, sort=listing.sort, accounts=accounts,
@@ -388,7 +391,9 @@ def _entity_page(request: Request, entity_id: int, principal: Principal, start: 
         path = queries.entity_path(session, entity)
         children = queries.children_of(session, entity)
         child_counts = queries.open_counts_by_entity(session, [c.id for c in children])
-    charts = metric_charts(points, anomalies, account.currency if account else "")
+    currency, locale = (account.currency if account else ""), request_locale(request)
+    charts = metric_charts(points, anomalies, currency, language(locale, DOMAIN),
+                           lambda a: anomaly_message(a, currency, entity.level, locale))
     listed = anomalies + older_open
     return render(request, "entity.html", principal=principal, entity=entity, account=account,
                   path=path, charts=charts, anomalies=listed, children=children,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from adsentinel.api.page_i18n import asked_locale
 from adsentinel.api.routes_api import Reader
 from adsentinel.service.status import account_statuses
 
@@ -20,9 +21,13 @@ _errors = {401: {"description": "No token, or an invalid or revoked one."}}
 def status(request: Request, principal: Reader) -> dict[str, Any]:
     """Per account this token sees (``items``, by name): data freshness, last sync, training and detection with
     their outcome, models, open anomalies by severity, the alert outbox, and what needs
-    attention (``attention``: one sentence per problem, empty when all is well)."""
+    attention (``attention``: one sentence per problem, empty when all is well), in the
+    language the request asks for (``Accept-Language``), else the account's, else the
+    ``LOCALE`` setting's."""
     statuses = account_statuses(session_factory=request.app.state.session_factory,
-                                account_filter=principal.account_filter)
+                                account_filter=principal.account_filter,
+                                default_locale=request.app.state.settings.locale,
+                                reader_locale=asked_locale(request))
     return {"items": [s.as_dict() for s in statuses],
             "needs_attention": [s.name for s in statuses if s.attention]}
 

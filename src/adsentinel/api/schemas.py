@@ -48,6 +48,10 @@ class AccountOut(BaseModel):
     timezone: str
     is_active: bool
     needs_attention: str | None
+    needs_attention_kind: str | None = Field(
+        default=None, description="The kind of sync failure that set needs_attention "
+        "(token_expired, permission, version_retired, appsecret_required ...); null for a "
+        "person's mark.")
     last_synced_at: datetime | None
     open_anomalies: int = Field(description="Open anomalies of the account, every day (good "
                                 "news left out: it is never an incident).")

@@ -14,10 +14,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from adsentinel.cli.app import app, console, err_console, get_settings
+from adsentinel.cli.app import app, cli_language, console, err_console, get_settings
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import ConfigError
 from adsentinel.i18n import LOCALE_NAMES, parse_locale
+from adsentinel.sync.error_kinds import attention_sentence
 
 if TYPE_CHECKING:
     from adsentinel.service.sync import AccountListing, DiscoveredAccount
@@ -239,6 +240,15 @@ def _checked_locale(locale: str | None) -> str | None:
         raise typer.BadParameter(str(exc), param_hint="'--locale'") from None
 
 
+def _attention(account: AccountListing) -> str:
+    """The account's attention mark in the CLI's language (the kind's what-to-do, or the mark as
+    written: :func:`adsentinel.sync.error_kinds.attention_sentence`)."""
+    if not account.needs_attention:
+        return ""
+    return attention_sentence(cli_language(), account.needs_attention_kind,
+                              account.needs_attention)
+
+
 def print_accounts(accounts: list[AccountListing]) -> None:
     """The accounts as a table; the token column shows the variable's name only."""
     table = Table(title="ad accounts")
@@ -259,5 +269,5 @@ def print_accounts(accounts: list[AccountListing]) -> None:
         table.add_row(str(a.id), a.name, a.platform_account_id or "-",
                       f"${a.token_env}" if a.token_env else "(CSV only)",
                       "yes" if a.is_active else "no", a.result_action_types,
-                      _settings_cell(a), synced, escape(a.needs_attention or ""))
+                      _settings_cell(a), synced, escape(_attention(a)))
     console.print(table)

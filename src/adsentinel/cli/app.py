@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
+import typer.main
 from rich.console import Console
 from rich.text import Text
 from typer._click.exceptions import NoArgsIsHelpError  # Typer's own copy of click
 
 from adsentinel import __version__
+from adsentinel.cli.help_language import localize_help
 from adsentinel.errors import AdsentinelError
 
 if TYPE_CHECKING:
@@ -69,10 +71,12 @@ def main() -> None:
 
 def run(args: list[str]) -> int:
     """Run the command line ``args``; the process exit code."""
+    command = typer.main.get_command(app)
+    localize_help(command, cli_language())  # --help in the CLI's language
     try:
         # not standalone: errors come here to be reported in one line; the return value is
         # the code of a typer.Exit (or of --help), None when the command simply ended
-        code = app(args=args, prog_name="adsentinel", standalone_mode=False)
+        code = command(args=args, prog_name="adsentinel", standalone_mode=False)
     except AdsentinelError as exc:
         print_error(exc.message, exc.hint)
         return exc.exit_code

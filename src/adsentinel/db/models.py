@@ -94,6 +94,9 @@ class AdAccount(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     credentials_ref: Mapped[str | None] = mapped_column(String(200))
     needs_attention: Mapped[str | None] = mapped_column(Text)
+    #: the kind of the sync failure that set ``needs_attention`` (adsentinel.sync.error_kinds);
+    #: None for a person's mark
+    needs_attention_kind: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Comma-separated Meta action types counted as this account's "results" (leads);
@@ -259,6 +262,8 @@ class SyncRun(Base):
     until: Mapped[date | None] = mapped_column(Date)
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    #: a failed run's kind of failure, from Meta's error code (adsentinel.sync.error_kinds)
+    error_kind: Mapped[str | None] = mapped_column(String(40))
 
 
 class AccountSettingChange(Base):

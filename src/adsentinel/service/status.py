@@ -4,9 +4,9 @@ detection went, what the alert outbox holds, and what needs a person's attention
 One read of a handful of set-based queries (no per-account loop), so that ``adsentinel status``,
 ``GET /api/v1/status`` and the Prometheus scrape (:mod:`adsentinel.api.routes_metrics`) cost the
 same small amount whatever the number of accounts. What needs attention is decided by small
-named rules (:data:`ATTENTION_RULES`), applied in order, each one sentence in the account's
-language (``ad_accounts.locale``; ``default_locale`` for an account without one), from the
-``messages`` catalog.
+named rules (:data:`ATTENTION_RULES`), applied in order, each one sentence in the reader's
+language when a request asked for one, else the account's (``ad_accounts.locale``;
+``default_locale`` for an account without one), from the ``messages`` catalog.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from adsentinel.db.models import (
 )
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
 from adsentinel.service.account_changes import SettingChange, setting_changes
+from adsentinel.sync.error_kinds import attention_sentence, error_sentence
 
 #: beyond these ages a job that should run on a schedule is reported as late
 SYNC_LATE = timedelta(hours=3)
@@ -51,12 +52,14 @@ class RunOutcome:
     duration_seconds: float | None
     counts: dict[str, Any] | None
     error: str | None
+    #: a failed run's kind of failure (:mod:`adsentinel.sync.error_kinds`); None for training
+    error_kind: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return {"started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
                 "status": self.status, "duration_seconds": self.duration_seconds,
-                "counts": self.counts, "error": self.error}
+                "counts": self.counts, "error": self.error, "error_kind": self.error_kind}
 
 
 @dataclass
@@ -68,6 +71,8 @@ class AccountStatus:
     is_active: bool
     syncs_from_meta: bool
     needs_attention: str | None
+    #: the kind of sync failure that set ``needs_attention`` (None: a person's mark)
+    needs_attention_kind: str | None = None
     last_complete_day: date | None = None
     last_partial_update: datetime | None = None
     last_sync: RunOutcome | None = None
@@ -133,21 +138,24 @@ class AccountStatus:
 def account_statuses(*, session_factory: sessionmaker[Session],
                      account_filter: Callable[[Any], ColumnElement[bool]] | None = None,
                      now: datetime | None = None, with_freshness: bool = True,
-                     default_locale: str | None = None) -> list[AccountStatus]:
+                     default_locale: str | None = None,
+                     reader_locale: str | None = None) -> list[AccountStatus]:
     """The status of every account ``account_filter`` keeps (a WHERE clause built on an
     account-id column, as :meth:`adsentinel.api.auth.Principal.account_filter`), by name.
 
     ``with_freshness`` reads the last complete day and partial update from ``daily_insights``
-    (the three latest days only); the metrics scrape leaves it out. ``default_locale`` (the
-    ``LOCALE`` setting) is the language of the attention lines of an account without its own.
+    (the three latest days only); the metrics scrape leaves it out. The attention lines are in
+    ``reader_locale`` when a reader asked for a language (a request's ``Accept-Language``),
+    else in the account's own language, else in ``default_locale`` (the ``LOCALE`` setting).
     """
     keep = account_filter or (lambda _column: true())
     now = now or datetime.now(timezone.utc)
     with session_factory() as session:
         statuses = {a.id: AccountStatus(a.id, a.name, a.is_active,
                                         bool(a.platform_account_id and a.credentials_ref),
-                                        a.needs_attention,
-                                        locale=a.locale or default_locale or DEFAULT_LOCALE)
+                                        a.needs_attention, a.needs_attention_kind,
+                                        locale=(reader_locale or a.locale or default_locale
+                                                or DEFAULT_LOCALE))
                     for a in session.scalars(select(AdAccount).where(keep(AdAccount.id))
                                              .order_by(AdAccount.name))}
         if not statuses:
@@ -193,7 +201,7 @@ def _read_runs(session: Session, table, keep, statuses: dict[int, AccountStatus]
             setattr(statuses[run.account_id], name, RunOutcome(
                 started_at=_aware(run.started_at), finished_at=_aware(run.finished_at),
                 status=run.status, duration_seconds=_duration(run), counts=run.counts,
-                error=run.error))
+                error=run.error, error_kind=getattr(run, "error_kind", None)))
 
 
 def _duration(run) -> float | None:
@@ -268,15 +276,21 @@ def _flagged(status: AccountStatus, _now: datetime) -> str | None:
     if not status.needs_attention:
         return None
     lang = status.language
-    return lang.gettext(N_("marked: %(mark)s"), mark=lang.gettext(status.needs_attention))
+    return lang.gettext(N_("marked: %(mark)s"), mark=attention_sentence(
+        lang, status.needs_attention_kind, status.needs_attention))
 
 
 def _last_sync_failed(status: AccountStatus, _now: datetime) -> str | None:
     run = status.last_sync
     if run is None or run.status != TrainingStatus.failed.value:
         return None
-    return status.language.gettext(N_("the last sync failed: %(error)s"),
-                                   error=_first_line(status.language, run.error))
+    lang = status.language
+    if run.error_kind is None:  # a run from before kinds were stored: its text, as written
+        return lang.gettext(N_("the last sync failed: %(error)s"),
+                            error=_first_line(lang, run.error))
+    detail = run.error.splitlines()[0][:200] if run.error else None
+    return lang.gettext(N_("the last sync failed: %(error)s"),
+                        error=error_sentence(lang, run.error_kind, detail))
 
 
 def _sync_late(status: AccountStatus, now: datetime) -> str | None:

@@ -67,9 +67,12 @@ from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
+from adsentinel.sync.error_kinds import meta_error_kind
 from adsentinel.sync.errors import (
     CredentialsError,
+    MetaApiError,
     MetaAuthError,
+    MetaJobsTooSlowError,
     SyncPayloadError,
     scrub_secrets,
 )
@@ -159,6 +162,8 @@ class AccountListing:
     timezone: str | None = None
     #: currency and timezone changes, oldest first ("currency EUR -> BRL from 2026-11-25")
     setting_changes: tuple[str, ...] = ()
+    #: the kind of sync failure that set ``needs_attention`` (None: a person's mark)
+    needs_attention_kind: str | None = None
 
 
 # --- credentials and account management -------------------------------------------------------
@@ -214,7 +219,7 @@ def add_meta_account(*, session_factory: sessionmaker[Session], platform_account
         account.name = wanted_name
         account.credentials_ref = f"{_ENV_PREFIX}{token_env}"
         account.is_active = True
-        account.needs_attention = None
+        account.needs_attention = account.needs_attention_kind = None
         if result_action_types is not None:
             account.result_action_types = result_action_types
         session.flush()
@@ -322,7 +327,7 @@ def set_account_active(*, session_factory: sessionmaker[Session], wanted: str,
         account = find_account(session, wanted)
         account.is_active = active
         if active:
-            account.needs_attention = None
+            account.needs_attention = account.needs_attention_kind = None
         return _listing(session, account, default_types="")
 
 
@@ -361,7 +366,7 @@ def _listing(session: Session, account: AdAccount, *, default_types: str,
         is_active=account.is_active,
         result_action_types=account.result_action_types or default_types,
         last_synced_at=account.last_synced_at, needs_attention=account.needs_attention,
-        last_sync_status=last_status,
+        needs_attention_kind=account.needs_attention_kind, last_sync_status=last_status,
         broken_since=health.since if health and health.broken else None,
         failed_in_a_row=health.failed_in_a_row if health else 0,
         currency=account.currency, timezone=account.timezone,
@@ -475,7 +480,8 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         _copy_call_stats(client, summary)
         message = scrub_secrets(str(exc.message), [token])
         _finish_failed(session_factory, run_id, account_id, summary, message,
-                       attention=_attention_text(exc, credentials_ref), settings=settings)
+                       failure_kind(exc), attention=_attention_text(exc, credentials_ref),
+                       settings=settings)
         summary.status, summary.error_exit_code = "needs_attention", exc.exit_code
         summary.reason = message
         log.error("account %r needs attention: %s", summary.account_name, message)
@@ -483,7 +489,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         _copy_call_stats(client, summary)
         message = scrub_secrets(str(exc), [token])
         _finish_failed(session_factory, run_id, account_id, summary, message,
-                       settings=settings)
+                       failure_kind(exc), settings=settings)
         summary.status, summary.reason, summary.error_exit_code = "failed", message, exc.exit_code
         log.error("account %r: sync failed (%d date range(s) stored before): %s",
                   summary.account_name, summary.ranges_stored, message)
@@ -491,7 +497,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         try:
             _finish_failed(session_factory, run_id, account_id, summary,
                            scrub_secrets(f"{type(exc).__name__}: {exc}", [token]),
-                           settings=settings)
+                           failure_kind(exc), settings=settings)
         except Exception:  # noqa: BLE001 - the database may be what failed; report the cause
             log.exception("account %r: could not record the failed sync", summary.account_name)
         raise
@@ -523,6 +529,20 @@ def _why_not_synced(account: AdAccount) -> str | None:
     if account.needs_attention:
         return f"needs attention: {account.needs_attention}"
     return None
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The stored kind of a failed sync (:mod:`adsentinel.sync.error_kinds`): from Meta's error
+    code and subcode when Meta answered, else from what failed."""
+    if isinstance(exc, MetaJobsTooSlowError):
+        return "report_jobs_slow"
+    if isinstance(exc, MetaApiError):
+        return meta_error_kind(exc.code, exc.subcode, exc.message)
+    if isinstance(exc, SyncPayloadError):
+        return "bad_response"
+    if isinstance(exc, CredentialsError):
+        return "token_missing"
+    return "other"
 
 
 def _attention_text(exc: MetaAuthError, credentials_ref: str | None) -> str:
@@ -702,10 +722,11 @@ def _start_run(session_factory: sessionmaker[Session], account_id: int) -> int:
 
 
 def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_id: int,
-                   summary: SyncSummary, message: str, attention: str | None = None, *,
-                   settings: Settings) -> None:
-    """Record the failed run and, in the same transaction, tell the account's alert channels
-    once when the sync is now broken (see :mod:`adsentinel.sync.health`)."""
+                   summary: SyncSummary, message: str, kind: str,
+                   attention: str | None = None, *, settings: Settings) -> None:
+    """Record the failed run with its kind of failure (and the account's attention mark of the
+    same kind) and, in the same transaction, tell the account's alert channels once when the
+    sync is now broken (see :mod:`adsentinel.sync.health`)."""
     with session_factory() as session, session.begin():
         run = session.get(SyncRun, run_id)
         run.status = TrainingStatus.failed.value
@@ -713,10 +734,10 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
         if summary.since is not None:  # a failed run keeps what it managed to store
             run.since, run.until = summary.since, summary.until
         run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
-        run.error = message
+        run.error, run.error_kind = message, kind
         account = session.get(AdAccount, account_id)
         if attention is not None:
-            account.needs_attention = attention
+            account.needs_attention, account.needs_attention_kind = attention, kind
         session.flush()
         health = _health(session, account, settings)
         if health.broken:
@@ -728,7 +749,8 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
 
 def _health(session: Session, account: AdAccount, settings: Settings) -> SyncHealth:
     runs = session.execute(
-        select(SyncRun.id, SyncRun.status, SyncRun.started_at, SyncRun.error)
+        select(SyncRun.id, SyncRun.status, SyncRun.started_at, SyncRun.error,
+               SyncRun.error_kind)
         .where(SyncRun.account_id == account.id)
         .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(_HEALTH_RUNS)).all()
     return sync_health([RunOutcome(*run) for run in runs],
@@ -742,6 +764,7 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
     payload = broken_payload(account_id=account.id, account_name=account.name,
                              currency=account.currency, health=health,
                              needs_attention=account.needs_attention,
+                             needs_attention_kind=account.needs_attention_kind,
                              url=settings.public_url.rstrip("/") + "/",
                              locale=account.locale or settings.locale)
     channels = session.scalars(select(AlertChannel.id).where(

@@ -5,7 +5,9 @@
 * :mod:`.meta_client` makes the calls through the official ``facebook-business`` SDK: paging,
   asynchronous report jobs, retries;
 * :mod:`.errors` holds the sync's errors and the scrubbing of access tokens from any text;
-* :mod:`.health` decides when a failing sync is broken and words the message (pure).
+* :mod:`.health` decides when a failing sync is broken and words the message (pure);
+* :mod:`.error_kinds` names the kind of a failure from Meta's codes and tells it in the reader's
+  language (pure).
 
 Storing what was pulled is :mod:`adsentinel.service.sync`'s job.
 """

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from adsentinel.i18n import DEFAULT_LOCALE, N_, language, supported_locale
+from adsentinel.sync.error_kinds import attention_sentence, error_sentence
 
 SYNC_BROKEN = "sync_broken"  # the outbox kind, rendered by adsentinel.alerts.messages
 
@@ -29,6 +30,8 @@ class RunOutcome:
     status: str
     started_at: datetime
     error: str | None
+    #: the kind of failure (:mod:`adsentinel.sync.error_kinds`); None for older runs
+    error_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class SyncHealth:
     since: datetime | None
     first_failed_run_id: int | None
     last_error: str | None
+    last_error_kind: str | None = None
 
 
 def sync_health(runs_newest_first: Sequence[RunOutcome], *, needs_attention: str | None,
@@ -56,7 +60,8 @@ def sync_health(runs_newest_first: Sequence[RunOutcome], *, needs_attention: str
         return SyncHealth(False, 0, None, None, None)
     first = streak[-1]
     broken = bool(needs_attention) or len(streak) >= alert_after
-    return SyncHealth(broken, len(streak), first.started_at, first.id, streak[0].error)
+    return SyncHealth(broken, len(streak), first.started_at, first.id, streak[0].error,
+                      streak[0].error_kind)
 
 
 #: the message's explanation, by the streak's length (one run, or several)
@@ -73,15 +78,17 @@ _RETRY = N_("read the last error above (also in `adsentinel accounts list`); the
 
 
 def broken_payload(*, account_id: int, account_name: str, currency: str, health: SyncHealth,
-                   needs_attention: str | None, url: str, locale: str | None = None
-                   ) -> dict[str, Any]:
+                   needs_attention: str | None, url: str, locale: str | None = None,
+                   needs_attention_kind: str | None = None) -> dict[str, Any]:
     """The outbox payload of a "sync broken for account X since T: what to do" message.
 
     ``text`` and ``what_to_do`` are in the account's language (``locale``, named in
     ``account.locale`` as alert payloads do; English when omitted), ``since_text`` is the
     streak's start as that language writes it; ``since`` stays ``2026-11-18 14:00 UTC``.
-    The last error and a person's ``needs_attention`` mark are the sync's own words (English
-    unless the catalog holds their exact text).
+    The last error is told by its kind (``error_kind``, from Meta's code) in that language,
+    Meta's own words kept in brackets; the attention mark by the what-to-do of its kind. A
+    person's mark, or an error of a run from before kinds were stored, stays as written
+    (English unless the catalog holds its exact text).
     """
     lang = language(supported_locale(locale) or DEFAULT_LOCALE)
     since = health.since.strftime("%Y-%m-%d %H:%M UTC") if health.since else "unknown"
@@ -94,11 +101,15 @@ def broken_payload(*, account_id: int, account_name: str, currency: str, health:
         "since": since,
         "since_text": since_text,
         "failed_in_a_row": health.failed_in_a_row,
+        "error_kind": health.last_error_kind,
         "text": lang.gettext(_BROKEN_ONE if health.failed_in_a_row == 1 else _BROKEN_MANY,
                              account=account_name, since=since_text,
                              num=health.failed_in_a_row,
-                             error=(lang.gettext(health.last_error) if health.last_error
+                             error=(error_sentence(lang, health.last_error_kind,
+                                                   health.last_error)
+                                    if health.last_error or health.last_error_kind
                                     else lang.gettext(_NO_ERROR))),
-        "what_to_do": lang.gettext(needs_attention) if needs_attention else lang.gettext(_RETRY),
+        "what_to_do": (attention_sentence(lang, needs_attention_kind, needs_attention)
+                       if needs_attention else lang.gettext(_RETRY)),
         "url": url,
     }
