@@ -36,7 +36,7 @@ def sync_command(
 
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.service.sync import SyncSummary, sync_account, syncable_account_ids
-    from adsentinel.service.sync import find_account
+    from adsentinel.service.accounts import find_account
 
     settings = get_settings()
     first_day = _parse_day(since) if since else None

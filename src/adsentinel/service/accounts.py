@@ -20,28 +20,41 @@ class AccountRef:
     currency: str
 
 
+def find_account(session: Session, wanted: str) -> AdAccount:
+    """The account ``wanted`` names: its name, its Meta id with or without ``act_``, or its
+    numeric id (a name that matches exactly wins). The one rule every command resolves an
+    account by; raises :class:`NotFoundError` when there is none."""
+    bare = wanted.removeprefix("act_")
+    match = [AdAccount.name == wanted, AdAccount.platform_account_id == wanted]
+    if bare.isdigit():
+        match += [AdAccount.platform_account_id == bare,
+                  AdAccount.platform_account_id == f"act_{bare}"]
+    if wanted.isdigit():
+        match.append(AdAccount.id == int(wanted))
+    found = session.scalars(select(AdAccount).where(or_(*match)).order_by(AdAccount.id)).all()
+    if not found:
+        raise NotFoundError(f"no ad account named or numbered {wanted!r}",
+                            hint="pass an account's name, Meta id or numeric id; "
+                                 "`adsentinel accounts list` shows them")
+    exact = [a for a in found if a.name == wanted]
+    return exact[0] if exact else found[0]
+
+
 def select_accounts(*, session_factory: sessionmaker[Session],
                     wanted: str | None) -> list[AccountRef]:
-    """Every active account (``wanted`` is ``None``), or the one named, with that platform id or
-    numeric id. Raises :class:`NotFoundError` when there is none."""
+    """Every active account (``wanted`` is ``None``), or the one :func:`find_account` finds.
+    Raises :class:`NotFoundError` when there is none."""
     with session_factory() as session:
-        query = select(AdAccount.id, AdAccount.name, AdAccount.currency).order_by(AdAccount.id)
-        if wanted is None:
-            rows = session.execute(query.where(AdAccount.is_active.is_(True))).all()
-            if not rows:
-                raise NotFoundError("there is no active ad account",
-                                    hint="import insights first with `adsentinel import`")
-            return [AccountRef(r.id, r.name, r.currency) for r in rows]
-        match = [AdAccount.name == wanted, AdAccount.platform_account_id == wanted]
-        if wanted.isdigit():
-            match.append(AdAccount.id == int(wanted))
-        rows = session.execute(query.where(or_(*match))).all()
+        if wanted is not None:
+            account = find_account(session, wanted)
+            return [AccountRef(account.id, account.name, account.currency)]
+        rows = session.execute(
+            select(AdAccount.id, AdAccount.name, AdAccount.currency)
+            .where(AdAccount.is_active.is_(True)).order_by(AdAccount.id)).all()
     if not rows:
-        raise NotFoundError(f"no ad account named or numbered {wanted!r}",
-                            hint="pass an account's name, platform id or numeric id")
-    exact = [r for r in rows if r.name == wanted]
-    chosen = exact[0] if exact else rows[0]
-    return [AccountRef(chosen.id, chosen.name, chosen.currency)]
+        raise NotFoundError("there is no active ad account",
+                            hint="import insights first with `adsentinel import`")
+    return [AccountRef(r.id, r.name, r.currency) for r in rows]
 
 
 def set_account_locale(*, session_factory: sessionmaker[Session], wanted: str,
@@ -50,7 +63,6 @@ def set_account_locale(*, session_factory: sessionmaker[Session], wanted: str,
     setting); ``locale`` is any spelling :func:`adsentinel.i18n.parse_locale` takes. Raises
     :class:`NotFoundError` for an unknown account, ``ValueError`` for an unknown language."""
     from adsentinel.i18n import parse_locale
-    from adsentinel.service.sync import find_account
 
     stored = parse_locale(locale) if locale is not None else None
     with session_factory() as session, session.begin():

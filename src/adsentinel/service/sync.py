@@ -63,6 +63,7 @@ from adsentinel.db.models import (
     TrainingStatus,
 )
 from adsentinel.service.account_changes import apply_account_settings, setting_changes
+from adsentinel.service.accounts import find_account
 from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
@@ -338,19 +339,6 @@ def list_accounts(*, session_factory: sessionmaker[Session],
         accounts = session.scalars(select(AdAccount).order_by(AdAccount.id)).all()
         return [_listing(session, a, default_types=settings.result_action_types,
                          settings=settings) for a in accounts]
-
-
-def find_account(session: Session, wanted: str) -> AdAccount:
-    """The account named, with that Meta id (with or without act_) or numeric id."""
-    match = [AdAccount.name == wanted, AdAccount.platform_account_id == wanted]
-    if wanted.isdigit():
-        match += [AdAccount.id == int(wanted), AdAccount.platform_account_id == f"act_{wanted}"]
-    found = session.scalars(select(AdAccount).where(or_(*match)).order_by(AdAccount.id)).all()
-    if not found:
-        raise NotFoundError(f"no ad account named or numbered {wanted!r}",
-                            hint="`adsentinel accounts list` shows them")
-    exact = [a for a in found if a.name == wanted]
-    return exact[0] if exact else found[0]
 
 
 def _listing(session: Session, account: AdAccount, *, default_types: str,
@@ -1100,7 +1088,6 @@ __all__ = [
     "AccountListing", "ClientFactory", "DiscoveredAccount", "SyncSummary", "add_meta_account",
     "check_token_env_name", "discover_meta_accounts",
     "probe_meta_account", "record_account_facts", "token_from_env",
-    "find_account",
     "client_options", "default_client_factory", "is_syncable", "list_accounts",
     "normalise_account_id", "resolve_token", "set_account_active", "sync_account",
     "sync_before_detection", "syncable_account_ids",
