@@ -643,6 +643,7 @@ VALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "broker_visibility_timeout": _ints(6001, 100_000),
     "lock_retry_seconds": _ints(1, 10**6),
     "chunk_entities": _ints(1, 10**9),
+    "training_batch_entities": _ints(1, 10**9),
     "use_isolation_forest": _BOOLS,
     "isolation_forest_min_samples": _ints(2, 60),
     "isolation_forest_contamination": _floats(0.0, 0.5),
