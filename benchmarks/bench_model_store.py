@@ -3,13 +3,18 @@ older layout) against one pack per campaign, cold and through the process-wide c
 
     .venv/bin/python benchmarks/bench_model_store.py [entities=2000] [entities per campaign=50]
 """
-import sys, time, tempfile, statistics
+import statistics
+import sys
+import tempfile
+import time
 from pathlib import Path
+
 import numpy as np
+
+from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.detect.forest import IsolationForest
 from adsentinel.models.cache import ModelCache
 from adsentinel.models.store import ModelMetadata, ModelStore
-from adsentinel.detect.features import FOREST_FEATURES
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 PER_CAMPAIGN = int(sys.argv[2]) if len(sys.argv) > 2 else 50

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -47,7 +47,7 @@ from adsentinel.errors import ConfigError, InputFileError
 from adsentinel.ingest.csv_columns import ALIASES, REQUIRED, normalise_header
 from adsentinel.ingest.csv_import import import_insights_csv
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()  # accounts the importer creates are on UTC
 
 

@@ -8,14 +8,13 @@ import io
 from datetime import timedelta
 
 import pytest
+from api_world import LAST_DAY
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from adsentinel.api import anomaly_export
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, Entity
-
-from api_world import LAST_DAY
 
 YESTERDAY = LAST_DAY - timedelta(days=1)
 

@@ -267,9 +267,9 @@ def _add_anomaly(session_factory, world, *, key="a", level="ad", day=None, metri
     """Store one more anomaly on the world's entity of ``level`` of account ``key``."""
     from datetime import timedelta
 
-    from adsentinel.db.models import Anomaly
-
     from api_world import LAST_DAY
+
+    from adsentinel.db.models import Anomaly
 
     day = day or LAST_DAY
     with session_factory() as session:
@@ -326,9 +326,9 @@ def test_money_at_stake_comes_first_then_severity_and_lows_wait_behind_a_filter(
 def test_filters_narrow_the_list(client, world, session_factory):
     from datetime import timedelta
 
-    from adsentinel.db.models import AdAccount, Entity
-
     from api_world import LAST_DAY
+
+    from adsentinel.db.models import AdAccount, Entity
 
     w = world.anomalies
     with session_factory() as session:  # the ad set above account a's ad
@@ -567,7 +567,6 @@ def test_the_api_link_opens_a_reference_that_needs_no_internet(client, world):
 
 
 def test_plotly_is_one_cached_gzipped_asset(client, world):
-    import gzip
 
     login(client, world)
     page = parse(client.get(f"/entities/{world.entities['a']['ad']}").text)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from test_anomaly_detector import ad_history
 
 from adsentinel.detect.account_day import AccountTree, judge_account_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector, SeverityLevel
 from adsentinel.detect.common_move import common_factors
 from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.detect.hierarchy_rules import ChildMove, parent_is_explained
-
-from test_anomaly_detector import ad_history  # noqa: E402  (tests/detect is on the path)
 
 DAY = pd.Timestamp("2026-01-05") + pd.Timedelta(days=59)
 

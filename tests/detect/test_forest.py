@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
-
-import hashlib
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from adsentinel.detect.forest._maths import (
 from adsentinel.detect.forest._maths import (
     average_path_length_scalar as _average_path_length_scalar,
 )
+
 
 def _odds_dir() -> Path:
     """The published ODDS sets: ``ADSENTINEL_TEST_ODDS_DIR``, else ``shared/`` beside this

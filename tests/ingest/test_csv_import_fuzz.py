@@ -9,7 +9,8 @@ before and after each refused import (``fuzz_inputs.CsvImportTrials``).
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import open_database

@@ -8,11 +8,11 @@ import pickle
 
 import numpy as np
 import pytest
+from model_factories import FEATURES, fitted
 
 from adsentinel.errors import ModelStoreError
 from adsentinel.models.cache import ModelCache
 from adsentinel.models.store import ModelSet, ModelStore, load_signing_key
-from model_factories import FEATURES, fitted
 
 KEY = b"pack-test-signing-key-0123456789"
 PROBE = np.random.default_rng(99).normal(size=(7, len(FEATURES)))

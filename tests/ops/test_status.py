@@ -9,11 +9,11 @@ import sys
 from datetime import datetime
 
 import pytest
+from ops_world import NOW, build_ops_world, free_port
 
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.service.status import account_statuses
 from factories import LAST_DAY
-from ops_world import NOW, build_ops_world, free_port
 
 
 def test_status_reads_runs_freshness_anomalies_and_alerts(session_factory):

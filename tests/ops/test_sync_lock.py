@@ -9,13 +9,13 @@ import sys
 
 import pytest
 import redis as redis_lib
+from ops_world import free_port
 
 from adsentinel.cli.account_locks import ACCOUNT_BUSY_EXIT_CODE, worker_account_lock
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AdAccount
 from adsentinel.worker.locks import account_lock, lock_is_held
-from ops_world import free_port
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@ characters in names are refused in the payload, naming the object, field and val
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
 from graph_api import payload
+
 from adsentinel.sync.errors import SyncPayloadError
 from adsentinel.sync.payloads import parse_account, parse_ad, parse_campaign, parse_insight
 
@@ -19,7 +19,7 @@ def _insight(**changes) -> dict:
 
 
 @pytest.mark.parametrize("day", ["0001-01-01", "1969-12-31", "9999-12-31",
-                                 (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()])
+                                 (datetime.now(UTC) + timedelta(days=2)).date().isoformat()])
 def test_a_day_outside_1970_to_today_is_refused(day):
     with pytest.raises(SyncPayloadError) as error:
         parse_insight(_insight(date_start=day, date_stop=day), result_action_types=("lead",))
@@ -28,7 +28,7 @@ def test_a_day_outside_1970_to_today_is_refused(day):
 
 
 def test_the_first_day_and_today_are_accepted():
-    for day in (date(1970, 1, 1), datetime.now(timezone.utc).date()):
+    for day in (date(1970, 1, 1), datetime.now(UTC).date()):
         row = parse_insight(_insight(date_start=day.isoformat(), date_stop=day.isoformat()),
                             result_action_types=("lead",))
         assert row.day == day

@@ -222,5 +222,14 @@ def band_outline(days: list[str], lower: list[float | None], upper: list[float |
     return xs, ys
 
 
-__all__ = ["ANOMALY_TRACE", "LOW_VOLUME_TRACE", "anomaly_traces", "band_outline", "chart_top",
-           "Chart", "metric_charts", "metric_figure", "too_little_volume"]
+__all__ = [
+    "ANOMALY_TRACE",
+    "LOW_VOLUME_TRACE",
+    "Chart",
+    "anomaly_traces",
+    "band_outline",
+    "chart_top",
+    "metric_charts",
+    "metric_figure",
+    "too_little_volume",
+]

@@ -177,7 +177,7 @@ class InProcessDispatcher:
                                                  settings=self.settings, detection=result)
                 if retrained is not None:
                     result = {**result, "retrained": retrained}
-        except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the thread goes on
+        except Exception as exc:  # a failed job is recorded, the thread goes on
             log.exception("%s of account %s failed", kind, account_id)
             self._set(task_id, TaskState("failed", account_id,
                                          error=f"{type(exc).__name__}: {exc}"))

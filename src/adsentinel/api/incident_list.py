@@ -146,5 +146,14 @@ def _related_counts(session: Session, ids: list[int]) -> dict[int, int]:
         .group_by(Anomaly.incident_id)).all())
 
 
-__all__ = ["IncidentPage", "IncidentRow", "PAGE_SIZE", "SORTS", "STATUS_CHOICES",
-           "anomaly_kind", "dashboard_filters", "incident_page", "incident_query"]
+__all__ = [
+    "PAGE_SIZE",
+    "SORTS",
+    "STATUS_CHOICES",
+    "IncidentPage",
+    "IncidentRow",
+    "anomaly_kind",
+    "dashboard_filters",
+    "incident_page",
+    "incident_query",
+]

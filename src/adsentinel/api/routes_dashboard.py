@@ -36,7 +36,7 @@ from fastapi.responses import (
 )
 from fastapi.routing import APIRoute
 
-from adsentinel.api import queries
+from adsentinel.api import anomaly_export, queries
 from adsentinel.api.auth import (
     LoginRequired,
     Principal,
@@ -47,7 +47,6 @@ from adsentinel.api.auth import (
     start_session,
 )
 from adsentinel.api.charts import METRIC_LABELS, SEVERITY_COLOURS, metric_charts
-from adsentinel.api import anomaly_export
 from adsentinel.api.incident_list import (
     PAGE_SIZE,
     SORTS,
@@ -63,6 +62,8 @@ from adsentinel.api.page_i18n import (
     page_gettext,
     request_locale,
 )
+from adsentinel.api.schemas import SettableStatus
+from adsentinel.api.series import CHARTED_METRICS, entity_series, series_range
 from adsentinel.api.throttle import (
     THROTTLED_MESSAGE,
     TooManyRequests,
@@ -71,8 +72,6 @@ from adsentinel.api.throttle import (
     client_of,
     record_failed_authentication,
 )
-from adsentinel.api.schemas import SettableStatus
-from adsentinel.api.series import CHARTED_METRICS, entity_series, series_range
 from adsentinel.db.models import AdAccount, Severity
 from adsentinel.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, supported_locale
 from adsentinel.service.status import account_statuses

@@ -11,8 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adsentinel.cli.app import app, console, err_console, get_settings, ngettext
-from adsentinel.cli.app import cli_language
+from adsentinel.cli.app import app, cli_language, console, err_console, get_settings, ngettext
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
 

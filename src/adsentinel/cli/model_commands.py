@@ -11,7 +11,6 @@ from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.cli.app import gettext as _
 from adsentinel.i18n import N_
 
-
 #: the table's column of each level
 _LEVEL_COLUMNS = {"campaign": N_("campaigns"), "adset": N_("adsets"), "ad": N_("ads")}
 

@@ -35,8 +35,7 @@ def sync_command(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.sync import SyncSummary, sync_account, syncable_account_ids
-    from adsentinel.service.sync import find_account
+    from adsentinel.service.sync import find_account, sync_account, syncable_account_ids
 
     settings = get_settings()
     first_day = _parse_day(since) if since else None
@@ -79,9 +78,8 @@ BUSY_REASON = "a scheduled sync of this account is running; run `adsentinel sync
 
 def _busy(factory, account_id: int) -> SyncSummary:
     """The summary of an account left alone because the workers' sync holds its lock."""
-    from adsentinel.service.sync import SyncSummary
-
     from adsentinel.db.models import AdAccount
+    from adsentinel.service.sync import SyncSummary
 
     with factory() as session:
         name = session.get(AdAccount, account_id).name

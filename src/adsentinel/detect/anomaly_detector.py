@@ -40,17 +40,17 @@ from adsentinel.detect.calibration import (
     severity_for_score,
     significance_score,
 )
-from adsentinel.detect.forest_message import combination_sentence, relative_moves
-from adsentinel.detect.metric_rules import DayFacts, judge_move
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
     FOREST_FEATURES,
     isolation_forest_features,
 )
+from adsentinel.detect.forest_message import combination_sentence, relative_moves
 from adsentinel.detect.intraday import (
     DEFAULT_INTRADAY_PROFILE,
     expected_day_fraction,
 )
+from adsentinel.detect.metric_rules import DayFacts, judge_move
 from adsentinel.detect.statistical import (
     HARMFUL_DIRECTION,
     MetricTest,
@@ -69,7 +69,7 @@ MULTIVARIATE = "multivariate"
 class ScoresSamples(Protocol):
     """What the detector needs of a multivariate model: scikit-learn's ``score_samples``."""
 
-    def score_samples(self, X: np.ndarray) -> np.ndarray: ...  # noqa: D102
+    def score_samples(self, X: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)

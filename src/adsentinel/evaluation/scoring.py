@@ -63,9 +63,7 @@ class AlarmCounts:
         total = AlarmCounts()
         for spec in fields(AlarmCounts):
             mine, theirs = getattr(self, spec.name), getattr(other, spec.name)
-            if isinstance(mine, int):
-                setattr(total, spec.name, mine + theirs)
-            elif isinstance(mine, list):
+            if isinstance(mine, (int, list)):
                 setattr(total, spec.name, mine + theirs)
             else:
                 merged: dict = {}

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,8 +36,13 @@ from sqlalchemy.orm import Session
 
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import InputFileError, InputProblem
-from adsentinel.ingest.csv_rows import (MAX_TEXT, InsightRow, SkippedLine,
-                                        control_character_problem, iter_insight_rows)
+from adsentinel.ingest.csv_rows import (
+    MAX_TEXT,
+    InsightRow,
+    SkippedLine,
+    control_character_problem,
+    iter_insight_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,7 @@ def import_insights_csv(
     the file has no ``account_id`` column. Raises :class:`InputFileError` listing every problem
     (file, line, column) and writes nothing, unless ``skip_invalid`` is set.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if account_name is not None:
         _check_account_option(str(path), account_name)
     summary = ImportSummary(file=str(path))
@@ -232,7 +237,7 @@ class _Dialect:
 
 def _create_staging(conn: Connection, d: _Dialect) -> None:
     _drop_staging(conn, d)
-    conn.exec_driver_sql(f"""
+    conn.exec_driver_sql("""
         CREATE TEMPORARY TABLE import_staging (
             line INTEGER NOT NULL, account_key VARCHAR(200) NOT NULL, account_name VARCHAR(200),
             currency VARCHAR(3), campaign_pid VARCHAR(64) NOT NULL, campaign_name VARCHAR(400),
@@ -240,10 +245,10 @@ def _create_staging(conn: Connection, d: _Dialect) -> None:
             ad_name VARCHAR(400), day DATE NOT NULL, spend FLOAT NOT NULL,
             impressions BIGINT NOT NULL, clicks BIGINT NOT NULL, leads BIGINT NOT NULL,
             reach BIGINT NOT NULL, conversions BIGINT, revenue FLOAT)""")
-    conn.exec_driver_sql(f"""
+    conn.exec_driver_sql("""
         CREATE TEMPORARY TABLE import_accounts (
             account_key VARCHAR(200) PRIMARY KEY, account_id INTEGER NOT NULL, today DATE NOT NULL)""")
-    conn.exec_driver_sql(f"""
+    conn.exec_driver_sql("""
         CREATE TEMPORARY TABLE import_affected (
             level VARCHAR(16) NOT NULL, entity_id INTEGER NOT NULL, day DATE NOT NULL)""")
 

@@ -24,8 +24,7 @@ from pathlib import Path
 
 from adsentinel.errors import InputFileError, InputProblem
 from adsentinel.ingest.csv_columns import COUNT_FIELDS, ColumnLayout, resolve_columns
-from adsentinel.ingest.number_formats import (DECIMAL_POINT, NUMBER_COLUMNS, FormatDecisions,
-                                              FormatEvidence)
+from adsentinel.ingest.number_formats import DECIMAL_POINT, NUMBER_COLUMNS, FormatDecisions, FormatEvidence
 from adsentinel.ingest.table_files import Table, open_table
 from adsentinel.ingest.xlsx_rows import StoredNumber
 

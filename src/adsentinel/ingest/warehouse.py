@@ -28,7 +28,7 @@ import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -287,7 +287,7 @@ def import_from_warehouse(*, engine: Engine, url: str, source: str, query: str |
     """Read the warehouse at ``url`` and upsert its rows into adsentinel's database ``engine``,
     in one transaction. Raises :class:`InputFileError` listing the bad rows (nothing written),
     :class:`ConfigError` for a bad URL or source, :class:`StorageError` when a query fails."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     summary = WarehouseImport(source=f"{source} at {_hidden(url)}")
     warehouse = warehouse_engine(url)
     problems: list[InputProblem] = []

@@ -31,7 +31,7 @@ import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,7 @@ class ModelMetadata:
     training_first_day: str | None
     training_last_day: str | None
     score_quantiles: tuple[float, ...] = ()
-    trained_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     engine: str = ENGINE_NAME
     engine_version: str = ENGINE_VERSION
     format_version: int = FORMAT_VERSION

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,12 +43,12 @@ from adsentinel.detect.anomaly_detector import (
     DetectedAnomaly,
     prepare_daily_frames,
 )
-from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import NotFoundError
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.feedback import apply_feedback
 from adsentinel.service.impact import impact_columns
 from adsentinel.service.scope import entities_in_campaigns
+from adsentinel.timezones import zone_or_utc
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def _aware(moment: datetime) -> datetime:
     """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
     if isinstance(moment, pd.Timestamp):
         moment = moment.to_pydatetime()
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- detecting --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, select, true
@@ -142,7 +142,7 @@ def account_statuses(*, session_factory: sessionmaker[Session],
     ``LOCALE`` setting) is the language of the attention lines of an account without its own.
     """
     keep = account_filter or (lambda _column: true())
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with session_factory() as session:
         statuses = {a.id: AccountStatus(a.id, a.name, a.is_active,
                                         bool(a.platform_account_id and a.credentials_ref),
@@ -362,7 +362,7 @@ def _aware(moment: datetime | str | None) -> datetime | None:
         return None
     if isinstance(moment, str):  # SQLite hands back text from aggregate functions
         moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _as_date(day: date | str | None) -> date | None:

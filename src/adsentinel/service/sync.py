@@ -42,7 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,9 +51,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.config import Settings
 from adsentinel.alerts import outbox
 from adsentinel.alerts.messages import subject_of
+from adsentinel.config import Settings
 from adsentinel.db.models import (
     AdAccount,
     AlertChannel,
@@ -62,11 +62,10 @@ from adsentinel.db.models import (
     SyncRun,
     TrainingStatus,
 )
-from adsentinel.service.account_changes import apply_account_settings, setting_changes
-from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
+from adsentinel.service.account_changes import apply_account_settings, setting_changes
 from adsentinel.sync.errors import (
     CredentialsError,
     MetaAuthError,
@@ -76,9 +75,9 @@ from adsentinel.sync.errors import (
 from adsentinel.sync.health import SYNC_BROKEN, RunOutcome, SyncHealth, broken_payload, sync_health
 from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progress
 from adsentinel.sync.payloads import (
-    AccountInfo,
     ADSET_REACH_FIELDS,
     PARENT_REACH_FIELDS,
+    AccountInfo,
     InsightRecord,
     StructureRecord,
     parse_account,
@@ -89,6 +88,7 @@ from adsentinel.sync.payloads import (
     parse_parent_reach,
     parse_result_action_types,
 )
+from adsentinel.timezones import zone_or_utc
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ def record_account_facts(*, session_factory: sessionmaker[Session], account_id: 
     with session_factory() as session, session.begin():
         account = session.get(AdAccount, account_id)
         apply_account_settings(session, account, currency=info.currency, timezone=info.timezone,
-                               now=now or datetime.now(timezone.utc))
+                               now=now or datetime.now(UTC))
 
 
 def _looks_like_a_token(value: str) -> bool:
@@ -465,11 +465,11 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
             _store_range(session_factory, account_id=account_id, pulled=pulled,
                          insights=insights, parent_reach=parent_reach, attribution=attribution,
                          first=first, last=last, summary=summary,
-                         now=now or datetime.now(timezone.utc))
+                         now=now or datetime.now(UTC))
         _copy_call_stats(client, summary)
         summary.attribution_settings = dict(Counter(pulled.attribution.values()))
         _finish_succeeded(session_factory, run_id, account_id, summary,
-                          now or datetime.now(timezone.utc))
+                          now or datetime.now(UTC))
         summary.status = "succeeded"
     except MetaAuthError as exc:
         _copy_call_stats(client, summary)
@@ -492,7 +492,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
             _finish_failed(session_factory, run_id, account_id, summary,
                            scrub_secrets(f"{type(exc).__name__}: {exc}", [token]),
                            settings=settings)
-        except Exception:  # noqa: BLE001 - the database may be what failed; report the cause
+        except Exception:  # the database may be what failed; report the cause
             log.exception("account %r: could not record the failed sync", summary.account_name)
         raise
     finally:
@@ -603,7 +603,7 @@ def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[
     except (ZoneInfoNotFoundError, ValueError):
         raise SyncPayloadError(f"Meta returned a malformed ad account: field 'timezone_name' is "
                                f"{info.timezone!r}, expected an IANA timezone") from None
-    today = (now or datetime.now(timezone.utc)).astimezone(zone).date()
+    today = (now or datetime.now(UTC)).astimezone(zone).date()
     with session_factory() as session:
         account = session.get(AdAccount, account_id)
         types = parse_result_action_types(account.result_action_types
@@ -709,7 +709,7 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
     with session_factory() as session, session.begin():
         run = session.get(SyncRun, run_id)
         run.status = TrainingStatus.failed.value
-        run.finished_at = datetime.now(timezone.utc)
+        run.finished_at = datetime.now(UTC)
         if summary.since is not None:  # a failed run keeps what it managed to store
             run.since, run.until = summary.since, summary.until
         run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
@@ -746,7 +746,7 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
                              locale=account.locale or settings.locale)
     channels = session.scalars(select(AlertChannel.id).where(
         AlertChannel.account_id == account.id, AlertChannel.is_active.is_(True))).all()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     messages = [outbox.NewMessage(
         channel_id=channel_id, anomaly_id=None, kind=SYNC_BROKEN,
         idempotency_key=hashlib.sha256(
@@ -867,7 +867,7 @@ def _finish_succeeded(session_factory: sessionmaker[Session], run_id: int, accou
         run = session.get(SyncRun, run_id)
         run.status = TrainingStatus.succeeded.value
         run.since, run.until = summary.since, summary.until
-        run.finished_at = datetime.now(timezone.utc)
+        run.finished_at = datetime.now(UTC)
         run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
         if summary.notes:
             run.counts["notes"] = list(summary.notes)
@@ -1041,7 +1041,7 @@ def sync_before_detection(*, session_factory: sessionmaker[Session], settings: S
     """
     if not is_syncable(session_factory=session_factory, account_id=account_id):
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     summary = sync_account(session_factory=session_factory, settings=settings,
                            account_id=account_id, client_factory=client_factory,
                            since=_hourly_since(session_factory, settings, account_id, now),
@@ -1074,11 +1074,25 @@ def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, ac
 
 
 __all__ = [
-    "AccountListing", "ClientFactory", "DiscoveredAccount", "SyncSummary", "add_meta_account",
-    "check_token_env_name", "discover_meta_accounts",
-    "probe_meta_account", "record_account_facts", "token_from_env",
+    "AccountListing",
+    "ClientFactory",
+    "DiscoveredAccount",
+    "SyncSummary",
+    "add_meta_account",
+    "check_token_env_name",
+    "client_options",
+    "default_client_factory",
+    "discover_meta_accounts",
     "find_account",
-    "client_options", "default_client_factory", "is_syncable", "list_accounts",
-    "normalise_account_id", "resolve_token", "set_account_active", "sync_account",
-    "sync_before_detection", "syncable_account_ids",
+    "is_syncable",
+    "list_accounts",
+    "normalise_account_id",
+    "probe_meta_account",
+    "record_account_facts",
+    "resolve_token",
+    "set_account_active",
+    "sync_account",
+    "sync_before_detection",
+    "syncable_account_ids",
+    "token_from_env",
 ]

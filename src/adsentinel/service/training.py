@@ -28,7 +28,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numba
@@ -74,7 +74,7 @@ def _close_interrupted_runs(session: Session, account_id: int, settings: Setting
             TrainingRun.account_id == account_id,
             TrainingRun.status == TrainingStatus.running.value)):
         started = run.started_at if run.started_at.tzinfo else run.started_at.replace(
-            tzinfo=timezone.utc)
+            tzinfo=UTC)
         if started < cutoff:
             run.status = TrainingStatus.failed.value
             run.finished_at = now
@@ -148,7 +148,7 @@ def train_account_models(
     duration = time.perf_counter() - started
     metadata = {
         "config_id": account_id,
-        "last_training": datetime.now(timezone.utc).isoformat(),
+        "last_training": datetime.now(UTC).isoformat(),
         "models_count": {level: counts[level]["trained"] for level in ENTITY_TYPES},
         "training_duration_seconds": round(duration, 3),
         "skip_reasons": dict(skip_reasons),
@@ -184,7 +184,7 @@ def merge_chunk_results(*, settings: Settings, account_id: int,
     duration = max((r["training_duration_seconds"] for r in chunk_results), default=0.0)
     store.write_account_metadata(account_id, {
         "config_id": account_id,
-        "last_training": datetime.now(timezone.utc).isoformat(),
+        "last_training": datetime.now(UTC).isoformat(),
         "models_count": {level: counts[level]["trained"] for level in ENTITY_TYPES},
         "training_duration_seconds": round(duration, 3),
         "skip_reasons": dict(skip_reasons),

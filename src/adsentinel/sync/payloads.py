@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from adsentinel.errors import ConfigError
@@ -309,7 +309,7 @@ def _day(data: Mapping[str, Any], field: str, where: str) -> date:
         except ValueError:
             pass
         else:
-            latest = (datetime.now(timezone.utc) + _FURTHEST_AHEAD).date()
+            latest = (datetime.now(UTC) + _FURTHEST_AHEAD).date()
             if EARLIEST_DAY <= day <= latest:
                 return day
             raise _problem(where, field, value, f"a day from {EARLIEST_DAY} to today")

@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +33,7 @@ def daily_at(at: time, zone: ZoneInfo) -> NextRun:
         candidate = datetime.combine(local.date(), at, tzinfo=zone)
         if candidate <= local:
             candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
-        return candidate.astimezone(timezone.utc)
+        return candidate.astimezone(UTC)
 
     return next_run
 
@@ -42,7 +42,7 @@ def hourly_at(minute: int) -> NextRun:
     """Minute ``minute`` of every hour."""
 
     def next_run(now: datetime) -> datetime:
-        candidate = now.astimezone(timezone.utc).replace(minute=minute, second=0, microsecond=0)
+        candidate = now.astimezone(UTC).replace(minute=minute, second=0, microsecond=0)
         return candidate if candidate > now else candidate + timedelta(hours=1)
 
     return next_run
@@ -126,14 +126,14 @@ def _safely(call: Callable[[], dict]) -> dict:
     """One account's failure is logged and does not stop the others."""
     try:
         return call()
-    except Exception as exc:  # noqa: BLE001 - reported, the loop goes on
+    except Exception as exc:  # reported, the loop goes on
         log.exception("job failed")
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def run_schedule(jobs: list[Job], *, stop: threading.Event, run_first: bool = False,
                  max_runs: int | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
     """Run ``jobs`` when due until ``stop`` is set (or ``max_runs`` job runs happened).
 
     ``run_first`` runs every job once at start, in order (training before detection).

@@ -16,9 +16,9 @@ import numpy as np
 from numba import njit
 
 from adsentinel.detect.forest._maths import (
+    LEVELS_PLUS,
     MAX_CODE,
     MIX1,
-    LEVELS_PLUS,
     average_path_length_scalar,
     below,
     box_log,
