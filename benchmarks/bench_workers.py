@@ -174,7 +174,8 @@ def main() -> None:
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")},
                    "ADSENTINEL_DATABASE_URL": url, "ADSENTINEL_BROKER_URL": args.redis,
                    "ADSENTINEL_DATA_DIR": folder, "ADSENTINEL_LOG_LEVEL": "WARNING",
-                   "ADSENTINEL_MODEL_SIGNING_KEY": "bench-signing-key-0123", "ADSENTINEL_CHUNK_ENTITIES": str(chunk)}
+                   "ADSENTINEL_MODEL_SIGNING_KEY": "bench-signing-key-0123",
+                   "ADSENTINEL_CHUNK_ENTITIES": str(chunk)}
             store = {}
             if args.store == "postgresql":
                 env["ADSENTINEL_MODELS_STORAGE_URL"] = url

@@ -81,8 +81,8 @@ def _rules(**changes) -> AccountRules:
 def test_suppression_reasons():
     assert suppression_reason(_incident("high"), _rules(), "medium") is None
     assert "below the channel's high" in suppression_reason(_incident("medium"), _rules(), "high")
-    assert suppression_reason(
-        _incident("critical"), _rules(mutes=(MuteView(7, 1, None, "launch"),)), "low") == "muted (rule 7: launch)"
+    muted = _rules(mutes=(MuteView(7, 1, None, "launch"),))
+    assert suppression_reason(_incident("critical"), muted, "low") == "muted (rule 7: launch)"
     assert "below the account's minimum 80.00" in suppression_reason(
         _incident("critical"), _rules(min_alert_spend=80.0), "low")
     assert suppression_reason(_incident("critical"), _rules(min_alert_spend=50.0), "low") is None

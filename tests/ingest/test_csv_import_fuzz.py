@@ -24,7 +24,7 @@ NO_ACCOUNT = (b"date,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,r
 
 def _row(**cells: bytes) -> bytes:
     names = HEADER.decode().split(",")
-    values = dict(zip(names, ROW.split(b",")))
+    values = dict(zip(names, ROW.split(b","), strict=True))
     values.update({name: value for name, value in cells.items()})
     return b",".join(values[name] for name in names)
 

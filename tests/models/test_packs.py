@@ -39,7 +39,7 @@ def test_packs_round_trip_with_identical_scores(blobs):
                 for models in campaigns.values() for model, meta in models}
     assert _scores(loaded) == expected
     assert loaded.refused_campaigns == frozenset() and loaded.refused_entities == frozenset()
-    model, quantiles = loaded.loader()("ad", "12")
+    _model, quantiles = loaded.loader()("ad", "12")
     assert quantiles.shape == (101,) and loaded.loader()("campaign", "12") is None
     # one chunk's packs only
     assert set(store.load_models(1, campaign_ids=[20]).models) == {20}

@@ -129,7 +129,8 @@ def test_old_day_restated_after_detection_is_judged_again(session_factory, setti
         for entity in ("ad0", "ad1", "adset", "campaign"):
             for offset in (1, 2, 3):
                 copy = session.scalar(select(DailyInsight).where(
-                    DailyInsight.entity_id == ids[entity], DailyInsight.day == LAST_DAY - timedelta(days=7 - offset)))
+                    DailyInsight.entity_id == ids[entity],
+                    DailyInsight.day == LAST_DAY - timedelta(days=7 - offset)))
                 session.add(DailyInsight(
                     entity_id=ids[entity], day=LAST_DAY + timedelta(days=offset), spend=copy.spend,
                     impressions=copy.impressions, clicks=copy.clicks, leads=copy.leads,

@@ -56,7 +56,7 @@ def test_celery_sync_task_stores_then_dispatches_detection(settings, accounts, m
         client.ping()
     except redis_lib.exceptions.ConnectionError as exc:
         service_missing(f"Redis at {REDIS_URL}", exc)
-    factory, csv_account, meta = accounts
+    factory, _csv_account, meta = accounts
     monkeypatch.setenv("ADSENTINEL_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("ADSENTINEL_BROKER_URL", REDIS_URL)
     runtime._runtime_for.cache_clear()

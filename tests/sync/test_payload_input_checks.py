@@ -39,7 +39,7 @@ def test_the_first_day_and_today_are_accepted():
 def test_control_characters_in_names_are_refused(name):
     with pytest.raises(SyncPayloadError, match="expected one line of text without control"):
         parse_insight(_insight(ad_name=name), result_action_types=("lead",))
-    with pytest.raises(SyncPayloadError, match="campaign .*field 'name'"):
+    with pytest.raises(SyncPayloadError, match=r"campaign .*field 'name'"):
         parse_campaign({**payload("campaigns")["data"][0], "name": name})
     with pytest.raises(SyncPayloadError, match="field 'name'"):
         parse_ad({**payload("ads_page2")["data"][0], "name": name})

@@ -99,8 +99,8 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
     top = chart_top([s.actual for s in series] + [s.expected for s in series]
                     + [a.actual for a in anomalies])
     thin = [too_little_volume(s.expected, s.lower, s.upper, top) for s in series]
-    band_x, band_y = band_outline(days, [None if t else s.lower for s, t in zip(series, thin)],
-                                  [None if t else s.upper for s, t in zip(series, thin)])
+    band_x, band_y = band_outline(days, [None if t else s.lower for s, t in zip(series, thin, strict=True)],
+                                  [None if t else s.upper for s, t in zip(series, thin, strict=True)])
     traces: list[dict[str, Any]] = []
     if any(s.expected is not None for s in series):
         traces += [
@@ -121,8 +121,8 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
     if any(thin):
         traces.append({
             "type": "scatter", "mode": "markers", "name": LOW_VOLUME_TRACE,
-            "meta": LOW_VOLUME_TRACE, "x": [d for d, t in zip(days, thin) if t],
-            "y": [s.actual for s, t in zip(series, thin) if t],
+            "meta": LOW_VOLUME_TRACE, "x": [d for d, t in zip(days, thin, strict=True) if t],
+            "y": [s.actual for s, t in zip(series, thin, strict=True) if t],
             "marker": {"symbol": "x", "size": 9, "color": "#9e9e9e"}, "hoverinfo": "skip"})
     if anomalies:
         traces += anomaly_traces(metric, points, anomalies)

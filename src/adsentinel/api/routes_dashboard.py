@@ -238,10 +238,10 @@ class ListQuery:
 
 def list_query(account: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
                start: date | None = None, end: date | None = None, level: Level | None = None,
-               metric: MetricChoice | None = None, status: StatusChoice = StatusChoice("open"),
+               metric: MetricChoice | None = None, status: StatusChoice = StatusChoice["open"],
                min_severity: Severity = Severity.medium, severity: Severity | None = None,
                q: Annotated[str | None, Query(max_length=200)] = None,
-               sort: Sort = Sort("money")) -> ListQuery:
+               sort: Sort = Sort["money"]) -> ListQuery:
     """The filters of the list and of its export, from the query string (an exact
     ``severity``, as the account table's links ask, replaces the minimum)."""
     return ListQuery(queries.AnomalyFilters(

@@ -18,8 +18,8 @@ _errors = {401: {"description": "No token, or an invalid or revoked one."}}
 
 @router.get("/api/v1/status", tags=["system"], responses=_errors)
 def status(request: Request, principal: Reader) -> dict[str, Any]:
-    """Per account this token sees (``items``, by name): data freshness, last sync, training and detection with
-    their outcome, models, open anomalies by severity, the alert outbox, and what needs
+    """Per account this token sees (``items``, by name): data freshness, last sync, training and
+    detection with their outcome, models, open anomalies by severity, the alert outbox, and what needs
     attention (``attention``: one sentence per problem, empty when all is well)."""
     statuses = account_statuses(session_factory=request.app.state.session_factory,
                                 account_filter=principal.account_filter)

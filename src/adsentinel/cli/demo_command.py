@@ -32,8 +32,9 @@ def demo(
     data = result.dataset_summary
     console.print(_("generated %(rows)s rows for %(accounts)s, %(ads)d ads, %(first)s to "
                     "%(last)s (%(incidents)d labelled incidents) in %(folder)s",
-                    rows=cli_language().number(data["rows"], decimals=0), ads=data["ads"], first=data["start_date"],
-                    last=data["end_date"], incidents=data["incidents"], folder=result.data_folder,
+                    rows=cli_language().number(data["rows"], decimals=0), ads=data["ads"],
+                    first=data["start_date"], last=data["end_date"], incidents=data["incidents"],
+                    folder=result.data_folder,
                     accounts=ngettext("%(num)d account", "%(num)d accounts", data["accounts"])),
                   highlight=False)
     print_import_summary(result.import_summary)

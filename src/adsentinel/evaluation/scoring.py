@@ -70,7 +70,7 @@ class AlarmCounts:
                 for key in set(mine) | set(theirs):
                     a, b = mine.get(key), theirs.get(key)
                     if isinstance(a or b, list):
-                        merged[key] = [x + y for x, y in zip(a or [0] * 4, b or [0] * 4)]
+                        merged[key] = [x + y for x, y in zip(a or [0] * 4, b or [0] * 4, strict=True)]
                     else:
                         merged[key] = (a or 0) + (b or 0)
                 setattr(total, spec.name, merged)
@@ -138,7 +138,7 @@ class Hierarchy:
         live = insights[insights["impressions"] > 0]
         days: dict[EntityKey, set[date]] = defaultdict(set)
         for account, ad, day in zip(live["account_id"].astype(str), live["ad_id"].astype(str),
-                                    pd.to_datetime(live["date"]).dt.date):
+                                    pd.to_datetime(live["date"]).dt.date, strict=True):
             days[(account, "ad", ad)].add(day)
         return cls(parents=parents,
                    ads_under={k: tuple(dict.fromkeys(v)) for k, v in under.items()},

@@ -95,7 +95,7 @@ def evaluate_worlds(
             first_day = last_day - timedelta(days=JUDGED_DAYS - 1)
             hierarchy = Hierarchy.from_insights(insights)
             verdicts = oracle_table(dataset.labels, _entity_frames(insights))
-            detectable = dict(zip(verdicts["incident_id"], verdicts["detectable"]))
+            detectable = dict(zip(verdicts["incident_id"], verdicts["detectable"], strict=True))
             for engine in engines:
                 if progress:
                     progress(f"{world} seed {seed}: {engine}")

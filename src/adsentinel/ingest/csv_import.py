@@ -413,8 +413,9 @@ def _check_across_lines(conn, d, file: str, problems: _ProblemLog, skip_invalid:
          ("account_key", "adset_pid"),
          lambda key, first, last: (last, "campaign_id", f"ad set {key[1]} appears under two "
                                                         f"campaigns (lines {first} and {last})")),
-        ("""SELECT s.account_key AS account_key, s.line AS line, s.day FROM import_staging s JOIN import_accounts a
-            ON a.account_key = s.account_key WHERE s.day > a.today""",
+        ("""SELECT s.account_key AS account_key, s.line AS line, s.day
+            FROM import_staging s JOIN import_accounts a ON a.account_key = s.account_key
+            WHERE s.day > a.today""",
          ("account_key", "line"),
          lambda key, day: (key[1], "date", f"{day} is in the future for this account")),
         ("""SELECT s.account_key AS account_key, s.ad_pid AS ad_pid, MIN(s.line),

@@ -193,7 +193,7 @@ def _row_parser(layout: ColumnLayout, file: str, width: int, formats: FormatDeci
             if campaign != campaign.strip() or adset != adset.strip() or ad != ad.strip():
                 raise ValueError
             texts = [(fields[p].strip() or None) if p is not None else None for p in p_texts]
-            for value, limit in zip(texts, text_limits):
+            for value, limit in zip(texts, text_limits, strict=True):
                 if value is not None and (len(value) > limit or has_control(value)):
                     raise ValueError
         except (ValueError, IndexError, TypeError):

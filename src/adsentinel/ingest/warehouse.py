@@ -179,8 +179,8 @@ def checked_rows(rows: Iterable[dict[str, Any]], source: str, today: date,
     for number, row in enumerate(rows, start=1):
         found: list[InputProblem] = []
 
-        def report(column: str, message: str) -> None:
-            found.append(InputProblem(source, number, column, message))
+        def report(column: str, message: str) -> None:  # called for this row only, within its iteration
+            found.append(InputProblem(source, number, column, message))  # noqa: B023
 
         converted = _insight_row(row, number, today, report)
         if found:

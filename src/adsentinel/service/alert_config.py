@@ -81,11 +81,10 @@ def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind
         raise AlertConfigError(f"channel kind {kind!r} is not known",
                                hint=f"use one of {', '.join(CHANNEL_KINDS)}")
     target = _checked_target(kind, target)
-    if kind == "webhook":
-        if not is_secret_ref(secret_ref):
-            raise AlertConfigError(
-                "a webhook channel needs --secret-ref env:VARIABLE (its HMAC signing key)",
-                hint="export the key in that variable where deliveries run")
+    if kind == "webhook" and not is_secret_ref(secret_ref):
+        raise AlertConfigError(
+            "a webhook channel needs --secret-ref env:VARIABLE (its HMAC signing key)",
+            hint="export the key in that variable where deliveries run")
     try:
         check_severity(min_severity)
         parse_clock(quiet_start, name="quiet start")

@@ -200,11 +200,11 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
         return pd.DataFrame(columns=names)
     # column by column with explicit types: several times faster than pandas' row-wise
     # conversion on the ~100 rows per entity read here
-    values = list(zip(*rows))
+    values = list(zip(*rows, strict=True))
     frame = pd.DataFrame({
         "entity_id": np.asarray(values[0], dtype=np.int64),
         "date": pd.to_datetime(np.asarray(values[1], dtype="datetime64[D]")),
-        **{c: np.asarray(v, dtype=float) for c, v in zip(_COUNTS, values[2:2 + len(_COUNTS)])},
+        **{c: np.asarray(v, dtype=float) for c, v in zip(_COUNTS, values[2:2 + len(_COUNTS)], strict=True)},
         "is_complete": np.asarray(values[-3], dtype=bool),
         "as_of": list(values[-2]),
         "updated_at": pd.to_datetime([_aware(u) for u in values[-1]], utc=True),
@@ -241,7 +241,7 @@ def _days_to_judge(
     in_window = (days >= window_start).to_numpy()
     changed = (updated > last).fillna(False).to_numpy(dtype=bool)
     pick = changed | (in_window & (never | everything_in_window))
-    judged = {(int(e), d.date()) for e, d in zip(entity_ids[pick], days[pick])}
+    judged = {(int(e), d.date()) for e, d in zip(entity_ids[pick], days[pick], strict=True)}
     if never.any():
         judged |= _restated_after_detection(session, account_id, insights[never], window_start)
     return judged
@@ -264,7 +264,7 @@ def _restated_after_detection(
         last_detected[key] = max(_aware(updated), last_detected.get(key, _aware(updated)))
     restated = set()
     for entity_id, day, updated in zip(
-        insights["entity_id"], insights["date"], insights["updated_at"]
+        insights["entity_id"], insights["date"], insights["updated_at"], strict=True
     ):
         key = (int(entity_id), day.date())
         if key in last_detected and _aware(updated) > last_detected[key]:
@@ -312,7 +312,7 @@ def _run_detector(
     prepared = {e: f for e, f in prepare_daily_frames(insights).items() if e in entities}
     partial = insights[~insights["is_complete"].astype(bool)]
     partial_as_of = {(int(e), d.date()): a for e, d, a in
-                     zip(partial["entity_id"], partial["date"], partial["as_of"])}
+                     zip(partial["entity_id"], partial["date"], partial["as_of"], strict=True)}
     tree = AccountTree(
         frames=prepared,
         levels={e: entities[e].level for e in prepared},

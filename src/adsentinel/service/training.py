@@ -6,7 +6,8 @@
   ``isolation_forest_history_days`` days up to the account's latest complete day.
 * An entity with fewer than ``isolation_forest_min_samples`` such days is skipped with reason
   ``insufficient_data`` (a model it had before goes with its campaign's new pack, so detection
-  does not use a stale one); the others are fitted on :func:`~adsentinel.detect.features.isolation_forest_features`.
+  does not use a stale one); the others are fitted on
+  :func:`~adsentinel.detect.features.isolation_forest_features`.
 * Entities are taken in chunks of whole campaigns. Fitting runs on every core with threads (the
   compiled engine releases the GIL while it grows trees); then each campaign's models are
   written as one signed pack, the chunk's packs with one disk flush
@@ -319,7 +320,7 @@ class _History:
         self.features = features
         self.days = days
         unique, starts, lengths = np.unique(entity_ids, return_index=True, return_counts=True)
-        self.rows = {int(e): (int(s), int(s + n)) for e, s, n in zip(unique, starts, lengths)}
+        self.rows = {int(e): (int(s), int(s + n)) for e, s, n in zip(unique, starts, lengths, strict=True)}
 
     def of(self, entity_id: int) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.rows.get(entity_id, (0, 0))
@@ -373,7 +374,7 @@ def _without_days(frame: pd.DataFrame, pairs: set[tuple[int, date]],
     day = pd.to_datetime(frame["day"]).dt.date
     drop = day.isin(days)
     if pairs:
-        drop |= pd.Series([(int(e), d) in pairs for e, d in zip(frame["entity_id"], day)],
+        drop |= pd.Series([(int(e), d) in pairs for e, d in zip(frame["entity_id"], day, strict=True)],
                           index=frame.index)
     return frame[~drop].reset_index(drop=True)
 
@@ -386,10 +387,10 @@ def _copy_out(connection, query, columns: list[str]) -> pd.DataFrame:
     """
     sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     buffer = io.BytesIO()
-    with connection.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for block in copy:
-                buffer.write(block)
+    with (connection.connection.driver_connection.cursor() as cursor,
+          cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy):
+        for block in copy:
+            buffer.write(block)
     buffer.seek(0)
     if not buffer.getbuffer().nbytes:
         return pd.DataFrame(columns=columns)

@@ -65,7 +65,7 @@ def sorted_quantiles(sorted_values: np.ndarray, probabilities) -> np.ndarray:
 
 
 def _max_depth(max_samples: int) -> int:
-    return int(math.ceil(math.log2(max(max_samples, 2))))
+    return math.ceil(math.log2(max(max_samples, 2)))
 
 
 def _seed_from(random_state) -> int:
@@ -310,7 +310,7 @@ class IsolationForest(OutlierMixin, BaseEstimator):
                 f"{state.n_features} features stores {expected}"
             )
         streams = [np.ascontiguousarray(a, dtype=t) for a, t in
-                   zip((kinds, state.codes, state.sizes), (expected, np.uint16, np.uint8))]
+                   zip((kinds, state.codes, state.sizes), (expected, np.uint16, np.uint8), strict=True)]
         model = cls(n_estimators=state.n_estimators, max_samples=state.max_samples)
         model._set_fitted(state.n_estimators, state.max_samples, state.n_features, state.offset,
                           bounds, *streams)
