@@ -78,7 +78,7 @@ class TrainingStatus(str, enum.Enum):
 
 
 class AdAccount(Base):
-    """An advertiser's ad account (the plan's "Facebook Ads config").
+    """An advertiser's ad account (its id is the Celery tasks' ``config_id``).
 
     ``credentials_ref`` names where the access token lives (for example ``env:META_TOKEN``);
     the token itself is never stored here in plain text.
@@ -226,7 +226,7 @@ class Anomaly(Base):
 class TrainingRun(Base):
     """One training of an account's per-entity models: when, how it ended, what it produced.
 
-    ``counts`` holds ``{level: {"trained": n, "skipped": n, "failed": n}}`` as in the plan;
+    ``counts`` holds ``{level: {"trained": n, "skipped": n, "failed": n}}``;
     ``skip_reasons`` counts why entities were skipped (``{"insufficient_data": n}``).
     """
 

@@ -207,7 +207,7 @@ class AnomalyDetector:
         entity_type, entity_id : str
             Copied into the anomalies.
         config_id : int, optional
-            The account (kept for the plan's signature; the caller resolves models by it).
+            The account; accepted and unused (the caller resolves the account's models).
         analysis_date : date, optional
             Day to judge; default the last day in ``df``.
         model : object with ``score_samples``, optional
@@ -242,7 +242,7 @@ class AnomalyDetector:
         list of DetectedAnomaly
             Those scoring at least 40 (low), sorted by score, highest first.
         """
-        del config_id  # models are resolved by the caller; the name stays for the plan's API
+        del config_id  # unused: the caller resolved the account's models
         daily = prepare_daily_frame(df)
         if daily.empty:
             return []
@@ -475,7 +475,7 @@ def get_anomaly_detector(
     frequency_ideal: float | None = None,
     **options: Any,
 ) -> AnomalyDetector:
-    """A new :class:`AnomalyDetector` (the plan's factory; cheap, one per task or thread)."""
+    """A new :class:`AnomalyDetector` (cheap: one per task or thread)."""
     return AnomalyDetector(
         z_threshold=z_threshold,
         iqr_multiplier=iqr_multiplier,

@@ -60,7 +60,8 @@ _LEVEL_ORDER = {"campaign": 0, "adset": 1, "ad": 2}
 
 
 def detector_from_settings(settings: Settings) -> AnomalyDetector:
-    """The detector configured by the plan's knobs in ``settings``."""
+    """The detector configured by the detection settings (``ANOMALY_*``, ``ISOLATION_FOREST_*``,
+    ``FREQUENCY_IDEAL``...)."""
     return AnomalyDetector(
         z_threshold=settings.anomaly_z_threshold,
         iqr_multiplier=settings.anomaly_iqr_multiplier,

@@ -7,7 +7,7 @@ using only the days before it:
   :func:`~adsentinel.detect.account_day.judge_account_day`, forests refitted every N days. It
   serves ``adsentinel backtest`` (:func:`backtest_csv`), ``adsentinel evaluate``
   (:func:`engine_walk`) and :func:`adsentinel.detect_frame`;
-* :func:`walk_naive` is the plan's *naive* configuration (z-score and IQR per metric on
+* :func:`walk_naive` is the *naive* yardstick (z-score and IQR per metric on
   mean/std, and an Isolation Forest labelling ``contamination`` = 10 % of days), reimplemented
   here only as a yardstick, one entity at a time.
 
@@ -83,9 +83,9 @@ DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, flo
 
 @dataclass
 class NaiveEngine:
-    """The plan's detector: mean/std z-score and IQR per metric, IF with contamination 0.1.
+    """The naive yardstick: mean/std z-score and IQR per metric, IF with contamination 0.1.
 
-    Severity as the plan graded it: ``|z| >= 5`` critical, ``>= 4`` high, ``>= z_threshold``
+    Severity graded on ``|z|`` alone: ``|z| >= 5`` critical, ``>= 4`` high, ``>= z_threshold``
     medium, IQR fence alone low; an Isolation Forest outlier (trained when ``min_samples`` days
     exist, retrained every ``retrain_every`` days) is medium.
     """
@@ -187,7 +187,8 @@ def _walk_naive_chunk(frames: dict[EntityKey, pd.DataFrame]) -> pd.DataFrame:
 
 
 def walk_naive(frames: dict[EntityKey, pd.DataFrame], workers: int | None = None) -> pd.DataFrame:
-    """:func:`walk_forward` of the plan's naive configuration, entities spread over processes."""
+    """:func:`walk_forward` of the naive yardstick (:class:`NaiveEngine`), entities spread over
+    processes."""
     workers = workers or max(1, (os.cpu_count() or 1))
     if workers == 1:
         return _walk_naive_chunk(frames)
@@ -343,7 +344,7 @@ def engine_walk(detector: AnomalyDetector, *, retrain_every: int = 7, min_sample
                 history_days: int = 90, workers: int | None = None):
     """A :data:`~adsentinel.evaluation.worlds.WalkEngine` for the engines of
     :data:`~adsentinel.evaluation.worlds.ENGINES`: ``detector`` with its forests refitted every
-    ``retrain_every`` days, the same without forests (the ablation), and the plan's naive
+    ``retrain_every`` days, the same without forests (the ablation), and the naive
     configuration."""
 
     def walk(insights: pd.DataFrame, engine: str) -> pd.DataFrame:

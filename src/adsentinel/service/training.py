@@ -1,5 +1,4 @@
-"""Training service: one Isolation Forest per entity of an account, the plan's
-``_train_isolation_forest_for_config`` done at scale.
+"""Training service: one Isolation Forest per entity of an account, read and fitted in chunks.
 
 * The history of every entity of the account is read with one query per chunk of a few thousand
   entities (not one query per entity; through ``COPY`` on PostgreSQL): complete days only, inside the last
@@ -13,8 +12,8 @@
   written as one signed pack, the chunk's packs with one disk flush
   (:meth:`~adsentinel.models.store.ModelStore.save_campaign_models`), and the older
   single-model files of the chunk's entities are removed.
-* The result counts trained / skipped / failed per level as the plan does; the plan's
-  ``metadata.json`` and a :class:`~adsentinel.db.models.TrainingRun` row record the run.
+* The result counts trained / skipped / failed per level; the account's ``metadata.json`` in
+  the model store and a :class:`~adsentinel.db.models.TrainingRun` row record the run.
 
 Models are keyed by ``str(Entity.id)``, the key the detection service asks the store for.
 """
@@ -104,7 +103,7 @@ def train_account_models(
     settings : Settings
         ``isolation_forest_*`` knobs, model store root and signing key.
     account_id : int
-        ``AdAccount.id`` (the plan's config id).
+        ``AdAccount.id`` (the Celery tasks' ``config_id``).
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch of entities.
     store : ModelStore, optional
@@ -171,7 +170,8 @@ def train_account_models(
 def merge_chunk_results(*, settings: Settings, account_id: int,
                         chunk_results: Sequence[dict[str, Any]],
                         store: ModelStore | None = None) -> dict[str, Any]:
-    """Write the plan's ``metadata.json`` for an account trained in chunks, and the totals.
+    """Write the account's ``metadata.json`` (in the model store) for an account trained in
+    chunks, and the totals.
 
     ``chunk_results`` are the return values of :func:`train_account_models` for each chunk.
     """
