@@ -140,10 +140,11 @@ def _money_by_currency(session: Session, query: Select) -> dict[str, float]:
 def _related_counts(session: Session, ids: list[int]) -> dict[int, int]:
     if not ids:
         return {}
-    return dict(session.execute(
+    rows = session.execute(
         select(Anomaly.incident_id, func.count())
         .where(Anomaly.status == AnomalyStatus.open.value, Anomaly.incident_id.in_(ids))
-        .group_by(Anomaly.incident_id)).all())
+        .group_by(Anomaly.incident_id)).all()
+    return {incident: count for incident, count in rows if incident is not None}  # (in ids)
 
 
 __all__ = [

@@ -13,7 +13,7 @@ from adsentinel.api.routes_api import Reader
 from adsentinel.service.status import account_statuses
 
 router = APIRouter()
-_errors = {401: {"description": "No token, or an invalid or revoked one."}}
+_errors: dict[int | str, dict[str, Any]] = {401: {"description": "No token, or an invalid or revoked one."}}
 
 
 @router.get("/api/v1/status", tags=["system"], responses=_errors)

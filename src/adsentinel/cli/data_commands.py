@@ -53,7 +53,7 @@ def import_command(
     if file is None:  # the usage error a required FILE argument would give
         from typer._click.exceptions import MissingParameter  # Typer's own click
 
-        raise MissingParameter(ctx=ctx, param=next(
+        raise MissingParameter(ctx=ctx, param=next(  # type: ignore[arg-type]  # (click's type for Typer's)
             p for p in ctx.command.params if p.name == "file"))
     require_readable_file(file)
     settings = get_settings()

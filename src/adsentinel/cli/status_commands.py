@@ -100,7 +100,7 @@ def _sync(now: datetime, status: AccountStatus) -> str:
     text = _run(now, status.last_sync)
     usage = status.graph_api_usage_percent
     if usage:
-        budget = max(usage, key=usage.get)
+        budget = max(usage, key=lambda name: usage[name])
         text += f"\nAPI {usage[budget]:.0f}% ({budget})"
     return text
 

@@ -15,6 +15,8 @@ from adsentinel.errors import ConfigError
 from adsentinel.i18n import N_
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from adsentinel.service.sync import SyncSummary
 
 
@@ -98,11 +100,12 @@ def _parse_day(text: str) -> date:
 def print_sync_summaries(summaries: list[SyncSummary]) -> None:
     """One line per account: outcome, window, what was written, restated days, time."""
     table = Table(title=_("Meta sync"))
-    for column, justify in ((N_("account"), "left"), (N_("status"), "left"),
-                            (N_("window"), "left"), (N_("campaigns/ad sets/ads"), "right"),
-                            (N_("ad-day rows"), "right"), (N_("days restated"), "right"),
-                            (N_("API calls"), "right"), (N_("waited s"), "right"),
-                            (N_("duration s"), "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        (N_("account"), "left"), (N_("status"), "left"), (N_("window"), "left"),
+        (N_("campaigns/ad sets/ads"), "right"), (N_("ad-day rows"), "right"),
+        (N_("days restated"), "right"), (N_("API calls"), "right"), (N_("waited s"), "right"),
+        (N_("duration s"), "right"))
+    for column, justify in columns:
         # the account and its status are never cut; numbers and the window fold when narrow
         table.add_column(_(column), justify=justify, overflow="fold",
                          no_wrap=column in ("account", "status"))

@@ -127,4 +127,5 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def _first_line(exc: SQLAlchemyError) -> str:
-    return str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+    driver_error = getattr(exc, "orig", None)  # (DBAPIError's: the driver's own error)
+    return str(driver_error if driver_error else exc).strip().splitlines()[0]

@@ -220,7 +220,8 @@ def field_world_config(seed: int, size: str = "evaluation") -> FieldWorldConfig:
     return FieldWorldConfig(
         seed=seed, size=size, end_date=DEFAULT_END_DATE, days=DAYS, history_days=HISTORY_DAYS,
         n_incidents=int(rng.integers(ranges.incidents[0], ranges.incidents[1] + 1)),
-        level_mix=tuple(round(float(x), 3) for x in level_mix),
+        level_mix=(round(float(level_mix[0]), 3), round(float(level_mix[1]), 3),
+                   round(float(level_mix[2]), 3)),
         kind_weights=tuple(round(float(x), 3)
                            for x in rng.dirichlet(np.full(len(FIELD_WORLD_KINDS), 1.5))),
         persist_share=_r(rng.uniform(0.05, 0.25)),
@@ -650,9 +651,9 @@ def _build_timelines(world: _World, rng: np.random.Generator) -> tuple[np.ndarra
                 zero_fill.append((ad, first, end))
 
     active = np.zeros((len(world.ads), n_days), dtype=bool)
-    for a, ad in enumerate(world.ads):
-        active[a, ad.start:ad.stop] = True
-        for first, end in ad.pauses:
+    for a, spec in enumerate(world.ads):
+        active[a, spec.start:spec.stop] = True
+        for first, end in spec.pauses:
             active[a, first:end] = False
     row_state = np.where(active, _DATA, _MISSING).astype(np.int8)
     for ad, first, end in zero_fill:
@@ -680,7 +681,8 @@ def _build_budgets(world: _World, rng: np.random.Generator) -> np.ndarray:
                      else world.adsets[holder.index].id)
         if holder.start + 1 >= n_days:
             n_edits = 0
-        days = np.sort(rng.integers(holder.start + 1, n_days, n_edits)) if n_edits else []
+        days = (np.sort(rng.integers(holder.start + 1, n_days, n_edits)) if n_edits
+                else np.array([], dtype=np.int64))
         scale = 1.0
         for day in days:
             day = int(day)
@@ -893,7 +895,7 @@ def _inject(world: _World, active: np.ndarray, effects: _Effects, target: _Targe
             first: int, last: int, rng: np.random.Generator) -> None:
     ads = np.asarray(_target_ads(world, target))
     window = slice(first, last + 1)
-    rows = np.ix_(ads, range(first, last + 1))
+    rows = np.ix_(ads, np.arange(first, last + 1))
     low, high = KIND_MAGNITUDE[kind]
     magnitude = float(rng.uniform(low, high))
     if kind == "tracking_broken":

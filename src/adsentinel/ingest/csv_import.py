@@ -180,6 +180,7 @@ def upsert_ad_insight_rows(
 def _check_account_option(file: str, name: str) -> None:
     """``--account`` must be a name the accounts table can hold."""
     limit = MAX_TEXT["account_name"]
+    wrong: str | None
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:  # bytes of another encoding on the command line
@@ -285,7 +286,9 @@ def _insert_staging(conn: Connection, d: _Dialect, rows: Iterable[tuple]) -> Non
     """Write staging tuples: COPY on PostgreSQL, batched executemany on SQLite."""
     columns = ", ".join(_STAGING_COLUMNS)
     if d.name == "postgresql":
-        cursor = conn.connection.driver_connection.cursor()
+        driver = conn.connection.driver_connection
+        assert driver is not None  # (None only once the connection is closed)
+        cursor = driver.cursor()
         with cursor.copy(f"COPY import_staging ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -342,7 +345,7 @@ def _resolve_accounts(conn, d, path, account_name, now, summary) -> dict[str, in
     session.flush()
     rows = []
     for key, account_id in resolved.items():
-        zone = ZoneInfo(session.get(AdAccount, account_id).timezone)
+        zone = ZoneInfo(session.get_one(AdAccount, account_id).timezone)
         rows.append((key, account_id, now.astimezone(zone).date()))
     conn.exec_driver_sql(
         f"INSERT INTO import_accounts (account_key, account_id, today) VALUES "
@@ -397,7 +400,8 @@ def _check_across_lines(conn, d, file: str, problems: _ProblemLog, skip_invalid:
     """
     differs = " OR ".join([f"MIN({m}) <> MAX({m})" for m in _METRICS[:5]]
                           + [f"COUNT(DISTINCT {m}) > 1" for m in _METRICS[5:]])
-    checks = [
+    # (query, its key columns, the problem of one row found: (line, column, message))
+    checks: list[tuple[str, tuple[str, ...], Callable[..., tuple[int, str, str]]]] = [
         (f"""SELECT account_key, ad_pid, day, MIN(line), MAX(line) FROM import_staging
              GROUP BY account_key, ad_pid, day HAVING COUNT(*) > 1 AND ({differs})""",
          ("account_key", "ad_pid", "day"),

@@ -82,6 +82,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -279,7 +280,7 @@ def preset_config(name: str, **overrides: object) -> GeneratorConfig:
     """The preset ``name`` with the given fields replaced (``None`` values are ignored)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    given = {key: value for key, value in overrides.items() if value is not None}
+    given: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
     unknown = set(given) - set(GeneratorConfig.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"unknown generator parameter(s): {', '.join(sorted(unknown))}")

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import CursorResult, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts.channel_targets import (
@@ -290,8 +290,8 @@ def remove_calendar_day(*, session_factory: sessionmaker[Session], account_id: i
                         day: date) -> None:
     """Delete one calendar day of an account."""
     with session_scope(session_factory) as session:
-        deleted = session.execute(delete(CalendarDay).where(
-            CalendarDay.account_id == account_id, CalendarDay.day == day)).rowcount
+        deleted = cast(CursorResult[Any], session.execute(delete(CalendarDay).where(
+            CalendarDay.account_id == account_id, CalendarDay.day == day))).rowcount
         if not deleted:
             raise NotFoundError(f"{day.isoformat()} is not on account {account_id}'s calendar",
                                 hint="see the days with `adsentinel calendar list`")

@@ -361,7 +361,7 @@ def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
             AlertChannel.is_active.is_(True), AlertChannel.digest.is_(True))
             .order_by(AlertChannel.id)).all()
         for channel in channels:
-            account = session.get(AdAccount, channel.account_id)
+            account = session.get_one(AdAccount, channel.account_id)
             zone = zone_or_utc(account.timezone)
             local = now.astimezone(zone)
             if local.time() < settings.alert_digest_time:
@@ -454,7 +454,7 @@ def send_test_message(*, session_factory: sessionmaker[Session], settings: Setti
         if channel is None:
             raise NotFoundError(f"alert channel {channel_id} does not exist",
                                 hint="see the ids with `adsentinel alerts channel list`")
-        account = session.get(AdAccount, channel.account_id)
+        account = session.get_one(AdAccount, channel.account_id)
         view = ChannelView(channel.id, channel.kind, channel.target, channel.secret_ref)
         context = _message_context(account, _EntityFacts(), settings)
     key = f"test-{uuid.uuid4().hex}"

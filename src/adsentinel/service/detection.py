@@ -23,7 +23,7 @@ One call (:func:`detect_account`) per account and run:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,7 +36,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
-from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
+from adsentinel.db.models import (
+    AdAccount,
+    Anomaly,
+    AnomalyStatus,
+    DailyInsight,
+    Entity,
+    table_of,
+    utcnow,
+)
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
@@ -193,7 +201,8 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
         select(*columns)
         .join(Entity, Entity.id == DailyInsight.entity_id)
         .where(Entity.account_id == account_id, DailyInsight.day.between(first, last),
-               *([DailyInsight.entity_id.in_(sorted(entity_ids))] if in_sql else []))
+               *([DailyInsight.entity_id.in_(sorted(entity_ids))]
+                 if in_sql and entity_ids is not None else []))
         .order_by(DailyInsight.entity_id, DailyInsight.day)
     ).all()
     names = ["entity_id", "date", *_COUNTS, "is_complete", "as_of", "updated_at"]
@@ -315,7 +324,7 @@ def _run_detector(
     partial_as_of = {(int(e), d.date()): a for e, d, a in
                      zip(partial["entity_id"], partial["date"], partial["as_of"], strict=True)}
     tree = AccountTree(
-        frames=prepared,
+        frames={e: f for e, f in prepared.items()},  # (a copy typed for the tree's any-key maps)
         levels={e: entities[e].level for e in prepared},
         parents={e: (entities[e].parent_id if entities[e].parent_id in prepared else None)
                  for e in prepared},
@@ -325,7 +334,7 @@ def _run_detector(
     for entity_id, day in judged:
         if entity_id in prepared:
             days.setdefault(day, []).append(entity_id)
-    models: dict[int, EntityModel] = {}
+    models: dict[Hashable, EntityModel] = {}
     if model_loader is not None:
         for entity_id in {e for members in days.values() for e in members}:
             loaded = model_loader(entities[entity_id].level, str(entity_id))
@@ -333,8 +342,9 @@ def _run_detector(
                 models[entity_id] = EntityModel(*loaded)
     found: list[DetectedAnomaly] = []
     for day, members in sorted(days.items()):
-        hours = {e: _local_hour(partial_as_of[(e, day)], zone) if (e, day) in partial_as_of
-                 else None for e in members}
+        hours: dict[Hashable, float | None] = {
+            e: _local_hour(partial_as_of[(e, day)], zone) if (e, day) in partial_as_of else None
+            for e in members}
         found.extend(judge_account_day(detector, tree, day, sorted(members),
                                        currency=account.currency, models=models,
                                        as_of_hours=hours))
@@ -384,11 +394,11 @@ def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now
     ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = Anomaly.__table__
+    table = table_of(Anomaly)
     for start in range(0, len(rows), 500):
         statement = insert(table).values(rows[start : start + 500])
         excluded = statement.excluded
-        changed = {
+        changed: dict[str, Any] = {
             name: excluded[name]
             for name in (
                 "detectors", "actual", "expected", "lower", "upper", "direction", "score",

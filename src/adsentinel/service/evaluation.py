@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -77,8 +78,8 @@ def hierarchy_of(insights: pd.DataFrame) -> dict[EntityKey, EntityKey | None]:
 # --- engines ----------------------------------------------------------------------------------
 
 #: ``(frame up to the day, day, level, budget parent, entity key)``
-#: ``-> [(metric, severity, score, detector)]``
-DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, float, str]]]
+#: ``-> [(metric, severity, score, detector[, actual, expected, message])]``
+DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str, pd.DataFrame | None, Any], list[tuple]]
 
 
 @dataclass
@@ -96,7 +97,7 @@ class NaiveEngine:
     contamination: float = 0.1
     min_samples: int = 50
     retrain_every: int = 7
-    _models: dict[object, tuple[int, object]] = field(default_factory=dict)
+    _models: dict[object, tuple[int, Any]] = field(default_factory=dict)  # scikit-learn's forests
 
     def __call__(self, frame, day, level, parent=None, entity="") -> list[tuple]:
         history = frame[frame["date"] < day].tail(90)
@@ -272,7 +273,7 @@ def account_trees(insights: pd.DataFrame) -> dict[str, AccountTree]:
     for account in sorted({key[0] for key in frames}):
         mine = {k: f for k, f in frames.items() if k[0] == account}
         trees[account] = AccountTree(
-            frames=mine, levels={k: k[1] for k in mine},
+            frames={k: f for k, f in mine.items()}, levels={k: k[1] for k in mine},
             parents={k: parents.get(k) for k in mine}, entity_ids={k: k[2] for k in mine})
     return trees
 
@@ -286,7 +287,8 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
     from adsentinel.detect.forest import IsolationForest
 
     days = sorted(set().union(*(set(f["date"]) for f in tree.frames.values())))
-    key_of = {(tree.levels[k], tree.entity_ids[k]): k for k in tree.frames}
+    key_of: dict[tuple[str, str], EntityKey] = {  # (the tree's keys are account_trees' EntityKey)
+        (tree.levels[k], tree.entity_ids[k]): cast(EntityKey, k) for k in tree.frames}
     trained: dict[object, tuple[pd.Timestamp, EntityModel | None]] = {}
     out: list[tuple] = []
     for day in days:

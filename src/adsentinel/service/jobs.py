@@ -187,6 +187,7 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
     for anomaly in stored:
         by_severity[anomaly.severity] = by_severity.get(anomaly.severity, 0) + 1
     # the anomalies are stored whatever happens here; a failed planning is redone next hour
+    alerts: dict[str, Any]
     try:
         alerts = plan_alerts(session_factory=session_factory, settings=settings,
                              account_id=account_id, campaign_ids=campaign_ids)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import ColumnElement, and_, case, func, select, true
 from sqlalchemy.orm import Session, sessionmaker
@@ -357,6 +357,10 @@ ATTENTION_RULES: tuple[Callable[[AccountStatus, datetime], str | None], ...] = (
 # --- small helpers ----------------------------------------------------------------------------
 
 
+@overload
+def _aware(moment: datetime | str) -> datetime: ...
+@overload
+def _aware(moment: datetime | str | None) -> datetime | None: ...
 def _aware(moment: datetime | str | None) -> datetime | None:
     if moment is None:
         return None
@@ -365,6 +369,10 @@ def _aware(moment: datetime | str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@overload
+def _as_date(day: date | str) -> date: ...
+@overload
+def _as_date(day: date | str | None) -> date | None: ...
 def _as_date(day: date | str | None) -> date | None:
     if day is None or isinstance(day, date):
         return day

@@ -43,6 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -61,6 +62,7 @@ from adsentinel.db.models import (
     Entity,
     SyncRun,
     TrainingStatus,
+    table_of,
 )
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
@@ -305,7 +307,7 @@ def record_account_facts(*, session_factory: sessionmaker[Session], account_id: 
     """Store the currency and timezone Meta gave (they decide money formats and "today"); a
     change on an account synced before is recorded (:mod:`adsentinel.service.account_changes`)."""
     with session_factory() as session, session.begin():
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         apply_account_settings(session, account, currency=info.currency, timezone=info.timezone,
                                now=now or datetime.now(UTC))
 
@@ -445,6 +447,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         log.info("account %r: sync skipped (%s)", summary.account_name, skip)
         return summary
 
+    assert credentials_ref is not None and platform_id is not None  # else _why_not_synced skips
     run_id = _start_run(session_factory, account_id)
     token: str | None = None
     client: MetaAccountClient | None = None
@@ -605,11 +608,11 @@ def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[
                                f"{info.timezone!r}, expected an IANA timezone") from None
     today = (now or datetime.now(UTC)).astimezone(zone).date()
     with session_factory() as session:
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         types = parse_result_action_types(account.result_action_types
                                           or settings.result_action_types)
-        has_history = session.scalar(select(func.count()).select_from(Entity).where(
-            Entity.account_id == account_id)) > 0
+        has_history = session.execute(select(func.count()).select_from(Entity).where(
+            Entity.account_id == account_id)).scalar_one() > 0
     if since is None:
         days = settings.sync_window_days if has_history else max(
             settings.sync_window_days, settings.isolation_forest_history_days)
@@ -650,23 +653,22 @@ def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date, last:
         rows = client.insights(first, last, level=level, fields=fields,
                                expected_rows=max(count, 1) * days,
                                campaign_ids=pulled.campaign_ids,
-                               convert=lambda row, level=level: parse_parent_reach(row,
-                                                                                   level=level))
+                               convert=partial(parse_parent_reach, level=level))
         for platform_id, day, reach, attribution in rows:
             found[(level, platform_id, day)] = reach
             if attribution and platform_id not in pulled.attribution and (
                     platform_id not in newest or newest[platform_id][0] <= day):
                 newest[platform_id] = (day, attribution)
-    attribution = {platform_id: setting for platform_id, (_, setting) in newest.items()}
-    pulled.attribution.update(attribution)
-    return found, attribution
+    settings_read = {platform_id: setting for platform_id, (_, setting) in newest.items()}
+    pulled.attribution.update(settings_read)
+    return found, settings_read
 
 
 def _store_attribution(session: Session, account_id: int, attribution: dict[str, str]) -> None:
     """Each ad set's attribution setting as read (``entities.attribution_setting``)."""
     if not attribution:
         return
-    table = Entity.__table__
+    table = table_of(Entity)
     session.connection().execute(
         table.update().where(table.c.account_id == account_id, table.c.level == "adset",
                              table.c.platform_id == bindparam("b_platform_id"))
@@ -707,14 +709,14 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
     """Record the failed run and, in the same transaction, tell the account's alert channels
     once when the sync is now broken (see :mod:`adsentinel.sync.health`)."""
     with session_factory() as session, session.begin():
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         run.status = TrainingStatus.failed.value
         run.finished_at = datetime.now(UTC)
         if summary.since is not None:  # a failed run keeps what it managed to store
             run.since, run.until = summary.since, summary.until
         run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
         run.error = message
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         if attention is not None:
             account.needs_attention = attention
         session.flush()
@@ -766,7 +768,7 @@ def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pul
     source = f"Meta insights of account {account_id}"
     unlisted = _unlisted_in_insights(pulled.structure, insights)
     with session_factory() as session, session.begin():
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         if not pulled.structure_stored:
             for change in apply_account_settings(session, account, currency=pulled.currency,
                                                  timezone=pulled.timezone, now=now):
@@ -831,9 +833,10 @@ def _apply_parent_reach(session: Session, account_id: int,
     if not parent_reach:
         return
     ids = {level: _entity_ids(session, account_id, level) for level in ("adset", "campaign")}
-    updates = [{"b_entity": ids[level][pid], "b_day": day, "b_reach": reach}
-               for (level, pid, day), reach in parent_reach.items() if pid in ids[level]]
-    table = DailyInsight.__table__
+    updates: list[dict[str, Any]] = [
+        {"b_entity": ids[level][pid], "b_day": day, "b_reach": reach}
+        for (level, pid, day), reach in parent_reach.items() if pid in ids[level]]
+    table = table_of(DailyInsight)
     conn = session.connection()
     if updates:
         conn.execute(table.update().where(table.c.entity_id == bindparam("b_entity"),
@@ -864,7 +867,7 @@ def _stored_parent_days_by_keys(session: Session,
 def _finish_succeeded(session_factory: sessionmaker[Session], run_id: int, account_id: int,
                       summary: SyncSummary, now: datetime) -> None:
     with session_factory() as session, session.begin():
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         run.status = TrainingStatus.succeeded.value
         run.since, run.until = summary.since, summary.until
         run.finished_at = datetime.now(UTC)
@@ -899,18 +902,26 @@ def _upsert_structure(session: Session, account_id: int,
             _create_unlisted_parents(session, conn, insert, account_id, ids, level_records,
                                      parent_level)
         rows = [{"account_id": account_id, "level": level, "platform_id": r.platform_id,
-                 "parent_id": ids[parent_level][r.parent_platform_id] if parent_level else None,
+                 "parent_id": _parent_entity_id(ids, parent_level, r),
                  "name": r.name, "status": r.status} for r in level_records]
         _insert_entities(conn, insert, rows, update_status=True)
         ids[level] = _entity_ids(session, account_id, level)
     return counts
 
 
+def _parent_entity_id(ids: dict[str, dict[str, int]], parent_level: str | None,
+                      record: StructureRecord) -> int | None:
+    if parent_level is None:
+        return None
+    assert record.parent_platform_id is not None  # ad sets and ads always name theirs (payloads)
+    return ids[parent_level][record.parent_platform_id]
+
+
 def _create_unlisted_parents(session: Session, conn, insert, account_id: int,
                              ids: dict[str, dict[str, int]], records: list[StructureRecord],
                              parent_level: str) -> None:
     unlisted = {r.parent_platform_id: r for r in records
-                if r.parent_platform_id not in ids[parent_level]}
+                if r.parent_platform_id is not None and r.parent_platform_id not in ids[parent_level]}
     if not unlisted:
         return
     if parent_level == "adset":  # their campaigns first, so the ad sets hang under them
@@ -972,7 +983,7 @@ def _stored_ad_days(session: Session, account_id: int, since: date,
         .join(DailyInsight, DailyInsight.entity_id == Entity.id)
         .where(Entity.account_id == account_id, Entity.level == "ad",
                DailyInsight.day >= since, DailyInsight.day <= until)).all()
-    return {(r[0], r[1]): _StoredAdDay(tuple(r[2:7]), r[7], r[8]) for r in rows}
+    return {(r[0], r[1]): _StoredAdDay((r[2], r[3], r[4], r[5], r[6]), r[7], r[8]) for r in rows}
 
 
 @dataclass
@@ -1061,15 +1072,16 @@ def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, ac
     """Yesterday in the account's timezone when a full-window sync already covered today;
     ``None`` (the full window) for the first sync of each local day."""
     with session_factory() as session:
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         runs = session.execute(
             select(SyncRun.since, SyncRun.until)
             .where(SyncRun.account_id == account_id, SyncRun.status == "succeeded",
                    SyncRun.since.is_not(None), SyncRun.until.is_not(None))
             .order_by(SyncRun.id.desc()).limit(100)).all()
     today = now.astimezone(zone_or_utc(account.timezone)).date()
-    full_today = any(until >= today and (until - since).days + 1 >= settings.sync_window_days
-                     for since, until in runs)
+    full_today = any(since is not None and until is not None and until >= today
+                     and (until - since).days + 1 >= settings.sync_window_days
+                     for since, until in runs)  # (the query takes no run without both)
     return today - timedelta(days=1) if full_today else None
 
 

@@ -251,6 +251,7 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
         upcoming = reader.submit(read, chunks[0]) if chunks else None
         for index, chunk in enumerate(chunks):
+            assert upcoming is not None  # each chunk's read is submitted before its turn
             history = upcoming.result()
             # read the next chunk while this one is fitted
             upcoming = reader.submit(read, chunks[index + 1]) if index + 1 < len(chunks) else None
