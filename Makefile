@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 APT_GET := DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
-.PHONY: setup browser demo test test-fast bench lock clean
+.PHONY: setup browser demo lint test test-fast bench lock clean
 
 # requirements.lock pins what the service needs at runtime; requirements-dev.lock adds the test tools.
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
@@ -31,10 +31,15 @@ demo: setup  ## the main job on the embedded default (SQLite + model folder in .
 	mkdir -p -m 0700 adsentinel-data
 	$(BIN)/adsentinel demo
 
-test: setup browser  ## the whole test suite, slow tests included
+# ruff's rules and mypy's settings are in pyproject.toml; ruff only checks (it never reformats)
+lint: setup  ## ruff check and mypy (a few seconds; a finding fails the target)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: setup browser lint  ## lint, then the whole test suite, slow tests included
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-test-fast: setup browser  ## the suite without the tests marked slow
+test-fast: setup browser lint  ## lint, then the suite without the tests marked slow
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks (ratios against reference runs in the same process)
@@ -45,4 +50,4 @@ lock: setup  ## re-pin requirements.lock (runtime) and requirements-dev.lock (te
 	$(BIN)/python .ci/pin_requirements.py
 
 clean:
-	rm -rf $(VENV) adsentinel-data .pytest_cache
+	rm -rf $(VENV) adsentinel-data .pytest_cache .mypy_cache .ruff_cache

@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_workers import process_tree  # noqa: E402  (the server and its processes)
-from scratch_postgres import scratch_database  # noqa: E402
+from bench_workers import process_tree  # the server and its processes
+from scratch_postgres import scratch_database
 
 LAST_DAY = date(2026, 6, 30)
 METRICS = ("spend", "impressions", "leads", "cpl", "ctr", "cpm", "cpc", "conversion_rate")
@@ -281,8 +281,8 @@ def stop_server(server: subprocess.Popen) -> None:
 
 def create_token(env: dict[str, str]) -> str:
     out = subprocess.run([sys.executable, "-m", "adsentinel", "tokens", "create",
-                          "--name", f"bench-load-{uuid.uuid4().hex[:8]}", "--read-only"], env=env, capture_output=True,
-                         text=True, check=True)
+                          "--name", f"bench-load-{uuid.uuid4().hex[:8]}", "--read-only"],
+                         env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -478,7 +478,7 @@ def run(args: argparse.Namespace, url: str) -> None:
         print(f"BENCH api entities={args.entities} days={args.days} anomalies={anomalies} "
               f"concurrency={args.concurrency} workers={args.workers} "
               + " ".join(f"{k}_rps={r['rps']:.1f} {k}_p50_ms={r['p50']:.1f} "
-                         f"{k}_p99_ms={r['p99']:.1f}" for k, r in zip(keys, rows)))
+                         f"{k}_p99_ms={r['p99']:.1f}" for k, r in zip(keys, rows, strict=True)))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch_postgres import scratch_database  # noqa: E402
+from scratch_postgres import scratch_database
 
 CHILD = r"""
 import csv, json, sys, time

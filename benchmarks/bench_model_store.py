@@ -3,18 +3,24 @@ older layout) against one pack per campaign, cold and through the process-wide c
 
     .venv/bin/python benchmarks/bench_model_store.py [entities=2000] [entities per campaign=50]
 """
-import sys, time, tempfile, statistics
+import statistics
+import sys
+import tempfile
+import time
 from pathlib import Path
+
 import numpy as np
+
+from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.detect.forest import IsolationForest
 from adsentinel.models.cache import ModelCache
 from adsentinel.models.store import ModelMetadata, ModelStore
-from adsentinel.detect.features import FOREST_FEATURES
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 PER_CAMPAIGN = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 rng = np.random.default_rng(0)
-base = [IsolationForest(n_estimators=100, random_state=s).fit(rng.normal(size=(90, len(FOREST_FEATURES)))) for s in range(20)]
+base = [IsolationForest(n_estimators=100, random_state=s).fit(rng.normal(size=(90, len(FOREST_FEATURES))))
+        for s in range(20)]
 def meta(i, m):
     return ModelMetadata(account_id=1, entity_type="ad", entity_id=str(i), feature_names=FOREST_FEATURES,
         n_samples=90, training_first_day="2026-01-01", training_last_day="2026-03-31",
@@ -32,7 +38,9 @@ with tempfile.TemporaryDirectory() as tmp:
     def t(f, reps=5):
         out = []
         for _ in range(reps):
-            start = time.perf_counter(); n = f(); out.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            n = f()
+            out.append(time.perf_counter() - start)
         return statistics.median(out), n
     one_each, n1 = t(lambda: len(single.load_models(1).models))
     per_pack, n2 = t(lambda: len(packed.load_models(1).models))

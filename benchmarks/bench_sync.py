@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -40,7 +40,7 @@ from adsentinel.service.sync import (
 
 EMULATOR = Path(__file__).resolve().parents[1] / "tests" / "sync" / "graph_emulator.py"
 TOKEN = "EAAbenchToken000000000000000000000"
-NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
 
 
 def peak_mib() -> float:

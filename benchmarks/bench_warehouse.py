@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch_postgres import scratch_database  # noqa: E402
+from scratch_postgres import scratch_database
 
 ADSENTINEL = Path(sys.executable).with_name("adsentinel")
 ACCOUNT = 777

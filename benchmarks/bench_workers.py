@@ -39,9 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_forest import _populate  # noqa: E402  (same synthetic delivery)
-from scratch_postgres import scratch_database  # noqa: E402
-
+from bench_forest import _populate  # same synthetic delivery
+from scratch_postgres import scratch_database
 
 MIB = 1024 * 1024
 
@@ -106,7 +105,7 @@ class PeakMemory:
             if self._stop.wait(0.2):
                 return
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 
@@ -175,7 +174,8 @@ def main() -> None:
             env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")},
                    "ADSENTINEL_DATABASE_URL": url, "ADSENTINEL_BROKER_URL": args.redis,
                    "ADSENTINEL_DATA_DIR": folder, "ADSENTINEL_LOG_LEVEL": "WARNING",
-                   "ADSENTINEL_MODEL_SIGNING_KEY": "bench-signing-key-0123", "ADSENTINEL_CHUNK_ENTITIES": str(chunk)}
+                   "ADSENTINEL_MODEL_SIGNING_KEY": "bench-signing-key-0123",
+                   "ADSENTINEL_CHUNK_ENTITIES": str(chunk)}
             store = {}
             if args.store == "postgresql":
                 env["ADSENTINEL_MODELS_STORAGE_URL"] = url

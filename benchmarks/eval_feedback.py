@@ -34,7 +34,7 @@ import argparse
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
 
@@ -155,7 +155,7 @@ def _walk(settings, engine, factory, account_id: int, scenario: Scenario, first:
         import_days(scenario, engine, index, index + 1)
         detect_account(session_factory=factory, settings=settings, account_id=account_id,
                        analysis_date=scenario.day(index), recheck_days=1)
-        noon = datetime.combine(scenario.day(index + 1), time(12), tzinfo=timezone.utc)
+        noon = datetime.combine(scenario.day(index + 1), time(12), tzinfo=UTC)
         plan_alerts(session_factory=factory, settings=settings, account_id=account_id, now=noon)
 
 

@@ -17,8 +17,7 @@ from sqlalchemy.engine import make_url
 
 from adsentinel.config import Settings, load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-
-from service_checks import POSTGRES_ADMIN_URL, service_missing  # noqa: E402
+from service_checks import POSTGRES_ADMIN_URL, service_missing
 
 
 @pytest.fixture(autouse=True)

@@ -28,9 +28,9 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -47,7 +47,7 @@ from adsentinel.errors import ConfigError, InputFileError
 from adsentinel.ingest.csv_columns import ALIASES, REQUIRED, normalise_header
 from adsentinel.ingest.csv_import import import_insights_csv
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()  # accounts the importer creates are on UTC
 
 
@@ -524,10 +524,8 @@ def _number_readings(cell: object) -> set[float]:
         return {0.0}
     readings = set()
     for candidate in (text, text.replace(",", ""), text.replace(".", "").replace(",", ".")):
-        try:
+        with suppress(ValueError):
             readings.add(float(candidate))
-        except ValueError:
-            pass
     return readings
 
 
@@ -538,10 +536,8 @@ def _day_readings(cell: object) -> set[date]:
     text = str(cell).strip()
     readings = set()
     for form in ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y"):
-        try:
+        with suppress(ValueError):
             readings.add(datetime.strptime(text, form).date())
-        except ValueError:
-            pass
     return readings
 
 
@@ -578,12 +574,12 @@ def _rows_not_stored(engine: Engine, case: CsvCase, summary) -> str | None:
             days = _day_readings(value["date"])
             found = [s for s in stored
                      if (s.day if isinstance(s.day, date) else date.fromisoformat(s.day)) in days]
-            wanted = [_number_readings(value[f]) for f in ("spend", "impressions", "clicks",
-                                                            "leads", "reach")]
-            if not any(all(got in readings for got, readings in zip(s[1:6], wanted))
+            numbers = ("spend", "impressions", "clicks", "leads", "reach")
+            wanted = [_number_readings(value[f]) for f in numbers]
+            if not any(all(got in readings for got, readings in zip(s[1:6], wanted, strict=True))
                        and s.platform_id == text_of["adset_id"] for s in found):
                 return (f"line {number} stored as {found or stored[:3]}, the file says "
-                        f"{[value[f] for f in ('date', 'spend', 'impressions', 'clicks', 'leads', 'reach', 'adset_id')]}")
+                        f"{[value[f] for f in ('date', *numbers, 'adset_id')]}")
     if summary_rows != len(summary.skipped):
         return f"{len(summary.skipped)} summary line(s) skipped, {summary_rows} lines have no ids"
     return None

@@ -3,18 +3,17 @@ at stake (service and CLI)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, DailyInsight
-
 from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)
 DAYS = 40
-T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 BREAK_DAYS = 3
 
 

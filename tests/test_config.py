@@ -1,4 +1,4 @@
-"""Settings: the plan's names and defaults, validation with clear messages, masked secrets."""
+"""Settings: names and defaults (README, Settings), validation with clear messages, masked secrets."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
 from adsentinel.cli import main

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections import Counter
 import logging
 import random
 import re
@@ -30,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,11 +49,10 @@ from typer.testing import CliRunner
 
 from adsentinel.cli import app as cli_app
 from adsentinel.config import load_settings
-
 from factories import insight_rows, write_csv
 
 sys.path.insert(0, str(Path(__file__).parent / "sync"))
-from graph_api import ACCOUNT, RecordedGraph, payload, serve_insights, serve_structure  # noqa: E402
+from graph_api import ACCOUNT, RecordedGraph, payload, serve_insights, serve_structure
 
 META_TOKEN = "EAAKcanaryMetaZBtok3nZD9xQ7wR2tY5uI8oP1aS4dF6gH0jK"
 SECRETS = {
@@ -168,7 +167,7 @@ class _Receiver(ThreadingHTTPServer):
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def _reply(self):  # noqa: ANN202
+            def _reply(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 receiver.seen.append(self.path)
@@ -182,7 +181,7 @@ class _Receiver(ThreadingHTTPServer):
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _reply  # noqa: N815 - http.server's naming
+            do_GET = do_POST = _reply  # http.server's naming
 
             def log_message(self, *args):  # the receiver is not what is being tested
                 pass
@@ -207,11 +206,11 @@ class _Smtp:
     reject: bool = True
     passwords: list[bytes] = field(default_factory=list)
 
-    def authenticate(self, server, session, envelope, mechanism, auth_data):  # noqa: ARG002
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
         self.passwords.append(auth_data.password)
         return AuthResult(success=not self.reject)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's naming
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's naming
         return "250 Message accepted for delivery"
 
 
@@ -593,8 +592,9 @@ def test_scrub_api_tokens_hides_tokens_and_leaves_words_alone():
 
 def test_uvicorn_access_log_lines_lose_a_token_pasted_into_the_url(capture):
     """Found by the run above: uvicorn logged ``GET /api/v1/accounts?access_token=ads_...``."""
-    import adsentinel.api.app  # noqa: F401 - installs the filter
     from uvicorn.logging import AccessFormatter
+
+    import adsentinel.api.app  # noqa: F401 - installs the filter
 
     logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
                                              f"/api/v1/accounts?token={TOKEN}", "1.1", 401)

@@ -30,8 +30,8 @@ _SECRET_FIELDS = {"database_url", "broker_url", "model_signing_key"}
 class Settings(BaseSettings):
     """Effective configuration of one adsentinel process.
 
-    The isolation-forest and statistical knobs keep the names and defaults of the original
-    training plan so that existing deployments can carry their environment over unchanged.
+    The isolation-forest and statistical settings keep the names and defaults that deployments
+    already use (README, Settings, says where they come from).
     """
 
     model_config = SettingsConfigDict(
@@ -114,13 +114,13 @@ class Settings(BaseSettings):
         "and writes their packs before the next batch: it bounds a training's memory.",
     )
 
-    # --- isolation forest (names and defaults from the training plan) -------------------------
+    # --- isolation forest ----------------------------------------------------------------------
     use_isolation_forest: bool = True
     isolation_forest_min_samples: int = Field(default=50, ge=2)
     isolation_forest_contamination: float = Field(default=0.1, gt=0.0, le=0.5)
     isolation_forest_history_days: int = Field(default=90, ge=2)
 
-    # --- statistical detectors (names from the training plan) ---------------------------------
+    # --- statistical detectors -----------------------------------------------------------------
     anomaly_z_threshold: float = Field(default=3.0, gt=0.0, allow_inf_nan=False)
     anomaly_iqr_multiplier: float = Field(default=1.5, gt=0.0, allow_inf_nan=False)
     anomaly_min_history_days: int = Field(default=14, ge=3)

@@ -46,7 +46,7 @@ _RATE_METRICS = frozenset({"ctr", "conversion_rate"})
 _COUNT_METRICS = frozenset({"impressions", "leads", "clicks", "reach"})
 
 
-def N_(message: str) -> str:  # noqa: N802  (gettext's conventional name)
+def N_(message: str) -> str:  # gettext's conventional name
     """Mark ``message`` for the catalogs without translating it (module-level constants are
     translated where they are shown, with :meth:`Language.gettext`)."""
     return message
@@ -258,7 +258,22 @@ def cli_language() -> Language:
     return language(locale_from_environment())
 
 
-__all__ = ["DEFAULT_LOCALE", "LANGUAGE_VARIABLES", "LOCALE_DIR", "LOCALE_NAMES", "MESSAGES_DOMAIN",
-           "SUPPORTED_LOCALES", "Language", "N_", "catalog_path", "cli_language", "language",
-           "locale_from_environment", "negotiate_locale", "parse_locale", "requested_locale",
-           "supported_locale", "translations"]
+__all__ = [
+    "DEFAULT_LOCALE",
+    "LANGUAGE_VARIABLES",
+    "LOCALE_DIR",
+    "LOCALE_NAMES",
+    "MESSAGES_DOMAIN",
+    "N_",
+    "SUPPORTED_LOCALES",
+    "Language",
+    "catalog_path",
+    "cli_language",
+    "language",
+    "locale_from_environment",
+    "negotiate_locale",
+    "parse_locale",
+    "requested_locale",
+    "supported_locale",
+    "translations",
+]

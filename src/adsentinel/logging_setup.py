@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
+from types import MappingProxyType
 from typing import Any, TextIO
 
 from adsentinel.sync.errors import scrub_secrets
@@ -33,7 +34,8 @@ _NOISY_LOGGERS = ("alembic", "sqlalchemy")
 #: uvicorn's loggers: with ``log_config=None`` they reach the root handler like any other
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
-_context: ContextVar[Mapping[str, Any]] = ContextVar("adsentinel_log_context", default={})
+_context: ContextVar[Mapping[str, Any]] = ContextVar("adsentinel_log_context",
+                                                      default=MappingProxyType({}))
 
 
 def scrub(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,7 +12,7 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
 
 #: Planning happens at noon UTC on NOW's day; the newest complete day is the day before.
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 YESTERDAY = date(2026, 11, 19)
 
 

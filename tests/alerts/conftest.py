@@ -12,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from alert_builders import Shop, build_shop
 
 from adsentinel.db.engine import make_session_factory, open_database
-
-from alert_builders import Shop, build_shop
 
 
 def free_port() -> int:
@@ -56,7 +55,7 @@ def http_receiver(monkeypatch):
     state = HttpReceiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
+        def do_POST(self):  # http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with state.lock:
                 status = 503 if state.fail_next > 0 else 200
@@ -84,7 +83,7 @@ class _MailHandler:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's naming
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's naming
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -17,12 +17,11 @@ from adsentinel.db.models import AdAccount, AlertOutbox, Anomaly
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.alerting import deliver_alerts
 from adsentinel.service.jobs import run_detection
-
 from factories import CANONICAL_HEADER, write_csv
 
 runner = CliRunner()
 #: Yesterday: detection plans at the current time, and older incidents are stale.
-LAST_DAY = datetime.now(timezone.utc).date() - timedelta(days=1)
+LAST_DAY = datetime.now(UTC).date() - timedelta(days=1)
 
 
 def cli(*args: str):

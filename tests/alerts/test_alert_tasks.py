@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from alert_builders import add_anomaly, build_shop
 
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import plan_alerts
 from adsentinel.worker.alert_tasks import deliver_alerts, send_alert_digests
 from adsentinel.worker.runtime import _runtime_for
-
-from alert_builders import add_anomaly, build_shop
 
 
 @pytest.fixture
@@ -29,7 +28,7 @@ def runtime_on(settings, monkeypatch):
 def test_tasks_deliver_alerts_and_digests(settings, runtime_on, http_receiver):
     engine = open_database(settings)
     factory = make_session_factory(engine)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     shop = build_shop(factory, last_day=today - timedelta(days=1))
     add_channel(session_factory=factory, account_id=shop.account_id, kind="slack",
                 target=http_receiver.ref)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from alert_builders import NOW, YESTERDAY, add_anomaly
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -27,7 +28,6 @@ from adsentinel.db.models import AlertChannel, AlertOutbox, Entity
 from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
-from alert_builders import NOW, YESTERDAY, add_anomaly
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -62,11 +62,11 @@ class Mailbox:
     logins: list[tuple[bytes, bytes]] = field(default_factory=list)
     messages: list[bytes] = field(default_factory=list)
 
-    def authenticate(self, server, session, envelope, mechanism, auth_data):  # noqa: ARG002
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
         self.logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=True)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's naming
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's naming
         self.messages.append(envelope.content)
         return "250 Message accepted for delivery"
 

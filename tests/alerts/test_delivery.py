@@ -9,13 +9,12 @@ import random
 from datetime import date, timedelta
 
 import pytest
+from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 from sqlalchemy import select
 
 from adsentinel.db.models import AlertOutbox
 from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import deliver_alerts, plan_alerts
-
-from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
 SECRET = "s3cret-hook-key"
 

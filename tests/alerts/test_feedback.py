@@ -10,14 +10,15 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from alert_builders import YESTERDAY, add_anomaly, build_shop
 from sqlalchemy import select
 
 from adsentinel.alerts.feedback import (
     DAMPED_SCORE,
     Dismissal,
     FeedbackDamper,
-    anomaly_size,
     annotate_calendar,
+    anomaly_size,
 )
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import Anomaly
@@ -27,8 +28,6 @@ from adsentinel.models.store import ModelStore
 from adsentinel.service.alert_config import add_calendar_days
 from adsentinel.service.feedback import apply_feedback, mark_anomaly
 from adsentinel.service.training import train_account_models
-
-from alert_builders import YESTERDAY, add_anomaly, build_shop
 
 DAY = date(2026, 11, 10)
 

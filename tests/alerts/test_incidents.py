@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
+
 from adsentinel.alerts.incidents import (
     OPENED,
     RECOVERED,
@@ -18,8 +20,6 @@ from adsentinel.alerts.incidents import (
 )
 from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import deliver_alerts, plan_alerts
-
-from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
 D = date(2026, 11, 10)
 _ids = iter(range(1, 10_000))

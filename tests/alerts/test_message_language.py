@@ -8,6 +8,7 @@ import json
 import random
 from datetime import date
 
+from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 from sqlalchemy import update
 
 from adsentinel.alerts.incidents import RECOVERED, AnomalyFact, PlannedMessage, build_incidents
@@ -24,8 +25,6 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount
 from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import deliver_alerts, plan_alerts
-
-from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
 
 def set_locale(shop, locale):

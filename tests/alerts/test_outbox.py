@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from alert_builders import NOW, YESTERDAY, add_anomaly, build_shop
 from sqlalchemy import select
 
 from adsentinel.alerts import outbox
@@ -21,8 +22,6 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AlertOutbox
 from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import deliver_alerts, plan_alerts
-
-from alert_builders import NOW, YESTERDAY, add_anomaly, build_shop
 
 
 def _message(channel_id: int, key: str) -> outbox.NewMessage:

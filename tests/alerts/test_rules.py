@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
 from adsentinel.alerts.incidents import AnomalyFact, Incident
 from adsentinel.alerts.suppression import (
@@ -22,8 +23,6 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount
 from adsentinel.service.alert_config import add_calendar_days, add_channel, add_mute
 from adsentinel.service.alerting import deliver_alerts, plan_alerts, send_digests
-
-from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
 # --- pure rules -------------------------------------------------------------------------------
 
@@ -45,9 +44,9 @@ def test_quiet_window_within_a_day_and_no_window():
 
 def test_quiet_end_is_in_the_account_timezone():
     zone = ZoneInfo("America/Sao_Paulo")  # UTC-3
-    now = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 23:00 local
+    now = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 23:00 local
     assert quiet_hours_end(now, zone, time(22), time(7)) == datetime(
-        2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+        2026, 11, 20, 10, 0, tzinfo=UTC)
     assert quiet_hours_end(now.replace(hour=15), zone, time(22), time(7)) is None
 
 
@@ -82,8 +81,8 @@ def _rules(**changes) -> AccountRules:
 def test_suppression_reasons():
     assert suppression_reason(_incident("high"), _rules(), "medium") is None
     assert "below the channel's high" in suppression_reason(_incident("medium"), _rules(), "high")
-    assert "muted (rule 7: launch)" == suppression_reason(
-        _incident("critical"), _rules(mutes=(MuteView(7, 1, None, "launch"),)), "low")
+    muted = _rules(mutes=(MuteView(7, 1, None, "launch"),))
+    assert suppression_reason(_incident("critical"), muted, "low") == "muted (rule 7: launch)"
     assert "below the account's minimum 80.00" in suppression_reason(
         _incident("critical"), _rules(min_alert_spend=80.0), "low")
     assert suppression_reason(_incident("critical"), _rules(min_alert_spend=50.0), "low") is None

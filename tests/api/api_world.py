@@ -12,7 +12,6 @@ from adsentinel.db.models import AdAccount, Anomaly, Entity
 from adsentinel.detect.impact import HARMFUL_DIRECTION
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.tokens import create_token
-
 from factories import insight_rows, write_csv
 
 START = date(2026, 9, 1)

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from api_world import World, build_world
 from fastapi.testclient import TestClient
 
 from adsentinel.api import create_app
 from adsentinel.api.dispatch import InProcessDispatcher
-
-from api_world import World, build_world
 
 
 @pytest.fixture

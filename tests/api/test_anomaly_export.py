@@ -8,14 +8,13 @@ import io
 from datetime import timedelta
 
 import pytest
+from api_world import LAST_DAY
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from adsentinel.api import anomaly_export
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, Entity
-
-from api_world import LAST_DAY
 
 YESTERDAY = LAST_DAY - timedelta(days=1)
 
@@ -181,7 +180,7 @@ def test_xlsx_export_matches_the_list(client, world, richer):
     header, *rows = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert tuple(header) == anomaly_export.COLUMNS
     assert [r[0] for r in rows] == _ids(_get(client, world, status="open"))
-    first = dict(zip(header, rows[0]))
+    first = dict(zip(header, rows[0], strict=True))
     assert first["campaign"] == "'=HYPERLINK(\"http://x\")"
     assert first["impact_amount"] == 900.0  # a number, not text
     assert first["day"].date() == YESTERDAY

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from api_world import LAST_DAY, START
 from sqlalchemy import select
 
 from adsentinel.db.models import Anomaly
-
-from api_world import LAST_DAY, START
 
 
 def _get(client, world, path, token="full", **params):
@@ -162,7 +161,7 @@ def test_anomaly_filters_on_unknown_ids_are_404(client, world):
 
 def test_patch_status_records_who_and_when(client, world, session_factory):
     anomaly_id = world.anomalies["open_a"]
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     response = client.patch(f"/api/v1/anomalies/{anomaly_id}", headers=world.headers("full"),
                             json={"status": "acknowledged"})
     assert response.status_code == 200, response.text

@@ -18,11 +18,6 @@ from collections.abc import Iterator
 
 import itsdangerous
 import pytest
-from fastapi.testclient import TestClient
-
-from adsentinel.api import create_app
-from adsentinel.service.tokens import create_token, revoke_token
-
 from auth_matrix import (
     API,
     DASHBOARD,
@@ -36,6 +31,11 @@ from auth_matrix import (
     objects_of,
     served_routes,
 )
+from fastapi.testclient import TestClient
+
+from adsentinel.api import create_app
+from adsentinel.service.tokens import create_token, revoke_token
+
 
 class Cells:
     """The (route, identity) pairs a test tried."""

@@ -24,15 +24,14 @@ from collections import Counter
 import openpyxl
 import pytest
 import schemathesis
+from api_world import build_world
+from auth_matrix import API, RecordingDispatcher, objects_of
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from adsentinel.api import create_app
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import Anomaly
-
-from api_world import build_world
-from auth_matrix import API, RecordingDispatcher, objects_of
 
 EXAMPLES = {"sqlite": 20, "postgresql": 15}
 IDENTITIES = ("none", "malformed", "other-account", "read-only")

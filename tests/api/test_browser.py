@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from served_app import free_port, stop, wait_until_up
 from typer.testing import CliRunner
 
 from adsentinel.cli import app as cli_app
 from adsentinel.config import load_settings
 from adsentinel.service.demo import run_demo
-
-from served_app import free_port, stop, wait_until_up
 from service_checks import service_missing
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -106,7 +106,7 @@ def test_entity_page_charts_every_metric_with_band_and_anomaly_marker(client, wo
     soup = parse(client.get(f"/entities/{ad}").text)
     figures = {holder["data-figure-for"]: json.loads(holder.text)
                for holder in soup.find_all("script", data_figure_for=True)}
-    assert list(figures)[0] == "chart-cpl"  # the metric with an anomaly comes first
+    assert next(iter(figures)) == "chart-cpl"  # the metric with an anomaly comes first
     assert set(figures) >= {"chart-spend", "chart-impressions", "chart-ctr", "chart-cpm"}
     cpl = {trace["meta"]: trace for trace in figures["chart-cpl"]["data"]}
     assert cpl["anomaly"]["customdata"] == [world.anomalies["open_a"]]
@@ -313,9 +313,9 @@ def _add_anomaly(session_factory, world, *, key="a", level="ad", day=None, metri
     """Store one more anomaly on the world's entity of ``level`` of account ``key``."""
     from datetime import timedelta
 
-    from adsentinel.db.models import Anomaly
-
     from api_world import LAST_DAY
+
+    from adsentinel.db.models import Anomaly
 
     day = day or LAST_DAY
     with session_factory() as session:
@@ -372,9 +372,9 @@ def test_money_at_stake_comes_first_then_severity_and_lows_wait_behind_a_filter(
 def test_filters_narrow_the_list(client, world, session_factory):
     from datetime import timedelta
 
-    from adsentinel.db.models import AdAccount, Entity
-
     from api_world import LAST_DAY
+
+    from adsentinel.db.models import AdAccount, Entity
 
     w = world.anomalies
     with session_factory() as session:  # the ad set above account a's ad
@@ -396,7 +396,7 @@ def test_filters_narrow_the_list(client, world, session_factory):
     assert acknowledged in _listed(client, "/?status=any")
     # the ad set's name, any case: its own anomalies and its ads'
     by_name = [w["high_a_old"]] if adset_id == world.entities["a"]["adset"] else []
-    assert _listed(client, "/?q=verão") == by_name + [w["open_a"]]
+    assert _listed(client, "/?q=verão") == [*by_name, w["open_a"]]
     with session_factory() as session:  # the ad's Meta id finds the ad's own anomaly
         ad_meta_id = session.get(Entity, world.entities["a"]["ad"]).platform_id
     assert _listed(client, f"/?q={ad_meta_id}&account={world.account_a}") == [w["open_a"]]
@@ -455,7 +455,7 @@ def test_every_status_button_works_from_the_list_and_comes_back_to_it(client, wo
     card = parse(client.get("/").text).find("li", data_anomaly_id=str(anomaly))
     assert [b.text for b in card.find_all("button")] == [
         "Acknowledge", "Resolved", "Expected", "False positive"]
-    back = "/?status=any&account=%d" % world.account_b
+    back = f"/?status=any&account={world.account_b:d}"
     for status in ("acknowledged", "resolved", "expected", "false_positive", "open"):
         done = client.post(f"/anomalies/{anomaly}/status",
                            data={"status": status, "csrf_token": csrf, "next": back},
@@ -653,7 +653,6 @@ def test_the_api_link_opens_a_reference_that_needs_no_internet(client, world):
 
 
 def test_plotly_is_one_cached_gzipped_asset(client, world):
-    import gzip
 
     login(client, world)
     page = parse(client.get(f"/entities/{world.entities['a']['ad']}").text)

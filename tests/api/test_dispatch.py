@@ -18,7 +18,6 @@ from adsentinel.api.dispatch import (
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.service.tokens import create_token
-
 from service_checks import REDIS_URL, service_missing
 
 UNREACHABLE_BROKER = "redis://127.0.0.1:1/0"
@@ -80,8 +79,8 @@ def test_celery_dispatcher_puts_the_task_on_its_queue(tmp_path, redis_db):
 def test_unreachable_broker_is_a_503_with_a_hint(settings):
     engine = open_database(settings)
     factory = make_session_factory(engine)
-    from factories import insight_rows, write_csv
     from adsentinel.ingest.csv_import import import_insights_csv
+    from factories import insight_rows, write_csv
 
     import_insights_csv(write_csv(settings.data_dir / "a.csv", insight_rows(days=2, ads=1)),
                         engine=engine)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
+from api_world import build_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -20,8 +21,6 @@ from schemathesis.specs.openapi.checks import (
 from adsentinel.api import create_app
 from adsentinel.api.dispatch import InProcessDispatcher
 from adsentinel.db.engine import make_session_factory, open_database
-
-from api_world import build_world
 
 MAX_EXAMPLES = {"sqlite": 25, "postgresql": 20}
 

@@ -18,7 +18,7 @@ def test_vectorised_intervals_equal_the_detectors_scalar_ones():
     means = np.concatenate([rng.gamma(1.0, 50.0, 200), [0.0, -1.0, np.nan, 1e6, 0.3]])
     phis = np.concatenate([rng.uniform(0.0, 1.0, 200), [0.1, 0.1, 0.1, 0.01, 0.0]])
     lows, highs = nb_intervals(means, phis, 3.0)
-    expected = [nb_interval(m, phi, 3.0) for m, phi in zip(means, phis)]
+    expected = [nb_interval(m, phi, 3.0) for m, phi in zip(means, phis, strict=True)]
     assert lows.tolist() == [low for low, _ in expected]
     assert highs.tolist() == [high for _, high in expected]
 
@@ -36,7 +36,7 @@ def test_complete_bounds_fills_count_and_rate_tests_the_detectors_way():
                                         "overdispersion": 0.3})
     spend = _test("spend", "robust_z+iqr", 50.0, {}, lower=30.0, upper=80.0)
     done = dict(zip(["leads", "ctr", "cpl", "spend"],
-                    complete_bounds([leads, ctr, cpl, spend], 3.0)))
+                    complete_bounds([leads, ctr, cpl, spend], 3.0), strict=True))
     assert (done["leads"].lower, done["leads"].upper) == nb_interval(20.0, 0.05, 3.0)
     low, high = nb_interval(100.0, 0.02, 3.0)
     assert done["ctr"].lower == pytest.approx(low / 10_000) and done["ctr"].upper == pytest.approx(

@@ -11,10 +11,10 @@ import time
 import urllib.request
 
 import pytest
+from served_app import free_port, stop, wait_until_up
 from typer.testing import CliRunner
 
 from adsentinel.cli import app as cli_app
-from served_app import free_port, stop, wait_until_up
 from service_checks import REDIS_URL
 
 

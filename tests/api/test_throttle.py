@@ -18,7 +18,6 @@ from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import Entity
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.tokens import create_token
-
 from factories import insight_rows, write_csv
 
 BAD = {"Authorization": "Bearer ads_not-a-real-token-0123456789abcdefghijklmnopq"}
@@ -52,9 +51,8 @@ def test_failure_throttle_counts_per_client_in_a_sliding_window():
 def test_chart_queue_admits_one_computing_and_its_waiting_limit():
     queue = ChartQueue(waiting_limit=1)
     with queue.admitted(), queue.admitted():
-        with pytest.raises(TooManyRequests) as refused:
-            with queue.admitted():
-                pass
+        with pytest.raises(TooManyRequests) as refused, queue.admitted():
+            pass
         assert refused.value.status_code == 429 and refused.value.retry_after >= 1
         assert refused.value.headers == {"Retry-After": str(refused.value.retry_after)}
     with queue.admitted():  # the places are given back

@@ -26,7 +26,6 @@ from adsentinel.service.tokens import (
     list_tokens,
     revoke_token,
 )
-
 from factories import insight_rows, write_csv
 
 

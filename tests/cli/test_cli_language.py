@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from adsentinel.cli import app
 from adsentinel.cli.app import console
-
 from factories import CANONICAL_HEADER, write_csv
 
 runner = CliRunner()

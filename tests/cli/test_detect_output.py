@@ -13,7 +13,6 @@ import pytest
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-
 from impact_world import BREAK_DAYS, LAST_DAY, build_account
 
 ADSENTINEL = Path(sys.executable).with_name("adsentinel")

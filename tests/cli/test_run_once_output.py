@@ -10,7 +10,6 @@ from pathlib import Path
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-
 from impact_world import build_account
 
 ADSENTINEL = Path(sys.executable).with_name("adsentinel")

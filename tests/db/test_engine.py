@@ -27,9 +27,8 @@ def test_daily_insight_is_unique_per_entity_and_day(session_factory):
         session.add_all([account, ad])
         session.flush()
         session.add(DailyInsight(entity_id=ad.id, day=date(2026, 1, 1)))
-    with pytest.raises(IntegrityError):
-        with session_scope(session_factory) as session:
-            session.add(DailyInsight(entity_id=ad.id, day=date(2026, 1, 1)))
+    with pytest.raises(IntegrityError), session_scope(session_factory) as session:
+        session.add(DailyInsight(entity_id=ad.id, day=date(2026, 1, 1)))
 
 
 def test_deleting_an_account_removes_its_entities(engine, session_factory):

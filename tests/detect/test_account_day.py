@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from test_anomaly_detector import ad_history
 
 from adsentinel.detect.account_day import AccountTree, judge_account_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector, SeverityLevel
 from adsentinel.detect.common_move import common_factors
 from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.detect.hierarchy_rules import ChildMove, parent_is_explained
-
-from test_anomaly_detector import ad_history  # noqa: E402  (tests/detect is on the path)
 
 DAY = pd.Timestamp("2026-01-05") + pd.Timedelta(days=59)
 
@@ -206,7 +205,7 @@ def test_three_days_without_leads_on_a_small_ad_is_evidence_one_day_is_not():
 def two_ad_set_campaign(seed=0, spends=(150.0, 150.0)):
     """One campaign (CBO) > ad sets s1 (3 ads), s2 (3 ads), each ad at ``spends`` a day."""
     ads = {}
-    for adset, spend in zip(("s1", "s2"), spends):
+    for adset, spend in zip(("s1", "s2"), spends, strict=True):
         for a in range(3):
             ads[(adset, f"{adset}a{a}")] = ad_history(seed=seed + len(ads), spend=spend)
     frames, levels, parents, ids = {}, {}, {}, {}
@@ -241,8 +240,8 @@ def test_an_ad_sets_volume_moving_while_its_campaign_is_normal_is_budget_shiftin
     tree = two_ad_set_campaign(spends=(300.0, 60.0))
     s1 = [k for k in tree.frames if k[0] == "ad" and k[1].startswith("s1")]
     s2 = [k for k in tree.frames if k[0] == "ad" and k[1].startswith("s2")]
-    _scale_day(tree, s1 + [("adset", "s1")], 0.7)  # the platform moved 30 % of s1's spend to s2
-    _scale_day(tree, s2 + [("adset", "s2")], 2.5)
+    _scale_day(tree, [*s1, ("adset", "s1")], 0.7)  # the platform moved 30 % of s1's spend to s2
+    _scale_day(tree, [*s2, ("adset", "s2")], 2.5)
     found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
     assert rank_alone(tree, ("adset", "s2"), "spend") >= SeverityLevel.MEDIUM.rank
     shifted = worst(found, "s2", "spend")

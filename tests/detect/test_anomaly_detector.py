@@ -202,7 +202,7 @@ def test_isolation_forest_flags_a_broken_day_and_names_the_drivers():
     forest = worst(broken, "multivariate")
     assert forest is not None and forest.detectors == ["isolation_forest"]
     assert SeverityLevel.LOW.rank <= forest.severity.rank <= SeverityLevel.MEDIUM.rank
-    assert list(forest.drivers["features"])[0] in {"log_cpl", "logit_ctr", "log_cpc"}
+    assert next(iter(forest.drivers["features"])) in {"log_cpl", "logit_ctr", "log_cpc"}
     assert forest.message.startswith("CTR -7") and "no leads" in forest.message
     assert "unusual for this ad" in forest.message and "logit" not in forest.message
     off = AnomalyDetector(use_isolation_forest=False).detect_anomalies(df, "ad", "a", model=model)

@@ -102,6 +102,6 @@ def test_forest_drivers_name_the_feature_that_moved():
     history = rng.normal(size=(60, 3))
     today = np.array([0.1, -8.0, 0.2])
     drivers = forest_drivers(today, history, ["log_cpm", "logit_ctr", "log_cpl"], top=2)
-    assert list(drivers)[0] == "logit_ctr"
+    assert next(iter(drivers)) == "logit_ctr"
     assert drivers["logit_ctr"] < -5
     assert len(drivers) == 2

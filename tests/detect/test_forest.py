@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
-
-import hashlib
 
 import numpy as np
 import pytest
@@ -25,6 +24,7 @@ from adsentinel.detect.forest._maths import (
 from adsentinel.detect.forest._maths import (
     average_path_length_scalar as _average_path_length_scalar,
 )
+
 
 def _odds_dir() -> Path:
     """The published ODDS sets: ``ADSENTINEL_TEST_ODDS_DIR``, else ``shared/`` beside this
@@ -93,7 +93,7 @@ def test_same_seed_same_model_and_scores():
     a = IsolationForest(random_state=42).fit(X)
     b = IsolationForest(random_state=42).fit(X)
     c = IsolationForest(random_state=43).fit(X)
-    for left, right in zip(a.get_state().__dict__.values(), b.get_state().__dict__.values()):
+    for left, right in zip(a.get_state().__dict__.values(), b.get_state().__dict__.values(), strict=True):
         np.testing.assert_array_equal(left, right)
     np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
     assert not np.array_equal(a.score_samples(X), c.score_samples(X))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 
-import pandas as pd
 import pytest
 
 from adsentinel.detect import metric_rules

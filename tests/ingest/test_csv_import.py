@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from adsentinel.errors import InputFileError
 from adsentinel.ingest.csv_import import import_insights_csv
 from factories import insight_rows, write_csv
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def _days(session_factory, level: str) -> dict[tuple[str, date], DailyInsight]:
@@ -159,7 +159,7 @@ def test_reimport_restates_changed_days_only(engine, session_factory, tmp_path):
 
     revised = [list(r) for r in first]
     revised[0][5] = "99.00"  # a0 on day 1 revised by the platform
-    later = datetime(2026, 11, 25, 13, 0, tzinfo=timezone.utc)
+    later = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
     summary = import_insights_csv(write_csv(tmp_path / "2.csv", revised), engine=engine, now=later)
 
     assert (summary.days_new, summary.days_restated, summary.days_unchanged) == (0, 1, 3)

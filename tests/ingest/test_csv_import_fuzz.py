@@ -9,7 +9,8 @@ before and after each refused import (``fuzz_inputs.CsvImportTrials``).
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import open_database
@@ -23,7 +24,7 @@ NO_ACCOUNT = (b"date,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,r
 
 def _row(**cells: bytes) -> bytes:
     names = HEADER.decode().split(",")
-    values = dict(zip(names, ROW.split(b",")))
+    values = dict(zip(names, ROW.split(b","), strict=True))
     values.update({name: value for name, value in cells.items()})
     return b",".join(values[name] for name in names)
 

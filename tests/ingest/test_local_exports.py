@@ -7,7 +7,7 @@ import csv
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from adsentinel.db.models import AdAccount, DailyInsight, Entity
 from adsentinel.errors import InputFileError
 from adsentinel.ingest.csv_import import import_insights_csv
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FIRST = date(2026, 10, 10)
 
 PT_HEADER = ["Dia", "Identificação da conta", "Nome da conta", "Identificação da campanha",
@@ -304,7 +304,7 @@ def test_today_is_measured_in_the_accounts_timezone(engine, session_factory, tmp
     with session_factory() as session:
         session.scalars(select(AdAccount)).one().timezone = "America/Sao_Paulo"
         session.commit()
-    early = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+    early = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
     with pytest.raises(InputFileError, match="2026-11-25 is in the future"):
         import_insights_csv(_one_row_file(tmp_path, day="2026-11-25"), engine=engine, now=early)
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from adsentinel.ingest.number_formats import (DECIMAL_COMMA, DECIMAL_POINT, FormatDecisions,
-                                              FormatEvidence, formats_of, read_as)
+from adsentinel.ingest.number_formats import (
+    DECIMAL_COMMA,
+    DECIMAL_POINT,
+    FormatDecisions,
+    FormatEvidence,
+    formats_of,
+    read_as,
+)
 
 
 @pytest.mark.parametrize(("text", "formats", "point", "comma"), [

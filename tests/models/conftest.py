@@ -15,6 +15,7 @@ import pytest
 from adsentinel.models.blobs import FolderBlobs, PostgresBlobs, S3Blobs
 from service_checks import service_missing
 
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -8,11 +8,11 @@ import pickle
 
 import numpy as np
 import pytest
+from model_factories import FEATURES, fitted
 
 from adsentinel.errors import ModelStoreError
 from adsentinel.models.cache import ModelCache
 from adsentinel.models.store import ModelSet, ModelStore, load_signing_key
-from model_factories import FEATURES, fitted
 
 KEY = b"pack-test-signing-key-0123456789"
 PROBE = np.random.default_rng(99).normal(size=(7, len(FEATURES)))
@@ -39,7 +39,7 @@ def test_packs_round_trip_with_identical_scores(blobs):
                 for models in campaigns.values() for model, meta in models}
     assert _scores(loaded) == expected
     assert loaded.refused_campaigns == frozenset() and loaded.refused_entities == frozenset()
-    model, quantiles = loaded.loader()("ad", "12")
+    _model, quantiles = loaded.loader()("ad", "12")
     assert quantiles.shape == (101,) and loaded.loader()("campaign", "12") is None
     # one chunk's packs only
     assert set(store.load_models(1, campaign_ids=[20]).models) == {20}

@@ -4,6 +4,7 @@ the hourly detection reads them, and a damaged pack there has its campaign retra
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -86,6 +87,6 @@ def test_an_unreachable_remote_store_is_named_and_detection_goes_on(tmp_path):
 
     settings = load_settings(data_dir=tmp_path / "data", model_signing_key="k" * 32,
                              models_storage_url="postgresql://nobody@127.0.0.1:1/none")
-    with pytest.raises(ModelStoreError, match="127.0.0.1:1/none table adsentinel_model_blobs"):
+    with pytest.raises(ModelStoreError, match=re.escape("127.0.0.1:1/none table adsentinel_model_blobs")):
         ModelStore.from_settings(settings)
     assert jobs.load_detection_models(settings=settings, account_id=1).models == {}

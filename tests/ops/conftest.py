@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-
+from ops_world import OpsWorld, build_ops_world
 
 from adsentinel.api import create_app
 from adsentinel.service.tokens import create_token
-from ops_world import OpsWorld, build_ops_world
 from service_checks import private_redis_database
 
 

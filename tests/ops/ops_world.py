@@ -4,7 +4,7 @@ anomalies and alert outbox, written straight into the database."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -20,7 +20,7 @@ from adsentinel.db.models import (
 )
 from factories import LAST_DAY, small_account
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def readme_example() -> str:
 
 def test_the_readme_example_runs(capsys):
     namespace: dict = {}
-    exec(compile(readme_example(), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(readme_example(), "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
     assert "is conversion tracking broken?" in printed
     anomalies = namespace["anomalies"]

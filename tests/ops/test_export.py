@@ -9,6 +9,7 @@ import sys
 
 import pandas as pd
 import pytest
+from ops_world import build_ops_world
 from sqlalchemy import create_engine
 
 from adsentinel.db.engine import open_database
@@ -18,7 +19,6 @@ from adsentinel.service.export import (
     export_to_parquet,
     export_to_sql,
 )
-from ops_world import build_ops_world
 
 
 def stored(db_settings) -> pd.DataFrame:

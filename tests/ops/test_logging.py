@@ -76,9 +76,8 @@ def test_text_format_appends_the_context():
 
 
 def test_log_context_refuses_unknown_fields():
-    with pytest.raises(ValueError, match="account, task, run_id"):
-        with log_context(acount=3):
-            pass
+    with pytest.raises(ValueError, match="account, task, run_id"), log_context(acount=3):
+        pass
 
 
 def run_cli(tmp_path, *args: str, **env_extra: str) -> subprocess.CompletedProcess:

@@ -9,11 +9,11 @@ import sys
 from datetime import datetime
 
 import pytest
+from ops_world import NOW, build_ops_world, free_port
 
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.service.status import account_statuses
 from factories import LAST_DAY
-from ops_world import NOW, build_ops_world, free_port
 
 
 def test_status_reads_runs_freshness_anomalies_and_alerts(session_factory):
@@ -124,7 +124,7 @@ def test_cli_status_through_the_console_entry_point(tmp_path):
     assert "Loja Azul" in table.stdout and "Loja Verde" in table.stdout
     assert "2 high" in table.stdout and "token expired" in table.stdout
 
-    checked = subprocess.run(command + ["--check", "--format", "json"], env=env,
+    checked = subprocess.run([*command, "--check", "--format", "json"], env=env,
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert checked.returncode == 1, checked.stderr
     accounts = json.loads(checked.stdout)

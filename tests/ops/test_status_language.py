@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ops_world import NOW, build_ops_world
 from sqlalchemy import update
 
 from adsentinel.db.models import AdAccount
 from adsentinel.service.status import account_statuses
-from ops_world import NOW, build_ops_world
 
 
 def set_locale(session_factory, account_id, locale):

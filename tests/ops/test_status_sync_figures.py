@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
+from ops_world import NOW, build_ops_world
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select, update
 
@@ -23,7 +24,6 @@ from adsentinel.service import jobs
 from adsentinel.service.status import account_statuses
 from adsentinel.service.training import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account
-from ops_world import NOW, build_ops_world
 
 USAGE = {"ad_account": 17.5, "business_use_case_ads_insights": 41.0}
 REFUSED = ("1 model file(s) refused by the last detection (damaged, tampered with or trained on "

@@ -9,13 +9,13 @@ import sys
 
 import pytest
 import redis as redis_lib
+from ops_world import free_port
 
 from adsentinel.cli.account_locks import ACCOUNT_BUSY_EXIT_CODE, worker_account_lock
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AdAccount
 from adsentinel.worker.locks import account_lock, lock_is_held
-from ops_world import free_port
 
 
 @pytest.fixture
@@ -33,9 +33,9 @@ def test_the_cli_lock_is_the_workers_lock(production, redis_url):
         with account_lock(client, "sync", 7, None, ttl=60) as worker_got_it:
             assert not worker_got_it  # a scheduled sync would wait and retry
     assert not lock_is_held(client, "sync", 7)
-    with account_lock(client, "sync", 7, None, ttl=60):
-        with worker_account_lock(production, "sync", 7) as free:
-            assert not free
+    with (account_lock(client, "sync", 7, None, ttl=60),
+          worker_account_lock(production, "sync", 7) as free):
+        assert not free
 
 
 def test_embedded_sqlite_has_no_broker_to_lock_with(settings):

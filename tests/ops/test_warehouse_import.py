@@ -6,16 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
-
-from adsentinel.db.engine import open_database
-from adsentinel.db.models import AdAccount, DailyInsight, Entity
-from adsentinel.errors import ConfigError, InputFileError
-from adsentinel.ingest import warehouse
-from adsentinel.ingest.warehouse import import_from_warehouse
 from warehouse_tables import (
     ACCOUNT,
     ADS,
@@ -26,8 +20,14 @@ from warehouse_tables import (
     numbers,
 )
 
+from adsentinel.db.engine import open_database
+from adsentinel.db.models import AdAccount, DailyInsight, Entity
+from adsentinel.errors import ConfigError, InputFileError
+from adsentinel.ingest import warehouse
+from adsentinel.ingest.warehouse import import_from_warehouse
+
 pytestmark = pytest.mark.postgres
-NOW = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -15,13 +15,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ops_world import free_port
+from prometheus_client.parser import text_string_to_metric_families
+from test_grafana import METRIC, dashboard_queries
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
 from factories import small_account
-from ops_world import free_port
-from prometheus_client.parser import text_string_to_metric_families
-from test_grafana import METRIC, dashboard_queries
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 

@@ -3,7 +3,7 @@ PostgreSQL): amounts before it are in another money, days cut at another midnigh
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -14,13 +14,12 @@ from adsentinel.db.models import AccountSettingChange, AdAccount, DailyInsight
 from adsentinel.service.account_changes import apply_account_settings, comparable_since
 from adsentinel.service.detection import _load_insights, detect_account
 from adsentinel.service.training import _read_history
-
 from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)
 DAYS = 40
 CHANGE_DAY = LAST_DAY - timedelta(days=1)
-T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
 
 def build_account(session_factory) -> dict[str, int]:
@@ -48,7 +47,7 @@ def record_change(session_factory, account_id: int) -> None:
     with session_scope(session_factory) as session:
         account = session.get(AdAccount, account_id)
         account.currency, account.last_synced_at = "EUR", T0 - timedelta(days=2)
-        noticed = datetime.combine(CHANGE_DAY, datetime.min.time(), timezone.utc) \
+        noticed = datetime.combine(CHANGE_DAY, datetime.min.time(), UTC) \
             + timedelta(hours=12)
         apply_account_settings(session, account, currency="BRL", timezone="Europe/Lisbon",
                                now=noticed)

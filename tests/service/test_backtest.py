@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pandas as pd
@@ -50,7 +51,7 @@ def test_bad_file_is_refused_with_its_location(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("date,account_id,campaign_id,adset_id,ad_id,spend,impressions,clicks,leads,"
                    "reach\n2026-10-01,act_1,c,s,a,x,1,0,0,1\n")
-    with pytest.raises(InputFileError, match="bad.csv:2 column 'spend'"):
+    with pytest.raises(InputFileError, match=re.escape("bad.csv:2 column 'spend'")):
         backtest_csv(bad, start=date(2026, 10, 1), end=date(2026, 10, 2))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -12,12 +12,11 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
 from adsentinel.errors import NotFoundError
 from adsentinel.service.detection import detect_account
-
 from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)
 DAYS = 40
-T0 = datetime(2026, 3, 2, 6, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
 
 def build_account(session_factory, *, ads=2, break_ads=(), currency="BRL") -> dict[str, int]:
@@ -130,7 +129,8 @@ def test_old_day_restated_after_detection_is_judged_again(session_factory, setti
         for entity in ("ad0", "ad1", "adset", "campaign"):
             for offset in (1, 2, 3):
                 copy = session.scalar(select(DailyInsight).where(
-                    DailyInsight.entity_id == ids[entity], DailyInsight.day == LAST_DAY - timedelta(days=7 - offset)))
+                    DailyInsight.entity_id == ids[entity],
+                    DailyInsight.day == LAST_DAY - timedelta(days=7 - offset)))
                 session.add(DailyInsight(
                     entity_id=ids[entity], day=LAST_DAY + timedelta(days=offset), spend=copy.spend,
                     impressions=copy.impressions, clicks=copy.clicks, leads=copy.leads,
@@ -198,7 +198,7 @@ def test_campaign_wide_break_is_one_incident_with_children_linked(session_factor
 def test_partial_day_on_track_is_not_a_drop(session_factory, settings):
     ids = build_account(session_factory)
     today = LAST_DAY + timedelta(days=1)
-    as_of = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)  # 12:00 in Sao Paulo
+    as_of = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 12:00 in Sao Paulo
     from adsentinel.detect.intraday import expected_day_fraction
 
     share = expected_day_fraction(12.0)

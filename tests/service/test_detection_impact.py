@@ -11,7 +11,6 @@ from sqlalchemy import select
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import Anomaly, DailyInsight
 from adsentinel.service.detection import detect_account
-
 from impact_world import BREAK_DAYS, LAST_DAY, T0, build_account
 
 

@@ -3,12 +3,12 @@ stored facts in Portuguese, as stored in English."""
 
 from __future__ import annotations
 
+from test_report import URL, build_account
+
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import Anomaly
 from adsentinel.i18n import language
 from adsentinel.service.report import build_report, render_report
-
-from test_report import URL, build_account
 
 #: the medium spend rise of the report's shop (900 vs 100 expected) as detection writes it
 STORED = ("Spend R$ 900.00 vs R$ 100.00 expected (9.0x); CPM, CPC, CTR and CPL are normal: a "

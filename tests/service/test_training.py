@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import numpy as np
 import pytest
@@ -17,7 +17,6 @@ from adsentinel.models.cache import ModelCache
 from adsentinel.models.store import ModelStore, load_signing_key
 from adsentinel.service.training import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account
-
 
 
 def test_trains_counts_and_records(db_settings, session_factory):
@@ -166,14 +165,14 @@ def test_campaign_subset_trains_only_its_branch(db_settings, session_factory):
 
 def test_a_run_left_running_past_the_hard_time_limit_is_closed_as_interrupted(
         db_settings, session_factory):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     with session_scope(session_factory) as session:
         account = AdAccount(name="Reiniciada")
         session.add(account)
         session.flush()
         session.add(Entity(account_id=account.id, level="campaign", platform_id="c1"))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         limit = timedelta(seconds=db_settings.task_time_limit)
         killed = TrainingRun(account_id=account.id, status="running",
                              started_at=now - limit - timedelta(minutes=5))

@@ -13,9 +13,9 @@ import responses
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from graph_api import ACCOUNT, TOKEN, RecordedGraph  # noqa: E402
+from graph_api import ACCOUNT, TOKEN, RecordedGraph
 
-from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient  # noqa: E402
+from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient
 
 
 class FakeClock:

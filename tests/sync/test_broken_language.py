@@ -4,12 +4,12 @@ rendered text of the alert following it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from adsentinel.alerts.messages import render_text, subject_of
 from adsentinel.sync.health import RunOutcome, broken_payload, sync_health
 
-START = datetime(2026, 11, 18, 14, 5, tzinfo=timezone.utc)
+START = datetime(2026, 11, 18, 14, 5, tzinfo=UTC)
 
 
 def payload(locale=None, *, runs=3, needs_attention=None, error="HTTP 500 from Meta"):

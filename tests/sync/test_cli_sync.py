@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
 from typer.testing import CliRunner
 
-from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
 from adsentinel.cli import app
 from adsentinel.errors import ConfigError
 

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from graph_emulator import EmulatedAccount, Fault, insight_rows
@@ -28,8 +28,8 @@ from adsentinel.sync.rate_limits import BackoffPolicy
 
 TOKEN = "EAAemulatorToken0000000000000000000001"
 ENV = {"META_TOKEN": TOKEN}
-NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
-LATER = datetime(2026, 11, 25, 16, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+LATER = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
 DAY1, DAY2 = date(2026, 11, 24), date(2026, 11, 25)
 
 
@@ -319,7 +319,7 @@ def test_a_currency_and_timezone_change_is_recorded_with_its_day(
         emulator, world, session_factory, settings, account_id, client_factory):
     sync(session_factory, settings, account_id, client_factory)
     world.currency, world.timezone_name = "USD", "America/Sao_Paulo"
-    later = datetime(2026, 11, 26, 2, 30, tzinfo=timezone.utc)  # 25 Nov in Sao Paulo
+    later = datetime(2026, 11, 26, 2, 30, tzinfo=UTC)  # 25 Nov in Sao Paulo
     summary = sync(session_factory, settings, account_id, client_factory, now=later)
     assert summary.status == "succeeded", summary.reason
     assert summary.notes == [

@@ -4,7 +4,7 @@ waits for report jobs, each ad set's attribution setting, and Meta's usage perce
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from graph_emulator import EmulatedAccount
@@ -16,7 +16,7 @@ from adsentinel.service.sync import add_meta_account, sync_account, sync_before_
 
 TOKEN = "EAAemulatorToken0000000000000000000002"
 ENV = {"META_TOKEN": TOKEN}
-NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
 DAY1, DAY2 = date(2026, 11, 24), date(2026, 11, 25)
 
 

@@ -4,7 +4,7 @@ language with Meta's own words kept as the detail, whatever Meta's wording."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from graph_emulator import EmulatedAccount, Fault
@@ -34,7 +34,7 @@ from adsentinel.sync.rate_limits import BackoffPolicy
 
 TOKEN = "EAAemulatorToken0000000000000000000003"
 ENV = {"META_TOKEN": TOKEN}
-NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("code", "subcode", "message", "kind"), [

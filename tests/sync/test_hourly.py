@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 import redis as redis_lib
+from graph_api import ACCOUNT, TOKEN, serve_insights, serve_structure
 from sqlalchemy import func, select
 
-from factories import insight_rows, write_csv
-from graph_api import ACCOUNT, TOKEN, serve_insights, serve_structure
-from service_checks import REDIS_URL, service_missing
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import AdAccount, DailyInsight, SyncRun
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.sync import add_meta_account
 from adsentinel.worker.embedded import every, scheduled_jobs
+from factories import insight_rows, write_csv
+from service_checks import REDIS_URL, service_missing
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_celery_sync_task_stores_then_dispatches_detection(settings, accounts, m
         client.ping()
     except redis_lib.exceptions.ConnectionError as exc:
         service_missing(f"Redis at {REDIS_URL}", exc)
-    factory, csv_account, meta = accounts
+    factory, _csv_account, meta = accounts
     monkeypatch.setenv("ADSENTINEL_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("ADSENTINEL_BROKER_URL", REDIS_URL)
     runtime._runtime_for.cache_clear()

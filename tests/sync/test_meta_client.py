@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from unittest import mock
 from datetime import date
+from unittest import mock
 
 import pytest
 import requests
-
 from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
+
 from adsentinel.sync.errors import (
     MetaApiError,
     MetaAuthError,

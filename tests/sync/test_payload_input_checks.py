@@ -3,11 +3,11 @@ characters in names are refused in the payload, naming the object, field and val
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
 from graph_api import payload
+
 from adsentinel.sync.errors import SyncPayloadError
 from adsentinel.sync.payloads import parse_account, parse_ad, parse_campaign, parse_insight
 
@@ -19,7 +19,7 @@ def _insight(**changes) -> dict:
 
 
 @pytest.mark.parametrize("day", ["0001-01-01", "1969-12-31", "9999-12-31",
-                                 (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()])
+                                 (datetime.now(UTC) + timedelta(days=2)).date().isoformat()])
 def test_a_day_outside_1970_to_today_is_refused(day):
     with pytest.raises(SyncPayloadError) as error:
         parse_insight(_insight(date_start=day, date_stop=day), result_action_types=("lead",))
@@ -28,7 +28,7 @@ def test_a_day_outside_1970_to_today_is_refused(day):
 
 
 def test_the_first_day_and_today_are_accepted():
-    for day in (date(1970, 1, 1), datetime.now(timezone.utc).date()):
+    for day in (date(1970, 1, 1), datetime.now(UTC).date()):
         row = parse_insight(_insight(date_start=day.isoformat(), date_stop=day.isoformat()),
                             result_action_types=("lead",))
         assert row.day == day
@@ -39,7 +39,7 @@ def test_the_first_day_and_today_are_accepted():
 def test_control_characters_in_names_are_refused(name):
     with pytest.raises(SyncPayloadError, match="expected one line of text without control"):
         parse_insight(_insight(ad_name=name), result_action_types=("lead",))
-    with pytest.raises(SyncPayloadError, match="campaign .*field 'name'"):
+    with pytest.raises(SyncPayloadError, match=r"campaign .*field 'name'"):
         parse_campaign({**payload("campaigns")["data"][0], "name": name})
     with pytest.raises(SyncPayloadError, match="field 'name'"):
         parse_ad({**payload("ads_page2")["data"][0], "name": name})

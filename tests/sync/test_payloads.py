@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
 from graph_api import payload
+
 from adsentinel.errors import ConfigError
 from adsentinel.sync.errors import SyncPayloadError
 from adsentinel.sync.payloads import (

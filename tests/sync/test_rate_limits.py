@@ -6,8 +6,8 @@ import json
 import random
 
 import pytest
-
 from graph_api import payload
+
 from adsentinel.sync.errors import scrub_secrets
 from adsentinel.sync.rate_limits import (
     BackoffPolicy,

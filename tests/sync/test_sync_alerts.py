@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from graph_emulator import EmulatedAccount, Fault
@@ -18,7 +18,7 @@ from adsentinel.sync.rate_limits import BackoffPolicy
 
 TOKEN = "EAAemulatorToken0000000000000000000002"
 ENV = {"META_TOKEN": TOKEN}
-NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_failures_alert_after_n_in_a_row_and_only_once(emulator, setup, session_
 
 
 def test_a_new_streak_alerts_again():
-    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
     runs = [RunOutcome(5, "failed", start, "b"), RunOutcome(4, "failed", start, "a"),
             RunOutcome(3, "succeeded", start, None), RunOutcome(2, "failed", start, "old")]
     health = sync_health(runs, needs_attention=None, alert_after=2)

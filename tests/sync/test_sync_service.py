@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
+from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
 from sqlalchemy import select
 
-from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun
 from adsentinel.service.sync import add_meta_account, sync_account, syncable_account_ids
 
-NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)  # 12:30 in Sao Paulo
-LATER = datetime(2026, 11, 25, 16, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # 12:30 in Sao Paulo
+LATER = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
 DAY1, DAY2 = date(2026, 11, 24), date(2026, 11, 25)
 ENV = {"META_TOKEN": TOKEN}
 
@@ -235,7 +235,7 @@ def test_first_sync_reaches_back_for_training_history(
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def test_today_is_the_accounts_today_not_utcs(
@@ -243,7 +243,7 @@ def test_today_is_the_accounts_today_not_utcs(
     """01:30 UTC on the 26th is still the 25th in Sao Paulo: the 25th is partial, not future."""
     serve_structure(graph)
     serve_insights(graph, "insights_page1", "insights_page2")
-    late = datetime(2026, 11, 26, 1, 30, tzinfo=timezone.utc)
+    late = datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
     summary = run_sync(session_factory, sync_settings, account_id, client_factory, now=late)
     assert summary.status == "succeeded", summary.reason
     assert summary.until == DAY2

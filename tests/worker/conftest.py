@@ -6,10 +6,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from worker_support import Deployment
 
 from adsentinel.config import load_settings
 from service_checks import private_redis_database
-from worker_support import Deployment
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 from sqlalchemy import func, select
+from worker_support import import_demo_account
 
 from adsentinel.db.models import Anomaly, TrainingRun
 from adsentinel.worker.embedded import every, run_schedule, scheduled_jobs
-from worker_support import import_demo_account
 
 
 def test_embedded_scheduler_trains_then_detects_on_sqlite(settings, tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab
@@ -60,18 +60,18 @@ def test_alerts_are_delivered_every_minute_and_digests_checked_every_five():
 def test_daily_at_respects_the_timezone_and_dst():
     next_run = daily_at(time(4, 0), ZoneInfo("America/New_York"))
     # 2026-03-08 is the US spring-forward day: 04:00 EDT = 08:00 UTC, the day before 09:00 UTC
-    assert next_run(datetime(2026, 3, 7, 10, 0, tzinfo=timezone.utc)) == \
-        datetime(2026, 3, 8, 8, 0, tzinfo=timezone.utc)
-    assert next_run(datetime(2026, 3, 7, 8, 0, tzinfo=timezone.utc)) == \
-        datetime(2026, 3, 7, 9, 0, tzinfo=timezone.utc)
+    assert next_run(datetime(2026, 3, 7, 10, 0, tzinfo=UTC)) == \
+        datetime(2026, 3, 8, 8, 0, tzinfo=UTC)
+    assert next_run(datetime(2026, 3, 7, 8, 0, tzinfo=UTC)) == \
+        datetime(2026, 3, 7, 9, 0, tzinfo=UTC)
 
 
 def test_hourly_at_minute():
     next_run = hourly_at(5)
-    assert next_run(datetime(2026, 1, 1, 10, 4, tzinfo=timezone.utc)) == \
-        datetime(2026, 1, 1, 10, 5, tzinfo=timezone.utc)
-    assert next_run(datetime(2026, 1, 1, 10, 5, tzinfo=timezone.utc)) == \
-        datetime(2026, 1, 1, 11, 5, tzinfo=timezone.utc)
+    assert next_run(datetime(2026, 1, 1, 10, 4, tzinfo=UTC)) == \
+        datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
+    assert next_run(datetime(2026, 1, 1, 10, 5, tzinfo=UTC)) == \
+        datetime(2026, 1, 1, 11, 5, tzinfo=UTC)
 
 
 def test_run_schedule_runs_training_before_detection_then_on_schedule():

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+from contextlib import suppress
 
 import pytest
 import redis as redis_lib
@@ -91,10 +92,8 @@ class _OwnRedis:
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        try:
+        with suppress(redis_lib.exceptions.ConnectionError):  # the server closes the connection as it goes
             self.client.shutdown(nosave=True)
-        except redis_lib.exceptions.ConnectionError:
-            pass  # the server closes the connection as it goes
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

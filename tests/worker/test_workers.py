@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import redis as redis_lib
 from sqlalchemy import func, select
+from worker_support import import_demo_account, wait_for
 
 from adsentinel.db.models import Anomaly, TrainingRun
 from adsentinel.models.store import PACK_SUFFIX
 from adsentinel.worker.locks import account_lock
-from worker_support import import_demo_account, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 

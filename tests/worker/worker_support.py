@@ -8,15 +8,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import pytest
-import redis as redis_lib
-
-from adsentinel.config import Settings, load_settings
+from adsentinel.config import Settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset

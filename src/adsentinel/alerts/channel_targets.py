@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 SECRET_REF_PREFIX = "env:"
@@ -42,9 +43,9 @@ class ChannelView:
         return shown_target(self.stored_target)
 
 
-def is_secret_ref(value: str | None) -> bool:
+def is_secret_ref(value: str | None) -> TypeGuard[str]:
     """True for a well-formed ``env:VARIABLE_NAME``."""
-    return bool(value) and value.startswith(SECRET_REF_PREFIX) \
+    return value is not None and value.startswith(SECRET_REF_PREFIX) \
         and _VARIABLE_NAME.fullmatch(value[len(SECRET_REF_PREFIX):]) is not None
 
 

@@ -394,12 +394,12 @@ def render_text(payload: Mapping[str, Any]) -> str:
     _ = lang.gettext
     lines = [subject_of(payload), ""]
     if payload["kind"] == TEST:
-        return "\n".join(lines + [payload["text"], _("Dashboard: %(url)s", url=payload["url"])]
+        return "\n".join([*lines, payload["text"], _("Dashboard: %(url)s", url=payload["url"])]
                          ) + "\n"
     if payload["kind"] == SYNC_BROKEN:
-        return "\n".join(lines + [payload["text"],
-                                  _("What to do: %(what)s", what=payload["what_to_do"]),
-                                  _("Dashboard: %(url)s", url=payload["url"])]) + "\n"
+        return "\n".join([*lines, payload["text"],
+                          _("What to do: %(what)s", what=payload["what_to_do"]),
+                          _("Dashboard: %(url)s", url=payload["url"])]) + "\n"
     if payload["kind"] == DIGEST:
         if not payload["incidents"]:
             lines.append(_("No incidents."))

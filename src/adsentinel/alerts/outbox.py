@@ -24,16 +24,16 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts.channel_targets import ChannelView, channel_secrets, scrub_secrets
 from adsentinel.db.engine import session_scope
-from adsentinel.db.models import AlertChannel, AlertOutbox
+from adsentinel.db.models import AlertChannel, AlertOutbox, table_of
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 #: Backoff of the first retry, and the longest wait between two attempts.
@@ -95,9 +95,9 @@ def enqueue(session: Session, messages: Sequence[NewMessage], now: datetime) -> 
     ]
     inserted = 0
     for start in range(0, len(rows), 200):
-        statement = (insert(AlertOutbox.__table__).values(rows[start:start + 200])
+        statement = (insert(table_of(AlertOutbox)).values(rows[start:start + 200])
                      .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                     .returning(AlertOutbox.__table__.c.id))
+                     .returning(table_of(AlertOutbox).c.id))
         inserted += len(session.execute(statement).all())
     return inserted
 
@@ -123,7 +123,7 @@ def claim_due(session_factory: sessionmaker[Session], now: datetime, *, limit: i
     """Lease up to ``limit`` due rows of active channels (oldest due first), counting the
     attempt, in one committed statement; see the module docstring."""
     now = _utc(now)
-    table = AlertOutbox.__table__
+    table = table_of(AlertOutbox)
     due = (
         select(AlertOutbox.id)
         .join(AlertChannel, AlertChannel.id == AlertOutbox.channel_id)
@@ -187,7 +187,7 @@ def mark_failed(session_factory: sessionmaker[Session], message: ClaimedMessage,
 
 def defer(session_factory: sessionmaker[Session], message_id: int, until: datetime) -> None:
     """Hold a claimed row until ``until`` (quiet hours) without counting the attempt."""
-    table = AlertOutbox.__table__
+    table = table_of(AlertOutbox)
     with session_scope(session_factory) as session:
         session.execute(update(table).where(table.c.id == message_id)
                         .values(next_attempt_at=_utc(until), attempts=table.c.attempts - 1))
@@ -197,12 +197,12 @@ def prune(session_factory: sessionmaker[Session], before: datetime) -> int:
     """Delete sent and failed rows created before ``before``; returns how many. Pending rows
     are never deleted."""
     with session_scope(session_factory) as session:
-        return session.execute(delete(AlertOutbox).where(
+        return cast(CursorResult[Any], session.execute(delete(AlertOutbox).where(
             AlertOutbox.status.in_((SENT, FAILED)),
-            AlertOutbox.created_at < _utc(before))).rowcount or 0
+            AlertOutbox.created_at < _utc(before)))).rowcount or 0
 
 
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -109,8 +109,8 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
     top = chart_top([s.actual for s in series] + [s.expected for s in series]
                     + [a.actual for a in anomalies])
     thin = [too_little_volume(s.expected, s.lower, s.upper, top) for s in series]
-    band_x, band_y = band_outline(days, [None if t else s.lower for s, t in zip(series, thin)],
-                                  [None if t else s.upper for s, t in zip(series, thin)])
+    band_x, band_y = band_outline(days, [None if t else s.lower for s, t in zip(series, thin, strict=True)],
+                                  [None if t else s.upper for s, t in zip(series, thin, strict=True)])
     traces: list[dict[str, Any]] = []
     if any(s.expected is not None for s in series):
         traces += [
@@ -120,7 +120,7 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
              "fillcolor": "rgba(21,101,192,0.12)", "hoverinfo": "skip"},
             {"type": "scatter", "mode": "lines", "name": lang.gettext(EXPECTED_TRACE),
              "meta": EXPECTED_TRACE, "x": days, "y": [s.expected for s in series],
-             "text": [_expected_text(lang, shown, s, t) for s, t in zip(series, thin)],
+             "text": [_expected_text(lang, shown, s, t) for s, t in zip(series, thin, strict=True)],
              "line": {"color": "#757575", "dash": "dash", "width": 1.5},
              "hovertemplate": "%{fullData.name}: %{text}<extra></extra>"},
         ]
@@ -133,8 +133,8 @@ def metric_figure(metric: str, points: list[DayPoints], anomalies: list[Anomaly]
     if any(thin):
         traces.append({
             "type": "scatter", "mode": "markers", "name": lang.gettext(LOW_VOLUME_TRACE),
-            "meta": LOW_VOLUME_TRACE, "x": [d for d, t in zip(days, thin) if t],
-            "y": [s.actual for s, t in zip(series, thin) if t],
+            "meta": LOW_VOLUME_TRACE, "x": [d for d, t in zip(days, thin, strict=True) if t],
+            "y": [s.actual for s, t in zip(series, thin, strict=True) if t],
             "marker": {"symbol": "x", "size": 9, "color": "#9e9e9e"},
             "hovertemplate": "%{fullData.name}<extra></extra>"})
     if anomalies:
@@ -264,5 +264,14 @@ def band_outline(days: list[str], lower: list[float | None], upper: list[float |
     return xs, ys
 
 
-__all__ = ["ANOMALY_TRACE", "LOW_VOLUME_TRACE", "anomaly_traces", "band_outline", "chart_top",
-           "Chart", "metric_charts", "metric_figure", "too_little_volume"]
+__all__ = [
+    "ANOMALY_TRACE",
+    "LOW_VOLUME_TRACE",
+    "Chart",
+    "anomaly_traces",
+    "band_outline",
+    "chart_top",
+    "metric_charts",
+    "metric_figure",
+    "too_little_volume",
+]

@@ -22,7 +22,7 @@ import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -74,8 +74,8 @@ class CeleryDispatcher:
     """
 
     name = "celery"
-    TASKS = {"training": "adsentinel.train_anomaly_detector",
-             "detection": "adsentinel.detect_anomalies"}
+    TASKS: ClassVar[dict[str, str]] = {"training": "adsentinel.train_anomaly_detector",
+                                       "detection": "adsentinel.detect_anomalies"}
 
     def __init__(self, settings: Settings) -> None:
         from adsentinel.worker.app import create_celery_app
@@ -180,7 +180,7 @@ class InProcessDispatcher:
                                                  settings=self.settings, detection=detection)
                 if retrained is not None:
                     result = {**result, "retrained": retrained}
-        except Exception as exc:  # noqa: BLE001 - a failed job is recorded, the thread goes on
+        except Exception as exc:  # a failed job is recorded, the thread goes on
             log.exception("%s of account %s failed", kind, account_id)
             self._set(task_id, TaskState("failed", account_id,
                                          error=f"{type(exc).__name__}: {exc}"))

@@ -140,11 +140,21 @@ def _money_by_currency(session: Session, query: Select) -> dict[str, float]:
 def _related_counts(session: Session, ids: list[int]) -> dict[int, int]:
     if not ids:
         return {}
-    return dict(session.execute(
+    rows = session.execute(
         select(Anomaly.incident_id, func.count())
         .where(Anomaly.status == AnomalyStatus.open.value, Anomaly.incident_id.in_(ids))
-        .group_by(Anomaly.incident_id)).all())
+        .group_by(Anomaly.incident_id)).all()
+    return {incident: count for incident, count in rows if incident is not None}  # (in ids)
 
 
-__all__ = ["IncidentPage", "IncidentRow", "PAGE_SIZE", "SORTS", "STATUS_CHOICES",
-           "anomaly_kind", "dashboard_filters", "incident_page", "incident_query"]
+__all__ = [
+    "PAGE_SIZE",
+    "SORTS",
+    "STATUS_CHOICES",
+    "IncidentPage",
+    "IncidentRow",
+    "anomaly_kind",
+    "dashboard_filters",
+    "incident_page",
+    "incident_query",
+]

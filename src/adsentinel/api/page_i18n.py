@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -176,9 +176,9 @@ def _date_filter(context, value: date | datetime | None, form: str = "medium") -
         return "–"
     locale = _ctx_locale(context)
     if isinstance(value, datetime):  # stored in UTC, shown in UTC
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         pattern = _SHORT_DATES.get(locale, "yyyy-MM-dd") + " HH:mm 'UTC'"
-        return format_datetime(moment, pattern, tzinfo=timezone.utc, locale=locale)
+        return format_datetime(moment, pattern, tzinfo=UTC, locale=locale)
     if form == "short":
         return format_date(value, _SHORT_DATES.get(locale, "yyyy-MM-dd"), locale=locale)
     return format_date(value, form, locale=locale)

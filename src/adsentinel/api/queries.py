@@ -12,8 +12,8 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, overload
 
 from sqlalchemy import Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -384,12 +384,13 @@ def _anomaly_order(sort: str) -> list[Any]:
     money = func.coalesce(Anomaly.impact_amount, -1.0).desc()  # unknown money after 0
     severity = case(_SEVERITY_RANK, value=Anomaly.severity, else_=0).desc()
     newest = Anomaly.day.desc()
-    return {
+    orders: dict[str, list[Any]] = {
         "impact": [money, severity, Anomaly.score.desc(), newest, Anomaly.id.desc()],
         "severity": [severity, money, Anomaly.score.desc(), newest, Anomaly.id.desc()],
         "day": [newest, Anomaly.score.desc(), Anomaly.id.desc()],
         "score": [Anomaly.score.desc(), newest, Anomaly.id.desc()],
-    }[sort]
+    }
+    return orders[sort]
 
 
 def _search_clause(text: str) -> Any:
@@ -641,6 +642,10 @@ def _is_id(value: int, largest: int) -> bool:
     return 0 < value <= largest
 
 
+@overload
+def _finite(value: float | None, default: float) -> float: ...
+@overload
+def _finite(value: float | None, default: None = None) -> float | None: ...
 def _finite(value: float | None, default: float | None = None) -> float | None:
     if value is None:
         return default
@@ -650,4 +655,4 @@ def _finite(value: float | None, default: float | None = None) -> float | None:
 def _aware(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

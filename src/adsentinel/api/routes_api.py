@@ -42,17 +42,20 @@ from adsentinel.errors import NotFoundError
 
 router = APIRouter(prefix="/api/v1")
 
-_errors = {401: {"model": ErrorOut, "description": "No token, or an invalid or revoked one."},
-           429: {"model": ErrorOut, "description": "Too many bad tokens from this address "
-                 "lately (or, for charts, too many charts queued): wait Retry-After seconds."}}
-_found = {**_errors, 404: {"model": ErrorOut,
-                           "description": "Unknown, or of an account the token does not see."}}
-_bad = {400: {"model": ErrorOut,
-              "description": "Inconsistent input (start after end) or a body that is not JSON."}}
-_write = {**_found, 403: {"model": ErrorOut, "description": "The token is read-only."}}
-_unavailable = {503: {"model": ErrorOut, "description": "Database or broker unreachable."}}
-_queued = {409: {"model": ErrorOut, "description": "The same job of this account is already "
-                 "queued (in-process dispatcher): follow that one."}}
+#: OpenAPI's documented responses of a route, by status code
+Responses = dict[int | str, dict[str, Any]]
+
+_errors: Responses = {401: {"model": ErrorOut, "description": "No token, or an invalid or revoked one."},
+                      429: {"model": ErrorOut, "description": "Too many bad tokens from this address "
+                            "lately (or, for charts, too many charts queued): wait Retry-After seconds."}}
+_found: Responses = {**_errors, 404: {"model": ErrorOut,
+                                      "description": "Unknown, or of an account the token does not see."}}
+_bad: Responses = {400: {"model": ErrorOut,
+                         "description": "Inconsistent input (start after end) or a body that is not JSON."}}
+_write: Responses = {**_found, 403: {"model": ErrorOut, "description": "The token is read-only."}}
+_unavailable: Responses = {503: {"model": ErrorOut, "description": "Database or broker unreachable."}}
+_queued: Responses = {409: {"model": ErrorOut, "description": "The same job of this account is already "
+                            "queued (in-process dispatcher): follow that one."}}
 
 MetricName = Annotated[str | None, Query(pattern=r"^[a-z_]{1,32}$", description="e.g. cpl")]
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number.")]
@@ -158,10 +161,10 @@ def _anomaly_dicts(session: Session, anomalies: list[Any]) -> list[dict[str, Any
     return [queries.anomaly_dict(a, places.get(a.id)) for a in anomalies]
 
 
-_exports = {200: {"description": "JSON by default; with format=csv or xlsx, the whole filtered "
-                  "list (every page) as a file.",
-                  "content": {anomaly_export.MEDIA_TYPES["csv"]: {},
-                              anomaly_export.MEDIA_TYPES["xlsx"]: {}}}}
+_exports: Responses = {200: {"description": "JSON by default; with format=csv or xlsx, the whole filtered "
+                             "list (every page) as a file.",
+                             "content": {anomaly_export.MEDIA_TYPES["csv"]: {},
+                                         anomaly_export.MEDIA_TYPES["xlsx"]: {}}}}
 
 
 @router.get("/anomalies", response_model=AnomalyPage, tags=["anomalies"],

@@ -36,7 +36,7 @@ from fastapi.responses import (
 )
 from fastapi.routing import APIRoute
 
-from adsentinel.api import queries
+from adsentinel.api import anomaly_export, queries
 from adsentinel.api.auth import (
     LoginRequired,
     Principal,
@@ -47,7 +47,6 @@ from adsentinel.api.auth import (
     start_session,
 )
 from adsentinel.api.charts import METRIC_LABELS, SEVERITY_COLOURS, metric_charts
-from adsentinel.api import anomaly_export
 from adsentinel.api.incident_list import (
     PAGE_SIZE,
     SORTS,
@@ -65,6 +64,8 @@ from adsentinel.api.page_i18n import (
     page_gettext,
     request_locale,
 )
+from adsentinel.api.schemas import SettableStatus
+from adsentinel.api.series import CHARTED_METRICS, entity_series, series_range
 from adsentinel.api.throttle import (
     THROTTLED_MESSAGE,
     TooManyRequests,
@@ -73,8 +74,6 @@ from adsentinel.api.throttle import (
     client_of,
     record_failed_authentication,
 )
-from adsentinel.api.schemas import SettableStatus
-from adsentinel.api.series import CHARTED_METRICS, entity_series, series_range
 from adsentinel.db.models import AdAccount, Severity
 from adsentinel.i18n import LOCALE_NAMES, SUPPORTED_LOCALES, language, supported_locale
 from adsentinel.service.status import account_statuses
@@ -241,10 +240,10 @@ class ListQuery:
 
 def list_query(account: Annotated[int | None, Query(ge=1, le=queries.INT32_MAX)] = None,
                start: date | None = None, end: date | None = None, level: Level | None = None,
-               metric: MetricChoice | None = None, status: StatusChoice = StatusChoice("open"),
+               metric: MetricChoice | None = None, status: StatusChoice = StatusChoice["open"],
                min_severity: Severity = Severity.medium, severity: Severity | None = None,
                q: Annotated[str | None, Query(max_length=200)] = None,
-               sort: Sort = Sort("money")) -> ListQuery:
+               sort: Sort = Sort["money"]) -> ListQuery:
     """The filters of the list and of its export, from the query string (an exact
     ``severity``, as the account table's links ask, replaces the minimum)."""
     return ListQuery(queries.AnomalyFilters(

@@ -14,14 +14,14 @@ from adsentinel.api.routes_api import Reader
 from adsentinel.service.status import account_statuses
 
 router = APIRouter()
-_errors = {401: {"description": "No token, or an invalid or revoked one."}}
+_errors: dict[int | str, dict[str, Any]] = {401: {"description": "No token, or an invalid or revoked one."}}
 
 
 @router.get("/api/v1/status", tags=["system"], responses=_errors)
 def status(request: Request, principal: Reader) -> dict[str, Any]:
-    """Per account this token sees (``items``, by name): data freshness, last sync, training and detection with
-    their outcome, models, open anomalies by severity, the alert outbox, and what needs
-    attention (``attention``: one sentence per problem, empty when all is well), in the
+    """Per account this token sees (``items``, by name): data freshness, last sync, training and
+    detection with their outcome, models, open anomalies by severity, the alert outbox, and what
+    needs attention (``attention``: one sentence per problem, empty when all is well), in the
     language the request asks for (``Accept-Language``), else the account's, else the
     ``LOCALE`` setting's."""
     statuses = account_statuses(session_factory=request.app.state.session_factory,

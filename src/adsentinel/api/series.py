@@ -139,7 +139,7 @@ def complete_bounds(tests: list[MetricTest], z_threshold: float) -> list[MetricT
         return list(tests)
     lows, highs = nb_intervals(np.array(means), np.array(phis), z_threshold)
     completed = list(tests)
-    for (index, exposure, definition), low, high in zip(pending, lows, highs):
+    for (index, exposure, definition), low, high in zip(pending, lows, highs, strict=True):
         low, high = float(low), float(high)
         if definition is None:
             completed[index] = replace(tests[index], lower=low, upper=high)
@@ -183,7 +183,7 @@ def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold
         judged.extend((day, test) for test in run_statistical_tests(
             daily.iloc[start:position], target, z_threshold=z_threshold,
             iqr_multiplier=iqr_multiplier))
-    for (day, _), test in zip(judged, complete_bounds([t for _, t in judged], z_threshold)):
+    for (day, _), test in zip(judged, complete_bounds([t for _, t in judged], z_threshold), strict=True):
         result.setdefault(day, {})[test.metric] = test
     return result
 
@@ -227,7 +227,7 @@ def _points(rows, settings: Settings, first: date, last: date,
     shown = frame[(frame["date"] >= first) & (frame["date"] <= last)]
     values = add_ratio_metrics(shown[list(COUNT_COLUMNS)].astype(float))
     points = []
-    for day, (_, row) in zip(shown["date"], values.iterrows()):
+    for day, (_, row) in zip(shown["date"], values.iterrows(), strict=True):
         tests = expected.get(day, {})
         metrics = {}
         for metric in CHARTED_METRICS:

@@ -1,17 +1,22 @@
 """Command-line interface. Each module registers the commands of one area on :data:`app`."""
 
-from adsentinel.cli import data_commands, demo_command, system_commands  # noqa: F401  (registers commands)
-from adsentinel.cli import generate_command  # noqa: F401  (registers `generate`)
-from adsentinel.cli import model_commands  # noqa: F401  (registers `train`)
-from adsentinel.cli import worker_commands  # noqa: F401  (registers `worker`, `beat`, `run`)
-from adsentinel.cli import evaluate_commands  # noqa: F401  (registers `backtest`, `evaluate`)
-from adsentinel.cli import detect_commands  # noqa: F401  (registers `detect`)
-from adsentinel.cli import account_commands  # noqa: F401  (registers `accounts`)
-from adsentinel.cli import sync_commands  # noqa: F401  (registers `sync`)
-from adsentinel.cli import api_commands  # noqa: F401  (registers `serve`, `tokens`)
-from adsentinel.cli import alert_commands  # noqa: F401  (registers `alerts`, `mute`, `calendar`, `anomalies`)
-from adsentinel.cli import status_commands  # noqa: F401  (registers `status`)
-from adsentinel.cli import export_commands  # noqa: F401  (registers `export`)
+# importing a module registers its commands on app
+from adsentinel.cli import (  # noqa: F401
+    account_commands,  # `accounts`
+    alert_commands,  # `alerts`, `mute`, `calendar`, `anomalies`
+    api_commands,  # `serve`, `tokens`
+    data_commands,
+    demo_command,
+    detect_commands,  # `detect`
+    evaluate_commands,  # `backtest`, `evaluate`
+    export_commands,  # `export`
+    generate_command,  # `generate`
+    model_commands,  # `train`
+    status_commands,  # `status`
+    sync_commands,  # `sync`
+    system_commands,
+    worker_commands,  # `worker`, `beat`, `run`
+)
 from adsentinel.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, overload
 
 import typer
 from rich.table import Table
 
-from adsentinel.cli.app import app, console, err_console, get_settings, ngettext
-from adsentinel.cli.app import cli_language
+from adsentinel.cli.app import app, cli_language, console, err_console, get_settings, ngettext
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
 
@@ -49,6 +48,10 @@ def _account_id(session_factory, wanted: str) -> int:
     return select_accounts(session_factory=session_factory, wanted=wanted)[0].id
 
 
+@overload
+def _day(option: str, value: str) -> date: ...
+@overload
+def _day(option: str, value: str | None) -> date | None: ...
 def _day(option: str, value: str | None) -> date | None:
     if value is None:
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -55,8 +55,8 @@ def serve(
                     database=settings.masked()["database_url"], jobs=dispatcher,
                     processes=processes), highlight=False)
     # log_config=None: uvicorn's records go through adsentinel's handler (ADSENTINEL_LOG_FORMAT)
-    options = dict(host=host, port=port, log_level=settings.log_level.lower(),
-                   proxy_headers=True, server_header=False, log_config=None)
+    options: dict[str, Any] = dict(host=host, port=port, log_level=settings.log_level.lower(),
+                                   proxy_headers=True, server_header=False, log_config=None)
     if workers == 1:
         uvicorn.run(application, **options)
         return

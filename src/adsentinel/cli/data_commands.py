@@ -20,11 +20,14 @@ if TYPE_CHECKING:
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    file: Annotated[Path | None, typer.Argument(help="Insights CSV: canonical columns or an Ads Manager export.")] = None,
+    file: Annotated[Path | None, typer.Argument(
+        help="Insights CSV: canonical columns or an Ads Manager export.")] = None,
     account: Annotated[str | None, typer.Option(
-        "--account", help="Import every row into this account (needed if the file has no account_id).")] = None,
+        "--account",
+        help="Import every row into this account (needed if the file has no account_id).")] = None,
     skip_invalid: Annotated[bool, typer.Option(
-        "--skip-invalid", help="Import the valid rows and report the invalid ones, instead of importing nothing.")] = False,
+        "--skip-invalid",
+        help="Import the valid rows and report the invalid ones, instead of importing nothing.")] = False,
     from_sql: Annotated[str | None, typer.Option(
         "--from-sql", help="Read a warehouse instead of a file: its SQLAlchemy URL.")] = None,
     source: Annotated[str, typer.Option(
@@ -50,7 +53,7 @@ def import_command(
     if file is None:  # the usage error a required FILE argument would give
         from typer._click.exceptions import MissingParameter  # Typer's own click
 
-        raise MissingParameter(ctx=ctx, param=next(
+        raise MissingParameter(ctx=ctx, param=next(  # type: ignore[arg-type]  # (click's type for Typer's)
             p for p in ctx.command.params if p.name == "file"))
     require_readable_file(file)
     settings = get_settings()

@@ -32,8 +32,9 @@ def demo(
     data = result.dataset_summary
     console.print(_("generated %(rows)s rows for %(accounts)s, %(ads)d ads, %(first)s to "
                     "%(last)s (%(incidents)d labelled incidents) in %(folder)s",
-                    rows=cli_language().number(data["rows"], decimals=0), ads=data["ads"], first=data["start_date"],
-                    last=data["end_date"], incidents=data["incidents"], folder=result.data_folder,
+                    rows=cli_language().number(data["rows"], decimals=0), ads=data["ads"],
+                    first=data["start_date"], last=data["end_date"], incidents=data["incidents"],
+                    folder=result.data_folder,
                     accounts=ngettext("%(num)d account", "%(num)d accounts", data["accounts"])),
                   highlight=False)
     print_import_summary(result.import_summary)
@@ -41,8 +42,8 @@ def demo(
                   for level in ("campaign", "adset", "ad"))
     console.print(_("trained %(count)d per-entity models", count=trained), highlight=False)
 
-    from adsentinel.service.accounts import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
+    from adsentinel.service.accounts import select_accounts
 
     session_factory = make_session_factory(open_database(settings))
     rows = []

@@ -83,14 +83,20 @@ README_END = "<!-- evaluation:end -->"
 
 @app.command()
 def evaluate(
-    world: Annotated[str, typer.Option(help="lab, field or both (decisions are taken on the worse).")] = "both",
+    world: Annotated[str, typer.Option(
+        help="lab, field or both (decisions are taken on the worse).")] = "both",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds of each world.")] = "1,2,3,4",
     min_severity: Annotated[str, typer.Option(help="Count alarms at or above this severity.")] = "medium",
-    naive: Annotated[bool, typer.Option("--naive/--no-naive", help="Also run the plan's naive configuration.")] = False,
-    ablation: Annotated[bool, typer.Option("--ablation/--no-ablation", help="Also run without the forest.")] = True,
-    retrain_every: Annotated[int, typer.Option("--retrain-every", min=1, help="Refit forests every N days.")] = 7,
+    naive: Annotated[bool, typer.Option(
+        "--naive/--no-naive",
+        help="Also run the naive yardstick (mean/std z-score and IQR per metric, a 10 % forest).")] = False,
+    ablation: Annotated[bool, typer.Option(
+        "--ablation/--no-ablation", help="Also run without the forest.")] = True,
+    retrain_every: Annotated[int, typer.Option(
+        "--retrain-every", min=1, help="Refit forests every N days.")] = 7,
     readme: Annotated[Path | None, typer.Option(help="Rewrite the evaluation table in this README.")] = None,
-    size: Annotated[str, typer.Option(help="evaluation (the README's figures) or demo (a quick look).")] = "evaluation",
+    size: Annotated[str, typer.Option(
+        help="evaluation (the README's figures) or demo (a quick look).")] = "evaluation",
 ) -> None:
     """Judge the detector on the labelled worlds (see README, Evaluation): recall per kind and on
     what an oracle could detect, precision per level per ad-day, false alarms per ad-month,

@@ -52,8 +52,10 @@ def export_anomalies(
             account_ids = [find_account(session, account).id]
     chunks = export.anomaly_chunks(engine, account_ids=account_ids, since=first_day)
     if to_sql is not None:
+        assert table is not None  # checked above
         summary = export.export_to_sql(chunks, url=to_sql, table=table, mode=mode)
     else:
+        assert parquet is not None  # exactly one of the two, checked above
         summary = export.export_to_parquet(chunks, path=parquet)
     console.print(ngettext("%(num)d anomaly written to %(target)s",
                                           "%(num)d anomalies written to %(target)s",

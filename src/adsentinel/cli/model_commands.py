@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from functools import partial
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,6 +12,8 @@ from adsentinel.cli.app import app, console, err_console, get_settings
 from adsentinel.cli.app import gettext as _
 from adsentinel.i18n import N_
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 #: the table's column of each level
 _LEVEL_COLUMNS = {"campaign": N_("campaigns"), "adset": N_("adsets"), "ad": N_("ads")}
@@ -51,8 +54,7 @@ def train_command(
             result = train_account_models(
                 session_factory=session_factory, settings=settings, account_id=account_id,
                 store=store,
-                progress=lambda done, total, task=task: progress.update(task, completed=done,
-                                                                         total=total),
+                progress=partial(_show_progress, progress, task),
             )
             progress.remove_task(task)
             table.add_row(
@@ -65,3 +67,5 @@ def train_command(
     console.print(_("models in %(location)s", location=store.location), style="dim")
 
 
+def _show_progress(progress: Progress, task: TaskID, done: int, total: int) -> None:
+    progress.update(task, completed=done, total=total)

@@ -4,7 +4,7 @@ alert outbox, and what needs attention."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -59,7 +59,7 @@ def _print_table(statuses: list[AccountStatus]) -> None:
         console.print(_("no accounts yet: `adsentinel import FILE.csv` or `adsentinel accounts "
                         "add`"))
         return
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     table = Table(title=_("adsentinel status"), show_lines=True)
     for column in _COLUMNS:
         table.add_column(_(column), overflow="fold")
@@ -100,7 +100,7 @@ def _sync(now: datetime, status: AccountStatus) -> str:
     text = _run(now, status.last_sync)
     usage = status.graph_api_usage_percent
     if usage:
-        budget = max(usage, key=usage.get)
+        budget = max(usage, key=lambda name: usage[name])
         text += f"\nAPI {usage[budget]:.0f}% ({budget})"
     return text
 

@@ -15,6 +15,8 @@ from adsentinel.errors import ConfigError
 from adsentinel.i18n import N_
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from adsentinel.service.sync import SyncSummary
 
 
@@ -35,8 +37,8 @@ def sync_command(
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.sync import SyncSummary, sync_account, syncable_account_ids
     from adsentinel.service.accounts import find_account
+    from adsentinel.service.sync import sync_account, syncable_account_ids
 
     settings = get_settings()
     first_day = _parse_day(since) if since else None
@@ -79,9 +81,8 @@ BUSY_REASON = "a scheduled sync of this account is running; run `adsentinel sync
 
 def _busy(factory, account_id: int) -> SyncSummary:
     """The summary of an account left alone because the workers' sync holds its lock."""
-    from adsentinel.service.sync import SyncSummary
-
     from adsentinel.db.models import AdAccount
+    from adsentinel.service.sync import SyncSummary
 
     with factory() as session:
         name = session.get(AdAccount, account_id).name
@@ -100,11 +101,12 @@ def _parse_day(text: str) -> date:
 def print_sync_summaries(summaries: list[SyncSummary]) -> None:
     """One line per account: outcome, window, what was written, restated days, time."""
     table = Table(title=_("Meta sync"))
-    for column, justify in ((N_("account"), "left"), (N_("status"), "left"),
-                            (N_("window"), "left"), (N_("campaigns/ad sets/ads"), "right"),
-                            (N_("ad-day rows"), "right"), (N_("days restated"), "right"),
-                            (N_("API calls"), "right"), (N_("waited s"), "right"),
-                            (N_("duration s"), "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        (N_("account"), "left"), (N_("status"), "left"), (N_("window"), "left"),
+        (N_("campaigns/ad sets/ads"), "right"), (N_("ad-day rows"), "right"),
+        (N_("days restated"), "right"), (N_("API calls"), "right"), (N_("waited s"), "right"),
+        (N_("duration s"), "right"))
+    for column, justify in columns:
         # the account and its status are never cut; numbers and the window fold when narrow
         table.add_column(_(column), justify=justify, overflow="fold",
                          no_wrap=column in ("account", "status"))

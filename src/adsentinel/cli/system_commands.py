@@ -71,10 +71,9 @@ def db_current() -> None:
 
 
 def _current_or_fail(engine):
-    from adsentinel.db import migrate
-
     from sqlalchemy.exc import OperationalError
 
+    from adsentinel.db import migrate
     from adsentinel.errors import StorageError
 
     try:

@@ -14,7 +14,8 @@ from adsentinel.cli.app import app, console, get_settings
 
 @app.command()
 def worker(
-    queues: Annotated[str, typer.Option("-Q", "--queues", help="Queues to consume.")] = "training,detection,alerts",
+    queues: Annotated[str, typer.Option(
+        "-Q", "--queues", help="Queues to consume.")] = "training,detection,alerts",
     concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
     hostname: Annotated[str | None, typer.Option("-n", "--hostname", help="Node name.")] = None,
     metrics_port: Annotated[int | None, typer.Option(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -44,10 +44,8 @@ def create_db_engine(url: str) -> Engine:
 def _create_private_file(path: str) -> None:
     """Create an empty ``path`` with mode 0600 unless it exists; SQLite then uses it as a new
     database. Any failure is left for SQLite to report with its own message."""
-    try:
+    with suppress(OSError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError:
-        pass
 
 
 def _configure_sqlite_connection(dbapi_connection, _record) -> None:
@@ -129,4 +127,5 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def _first_line(exc: SQLAlchemyError) -> str:
-    return str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+    driver_error = getattr(exc, "orig", None)  # (DBAPIError's: the driver's own error)
+    return str(driver_error if driver_error else exc).strip().splitlines()[0]

@@ -26,7 +26,9 @@ def _alembic_config(engine: Engine | None = None) -> Config:
 
 def head_revision() -> str:
     """The newest schema revision this code knows."""
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the package ships its migrations"
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -7,7 +7,7 @@ Conventions: surrogate integer keys; the ad platform's own ids are kept as strin
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -38,11 +39,19 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     """Current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class, for bulk statements (``Model.__table__`` is typed as
+    any FROM clause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class EntityLevel(str, enum.Enum):
@@ -78,7 +87,7 @@ class TrainingStatus(str, enum.Enum):
 
 
 class AdAccount(Base):
-    """An advertiser's ad account (the plan's "Facebook Ads config").
+    """An advertiser's ad account (its id is the Celery tasks' ``config_id``).
 
     ``credentials_ref`` names where the access token lives (for example ``env:META_TOKEN``);
     the token itself is never stored here in plain text.
@@ -229,7 +238,7 @@ class Anomaly(Base):
 class TrainingRun(Base):
     """One training of an account's per-entity models: when, how it ended, what it produced.
 
-    ``counts`` holds ``{level: {"trained": n, "skipped": n, "failed": n}}`` as in the plan;
+    ``counts`` holds ``{level: {"trained": n, "skipped": n, "failed": n}}``;
     ``skip_reasons`` counts why entities were skipped (``{"insufficient_data": n}``).
     """
 

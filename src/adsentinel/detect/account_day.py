@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import date, timedelta
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
     ParentBudget,
+    ScoresSamples,
     prepare_daily_frame,
 )
 from adsentinel.detect.common_move import common_moves
@@ -74,7 +75,7 @@ class AccountTree:
     def campaign_of(self, key: Key) -> Key:
         """The campaign above ``key`` (``key`` itself for a campaign)."""
         while self.parents.get(key) is not None:
-            key = self.parents[key]  # type: ignore[assignment]
+            key = self.parents[key]
         return key
 
     def ads_under(self, key: Key) -> list[Key]:
@@ -98,7 +99,7 @@ class AccountTree:
 class EntityModel:
     """An entity's multivariate model and the scores it gave its training days."""
 
-    model: object
+    model: ScoresSamples
     training_scores: np.ndarray | None = None
 
 
@@ -269,7 +270,7 @@ def _unjudged_move(detector: AnomalyDetector, frame: pd.DataFrame | None, stamp:
     expected = parent.drivers.get(f"expected_{column}")
     if not observed or expected is None:
         return 0.0
-    rate = float(expected) / float(observed)  # type: ignore[arg-type]
+    rate = float(expected) / float(observed)
     return float(today_values[column]) - float(today_values[exposure_column]) * rate
 
 

@@ -40,17 +40,17 @@ from adsentinel.detect.calibration import (
     severity_for_score,
     significance_score,
 )
-from adsentinel.detect.forest_message import combination_sentence, relative_moves
-from adsentinel.detect.metric_rules import DayFacts, judge_move
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
     FOREST_FEATURES,
     isolation_forest_features,
 )
+from adsentinel.detect.forest_message import combination_sentence, relative_moves
 from adsentinel.detect.intraday import (
     DEFAULT_INTRADAY_PROFILE,
     expected_day_fraction,
 )
+from adsentinel.detect.metric_rules import DayFacts, judge_move
 from adsentinel.detect.statistical import (
     HARMFUL_DIRECTION,
     MetricTest,
@@ -69,7 +69,7 @@ MULTIVARIATE = "multivariate"
 class ScoresSamples(Protocol):
     """What the detector needs of a multivariate model: scikit-learn's ``score_samples``."""
 
-    def score_samples(self, X: np.ndarray) -> np.ndarray: ...  # noqa: D102
+    def score_samples(self, X: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ class AnomalyDetector:
         entity_type, entity_id : str
             Copied into the anomalies.
         config_id : int, optional
-            The account (kept for the plan's signature; the caller resolves models by it).
+            The account; accepted and unused (the caller resolves the account's models).
         analysis_date : date, optional
             Day to judge; default the last day in ``df``.
         model : object with ``score_samples``, optional
@@ -246,7 +246,7 @@ class AnomalyDetector:
         list of DetectedAnomaly
             Those scoring at least 40 (low), sorted by score, highest first.
         """
-        del config_id  # models are resolved by the caller; the name stays for the plan's API
+        del config_id  # unused: the caller resolved the account's models
         daily = prepare_daily_frame(df)
         if daily.empty:
             return []
@@ -480,7 +480,7 @@ def get_anomaly_detector(
     frequency_ideal: float | None = None,
     **options: Any,
 ) -> AnomalyDetector:
-    """A new :class:`AnomalyDetector` (the plan's factory; cheap, one per task or thread)."""
+    """A new :class:`AnomalyDetector` (cheap: one per task or thread)."""
     return AnomalyDetector(
         z_threshold=z_threshold,
         iqr_multiplier=iqr_multiplier,

@@ -85,7 +85,7 @@ def common_factors(other_campaigns: Sequence[Iterable[MetricTest]], *,
                 continue
             k = len(tested) // 2 + 1
             z_k = sorted(z_scores, reverse=True)[k - 1]
-            ratio = float(np.median([r for (z, r), signed in zip(tested, z_scores)
+            ratio = float(np.median([r for (_, r), signed in zip(tested, z_scores, strict=True)
                                      if signed >= z_k]))
             if metric not in CONVERSION_METRICS or band[0] <= ratio <= band[1]:
                 factors[metric] = ratio

@@ -26,9 +26,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adsentinel.detect import metric_rules as rules
 from adsentinel.detect.anomaly_detector import _ratio_text, format_metric, format_money
 from adsentinel.detect.forest_message import change_text
-from adsentinel.detect import metric_rules as rules
 from adsentinel.detect.statistical import pooled_days
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language
 

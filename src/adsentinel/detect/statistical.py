@@ -572,7 +572,8 @@ def run_statistical_tests(
     target : Series
         The target day, same columns.
     z_threshold, iqr_multiplier : float
-        The alert threshold on ``|z|`` and the IQR fence multiplier (plan knobs).
+        The alert threshold on ``|z|`` and the IQR fence multiplier (the settings
+        ``ANOMALY_Z_THRESHOLD`` and ``ANOMALY_IQR_MULTIPLIER``).
     day_fraction : float
         Share of a full day's delivery expected in ``target`` (1 for a complete day). Volumes are
         compared with the history scaled by it; rates need no scaling; frequency (reach does not

@@ -220,7 +220,8 @@ def field_world_config(seed: int, size: str = "evaluation") -> FieldWorldConfig:
     return FieldWorldConfig(
         seed=seed, size=size, end_date=DEFAULT_END_DATE, days=DAYS, history_days=HISTORY_DAYS,
         n_incidents=int(rng.integers(ranges.incidents[0], ranges.incidents[1] + 1)),
-        level_mix=tuple(round(float(x), 3) for x in level_mix),
+        level_mix=(round(float(level_mix[0]), 3), round(float(level_mix[1]), 3),
+                   round(float(level_mix[2]), 3)),
         kind_weights=tuple(round(float(x), 3)
                            for x in rng.dirichlet(np.full(len(FIELD_WORLD_KINDS), 1.5))),
         persist_share=_r(rng.uniform(0.05, 0.25)),
@@ -650,9 +651,9 @@ def _build_timelines(world: _World, rng: np.random.Generator) -> tuple[np.ndarra
                 zero_fill.append((ad, first, end))
 
     active = np.zeros((len(world.ads), n_days), dtype=bool)
-    for a, ad in enumerate(world.ads):
-        active[a, ad.start:ad.stop] = True
-        for first, end in ad.pauses:
+    for a, spec in enumerate(world.ads):
+        active[a, spec.start:spec.stop] = True
+        for first, end in spec.pauses:
             active[a, first:end] = False
     row_state = np.where(active, _DATA, _MISSING).astype(np.int8)
     for ad, first, end in zero_fill:
@@ -680,7 +681,8 @@ def _build_budgets(world: _World, rng: np.random.Generator) -> np.ndarray:
                      else world.adsets[holder.index].id)
         if holder.start + 1 >= n_days:
             n_edits = 0
-        days = np.sort(rng.integers(holder.start + 1, n_days, n_edits)) if n_edits else []
+        days = (np.sort(rng.integers(holder.start + 1, n_days, n_edits)) if n_edits
+                else np.array([], dtype=np.int64))
         scale = 1.0
         for day in days:
             day = int(day)
@@ -893,7 +895,7 @@ def _inject(world: _World, active: np.ndarray, effects: _Effects, target: _Targe
             first: int, last: int, rng: np.random.Generator) -> None:
     ads = np.asarray(_target_ads(world, target))
     window = slice(first, last + 1)
-    rows = np.ix_(ads, range(first, last + 1))
+    rows = np.ix_(ads, np.arange(first, last + 1))
     low, high = KIND_MAGNITUDE[kind]
     magnitude = float(rng.uniform(low, high))
     if kind == "tracking_broken":
@@ -988,133 +990,205 @@ class _Numbers:
     reach: np.ndarray
 
 
+@dataclass(frozen=True)
+class _AdIndex:
+    """What every step of :func:`_simulate` looks up: each ad's account, ad set and budget
+    holder, the calendar, and each ad's age and learning phase on each day."""
+
+    world: _World
+    days: np.ndarray  # (n_days,) day numbers
+    weekday: np.ndarray  # (n_days,)
+    ad_account: np.ndarray  # (n_ads,)
+    ad_adset: np.ndarray
+    ad_holder: np.ndarray
+    holder_account: np.ndarray  # (n_holders,)
+    adset_account: np.ndarray  # (n_adsets,)
+    cbo: np.ndarray  # (n_ads,): the ad's campaign shares its budget across ad sets
+    age: np.ndarray  # (n_ads, n_days) days since the ad first delivered, 0 before
+    learning_days: np.ndarray  # (n_ads, 1)
+    learning: np.ndarray  # (n_ads, n_days) 1 on the first day, 0 once learning is over
+
+    @classmethod
+    def of(cls, world: _World, n_days: int) -> _AdIndex:
+        days = np.arange(n_days)
+        ad_account = np.array([ad.account for ad in world.ads])
+        age = np.array([ad.age0 for ad in world.ads])[:, None] + days[None, :] \
+            - np.array([ad.start for ad in world.ads])[:, None]
+        age = np.maximum(age, 0)
+        learning_days = np.array([a.assumptions.learning_days for a in world.accounts],
+                                 dtype=float)[ad_account][:, None]
+        return cls(
+            world=world, days=days, weekday=np.array([d.weekday() for d in world.dates]),
+            ad_account=ad_account, ad_adset=np.array([ad.adset for ad in world.ads]),
+            ad_holder=world.ad_holder,
+            holder_account=np.array([h.account for h in world.holders]),
+            adset_account=np.array([world.campaigns[s.campaign].account for s in world.adsets]),
+            cbo=np.array([world.campaigns[ad.campaign].cbo for ad in world.ads]),
+            age=age, learning_days=learning_days,
+            learning=np.clip(1.0 - age / learning_days, 0.0, 1.0))
+
+    def per_account(self, name: str) -> np.ndarray:
+        """Each account's assumption ``name``."""
+        return np.array([getattr(a.assumptions, name) for a in self.world.accounts], dtype=float)
+
+    def per_ad(self, values: np.ndarray) -> np.ndarray:
+        """A per-account array as a column of each ad's value."""
+        return values[self.ad_account][:, None]
+
+    def per_ad_assumption(self, name: str) -> np.ndarray:
+        return self.per_ad(self.per_account(name))
+
+
 def _simulate(world: _World, active: np.ndarray, budget: np.ndarray, shocks: _Shocks,
               effects: _Effects, rng: np.random.Generator) -> _Numbers:
-    n_ads, n_days = active.shape
-    n_holders = len(world.holders)
-    days = np.arange(n_days)
-    weekday = np.array([d.weekday() for d in world.dates])
+    """Each ad's day, metric by metric (the random draws in this order, so that a seed gives the
+    same world): spend, then impressions, clicks, leads and reach."""
+    ix = _AdIndex.of(world, active.shape[1])
+    spend = _ad_spend(ix, active, budget, shocks, effects, rng)
+    impressions = _impressions(ix, spend, shocks, effects, rng)
+    clicks = _clicks(ix, impressions, shocks, effects, rng)
+    leads = _leads(ix, clicks, shocks, effects, rng)
+    reach = _reach(ix, impressions, effects, rng)
+    return _Numbers(spend, impressions.astype(np.int64), clicks.astype(np.int64),
+                    leads.astype(np.int64), reach)
 
-    def per_account(name: str) -> np.ndarray:
-        return np.array([getattr(a.assumptions, name) for a in world.accounts], dtype=float)
 
-    def per_ad(values: np.ndarray) -> np.ndarray:
-        return values[ad_account][:, None]
+def _ad_spend(ix: _AdIndex, active: np.ndarray, budget: np.ndarray, shocks: _Shocks,
+              effects: _Effects, rng: np.random.Generator) -> np.ndarray:
+    """Holders' budgets, spent on shares of their active ads; a delivery drop's spend flows
+    partly to the holder's other ads."""
+    holder_spend = _holder_spend(ix, budget, shocks, effects, rng)
+    spend = holder_spend[ix.ad_holder] * _delivery_shares(ix, active, rng)
+    reflow = ix.per_account("delivery_reflow")
+    for hit, day, factor in effects.drops:
+        holder = ix.ad_holder[hit[0]]
+        removed = spend[hit, day].sum() * (1.0 - factor)
+        spend[hit, day] *= factor
+        others = (ix.ad_holder == holder) & active[:, day]
+        others[hit] = False
+        total = spend[others, day].sum()
+        if total > 0:
+            spend[others, day] *= 1.0 + reflow[ix.holder_account[holder]] * removed / total
+    return np.round(spend, 2)
 
-    ad_account = np.array([ad.account for ad in world.ads])
-    ad_adset = np.array([ad.adset for ad in world.ads])
-    ad_holder = world.ad_holder
-    holder_account = np.array([h.account for h in world.holders])
-    adset_account = np.array([world.campaigns[s.campaign].account for s in world.adsets])
-    cbo = np.array([world.campaigns[ad.campaign].cbo for ad in world.ads])
 
-    age = np.array([ad.age0 for ad in world.ads])[:, None] + days[None, :] \
-        - np.array([ad.start for ad in world.ads])[:, None]
-    age = np.maximum(age, 0)
-    learning_days = per_ad(per_account("learning_days"))
-    learning = np.clip(1.0 - age / learning_days, 0.0, 1.0)
-
-    # spend: holders' budgets, then shares of their active ads
-    weekday_spend = np.array([a.assumptions.weekday_spend for a in world.accounts])[:, weekday]
-    pacing_sd = per_account("pacing_sd")[holder_account][:, None]
-    pacing = per_account("pacing_mean")[holder_account][:, None] * np.exp(
+def _holder_spend(ix: _AdIndex, budget: np.ndarray, shocks: _Shocks, effects: _Effects,
+                  rng: np.random.Generator) -> np.ndarray:
+    """What each budget holder spends each day: its budget paced (noisy, at most 125 %),
+    ramped up over its first two days, by weekday, shocks and incidents."""
+    world = ix.world
+    n_holders, n_days = len(world.holders), len(ix.days)
+    weekday_spend = np.array([a.assumptions.weekday_spend for a in world.accounts])[:, ix.weekday]
+    pacing_sd = ix.per_account("pacing_sd")[ix.holder_account][:, None]
+    pacing = ix.per_account("pacing_mean")[ix.holder_account][:, None] * np.exp(
         rng.normal(0.0, 1.0, (n_holders, n_days)) * pacing_sd)
     ramp = np.ones((n_holders, n_days))
     for h, holder in enumerate(world.holders):
         if holder.start > 0:
             ramp[h, holder.start:holder.start + 2] = (0.5, 0.8)[:n_days - holder.start]
-    holder_spend = (budget * np.minimum(pacing, 1.25) * ramp * weekday_spend[holder_account]
-                    * shocks.spend[holder_account] * effects.holder_spend)
+    return (budget * np.minimum(pacing, 1.25) * ramp * weekday_spend[ix.holder_account]
+            * shocks.spend[ix.holder_account] * effects.holder_spend)
 
-    drift_sd = per_account("share_drift_sd")
-    ad_drift = _ar1(rng, 0.97, drift_sd[ad_account], n_ads, n_days)
-    adset_drift = _ar1(rng, 0.97, drift_sd[adset_account], len(world.adsets), n_days)
+
+def _delivery_shares(ix: _AdIndex, active: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each active ad's share of its holder's spend: drifting weights (and, under a campaign
+    budget, its ad set's), small while the ad is learning."""
+    world = ix.world
+    n_ads, n_days = active.shape
+    drift_sd = ix.per_account("share_drift_sd")
+    ad_drift = _ar1(rng, 0.97, drift_sd[ix.ad_account], n_ads, n_days)
+    adset_drift = _ar1(rng, 0.97, drift_sd[ix.adset_account], len(world.adsets), n_days)
     adset_weight = np.array([s.log_weight for s in world.adsets])
     log_weight = np.array([ad.log_weight for ad in world.ads])[:, None] + ad_drift
-    log_weight = log_weight + np.where(cbo[:, None], adset_weight[ad_adset][:, None]
-                                       + adset_drift[ad_adset], 0.0)
-    spend_ramp = np.clip((age + 1) / learning_days, 0.2, 1.0) ** 1.5
+    log_weight = log_weight + np.where(ix.cbo[:, None], adset_weight[ix.ad_adset][:, None]
+                                       + adset_drift[ix.ad_adset], 0.0)
+    spend_ramp = np.clip((ix.age + 1) / ix.learning_days, 0.2, 1.0) ** 1.5
     weight = np.exp(log_weight - log_weight.max()) * spend_ramp * active
-    weight_sum = np.zeros((n_holders, n_days))
-    np.add.at(weight_sum, ad_holder, weight)
-    share = np.divide(weight, weight_sum[ad_holder], out=np.zeros_like(weight),
-                      where=weight_sum[ad_holder] > 0)
-    spend = holder_spend[ad_holder] * share
-    reflow = per_account("delivery_reflow")
-    for hit, day, factor in effects.drops:
-        holder = ad_holder[hit[0]]
-        removed = spend[hit, day].sum() * (1.0 - factor)
-        spend[hit, day] *= factor
-        others = (ad_holder == holder) & active[:, day]
-        others[hit] = False
-        total = spend[others, day].sum()
-        if total > 0:
-            spend[others, day] *= 1.0 + reflow[holder_account[holder]] * removed / total
-    spend = np.round(spend, 2)
+    weight_sum = np.zeros((len(world.holders), n_days))
+    np.add.at(weight_sum, ix.ad_holder, weight)
+    return np.divide(weight, weight_sum[ix.ad_holder], out=np.zeros_like(weight),
+                     where=weight_sum[ix.ad_holder] > 0)
 
-    # CPM: AR(1) noise shared by the account and by each ad set, seasonality, trend, scale
-    rho, noise_sd = per_account("cpm_ar_coef"), per_account("cpm_noise_sd")
-    part = per_account("cpm_noise_account_part")
+
+def _impressions(ix: _AdIndex, spend: np.ndarray, shocks: _Shocks, effects: _Effects,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Spend bought at a CPM: AR(1) noise shared by the account and by each ad set,
+    seasonality, trend, scale and learning."""
+    world = ix.world
+    n_days = len(ix.days)
+    rho, noise_sd = ix.per_account("cpm_ar_coef"), ix.per_account("cpm_noise_sd")
+    part = ix.per_account("cpm_noise_account_part")
     account_noise = _ar1(rng, rho, noise_sd * np.sqrt(part), len(world.accounts), n_days)
-    adset_noise = _ar1(rng, rho[adset_account], (noise_sd * np.sqrt(1.0 - part))[adset_account],
+    adset_noise = _ar1(rng, rho[ix.adset_account],
+                       (noise_sd * np.sqrt(1.0 - part))[ix.adset_account],
                        len(world.adsets), n_days)
-    delivered = np.zeros((n_holders, n_days))
-    np.add.at(delivered, ad_holder, spend)
+    delivered = np.zeros((len(world.holders), n_days))
+    np.add.at(delivered, ix.ad_holder, spend)
     starting = np.array([h.budget for h in world.holders])[:, None]
     pressure = np.clip(delivered / starting, 0.2, 8.0)
-    weekday_cpm = np.array([a.assumptions.weekday_cpm for a in world.accounts])[:, weekday]
-    cpm = (per_ad(per_account("cpm_median"))
+    weekday_cpm = np.array([a.assumptions.weekday_cpm for a in world.accounts])[:, ix.weekday]
+    cpm = (ix.per_ad_assumption("cpm_median")
            * np.array([ad.cpm_factor * world.adsets[ad.adset].cpm_factor
                        for ad in world.ads])[:, None]
-           * np.exp(account_noise[ad_account] + adset_noise[ad_adset])
-           * weekday_cpm[ad_account]
-           * np.exp(per_ad(per_account("cpm_trend_per_day")) * days[None, :])
-           * pressure[ad_holder] ** per_ad(per_account("cpm_scale_elasticity"))
-           * (1.0 + per_ad(per_account("learning_cpm_premium")) * learning)
-           * shocks.cpm[ad_account] * effects.cpm)
+           * np.exp(account_noise[ix.ad_account] + adset_noise[ix.ad_adset])
+           * weekday_cpm[ix.ad_account]
+           * np.exp(ix.per_ad_assumption("cpm_trend_per_day") * ix.days[None, :])
+           * pressure[ix.ad_holder] ** ix.per_ad_assumption("cpm_scale_elasticity")
+           * (1.0 + ix.per_ad_assumption("learning_cpm_premium") * ix.learning)
+           * shocks.cpm[ix.ad_account] * effects.cpm)
     impressions = rng.poisson(spend * 1000.0 / cpm)
     impressions[spend <= 0] = 0
+    return impressions
 
-    # clicks: beta-binomial around a CTR with fatigue and a learning penalty
-    rate_sd = per_ad(per_account("rate_noise_sd"))
-    fatigue = np.maximum(0.35, np.exp(-per_ad(per_account("fatigue_rate"))
-                                      * np.maximum(0, age - per_ad(per_account(
-                                          "fatigue_onset_days")))))
-    ctr = (per_ad(per_account("ctr_median"))
-           * np.array([ad.ctr_factor for ad in world.ads])[:, None] * fatigue
-           * (1.0 - per_ad(per_account("learning_ctr_penalty")) * learning)
-           * np.exp(rng.normal(0.0, 1.0, (n_ads, n_days)) * rate_sd)
-           * shocks.ctr[ad_account] * effects.ctr)
+
+def _clicks(ix: _AdIndex, impressions: np.ndarray, shocks: _Shocks, effects: _Effects,
+            rng: np.random.Generator) -> np.ndarray:
+    """Beta-binomial around a CTR with fatigue and a learning penalty."""
+    fatigue = np.maximum(0.35, np.exp(-ix.per_ad_assumption("fatigue_rate")
+                                      * np.maximum(0, ix.age - ix.per_ad_assumption(
+                                          "fatigue_onset_days"))))
+    ctr = (ix.per_ad_assumption("ctr_median")
+           * np.array([ad.ctr_factor for ad in ix.world.ads])[:, None] * fatigue
+           * (1.0 - ix.per_ad_assumption("learning_ctr_penalty") * ix.learning)
+           * np.exp(rng.normal(0.0, 1.0, impressions.shape)
+                    * ix.per_ad_assumption("rate_noise_sd"))
+           * shocks.ctr[ix.ad_account] * effects.ctr)
     ctr = np.clip(ctr, 1e-4, 0.3)
-    k = per_ad(per_account("click_dispersion"))  # the day's CTR varies by about 1 / sqrt(k)
+    k = ix.per_ad_assumption("click_dispersion")  # the day's CTR varies by about 1 / sqrt(k)
     day_ctr = rng.beta(np.broadcast_to(k, ctr.shape), k * (1.0 - ctr) / ctr)
-    clicks = rng.binomial(impressions, day_ctr)
+    return rng.binomial(impressions, day_ctr)
 
-    # leads: gamma-Poisson around clicks x conversion rate
-    weekday_cvr = np.array([a.assumptions.weekday_cvr for a in world.accounts])[:, weekday]
-    cvr = (per_ad(per_account("cvr_median"))
+
+def _leads(ix: _AdIndex, clicks: np.ndarray, shocks: _Shocks, effects: _Effects,
+           rng: np.random.Generator) -> np.ndarray:
+    """Gamma-Poisson around clicks x conversion rate (never more leads than clicks)."""
+    world = ix.world
+    weekday_cvr = np.array([a.assumptions.weekday_cvr for a in world.accounts])[:, ix.weekday]
+    cvr = (ix.per_ad_assumption("cvr_median")
            * np.array([ad.cvr_factor * world.adsets[ad.adset].cvr_factor
                        for ad in world.ads])[:, None]
-           * weekday_cvr[ad_account]
-           * np.exp(per_ad(per_account("cvr_trend_per_day")) * days[None, :])
-           * (1.0 - per_ad(per_account("learning_cvr_penalty")) * learning)
-           * np.exp(rng.normal(0.0, 1.0, (n_ads, n_days)) * rate_sd)
-           * shocks.cvr[ad_account] * effects.cvr)
+           * weekday_cvr[ix.ad_account]
+           * np.exp(ix.per_ad_assumption("cvr_trend_per_day") * ix.days[None, :])
+           * (1.0 - ix.per_ad_assumption("learning_cvr_penalty") * ix.learning)
+           * np.exp(rng.normal(0.0, 1.0, clicks.shape) * ix.per_ad_assumption("rate_noise_sd"))
+           * shocks.cvr[ix.ad_account] * effects.cvr)
     cvr = np.clip(cvr, 0.0, 0.9)
-    mean_leads = clicks * cvr * shocks.leads[ad_account] * effects.leads
-    shape = per_ad(per_account("lead_dispersion"))
+    mean_leads = clicks * cvr * shocks.leads[ix.ad_account] * effects.leads
+    shape = ix.per_ad_assumption("lead_dispersion")
     leads = rng.poisson(rng.gamma(np.broadcast_to(shape, mean_leads.shape), 1.0)
                         * mean_leads / shape)
-    leads = np.minimum(leads, clicks)
+    return np.minimum(leads, clicks)
 
-    # reach: impressions / frequency; frequency climbs as an ad's audience wears out
-    base = np.array([ad.frequency_base for ad in world.ads])[:, None]
-    frequency = (1.0 + (base - 1.0) * (1.0 + per_ad(per_account("frequency_growth"))
-                                       * np.minimum(age, 90) / 30.0)) * effects.frequency
-    reach = np.round(impressions / frequency * np.exp(rng.normal(0.0, 0.03, (n_ads, n_days))))
-    reach = np.clip(reach, np.minimum(impressions, 1), impressions).astype(np.int64)
-    return _Numbers(spend, impressions.astype(np.int64), clicks.astype(np.int64),
-                    leads.astype(np.int64), reach)
+
+def _reach(ix: _AdIndex, impressions: np.ndarray, effects: _Effects,
+           rng: np.random.Generator) -> np.ndarray:
+    """Impressions / frequency; frequency climbs as an ad's audience wears out."""
+    base = np.array([ad.frequency_base for ad in ix.world.ads])[:, None]
+    frequency = (1.0 + (base - 1.0) * (1.0 + ix.per_ad_assumption("frequency_growth")
+                                       * np.minimum(ix.age, 90) / 30.0)) * effects.frequency
+    reach = np.round(impressions / frequency
+                     * np.exp(rng.normal(0.0, 0.03, impressions.shape)))
+    return np.clip(reach, np.minimum(impressions, 1), impressions).astype(np.int64)
 
 
 def _ar1(rng: np.random.Generator, rho: np.ndarray | float, sd: np.ndarray | float,

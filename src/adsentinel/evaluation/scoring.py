@@ -63,16 +63,14 @@ class AlarmCounts:
         total = AlarmCounts()
         for spec in fields(AlarmCounts):
             mine, theirs = getattr(self, spec.name), getattr(other, spec.name)
-            if isinstance(mine, int):
-                setattr(total, spec.name, mine + theirs)
-            elif isinstance(mine, list):
+            if isinstance(mine, (int, list)):
                 setattr(total, spec.name, mine + theirs)
             else:
                 merged: dict = {}
                 for key in set(mine) | set(theirs):
                     a, b = mine.get(key), theirs.get(key)
                     if isinstance(a or b, list):
-                        merged[key] = [x + y for x, y in zip(a or [0] * 4, b or [0] * 4)]
+                        merged[key] = [x + y for x, y in zip(a or [0] * 4, b or [0] * 4, strict=True)]
                     else:
                         merged[key] = (a or 0) + (b or 0)
                 setattr(total, spec.name, merged)
@@ -140,7 +138,7 @@ class Hierarchy:
         live = insights[insights["impressions"] > 0]
         days: dict[EntityKey, set[date]] = defaultdict(set)
         for account, ad, day in zip(live["account_id"].astype(str), live["ad_id"].astype(str),
-                                    pd.to_datetime(live["date"]).dt.date):
+                                    pd.to_datetime(live["date"]).dt.date, strict=True):
             days[(account, "ad", ad)].add(day)
         return cls(parents=parents,
                    ads_under={k: tuple(dict.fromkeys(v)) for k, v in under.items()},
@@ -184,8 +182,8 @@ def delivering_entity_days(hierarchy: Hierarchy, first_day: date, last_day: date
         for up in hierarchy.ancestors(ad):
             days_of[up] |= live
     totals: dict[str, int] = {}
-    for key, days in days_of.items():
-        totals[key[1]] = totals.get(key[1], 0) + len(days)
+    for key, entity_days in days_of.items():
+        totals[key[1]] = totals.get(key[1], 0) + len(entity_days)
     return totals
 
 
@@ -243,8 +241,8 @@ def _score_recall(counts: AlarmCounts, alarms: set[tuple], labels: pd.DataFrame,
                   hierarchy: Hierarchy, first_day: date, last_day: date,
                   detectable: dict[str, bool]) -> None:
     by_entity: dict[EntityKey, list[date]] = defaultdict(list)
-    for *key, day in alarms:
-        by_entity[tuple(key)].append(day)
+    for *entity, day in alarms:
+        by_entity[tuple(entity)].append(day)
     for label in labels.itertuples(index=False):
         start = date.fromisoformat(str(label.start_date))
         if not first_day <= start <= last_day:
@@ -254,7 +252,8 @@ def _score_recall(counts: AlarmCounts, alarms: set[tuple], labels: pd.DataFrame,
         family = {key, *hierarchy.ancestors(key)}
         for ad in hierarchy.ads_under.get(key, ()):
             family.add(ad)
-            family.add(hierarchy.parents[ad])
+            if (adset := hierarchy.parents[ad]) is not None:
+                family.add(adset)
         hits = [d for entity in family for d in by_entity.get(entity, [])
                 if start <= d <= end + timedelta(days=1)]
         found = bool(hits) and (min(hits) - start).days <= 1

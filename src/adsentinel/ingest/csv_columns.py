@@ -107,9 +107,9 @@ def resolve_columns(headers: list[str], file: str,
         seen[name] = position
     for field in REQUIRED:
         if field not in index:
-            accepted = ", ".join(repr(a) for a in ALIASES[field])
-            problems.append(InputProblem(file, line, field,
-                                         f"missing column {field!r} (accepted headers: {accepted})"))
+            headers_read = ", ".join(repr(a) for a in ALIASES[field])
+            problems.append(InputProblem(file, line, field, f"missing column {field!r} "
+                                         f"(accepted headers: {headers_read})"))
     date_header = normalised[index["date"]] if "date" in index else ""
     layout = ColumnLayout(index=index, currency_from_header=currency,
                           day_first_dates=date_header in DAY_FIRST_DATE_HEADERS,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,8 +36,13 @@ from sqlalchemy.orm import Session
 
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import InputFileError, InputProblem
-from adsentinel.ingest.csv_rows import (MAX_TEXT, InsightRow, SkippedLine,
-                                        control_character_problem, iter_insight_rows)
+from adsentinel.ingest.csv_rows import (
+    MAX_TEXT,
+    InsightRow,
+    SkippedLine,
+    control_character_problem,
+    iter_insight_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,7 @@ def import_insights_csv(
     the file has no ``account_id`` column. Raises :class:`InputFileError` listing every problem
     (file, line, column) and writes nothing, unless ``skip_invalid`` is set.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if account_name is not None:
         _check_account_option(str(path), account_name)
     summary = ImportSummary(file=str(path))
@@ -175,6 +180,7 @@ def upsert_ad_insight_rows(
 def _check_account_option(file: str, name: str) -> None:
     """``--account`` must be a name the accounts table can hold."""
     limit = MAX_TEXT["account_name"]
+    wrong: str | None
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:  # bytes of another encoding on the command line
@@ -232,7 +238,7 @@ class _Dialect:
 
 def _create_staging(conn: Connection, d: _Dialect) -> None:
     _drop_staging(conn, d)
-    conn.exec_driver_sql(f"""
+    conn.exec_driver_sql("""
         CREATE TEMPORARY TABLE import_staging (
             line INTEGER NOT NULL, account_key VARCHAR(200) NOT NULL, account_name VARCHAR(200),
             currency VARCHAR(3), campaign_pid VARCHAR(64) NOT NULL, campaign_name VARCHAR(400),
@@ -240,10 +246,10 @@ def _create_staging(conn: Connection, d: _Dialect) -> None:
             ad_name VARCHAR(400), day DATE NOT NULL, spend FLOAT NOT NULL,
             impressions BIGINT NOT NULL, clicks BIGINT NOT NULL, leads BIGINT NOT NULL,
             reach BIGINT NOT NULL, conversions BIGINT, revenue FLOAT)""")
-    conn.exec_driver_sql(f"""
+    conn.exec_driver_sql("""
         CREATE TEMPORARY TABLE import_accounts (
             account_key VARCHAR(200) PRIMARY KEY, account_id INTEGER NOT NULL, today DATE NOT NULL)""")
-    conn.exec_driver_sql(f"""
+    conn.exec_driver_sql("""
         CREATE TEMPORARY TABLE import_affected (
             level VARCHAR(16) NOT NULL, entity_id INTEGER NOT NULL, day DATE NOT NULL)""")
 
@@ -280,7 +286,9 @@ def _insert_staging(conn: Connection, d: _Dialect, rows: Iterable[tuple]) -> Non
     """Write staging tuples: COPY on PostgreSQL, batched executemany on SQLite."""
     columns = ", ".join(_STAGING_COLUMNS)
     if d.name == "postgresql":
-        cursor = conn.connection.driver_connection.cursor()
+        driver = conn.connection.driver_connection
+        assert driver is not None  # (None only once the connection is closed)
+        cursor = driver.cursor()
         with cursor.copy(f"COPY import_staging ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -337,7 +345,7 @@ def _resolve_accounts(conn, d, path, account_name, now, summary) -> dict[str, in
     session.flush()
     rows = []
     for key, account_id in resolved.items():
-        zone = ZoneInfo(session.get(AdAccount, account_id).timezone)
+        zone = ZoneInfo(session.get_one(AdAccount, account_id).timezone)
         rows.append((key, account_id, now.astimezone(zone).date()))
     conn.exec_driver_sql(
         f"INSERT INTO import_accounts (account_key, account_id, today) VALUES "
@@ -392,7 +400,8 @@ def _check_across_lines(conn, d, file: str, problems: _ProblemLog, skip_invalid:
     """
     differs = " OR ".join([f"MIN({m}) <> MAX({m})" for m in _METRICS[:5]]
                           + [f"COUNT(DISTINCT {m}) > 1" for m in _METRICS[5:]])
-    checks = [
+    # (query, its key columns, the problem of one row found: (line, column, message))
+    checks: list[tuple[str, tuple[str, ...], Callable[..., tuple[int, str, str]]]] = [
         (f"""SELECT account_key, ad_pid, day, MIN(line), MAX(line) FROM import_staging
              GROUP BY account_key, ad_pid, day HAVING COUNT(*) > 1 AND ({differs})""",
          ("account_key", "ad_pid", "day"),
@@ -408,8 +417,9 @@ def _check_across_lines(conn, d, file: str, problems: _ProblemLog, skip_invalid:
          ("account_key", "adset_pid"),
          lambda key, first, last: (last, "campaign_id", f"ad set {key[1]} appears under two "
                                                         f"campaigns (lines {first} and {last})")),
-        ("""SELECT s.account_key AS account_key, s.line AS line, s.day FROM import_staging s JOIN import_accounts a
-            ON a.account_key = s.account_key WHERE s.day > a.today""",
+        ("""SELECT s.account_key AS account_key, s.line AS line, s.day
+            FROM import_staging s JOIN import_accounts a ON a.account_key = s.account_key
+            WHERE s.day > a.today""",
          ("account_key", "line"),
          lambda key, day: (key[1], "date", f"{day} is in the future for this account")),
         ("""SELECT s.account_key AS account_key, s.ad_pid AS ad_pid, MIN(s.line),

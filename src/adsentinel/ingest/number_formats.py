@@ -148,7 +148,7 @@ class FormatDecisions:
             return self.number_text(column, text, line)
         if self.file_format is not None:
             return read_as(text, self.file_format[0]), None
-        readings = " or ".join(read_as(text, f) for f in found)
+        readings = " or ".join(r for f in found if (r := read_as(text, f)) is not None)
         return None, (f"{text!r} is ambiguous ({readings}) and no value in the file shows its "
                       f"number format; write its decimals ({_EXAMPLE[DECIMAL_COMMA]} or "
                       f"{_EXAMPLE[DECIMAL_POINT]})")

@@ -82,6 +82,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -279,7 +280,7 @@ def preset_config(name: str, **overrides: object) -> GeneratorConfig:
     """The preset ``name`` with the given fields replaced (``None`` values are ignored)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    given = {key: value for key, value in overrides.items() if value is not None}
+    given: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
     unknown = set(given) - set(GeneratorConfig.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"unknown generator parameter(s): {', '.join(sorted(unknown))}")
@@ -796,7 +797,7 @@ def _place_incidents(rng: np.random.Generator, cfg: GeneratorConfig, hierarchy: 
                      account_id: str, account_index: int) -> list[dict]:
     """Choose, check and inject this account's incidents; return their labels."""
     n_ads, n_days = latent.spend.shape
-    target = int(round(cfg.incidents_per_100_ads * n_ads / 100.0))
+    target = round(cfg.incidents_per_100_ads * n_ads / 100.0)
     # Continue the cycle of kinds across accounts so that small datasets still mix kinds.
     kinds = [INCIDENT_KINDS[(account_index * target + i) % len(INCIDENT_KINDS)]
              for i in range(target)]
@@ -813,7 +814,7 @@ def _place_incidents(rng: np.random.Generator, cfg: GeneratorConfig, hierarchy: 
     def place(kind: str, recent: bool, attempts: int = 1000) -> dict | None:
         """Inject one incident of ``kind`` on a clean, detectable spot; its label or None."""
         spec = _KINDS[kind]
-        levels, weights = zip(*spec.levels)
+        levels, weights = zip(*spec.levels, strict=True)
         for _ in range(attempts):
             level = str(rng.choice(levels, p=np.array(weights) / sum(weights)))
             entity = int(rng.integers(0, len(members[level])))
@@ -1084,7 +1085,7 @@ def _write_insights_csv(frame: pd.DataFrame, stream, chunk_rows: int = 200_000) 
         part = slice(first, first + chunk_rows)
         cents = np.round(spend[part] * 100.0).astype(np.int64).tolist()
         rows = zip(dates[part].tolist(), entity_part[codes[part]].tolist(), cents,
-                   *(values[part].tolist() for values in counts))
+                   *(values[part].tolist() for values in counts), strict=True)
         stream.write("".join(
             f"{day},{entity},{c // 100}.{c % 100:02d},{imp},{clk},{lead},{rch}\n"
             for day, entity, c, imp, clk, lead, rch in rows))

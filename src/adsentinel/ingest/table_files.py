@@ -12,7 +12,6 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from adsentinel.errors import InputFileError, InputProblem
 from adsentinel.ingest.csv_columns import recognised_columns
@@ -121,7 +120,7 @@ def sniff_delimiter(header_line: str) -> str:
 class _ProgressReader(io.RawIOBase):
     """Binary reader that reports how many bytes have been consumed."""
 
-    def __init__(self, raw: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
+    def __init__(self, raw: io.BufferedReader, on_bytes: Callable[[int], None] | None) -> None:
         self._raw = raw
         self._on_bytes = on_bytes
 

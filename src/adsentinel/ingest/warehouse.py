@@ -28,7 +28,7 @@ import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import ConfigError, InputFileError, InputProblem, StorageError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
-from adsentinel.ingest.csv_rows import MAX_TEXT, InsightRow, control_character_problem
+from adsentinel.ingest.csv_rows import MAX_ID, MAX_TEXT, InsightRow, control_character_problem
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ SOURCES = ("fivetran", "airbyte", "query")
 FETCH_ROWS = 5_000
 MAX_REPORTED_PROBLEMS = 50
 _COUNTS = ("impressions", "clicks", "leads", "reach")
-_ID_LIMIT = 64  # entities.platform_id
 
 
 @dataclass
@@ -125,12 +124,12 @@ def source_rows(engine: Engine, *, source: str, query: str | None = None,
     its accounts are written in several passes, which is slower but also correct)."""
     if source not in SOURCES:
         raise ConfigError(f"--source must be fivetran, airbyte or query, got {source!r}")
-    if source == "query" and not (query and query.strip()):
-        raise ConfigError("--source query needs --query 'SELECT ...'")
-    if source != "query" and query:
-        raise ConfigError("--query is only for --source query")
     if source == "query":
+        if not (query and query.strip()):
+            raise ConfigError("--source query needs --query 'SELECT ...'")
         return _stream(engine, query, {})
+    if query:
+        raise ConfigError("--query is only for --source query")
     if source == "fivetran":
         return _stream(engine, *fivetran_query(schema, action_types))
     return (_with_leads_from_actions(row, action_types)
@@ -179,13 +178,13 @@ def checked_rows(rows: Iterable[dict[str, Any]], source: str, today: date,
     for number, row in enumerate(rows, start=1):
         found: list[InputProblem] = []
 
-        def report(column: str, message: str) -> None:
-            found.append(InputProblem(source, number, column, message))
+        def report(column: str, message: str) -> None:  # called for this row only, within its iteration
+            found.append(InputProblem(source, number, column, message))  # noqa: B023
 
         converted = _insight_row(row, number, today, report)
         if found:
             problems.extend(found)
-        else:
+        elif converted is not None:  # (None only with a problem reported)
             yield converted
 
 
@@ -200,27 +199,31 @@ def _insight_row(row: Mapping[str, Any], number: int, today: date, report) -> In
         report("date", f"{row['date']!r} is not a date")
     elif day > today:
         report("date", f"{day} is in the future")
-    ids = {name: _text(row.get(name), name, _ID_LIMIT, report, required=True)
+    ids = {name: _text(row.get(name), name, MAX_ID, report, required=True)
            for name in ("account_id", "campaign_id", "adset_id", "ad_id")}
     names = {name: _text(row.get(name), name, MAX_TEXT[name], report, required=False)
              for name in ("account_name", "campaign_name", "adset_name", "ad_name")}
     spend = _number(row["spend"], "spend", report)
     counts = {name: _count(row[name], name, report) for name in _COUNTS}
     impressions = counts["impressions"]
-    for name in ("clicks", "reach"):
-        if impressions is not None and counts[name] is not None and counts[name] > impressions:
-            report(name, f"{counts[name]} is more than the {impressions} impressions")
+    clicks, leads, reach = counts["clicks"], counts["leads"], counts["reach"]
+    for name, count in (("clicks", clicks), ("reach", reach)):
+        if impressions is not None and count is not None and count > impressions:
+            report(name, f"{count} is more than the {impressions} impressions")
     currency = row.get("currency")
-    if any(v is None for v in (day, spend, *counts.values(), *ids.values())):
+    account_pid, campaign_id, adset_id, ad_id = (
+        ids["account_id"], ids["campaign_id"], ids["adset_id"], ids["ad_id"])
+    if (day is None or spend is None or impressions is None or clicks is None or leads is None
+            or reach is None or account_pid is None or campaign_id is None or adset_id is None
+            or ad_id is None):
         return None
-    return InsightRow(line=number, day=day, account_id=platform_account_id(ids["account_id"]),
+    return InsightRow(line=number, day=day, account_id=platform_account_id(account_pid),
                       account_name=names["account_name"],
                       currency=str(currency)[:3].upper() if currency else None,
-                      campaign_id=ids["campaign_id"], campaign_name=names["campaign_name"],
-                      adset_id=ids["adset_id"], adset_name=names["adset_name"], ad_id=ids["ad_id"],
+                      campaign_id=campaign_id, campaign_name=names["campaign_name"],
+                      adset_id=adset_id, adset_name=names["adset_name"], ad_id=ad_id,
                       ad_name=names["ad_name"], spend=spend, impressions=impressions,
-                      clicks=counts["clicks"], leads=counts["leads"], reach=counts["reach"],
-                      conversions=None, revenue=None)
+                      clicks=clicks, leads=leads, reach=reach, conversions=None, revenue=None)
 
 
 def platform_account_id(value: str) -> str:
@@ -287,7 +290,7 @@ def import_from_warehouse(*, engine: Engine, url: str, source: str, query: str |
     """Read the warehouse at ``url`` and upsert its rows into adsentinel's database ``engine``,
     in one transaction. Raises :class:`InputFileError` listing the bad rows (nothing written),
     :class:`ConfigError` for a bad URL or source, :class:`StorageError` when a query fails."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     summary = WarehouseImport(source=f"{source} at {_hidden(url)}")
     warehouse = warehouse_engine(url)
     problems: list[InputProblem] = []
@@ -299,11 +302,11 @@ def import_from_warehouse(*, engine: Engine, url: str, source: str, query: str |
         with engine.begin() as conn:
             for account_pid, account_rows in itertools.groupby(checked,
                                                                key=lambda r: r.account_id):
-                account_rows = _Peekable(account_rows)
-                first = account_rows.first
+                peekable = _Peekable(account_rows)
+                first = peekable.first
                 account_id, name = _account_for(conn, account_pid, first.account_name,
                                                 first.currency)
-                done = upsert_ad_insight_rows(conn, account_rows, account_id=account_id,
+                done = upsert_ad_insight_rows(conn, peekable, account_id=account_id,
                                               source=source, now=now)
                 summary.rows_read += done.rows_read
                 summary.days_new += done.days_new

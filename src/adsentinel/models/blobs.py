@@ -32,7 +32,9 @@ import threading
 import time
 import uuid
 from collections.abc import Hashable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -55,10 +57,9 @@ class Blob:
     def close(self) -> None:
         """Release a memory map (no-op for bytes)."""
         if isinstance(self.data, mmap.mmap):
-            try:
+            # a view of it may still be held (by an error being raised): then it is freed with it
+            with suppress(BufferError):
                 self.data.close()
-            except BufferError:
-                pass  # a view of it is still held (by an error being raised): freed with it
 
 
 class BlobStore(Protocol):
@@ -534,8 +535,8 @@ class S3Blobs:
 
     def write_many(self, items: Mapping[str, bytes]) -> None:
         for key, data in items.items():
-            self._run("write", key, lambda: self._client.put_object(
-                Bucket=self.bucket, Key=self._name(key), Body=data))
+            self._run("write", key, partial(self._client.put_object,
+                                            Bucket=self.bucket, Key=self._name(key), Body=data))
 
     def delete(self, key: str) -> bool:
         if self.version(key) is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +51,14 @@ class ModelCache:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes!r}")
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[str, tuple[FileIdentity, int, Any]] = OrderedDict()
+        # path -> (its version: a file's identity, an object's ETag...; size; value)
+        self._entries: OrderedDict[str, tuple[Hashable, int, Any]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, path: str, identity: FileIdentity) -> Any | None:
+    def get(self, path: str, identity: Hashable) -> Any | None:
         """The value cached for ``path`` if it was read from the same file version, else None."""
         with self._lock:
             entry = self._entries.get(path)
@@ -69,7 +71,7 @@ class ModelCache:
             self.hits += 1
             return entry[2]
 
-    def put(self, path: str, identity: FileIdentity, value: Any, nbytes: int) -> None:
+    def put(self, path: str, identity: Hashable, value: Any, nbytes: int) -> None:
         """Cache ``value`` (taking ``nbytes``) for the version ``identity`` of ``path``."""
         with self._lock:
             if path in self._entries:

@@ -31,7 +31,7 @@ import json
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,8 @@ _PACK_MAGIC = b"ADSP"
 _PREFIX = struct.Struct("<4sHI")  # magic, format version, header length
 _NIBBLE_LEAF = 15
 #: split kinds as stored: bytes up to 255 features, wider (little-endian) beyond; see ForestState
-_KINDS_TYPES = {"byte": np.dtype(np.uint8), "uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+_KINDS_TYPES: dict[str, np.dtype[Any]] = {"byte": np.dtype(np.uint8), "uint16": np.dtype("<u2"),
+                                          "uint32": np.dtype("<u4")}
 _KINDS_PACKING = {dtype.itemsize: name for name, dtype in _KINDS_TYPES.items()}
 
 
@@ -75,7 +76,7 @@ class ModelMetadata:
     training_first_day: str | None
     training_last_day: str | None
     score_quantiles: tuple[float, ...] = ()
-    trained_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     engine: str = ENGINE_NAME
     engine_version: str = ENGINE_VERSION
     format_version: int = FORMAT_VERSION
@@ -89,7 +90,8 @@ class ModelMetadata:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], score_quantiles: Sequence[float] = ()) -> ModelMetadata:
+    def from_json(cls, data: dict[str, Any],
+                  score_quantiles: Sequence[float] | np.ndarray = ()) -> ModelMetadata:
         """Rebuild from :meth:`to_json` output; raises ``KeyError``/``TypeError`` when malformed."""
         values = {name: data[name] for name in _JSON_FIELDS if name in data}
         values["feature_names"] = tuple(str(v) for v in data["feature_names"])

@@ -377,7 +377,7 @@ class ModelStore:
                 continue
             entries = [PackEntry(meta.entity_type, int(meta.entity_id), encode_model(model, meta))
                        for model, meta in models]
-            for model, meta in models:
+            for _model, meta in models:
                 if meta.account_id != account_id:
                     raise ModelStoreError(f"model of account {meta.account_id} given to the "
                                           f"pack of account {account_id}")

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import CursorResult, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts.channel_targets import (
@@ -81,11 +81,10 @@ def add_channel(*, session_factory: sessionmaker[Session], account_id: int, kind
         raise AlertConfigError(f"channel kind {kind!r} is not known",
                                hint=f"use one of {', '.join(CHANNEL_KINDS)}")
     target = _checked_target(kind, target)
-    if kind == "webhook":
-        if not is_secret_ref(secret_ref):
-            raise AlertConfigError(
-                "a webhook channel needs --secret-ref env:VARIABLE (its HMAC signing key)",
-                hint="export the key in that variable where deliveries run")
+    if kind == "webhook" and not is_secret_ref(secret_ref):
+        raise AlertConfigError(
+            "a webhook channel needs --secret-ref env:VARIABLE (its HMAC signing key)",
+            hint="export the key in that variable where deliveries run")
     try:
         check_severity(min_severity)
         parse_clock(quiet_start, name="quiet start")
@@ -291,8 +290,8 @@ def remove_calendar_day(*, session_factory: sessionmaker[Session], account_id: i
                         day: date) -> None:
     """Delete one calendar day of an account."""
     with session_scope(session_factory) as session:
-        deleted = session.execute(delete(CalendarDay).where(
-            CalendarDay.account_id == account_id, CalendarDay.day == day)).rowcount
+        deleted = cast(CursorResult[Any], session.execute(delete(CalendarDay).where(
+            CalendarDay.account_id == account_id, CalendarDay.day == day))).rowcount
         if not deleted:
             raise NotFoundError(f"{day.isoformat()} is not on account {account_id}'s calendar",
                                 hint="see the days with `adsentinel calendar list`")

@@ -21,7 +21,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts import outbox
 from adsentinel.alerts.channels import ChannelView, DeliveryError, send_message
-from adsentinel.alerts.outbox import ClaimedMessage
 from adsentinel.alerts.incidents import (
     OPENED,
     RECOVERED,
@@ -46,11 +45,12 @@ from adsentinel.alerts.incidents import (
 )
 from adsentinel.alerts.messages import (
     MessageContext,
+    check_payload,
     digest_payload,
     incident_payload,
     subject_of,
-    check_payload,
 )
+from adsentinel.alerts.outbox import ClaimedMessage
 from adsentinel.alerts.suppression import (
     AccountRules,
     MuteView,
@@ -72,10 +72,10 @@ from adsentinel.db.models import (
     MuteRule,
     utcnow,
 )
-from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import NotFoundError
 from adsentinel.service.alert_config import AlertConfigError
 from adsentinel.service.scope import entities_in_campaigns
+from adsentinel.timezones import zone_or_utc
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
             AlertChannel.is_active.is_(True), AlertChannel.digest.is_(True))
             .order_by(AlertChannel.id)).all()
         for channel in channels:
-            account = session.get(AdAccount, channel.account_id)
+            account = session.get_one(AdAccount, channel.account_id)
             zone = zone_or_utc(account.timezone)
             local = now.astimezone(zone)
             if local.time() < settings.alert_digest_time:
@@ -423,7 +423,7 @@ def deliver_alerts(*, session_factory: sessionmaker[Session], settings: Settings
                 continue
         try:
             send_message(message.channel, message.payload, message.idempotency_key, settings)
-        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
+        except Exception as exc:  # one bad message must not stop the others
             if not isinstance(exc, DeliveryError):
                 log.exception("alert %s could not be rendered or sent", message.id)
                 exc = DeliveryError(f"{type(exc).__name__}: {exc}")
@@ -454,7 +454,7 @@ def send_test_message(*, session_factory: sessionmaker[Session], settings: Setti
         if channel is None:
             raise NotFoundError(f"alert channel {channel_id} does not exist",
                                 hint="see the ids with `adsentinel alerts channel list`")
-        account = session.get(AdAccount, channel.account_id)
+        account = session.get_one(AdAccount, channel.account_id)
         view = ChannelView(channel.id, channel.kind, channel.target, channel.secret_ref)
         context = _message_context(account, _EntityFacts(), settings)
     key = f"test-{uuid.uuid4().hex}"
@@ -475,5 +475,5 @@ def _account_zone(session_factory: sessionmaker[Session], account_id: int) -> Zo
 
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -45,7 +45,7 @@ def run_demo(*, settings: Settings, seed: int = 42, end_date: dt.date | None = N
     Running it again re-imports the same rows and re-detects the same days: nothing is
     duplicated.
     """
-    end = end_date or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
+    end = end_date or (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
     dataset = generate_dataset(preset_config("demo", seed=seed, end_date=end))
     folder = settings.data_dir / "demo"
     files = write_dataset(dataset, folder)

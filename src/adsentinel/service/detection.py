@@ -23,8 +23,8 @@ One call (:func:`detect_account`) per account and run:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Hashable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,19 +36,27 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
-from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, DailyInsight, Entity, utcnow
+from adsentinel.db.models import (
+    AdAccount,
+    Anomaly,
+    AnomalyStatus,
+    DailyInsight,
+    Entity,
+    table_of,
+    utcnow,
+)
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
     prepare_daily_frames,
 )
-from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import NotFoundError
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.feedback import apply_feedback
 from adsentinel.service.impact import impact_columns
 from adsentinel.service.scope import entities_in_campaigns
+from adsentinel.timezones import zone_or_utc
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +68,8 @@ _LEVEL_ORDER = {"campaign": 0, "adset": 1, "ad": 2}
 
 
 def detector_from_settings(settings: Settings) -> AnomalyDetector:
-    """The detector configured by the plan's knobs in ``settings``."""
+    """The detector configured by the detection settings (``ANOMALY_*``, ``ISOLATION_FOREST_*``,
+    ``FREQUENCY_IDEAL``...)."""
     return AnomalyDetector(
         z_threshold=settings.anomaly_z_threshold,
         iqr_multiplier=settings.anomaly_iqr_multiplier,
@@ -192,7 +201,8 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
         select(*columns)
         .join(Entity, Entity.id == DailyInsight.entity_id)
         .where(Entity.account_id == account_id, DailyInsight.day.between(first, last),
-               *([DailyInsight.entity_id.in_(sorted(entity_ids))] if in_sql else []))
+               *([DailyInsight.entity_id.in_(sorted(entity_ids))]
+                 if in_sql and entity_ids is not None else []))
         .order_by(DailyInsight.entity_id, DailyInsight.day)
     ).all()
     names = ["entity_id", "date", *_COUNTS, "is_complete", "as_of", "updated_at"]
@@ -200,11 +210,11 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
         return pd.DataFrame(columns=names)
     # column by column with explicit types: several times faster than pandas' row-wise
     # conversion on the ~100 rows per entity read here
-    values = list(zip(*rows))
+    values = list(zip(*rows, strict=True))
     frame = pd.DataFrame({
         "entity_id": np.asarray(values[0], dtype=np.int64),
         "date": pd.to_datetime(np.asarray(values[1], dtype="datetime64[D]")),
-        **{c: np.asarray(v, dtype=float) for c, v in zip(_COUNTS, values[2:2 + len(_COUNTS)])},
+        **{c: np.asarray(v, dtype=float) for c, v in zip(_COUNTS, values[2:2 + len(_COUNTS)], strict=True)},
         "is_complete": np.asarray(values[-3], dtype=bool),
         "as_of": list(values[-2]),
         "updated_at": pd.to_datetime([_aware(u) for u in values[-1]], utc=True),
@@ -241,7 +251,7 @@ def _days_to_judge(
     in_window = (days >= window_start).to_numpy()
     changed = (updated > last).fillna(False).to_numpy(dtype=bool)
     pick = changed | (in_window & (never | everything_in_window))
-    judged = {(int(e), d.date()) for e, d in zip(entity_ids[pick], days[pick])}
+    judged = {(int(e), d.date()) for e, d in zip(entity_ids[pick], days[pick], strict=True)}
     if never.any():
         judged |= _restated_after_detection(session, account_id, insights[never], window_start)
     return judged
@@ -264,7 +274,7 @@ def _restated_after_detection(
         last_detected[key] = max(_aware(updated), last_detected.get(key, _aware(updated)))
     restated = set()
     for entity_id, day, updated in zip(
-        insights["entity_id"], insights["date"], insights["updated_at"]
+        insights["entity_id"], insights["date"], insights["updated_at"], strict=True
     ):
         key = (int(entity_id), day.date())
         if key in last_detected and _aware(updated) > last_detected[key]:
@@ -291,7 +301,7 @@ def _aware(moment: datetime) -> datetime:
     """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
     if isinstance(moment, pd.Timestamp):
         moment = moment.to_pydatetime()
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- detecting --------------------------------------------------------------------------------
@@ -312,9 +322,9 @@ def _run_detector(
     prepared = {e: f for e, f in prepare_daily_frames(insights).items() if e in entities}
     partial = insights[~insights["is_complete"].astype(bool)]
     partial_as_of = {(int(e), d.date()): a for e, d, a in
-                     zip(partial["entity_id"], partial["date"], partial["as_of"])}
+                     zip(partial["entity_id"], partial["date"], partial["as_of"], strict=True)}
     tree = AccountTree(
-        frames=prepared,
+        frames={e: f for e, f in prepared.items()},  # (a copy typed for the tree's any-key maps)
         levels={e: entities[e].level for e in prepared},
         parents={e: (entities[e].parent_id if entities[e].parent_id in prepared else None)
                  for e in prepared},
@@ -324,7 +334,7 @@ def _run_detector(
     for entity_id, day in judged:
         if entity_id in prepared:
             days.setdefault(day, []).append(entity_id)
-    models: dict[int, EntityModel] = {}
+    models: dict[Hashable, EntityModel] = {}
     if model_loader is not None:
         for entity_id in {e for members in days.values() for e in members}:
             loaded = model_loader(entities[entity_id].level, str(entity_id))
@@ -332,8 +342,9 @@ def _run_detector(
                 models[entity_id] = EntityModel(*loaded)
     found: list[DetectedAnomaly] = []
     for day, members in sorted(days.items()):
-        hours = {e: _local_hour(partial_as_of[(e, day)], zone) if (e, day) in partial_as_of
-                 else None for e in members}
+        hours: dict[Hashable, float | None] = {
+            e: _local_hour(partial_as_of[(e, day)], zone) if (e, day) in partial_as_of else None
+            for e in members}
         found.extend(judge_account_day(detector, tree, day, sorted(members),
                                        currency=account.currency, models=models,
                                        as_of_hours=hours))
@@ -383,11 +394,11 @@ def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now
     ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = Anomaly.__table__
+    table = table_of(Anomaly)
     for start in range(0, len(rows), 500):
         statement = insert(table).values(rows[start : start + 500])
         excluded = statement.excluded
-        changed = {
+        changed: dict[str, Any] = {
             name: excluded[name]
             for name in (
                 "detectors", "actual", "expected", "lower", "upper", "direction", "score",

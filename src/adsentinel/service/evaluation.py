@@ -7,7 +7,7 @@ using only the days before it:
   :func:`~adsentinel.detect.account_day.judge_account_day`, forests refitted every N days. It
   serves ``adsentinel backtest`` (:func:`backtest_csv`), ``adsentinel evaluate``
   (:func:`engine_walk`) and :func:`adsentinel.detect_frame`;
-* :func:`walk_naive` is the plan's *naive* configuration (z-score and IQR per metric on
+* :func:`walk_naive` is the *naive* yardstick (z-score and IQR per metric on
   mean/std, and an Isolation Forest labelling ``contamination`` = 10 % of days), reimplemented
   here only as a yardstick, one entity at a time.
 
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -77,15 +78,15 @@ def hierarchy_of(insights: pd.DataFrame) -> dict[EntityKey, EntityKey | None]:
 # --- engines ----------------------------------------------------------------------------------
 
 #: ``(frame up to the day, day, level, budget parent, entity key)``
-#: ``-> [(metric, severity, score, detector)]``
-DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str], list[tuple[str, str, float, str]]]
+#: ``-> [(metric, severity, score, detector[, actual, expected, message])]``
+DetectDay = Callable[[pd.DataFrame, pd.Timestamp, str, pd.DataFrame | None, Any], list[tuple]]
 
 
 @dataclass
 class NaiveEngine:
-    """The plan's detector: mean/std z-score and IQR per metric, IF with contamination 0.1.
+    """The naive yardstick: mean/std z-score and IQR per metric, IF with contamination 0.1.
 
-    Severity as the plan graded it: ``|z| >= 5`` critical, ``>= 4`` high, ``>= z_threshold``
+    Severity graded on ``|z|`` alone: ``|z| >= 5`` critical, ``>= 4`` high, ``>= z_threshold``
     medium, IQR fence alone low; an Isolation Forest outlier (trained when ``min_samples`` days
     exist, retrained every ``retrain_every`` days) is medium.
     """
@@ -96,7 +97,7 @@ class NaiveEngine:
     contamination: float = 0.1
     min_samples: int = 50
     retrain_every: int = 7
-    _models: dict[object, tuple[int, object]] = field(default_factory=dict)
+    _models: dict[object, tuple[int, Any]] = field(default_factory=dict)  # scikit-learn's forests
 
     def __call__(self, frame, day, level, parent=None, entity="") -> list[tuple]:
         history = frame[frame["date"] < day].tail(90)
@@ -187,7 +188,8 @@ def _walk_naive_chunk(frames: dict[EntityKey, pd.DataFrame]) -> pd.DataFrame:
 
 
 def walk_naive(frames: dict[EntityKey, pd.DataFrame], workers: int | None = None) -> pd.DataFrame:
-    """:func:`walk_forward` of the plan's naive configuration, entities spread over processes."""
+    """:func:`walk_forward` of the naive yardstick (:class:`NaiveEngine`), entities spread over
+    processes."""
     workers = workers or max(1, (os.cpu_count() or 1))
     if workers == 1:
         return _walk_naive_chunk(frames)
@@ -271,7 +273,7 @@ def account_trees(insights: pd.DataFrame) -> dict[str, AccountTree]:
     for account in sorted({key[0] for key in frames}):
         mine = {k: f for k, f in frames.items() if k[0] == account}
         trees[account] = AccountTree(
-            frames=mine, levels={k: k[1] for k in mine},
+            frames={k: f for k, f in mine.items()}, levels={k: k[1] for k in mine},
             parents={k: parents.get(k) for k in mine}, entity_ids={k: k[2] for k in mine})
     return trees
 
@@ -285,7 +287,8 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
     from adsentinel.detect.forest import IsolationForest
 
     days = sorted(set().union(*(set(f["date"]) for f in tree.frames.values())))
-    key_of = {(tree.levels[k], tree.entity_ids[k]): k for k in tree.frames}
+    key_of: dict[tuple[str, str], EntityKey] = {  # (the tree's keys are account_trees' EntityKey)
+        (tree.levels[k], tree.entity_ids[k]): cast(EntityKey, k) for k in tree.frames}
     trained: dict[object, tuple[pd.Timestamp, EntityModel | None]] = {}
     out: list[tuple] = []
     for day in days:
@@ -343,7 +346,7 @@ def engine_walk(detector: AnomalyDetector, *, retrain_every: int = 7, min_sample
                 history_days: int = 90, workers: int | None = None):
     """A :data:`~adsentinel.evaluation.worlds.WalkEngine` for the engines of
     :data:`~adsentinel.evaluation.worlds.ENGINES`: ``detector`` with its forests refitted every
-    ``retrain_every`` days, the same without forests (the ablation), and the plan's naive
+    ``retrain_every`` days, the same without forests (the ablation), and the naive
     configuration."""
 
     def walk(insights: pd.DataFrame, engine: str) -> pd.DataFrame:

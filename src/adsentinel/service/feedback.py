@@ -10,19 +10,18 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.feedback import Dismissal, FeedbackDamper, anomaly_size, annotate_calendar
+from adsentinel.alerts.feedback import Dismissal, FeedbackDamper, annotate_calendar, anomaly_size
 from adsentinel.alerts.incidents import DISMISSED_STATUSES
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import Anomaly, AnomalyStatus, CalendarDay, utcnow
 from adsentinel.detect.anomaly_detector import DetectedAnomaly
 from adsentinel.errors import NotFoundError
-
 from adsentinel.service.alert_config import AlertConfigError
 from adsentinel.service.alerting import calendar_labels
 
@@ -109,5 +108,5 @@ def excluded_training_days(session: Session, account_id: int) -> tuple[set[tuple
 
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -159,7 +159,7 @@ def mark_refused_models(*, session_factory: sessionmaker[Session], models: Model
             parents = dict(session.execute(select(Entity.id, Entity.parent_id).where(
                 Entity.account_id == account_id)).all())
             cleared &= entities_in_campaigns(parents, campaign_ids)
-        for ids, value in ((cleared, None), (refused, now or datetime.now(timezone.utc))):
+        for ids, value in ((cleared, None), (refused, now or datetime.now(UTC))):
             if ids:
                 session.execute(update(Entity).where(Entity.account_id == account_id,
                                                      Entity.id.in_(sorted(ids)))
@@ -216,10 +216,11 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
         log.warning("account %s: %d model file(s) refused; retraining campaign(s) %s queued",
                     account_id, models.refused_count, retrain)
     # the anomalies are stored whatever happens here; a failed planning is redone next hour
+    alerts: dict[str, Any]
     try:
         alerts = plan_alerts(session_factory=session_factory, settings=settings,
                              account_id=account_id, campaign_ids=campaign_ids)
-    except Exception as exc:  # noqa: BLE001 - logged and reported, detection still counts
+    except Exception as exc:  # logged and reported, detection still counts
         log.exception("account %s: planning alerts failed", account_id)
         alerts = {"error": f"{type(exc).__name__}: {exc}"}
     return DetectionRun(account_id=account_id, anomalies=stored, alerts=alerts,

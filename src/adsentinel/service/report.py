@@ -106,8 +106,8 @@ def build_report(*, session_factory: sessionmaker[Session], account_ids: list[in
     listed = sorted((a for a in rows if a.severity in LISTED_SEVERITIES), key=_worst_first)
     at_stake: dict[str, float] = defaultdict(float)
     for anomaly in listed:
-        if _impact(anomaly) is not None:
-            at_stake[by_id[anomaly.account_id].currency or "USD"] += _impact(anomaly)
+        if (impact := _impact(anomaly)) is not None:
+            at_stake[by_id[anomaly.account_id].currency or "USD"] += impact
     incidents = [ReportedIncident(a, by_id[a.account_id].name,
                                   by_id[a.account_id].currency or "USD", _path(entities, a))
                  for a in listed[:limit]]
@@ -158,7 +158,9 @@ def render_report(*, session_factory: sessionmaker[Session], report: Report, lan
     environment = Environment(loader=FileSystemLoader(_TEMPLATE_DIR), extensions=["jinja2.ext.i18n"],
                               autoescape=select_autoescape(["html"]))
     catalog = translations(lang.locale, lang.domain)  # Jinja fills the placeholders itself
-    environment.install_gettext_callables(catalog.gettext, catalog.ngettext, newstyle=True)
+    # (the i18n extension adds the method to the environment it is loaded in)
+    environment.install_gettext_callables(  # type: ignore[attr-defined]
+        catalog.gettext, catalog.ngettext, newstyle=True)
     base = public_url.rstrip("/")
     items = []
     for index, incident in enumerate(report.incidents):

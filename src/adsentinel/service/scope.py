@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 
 def campaign_of(entity_id: int, parents: Mapping[int, int | None]) -> int:
     """The campaign at the top of ``entity_id``'s branch (itself for a campaign)."""
-    while parents.get(entity_id) is not None:
-        entity_id = parents[entity_id]
+    parent = parents.get(entity_id)
+    while parent is not None:
+        entity_id, parent = parent, parents.get(parent)
     return entity_id
 
 

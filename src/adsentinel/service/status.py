@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, overload
 
 from sqlalchemy import ColumnElement, and_, case, func, select, true
 from sqlalchemy.orm import Session, sessionmaker
@@ -149,7 +149,7 @@ def account_statuses(*, session_factory: sessionmaker[Session],
     else in the account's own language, else in ``default_locale`` (the ``LOCALE`` setting).
     """
     keep = account_filter or (lambda _column: true())
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with session_factory() as session:
         statuses = {a.id: AccountStatus(a.id, a.name, a.is_active,
                                         bool(a.platform_account_id and a.credentials_ref),
@@ -371,14 +371,22 @@ ATTENTION_RULES: tuple[Callable[[AccountStatus, datetime], str | None], ...] = (
 # --- small helpers ----------------------------------------------------------------------------
 
 
+@overload
+def _aware(moment: datetime | str) -> datetime: ...
+@overload
+def _aware(moment: datetime | str | None) -> datetime | None: ...
 def _aware(moment: datetime | str | None) -> datetime | None:
     if moment is None:
         return None
     if isinstance(moment, str):  # SQLite hands back text from aggregate functions
         moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@overload
+def _as_date(day: date | str) -> date: ...
+@overload
+def _as_date(day: date | str | None) -> date | None: ...
 def _as_date(day: date | str | None) -> date | None:
     if day is None or isinstance(day, date):
         return day

@@ -42,18 +42,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, func, or_, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.config import Settings
 from adsentinel.alerts import outbox
 from adsentinel.alerts.messages import subject_of
+from adsentinel.config import Settings
 from adsentinel.db.models import (
     AdAccount,
     AlertChannel,
@@ -61,13 +62,13 @@ from adsentinel.db.models import (
     Entity,
     SyncRun,
     TrainingStatus,
+    table_of,
 )
-from adsentinel.service.account_changes import apply_account_settings, setting_changes
-from adsentinel.service.accounts import find_account
-from adsentinel.timezones import zone_or_utc
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
+from adsentinel.service.account_changes import apply_account_settings, setting_changes
+from adsentinel.service.accounts import find_account
 from adsentinel.sync.error_kinds import meta_error_kind
 from adsentinel.sync.errors import (
     CredentialsError,
@@ -80,9 +81,9 @@ from adsentinel.sync.errors import (
 from adsentinel.sync.health import SYNC_BROKEN, RunOutcome, SyncHealth, broken_payload, sync_health
 from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progress
 from adsentinel.sync.payloads import (
-    AccountInfo,
     ADSET_REACH_FIELDS,
     PARENT_REACH_FIELDS,
+    AccountInfo,
     InsightRecord,
     StructureRecord,
     parse_account,
@@ -93,6 +94,7 @@ from adsentinel.sync.payloads import (
     parse_parent_reach,
     parse_result_action_types,
 )
+from adsentinel.timezones import zone_or_utc
 
 log = logging.getLogger(__name__)
 
@@ -311,9 +313,9 @@ def record_account_facts(*, session_factory: sessionmaker[Session], account_id: 
     """Store the currency and timezone Meta gave (they decide money formats and "today"); a
     change on an account synced before is recorded (:mod:`adsentinel.service.account_changes`)."""
     with session_factory() as session, session.begin():
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         apply_account_settings(session, account, currency=info.currency, timezone=info.timezone,
-                               now=now or datetime.now(timezone.utc))
+                               now=now or datetime.now(UTC))
 
 
 def _looks_like_a_token(value: str) -> bool:
@@ -438,6 +440,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         log.info("account %r: sync skipped (%s)", summary.account_name, skip)
         return summary
 
+    assert credentials_ref is not None and platform_id is not None  # else _why_not_synced skips
     run_id = _start_run(session_factory, account_id)
     token: str | None = None
     client: MetaAccountClient | None = None
@@ -458,11 +461,11 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
             _store_range(session_factory, account_id=account_id, pulled=pulled,
                          insights=insights, parent_reach=parent_reach, attribution=attribution,
                          first=first, last=last, summary=summary,
-                         now=now or datetime.now(timezone.utc))
+                         now=now or datetime.now(UTC))
         _copy_call_stats(client, summary)
         summary.attribution_settings = dict(Counter(pulled.attribution.values()))
         _finish_succeeded(session_factory, run_id, account_id, summary,
-                          now or datetime.now(timezone.utc))
+                          now or datetime.now(UTC))
         summary.status = "succeeded"
     except MetaAuthError as exc:
         _copy_call_stats(client, summary)
@@ -486,7 +489,7 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
             _finish_failed(session_factory, run_id, account_id, summary,
                            scrub_secrets(f"{type(exc).__name__}: {exc}", [token]),
                            failure_kind(exc), settings=settings)
-        except Exception:  # noqa: BLE001 - the database may be what failed; report the cause
+        except Exception:  # the database may be what failed; report the cause
             log.exception("account %r: could not record the failed sync", summary.account_name)
         raise
     finally:
@@ -611,13 +614,13 @@ def _pull_structure(client: MetaAccountClient, *, session_factory: sessionmaker[
     except (ZoneInfoNotFoundError, ValueError):
         raise SyncPayloadError(f"Meta returned a malformed ad account: field 'timezone_name' is "
                                f"{info.timezone!r}, expected an IANA timezone") from None
-    today = (now or datetime.now(timezone.utc)).astimezone(zone).date()
+    today = (now or datetime.now(UTC)).astimezone(zone).date()
     with session_factory() as session:
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         types = parse_result_action_types(account.result_action_types
                                           or settings.result_action_types)
-        has_history = session.scalar(select(func.count()).select_from(Entity).where(
-            Entity.account_id == account_id)) > 0
+        has_history = session.execute(select(func.count()).select_from(Entity).where(
+            Entity.account_id == account_id)).scalar_one() > 0
     if since is None:
         days = settings.sync_window_days if has_history else max(
             settings.sync_window_days, settings.isolation_forest_history_days)
@@ -658,23 +661,22 @@ def _parent_reach(client: MetaAccountClient, pulled: _Pulled, first: date, last:
         rows = client.insights(first, last, level=level, fields=fields,
                                expected_rows=max(count, 1) * days,
                                campaign_ids=pulled.campaign_ids,
-                               convert=lambda row, level=level: parse_parent_reach(row,
-                                                                                   level=level))
+                               convert=partial(parse_parent_reach, level=level))
         for platform_id, day, reach, attribution in rows:
             found[(level, platform_id, day)] = reach
             if attribution and platform_id not in pulled.attribution and (
                     platform_id not in newest or newest[platform_id][0] <= day):
                 newest[platform_id] = (day, attribution)
-    attribution = {platform_id: setting for platform_id, (_, setting) in newest.items()}
-    pulled.attribution.update(attribution)
-    return found, attribution
+    settings_read = {platform_id: setting for platform_id, (_, setting) in newest.items()}
+    pulled.attribution.update(settings_read)
+    return found, settings_read
 
 
 def _store_attribution(session: Session, account_id: int, attribution: dict[str, str]) -> None:
     """Each ad set's attribution setting as read (``entities.attribution_setting``)."""
     if not attribution:
         return
-    table = Entity.__table__
+    table = table_of(Entity)
     session.connection().execute(
         table.update().where(table.c.account_id == account_id, table.c.level == "adset",
                              table.c.platform_id == bindparam("b_platform_id"))
@@ -716,14 +718,14 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
     same kind) and, in the same transaction, tell the account's alert channels once when the
     sync is now broken (see :mod:`adsentinel.sync.health`)."""
     with session_factory() as session, session.begin():
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         run.status = TrainingStatus.failed.value
-        run.finished_at = datetime.now(timezone.utc)
+        run.finished_at = datetime.now(UTC)
         if summary.since is not None:  # a failed run keeps what it managed to store
             run.since, run.until = summary.since, summary.until
         run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
         run.error, run.error_kind = message, kind
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         if attention is not None:
             account.needs_attention, account.needs_attention_kind = attention, kind
         session.flush()
@@ -757,7 +759,7 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
                              locale=account.locale or settings.locale)
     channels = session.scalars(select(AlertChannel.id).where(
         AlertChannel.account_id == account.id, AlertChannel.is_active.is_(True))).all()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     messages = [outbox.NewMessage(
         channel_id=channel_id, anomaly_id=None, kind=SYNC_BROKEN,
         idempotency_key=hashlib.sha256(
@@ -777,7 +779,7 @@ def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pul
     source = f"Meta insights of account {account_id}"
     unlisted = _unlisted_in_insights(pulled.structure, insights)
     with session_factory() as session, session.begin():
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         if not pulled.structure_stored:
             for change in apply_account_settings(session, account, currency=pulled.currency,
                                                  timezone=pulled.timezone, now=now):
@@ -842,9 +844,10 @@ def _apply_parent_reach(session: Session, account_id: int,
     if not parent_reach:
         return
     ids = {level: _entity_ids(session, account_id, level) for level in ("adset", "campaign")}
-    updates = [{"b_entity": ids[level][pid], "b_day": day, "b_reach": reach}
-               for (level, pid, day), reach in parent_reach.items() if pid in ids[level]]
-    table = DailyInsight.__table__
+    updates: list[dict[str, Any]] = [
+        {"b_entity": ids[level][pid], "b_day": day, "b_reach": reach}
+        for (level, pid, day), reach in parent_reach.items() if pid in ids[level]]
+    table = table_of(DailyInsight)
     conn = session.connection()
     if updates:
         conn.execute(table.update().where(table.c.entity_id == bindparam("b_entity"),
@@ -875,10 +878,10 @@ def _stored_parent_days_by_keys(session: Session,
 def _finish_succeeded(session_factory: sessionmaker[Session], run_id: int, account_id: int,
                       summary: SyncSummary, now: datetime) -> None:
     with session_factory() as session, session.begin():
-        run = session.get(SyncRun, run_id)
+        run = session.get_one(SyncRun, run_id)
         run.status = TrainingStatus.succeeded.value
         run.since, run.until = summary.since, summary.until
-        run.finished_at = datetime.now(timezone.utc)
+        run.finished_at = datetime.now(UTC)
         run.counts = {name: getattr(summary, name) for name in _RUN_COUNTS}
         if summary.notes:
             run.counts["notes"] = list(summary.notes)
@@ -910,18 +913,26 @@ def _upsert_structure(session: Session, account_id: int,
             _create_unlisted_parents(session, conn, insert, account_id, ids, level_records,
                                      parent_level)
         rows = [{"account_id": account_id, "level": level, "platform_id": r.platform_id,
-                 "parent_id": ids[parent_level][r.parent_platform_id] if parent_level else None,
+                 "parent_id": _parent_entity_id(ids, parent_level, r),
                  "name": r.name, "status": r.status} for r in level_records]
         _insert_entities(conn, insert, rows, update_status=True)
         ids[level] = _entity_ids(session, account_id, level)
     return counts
 
 
+def _parent_entity_id(ids: dict[str, dict[str, int]], parent_level: str | None,
+                      record: StructureRecord) -> int | None:
+    if parent_level is None:
+        return None
+    assert record.parent_platform_id is not None  # ad sets and ads always name theirs (payloads)
+    return ids[parent_level][record.parent_platform_id]
+
+
 def _create_unlisted_parents(session: Session, conn, insert, account_id: int,
                              ids: dict[str, dict[str, int]], records: list[StructureRecord],
                              parent_level: str) -> None:
     unlisted = {r.parent_platform_id: r for r in records
-                if r.parent_platform_id not in ids[parent_level]}
+                if r.parent_platform_id is not None and r.parent_platform_id not in ids[parent_level]}
     if not unlisted:
         return
     if parent_level == "adset":  # their campaigns first, so the ad sets hang under them
@@ -983,7 +994,7 @@ def _stored_ad_days(session: Session, account_id: int, since: date,
         .join(DailyInsight, DailyInsight.entity_id == Entity.id)
         .where(Entity.account_id == account_id, Entity.level == "ad",
                DailyInsight.day >= since, DailyInsight.day <= until)).all()
-    return {(r[0], r[1]): _StoredAdDay(tuple(r[2:7]), r[7], r[8]) for r in rows}
+    return {(r[0], r[1]): _StoredAdDay((r[2], r[3], r[4], r[5], r[6]), r[7], r[8]) for r in rows}
 
 
 @dataclass
@@ -1052,7 +1063,7 @@ def sync_before_detection(*, session_factory: sessionmaker[Session], settings: S
     """
     if not is_syncable(session_factory=session_factory, account_id=account_id):
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     summary = sync_account(session_factory=session_factory, settings=settings,
                            account_id=account_id, client_factory=client_factory,
                            since=_hourly_since(session_factory, settings, account_id, now),
@@ -1072,23 +1083,38 @@ def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, ac
     """Yesterday in the account's timezone when a full-window sync already covered today;
     ``None`` (the full window) for the first sync of each local day."""
     with session_factory() as session:
-        account = session.get(AdAccount, account_id)
+        account = session.get_one(AdAccount, account_id)
         runs = session.execute(
             select(SyncRun.since, SyncRun.until)
             .where(SyncRun.account_id == account_id, SyncRun.status == "succeeded",
                    SyncRun.since.is_not(None), SyncRun.until.is_not(None))
             .order_by(SyncRun.id.desc()).limit(100)).all()
     today = now.astimezone(zone_or_utc(account.timezone)).date()
-    full_today = any(until >= today and (until - since).days + 1 >= settings.sync_window_days
-                     for since, until in runs)
+    full_today = any(since is not None and until is not None and until >= today
+                     and (until - since).days + 1 >= settings.sync_window_days
+                     for since, until in runs)  # (the query takes no run without both)
     return today - timedelta(days=1) if full_today else None
 
 
 __all__ = [
-    "AccountListing", "ClientFactory", "DiscoveredAccount", "SyncSummary", "add_meta_account",
-    "check_token_env_name", "discover_meta_accounts",
-    "probe_meta_account", "record_account_facts", "token_from_env",
-    "client_options", "default_client_factory", "is_syncable", "list_accounts",
-    "normalise_account_id", "resolve_token", "set_account_active", "sync_account",
-    "sync_before_detection", "syncable_account_ids",
+    "AccountListing",
+    "ClientFactory",
+    "DiscoveredAccount",
+    "SyncSummary",
+    "add_meta_account",
+    "check_token_env_name",
+    "client_options",
+    "default_client_factory",
+    "discover_meta_accounts",
+    "is_syncable",
+    "list_accounts",
+    "normalise_account_id",
+    "probe_meta_account",
+    "record_account_facts",
+    "resolve_token",
+    "set_account_active",
+    "sync_account",
+    "sync_before_detection",
+    "syncable_account_ids",
+    "token_from_env",
 ]

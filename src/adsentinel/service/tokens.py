@@ -15,7 +15,8 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import overload
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -220,12 +221,26 @@ def account_names(*, session_factory: sessionmaker[Session], ids: tuple[int, ...
                                     .order_by(AdAccount.name)))
 
 
+@overload
+def _aware(moment: datetime) -> datetime: ...
+@overload
+def _aware(moment: datetime | None) -> datetime | None: ...
 def _aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes for timezone-aware columns; they are UTC."""
     if moment is None:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-__all__ = ["CreatedToken", "TokenInfo", "authenticate_token", "create_token", "hash_token",
-           "end_sessions", "list_tokens", "revoke_token", "scrub_api_tokens", "token_by_id"]
+__all__ = [
+    "CreatedToken",
+    "TokenInfo",
+    "authenticate_token",
+    "create_token",
+    "end_sessions",
+    "hash_token",
+    "list_tokens",
+    "revoke_token",
+    "scrub_api_tokens",
+    "token_by_id",
+]

@@ -1,19 +1,19 @@
-"""Training service: one Isolation Forest per entity of an account, the plan's
-``_train_isolation_forest_for_config`` done at scale.
+"""Training service: one Isolation Forest per entity of an account, read and fitted in chunks.
 
 * The history of every entity of the account is read with one query per chunk of a few thousand
   entities (not one query per entity; through ``COPY`` on PostgreSQL): complete days only, inside the last
   ``isolation_forest_history_days`` days up to the account's latest complete day.
 * An entity with fewer than ``isolation_forest_min_samples`` such days is skipped with reason
   ``insufficient_data`` (a model it had before goes with its campaign's new pack, so detection
-  does not use a stale one); the others are fitted on :func:`~adsentinel.detect.features.isolation_forest_features`.
+  does not use a stale one); the others are fitted on
+  :func:`~adsentinel.detect.features.isolation_forest_features`.
 * Entities are taken in chunks of whole campaigns. Fitting runs on every core with threads (the
   compiled engine releases the GIL while it grows trees); then each campaign's models are
   written as one signed pack, the chunk's packs with one disk flush
   (:meth:`~adsentinel.models.store.ModelStore.save_campaign_models`), and the older
   single-model files of the chunk's entities are removed.
-* The result counts trained / skipped / failed per level as the plan does; the plan's
-  ``metadata.json`` and a :class:`~adsentinel.db.models.TrainingRun` row record the run.
+* The result counts trained / skipped / failed per level; the account's ``metadata.json`` in
+  the model store and a :class:`~adsentinel.db.models.TrainingRun` row record the run.
 
 Models are keyed by ``str(Entity.id)``, the key the detection service asks the store for.
 """
@@ -28,7 +28,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numba
@@ -74,7 +74,7 @@ def _close_interrupted_runs(session: Session, account_id: int, settings: Setting
             TrainingRun.account_id == account_id,
             TrainingRun.status == TrainingStatus.running.value)):
         started = run.started_at if run.started_at.tzinfo else run.started_at.replace(
-            tzinfo=timezone.utc)
+            tzinfo=UTC)
         if started < cutoff:
             run.status = TrainingStatus.failed.value
             run.finished_at = now
@@ -103,7 +103,7 @@ def train_account_models(
     settings : Settings
         ``isolation_forest_*`` knobs, model store root and signing key.
     account_id : int
-        ``AdAccount.id`` (the plan's config id).
+        ``AdAccount.id`` (the Celery tasks' ``config_id``).
     progress : callable, optional
         Called as ``progress(done, total)`` after each batch of entities.
     store : ModelStore, optional
@@ -148,7 +148,7 @@ def train_account_models(
     duration = time.perf_counter() - started
     metadata = {
         "config_id": account_id,
-        "last_training": datetime.now(timezone.utc).isoformat(),
+        "last_training": datetime.now(UTC).isoformat(),
         "models_count": {level: counts[level]["trained"] for level in ENTITY_TYPES},
         "training_duration_seconds": round(duration, 3),
         "skip_reasons": dict(skip_reasons),
@@ -170,7 +170,8 @@ def train_account_models(
 def merge_chunk_results(*, settings: Settings, account_id: int,
                         chunk_results: Sequence[dict[str, Any]],
                         store: ModelStore | None = None) -> dict[str, Any]:
-    """Write the plan's ``metadata.json`` for an account trained in chunks, and the totals.
+    """Write the account's ``metadata.json`` (in the model store) for an account trained in
+    chunks, and the totals.
 
     ``chunk_results`` are the return values of :func:`train_account_models` for each chunk.
     """
@@ -184,7 +185,7 @@ def merge_chunk_results(*, settings: Settings, account_id: int,
     duration = max((r["training_duration_seconds"] for r in chunk_results), default=0.0)
     store.write_account_metadata(account_id, {
         "config_id": account_id,
-        "last_training": datetime.now(timezone.utc).isoformat(),
+        "last_training": datetime.now(UTC).isoformat(),
         "models_count": {level: counts[level]["trained"] for level in ENTITY_TYPES},
         "training_duration_seconds": round(duration, 3),
         "skip_reasons": dict(skip_reasons),
@@ -250,6 +251,7 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="read") as reader:
         upcoming = reader.submit(read, chunks[0]) if chunks else None
         for index, chunk in enumerate(chunks):
+            assert upcoming is not None  # each chunk's read is submitted before its turn
             history = upcoming.result()
             # read the next chunk while this one is fitted
             upcoming = reader.submit(read, chunks[index + 1]) if index + 1 < len(chunks) else None
@@ -319,7 +321,7 @@ class _History:
         self.features = features
         self.days = days
         unique, starts, lengths = np.unique(entity_ids, return_index=True, return_counts=True)
-        self.rows = {int(e): (int(s), int(s + n)) for e, s, n in zip(unique, starts, lengths)}
+        self.rows = {int(e): (int(s), int(s + n)) for e, s, n in zip(unique, starts, lengths, strict=True)}
 
     def of(self, entity_id: int) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.rows.get(entity_id, (0, 0))
@@ -373,7 +375,7 @@ def _without_days(frame: pd.DataFrame, pairs: set[tuple[int, date]],
     day = pd.to_datetime(frame["day"]).dt.date
     drop = day.isin(days)
     if pairs:
-        drop |= pd.Series([(int(e), d) in pairs for e, d in zip(frame["entity_id"], day)],
+        drop |= pd.Series([(int(e), d) in pairs for e, d in zip(frame["entity_id"], day, strict=True)],
                           index=frame.index)
     return frame[~drop].reset_index(drop=True)
 
@@ -386,10 +388,10 @@ def _copy_out(connection, query, columns: list[str]) -> pd.DataFrame:
     """
     sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
     buffer = io.BytesIO()
-    with connection.connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for block in copy:
-                buffer.write(block)
+    with (connection.connection.driver_connection.cursor() as cursor,
+          cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy):
+        for block in copy:
+            buffer.write(block)
     buffer.seek(0)
     if not buffer.getbuffer().nbytes:
         return pd.DataFrame(columns=columns)

@@ -397,7 +397,7 @@ class MetaAccountClient:
         items: list[Any] = []
         empty_pages = 0
         while True:
-            item = self._retrying(what, lambda: next(cursor, _END))
+            item: Any = self._retrying(what, lambda: next(cursor, _END))  # an SDK object
             if item is _END:
                 # The SDK's cursor also stops at an empty page that still has a next cursor;
                 # ask for the following page then (its private flag is the only way to tell).

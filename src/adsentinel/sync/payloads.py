@@ -16,8 +16,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, overload
 
 from adsentinel.errors import ConfigError
 from adsentinel.sync.errors import SyncPayloadError
@@ -212,6 +212,12 @@ def parse_parent_reach(data: Mapping[str, Any], *,
             _text(data, "attribution_setting", f"{where} on {day}", required=False))
 
 
+@overload
+def _optional_total(data: Mapping[str, Any], field: str, result_action_types: Sequence[str],
+                    where: str, *, whole: Literal[True]) -> int | None: ...
+@overload
+def _optional_total(data: Mapping[str, Any], field: str, result_action_types: Sequence[str],
+                    where: str, *, whole: Literal[False]) -> float | None: ...
 def _optional_total(data: Mapping[str, Any], field: str, result_action_types: Sequence[str],
                     where: str, *, whole: bool) -> int | float | None:
     """The result types' total in ``actions`` or ``action_values``; ``None`` when none listed."""
@@ -277,6 +283,10 @@ def _identifier(data: Mapping[str, Any], field: str, where: str, *, required: bo
     return text
 
 
+@overload
+def _text(data: Mapping[str, Any], field: str, where: str, *, required: Literal[True]) -> str: ...
+@overload
+def _text(data: Mapping[str, Any], field: str, where: str, *, required: bool) -> str | None: ...
 def _text(data: Mapping[str, Any], field: str, where: str, *, required: bool) -> str | None:
     value = data.get(field)
     if value is None:
@@ -309,7 +319,7 @@ def _day(data: Mapping[str, Any], field: str, where: str) -> date:
         except ValueError:
             pass
         else:
-            latest = (datetime.now(timezone.utc) + _FURTHEST_AHEAD).date()
+            latest = (datetime.now(UTC) + _FURTHEST_AHEAD).date()
             if EARLIEST_DAY <= day <= latest:
                 return day
             raise _problem(where, field, value, f"a day from {EARLIEST_DAY} to today")

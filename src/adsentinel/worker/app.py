@@ -17,7 +17,8 @@ from adsentinel.worker.schedule import TASK_ROUTES, beat_schedule
 def create_celery_app(settings: Settings) -> Celery:
     """A Celery app configured from ``settings``."""
     broker = settings.broker_url.get_secret_value()
-    app = Celery("adsentinel", broker=broker, backend=broker, include=["adsentinel.worker.tasks", "adsentinel.worker.alert_tasks"])
+    app = Celery("adsentinel", broker=broker, backend=broker,
+                 include=["adsentinel.worker.tasks", "adsentinel.worker.alert_tasks"])
     app.conf.update(
         timezone=settings.timezone,
         enable_utc=True,

@@ -12,7 +12,8 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +34,7 @@ def daily_at(at: time, zone: ZoneInfo) -> NextRun:
         candidate = datetime.combine(local.date(), at, tzinfo=zone)
         if candidate <= local:
             candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
-        return candidate.astimezone(timezone.utc)
+        return candidate.astimezone(UTC)
 
     return next_run
 
@@ -42,7 +43,7 @@ def hourly_at(minute: int) -> NextRun:
     """Minute ``minute`` of every hour."""
 
     def next_run(now: datetime) -> datetime:
-        candidate = now.astimezone(timezone.utc).replace(minute=minute, second=0, microsecond=0)
+        candidate = now.astimezone(UTC).replace(minute=minute, second=0, microsecond=0)
         return candidate if candidate > now else candidate + timedelta(hours=1)
 
     return next_run
@@ -75,8 +76,9 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
             results = {}
             for account_id in jobs.active_account_ids(session_factory=session_factory):
                 with log_context(account=account_id):  # every log line says whose it is
-                    results[account_id] = _safely(lambda a=account_id: run(
-                        session_factory=session_factory, settings=settings, account_id=a))
+                    results[account_id] = _safely(partial(
+                        run, session_factory=session_factory, settings=settings,
+                        account_id=account_id))
             return results
         return run_all
 
@@ -127,14 +129,19 @@ def _safely(call: Callable[[], dict]) -> dict:
     """One account's failure is logged and does not stop the others."""
     try:
         return call()
-    except Exception as exc:  # noqa: BLE001 - reported, the loop goes on
+    except Exception as exc:  # reported, the loop goes on
         log.exception("job failed")
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def _due(job: Job) -> datetime:
+    assert job.due is not None, "run_schedule sets every job's due time before its loop"
+    return job.due
+
+
 def run_schedule(jobs: list[Job], *, stop: threading.Event, run_first: bool = False,
                  max_runs: int | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
     """Run ``jobs`` when due until ``stop`` is set (or ``max_runs`` job runs happened).
 
     ``run_first`` runs every job once at start, in order (training before detection).
@@ -145,8 +152,8 @@ def run_schedule(jobs: list[Job], *, stop: threading.Event, run_first: bool = Fa
         log.info("%s: next run at %s", job.name, job.due.isoformat(timespec="seconds"))
     total = 0
     while not stop.is_set() and (max_runs is None or total < max_runs):
-        job = min(jobs, key=lambda j: j.due)
-        wait = (job.due - clock()).total_seconds()
+        job = min(jobs, key=_due)
+        wait = (_due(job) - clock()).total_seconds()
         if wait > 0 and stop.wait(wait):
             break
         log.info("running %s", job.name)
@@ -154,5 +161,5 @@ def run_schedule(jobs: list[Job], *, stop: threading.Event, run_first: bool = Fa
             job.last_result = job.run()
         job.runs += 1
         total += 1
-        job.due = job.next_run(max(clock(), job.due))
+        job.due = job.next_run(max(clock(), _due(job)))
         log.info("%s done; next run at %s", job.name, job.due.isoformat(timespec="seconds"))

@@ -29,8 +29,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The plan's daily training (04:00 by default), the hourly detection, the alert outbox
-    delivered every minute and the daily digests."""
+    """The daily training (``TRAINING_TIME``, 04:00 by default), the hourly detection, the alert
+    outbox delivered every minute and the daily digests."""
     return {
         "daily-anomaly-detector-training": {
             "task": "adsentinel.train_anomaly_detectors_all",

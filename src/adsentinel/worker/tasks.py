@@ -86,7 +86,8 @@ def train_anomaly_detector(self, config_id: int, campaign_ids: list[int] | None 
 
 @celery_app.task(name="adsentinel.finish_account_training")
 def finish_account_training(chunk_results: list[dict], config_id: int) -> dict:
-    """After the chunks of a split account: the plan's metadata.json for the whole account."""
+    """After the chunks of a split account: the account's ``metadata.json`` in the model store
+    (models per level, skip reasons, time of the last training) for the whole account."""
     from adsentinel.service.training import merge_chunk_results
 
     return merge_chunk_results(settings=get_runtime().settings, account_id=config_id,

@@ -16,9 +16,9 @@ import numpy as np
 from numba import njit
 
 from adsentinel.detect.forest._maths import (
+    LEVELS_PLUS,
     MAX_CODE,
     MIX1,
-    LEVELS_PLUS,
     average_path_length_scalar,
     below,
     box_log,
@@ -74,7 +74,8 @@ def _quantised_cut(state, pmin, pmax, box_lo, box_hi):
     The code moves until the cut separates the node's rows, when one code can.
     """
     t = pmin + uniform(state) * (pmax - pmin)
-    code = int(math.floor((t - box_lo) / (box_hi - box_lo) * LEVELS_PLUS)) - 1
+    # int(): the compiled kernel's integer type stated, as it was when the trees were checked
+    code = int(math.floor((t - box_lo) / (box_hi - box_lo) * LEVELS_PLUS)) - 1  # noqa: RUF046
     code = min(max(code, 0), MAX_CODE)
     while code < MAX_CODE and threshold(box_lo, box_hi, code) < pmin:
         code += 1

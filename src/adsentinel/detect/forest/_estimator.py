@@ -65,7 +65,7 @@ def sorted_quantiles(sorted_values: np.ndarray, probabilities) -> np.ndarray:
 
 
 def _max_depth(max_samples: int) -> int:
-    return int(math.ceil(math.log2(max(max_samples, 2))))
+    return math.ceil(math.log2(max(max_samples, 2)))
 
 
 def _seed_from(random_state) -> int:
@@ -103,16 +103,17 @@ def _checked_max_samples(value, n: int) -> int:
             raise ValueError(f"max_samples must be a positive integer, got {value!r}")
         return min(int(value), n)
     if isinstance(value, numbers.Real):
-        if not 0.0 < value <= 1.0:
+        share = float(value)
+        if not 0.0 < share <= 1.0:
             raise ValueError(f"max_samples must be in (0, 1], got {value!r}")
-        return max(1, int(value * n))
+        return max(1, int(share * n))
     raise ValueError(f"max_samples must be 'auto', an int or a float, got {value!r}")
 
 
 def _check_contamination(value) -> None:
     if isinstance(value, str) and value == "auto":
         return
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 < value <= 0.5:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 < float(value) <= 0.5:
         return
     raise ValueError(f"contamination must be 'auto' or in (0, 0.5], got {value!r}")
 
@@ -309,8 +310,9 @@ class IsolationForest(OutlierMixin, BaseEstimator):
                 f"malformed forest state: kinds of dtype {kinds.dtype}, a model of "
                 f"{state.n_features} features stores {expected}"
             )
-        streams = [np.ascontiguousarray(a, dtype=t) for a, t in
-                   zip((kinds, state.codes, state.sizes), (expected, np.uint16, np.uint8))]
+        streams = [np.ascontiguousarray(kinds, dtype=expected),
+                   np.ascontiguousarray(state.codes, dtype=np.uint16),
+                   np.ascontiguousarray(state.sizes, dtype=np.uint8)]
         model = cls(n_estimators=state.n_estimators, max_samples=state.max_samples)
         model._set_fitted(state.n_estimators, state.max_samples, state.n_features, state.offset,
                           bounds, *streams)

@@ -12,7 +12,6 @@ the first column of the wider status index, which serves everything it served.
 """
 from alembic import op
 
-
 revision = '0003'
 down_revision = '0002'
 branch_labels = None

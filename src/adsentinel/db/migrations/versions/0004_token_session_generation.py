@@ -8,9 +8,8 @@ A dashboard session cookie carries the generation of its token at login; logging
 the token's generation, so a copy of the cookie taken before stops working at once instead of
 living on for the cookie's 12 hours.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'

@@ -7,9 +7,8 @@ Create Date: 2026-12-06 10:30:00
 A budget typo overnight cannot wait for the morning: a channel can let messages about critical
 incidents (opened or worsened) through its quiet window. Existing channels keep holding them.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0005'
 down_revision = '0004'

@@ -8,9 +8,8 @@ A currency or timezone change of an ad account is recorded with its day (detecti
 read the history from it on); each ad set keeps the attribution setting the sync read; an entity
 whose stored model the last detection refused is marked, so that status can show it.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0006'
 down_revision = '0005'

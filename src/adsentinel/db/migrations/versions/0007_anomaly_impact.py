@@ -9,9 +9,8 @@ Detection stores with each anomaly its money at stake in the account's currency
 that run's length. Anomalies stored before stay NULL until detection judges their day again.
 The index serves the list's "money at stake first" order.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0007'
 down_revision = '0006'

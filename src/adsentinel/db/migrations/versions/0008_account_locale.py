@@ -7,9 +7,8 @@ Create Date: 2026-12-06 13:00:00
 en or pt_BR (adsentinel accounts add/edit --locale); NULL means the ``locale`` setting
 (ADSENTINEL_LOCALE, English by default), so existing accounts keep English alerts.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0008'
 down_revision = '0007'

@@ -8,9 +8,8 @@ A stable kind derived from Meta's error code and subcode (adsentinel.sync.error_
 beside Meta's own English text so that status, the dashboard and the "sync broken" alert tell
 it in the reader's language. NULL for runs and marks from before (shown as written).
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0009'
 down_revision = '0008'
