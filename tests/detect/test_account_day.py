@@ -405,8 +405,25 @@ def test_a_common_move_is_a_majority_moving_together_not_each_clearly():
     # one large campaign's own x3 among quiet ones is not a majority
     assert common_factors([cpm(3.0, 20.0), cpm(1.02, 0.3), cpm(0.97, -0.4)]) == {}
     # calibrated: on quiet days (independent z) a common move is declared at most alpha often
+    # (one test per account: every campaign's z, its own included)
     rng = np.random.default_rng(7)
     for n in (2, 3, 5, 8, 13):
         z = rng.standard_normal((20_000, n))
         declared = np.mean([majority_move_p_value(row) <= COMMON_MOVE_ALPHA for row in z])
         assert declared <= 2 * COMMON_MOVE_ALPHA, (n, declared)
+
+
+def test_every_campaign_votes_on_the_common_move_and_none_explains_itself():
+    from adsentinel.detect.common_move import common_moves
+    from adsentinel.detect.statistical import MetricTest
+
+    def cpm(ratio, z):
+        return [MetricTest("cpm", "nb_rate", 10.0 * ratio, 10.0, 0, 0, z=z)]
+
+    # three campaigns' CPM up x1.5-1.6 together; the third's own noise leaves it at z 1.6: for
+    # the first, the two others alone would be no evidence, the account is
+    moves = common_moves({"a": cpm(1.6, 2.3), "b": cpm(1.56, 4.1), "c": cpm(1.52, 1.6)})
+    assert moves == {"a": {"cpm": 1.54}, "b": {"cpm": 1.56}, "c": {"cpm": 1.58}}
+    # one campaign's own x3 and one other's noise is no account move: no one is explained
+    assert common_moves({"a": cpm(3.0, 12.0), "b": cpm(1.3, 2.0), "c": cpm(0.98, -0.2)}) == {
+        "a": {}, "b": {}, "c": {}}

@@ -8,23 +8,24 @@ value.
 
 Three guards keep real incidents visible and one campaign from speaking for the market:
 
-* a move is common only when a strict majority of the other campaigns, at least
-  :data:`MIN_OTHER_CAMPAIGNS`, moved the same way, each on today alone, by more than chance
-  would make that many of them move: with ``n`` others tested and ``k`` the strict majority,
-  the ``k``-th strongest z in the direction, ``z_k``, must be unlikely for ``k`` independent
-  quiet campaigns, ``P(Binomial(n, 1 - Phi(z_k)) >= k) <=`` :data:`COMMON_MOVE_ALPHA`. So a
-  common move is declared on a quiet day at a known rate, and more campaigns that each moved
-  a little are as good evidence as two that moved clearly. The factor is the median ratio of
-  the ``k`` or more campaigns at or beyond ``z_k``: one large campaign's own change (a new ad
-  with three times the CTR, its own incident) moves a sum of campaigns, not their median, so it
-  is not taken for the market;
+* a move is common only when a strict majority of the account's campaigns, each on today
+  alone, moved the same way by more than chance would make that many of them move: with ``n``
+  campaigns tested and ``k`` the strict majority, the ``k``-th strongest z in the direction,
+  ``z_k``, must be unlikely for ``k`` independent quiet campaigns,
+  ``P(Binomial(n, 1 - Phi(z_k)) >= k) <=`` :data:`COMMON_MOVE_ALPHA`. This is one test per
+  account, metric, direction and day, so a common move is declared on a quiet day at a known
+  rate; eight campaigns each a little up are as good evidence as two clearly up, and one
+  campaign's own incident is one vote of ``n``;
+* each campaign's factor is the median ratio of the *other* campaigns that moved that way
+  (``z >=`` :data:`MOVED_Z` in the direction), at least :data:`MIN_OTHER_CAMPAIGNS` of them:
+  a campaign's own move never explains itself, and one large campaign's own change (a new ad
+  with three times the CTR, its own incident) moves a sum of campaigns, not their median;
 * conversions (leads, conversion rate, CPL) follow the other campaigns only within
   :data:`CONVERSION_BAND` (x0.5 to x2): markets move demand by tens of percent, they do not
   zero conversions. A collapse beyond the band (a site outage that zeroes every conversion of
   the account) explains nothing, and each campaign is judged as if the rest were quiet, so it
   is still reported where it happens. Prices and delivery (CPM, CPC, CTR, spend, impressions)
-  follow however far they moved: an auction-wide doubling of CPM is the market's;
-* a campaign's own move never explains itself: its factor comes from the others only.
+  follow however far they moved: an auction-wide doubling of CPM is the market's.
 
 Pure: tests in, factors out.
 """
@@ -44,6 +45,8 @@ COMMON_MOVE_ALPHA = 1e-3
 CONVERSION_BAND = (0.5, 2.0)
 CONVERSION_METRICS = frozenset({"leads", "conversion_rate", "cpl"})
 MIN_OTHER_CAMPAIGNS = 2
+#: A campaign moved a metric a way when its one-day z is at least one standard error that way.
+MOVED_Z = 1.0
 
 
 def majority_move_p_value(z_scores: Sequence[float]) -> float:
@@ -58,45 +61,44 @@ def majority_move_p_value(z_scores: Sequence[float]) -> float:
     return float(stats.binom.sf(k - 1, n, stats.norm.sf(z_k)))
 
 
-def common_factors(other_campaigns: Sequence[Iterable[MetricTest]], *,
-                   alpha: float = COMMON_MOVE_ALPHA, band: tuple[float, float] = CONVERSION_BAND,
-                   min_campaigns: int = MIN_OTHER_CAMPAIGNS) -> dict[str, float]:
-    """Per metric, the median actual/expected ratio of the other campaigns that made a
-    majority move (see the module doc; conversion metrics only within ``band``).
+def common_moves(campaign_tests: Mapping[Hashable, Iterable[MetricTest]], *,
+                 alpha: float = COMMON_MOVE_ALPHA, band: tuple[float, float] = CONVERSION_BAND,
+                 min_campaigns: int = MIN_OTHER_CAMPAIGNS) -> dict[Hashable, dict[str, float]]:
+    """Each campaign's factors: per metric, when the account made a majority move (see the
+    module doc), the median actual/expected ratio of the *other* campaigns that moved that way,
+    at least ``min_campaigns`` of them (conversion metrics only within ``band``).
 
-    ``other_campaigns`` holds each other campaign's one-day tests of the day.
+    ``campaign_tests`` holds each campaign's one-day tests of the day, keyed by campaign.
     """
-    moves: dict[str, list[tuple[float, float]]] = {}
-    for tests in other_campaigns:
+    moves: dict[str, dict[Hashable, tuple[float, float]]] = {}
+    for campaign, tests in campaign_tests.items():
         for test in tests:
             if pooled_days(test.detector) > 1 or not (np.isfinite(test.actual)
                                                       and test.expected > 0
                                                       and np.isfinite(test.z)):
                 continue  # a pool of several days says nothing about today alone
-            moves.setdefault(test.metric, []).append(
-                (float(test.z), float(test.actual / test.expected)))
-    factors: dict[str, float] = {}
+            moves.setdefault(test.metric, {})[campaign] = (
+                float(test.z), float(test.actual / test.expected))
+    factors: dict[Hashable, dict[str, float]] = {campaign: {} for campaign in campaign_tests}
     for metric, tested in moves.items():
-        if len(tested) < min_campaigns:
-            continue
         for sign in (1.0, -1.0):
-            z_scores = [sign * z for z, _ in tested]
-            if majority_move_p_value(z_scores) > alpha:
+            if majority_move_p_value([sign * z for z, _ in tested.values()]) > alpha:
                 continue
-            k = len(tested) // 2 + 1
-            z_k = sorted(z_scores, reverse=True)[k - 1]
-            ratio = float(np.median([r for (_, r), signed in zip(tested, z_scores, strict=True)
-                                     if signed >= z_k]))
-            if metric not in CONVERSION_METRICS or band[0] <= ratio <= band[1]:
-                factors[metric] = ratio
+            for campaign in campaign_tests:
+                same_way = [ratio for other, (z, ratio) in tested.items()
+                            if other != campaign and sign * z >= MOVED_Z]
+                if len(same_way) < min_campaigns:
+                    continue
+                ratio = float(np.median(same_way))
+                if metric not in CONVERSION_METRICS or band[0] <= ratio <= band[1]:
+                    factors[campaign][metric] = ratio
             break
     return factors
 
 
-def common_moves(campaign_tests: Mapping[Hashable, list[MetricTest]],
-                 **options) -> dict[Hashable, dict[str, float]]:
-    """Each campaign's factors (:func:`common_factors`) from the one-day tests of the *other*
-    campaigns of its account, ``campaign_tests`` keyed by campaign."""
-    return {key: common_factors([tests for other, tests in campaign_tests.items()
-                                 if other != key], **options)
-            for key in campaign_tests}
+def common_factors(other_campaigns: Sequence[Iterable[MetricTest]],
+                   **options) -> dict[str, float]:
+    """The factors :func:`common_moves` gives a campaign with no tests of its own (a new
+    campaign, or one judged apart), from ``other_campaigns``' one-day tests."""
+    tests: dict[Hashable, Iterable[MetricTest]] = dict(enumerate(other_campaigns))
+    return common_moves({**tests, "judged": []}, **options)["judged"]
