@@ -89,7 +89,8 @@ def evaluate(
     min_severity: Annotated[str, typer.Option(help="Count alarms at or above this severity.")] = "medium",
     naive: Annotated[bool, typer.Option(
         "--naive/--no-naive",
-        help="Also run the naive yardstick (mean/std z-score and IQR per metric, a 10 % forest).")] = False,
+        help="Also run the naive yardstick (mean/std z-score and IQR per metric, a forest at "
+        "contamination 0.1).")] = False,
     ablation: Annotated[bool, typer.Option(
         "--ablation/--no-ablation", help="Also run without the forest.")] = True,
     retrain_every: Annotated[int, typer.Option(
