@@ -270,12 +270,17 @@ def test_an_ad_losing_seven_tenths_to_its_siblings_is_a_shift_not_a_collapse():
     assert rank(judge(ads), "a00", "impressions") < SeverityLevel.MEDIUM.rank
 
 
-def test_an_ad_set_whose_cheap_ad_stopped_is_its_mix_changing_not_a_price_rise():
+def cheap_ad_stopped() -> AccountTree:
+    """An account whose ad set c0 lost its cheap ad today (c0's CPM x4, each ad's as usual)."""
     ads = account(n_campaigns=3, ads_per_campaign=2, spend=100.0)
     ads[("c0", "a00")] = ad_history(seed=50, spend=200.0, cpm=8.0)  # cheap impressions
     ads[("c0", "a01")] = ad_history(seed=51, spend=30.0, cpm=40.0)  # dear ones
     hit(ads[("c0", "a00")], spend=0.0, impressions=0.0, clicks=0.0, leads=0.0, reach=0.0)
-    tree = tree_of(ads)
+    return tree_of(ads)
+
+
+def test_an_ad_set_whose_cheap_ad_stopped_is_its_mix_changing_not_a_price_rise():
+    tree = cheap_ad_stopped()
     assert rank_alone(tree, ("adset", "c0"), "cpm") >= SeverityLevel.MEDIUM.rank  # CPM x4
     found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
     mixed = worst(found, "c0", "cpm")

@@ -90,13 +90,9 @@ def test_english_of_a_parent_its_ads_explain_is_what_detection_stored():
 
 
 def test_english_of_a_parent_whose_mix_changed_is_what_detection_stored():
-    from test_account_day import DAY, account, ad_history, hit, tree_of  # on the path
+    from test_account_day import DAY, cheap_ad_stopped  # on the path
 
-    ads = account(n_campaigns=3, ads_per_campaign=2, spend=100.0)
-    ads[("c0", "a00")] = ad_history(seed=50, spend=200.0, cpm=8.0)  # cheap impressions
-    ads[("c0", "a01")] = ad_history(seed=51, spend=30.0, cpm=40.0)  # dear ones
-    hit(ads[("c0", "a00")], spend=0.0, impressions=0.0, clicks=0.0, leads=0.0, reach=0.0)
-    tree = tree_of(ads)
+    tree = cheap_ad_stopped()
     found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames))
     mixed = [a for a in found if "mix_changed" in a.drivers]
     assert mixed
