@@ -110,6 +110,6 @@ def evaluate_worlds(
 
 
 def _entity_frames(insights: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
-    from adsentinel.service.evaluation import entity_frames
+    from adsentinel.evaluation.walk import entity_frames
 
     return entity_frames(insights)
