@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from adsentinel.errors import InputFileError
+from adsentinel.evaluation.lab_world import generate_dataset, preset_config, write_dataset
 from adsentinel.evaluation.walk import backtest_csv
-from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
 
 END = date(2026, 10, 31)
 
