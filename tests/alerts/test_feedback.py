@@ -13,6 +13,7 @@ import pytest
 from alert_builders import YESTERDAY, add_anomaly, build_shop
 from sqlalchemy import select
 
+from adsentinel.alerts.config import add_calendar_days
 from adsentinel.alerts.feedback import (
     DAMPED_SCORE,
     Dismissal,
@@ -25,7 +26,6 @@ from adsentinel.db.models import Anomaly
 from adsentinel.detect.anomaly_detector import DetectedAnomaly, SeverityLevel
 from adsentinel.errors import AdsentinelError
 from adsentinel.models.store import ModelStore
-from adsentinel.service.alert_config import add_calendar_days
 from adsentinel.service.feedback import apply_feedback, mark_anomaly
 from adsentinel.service.training import train_account_models
 

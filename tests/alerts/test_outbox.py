@@ -18,9 +18,9 @@ from alert_builders import NOW, YESTERDAY, add_anomaly, build_shop
 from sqlalchemy import select
 
 from adsentinel.alerts import outbox
+from adsentinel.alerts.config import add_channel
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AlertOutbox
-from adsentinel.service.alert_config import add_channel
 from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 
