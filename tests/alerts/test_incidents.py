@@ -19,7 +19,7 @@ from adsentinel.alerts.incidents import (
     build_incidents,
     decide_messages,
 )
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 
 D = date(2026, 11, 10)
 _ids = iter(range(1, 10_000))

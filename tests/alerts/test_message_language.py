@@ -22,9 +22,9 @@ from adsentinel.alerts.messages import (
     render_webhook,
     subject_of,
 )
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 
 def set_locale(shop, locale):

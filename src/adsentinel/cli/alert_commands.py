@@ -138,7 +138,7 @@ def channel_list(account: OptionalAccount = None) -> None:
 @channel_app.command("test")
 def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Send a test message to a channel now, to check its target, key or SMTP settings."""
-    from adsentinel.service import alerting
+    from adsentinel.alerts import service as alerting
 
     settings, session_factory = _session_factory()
     key = alerting.send_test_message(session_factory=session_factory, settings=settings,
@@ -189,7 +189,7 @@ def alerts_min_spend(
 @alerts_app.command("plan")
 def alerts_plan(account: OptionalAccount = None) -> None:
     """Queue the alerts the stored anomalies call for (detection runs this by itself)."""
-    from adsentinel.service import alerting
+    from adsentinel.alerts import service as alerting
     from adsentinel.service.accounts import select_accounts
 
     settings, session_factory = _session_factory()
@@ -206,7 +206,7 @@ def alerts_plan(account: OptionalAccount = None) -> None:
 @alerts_app.command("deliver")
 def alerts_deliver() -> None:
     """Send what is due now: queued alerts and digests whose time has come."""
-    from adsentinel.service import alerting
+    from adsentinel.alerts import service as alerting
 
     settings, session_factory = _session_factory()
     digests = alerting.send_digests(session_factory=session_factory, settings=settings)

@@ -85,7 +85,7 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
     train_all = for_every_account(jobs.run_training)
     detect_all = for_every_account(sync_then_detect)
 
-    from adsentinel.service import alerting
+    from adsentinel.alerts import service as alerting
     from adsentinel.worker.schedule import ALERT_DELIVERY_SECONDS, ALERT_DIGEST_CHECK_MINUTES
 
     def deliver() -> dict:
