@@ -1,7 +1,7 @@
 """Alerting service: plan messages from the stored anomalies, deliver the outbox, send digests.
 
 Channels, mutes and calendars are set up in :mod:`adsentinel.alerts.config`; users'
-feedback is written and read in :mod:`adsentinel.service.feedback`.
+feedback is written and read in :mod:`adsentinel.alerts.feedback_service`.
 
 * :func:`plan_alerts` (called at the end of every detection run) turns an account's anomalies
   into incidents (:mod:`adsentinel.alerts.incidents`), applies the suppression rules

@@ -361,7 +361,7 @@ def anomalies_mark(
 ) -> None:
     """Give feedback on an anomaly. false_positive and expected remove its days from training
     and damp the same pattern of that entity afterwards."""
-    from adsentinel.service import feedback
+    from adsentinel.alerts import feedback_service as feedback
 
     session_factory = _session_factory()[1]
     result = feedback.mark_anomaly(session_factory=session_factory, anomaly_id=anomaly_id,
