@@ -82,7 +82,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.detect.anomaly_detector import MULTIVARIATE
     from adsentinel.ingest.csv_import import import_insights_csv
     from adsentinel.evaluation.lab_world import generate_dataset, preset_config, write_dataset
-    from adsentinel.models.store import PACK_SUFFIX, ModelStore
+    from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
     from adsentinel.service import jobs
     from adsentinel.service.detection import detect_account
     from adsentinel.service.scope import campaign_of

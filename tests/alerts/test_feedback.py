@@ -26,7 +26,7 @@ from adsentinel.db.engine import make_session_factory, open_database, session_sc
 from adsentinel.db.models import Anomaly
 from adsentinel.detect.anomaly_detector import DetectedAnomaly, SeverityLevel
 from adsentinel.errors import AdsentinelError
-from adsentinel.models.store import ModelStore
+from adsentinel.model_store.store import ModelStore
 from adsentinel.service.training import train_account_models
 
 DAY = date(2026, 11, 10)

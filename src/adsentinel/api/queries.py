@@ -32,7 +32,7 @@ from adsentinel.db.models import (
 from adsentinel.detect import impact
 from adsentinel.detect.statistical import pooled_days
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
-from adsentinel.models.store import ModelStore
+from adsentinel.model_store.store import ModelStore
 
 log = logging.getLogger(__name__)
 
