@@ -60,7 +60,7 @@ def add_command(
     The token is proved first: without the variable set, or with a token Meta refuses,
     nothing is stored.
     """
-    from adsentinel.service.accounts import set_account_locale
+    from adsentinel.accounts.service import set_account_locale
     from adsentinel.service.sync import add_meta_account, probe_meta_account, record_account_facts
 
     locale = _checked_locale(locale)
@@ -215,7 +215,7 @@ def edit_command(
                          "goes back to the LOCALE setting.")] = None,
 ) -> None:
     """Change how an account is told about: the language of its alerts and report."""
-    from adsentinel.service.accounts import set_account_locale
+    from adsentinel.accounts.service import set_account_locale
 
     if locale is None:
         raise typer.BadParameter(_("nothing to change: give --locale"), param_hint="'--locale'")

@@ -43,7 +43,7 @@ def _session_factory():
 
 
 def _account_id(session_factory, wanted: str) -> int:
-    from adsentinel.service.accounts import select_accounts
+    from adsentinel.accounts.service import select_accounts
 
     return select_accounts(session_factory=session_factory, wanted=wanted)[0].id
 
@@ -166,8 +166,8 @@ def alerts_min_spend(
     clear: Annotated[bool, typer.Option("--clear", help="Remove the floor.")] = False,
 ) -> None:
     """Set the account's minimum daily spend for alerts (or clear it)."""
+    from adsentinel.accounts.service import select_accounts
     from adsentinel.alerts import config as alert_config
-    from adsentinel.service.accounts import select_accounts
 
     if (amount is None) == (not clear):
         raise alert_config.AlertConfigError(_("give either an AMOUNT or --clear"))
@@ -189,8 +189,8 @@ def alerts_min_spend(
 @alerts_app.command("plan")
 def alerts_plan(account: OptionalAccount = None) -> None:
     """Queue the alerts the stored anomalies call for (detection runs this by itself)."""
+    from adsentinel.accounts.service import select_accounts
     from adsentinel.alerts import service as alerting
-    from adsentinel.service.accounts import select_accounts
 
     settings, session_factory = _session_factory()
     for ref in select_accounts(session_factory=session_factory, wanted=account):

@@ -36,8 +36,8 @@ def sync_command(
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from adsentinel.accounts.service import find_account
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.accounts import find_account
     from adsentinel.service.sync import sync_account, syncable_account_ids
 
     settings = get_settings()

@@ -52,6 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from adsentinel.accounts.service import find_account
 from adsentinel.alerts import outbox
 from adsentinel.alerts.messages import subject_of
 from adsentinel.config import Settings
@@ -68,7 +69,6 @@ from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotF
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
 from adsentinel.service.account_changes import apply_account_settings, setting_changes
-from adsentinel.service.accounts import find_account
 from adsentinel.sync.error_kinds import meta_error_kind
 from adsentinel.sync.errors import (
     CredentialsError,

@@ -1,4 +1,5 @@
-"""Finding the accounts a command is about."""
+"""Ad accounts' service: finding the accounts a command is about (one rule for every command),
+and setting an account's language."""
 
 from __future__ import annotations
 

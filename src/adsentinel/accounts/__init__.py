@@ -1,0 +1,1 @@
+"""Ad accounts: finding the account a command names, and the accounts' own settings."""
