@@ -31,7 +31,7 @@ import requests
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.service.sync import (
+from adsentinel.sync.service import (
     add_meta_account,
     date_ranges,
     sync_account,
