@@ -10,6 +10,7 @@ import pytest
 from graph_emulator import EmulatedAccount, Fault
 from sqlalchemy import select, update
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.alerts.messages import render_text
 from adsentinel.config import load_settings
 from adsentinel.db.models import AdAccount, AlertChannel, AlertOutbox, SyncRun
@@ -30,7 +31,7 @@ from adsentinel.sync.errors import (
     SyncPayloadError,
 )
 from adsentinel.sync.rate_limits import BackoffPolicy
-from adsentinel.sync.service import add_meta_account, failure_kind, sync_account
+from adsentinel.sync.service import failure_kind, sync_account
 
 TOKEN = "EAAemulatorToken0000000000000000000003"
 ENV = {"META_TOKEN": TOKEN}

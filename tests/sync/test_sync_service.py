@@ -9,8 +9,9 @@ import pytest
 from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
 from sqlalchemy import select
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun
-from adsentinel.sync.service import add_meta_account, sync_account, syncable_account_ids
+from adsentinel.sync.service import sync_account, syncable_account_ids
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # 12:30 in Sao Paulo
 LATER = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
