@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adsentinel.errors import ConfigError
+from adsentinel.evaluation.dataset_files import write_dataset
 from adsentinel.evaluation.lab_world import (
     BASELINE_DAYS,
     INCIDENT_KINDS,
@@ -21,7 +22,6 @@ from adsentinel.evaluation.lab_world import (
     GeneratorConfig,
     generate_dataset,
     preset_config,
-    write_dataset,
 )
 
 COUNTS = ["spend", "impressions", "clicks", "leads", "reach"]

@@ -45,11 +45,11 @@ def generate(
              "apply to the lab only).")] = "lab",
 ) -> None:
     """Generate synthetic Meta ad accounts with injected, labelled incidents."""
+    from adsentinel.evaluation.dataset_files import write_dataset
     from adsentinel.evaluation.lab_world import (  # pandas: imported only when generating
         generate_dataset,
         preset_config,
         summarize,
-        write_dataset,
     )
 
     if world not in WORLD_NAMES:

@@ -4,7 +4,7 @@ The lab generator (:mod:`adsentinel.evaluation.lab_world`) and the detector were
 this world is written from a list of phenomena seen in real accounts, with every assumption drawn
 per seed (and per account) from a wide range, so that no single tuning fits every seed. It writes
 the same three files in the same format as the lab
-(:func:`adsentinel.evaluation.lab_world.write_dataset`).
+(:func:`adsentinel.evaluation.dataset_files.write_dataset`).
 
 Phenomena
 ---------

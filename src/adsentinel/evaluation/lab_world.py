@@ -61,8 +61,8 @@ are honest: an incident is only placed where
   4 expected leads a day. The primary metric of the kind must pass; secondary metrics (e.g.
   ``cpl:up`` of a CTR collapse) are listed only when they pass too.
 
-Output (:func:`write_dataset`)
-------------------------------
+Output (:func:`adsentinel.evaluation.dataset_files.write_dataset`)
+-------------------------------------------------------------------
 ``insights.csv``
     :data:`INSIGHT_COLUMNS`, one row per ad and day, sorted by date; the canonical import
     format. Spend has two decimals, counts are integers.
@@ -79,10 +79,8 @@ Output (:func:`write_dataset`)
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,10 +108,6 @@ INCIDENT_KINDS: tuple[str, ...] = (
 )
 #: a fixed end date so that the default output is reproducible; it includes Black Friday.
 DEFAULT_END_DATE = dt.date(2025, 12, 7)
-
-INSIGHTS_FILE = "insights.csv"
-LABELS_FILE = "labels.csv"
-EVENTS_FILE = "events.csv"
 
 LEARNING_DAYS = 7
 BASELINE_DAYS = 7
@@ -878,7 +872,7 @@ def _account_rows(data: _AccountData, dates: pd.DatetimeIndex) -> pd.DataFrame:
 def generate_dataset(config: GeneratorConfig) -> SyntheticDataset:
     """Generate the accounts of ``config``: insights rows, incident labels and events.
 
-    Pure: no file is written (see :func:`write_dataset`).
+    Pure: no file is written (see :func:`adsentinel.evaluation.dataset_files.write_dataset`).
     """
     dates = pd.date_range(config.start_date, config.end_date, freq="D")
     taken: set[int] = set()
@@ -904,100 +898,6 @@ def generate_dataset(config: GeneratorConfig) -> SyntheticDataset:
     return SyntheticDataset(config, insights, labels, events[list(EVENT_COLUMNS)])
 
 
-# --------------------------------------------------------------------------------------------
-# Files
-
-
-@dataclass(frozen=True)
-class WrittenFiles:
-    """Paths of the files :func:`write_dataset` wrote."""
-
-    insights: Path
-    labels: Path
-    events: Path
-
-
-def write_dataset(dataset: SyntheticDataset, out_dir: str | os.PathLike[str]) -> WrittenFiles:
-    """Write ``insights.csv``, ``labels.csv`` and ``events.csv`` into ``out_dir``.
-
-    Each file is written to a temporary name in ``out_dir`` and renamed over the target only
-    when all three are complete, so a failure never leaves a half-written CSV.
-    """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-    if not out.is_dir():
-        raise ConfigError(f"output path {out} exists and is not a folder")
-    targets = WrittenFiles(out / INSIGHTS_FILE, out / LABELS_FILE, out / EVENTS_FILE)
-    writers = ((_write_insights_csv, dataset.insights, targets.insights),
-               (_write_table_csv, dataset.labels, targets.labels),
-               (_write_table_csv, dataset.events, targets.events))
-    temporaries: list[tuple[Path, Path]] = []
-    try:
-        for write, frame, target in writers:
-            temporary = out / f".{target.name}.{os.getpid()}.tmp"
-            temporaries.append((temporary, target))
-            with open(temporary, "w", encoding="utf-8", newline="") as stream:
-                write(frame, stream)
-        for temporary, target in temporaries:
-            os.replace(temporary, target)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the dataset into {out}: {exc.strerror or exc}") from None
-    finally:
-        for temporary, _ in temporaries:
-            temporary.unlink(missing_ok=True)
-    return targets
-
-
-def _write_table_csv(frame: pd.DataFrame, stream) -> None:
-    """A small table as CSV, booleans as ``true`` / ``false``."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == bool:
-            out[column] = np.where(out[column], "true", "false")
-    out.to_csv(stream, index=False, lineterminator="\n")
-
-
-def _write_insights_csv(frame: pd.DataFrame, stream, chunk_rows: int = 200_000) -> None:
-    """The insights rows as CSV, the same bytes as ``to_csv(float_format="%.2f")``, 3x faster.
-
-    The nine account-to-ad columns are fixed per ad, so each ad's part of the line is formatted
-    once; spend is written from integer cents, so it always has exactly two decimals.
-    """
-    stream.write(",".join(INSIGHT_COLUMNS) + "\n")
-    if frame.empty:
-        return
-    entity_columns = list(INSIGHT_COLUMNS[1:10])
-    codes, uniques = pd.factorize(frame["ad_id"])
-    first_row = np.zeros(len(uniques), dtype=np.int64)
-    first_row[codes[::-1]] = np.arange(len(codes))[::-1]
-    entity_part = np.array(
-        [",".join(_csv_field(value) for value in row)
-         for row in frame.iloc[first_row][entity_columns].itertuples(index=False)],
-        dtype=object)
-    dates = frame["date"].to_numpy(dtype=object)
-    spend = frame["spend"].to_numpy(dtype=float)
-    counts = [frame[name].to_numpy() for name in ("impressions", "clicks", "leads", "reach")]
-    for first in range(0, len(frame), chunk_rows):
-        part = slice(first, first + chunk_rows)
-        cents = np.round(spend[part] * 100.0).astype(np.int64).tolist()
-        rows = zip(dates[part].tolist(), entity_part[codes[part]].tolist(), cents,
-                   *(values[part].tolist() for values in counts), strict=True)
-        stream.write("".join(
-            f"{day},{entity},{c // 100}.{c % 100:02d},{imp},{clk},{lead},{rch}\n"
-            for day, entity, c, imp, clk, lead, rch in rows))
-
-
-def _csv_field(value: object) -> str:
-    """One CSV field, quoted only when needed (as the csv module's QUOTE_MINIMAL)."""
-    text = str(value)
-    if any(char in text for char in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
 def summarize(dataset: SyntheticDataset) -> dict[str, object]:
     """Counts that describe a dataset: rows, accounts, ads, days and incidents by kind."""
     kinds = dataset.labels["kind"].value_counts()
@@ -1017,6 +917,6 @@ def summarize(dataset: SyntheticDataset) -> dict[str, object]:
 
 __all__: Sequence[str] = (
     "DEFAULT_END_DATE", "EVENT_COLUMNS", "INCIDENT_KINDS", "INSIGHT_COLUMNS", "LABEL_COLUMNS",
-    "PRESETS", "GeneratorConfig", "SyntheticDataset", "WrittenFiles", "generate_dataset",
-    "preset_config", "summarize", "write_dataset",
+    "PRESETS", "GeneratorConfig", "SyntheticDataset", "generate_dataset", "preset_config",
+    "summarize",
 )
