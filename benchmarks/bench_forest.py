@@ -38,8 +38,8 @@ import pandas as pd
 
 from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest
-from adsentinel.models.cache import ModelCache
-from adsentinel.models.store import ModelMetadata, ModelStore, load_signing_key
+from adsentinel.model_store.cache import ModelCache
+from adsentinel.model_store.store import ModelMetadata, ModelStore, load_signing_key
 
 DAYS = 90
 

@@ -71,7 +71,8 @@ def main() -> None:
 
     from sqlalchemy.exc import OperationalError
 
-    from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
+    from adsentinel.evaluation.dataset_files import write_dataset
+    from adsentinel.evaluation.lab_world import generate_dataset, preset_config
 
     with tempfile.TemporaryDirectory(prefix="adsentinel-bench-") as tmp:
         tmp_path = Path(tmp)

@@ -13,8 +13,8 @@ import numpy as np
 
 from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.detect.forest import IsolationForest
-from adsentinel.models.cache import ModelCache
-from adsentinel.models.store import ModelMetadata, ModelStore
+from adsentinel.model_store.cache import ModelCache
+from adsentinel.model_store.store import ModelMetadata, ModelStore
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 PER_CAMPAIGN = int(sys.argv[2]) if len(sys.argv) > 2 else 50

@@ -29,14 +29,10 @@ from pathlib import Path
 
 import requests
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.service.sync import (
-    add_meta_account,
-    date_ranges,
-    sync_account,
-    sync_before_detection,
-)
+from adsentinel.sync.service import date_ranges, sync_account, sync_before_detection
 
 EMULATOR = Path(__file__).resolve().parents[1] / "tests" / "sync" / "graph_emulator.py"
 TOKEN = "EAAbenchToken000000000000000000000"

@@ -41,13 +41,13 @@ from time import perf_counter
 import numpy as np
 from sqlalchemy import select, update
 
+from adsentinel.alerts.config import add_channel
 from adsentinel.alerts.incidents import severity_rank
+from adsentinel.alerts.service import plan_alerts
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AlertOutbox, Anomaly, Entity
 from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.alert_config import add_channel
-from adsentinel.service.alerting import plan_alerts
 from adsentinel.service.detection import detect_account
 
 ALARM = "medium"

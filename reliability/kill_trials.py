@@ -176,7 +176,7 @@ def model_scores(store, account_dir: Path) -> tuple[dict[str, list[float]], list
     and the packs refused."""
     import numpy as np
 
-    from adsentinel.models.store import PACK_SUFFIX
+    from adsentinel.model_store.store import PACK_SUFFIX
 
     probe = np.random.default_rng(0).normal(size=(16, 8))
     scores, refused = {}, []
@@ -239,7 +239,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from sqlalchemy import text
 
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.models.store import ModelStore
+    from adsentinel.model_store.store import ModelStore
     from adsentinel.worker.app import create_celery_app
 
     rng = random.Random(args.seed)

@@ -80,9 +80,10 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.db.models import AdAccount
     from adsentinel.detect.anomaly_detector import MULTIVARIATE
+    from adsentinel.evaluation.dataset_files import write_dataset
+    from adsentinel.evaluation.lab_world import generate_dataset, preset_config
     from adsentinel.ingest.csv_import import import_insights_csv
-    from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
-    from adsentinel.models.store import PACK_SUFFIX, ModelStore
+    from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
     from adsentinel.service import jobs
     from adsentinel.service.detection import detect_account
     from adsentinel.service.scope import campaign_of

@@ -56,7 +56,7 @@ def settings_for(folder: Path, store: Path):
 
 def reader(folder: Path, store: Path, account_id: int, seconds: float) -> None:
     """The detection side of ``concurrent``: load every model again and again; print counts."""
-    from adsentinel.models.store import ModelStore
+    from adsentinel.model_store.store import ModelStore
     from adsentinel.service import jobs
 
     settings = settings_for(folder, store)
@@ -131,9 +131,10 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.db.models import AdAccount
     from adsentinel.errors import ModelStoreError
+    from adsentinel.evaluation.dataset_files import write_dataset
+    from adsentinel.evaluation.lab_world import generate_dataset, preset_config
     from adsentinel.ingest.csv_import import import_insights_csv
-    from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
-    from adsentinel.models.store import PACK_SUFFIX, ModelStore
+    from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
     from adsentinel.service import jobs
 
     rng = random.Random(args.seed)

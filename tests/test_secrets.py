@@ -290,7 +290,7 @@ def _client_factory(graph_url: str | None = None):
 
 
 def _exercise_meta_sync(cli: Cli, monkeypatch, receiver: _Receiver) -> None:
-    import adsentinel.service.sync as sync_service
+    import adsentinel.sync.service as sync_service
 
     monkeypatch.setattr(sync_service, "default_client_factory", _client_factory())
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:

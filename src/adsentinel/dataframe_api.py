@@ -2,7 +2,7 @@
 DataFrame of anomalies out, with no database, model store or settings file.
 
 It is ``adsentinel backtest`` without the CSV file: the same walk
-(:func:`~adsentinel.service.evaluation.walk_accounts`, which judges each account's day through
+(:func:`~adsentinel.evaluation.walk.walk_accounts`, which judges each account's day through
 production's :func:`~adsentinel.detect.account_day.judge_account_day`), so each day is judged
 with the days before it only, exactly as production would have judged it that day.
 """
@@ -59,7 +59,7 @@ def detect_frame(insights: pd.DataFrame, *, start: date | str | None = None,
         A column is missing, a count is not a non-negative number, a date cannot be read, an
         ad appears twice on one day or under two ad sets; the message says which and where.
     """
-    from adsentinel.service.evaluation import walk_accounts
+    from adsentinel.evaluation.walk import walk_accounts
 
     if retrain_every is not None and retrain_every < 1:
         raise ValueError(f"retrain_every must be >= 1 or None, got {retrain_every!r}")

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from adsentinel.alerts.service import deliver_alerts
 from adsentinel.cli import app
 from adsentinel.cli.app import console
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import AdAccount, AlertOutbox, Anomaly
 from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.alerting import deliver_alerts
 from adsentinel.service.jobs import run_detection
 from factories import CANONICAL_HEADER, write_csv
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alert_builders import add_anomaly, build_shop
 
+from adsentinel.alerts.config import add_channel
+from adsentinel.alerts.service import plan_alerts
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.service.alert_config import add_channel
-from adsentinel.service.alerting import plan_alerts
 from adsentinel.worker.alert_tasks import deliver_alerts, send_alert_digests
 from adsentinel.worker.runtime import _runtime_for
 

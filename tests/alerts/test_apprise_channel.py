@@ -11,8 +11,8 @@ import pytest
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
 from adsentinel.alerts.channels import ChannelView, DeliveryError, send_message
-from adsentinel.service.alert_config import AlertConfigError, add_channel
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
+from adsentinel.alerts.config import AlertConfigError, add_channel
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 
 
 @pytest.fixture

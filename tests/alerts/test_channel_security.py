@@ -21,12 +21,12 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from adsentinel.alerts.channels import ChannelView, DeliveryError, mask_url, send_message
+from adsentinel.alerts.config import add_channel
 from adsentinel.alerts.messages import MessageContext, check_payload, render_slack
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 from adsentinel.cli import app
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AlertChannel, AlertOutbox, Entity
-from adsentinel.service.alert_config import add_channel
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 
 def free_port() -> int:

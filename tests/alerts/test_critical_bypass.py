@@ -10,9 +10,9 @@ from datetime import date
 import pytest
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
+from adsentinel.alerts.config import add_channel, list_channels
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 from adsentinel.alerts.suppression import bypasses_quiet_hours
-from adsentinel.service.alert_config import add_channel, list_channels
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 QUIET = ("11:00", "13:00")  # NOW is 12:00 in the account's zone (UTC)
 

@@ -12,9 +12,9 @@ import pytest
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 from sqlalchemy import select
 
+from adsentinel.alerts.config import add_channel
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 from adsentinel.db.models import AlertOutbox
-from adsentinel.service.alert_config import add_channel
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 SECRET = "s3cret-hook-key"
 

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
+from adsentinel.alerts.config import add_channel
 from adsentinel.alerts.incidents import (
     OPENED,
     RECOVERED,
@@ -18,8 +19,7 @@ from adsentinel.alerts.incidents import (
     build_incidents,
     decide_messages,
 )
-from adsentinel.service.alert_config import add_channel
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 
 D = date(2026, 11, 10)
 _ids = iter(range(1, 10_000))

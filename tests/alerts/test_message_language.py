@@ -11,6 +11,7 @@ from datetime import date
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 from sqlalchemy import update
 
+from adsentinel.alerts.config import add_channel
 from adsentinel.alerts.incidents import RECOVERED, AnomalyFact, PlannedMessage, build_incidents
 from adsentinel.alerts.messages import (
     MessageContext,
@@ -21,10 +22,9 @@ from adsentinel.alerts.messages import (
     render_webhook,
     subject_of,
 )
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount
-from adsentinel.service.alert_config import add_channel
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 
 def set_locale(shop, locale):

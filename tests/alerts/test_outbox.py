@@ -18,10 +18,10 @@ from alert_builders import NOW, YESTERDAY, add_anomaly, build_shop
 from sqlalchemy import select
 
 from adsentinel.alerts import outbox
+from adsentinel.alerts.config import add_channel
+from adsentinel.alerts.service import deliver_alerts, plan_alerts
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AlertOutbox
-from adsentinel.service.alert_config import add_channel
-from adsentinel.service.alerting import deliver_alerts, plan_alerts
 
 
 def _message(channel_id: int, key: str) -> outbox.NewMessage:
@@ -70,7 +70,7 @@ _CRASHING_DELIVERY = textwrap.dedent("""
     from datetime import datetime
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.alerting import deliver_alerts
+    from adsentinel.alerts.service import deliver_alerts
 
     data_dir, marker, now = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3])
     settings = load_settings(data_dir=data_dir)

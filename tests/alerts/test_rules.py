@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from alert_builders import NOW, YESTERDAY, add_anomaly, add_days
 
+from adsentinel.alerts.config import add_calendar_days, add_channel, add_mute
 from adsentinel.alerts.incidents import AnomalyFact, Incident
+from adsentinel.alerts.service import deliver_alerts, plan_alerts, send_digests
 from adsentinel.alerts.suppression import (
     AccountRules,
     MuteView,
@@ -21,8 +23,6 @@ from adsentinel.alerts.suppression import (
 )
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount
-from adsentinel.service.alert_config import add_calendar_days, add_channel, add_mute
-from adsentinel.service.alerting import deliver_alerts, plan_alerts, send_digests
 
 # --- pure rules -------------------------------------------------------------------------------
 

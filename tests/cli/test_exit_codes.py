@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from adsentinel import __version__
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.service.sync import add_meta_account
 
 #: the console script pip generated for ``[project.scripts]``, next to this interpreter
 ADSENTINEL = Path(sys.executable).with_name("adsentinel")

@@ -366,7 +366,7 @@ def test_255_and_256_features_take_the_narrow_and_the_wide_kinds():
 
 @pytest.mark.slow
 def test_wide_model_round_trips_through_the_model_store(tmp_path):
-    from adsentinel.models.store import ModelMetadata, ModelStore, load_signing_key
+    from adsentinel.model_store.store import ModelMetadata, ModelStore, load_signing_key
 
     X, _ = _wide_set(n=120, d=300)
     model = IsolationForest(n_estimators=20, random_state=1).fit(X)

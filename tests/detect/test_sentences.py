@@ -18,8 +18,8 @@ from adsentinel.detect.forest import IsolationForest
 from adsentinel.detect.sentences import anomaly_sentence, localized_message
 from adsentinel.detect.statistical import MetricTest
 from adsentinel.evaluation.field_world import field_world_config, generate_field_world
+from adsentinel.evaluation.walk import account_trees
 from adsentinel.i18n import language
-from adsentinel.service.evaluation import account_trees
 
 PT = language("pt_BR")
 JUDGED_DAYS = 30

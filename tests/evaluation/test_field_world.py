@@ -24,7 +24,7 @@ from adsentinel.evaluation.field_world import (
     field_world_config,
     generate_field_world,
 )
-from adsentinel.ingest.synthetic import (
+from adsentinel.evaluation.lab_world import (
     EVENT_COLUMNS,
     INSIGHT_COLUMNS,
     LABEL_COLUMNS,

@@ -52,7 +52,7 @@ def small_frame(seed: int = 11, days: int = 70) -> pd.DataFrame:
 
 def test_detect_frame_finds_what_backtest_finds_on_the_same_rows(tmp_path):
     from adsentinel import detect_frame
-    from adsentinel.service.evaluation import backtest_csv
+    from adsentinel.evaluation.walk import backtest_csv
 
     frame = small_frame()
     csv_file = tmp_path / "insights.csv"

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AccountSettingChange, DailyInsight, Entity, SyncRun
-from adsentinel.models.store import PACK_SUFFIX, ModelStore
+from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
 from adsentinel.service import jobs
 from adsentinel.service.status import account_statuses
 from adsentinel.service.training import train_account_models

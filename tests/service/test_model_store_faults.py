@@ -21,7 +21,7 @@ from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import DailyInsight, TrainingRun
 from adsentinel.errors import ModelStoreError
-from adsentinel.models.store import PACK_SUFFIX, ModelStore
+from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
 from adsentinel.service import jobs
 from adsentinel.service.training import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account

@@ -13,8 +13,8 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, TrainingRun
 from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_features
 from adsentinel.errors import NotFoundError
-from adsentinel.models.cache import ModelCache
-from adsentinel.models.store import ModelStore, load_signing_key
+from adsentinel.model_store.cache import ModelCache
+from adsentinel.model_store.store import ModelStore, load_signing_key
 from adsentinel.service.training import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account
 

@@ -15,16 +15,12 @@ import pytest
 from graph_emulator import EmulatedAccount, Fault, insight_rows
 from sqlalchemy import func, select
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.config import load_settings
 from adsentinel.db.models import AccountSettingChange, AdAccount, DailyInsight, Entity, SyncRun
 from adsentinel.service.account_changes import comparable_since
-from adsentinel.service.sync import (
-    add_meta_account,
-    date_ranges,
-    earliest_insights_day,
-    sync_account,
-)
 from adsentinel.sync.rate_limits import BackoffPolicy
+from adsentinel.sync.service import date_ranges, earliest_insights_day, sync_account
 
 TOKEN = "EAAemulatorToken0000000000000000000001"
 ENV = {"META_TOKEN": TOKEN}

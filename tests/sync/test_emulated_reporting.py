@@ -10,9 +10,10 @@ import pytest
 from graph_emulator import EmulatedAccount
 from sqlalchemy import select
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.config import load_settings
 from adsentinel.db.models import Entity, SyncRun
-from adsentinel.service.sync import add_meta_account, sync_account, sync_before_detection
+from adsentinel.sync.service import sync_account, sync_before_detection
 
 TOKEN = "EAAemulatorToken0000000000000000000002"
 ENV = {"META_TOKEN": TOKEN}
@@ -170,8 +171,8 @@ def test_accounts_add_on_a_synced_account_records_a_currency_change_too(
         emulator, world, session_factory, settings, account_id, client_factory):
     """`accounts add` with a new token reads the account and stores its currency: a change
     since the last sync is recorded as the sync would, not silently overwritten."""
+    from adsentinel.accounts.service import probe_meta_account, record_account_facts
     from adsentinel.db.models import AccountSettingChange
-    from adsentinel.service.sync import probe_meta_account, record_account_facts
 
     sync(session_factory, settings, account_id, client_factory)
     world.currency = "BRL"

@@ -10,12 +10,12 @@ import pytest
 from graph_emulator import EmulatedAccount, Fault
 from sqlalchemy import select, update
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.alerts.messages import render_text
 from adsentinel.config import load_settings
 from adsentinel.db.models import AdAccount, AlertChannel, AlertOutbox, SyncRun
 from adsentinel.i18n import language
 from adsentinel.service.status import account_statuses
-from adsentinel.service.sync import add_meta_account, failure_kind, sync_account
 from adsentinel.sync.error_kinds import (
     ERROR_KINDS,
     attention_sentence,
@@ -31,6 +31,7 @@ from adsentinel.sync.errors import (
     SyncPayloadError,
 )
 from adsentinel.sync.rate_limits import BackoffPolicy
+from adsentinel.sync.service import failure_kind, sync_account
 
 TOKEN = "EAAemulatorToken0000000000000000000003"
 ENV = {"META_TOKEN": TOKEN}

@@ -7,10 +7,10 @@ import redis as redis_lib
 from graph_api import ACCOUNT, TOKEN, serve_insights, serve_structure
 from sqlalchemy import func, select
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import AdAccount, DailyInsight, SyncRun
 from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.sync import add_meta_account
 from adsentinel.worker.embedded import every, scheduled_jobs
 from factories import insight_rows, write_csv
 from service_checks import REDIS_URL, service_missing

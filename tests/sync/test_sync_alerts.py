@@ -9,12 +9,13 @@ import pytest
 from graph_emulator import EmulatedAccount, Fault
 from sqlalchemy import select
 
+from adsentinel.accounts.service import add_meta_account, list_accounts
 from adsentinel.alerts.messages import render_text, subject_of
 from adsentinel.config import load_settings
 from adsentinel.db.models import AlertChannel, AlertOutbox
-from adsentinel.service.sync import add_meta_account, list_accounts, sync_account
 from adsentinel.sync.health import RunOutcome, sync_health
 from adsentinel.sync.rate_limits import BackoffPolicy
+from adsentinel.sync.service import sync_account
 
 TOKEN = "EAAemulatorToken0000000000000000000002"
 ENV = {"META_TOKEN": TOKEN}

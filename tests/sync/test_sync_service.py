@@ -9,8 +9,9 @@ import pytest
 from graph_api import ACCOUNT, TOKEN, payload, serve_insights, serve_structure
 from sqlalchemy import select
 
+from adsentinel.accounts.service import add_meta_account
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, SyncRun
-from adsentinel.service.sync import add_meta_account, sync_account, syncable_account_ids
+from adsentinel.sync.service import sync_account, syncable_account_ids
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # 12:30 in Sao Paulo
 LATER = datetime(2026, 11, 25, 16, 30, tzinfo=UTC)
@@ -299,7 +300,7 @@ def test_hourly_sync_pulls_the_full_window_first_each_day_and_yesterday_today_ot
         graph, session_factory, db_settings, account_id, client_factory):
     from datetime import timedelta
 
-    from adsentinel.service.sync import sync_before_detection
+    from adsentinel.sync.service import sync_before_detection
 
     settings = db_settings.model_copy(update={"sync_window_days": 3})
     serve_structure(graph)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from worker_support import import_demo_account, wait_for
 
 from adsentinel.db.models import Anomaly, TrainingRun
-from adsentinel.models.store import PACK_SUFFIX
+from adsentinel.model_store.store import PACK_SUFFIX
 from adsentinel.worker.locks import account_lock
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -69,7 +69,7 @@ def _scores_by_model(store, account_id):
 
 
 def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deployment, tmp_path):
-    from adsentinel.models.store import ModelStore
+    from adsentinel.model_store.store import ModelStore
     from adsentinel.service.training import train_account_models
 
     deployment.env.update({"ADSENTINEL_TASK_SOFT_TIME_LIMIT": "40",
@@ -131,7 +131,7 @@ def test_two_workers_share_a_large_account(deployment):
     wait_for(metadata.exists, 240, "the chunks' merged metadata.json")
     merged = json.loads(metadata.read_text())
     assert merged["chunks"] == dispatched["tasks"][0]["chunks"]
-    from adsentinel.models.store import ModelStore
+    from adsentinel.model_store.store import ModelStore
 
     models = ModelStore.from_settings(deployment.settings).load_models(account_id).models
     assert sum(merged["models_count"].values()) == len(models) > 0

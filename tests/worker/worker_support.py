@@ -14,8 +14,9 @@ from pathlib import Path
 
 from adsentinel.config import Settings
 from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.evaluation.dataset_files import write_dataset
+from adsentinel.evaluation.lab_world import generate_dataset, preset_config
 from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
 
 
 @dataclass

@@ -2,5 +2,6 @@
 
 Pure logic (``incidents``, ``messages``, ``suppression``, ``feedback``) is separate from I/O
 (``outbox`` reads and writes the database, ``channels`` talks to Slack, webhooks and SMTP); the
-service :mod:`adsentinel.service.alerting` ties them together.
+service :mod:`adsentinel.alerts.service` ties them together; channels, mutes and calendars are
+set up in :mod:`adsentinel.alerts.config`.
 """

@@ -66,7 +66,7 @@ _SEVERITIES = {"low": N_("low"), "medium": N_("medium"), "high": N_("high"),
 #: why an incident closed (adsentinel.alerts.incidents), told in the recovery message
 _REASONS = (N_("back to normal"), N_("marked as not an incident"), N_("restated data is normal"))
 TEST = "test"
-#: the Meta sync of an account keeps failing (written by adsentinel.service.sync)
+#: the Meta sync of an account keeps failing (written by adsentinel.sync.service)
 SYNC_BROKEN = "sync_broken"
 _UNFOLDED = SMTP.clone(max_line_length=998)  # RFC 5322's hard limit
 #: C0 and C1 controls, DEL, and Unicode's line and paragraph separators

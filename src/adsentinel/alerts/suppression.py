@@ -2,7 +2,7 @@
 calendar and the minimum spend.
 
 Everything here takes plain values (times already in the account's timezone where it says so),
-so the rules can be read and tested on their own; :mod:`adsentinel.service.alerting` gathers
+so the rules can be read and tested on their own; :mod:`adsentinel.alerts.service` gathers
 the values from the database.
 """
 

@@ -18,6 +18,7 @@ from typing import Any, overload
 from sqlalchemy import Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from adsentinel.alerts.feedback_service import give_status
 from adsentinel.api.auth import Principal
 from adsentinel.config import Settings
 from adsentinel.db.models import (
@@ -31,8 +32,7 @@ from adsentinel.db.models import (
 from adsentinel.detect import impact
 from adsentinel.detect.statistical import pooled_days
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
-from adsentinel.models.store import ModelStore
-from adsentinel.service.feedback import give_status
+from adsentinel.model_store.store import ModelStore
 
 log = logging.getLogger(__name__)
 

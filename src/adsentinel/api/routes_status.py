@@ -75,7 +75,7 @@ def _model_store_check(settings) -> str:
     """The store opens (signing key readable) and its folder can be listed."""
     if not settings.use_isolation_forest:
         return "not used"
-    from adsentinel.models.store import ModelStore
+    from adsentinel.model_store.store import ModelStore
 
     try:
         store = ModelStore.from_settings(settings)

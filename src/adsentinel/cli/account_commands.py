@@ -21,7 +21,7 @@ from adsentinel.i18n import LOCALE_NAMES, parse_locale
 from adsentinel.sync.error_kinds import attention_sentence
 
 if TYPE_CHECKING:
-    from adsentinel.service.sync import AccountListing, DiscoveredAccount
+    from adsentinel.accounts.service import AccountListing, DiscoveredAccount
 
 accounts_app = typer.Typer(help="Ad accounts synced from the Meta Marketing API.",
                            no_args_is_help=True)
@@ -60,8 +60,12 @@ def add_command(
     The token is proved first: without the variable set, or with a token Meta refuses,
     nothing is stored.
     """
-    from adsentinel.service.accounts import set_account_locale
-    from adsentinel.service.sync import add_meta_account, probe_meta_account, record_account_facts
+    from adsentinel.accounts.service import (
+        add_meta_account,
+        probe_meta_account,
+        record_account_facts,
+        set_account_locale,
+    )
 
     locale = _checked_locale(locale)
     settings, factory = _session_factory()
@@ -104,11 +108,7 @@ def discover_command(
 ) -> None:
     """List the ad accounts the token can read (name, currency, timezone, status), and add the
     chosen ones."""
-    from adsentinel.service.sync import (
-        add_meta_account,
-        discover_meta_accounts,
-        record_account_facts,
-    )
+    from adsentinel.accounts.service import add_meta_account, discover_meta_accounts, record_account_facts
 
     settings, factory = _session_factory()
     found = discover_meta_accounts(session_factory=factory, settings=settings,
@@ -140,7 +140,7 @@ def discover_command(
 
 
 def _chosen(found: list[DiscoveredAccount], add: str) -> list[DiscoveredAccount]:
-    from adsentinel.service.sync import normalise_account_id
+    from adsentinel.accounts.service import normalise_account_id
 
     if add.strip().lower() == "all":
         return found
@@ -155,7 +155,7 @@ def _chosen(found: list[DiscoveredAccount], add: str) -> list[DiscoveredAccount]
 
 def _free_name(factory, discovered: DiscoveredAccount) -> str:
     """Meta's name for the account, unless another account already has it (then the id)."""
-    from adsentinel.service.sync import list_accounts
+    from adsentinel.accounts.service import list_accounts
 
     name = discovered.info.name or discovered.info.platform_account_id
     taken = {a.name for a in list_accounts(session_factory=factory, settings=get_settings())}
@@ -165,7 +165,7 @@ def _free_name(factory, discovered: DiscoveredAccount) -> str:
 @accounts_app.command("list")
 def list_command() -> None:
     """Every account: Meta id, token variable, results counted, last sync, attention needed."""
-    from adsentinel.service.sync import list_accounts
+    from adsentinel.accounts.service import list_accounts
 
     settings, factory = _session_factory()
     print_accounts(list_accounts(session_factory=factory, settings=settings))
@@ -176,7 +176,7 @@ def disable_command(
     account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
 ) -> None:
     """Stop syncing and detecting an account (its data stays)."""
-    from adsentinel.service.sync import set_account_active
+    from adsentinel.accounts.service import set_account_active
 
     factory = _session_factory()[1]
     listing = set_account_active(session_factory=factory, wanted=account, active=False)
@@ -189,7 +189,7 @@ def enable_command(
     account: Annotated[str, typer.Argument(help="Account name, Meta id or numeric id.")],
 ) -> None:
     """Sync and detect an account again; clears a needs-attention mark (after a new token)."""
-    from adsentinel.service.sync import set_account_active
+    from adsentinel.accounts.service import set_account_active
 
     factory = _session_factory()[1]
     listing = set_account_active(session_factory=factory, wanted=account, active=True)
@@ -215,7 +215,7 @@ def edit_command(
                          "goes back to the LOCALE setting.")] = None,
 ) -> None:
     """Change how an account is told about: the language of its alerts and report."""
-    from adsentinel.service.accounts import set_account_locale
+    from adsentinel.accounts.service import set_account_locale
 
     if locale is None:
         raise typer.BadParameter(_("nothing to change: give --locale"), param_hint="'--locale'")

@@ -43,7 +43,7 @@ def _session_factory():
 
 
 def _account_id(session_factory, wanted: str) -> int:
-    from adsentinel.service.accounts import select_accounts
+    from adsentinel.accounts.service import select_accounts
 
     return select_accounts(session_factory=session_factory, wanted=wanted)[0].id
 
@@ -99,8 +99,8 @@ def channel_add(
     = False,
 ) -> None:
     """Add an alert channel to an account."""
+    from adsentinel.alerts import config as alert_config
     from adsentinel.alerts.channels import is_secret_ref
-    from adsentinel.service import alert_config
 
     session_factory = _session_factory()[1]
     quiet_start = quiet_end = None
@@ -126,7 +126,7 @@ def channel_add(
 @channel_app.command("list")
 def channel_list(account: OptionalAccount = None) -> None:
     """List the alert channels with their pending, sent and failed messages."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     account_id = _account_id(session_factory, account) if account else None
@@ -138,7 +138,7 @@ def channel_list(account: OptionalAccount = None) -> None:
 @channel_app.command("test")
 def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Send a test message to a channel now, to check its target, key or SMTP settings."""
-    from adsentinel.service import alerting
+    from adsentinel.alerts import service as alerting
 
     settings, session_factory = _session_factory()
     key = alerting.send_test_message(session_factory=session_factory, settings=settings,
@@ -150,7 +150,7 @@ def channel_test(channel_id: Annotated[int, typer.Argument(help="Channel id.")])
 @channel_app.command("remove")
 def channel_remove(channel_id: Annotated[int, typer.Argument(help="Channel id.")]) -> None:
     """Remove an alert channel (and its queued messages)."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     alert_config.remove_channel(session_factory=session_factory, channel_id=channel_id)
@@ -166,8 +166,8 @@ def alerts_min_spend(
     clear: Annotated[bool, typer.Option("--clear", help="Remove the floor.")] = False,
 ) -> None:
     """Set the account's minimum daily spend for alerts (or clear it)."""
-    from adsentinel.service import alert_config
-    from adsentinel.service.accounts import select_accounts
+    from adsentinel.accounts.service import select_accounts
+    from adsentinel.alerts import config as alert_config
 
     if (amount is None) == (not clear):
         raise alert_config.AlertConfigError(_("give either an AMOUNT or --clear"))
@@ -189,8 +189,8 @@ def alerts_min_spend(
 @alerts_app.command("plan")
 def alerts_plan(account: OptionalAccount = None) -> None:
     """Queue the alerts the stored anomalies call for (detection runs this by itself)."""
-    from adsentinel.service import alerting
-    from adsentinel.service.accounts import select_accounts
+    from adsentinel.accounts.service import select_accounts
+    from adsentinel.alerts import service as alerting
 
     settings, session_factory = _session_factory()
     for ref in select_accounts(session_factory=session_factory, wanted=account):
@@ -206,7 +206,7 @@ def alerts_plan(account: OptionalAccount = None) -> None:
 @alerts_app.command("deliver")
 def alerts_deliver() -> None:
     """Send what is due now: queued alerts and digests whose time has come."""
-    from adsentinel.service import alerting
+    from adsentinel.alerts import service as alerting
 
     settings, session_factory = _session_factory()
     digests = alerting.send_digests(session_factory=session_factory, settings=settings)
@@ -228,7 +228,7 @@ def alerts_outbox(
     limit: Annotated[int, typer.Option("--limit", help="Newest rows shown.")] = 20,
 ) -> None:
     """Show the newest queued and sent messages, with their attempts and last error."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     rows = alert_config.list_outbox(session_factory=session_factory, status=status, limit=limit)
@@ -251,7 +251,7 @@ def mute_add(
     by: Annotated[str | None, typer.Option("--by", help="Who muted it.")] = None,
 ) -> None:
     """Mute alerts of an entity (and everything under it) or of a whole account."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     rule_id = alert_config.add_mute(session_factory=session_factory,
@@ -264,7 +264,7 @@ def mute_add(
 @mute_app.command("list")
 def mute_list(account: OptionalAccount = None) -> None:
     """List the mute rules."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     account_id = _account_id(session_factory, account) if account else None
@@ -275,7 +275,7 @@ def mute_list(account: OptionalAccount = None) -> None:
 @mute_app.command("remove")
 def mute_remove(rule_id: Annotated[int, typer.Argument(help="Mute rule id.")]) -> None:
     """Remove a mute rule."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     alert_config.remove_mute(session_factory=session_factory, mute_id=rule_id)
@@ -293,7 +293,7 @@ def calendar_add(
     label: Annotated[str | None, typer.Option("--label", help="e.g. Black Friday.")] = None,
 ) -> None:
     """Put a day on an account's calendar (or relabel it)."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     parsed = _day("DAY", day)
@@ -311,7 +311,7 @@ def calendar_import(
     account: AccountOption,
 ) -> None:
     """Import calendar days from a CSV file (all or nothing)."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     days = alert_config.read_calendar_csv(file)
@@ -325,7 +325,7 @@ def calendar_import(
 @calendar_app.command("list")
 def calendar_list(account: AccountOption) -> None:
     """List an account's calendar days."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     _print_rows(alert_config.list_calendar(session_factory=session_factory,
@@ -339,7 +339,7 @@ def calendar_remove(
     day: Annotated[str, typer.Argument(help="The day, YYYY-MM-DD.")],
 ) -> None:
     """Take a day off an account's calendar."""
-    from adsentinel.service import alert_config
+    from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
     parsed = _day("DAY", day)
@@ -361,7 +361,7 @@ def anomalies_mark(
 ) -> None:
     """Give feedback on an anomaly. false_positive and expected remove its days from training
     and damp the same pattern of that entity afterwards."""
-    from adsentinel.service import feedback
+    from adsentinel.alerts import feedback_service as feedback
 
     session_factory = _session_factory()[1]
     result = feedback.mark_anomaly(session_factory=session_factory, anomaly_id=anomaly_id,

@@ -42,8 +42,8 @@ def demo(
                   for level in ("campaign", "adset", "ad"))
     console.print(_("trained %(count)d per-entity models", count=trained), highlight=False)
 
+    from adsentinel.accounts.service import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.accounts import select_accounts
 
     session_factory = make_session_factory(open_database(settings))
     rows = []

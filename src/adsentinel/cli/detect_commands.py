@@ -41,8 +41,8 @@ def detect_command(
     """Detect anomalies, store them (re-running updates, never duplicates), queue the alerts
     they call for (sent by `adsentinel alerts deliver`, `run` or the workers) and print them,
     worst first (money at stake, then severity)."""
+    from adsentinel.accounts.service import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.accounts import select_accounts
     from adsentinel.service.jobs import retrain_refused, run_detection
 
     settings = get_settings()

@@ -46,7 +46,7 @@ def export_anomalies(
     engine = open_database(settings)
     account_ids = None
     if account is not None:
-        from adsentinel.service.accounts import find_account
+        from adsentinel.accounts.service import find_account
 
         with make_session_factory(engine)() as session:
             account_ids = [find_account(session, account).id]
@@ -101,7 +101,7 @@ def report_command(
     factory = make_session_factory(open_database(settings))
     account_ids = None
     if account is not None:
-        from adsentinel.service.accounts import find_account
+        from adsentinel.accounts.service import find_account
 
         with factory() as session:
             found = find_account(session, account)

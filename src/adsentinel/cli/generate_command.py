@@ -1,6 +1,6 @@
 """`adsentinel generate`: write a synthetic, labelled dataset (insights.csv + labels.csv).
 
-``--world lab`` (the default) is :mod:`adsentinel.ingest.synthetic`; ``--world field`` is the
+``--world lab`` (the default) is :mod:`adsentinel.evaluation.lab_world`; ``--world field`` is the
 independent second world of :mod:`adsentinel.evaluation.field_world`, in the same format.
 """
 
@@ -19,7 +19,7 @@ from adsentinel.cli.app import app, cli_language, console, ngettext
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import ConfigError
 
-PRESET_NAMES = ("demo", "evaluation", "benchmark")  # adsentinel.ingest.synthetic.PRESETS
+PRESET_NAMES = ("demo", "evaluation", "benchmark")  # adsentinel.evaluation.lab_world.PRESETS
 WORLD_NAMES = ("lab", "field")
 FIELD_PRESET_NAMES = ("demo", "evaluation")  # adsentinel.evaluation.field_world.SIZES
 
@@ -45,11 +45,11 @@ def generate(
              "apply to the lab only).")] = "lab",
 ) -> None:
     """Generate synthetic Meta ad accounts with injected, labelled incidents."""
-    from adsentinel.ingest.synthetic import (  # pandas: imported only when generating
+    from adsentinel.evaluation.dataset_files import write_dataset
+    from adsentinel.evaluation.lab_world import (  # pandas: imported only when generating
         generate_dataset,
         preset_config,
         summarize,
-        write_dataset,
     )
 
     if world not in WORLD_NAMES:

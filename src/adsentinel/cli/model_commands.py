@@ -32,9 +32,9 @@ def train_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from adsentinel.accounts.service import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.models.store import ENTITY_TYPES, ModelStore
-    from adsentinel.service.accounts import select_accounts
+    from adsentinel.model_store.store import ENTITY_TYPES, ModelStore
     from adsentinel.service.training import train_account_models
 
     settings = get_settings()

@@ -17,7 +17,7 @@ from adsentinel.i18n import N_
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
 
-    from adsentinel.service.sync import SyncSummary
+    from adsentinel.sync.service import SyncSummary
 
 
 @app.command("sync")
@@ -36,9 +36,9 @@ def sync_command(
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from adsentinel.accounts.service import find_account
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.accounts import find_account
-    from adsentinel.service.sync import sync_account, syncable_account_ids
+    from adsentinel.sync.service import sync_account, syncable_account_ids
 
     settings = get_settings()
     first_day = _parse_day(since) if since else None
@@ -82,7 +82,7 @@ BUSY_REASON = "a scheduled sync of this account is running; run `adsentinel sync
 def _busy(factory, account_id: int) -> SyncSummary:
     """The summary of an account left alone because the workers' sync holds its lock."""
     from adsentinel.db.models import AdAccount
-    from adsentinel.service.sync import SyncSummary
+    from adsentinel.sync.service import SyncSummary
 
     with factory() as session:
         name = session.get(AdAccount, account_id).name

@@ -2,7 +2,7 @@
 
 The one place where detection of a whole account is put together; production's hourly cycle
 (:mod:`adsentinel.service.detection`) and the walk-forward of ``backtest`` and ``evaluate``
-(:mod:`adsentinel.service.evaluation`) both call :func:`judge_account_day`, so that what is
+(:mod:`adsentinel.evaluation.walk`) both call :func:`judge_account_day`, so that what is
 measured is what runs.
 
 Steps, in order:

@@ -1,10 +1,10 @@
 """The *field* world: a second, independent labelled generator of Meta Ads daily insights.
 
-The lab generator (:mod:`adsentinel.ingest.synthetic`) and the detector were tuned side by side;
+The lab generator (:mod:`adsentinel.evaluation.lab_world`) and the detector were tuned side by side;
 this world is written from a list of phenomena seen in real accounts, with every assumption drawn
 per seed (and per account) from a wide range, so that no single tuning fits every seed. It writes
 the same three files in the same format as the lab
-(:func:`adsentinel.ingest.synthetic.write_dataset`).
+(:func:`adsentinel.evaluation.dataset_files.write_dataset`).
 
 Phenomena
 ---------
@@ -27,7 +27,7 @@ Phenomena
 
 Output
 ------
-:func:`generate_field_world` returns a :class:`adsentinel.ingest.synthetic.SyntheticDataset`
+:func:`generate_field_world` returns a :class:`adsentinel.evaluation.lab_world.SyntheticDataset`
 whose frames have exactly ``INSIGHT_COLUMNS``, ``LABEL_COLUMNS`` and ``EVENT_COLUMNS``. Events use
 the lab's kinds (``budget_change``, ``ad_start``, ``ad_stop``, ``ad_pause``) plus
 ``account_shock``; an ad set launch is an ``ad_start`` event with ``entity_type`` ``adset``.
@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from adsentinel.errors import ConfigError
-from adsentinel.ingest.synthetic import (
+from adsentinel.evaluation.lab_world import (
     EVENT_COLUMNS,
     INCIDENT_KINDS,
     INSIGHT_COLUMNS,

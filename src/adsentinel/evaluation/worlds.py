@@ -2,7 +2,7 @@
 
 Two independent generators, written from different assumptions:
 
-* ``lab``: :mod:`adsentinel.ingest.synthetic`, the world the detector was first built in;
+* ``lab``: :mod:`adsentinel.evaluation.lab_world`, the world the detector was first built in;
 * ``field``: :mod:`adsentinel.evaluation.field_world`, written separately from a list of
   real-world phenomena, its assumptions drawn per seed from wide ranges.
 
@@ -54,7 +54,7 @@ def world_dataset(world: str, seed: int, size: str = "evaluation"):
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose from {', '.join(SIZES)}")
     if world == "lab":
-        from adsentinel.ingest.synthetic import generate_dataset, preset_config
+        from adsentinel.evaluation.lab_world import generate_dataset, preset_config
 
         return generate_dataset(preset_config(size, seed=seed))
     if world == "field":
@@ -110,6 +110,6 @@ def evaluate_worlds(
 
 
 def _entity_frames(insights: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
-    from adsentinel.service.evaluation import entity_frames
+    from adsentinel.evaluation.walk import entity_frames
 
     return entity_frames(insights)

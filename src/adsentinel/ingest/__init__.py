@@ -1,1 +1,2 @@
-"""Getting data in: CSV import, Meta Marketing API sync, synthetic demo data."""
+"""Getting data in: insights files (CSV, XLSX exports) and warehouse tables, imported into the
+database."""

@@ -12,9 +12,10 @@ from pathlib import Path
 from adsentinel.config import Settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import Anomaly
+from adsentinel.evaluation.dataset_files import write_dataset
+from adsentinel.evaluation.lab_world import generate_dataset, preset_config, summarize
 from adsentinel.i18n import language
 from adsentinel.ingest.csv_import import ImportSummary, import_insights_csv
-from adsentinel.ingest.synthetic import generate_dataset, preset_config, summarize, write_dataset
 from adsentinel.service.detection import detect_account
 from adsentinel.service.jobs import active_account_ids, model_loader_or_none, run_training
 from adsentinel.service.report import build_report, report_path, write_report

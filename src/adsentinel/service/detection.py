@@ -34,6 +34,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from adsentinel.alerts.feedback_service import apply_feedback
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import (
@@ -53,7 +54,6 @@ from adsentinel.detect.anomaly_detector import (
 )
 from adsentinel.errors import NotFoundError
 from adsentinel.service.account_changes import comparable_since
-from adsentinel.service.feedback import apply_feedback
 from adsentinel.service.impact import impact_columns
 from adsentinel.service.scope import entities_in_campaigns
 from adsentinel.timezones import zone_or_utc

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from adsentinel.alerts.service import plan_alerts
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, Anomaly, Entity
 from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.errors import ModelStoreError
-from adsentinel.models.store import ModelSet, ModelStore
-from adsentinel.service.alerting import plan_alerts
+from adsentinel.model_store.store import ModelSet, ModelStore
 from adsentinel.service.detection import detect_account
 from adsentinel.service.scope import campaign_of, entities_in_campaigns
 from adsentinel.service.training import train_account_models

@@ -10,7 +10,7 @@
 * Entities are taken in chunks of whole campaigns. Fitting runs on every core with threads (the
   compiled engine releases the GIL while it grows trees); then each campaign's models are
   written as one signed pack, the chunk's packs with one disk flush
-  (:meth:`~adsentinel.models.store.ModelStore.save_campaign_models`), and the older
+  (:meth:`~adsentinel.model_store.store.ModelStore.save_campaign_models`), and the older
   single-model files of the chunk's entities are removed.
 * The result counts trained / skipped / failed per level; the account's ``metadata.json`` in
   the model store and a :class:`~adsentinel.db.models.TrainingRun` row record the run.
@@ -37,15 +37,15 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from adsentinel.alerts.feedback_service import excluded_training_days
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, TrainingRun, TrainingStatus, utcnow
 from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
-from adsentinel.models.store import ENTITY_TYPES, ModelMetadata, ModelStore
+from adsentinel.model_store.store import ENTITY_TYPES, ModelMetadata, ModelStore
 from adsentinel.service.account_changes import comparable_since
-from adsentinel.service.feedback import excluded_training_days
 from adsentinel.service.scope import campaign_of, entities_in_campaigns
 
 __all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]

@@ -7,7 +7,6 @@
 * :mod:`.errors` holds the sync's errors and the scrubbing of access tokens from any text;
 * :mod:`.health` decides when a failing sync is broken and words the message (pure);
 * :mod:`.error_kinds` names the kind of a failure from Meta's codes and tells it in the reader's
-  language (pure).
-
-Storing what was pulled is :mod:`adsentinel.service.sync`'s job.
+  language (pure);
+* :mod:`.service` runs one account's sync and stores what was pulled, each run in ``sync_runs``.
 """

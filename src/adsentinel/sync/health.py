@@ -1,6 +1,6 @@
 """Whether an account's Meta sync is broken, and the message that says so. Pure: the runs and
 the account's attention mark in, a verdict and a payload out; storing and sending it is
-:mod:`adsentinel.service.sync`'s job.
+:mod:`adsentinel.sync.service`'s job.
 
 A sync is *broken* when a person must act (an expired token, a lost permission, a retired Graph
 API version, a missing ``appsecret_proof``: the account's ``needs_attention``), or when it has

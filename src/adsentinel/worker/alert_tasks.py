@@ -15,7 +15,7 @@ from adsentinel.worker.runtime import get_runtime
 @celery_app.task(name="adsentinel.deliver_alerts")
 def deliver_alerts() -> dict:
     """Send the alerts that are due; returns ``{"sent", "retrying", "failed", "held"}``."""
-    from adsentinel.service.alerting import deliver_alerts as deliver
+    from adsentinel.alerts.service import deliver_alerts as deliver
 
     runtime = get_runtime()
     return deliver(session_factory=runtime.session_factory, settings=runtime.settings)
@@ -24,8 +24,8 @@ def deliver_alerts() -> dict:
 @celery_app.task(name="adsentinel.send_alert_digests")
 def send_alert_digests() -> dict:
     """Enqueue the digests whose local time has come, then deliver what is due."""
-    from adsentinel.service.alerting import deliver_alerts as deliver
-    from adsentinel.service.alerting import send_digests
+    from adsentinel.alerts.service import deliver_alerts as deliver
+    from adsentinel.alerts.service import send_digests
 
     runtime = get_runtime()
     digests = send_digests(session_factory=runtime.session_factory, settings=runtime.settings)

@@ -85,7 +85,7 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
     train_all = for_every_account(jobs.run_training)
     detect_all = for_every_account(sync_then_detect)
 
-    from adsentinel.service import alerting
+    from adsentinel.alerts import service as alerting
     from adsentinel.worker.schedule import ALERT_DELIVERY_SECONDS, ALERT_DIGEST_CHECK_MINUTES
 
     def deliver() -> dict:
@@ -109,7 +109,7 @@ def sync_then_detect(*, session_factory: sessionmaker[Session], settings: Settin
     """The hourly job of one account: sync it from Meta when it can be (CSV accounts cannot),
     then detect. A failed sync is reported under ``"sync"`` and detection runs anyway."""
     from adsentinel.service import jobs
-    from adsentinel.service.sync import sync_before_detection
+    from adsentinel.sync.service import sync_before_detection
 
     synced = _safely(lambda: sync_before_detection(
         session_factory=session_factory, settings=settings, account_id=account_id) or {})

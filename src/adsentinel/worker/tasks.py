@@ -102,7 +102,7 @@ def detect_anomalies_all() -> dict:
     detection itself once the new numbers are stored (the chunks are only known then).
     """
     from adsentinel.service import jobs
-    from adsentinel.service.sync import is_syncable
+    from adsentinel.sync.service import is_syncable
 
     runtime = get_runtime()
     task_ids, sync_task_ids = [], []
@@ -133,7 +133,7 @@ def sync_account(self, config_id: int, detect_after: bool = False) -> dict:
     A sync that Meta refuses (throttled past the allowance, token expired, malformed payload) is
     recorded and reported, not retried here, and detection still runs on what is stored.
     """
-    from adsentinel.service.sync import sync_before_detection
+    from adsentinel.sync.service import sync_before_detection
 
     result = _locked(self, "sync", config_id, None, lambda runtime: sync_before_detection(
         session_factory=runtime.session_factory, settings=runtime.settings,

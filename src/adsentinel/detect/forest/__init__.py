@@ -29,7 +29,7 @@ The package follows sklearn's builder / splitter split, one step per module:
 
 Scoring a few rows walks the streams (the hourly path: one row per entity); scoring more decodes
 them per call (scoring never changes the estimator). Both give identical scores. Turning the
-state into files belongs to :mod:`adsentinel.models.store`. Streams are validated whenever they
+state into files belongs to :mod:`adsentinel.model_store.store`. Streams are validated whenever they
 are set, so a malformed state raises :class:`ValueError` instead of reading out of bounds.
 """
 

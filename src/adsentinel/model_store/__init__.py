@@ -1,8 +1,8 @@
 """The model store: the one place where models are written and read (signed packs of a
 campaign's models, in a folder, PostgreSQL or S3)."""
 
-from adsentinel.models.cache import MODEL_CACHE, ModelCache
-from adsentinel.models.store import (
+from adsentinel.model_store.cache import MODEL_CACHE, ModelCache
+from adsentinel.model_store.store import (
     FORMAT_VERSION,
     MAX_MODEL_BYTES,
     LoadedModel,

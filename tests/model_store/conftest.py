@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from adsentinel.models.blobs import FolderBlobs, PostgresBlobs, S3Blobs
+from adsentinel.model_store.blobs import FolderBlobs, PostgresBlobs, S3Blobs
 from service_checks import service_missing
 
 

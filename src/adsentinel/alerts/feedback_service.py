@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from adsentinel.alerts.config import AlertConfigError
 from adsentinel.alerts.feedback import Dismissal, FeedbackDamper, annotate_calendar, anomaly_size
 from adsentinel.alerts.incidents import DISMISSED_STATUSES
+from adsentinel.alerts.service import calendar_labels
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import Anomaly, AnomalyStatus, CalendarDay, utcnow
 from adsentinel.detect.anomaly_detector import DetectedAnomaly
 from adsentinel.errors import NotFoundError
-from adsentinel.service.alert_config import AlertConfigError
-from adsentinel.service.alerting import calendar_labels
 
 log = logging.getLogger(__name__)
 

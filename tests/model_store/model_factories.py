@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from adsentinel.detect.forest import IsolationForest
-from adsentinel.models.codec import ModelMetadata
+from adsentinel.model_store.codec import ModelMetadata
 
 FEATURES = tuple(f"f{i}" for i in range(8))
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from adsentinel.errors import InputFileError
-from adsentinel.ingest.synthetic import generate_dataset, preset_config, write_dataset
-from adsentinel.service.evaluation import backtest_csv
+from adsentinel.evaluation.dataset_files import write_dataset
+from adsentinel.evaluation.lab_world import generate_dataset, preset_config
+from adsentinel.evaluation.walk import backtest_csv
 
 END = date(2026, 10, 31)
 

@@ -22,8 +22,9 @@ and then draws the counts from them, vectorised over the whole account:
   fatigue (CTR decays with ad age) and frequency that grows slowly with age (about 1.2 to 3).
 * New ads start mid-period with a learning phase: the first 7 days have a higher CPM, a lower CTR
   and a much lower conversion rate (worse CPL), and spend ramps up over 3 days.
-* Holidays of the account's country (Black Friday, Christmas, Carnival, bank holidays...) move
-  volume, CPM and conversion rate. They are real-world moves, not incidents, and are not labelled.
+* Holidays of the account's country (Black Friday, Christmas, Carnival, bank holidays...;
+  :mod:`adsentinel.evaluation.holidays`) move volume, CPM and conversion rate. They are
+  real-world moves, not incidents, and are not labelled.
 * Some ads stop for good (no rows after the last day) and some pause for a few days. A pause is a
   deliberate action: depending on the account's export it shows as missing rows or as rows with
   zero spend and zero impressions. An all-zero day is therefore never an incident here; an
@@ -60,8 +61,8 @@ are honest: an incident is only placed where
   4 expected leads a day. The primary metric of the kind must pass; secondary metrics (e.g.
   ``cpl:up`` of a CTR collapse) are listed only when they pass too.
 
-Output (:func:`write_dataset`)
-------------------------------
+Output (:func:`adsentinel.evaluation.dataset_files.write_dataset`)
+-------------------------------------------------------------------
 ``insights.csv``
     :data:`INSIGHT_COLUMNS`, one row per ad and day, sorted by date; the canonical import
     format. Spend has two decimals, counts are integers.
@@ -78,16 +79,15 @@ Output (:func:`write_dataset`)
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from adsentinel.errors import ConfigError
+from adsentinel.evaluation.holidays import holiday_calendar
 
 INSIGHT_COLUMNS: tuple[str, ...] = (
     "date", "account_id", "account_name", "currency", "campaign_id", "campaign_name",
@@ -108,10 +108,6 @@ INCIDENT_KINDS: tuple[str, ...] = (
 )
 #: a fixed end date so that the default output is reproducible; it includes Black Friday.
 DEFAULT_END_DATE = dt.date(2025, 12, 7)
-
-INSIGHTS_FILE = "insights.csv"
-LABELS_FILE = "labels.csv"
-EVENTS_FILE = "events.csv"
 
 LEARNING_DAYS = 7
 BASELINE_DAYS = 7
@@ -455,109 +451,6 @@ def _account_profile(rng: np.random.Generator, taken: set[int]) -> _Profile:
     name = f"{rng.choice(_ACCOUNT_WORDS)} {rng.choice(_ACCOUNT_TRADES)} {country}"
     return _Profile(f"act_{account_number}", name, currency, country, weekly_spend, weekly_cpm,
                     weekly_cvr, zero_rows_when_paused=bool(rng.random() < 0.5))
-
-
-# --------------------------------------------------------------------------------------------
-# Holidays
-
-
-def _easter(year: int) -> dt.date:
-    """Gregorian Easter Sunday (anonymous Gregorian algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    l_ = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * l_) // 451
-    month = (h + l_ - 7 * m + 114) // 31
-    day = (h + l_ - 7 * m + 114) % 31 + 1
-    return dt.date(year, month, day)
-
-
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> dt.date:
-    """The ``n``-th ``weekday`` (0 = Monday) of a month; ``n = -1`` is the last one."""
-    if n > 0:
-        first = dt.date(year, month, 1)
-        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
-    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1))
-    return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
-
-
-# holiday type -> (volume, cpm, ctr, conversion rate) multipliers
-_HOLIDAY_EFFECTS: dict[str, tuple[float, float, float, float]] = {
-    "public": (0.85, 0.95, 1.0, 0.8),
-    "shopping": (1.0, 1.45, 0.95, 0.85),
-    "shopping_eve": (1.0, 1.2, 1.0, 0.95),
-    "christmas": (0.75, 1.1, 0.95, 0.6),
-    "carnival": (0.8, 0.9, 0.95, 0.7),
-}
-
-
-def _holidays(country: str, year: int) -> list[tuple[dt.date, str, str]]:
-    """(date, name, type) of the holidays that move ad delivery in ``country`` and ``year``."""
-    fixed = dt.date
-    thanksgiving = _nth_weekday(year, 11, 3, 4)
-    black_friday = thanksgiving + dt.timedelta(days=1)
-    out = [(fixed(year, 1, 1), "New Year's Day", "christmas"),
-           (black_friday, "Black Friday", "shopping"),
-           (black_friday + dt.timedelta(days=3), "Cyber Monday", "shopping"),
-           (fixed(year, 12, 25), "Christmas Day", "christmas")]
-    out += [(black_friday - dt.timedelta(days=k), "Black Friday week", "shopping_eve")
-            for k in (1, 2, 3)]
-    easter = _easter(year)
-    if country == "US":
-        out += [(_nth_weekday(year, 5, 0, -1), "Memorial Day", "public"),
-                (fixed(year, 7, 4), "Independence Day", "public"),
-                (_nth_weekday(year, 9, 0, 1), "Labor Day", "public"),
-                (thanksgiving, "Thanksgiving", "public"),
-                (fixed(year, 12, 24), "Christmas Eve", "christmas"),
-                (fixed(year, 12, 31), "New Year's Eve", "christmas")]
-    elif country == "BR":
-        out += [(easter - dt.timedelta(days=48), "Carnival Monday", "carnival"),
-                (easter - dt.timedelta(days=47), "Carnival Tuesday", "carnival"),
-                (easter - dt.timedelta(days=2), "Good Friday", "public"),
-                (fixed(year, 4, 21), "Tiradentes", "public"),
-                (fixed(year, 5, 1), "Labour Day", "public"),
-                (fixed(year, 9, 7), "Independence Day", "public"),
-                (fixed(year, 10, 12), "Nossa Senhora Aparecida", "public"),
-                (fixed(year, 11, 2), "Finados", "public"),
-                (fixed(year, 11, 15), "Proclamation of the Republic", "public"),
-                (fixed(year, 11, 20), "Black Consciousness Day", "public"),
-                (fixed(year, 12, 24), "Christmas Eve", "christmas"),
-                (fixed(year, 12, 31), "New Year's Eve", "christmas")]
-    elif country == "DE":
-        out += [(easter - dt.timedelta(days=2), "Good Friday", "public"),
-                (easter + dt.timedelta(days=1), "Easter Monday", "public"),
-                (fixed(year, 5, 1), "Labour Day", "public"),
-                (fixed(year, 10, 3), "German Unity Day", "public"),
-                (fixed(year, 12, 24), "Christmas Eve", "christmas"),
-                (fixed(year, 12, 26), "St Stephen's Day", "christmas"),
-                (fixed(year, 12, 31), "New Year's Eve", "christmas")]
-    elif country == "GB":
-        out += [(easter - dt.timedelta(days=2), "Good Friday", "public"),
-                (easter + dt.timedelta(days=1), "Easter Monday", "public"),
-                (_nth_weekday(year, 5, 0, 1), "Early May bank holiday", "public"),
-                (_nth_weekday(year, 5, 0, -1), "Spring bank holiday", "public"),
-                (_nth_weekday(year, 8, 0, -1), "Summer bank holiday", "public"),
-                (fixed(year, 12, 26), "Boxing Day", "christmas")]
-    return out
-
-
-def _holiday_calendar(country: str, dates: pd.DatetimeIndex
-                      ) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
-    """Per-day (volume, cpm, ctr, cvr) multipliers, shape (4, days), and the holidays hit."""
-    effects = np.ones((4, len(dates)))
-    first = dates[0].date()
-    hits: list[tuple[int, str, str]] = []
-    for year in range(dates[0].year, dates[-1].year + 1):
-        for day, name, kind in _holidays(country, year):
-            index = (day - first).days
-            if 0 <= index < len(dates):
-                effects[:, index] *= _HOLIDAY_EFFECTS[kind]
-                hits.append((index, name, kind))
-    return effects, sorted(hits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -938,7 +831,7 @@ def _generate_account(cfg: GeneratorConfig, seed: np.random.SeedSequence, index:
     profile = _account_profile(rng, taken)
     hierarchy = _build_hierarchy(rng, cfg.ads_per_account, taken)
     life = _lifecycles(rng, cfg.ads_per_account, len(dates))
-    holiday_effects, holidays = _holiday_calendar(profile.country, dates)
+    holiday_effects, holidays = holiday_calendar(profile.country, dates)
     events: list[dict] = []
     latent = _latent_quantities(rng, hierarchy, profile, life, dates, holiday_effects, events)
     events += _lifecycle_events(hierarchy, life, len(dates))
@@ -979,7 +872,7 @@ def _account_rows(data: _AccountData, dates: pd.DatetimeIndex) -> pd.DataFrame:
 def generate_dataset(config: GeneratorConfig) -> SyntheticDataset:
     """Generate the accounts of ``config``: insights rows, incident labels and events.
 
-    Pure: no file is written (see :func:`write_dataset`).
+    Pure: no file is written (see :func:`adsentinel.evaluation.dataset_files.write_dataset`).
     """
     dates = pd.date_range(config.start_date, config.end_date, freq="D")
     taken: set[int] = set()
@@ -1005,100 +898,6 @@ def generate_dataset(config: GeneratorConfig) -> SyntheticDataset:
     return SyntheticDataset(config, insights, labels, events[list(EVENT_COLUMNS)])
 
 
-# --------------------------------------------------------------------------------------------
-# Files
-
-
-@dataclass(frozen=True)
-class WrittenFiles:
-    """Paths of the files :func:`write_dataset` wrote."""
-
-    insights: Path
-    labels: Path
-    events: Path
-
-
-def write_dataset(dataset: SyntheticDataset, out_dir: str | os.PathLike[str]) -> WrittenFiles:
-    """Write ``insights.csv``, ``labels.csv`` and ``events.csv`` into ``out_dir``.
-
-    Each file is written to a temporary name in ``out_dir`` and renamed over the target only
-    when all three are complete, so a failure never leaves a half-written CSV.
-    """
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-    if not out.is_dir():
-        raise ConfigError(f"output path {out} exists and is not a folder")
-    targets = WrittenFiles(out / INSIGHTS_FILE, out / LABELS_FILE, out / EVENTS_FILE)
-    writers = ((_write_insights_csv, dataset.insights, targets.insights),
-               (_write_table_csv, dataset.labels, targets.labels),
-               (_write_table_csv, dataset.events, targets.events))
-    temporaries: list[tuple[Path, Path]] = []
-    try:
-        for write, frame, target in writers:
-            temporary = out / f".{target.name}.{os.getpid()}.tmp"
-            temporaries.append((temporary, target))
-            with open(temporary, "w", encoding="utf-8", newline="") as stream:
-                write(frame, stream)
-        for temporary, target in temporaries:
-            os.replace(temporary, target)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the dataset into {out}: {exc.strerror or exc}") from None
-    finally:
-        for temporary, _ in temporaries:
-            temporary.unlink(missing_ok=True)
-    return targets
-
-
-def _write_table_csv(frame: pd.DataFrame, stream) -> None:
-    """A small table as CSV, booleans as ``true`` / ``false``."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == bool:
-            out[column] = np.where(out[column], "true", "false")
-    out.to_csv(stream, index=False, lineterminator="\n")
-
-
-def _write_insights_csv(frame: pd.DataFrame, stream, chunk_rows: int = 200_000) -> None:
-    """The insights rows as CSV, the same bytes as ``to_csv(float_format="%.2f")``, 3x faster.
-
-    The nine account-to-ad columns are fixed per ad, so each ad's part of the line is formatted
-    once; spend is written from integer cents, so it always has exactly two decimals.
-    """
-    stream.write(",".join(INSIGHT_COLUMNS) + "\n")
-    if frame.empty:
-        return
-    entity_columns = list(INSIGHT_COLUMNS[1:10])
-    codes, uniques = pd.factorize(frame["ad_id"])
-    first_row = np.zeros(len(uniques), dtype=np.int64)
-    first_row[codes[::-1]] = np.arange(len(codes))[::-1]
-    entity_part = np.array(
-        [",".join(_csv_field(value) for value in row)
-         for row in frame.iloc[first_row][entity_columns].itertuples(index=False)],
-        dtype=object)
-    dates = frame["date"].to_numpy(dtype=object)
-    spend = frame["spend"].to_numpy(dtype=float)
-    counts = [frame[name].to_numpy() for name in ("impressions", "clicks", "leads", "reach")]
-    for first in range(0, len(frame), chunk_rows):
-        part = slice(first, first + chunk_rows)
-        cents = np.round(spend[part] * 100.0).astype(np.int64).tolist()
-        rows = zip(dates[part].tolist(), entity_part[codes[part]].tolist(), cents,
-                   *(values[part].tolist() for values in counts), strict=True)
-        stream.write("".join(
-            f"{day},{entity},{c // 100}.{c % 100:02d},{imp},{clk},{lead},{rch}\n"
-            for day, entity, c, imp, clk, lead, rch in rows))
-
-
-def _csv_field(value: object) -> str:
-    """One CSV field, quoted only when needed (as the csv module's QUOTE_MINIMAL)."""
-    text = str(value)
-    if any(char in text for char in ',"\r\n'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
 def summarize(dataset: SyntheticDataset) -> dict[str, object]:
     """Counts that describe a dataset: rows, accounts, ads, days and incidents by kind."""
     kinds = dataset.labels["kind"].value_counts()
@@ -1118,6 +917,6 @@ def summarize(dataset: SyntheticDataset) -> dict[str, object]:
 
 __all__: Sequence[str] = (
     "DEFAULT_END_DATE", "EVENT_COLUMNS", "INCIDENT_KINDS", "INSIGHT_COLUMNS", "LABEL_COLUMNS",
-    "PRESETS", "GeneratorConfig", "SyntheticDataset", "WrittenFiles", "generate_dataset",
-    "preset_config", "summarize", "write_dataset",
+    "PRESETS", "GeneratorConfig", "SyntheticDataset", "generate_dataset", "preset_config",
+    "summarize",
 )

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adsentinel.errors import ConfigError
-from adsentinel.ingest.synthetic import (
+from adsentinel.evaluation.dataset_files import write_dataset
+from adsentinel.evaluation.lab_world import (
     BASELINE_DAYS,
     INCIDENT_KINDS,
     INSIGHT_COLUMNS,
@@ -21,7 +22,6 @@ from adsentinel.ingest.synthetic import (
     GeneratorConfig,
     generate_dataset,
     preset_config,
-    write_dataset,
 )
 
 COUNTS = ["spend", "impressions", "clicks", "leads", "reach"]
@@ -422,6 +422,6 @@ def test_cli_generate_rejects_bad_arguments(tmp_path):
 
 def test_cli_lists_every_preset():
     from adsentinel.cli.generate_command import PRESET_NAMES
-    from adsentinel.ingest.synthetic import PRESETS
+    from adsentinel.evaluation.lab_world import PRESETS
 
     assert set(PRESET_NAMES) == set(PRESETS)

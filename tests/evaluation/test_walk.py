@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from adsentinel.service.evaluation import (
+from adsentinel.evaluation.walk import (
     NaiveEngine,
     entity_frames,
     hierarchy_of,

@@ -63,14 +63,14 @@ from pydantic import SecretStr
 from adsentinel.detect.forest import IsolationForest
 from adsentinel.errors import ModelStoreError
 from adsentinel.keyfile import UnsafeKeyFileError, read_key_file, read_or_create_hex_key
-from adsentinel.models.blobs import (
+from adsentinel.model_store.blobs import (
     BlobStore,
     FolderBlobs,
     open_blob_store,
     open_regular_file,
 )
-from adsentinel.models.cache import MODEL_CACHE, ModelCache
-from adsentinel.models.codec import (
+from adsentinel.model_store.cache import MODEL_CACHE, ModelCache
+from adsentinel.model_store.codec import (
     ENTITY_TYPES,
     FORMAT_VERSION,
     MAX_MODEL_BYTES,
@@ -278,11 +278,11 @@ class ModelStore:
     ----------
     root : Path or BlobStore
         The store's folder (``settings.effective_models_path``), or a backend from
-        :func:`~adsentinel.models.blobs.open_blob_store`.
+        :func:`~adsentinel.model_store.blobs.open_blob_store`.
     signing_key : bytes
         HMAC key (see :func:`load_signing_key`).
     cache : ModelCache or None
-        Cache of verified models; the process-wide :data:`~adsentinel.models.cache.MODEL_CACHE`
+        Cache of verified models; the process-wide :data:`~adsentinel.model_store.cache.MODEL_CACHE`
         by default, ``None`` to read every time.
     """
 
@@ -643,7 +643,7 @@ class ModelStore:
 
     def remove_stale_temp_files(self, account_id: int, *, older_than_seconds: float = 3600.0) -> int:
         """Delete temporary files a crashed writer left in the account's folder; returns how
-        many (see :meth:`~adsentinel.models.blobs.FolderBlobs.remove_stale_temp_files`)."""
+        many (see :meth:`~adsentinel.model_store.blobs.FolderBlobs.remove_stale_temp_files`)."""
         return self.blobs.remove_stale_temp_files(self.account_folder(account_id),
                                                   older_than_seconds)
 

@@ -1,7 +1,7 @@
 """Alerting service: plan messages from the stored anomalies, deliver the outbox, send digests.
 
-Channels, mutes and calendars are set up in :mod:`adsentinel.service.alert_config`; users'
-feedback is written and read in :mod:`adsentinel.service.feedback`.
+Channels, mutes and calendars are set up in :mod:`adsentinel.alerts.config`; users'
+feedback is written and read in :mod:`adsentinel.alerts.feedback_service`.
 
 * :func:`plan_alerts` (called at the end of every detection run) turns an account's anomalies
   into incidents (:mod:`adsentinel.alerts.incidents`), applies the suppression rules
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts import outbox
 from adsentinel.alerts.channels import ChannelView, DeliveryError, send_message
+from adsentinel.alerts.config import AlertConfigError
 from adsentinel.alerts.incidents import (
     OPENED,
     RECOVERED,
@@ -73,7 +74,6 @@ from adsentinel.db.models import (
     utcnow,
 )
 from adsentinel.errors import NotFoundError
-from adsentinel.service.alert_config import AlertConfigError
 from adsentinel.service.scope import entities_in_campaigns
 from adsentinel.timezones import zone_or_utc
 

@@ -1,7 +1,7 @@
 """Where the model store's bytes live: a local folder, a PostgreSQL table, or an S3 bucket.
 
 Each backend stores named blobs (keys such as ``anomaly_detector/config_7/campaign_12.adsp``)
-and offers the same few operations to :class:`adsentinel.models.store.ModelStore`; signing and
+and offers the same few operations to :class:`adsentinel.model_store.store.ModelStore`; signing and
 parsing stay in the store, so every backend refuses and accepts exactly the same bytes.
 
 * :class:`FolderBlobs` (the default, ``ADSENTINEL_MODELS_STORAGE_PATH``): a temporary file in the
@@ -40,11 +40,11 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from adsentinel.errors import ModelStoreError
-from adsentinel.models.cache import FileIdentity
+from adsentinel.model_store.cache import FileIdentity
 
 __all__ = ["Blob", "BlobStore", "FolderBlobs", "PostgresBlobs", "S3Blobs", "open_blob_store"]
 
-log = logging.getLogger("adsentinel.models.store")
+log = logging.getLogger("adsentinel.model_store.store")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Blob:
 
 
 class BlobStore(Protocol):
-    """What :class:`~adsentinel.models.store.ModelStore` needs from a place to keep bytes."""
+    """What :class:`~adsentinel.model_store.store.ModelStore` needs from a place to keep bytes."""
 
     location: str  #: where the blobs are, for messages (no password)
 

@@ -1,5 +1,5 @@
-"""Syncing an ad account from the Meta Marketing API into the database, and managing which
-accounts sync with which token.
+"""Syncing an ad account from the Meta Marketing API into the database. Adding the accounts that
+sync, each with its token's variable, is :mod:`adsentinel.accounts.service`'s job.
 
 One sync of one account:
 
@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -67,8 +66,7 @@ from adsentinel.db.models import (
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
-from adsentinel.service.account_changes import apply_account_settings, setting_changes
-from adsentinel.service.accounts import find_account
+from adsentinel.service.account_changes import apply_account_settings
 from adsentinel.sync.error_kinds import meta_error_kind
 from adsentinel.sync.errors import (
     CredentialsError,
@@ -83,7 +81,6 @@ from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progre
 from adsentinel.sync.payloads import (
     ADSET_REACH_FIELDS,
     PARENT_REACH_FIELDS,
-    AccountInfo,
     InsightRecord,
     StructureRecord,
     parse_account,
@@ -101,9 +98,8 @@ log = logging.getLogger(__name__)
 #: (platform account id, token, options, progress callback) -> client; tests point it elsewhere
 ClientFactory = Callable[[str, str, ClientOptions, Progress | None], MetaAccountClient]
 
-_ACCOUNT_ID = re.compile(r"^act_[0-9]{1,30}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_ENV_PREFIX = "env:"
+#: an account's credentials_ref names the environment variable of its token: ``env:VAR``
+CREDENTIALS_ENV_PREFIX = "env:"
 _HEALTH_RUNS = 200  # runs read to find a failure streak; a longer one shows as this long
 _STRUCTURE_BATCH = 1_000  # rows per INSERT: 6 parameters each stays far below SQLite's limit
 
@@ -146,50 +142,16 @@ class SyncSummary:
         return result
 
 
-@dataclass(frozen=True)
-class AccountListing:
-    """One row of ``adsentinel accounts list``; the token is named, never shown."""
-
-    id: int
-    name: str
-    platform_account_id: str | None
-    token_env: str | None
-    is_active: bool
-    result_action_types: str
-    last_synced_at: datetime | None
-    needs_attention: str | None
-    last_sync_status: str | None
-    broken_since: datetime | None = None
-    failed_in_a_row: int = 0
-    currency: str | None = None
-    timezone: str | None = None
-    #: currency and timezone changes, oldest first ("currency EUR -> BRL from 2026-11-25")
-    setting_changes: tuple[str, ...] = ()
-    #: the kind of sync failure that set ``needs_attention`` (None: a person's mark)
-    needs_attention_kind: str | None = None
-
-
-# --- credentials and account management -------------------------------------------------------
-
-
-def normalise_account_id(value: str) -> str:
-    """``act_123`` (a bare ``123`` is accepted); raises :class:`ConfigError` otherwise."""
-    candidate = value.strip()
-    if candidate.isdigit():
-        candidate = f"act_{candidate}"
-    if not _ACCOUNT_ID.match(candidate):
-        raise ConfigError(f"{value!r} is not a Meta ad account id",
-                          hint="use the id from Ads Manager, like act_1234567890")
-    return candidate
+# --- credentials, and which accounts can sync -------------------------------------------------
 
 
 def resolve_token(credentials_ref: str, *, environ: Mapping[str, str] | None = None) -> str:
     """The access token that ``credentials_ref`` (``env:VAR``) points to."""
     environ = os.environ if environ is None else environ
-    if not credentials_ref.startswith(_ENV_PREFIX):
+    if not credentials_ref.startswith(CREDENTIALS_ENV_PREFIX):
         raise CredentialsError(f"credentials reference {credentials_ref!r} is not understood",
                                hint="run `adsentinel accounts add --token-env VAR` again")
-    name = credentials_ref[len(_ENV_PREFIX):]
+    name = credentials_ref[len(CREDENTIALS_ENV_PREFIX):]
     token = environ.get(name, "").strip()
     if not token:
         raise CredentialsError(f"the environment variable {name} that holds the Meta access "
@@ -198,169 +160,10 @@ def resolve_token(credentials_ref: str, *, environ: Mapping[str, str] | None = N
     return token
 
 
-def add_meta_account(*, session_factory: sessionmaker[Session], platform_account_id: str,
-                     token_env: str, name: str | None = None,
-                     result_action_types: str | None = None) -> AccountListing:
-    """Create the account, or attach the token reference to the one with that id (an account
-    imported from CSV keeps its history). Clears ``needs_attention`` and re-activates it."""
-    platform_account_id = normalise_account_id(platform_account_id)
-    check_token_env_name(token_env)
-    if result_action_types is not None:
-        result_action_types = ",".join(parse_result_action_types(result_action_types))
-    with session_factory() as session, session.begin():
-        account = session.scalars(select(AdAccount).where(
-            AdAccount.platform_account_id == platform_account_id)).one_or_none()
-        wanted_name = name or (account.name if account else platform_account_id)
-        clash = session.scalars(select(AdAccount).where(AdAccount.name == wanted_name)).first()
-        if clash is not None and (account is None or clash.id != account.id):
-            raise ConfigError(f"another account is already named {wanted_name!r}",
-                              hint="choose another --name")
-        if account is None:
-            account = AdAccount(name=wanted_name, platform_account_id=platform_account_id,
-                                currency="USD", timezone="UTC")
-            session.add(account)
-        account.name = wanted_name
-        account.credentials_ref = f"{_ENV_PREFIX}{token_env}"
-        account.is_active = True
-        account.needs_attention = account.needs_attention_kind = None
-        if result_action_types is not None:
-            account.result_action_types = result_action_types
-        session.flush()
-        log.info("account %r (%s) syncs with the token in $%s", account.name,
-                 platform_account_id, token_env)
-        return _listing(session, account, default_types="")
-
-
-def check_token_env_name(token_env: str) -> None:
-    """Refuse a token passed where its variable's NAME belongs, or a name that is not one."""
-    if _looks_like_a_token(token_env):
-        raise ConfigError("--token-env looks like an access token itself; it was not stored",
-                          hint="put the token in an environment variable and pass its NAME, "
-                               "e.g. --token-env META_TOKEN")
-    if not _ENV_NAME.match(token_env):
-        raise ConfigError(f"{token_env!r} is not an environment variable name",
-                          hint="pass the variable's NAME, e.g. --token-env META_TOKEN, never "
-                               "the token itself")
-
-
-def token_from_env(token_env: str, *, environ: Mapping[str, str] | None = None) -> str:
-    """The token in ``token_env``; a missing variable is refused with the line to run."""
-    check_token_env_name(token_env)
-    token = (os.environ if environ is None else environ).get(token_env, "").strip()
-    if not token:
-        raise CredentialsError(
-            f"{token_env} is not set in this shell, so the token cannot be proved; nothing "
-            "was stored",
-            hint=f"run  export {token_env}='EAA...'  (the system user's access token, with "
-                 "ads_read) and run this command again; set it too wherever `adsentinel sync`, "
-                 "`run` or the workers run")
-    return token
-
-
-def probe_meta_account(*, settings: Settings, platform_account_id: str, token_env: str,
-                       environ: Mapping[str, str] | None = None,
-                       client_factory: ClientFactory | None = None) -> AccountInfo:
-    """Read the ad account once with the token in ``token_env``: proves the token before
-    anything is stored. Raises :class:`CredentialsError` (variable not set),
-    :class:`MetaAuthError` (token refused) or :class:`MetaApiError`."""
-    platform_account_id = normalise_account_id(platform_account_id)
-    token = token_from_env(token_env, environ=environ)
-    client = (client_factory or default_client_factory)(
-        platform_account_id, token, client_options(settings, environ=environ), None)
-    return parse_account(client.account())
-
-
-@dataclass(frozen=True)
-class DiscoveredAccount:
-    """An ad account the token can read, as ``accounts discover`` lists it."""
-
-    info: AccountInfo
-    status: str
-    added_as: str | None  # the adsentinel account already syncing it, if any
-
-
 #: Meta's ``account_status`` codes (Marketing API reference, Ad Account)
 ACCOUNT_STATUSES = {1: "ACTIVE", 2: "DISABLED", 3: "UNSETTLED", 7: "PENDING_RISK_REVIEW",
                     8: "PENDING_SETTLEMENT", 9: "IN_GRACE_PERIOD", 100: "PENDING_CLOSURE",
                     101: "CLOSED", 201: "ANY_ACTIVE", 202: "ANY_CLOSED"}
-
-
-def discover_meta_accounts(*, session_factory: sessionmaker[Session], settings: Settings,
-                           token_env: str, business_id: str | None = None,
-                           environ: Mapping[str, str] | None = None,
-                           client_factory: ClientFactory | None = None
-                           ) -> list[DiscoveredAccount]:
-    """The ad accounts the token in ``token_env`` can read (``me/adaccounts``, or a business's
-    owned and client ad accounts), with whether adsentinel already syncs each."""
-    if business_id is not None and not business_id.isdigit():
-        raise ConfigError(f"--business {business_id!r} is not a Meta business id",
-                          hint="use the numeric id from Business Settings > Business info")
-    token = token_from_env(token_env, environ=environ)
-    client = (client_factory or default_client_factory)(
-        "me", token, client_options(settings, environ=environ), None)
-    infos = sorted((parse_account(item) for item in client.readable_ad_accounts(business_id)),
-                   key=lambda info: ((info.name or "").lower(), info.platform_account_id))
-    with session_factory() as session:
-        known = dict(session.execute(select(AdAccount.platform_account_id, AdAccount.name).where(
-            AdAccount.credentials_ref.is_not(None))).all())
-    return [DiscoveredAccount(info, ACCOUNT_STATUSES.get(info.account_status or 0,
-                                                         str(info.account_status)),
-                              known.get(info.platform_account_id)) for info in infos]
-
-
-def record_account_facts(*, session_factory: sessionmaker[Session], account_id: int,
-                         info: AccountInfo, now: datetime | None = None) -> None:
-    """Store the currency and timezone Meta gave (they decide money formats and "today"); a
-    change on an account synced before is recorded (:mod:`adsentinel.service.account_changes`)."""
-    with session_factory() as session, session.begin():
-        account = session.get_one(AdAccount, account_id)
-        apply_account_settings(session, account, currency=info.currency, timezone=info.timezone,
-                               now=now or datetime.now(UTC))
-
-
-def _looks_like_a_token(value: str) -> bool:
-    """Meta user and system-user tokens start with EAA and run to 100+ characters."""
-    return (value.startswith("EAA") and len(value) >= 32) or len(value) > 100
-
-
-def set_account_active(*, session_factory: sessionmaker[Session], wanted: str,
-                       active: bool) -> AccountListing:
-    """Disable (no sync, no detection) or enable an account; enabling clears needs_attention."""
-    with session_factory() as session, session.begin():
-        account = find_account(session, wanted)
-        account.is_active = active
-        if active:
-            account.needs_attention = account.needs_attention_kind = None
-        return _listing(session, account, default_types="")
-
-
-def list_accounts(*, session_factory: sessionmaker[Session],
-                  settings: Settings) -> list[AccountListing]:
-    """Every account with how it syncs and how its last sync went."""
-    with session_factory() as session:
-        accounts = session.scalars(select(AdAccount).order_by(AdAccount.id)).all()
-        return [_listing(session, a, default_types=settings.result_action_types,
-                         settings=settings) for a in accounts]
-
-
-def _listing(session: Session, account: AdAccount, *, default_types: str,
-             settings: Settings | None = None) -> AccountListing:
-    last_status = session.scalar(select(SyncRun.status).where(SyncRun.account_id == account.id)
-                                 .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1))
-    health = _health(session, account, settings) if settings is not None else None
-    changes = setting_changes(session, [account.id])[account.id]
-    ref = account.credentials_ref
-    return AccountListing(
-        id=account.id, name=account.name, platform_account_id=account.platform_account_id,
-        token_env=ref[len(_ENV_PREFIX):] if ref and ref.startswith(_ENV_PREFIX) else ref,
-        is_active=account.is_active,
-        result_action_types=account.result_action_types or default_types,
-        last_synced_at=account.last_synced_at, needs_attention=account.needs_attention,
-        needs_attention_kind=account.needs_attention_kind, last_sync_status=last_status,
-        broken_since=health.since if health and health.broken else None,
-        failed_in_a_row=health.failed_in_a_row if health else 0,
-        currency=account.currency, timezone=account.timezone,
-        setting_changes=tuple(change.describe() for change in changes))
 
 
 def syncable_account_ids(*, session_factory: sessionmaker[Session]) -> list[int]:
@@ -538,7 +341,7 @@ def failure_kind(exc: BaseException) -> str:
 
 def _attention_text(exc: MetaAuthError, credentials_ref: str | None) -> str:
     """What broke and what a person does about it, in one line."""
-    variable = (credentials_ref or "")[len(_ENV_PREFIX):] or "the token variable"
+    variable = (credentials_ref or "")[len(CREDENTIALS_ENV_PREFIX):] or "the token variable"
     if exc.code in (102, 190):
         what = "Meta access token expired or invalid"
     elif exc.code == 2635:
@@ -729,7 +532,7 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
         if attention is not None:
             account.needs_attention, account.needs_attention_kind = attention, kind
         session.flush()
-        health = _health(session, account, settings)
+        health = stored_sync_health(session, account, settings)
         if health.broken:
             queued = _queue_broken_message(session, account, health, settings)
             if queued:
@@ -737,7 +540,8 @@ def _finish_failed(session_factory: sessionmaker[Session], run_id: int, account_
                             account.name, health.since, queued)
 
 
-def _health(session: Session, account: AdAccount, settings: Settings) -> SyncHealth:
+def stored_sync_health(session: Session, account: AdAccount, settings: Settings) -> SyncHealth:
+    """Whether the account's sync is broken, judged on its last stored runs and its mark."""
     runs = session.execute(
         select(SyncRun.id, SyncRun.status, SyncRun.started_at, SyncRun.error,
                SyncRun.error_kind)
@@ -1097,24 +901,13 @@ def _hourly_since(session_factory: sessionmaker[Session], settings: Settings, ac
 
 
 __all__ = [
-    "AccountListing",
     "ClientFactory",
-    "DiscoveredAccount",
     "SyncSummary",
-    "add_meta_account",
-    "check_token_env_name",
     "client_options",
     "default_client_factory",
-    "discover_meta_accounts",
     "is_syncable",
-    "list_accounts",
-    "normalise_account_id",
-    "probe_meta_account",
-    "record_account_facts",
     "resolve_token",
-    "set_account_active",
     "sync_account",
     "sync_before_detection",
     "syncable_account_ids",
-    "token_from_env",
 ]

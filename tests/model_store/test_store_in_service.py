@@ -10,8 +10,8 @@ import pytest
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.models.blobs import open_blob_store
-from adsentinel.models.store import ModelStore
+from adsentinel.model_store.blobs import open_blob_store
+from adsentinel.model_store.store import ModelStore
 from adsentinel.service import jobs
 from adsentinel.service.training import train_account_models
 from factories import small_account

@@ -1,6 +1,6 @@
 """The bytes of model files: one model (``.adsf``) and a campaign's pack of models (``.adsp``).
 
-No I/O here: :mod:`adsentinel.models.store` decides where the bytes go (:mod:`.blobs`).
+No I/O here: :mod:`adsentinel.model_store.store` decides where the bytes go (:mod:`.blobs`).
 
 One model (the record a pack holds; signed on its own it is the old single-model file)::
 

@@ -11,8 +11,8 @@ import pytest
 from model_factories import FEATURES, fitted
 
 from adsentinel.errors import ModelStoreError
-from adsentinel.models.cache import ModelCache
-from adsentinel.models.store import ModelSet, ModelStore, load_signing_key
+from adsentinel.model_store.cache import ModelCache
+from adsentinel.model_store.store import ModelSet, ModelStore, load_signing_key
 
 KEY = b"pack-test-signing-key-0123456789"
 PROBE = np.random.default_rng(99).normal(size=(7, len(FEATURES)))
@@ -72,7 +72,7 @@ def test_a_damaged_pack_is_refused_whole_and_returned(blobs, damage, caplog, tmp
         blobs.write_many({key: good})
         store.load_models(1)  # the good pack is now cached: the damage must still be seen
     blobs.write_many({key: bad})
-    with caplog.at_level(logging.WARNING, logger="adsentinel.models.store"):
+    with caplog.at_level(logging.WARNING, logger="adsentinel.model_store.store"):
         loaded = store.load_models(1, feature_names=FEATURES)
     assert loaded.refused_campaigns == {10}
     assert set(loaded.models) == {20}  # the other campaign's pack still serves
@@ -143,7 +143,7 @@ def test_a_damaged_older_file_is_returned_as_a_refused_entity(tmp_path, caplog):
 
 
 def test_an_unreachable_store_is_a_clear_error(tmp_path):
-    from adsentinel.models.blobs import open_blob_store
+    from adsentinel.model_store.blobs import open_blob_store
 
     with pytest.raises(ModelStoreError, match="check ADSENTINEL_MODELS_STORAGE_URL"):
         open_blob_store("postgresql://nobody@127.0.0.1:1/none", tmp_path)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from adsentinel.accounts.service import find_account, select_accounts
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import NotFoundError
-from adsentinel.service.accounts import find_account, select_accounts
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from adsentinel.detect.forest import IsolationForest
 from adsentinel.errors import ModelStoreError
-from adsentinel.models.cache import ModelCache
-from adsentinel.models.store import (
+from adsentinel.model_store.cache import ModelCache
+from adsentinel.model_store.store import (
     MAX_MODEL_BYTES,
     ModelMetadata,
     ModelStore,
@@ -160,7 +160,7 @@ def test_save_many_writes_every_model(store):
 
 
 def _refused(store, caplog, reason: str) -> None:
-    with caplog.at_level(logging.WARNING, logger="adsentinel.models.store"):
+    with caplog.at_level(logging.WARNING, logger="adsentinel.model_store.store"):
         assert store.load(1, "ad", "123") is None
     assert "model refused" in caplog.text
     assert reason in caplog.text
@@ -220,7 +220,7 @@ def test_other_format_version_is_refused(store, caplog):
 
 
 def test_other_engine_version_is_refused(store, caplog, monkeypatch):
-    import adsentinel.models.codec as codec
+    import adsentinel.model_store.codec as codec
 
     store.save(_fit(), _metadata(_fit()))
     monkeypatch.setattr(codec, "ENGINE_VERSION", "999")
@@ -250,7 +250,7 @@ def test_cache_serves_hits_and_sees_a_retrain(store):
 
 def test_cache_is_bounded_by_entries_and_bytes():
     cache = ModelCache(max_entries=2, max_bytes=100)
-    from adsentinel.models.cache import FileIdentity
+    from adsentinel.model_store.cache import FileIdentity
 
     ident = FileIdentity(1, 1, 1)
     cache.put("a", ident, "A", 10)
@@ -417,7 +417,7 @@ def test_temp_files_of_a_dead_writer_on_this_machine_go_at_once(store):
     import subprocess
     import sys
 
-    from adsentinel.models.blobs import temp_path as _temp_path
+    from adsentinel.model_store.blobs import temp_path as _temp_path
 
     model = _fit()
     path = store.save(model, _metadata(model))
@@ -437,7 +437,7 @@ def test_loader_skips_a_model_trained_on_other_features(tmp_path, caplog):
     import numpy as np
 
     from adsentinel.detect.forest import IsolationForest
-    from adsentinel.models.store import ModelMetadata, ModelStore
+    from adsentinel.model_store.store import ModelMetadata, ModelStore
 
     store = ModelStore(tmp_path, b"k" * 32)
     model = IsolationForest(n_estimators=10, random_state=0).fit(

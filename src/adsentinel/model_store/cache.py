@@ -110,4 +110,4 @@ class ModelCache:
 
 
 MODEL_CACHE = ModelCache()
-"""The cache every :class:`~adsentinel.models.store.ModelStore` of this process shares by default."""
+"""The cache every :class:`~adsentinel.model_store.store.ModelStore` of this process shares by default."""
