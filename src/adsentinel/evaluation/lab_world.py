@@ -494,27 +494,7 @@ def _latent_quantities(rng: np.random.Generator, hierarchy: _Hierarchy, profile:
     learning = np.clip(1.0 - age / LEARNING_DAYS, 0.0, 1.0)  # 1 on the first day, 0 from day 7
     stable = delivering & (age >= LEARNING_DAYS + 3)
 
-    # Budgets: per ad set, tiny to large spenders, persistent budget steps.
-    account_scale = rng.lognormal(0.0, 0.8)
-    campaign_budget = np.clip(rng.lognormal(np.log(120.0), 1.3, n_campaigns) * account_scale,
-                              3.0, 30_000.0)
-    campaign_trend = rng.normal(0.0, 0.002, n_campaigns)
-    adset_weight = rng.lognormal(0.0, 0.6, n_adsets)
-    campaign_weight_sum = np.bincount(hierarchy.adset_campaign, adset_weight, n_campaigns)
-    adset_budget0 = campaign_budget[hierarchy.adset_campaign] * adset_weight / campaign_weight_sum[
-        hierarchy.adset_campaign]
-    budget = np.repeat(adset_budget0[:, None], n_days, axis=1)
-    budget *= np.exp(campaign_trend[hierarchy.adset_campaign][:, None] * day[None, :])
-    budget_steps = np.zeros((n_adsets, n_days), dtype=bool)
-    for adset in range(n_adsets):
-        for change_day in np.sort(rng.integers(7, n_days, rng.poisson(n_days / 75.0))):
-            factor = float(rng.choice([0.5, 0.67, 0.8, 1.25, 1.5, 2.0]))
-            budget[adset, change_day:] *= factor
-            budget_steps[adset, change_day] = True
-            events.append({"day": int(change_day), "entity_type": "adset",
-                           "entity_id": hierarchy.adset_ids[adset], "kind": "budget_change",
-                           "factor": factor,
-                           "description": f"ad set daily budget x{factor:g} from this day on"})
+    budget, budget_steps = _adset_budgets(rng, hierarchy, n_days, events)
     budget *= profile.weekly_spend[dow][None, :] * volume[None, :]
 
     # The ad set budget is shared by its delivering ads; winners take more, learners ramp up.
@@ -555,6 +535,36 @@ def _latent_quantities(rng: np.random.Generator, hierarchy: _Hierarchy, profile:
                    cvr=np.clip(cvr, 0.0, 0.9), frequency=np.maximum(frequency, 1.0),
                    delivering=delivering, has_row=has_row, stable=stable,
                    budget_steps=budget_steps[hierarchy.ad_adset])
+
+
+def _adset_budgets(rng: np.random.Generator, hierarchy: _Hierarchy, n_days: int,
+                   events: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Each ad set's daily budget (before weekday and holiday volume) and the days it was
+    edited: tiny to large spenders, a slow trend per campaign, persistent budget steps (each
+    step appended to ``events``)."""
+    n_campaigns, n_adsets = len(hierarchy.campaign_ids), len(hierarchy.adset_ids)
+    day = np.arange(n_days)
+    account_scale = rng.lognormal(0.0, 0.8)
+    campaign_budget = np.clip(rng.lognormal(np.log(120.0), 1.3, n_campaigns) * account_scale,
+                              3.0, 30_000.0)
+    campaign_trend = rng.normal(0.0, 0.002, n_campaigns)
+    adset_weight = rng.lognormal(0.0, 0.6, n_adsets)
+    campaign_weight_sum = np.bincount(hierarchy.adset_campaign, adset_weight, n_campaigns)
+    adset_budget0 = campaign_budget[hierarchy.adset_campaign] * adset_weight / campaign_weight_sum[
+        hierarchy.adset_campaign]
+    budget = np.repeat(adset_budget0[:, None], n_days, axis=1)
+    budget *= np.exp(campaign_trend[hierarchy.adset_campaign][:, None] * day[None, :])
+    budget_steps = np.zeros((n_adsets, n_days), dtype=bool)
+    for adset in range(n_adsets):
+        for change_day in np.sort(rng.integers(7, n_days, rng.poisson(n_days / 75.0))):
+            factor = float(rng.choice([0.5, 0.67, 0.8, 1.25, 1.5, 2.0]))
+            budget[adset, change_day:] *= factor
+            budget_steps[adset, change_day] = True
+            events.append({"day": int(change_day), "entity_type": "adset",
+                           "entity_id": hierarchy.adset_ids[adset], "kind": "budget_change",
+                           "factor": factor,
+                           "description": f"ad set daily budget x{factor:g} from this day on"})
+    return budget, budget_steps
 
 
 def _lifecycle_events(hierarchy: _Hierarchy, life: _Lifecycle, n_days: int) -> list[dict]:

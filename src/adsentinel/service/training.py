@@ -209,8 +209,10 @@ def _finish_run(session_factory, run_id, status, counts, skip_reasons, duration,
         run.error = error
 
 
-def _train(session_factory, settings, account_id, store, counts, skip_reasons, progress,
-           workers, campaign_ids=None) -> dict[str, str | None]:
+def _training_scope(session_factory, account_id: int, campaign_ids) -> tuple[
+        list, date | None, tuple[set[tuple[int, date]], set[date]]]:
+    """The entities to train (``(id, level, parent_id)`` rows, of ``campaign_ids`` when given),
+    the account's last complete day and the days not to learn from."""
     with session_factory() as session:
         entities = session.execute(
             select(Entity.id, Entity.level, Entity.parent_id)
@@ -226,6 +228,12 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
     if campaign_ids is not None:
         scope = entities_in_campaigns({e.id: e.parent_id for e in entities}, campaign_ids)
         entities = [e for e in entities if e.id in scope]
+    return list(entities), last_day, excluded
+
+
+def _train(session_factory, settings, account_id, store, counts, skip_reasons, progress,
+           workers, campaign_ids=None) -> dict[str, str | None]:
+    entities, last_day, excluded = _training_scope(session_factory, account_id, campaign_ids)
     total = len(entities)
     if last_day is None:
         for entity in entities:

@@ -253,20 +253,9 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
                           job_wait_allowance_seconds=job_wait_allowance)
         client = (client_factory or default_client_factory)(platform_id, token, options,
                                                             on_progress)
-        pulled = _pull_structure(client, session_factory=session_factory, settings=settings,
-                                 account_id=account_id, since=since, now=now, summary=summary)
-        for first, last in date_ranges(pulled.since, pulled.until):
-            insights = client.insights(
-                first, last, expected_rows=max(pulled.ads, 1) * ((last - first).days + 1),
-                convert=lambda row: parse_insight(row, result_action_types=pulled.types),
-                campaign_ids=pulled.campaign_ids)
-            parent_reach, attribution = _parent_reach(client, pulled, first, last)
-            _store_range(session_factory, account_id=account_id, pulled=pulled,
-                         insights=insights, parent_reach=parent_reach, attribution=attribution,
-                         first=first, last=last, summary=summary,
-                         now=now or datetime.now(UTC))
+        _pull_and_store(client, session_factory=session_factory, settings=settings,
+                        account_id=account_id, since=since, now=now, summary=summary)
         _copy_call_stats(client, summary)
-        summary.attribution_settings = dict(Counter(pulled.attribution.values()))
         _finish_succeeded(session_factory, run_id, account_id, summary,
                           now or datetime.now(UTC))
         summary.status = "succeeded"
@@ -299,10 +288,33 @@ def sync_account(*, session_factory: sessionmaker[Session], settings: Settings, 
         _copy_call_stats(client, summary)
         summary.duration_seconds = round(time.monotonic() - started, 3)
     if summary.status == "succeeded":
-        log.info("account %r synced %s..%s: %d ad-day rows, %d restated day(s), %.1f s",
-                 summary.account_name, summary.since, summary.until, summary.insight_rows,
-                 summary.days_restated, summary.duration_seconds)
+        _log_synced(summary)
     return summary
+
+
+def _log_synced(summary: SyncSummary) -> None:
+    log.info("account %r synced %s..%s: %d ad-day rows, %d restated day(s), %.1f s",
+             summary.account_name, summary.since, summary.until, summary.insight_rows,
+             summary.days_restated, summary.duration_seconds)
+
+
+def _pull_and_store(client: MetaAccountClient, *, session_factory: sessionmaker[Session],
+                    settings: Settings, account_id: int, since: date | None,
+                    now: datetime | None, summary: SyncSummary) -> None:
+    """The account's structure, then its insights range by range, each range stored in its
+    own transaction as it arrives."""
+    pulled = _pull_structure(client, session_factory=session_factory, settings=settings,
+                             account_id=account_id, since=since, now=now, summary=summary)
+    for first, last in date_ranges(pulled.since, pulled.until):
+        insights = client.insights(
+            first, last, expected_rows=max(pulled.ads, 1) * ((last - first).days + 1),
+            convert=lambda row: parse_insight(row, result_action_types=pulled.types),
+            campaign_ids=pulled.campaign_ids)
+        parent_reach, attribution = _parent_reach(client, pulled, first, last)
+        _store_range(session_factory, account_id=account_id, pulled=pulled,
+                     insights=insights, parent_reach=parent_reach, attribution=attribution,
+                     first=first, last=last, summary=summary, now=now or datetime.now(UTC))
+    summary.attribution_settings = dict(Counter(pulled.attribution.values()))
 
 
 def _copy_call_stats(client: MetaAccountClient | None, summary: SyncSummary) -> None:
