@@ -65,11 +65,6 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
-def not_found(what: str) -> HTTPException:
-    """The 404 for an object that does not exist *or* belongs to an account the token cannot see."""
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} does not exist")
-
-
 def api_principal(request: Request,
                   credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
                   ) -> Principal:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,7 @@ from adsentinel.db.models import (
     table_of,
     utcnow,
 )
+from adsentinel.db.moments import stored_utc
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
@@ -217,7 +218,7 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
         **{c: np.asarray(v, dtype=float) for c, v in zip(_COUNTS, values[2:2 + len(_COUNTS)], strict=True)},
         "is_complete": np.asarray(values[-3], dtype=bool),
         "as_of": list(values[-2]),
-        "updated_at": pd.to_datetime([_aware(u) for u in values[-1]], utc=True),
+        "updated_at": pd.to_datetime([stored_utc(u) for u in values[-1]], utc=True),
     })
     if entity_ids is not None and not in_sql:
         frame = frame[frame["entity_id"].isin(entity_ids)]
@@ -271,13 +272,13 @@ def _restated_after_detection(
     last_detected: dict[tuple[int, date], datetime] = {}
     for entity_id, day, updated in stored:
         key = (entity_id, day)
-        last_detected[key] = max(_aware(updated), last_detected.get(key, _aware(updated)))
+        last_detected[key] = max(stored_utc(updated), last_detected.get(key, stored_utc(updated)))
     restated = set()
     for entity_id, day, updated in zip(
         insights["entity_id"], insights["date"], insights["updated_at"], strict=True
     ):
         key = (int(entity_id), day.date())
-        if key in last_detected and _aware(updated) > last_detected[key]:
+        if key in last_detected and stored_utc(updated) > last_detected[key]:
             restated.add(key)
     return restated
 
@@ -297,11 +298,6 @@ def _mark_judged(session: Session, entity_ids: set[int], now: datetime) -> None:
         )
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns; they are UTC."""
-    if isinstance(moment, pd.Timestamp):
-        moment = moment.to_pydatetime()
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- detecting --------------------------------------------------------------------------------
@@ -355,7 +351,7 @@ def _local_hour(as_of: Any, zone: ZoneInfo) -> float:
     """Local hour (0-24) of a partial day's ``as_of``; 24 (= complete) when unknown."""
     if as_of is None or (isinstance(as_of, float) and np.isnan(as_of)) or pd.isna(as_of):
         return 24.0
-    local = _aware(as_of).astimezone(zone)
+    local = stored_utc(as_of).astimezone(zone)
     return local.hour + local.minute / 60.0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts.service import plan_alerts
@@ -67,13 +67,6 @@ def campaign_chunks(*, session_factory: sessionmaker[Session], account_id: int,
     if current:
         chunks.append(current)
     return chunks
-
-
-def count_entities(*, session_factory: sessionmaker[Session], account_id: int) -> int:
-    """How many entities the account has (all levels)."""
-    with session_factory() as session:
-        return session.scalar(select(func.count()).select_from(Entity)
-                              .where(Entity.account_id == account_id)) or 0
 
 
 def run_training(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,

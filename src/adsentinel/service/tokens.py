@@ -15,14 +15,14 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import overload
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, ApiToken, utcnow
+from adsentinel.db.moments import stored_utc
 from adsentinel.errors import AdsentinelError, NotFoundError
 
 TOKEN_PREFIX = "ads_"
@@ -54,8 +54,8 @@ class TokenInfo:
         """The displayable fields of ``token``."""
         return cls(token.id, token.name, token.prefix,
                    None if token.account_ids is None else tuple(sorted(token.account_ids)),
-                   bool(token.read_only), _aware(token.created_at), _aware(token.last_used_at),
-                   _aware(token.revoked_at), int(token.session_generation or 0))
+                   bool(token.read_only), stored_utc(token.created_at), stored_utc(token.last_used_at),
+                   stored_utc(token.revoked_at), int(token.session_generation or 0))
 
 
 @dataclass(frozen=True)
@@ -221,15 +221,6 @@ def account_names(*, session_factory: sessionmaker[Session], ids: tuple[int, ...
                                     .order_by(AdAccount.name)))
 
 
-@overload
-def _aware(moment: datetime) -> datetime: ...
-@overload
-def _aware(moment: datetime | None) -> datetime | None: ...
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for timezone-aware columns; they are UTC."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 __all__ = [
