@@ -14,9 +14,10 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from adsentinel.detect.features import COUNT_COLUMNS
+
 #: the import format's required columns (README, "Importing data")
 ID_COLUMNS = ("date", "account_id", "campaign_id", "adset_id", "ad_id")
-COUNT_COLUMNS = ("spend", "impressions", "clicks", "leads", "reach")
 ANOMALY_COLUMNS = ["account_id", "entity_type", "entity_id", "date", "metric", "detector",
                    "severity", "score", "actual", "expected", "message"]
 

@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from adsentinel.detect.features import COUNT_COLUMNS
+
 #: The direction of a move that hurts the advertiser, per metric.
 HARMFUL_DIRECTION: dict[str, str] = {
     "spend": "up",
@@ -60,7 +62,6 @@ RATE_DEFINITIONS: dict[str, tuple[str, str, bool, float]] = {
     "cpl": ("leads", "spend", True, 1.0),
 }
 
-_COUNTS = ("spend", "impressions", "clicks", "leads", "reach")
 #: Frequency (impressions / reach) as "how many people did these impressions reach": few people
 #: for the impressions = high frequency. Kept apart: reach does not add up over days.
 FREQUENCY_DEFINITION: dict[str, tuple[str, str, bool, float]] = {
@@ -597,8 +598,8 @@ def run_statistical_tests(
     days_since_epoch = history["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
     weekdays = (days_since_epoch + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
     target_weekday = int(pd.Timestamp(target["date"]).weekday())
-    columns = {c: history[c].to_numpy(dtype=float) for c in _COUNTS}
-    today = {c: float(target[c]) for c in _COUNTS}
+    columns = {c: history[c].to_numpy(dtype=float) for c in COUNT_COLUMNS}
+    today = {c: float(target[c]) for c in COUNT_COLUMNS}
     # A day without any delivery is a pause (a status, not a level): volumes skip it, so that
     # resuming is judged against the days before the pause, not against zeros.
     paused = (columns["spend"] <= 0) & (columns["impressions"] <= 0)

@@ -53,6 +53,7 @@ from adsentinel.detect.anomaly_detector import (
     DetectedAnomaly,
     prepare_daily_frames,
 )
+from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.errors import NotFoundError
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.impact import impact_columns
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 #: ``model_loader(entity_type, entity_id)`` -> ``(model, training_scores or None)`` or ``None``.
 ModelLoader = Callable[[str, str], "tuple[Any, np.ndarray | None] | None"]
 
-_COUNTS = ("spend", "impressions", "clicks", "leads", "reach")
 _LEVEL_ORDER = {"campaign": 0, "adset": 1, "ad": 2}
 
 
@@ -195,7 +195,7 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
     in_sql = entity_ids is not None and len(entity_ids) <= 30_000
     columns = [
         DailyInsight.entity_id, DailyInsight.day,
-        *(getattr(DailyInsight, c) for c in _COUNTS),
+        *(getattr(DailyInsight, c) for c in COUNT_COLUMNS),
         DailyInsight.is_complete, DailyInsight.as_of, DailyInsight.updated_at,
     ]
     rows = session.execute(
@@ -206,7 +206,7 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
                  if in_sql and entity_ids is not None else []))
         .order_by(DailyInsight.entity_id, DailyInsight.day)
     ).all()
-    names = ["entity_id", "date", *_COUNTS, "is_complete", "as_of", "updated_at"]
+    names = ["entity_id", "date", *COUNT_COLUMNS, "is_complete", "as_of", "updated_at"]
     if not rows:
         return pd.DataFrame(columns=names)
     # column by column with explicit types: several times faster than pandas' row-wise
@@ -215,7 +215,8 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
     frame = pd.DataFrame({
         "entity_id": np.asarray(values[0], dtype=np.int64),
         "date": pd.to_datetime(np.asarray(values[1], dtype="datetime64[D]")),
-        **{c: np.asarray(v, dtype=float) for c, v in zip(_COUNTS, values[2:2 + len(_COUNTS)], strict=True)},
+        **{c: np.asarray(v, dtype=float)
+           for c, v in zip(COUNT_COLUMNS, values[2:2 + len(COUNT_COLUMNS)], strict=True)},
         "is_complete": np.asarray(values[-3], dtype=bool),
         "as_of": list(values[-2]),
         "updated_at": pd.to_datetime([stored_utc(u) for u in values[-1]], utc=True),

@@ -41,7 +41,7 @@ from adsentinel.alerts.feedback_service import excluded_training_days
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, DailyInsight, Entity, TrainingRun, TrainingStatus, utcnow
-from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_features
+from adsentinel.detect.features import COUNT_COLUMNS, FOREST_FEATURES, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.model_store.store import ENTITY_TYPES, ModelMetadata, ModelStore
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 N_ESTIMATORS = 100
 SCORE_QUANTILES = np.linspace(0.0, 1.0, 101)  # stored with each model, for calibration
 INSUFFICIENT_DATA = "insufficient_data"
-_COUNT_COLUMNS = ("spend", "impressions", "clicks", "leads", "reach")
 
 #: ``progress(done, total)``: entities processed so far out of the account's total.
 Progress = Callable[[int, int], None]
@@ -348,7 +347,7 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
         first_day = max(first_day, comparable_since(session, account_id, last_day) or first_day)
     query = (
         select(DailyInsight.entity_id, DailyInsight.day,
-               *(getattr(DailyInsight, c) for c in _COUNT_COLUMNS))
+               *(getattr(DailyInsight, c) for c in COUNT_COLUMNS))
         .join(Entity, Entity.id == DailyInsight.entity_id)
         .where(
             Entity.account_id == account_id,
@@ -360,7 +359,7 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
     )
     if exact_ids is not None:
         query = query.where(DailyInsight.entity_id.in_([int(i) for i in exact_ids]))
-    columns = ["entity_id", "day", *_COUNT_COLUMNS]
+    columns = ["entity_id", "day", *COUNT_COLUMNS]
     with session_factory() as session:
         connection = session.connection()
         if connection.dialect.name == "postgresql":
@@ -372,7 +371,7 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
     if frame.empty:
         return _History(np.empty(0, np.int64), np.empty(0, dtype=object),
                         np.empty((0, len(FOREST_FEATURES))))
-    counts = frame[list(_COUNT_COLUMNS)].astype(float).fillna(0.0)
+    counts = frame[list(COUNT_COLUMNS)].astype(float).fillna(0.0)
     return _History(frame["entity_id"].to_numpy(np.int64), frame["day"].to_numpy(),
                     isolation_forest_features(counts))
 
