@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import click
@@ -15,7 +16,7 @@ from typer._click.exceptions import NoArgsIsHelpError  # Typer's own copy of cli
 
 from adsentinel import __version__
 from adsentinel.cli.help_language import localize_help
-from adsentinel.errors import AdsentinelError
+from adsentinel.errors import AdsentinelError, ConfigError
 
 if TYPE_CHECKING:
     from adsentinel.config import Settings
@@ -140,3 +141,15 @@ def ngettext(singular: str, plural: str, num: int, /, **variables: object) -> st
 
 
 _ = gettext
+
+
+def option_day(text: str | None, option: str) -> date | None:
+    """The day an option names (``YYYY-MM-DD``); ``None`` when the option was not given. A
+    value that is not a day is refused with the option's name (:class:`ConfigError`)."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(_("%(option)s must be a date YYYY-MM-DD, got %(value)r",
+                            option=option, value=text)) from None

@@ -4,15 +4,13 @@ worst first: the money at stake, then the severity, then the score."""
 from __future__ import annotations
 
 import json
-from datetime import date
 from enum import Enum
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from adsentinel.cli.app import app, console, err_console, get_settings
-from adsentinel.errors import AdsentinelError
+from adsentinel.cli.app import app, console, err_console, get_settings, option_day
 
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
@@ -46,7 +44,7 @@ def detect_command(
     from adsentinel.service.jobs import retrain_refused, run_detection
 
     settings = get_settings()
-    analysis_date = _parse_date(day)
+    analysis_date = option_day(day, "--date")
     session_factory = make_session_factory(open_database(settings))
     rows = []
     for ref in select_accounts(session_factory=session_factory, wanted=account):
@@ -171,15 +169,6 @@ def print_anomaly_table(rows: list[dict], *, title: str | None = None) -> None:
                       row["metric"], escape(row["message"] + since))
     console.print(table)
     console.print(f"{len(rows)} anomalies", style="dim")
-
-
-def _parse_date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise AdsentinelError(f"--date: expected YYYY-MM-DD, got {value!r}") from None
 
 
 class _Place:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from adsentinel.cli.app import app, console, get_settings, ngettext
+from adsentinel.cli.app import app, console, get_settings, ngettext, option_day
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
 
@@ -38,7 +37,7 @@ def export_anomalies(
         raise AdsentinelError(_("give exactly one of --to-sql URL or --parquet FILE"))
     if to_sql is not None and not table:
         raise AdsentinelError(_("--to-sql needs --table NAME"))
-    first_day = _parse_day(since, "--since")
+    first_day = option_day(since, "--since")
     settings = get_settings()
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.service import export
@@ -90,7 +89,7 @@ def report_command(
             locale = parse_locale(locale)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="'--locale'") from None
-    first_day, last_day = _parse_day(since, "--since"), _parse_day(until, "--until")
+    first_day, last_day = option_day(since, "--since"), option_day(until, "--until")
     if first_day and last_day and first_day > last_day:
         raise AdsentinelError(_("--since %(since)s is after --until %(until)s", since=since,
                                 until=until), hint=_("give the earlier day to --since"))
@@ -117,12 +116,3 @@ def report_command(
         listed, path=path), highlight=False, soft_wrap=True)
 
 
-def _parse_day(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise AdsentinelError(_(
-            "%(option)s must be a date YYYY-MM-DD, got %(value)r", option=option, value=text)
-        ) from None

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from adsentinel.cli.app import app, cli_language, console, ngettext
+from adsentinel.cli.app import app, cli_language, console, ngettext, option_day
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import ConfigError
 
@@ -64,11 +64,11 @@ def generate(
             raise ConfigError(_("--world field does not take %(options)s",
                                 options=", ".join(given)),
                               hint=_("the field world draws its sizes from --seed and --preset"))
-        dataset, summary = _generate_field(seed, preset, _parse_date(end_date))
+        dataset, summary = _generate_field(seed, preset, option_day(end_date, "--end-date"))
     else:
         config = preset_config(
             preset, seed=seed, accounts=accounts, ads_per_account=ads, days=days,
-            end_date=_parse_date(end_date), incidents_per_100_ads=incident_rate,
+            end_date=option_day(end_date, "--end-date"), incidents_per_100_ads=incident_rate,
         )
         dataset = generate_dataset(config)
         summary = summarize(dataset)
@@ -114,11 +114,3 @@ def _generate_field(seed: int, preset: str, end_date: dt.date | None):
     return dataset, summarize_field_world(dataset)
 
 
-def _parse_date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(_("--end-date must be a date YYYY-MM-DD, got %(value)r",
-                            value=value)) from None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from adsentinel.cli.account_locks import ACCOUNT_BUSY_EXIT_CODE, worker_account_lock
-from adsentinel.cli.app import app, console, err_console, get_settings
+from adsentinel.cli.app import app, console, err_console, get_settings, option_day
 from adsentinel.cli.app import gettext as _
-from adsentinel.errors import ConfigError
 from adsentinel.i18n import N_
 
 if TYPE_CHECKING:
@@ -41,7 +39,7 @@ def sync_command(
     from adsentinel.sync.service import sync_account, syncable_account_ids
 
     settings = get_settings()
-    first_day = _parse_day(since) if since else None
+    first_day = option_day(since, "--since")
     factory = make_session_factory(open_database(settings))
     if account is not None:
         with factory() as session:
@@ -88,14 +86,6 @@ def _busy(factory, account_id: int) -> SyncSummary:
         name = session.get(AdAccount, account_id).name
     return SyncSummary(account_id=account_id, account_name=name, status="skipped",
                        reason=BUSY_REASON)
-
-
-def _parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(_("--since %(value)r is not a date", value=text),
-                          hint=_("use YYYY-MM-DD")) from None
 
 
 def print_sync_summaries(summaries: list[SyncSummary]) -> None:
