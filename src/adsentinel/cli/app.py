@@ -16,7 +16,7 @@ from typer._click.exceptions import NoArgsIsHelpError  # Typer's own copy of cli
 
 from adsentinel import __version__
 from adsentinel.cli.help_language import localize_help
-from adsentinel.errors import AdsentinelError, ConfigError
+from adsentinel.errors import AdsentinelError
 
 if TYPE_CHECKING:
     from adsentinel.config import Settings
@@ -145,11 +145,11 @@ _ = gettext
 
 def option_day(text: str | None, option: str) -> date | None:
     """The day an option names (``YYYY-MM-DD``); ``None`` when the option was not given. A
-    value that is not a day is refused with the option's name (:class:`ConfigError`)."""
+    value that is not a day is a usage error naming the option (exit 2, as any bad value)."""
     if text is None:
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(_("%(option)s must be a date YYYY-MM-DD, got %(value)r",
-                            option=option, value=text)) from None
+        raise typer.BadParameter(_("%(option)s must be a date YYYY-MM-DD, got %(value)r",
+                                   option=option, value=text)) from None

@@ -43,8 +43,8 @@ def detect_command(
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.service.jobs import retrain_refused, run_detection
 
+    analysis_date = option_day(day, "--date")  # a usage error before any set-up
     settings = get_settings()
-    analysis_date = option_day(day, "--date")
     session_factory = make_session_factory(open_database(settings))
     rows = []
     for ref in select_accounts(session_factory=session_factory, wanted=account):

@@ -38,8 +38,8 @@ def sync_command(
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.sync.service import sync_account, syncable_account_ids
 
+    first_day = option_day(since, "--since")  # a usage error before any set-up
     settings = get_settings()
-    first_day = option_day(since, "--since")
     factory = make_session_factory(open_database(settings))
     if account is not None:
         with factory() as session:
