@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.config import Settings
 from adsentinel.errors import AdsentinelError, StorageError
+from adsentinel.jsonable import json_ready
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class InProcessDispatcher:
             self._set(task_id, TaskState("failed", account_id,
                                          error=f"{type(exc).__name__}: {exc}"))
             return
-        self._set(task_id, TaskState("succeeded", account_id, result=_json_ready(result)))
+        self._set(task_id, TaskState("succeeded", account_id, result=json_ready(result)))
 
     def _set(self, task_id: str, state: TaskState) -> None:
         with self._lock:
@@ -227,16 +228,6 @@ def choose_dispatcher(mode: str, *, settings: Settings,
     log.warning("the broker at %s does not answer: trainings and detections asked through the "
                 "API will run inside this process", settings.masked()["broker_url"])
     return InProcessDispatcher(settings, session_factory)
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 __all__ = ["CeleryDispatcher", "InProcessDispatcher", "JobAlreadyQueued", "JobDispatcher",

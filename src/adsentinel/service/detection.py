@@ -55,6 +55,7 @@ from adsentinel.detect.anomaly_detector import (
 )
 from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.errors import NotFoundError
+from adsentinel.jsonable import json_ready
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.impact import impact_columns
 from adsentinel.service.scope import entities_in_campaigns
@@ -381,7 +382,7 @@ def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now
             "score": float(a.score),
             "severity": a.severity.value,
             "message": a.message,
-            "drivers": _json_safe(a.drivers),
+            "drivers": json_ready(a.drivers),
             "is_partial_day": a.is_partial_day,
             "status": AnomalyStatus.open.value,
             "created_at": now,
@@ -478,15 +479,3 @@ def _link_hierarchy(session: Session, stored: list[Anomaly], entities: dict[int,
         anomaly.incident_id = root.id if root is not None else None
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
