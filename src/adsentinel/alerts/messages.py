@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from email.message import EmailMessage
@@ -209,7 +209,7 @@ def incident_payload(planned: PlannedMessage, ctx: MessageContext, *, today: dat
     incident = planned.incident
     if incident is None:  # recovered after retraction: say it with what was last sent
         assert planned.previous is not None
-        payload = json.loads(json.dumps(planned.previous.payload))
+        payload: dict[str, Any] = json.loads(json.dumps(planned.previous.payload))  # a copy
         payload.update(kind=planned.kind, reason=planned.reason, sent_for=today.isoformat())
         return payload
     start = planned.key.start_day
@@ -276,7 +276,7 @@ def check_payload(ctx: MessageContext, channel_id: int) -> dict[str, Any]:
 # --- rendering --------------------------------------------------------------------------------
 
 
-def _map_text(value: Any, change) -> Any:
+def _map_text(value: Any, change: Callable[[str], str]) -> Any:
     """``value`` (a payload or part of one) with ``change`` applied to every string in it."""
     if isinstance(value, str):
         return change(value)
@@ -299,7 +299,8 @@ def slack_escape(text: str) -> str:
 
 def plain_values(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The payload with control characters in every value replaced (what renderings use)."""
-    return _map_text(payload, one_line)
+    plain: dict[str, Any] = _map_text(payload, one_line)  # a mapping maps to a dict
+    return plain
 
 
 def subject_of(payload: Mapping[str, Any]) -> str:

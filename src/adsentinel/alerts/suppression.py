@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from adsentinel.alerts.incidents import SEVERITIES, Incident, severity_rank
@@ -55,7 +56,7 @@ def in_quiet_hours(local: time, start: time | None, end: time | None) -> bool:
     return local >= start or local < end
 
 
-def bypasses_quiet_hours(payload: Mapping, *, critical_bypass: bool) -> bool:
+def bypasses_quiet_hours(payload: Mapping[str, Any], *, critical_bypass: bool) -> bool:
     """True for a message sent even in quiet hours: on a channel with the critical bypass, the
     opening or worsening of an incident whose severity is critical (a budget typo overnight
     cannot wait). Recoveries, digests and everything less than critical wait."""

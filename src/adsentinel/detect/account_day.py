@@ -159,7 +159,10 @@ def judge_account_day(
 
 
 def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: date,
-                            found: list[DetectedAnomaly], **options) -> list[DetectedAnomaly]:
+                            found: list[DetectedAnomaly], *, currency: str,
+                            models: Mapping[Key, EntityModel] | None,
+                            as_of_hours: Mapping[Key, float | None] | None,
+                            ) -> list[DetectedAnomaly]:
     """Spend held at yesterday's new level is low only when yesterday's jump was reported:
     entities whose spend was held are judged on yesterday again (without the rule, which is
     then exactly "was it reported, or would it have been"); where yesterday's spend was not
@@ -171,14 +174,14 @@ def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: d
     key_of = {(tree.levels[k], tree.entity_ids[k]): k for k in tree.frames}
     keys = [key_of[entity] for entity in sorted(held) if entity in key_of]
     yesterday = judge_account_day(detector, tree, day - timedelta(days=1), keys,
-                                  currency=options["currency"], models=options["models"],
-                                  held_levels=False)
+                                  currency=currency, models=models, held_levels=False)
     reported = {(a.entity_type, a.entity_id) for a in yesterday
                 if a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1}
     unreported = [key_of[entity] for entity in sorted(held - reported) if entity in key_of]
     if not unreported:
         return found
-    again = judge_account_day(detector, tree, day, unreported, held_levels=False, **options)
+    again = judge_account_day(detector, tree, day, unreported, currency=currency, models=models,
+                              as_of_hours=as_of_hours, held_levels=False)
     redone = {(a.entity_type, a.entity_id, a.metric): a for a in again if a.metric == "spend"}
     kept = [redone.get((a.entity_type, a.entity_id, a.metric), a)
             if (a.entity_type, a.entity_id) in held - reported and a.metric == "spend" else a

@@ -13,6 +13,7 @@ Two views of the same day:
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 COUNT_COLUMNS: tuple[str, ...] = ("spend", "impressions", "clicks", "leads", "reach")
@@ -29,7 +30,7 @@ FOREST_FEATURES: tuple[str, ...] = (
 )
 
 
-def safe_divide(numerator, denominator) -> np.ndarray:
+def safe_divide(numerator: npt.ArrayLike, denominator: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """``numerator / denominator`` as floats, ``NaN`` where the denominator is zero."""
     num = np.asarray(numerator, dtype=float)
     den = np.asarray(denominator, dtype=float)

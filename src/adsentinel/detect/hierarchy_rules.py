@@ -36,7 +36,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from adsentinel.detect.calibration import LOW_CAP, severity_for_score
+from adsentinel.detect.anomaly_detector import DetectedAnomaly
+from adsentinel.detect.calibration import LOW_CAP, SeverityLevel, severity_for_score
 from adsentinel.detect.statistical import FREQUENCY_DEFINITION, RATE_DEFINITIONS, nb_signed_z
 
 EXPLAINED_SHARE = 0.5
@@ -89,15 +90,21 @@ def parent_is_explained(parent_excess: float, parent_z: float, explaining: Seque
             and 2 * alarmed < max(delivering_children, 2))
 
 
-def demote_explained(anomaly, explaining: Sequence[ChildMove]):
-    """``anomaly`` (a DetectedAnomaly) capped at *low*, its message saying which ads explain it."""
+def demote_explained(anomaly: DetectedAnomaly, explaining: Sequence[ChildMove]) -> DetectedAnomaly:
+    """``anomaly`` capped at *low*, its message saying which ads explain it."""
     score = min(anomaly.score, LOW_CAP)
     ads = len(explaining)
     note = f"; explained by {ads} of its ad{'s' if ads != 1 else ''}, judged there"
-    return replace(anomaly, score=round(float(score), 2), severity=severity_for_score(score),
+    return replace(anomaly, score=round(float(score), 2), severity=_capped_severity(anomaly),
                    message=anomaly.message + note,
                    drivers={**anomaly.drivers, "explained_by_ads": ads})
 
+
+
+def _capped_severity(anomaly: DetectedAnomaly) -> SeverityLevel:
+    """The severity of ``anomaly``'s score capped at *low*: *low*, as only anomalies of medium or
+    worse are demoted (one below the reporting floor would keep its own)."""
+    return severity_for_score(min(anomaly.score, LOW_CAP)) or anomaly.severity
 
 @dataclass(frozen=True)
 class ChildRate:
@@ -123,10 +130,10 @@ def mix_explains(children: Sequence[ChildRate], parent_excess: float, overdisper
     return np.sign(z) != np.sign(parent_excess) or abs(z) < z_threshold
 
 
-def demote_mix(anomaly):
+def demote_mix(anomaly: DetectedAnomaly) -> DetectedAnomaly:
     """``anomaly`` capped at *low*: its ads' own rates are as usual, its mix of ads changed."""
     score = min(anomaly.score, LOW_CAP)
     note = ("; each of its ads is as usual: the mix of its ads changed (ads starting or stopping,"
             " budget moving between them)")
-    return replace(anomaly, score=round(float(score), 2), severity=severity_for_score(score),
+    return replace(anomaly, score=round(float(score), 2), severity=_capped_severity(anomaly),
                    message=anomaly.message + note, drivers={**anomaly.drivers, "mix_changed": True})

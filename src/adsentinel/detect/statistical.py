@@ -147,7 +147,7 @@ def weekday_effects(log_values: np.ndarray, weekdays: np.ndarray, window: int = 
         picked = deviation[usable & (weekdays == day)]
         if picked.size >= 2:
             effects[day] = _median(picked)
-    return effects - effects.mean()
+    return effects - float(effects.mean())
 
 
 def _rolling_nanmedian(

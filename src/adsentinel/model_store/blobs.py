@@ -31,16 +31,20 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 from adsentinel.errors import ModelStoreError
 from adsentinel.model_store.cache import FileIdentity
+
+if TYPE_CHECKING:  # imported where used: a store on the local folder never loads sqlalchemy
+    from sqlalchemy import Row
+    from sqlalchemy.engine import Engine
 
 __all__ = ["Blob", "BlobStore", "FolderBlobs", "PostgresBlobs", "S3Blobs", "open_blob_store"]
 
@@ -51,7 +55,7 @@ log = logging.getLogger("adsentinel.model_store.store")
 class Blob:
     """A blob's bytes (``bytes`` or a read-only memory map) and the version they are."""
 
-    data: Any
+    data: bytes | mmap.mmap
     version: Hashable
 
     def close(self) -> None:
@@ -236,7 +240,7 @@ class FolderBlobs:
         return removed
 
 
-def open_regular_file(path: Path):
+def open_regular_file(path: Path) -> tuple[BinaryIO, os.stat_result]:
     """``(binary file, fstat result)`` of ``path``, opened without following a symbolic link
     and without blocking on a FIFO; anything but a regular file is refused.
 
@@ -324,7 +328,8 @@ def unlink_quietly(path: Path) -> None:
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
 _TABLE = "adsentinel_model_blobs"
-_ENGINES: dict[str, Any] = {}
+_ENGINES: dict[str, Engine] = {}
+_Result = TypeVar("_Result")
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -367,7 +372,7 @@ class PostgresBlobs:
     def where(self, key: str) -> str:
         return f"{self.location}: {key}"
 
-    def _run(self, what: str, work):
+    def _run(self, what: str, work: Callable[[], _Result]) -> _Result:
         try:
             return work()
         except ModelStoreError:
@@ -379,16 +384,17 @@ class PostgresBlobs:
     def version(self, key: str) -> str | None:
         from sqlalchemy import text
 
-        def work():
+        def work() -> str | None:
             with self._engine.connect() as connection:
-                return connection.execute(text(f"SELECT version FROM {_TABLE} WHERE key = :k"),
-                                          {"k": key}).scalar()
+                # the version column is text: sqlalchemy's scalar() is Any for a text() query
+                return cast("str | None", connection.execute(
+                    text(f"SELECT version FROM {_TABLE} WHERE key = :k"), {"k": key}).scalar())
         return self._run("read", work)
 
     def read(self, key: str, max_bytes: int) -> Blob:
         from sqlalchemy import text
 
-        def work():
+        def work() -> Row[*tuple[Any, ...]] | None:
             with self._engine.connect() as connection:
                 return connection.execute(text(
                     f"SELECT version, octet_length(data), CASE WHEN octet_length(data) <= :m "
@@ -409,7 +415,7 @@ class PostgresBlobs:
             return
         rows = [{"k": key, "d": data, "v": uuid.uuid4().hex} for key, data in items.items()]
 
-        def work():
+        def work() -> None:
             with self._engine.begin() as connection:
                 connection.execute(text(
                     f"INSERT INTO {_TABLE} (key, data, version) VALUES (:k, :d, :v) "
@@ -420,7 +426,7 @@ class PostgresBlobs:
     def delete(self, key: str) -> bool:
         from sqlalchemy import text
 
-        def work():
+        def work() -> int:
             with self._engine.begin() as connection:
                 return connection.execute(text(f"DELETE FROM {_TABLE} WHERE key = :k"),
                                           {"k": key}).rowcount
@@ -432,7 +438,7 @@ class PostgresBlobs:
         prefix = folder.rstrip("/") + "/"
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
-        def work():
+        def work() -> Sequence[Row[*tuple[Any, ...]]]:
             with self._engine.connect() as connection:
                 return connection.execute(text(
                     f"SELECT key, version FROM {_TABLE} WHERE key LIKE :p ORDER BY key"),
@@ -444,7 +450,7 @@ class PostgresBlobs:
         return 0  # a transaction leaves nothing behind
 
 
-def _engine_for(url: str):
+def _engine_for(url: str) -> Engine:
     """One engine per database URL and process (the store is opened once per job)."""
     from sqlalchemy import create_engine
 
@@ -495,7 +501,7 @@ class S3Blobs:
     def where(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._name(key)}"
 
-    def _run(self, what: str, key: str, work):
+    def _run(self, what: str, key: str, work: Callable[[], _Result]) -> _Result:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -518,7 +524,7 @@ class S3Blobs:
                 Bucket=self.bucket, Key=self._name(key)))
         except FileNotFoundError:
             return None
-        return head["ETag"]  # what the listing gives too
+        return str(head["ETag"])  # what the listing gives too
 
     def read(self, key: str, max_bytes: int) -> Blob:
         reply = self._run("read", key, lambda: self._client.get_object(
@@ -550,7 +556,7 @@ class S3Blobs:
         found: dict[str, Hashable] = {}
         cut = len(self.prefix) + 1 if self.prefix else 0
 
-        def work():
+        def work() -> None:
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix, Delimiter="/")
             for page in pages:

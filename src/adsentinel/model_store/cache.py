@@ -14,7 +14,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["MODEL_CACHE", "FileIdentity", "ModelCache"]
 
@@ -52,13 +51,13 @@ class ModelCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         # path -> (its version: a file's identity, an object's ETag...; size; value)
-        self._entries: OrderedDict[str, tuple[Hashable, int, Any]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Hashable, int, object]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, path: str, identity: Hashable) -> Any | None:
+    def get(self, path: str, identity: Hashable) -> object | None:
         """The value cached for ``path`` if it was read from the same file version, else None."""
         with self._lock:
             entry = self._entries.get(path)
@@ -71,7 +70,7 @@ class ModelCache:
             self.hits += 1
             return entry[2]
 
-    def put(self, path: str, identity: Hashable, value: Any, nbytes: int) -> None:
+    def put(self, path: str, identity: Hashable, value: object, nbytes: int) -> None:
         """Cache ``value`` (taking ``nbytes``) for the version ``identity`` of ``path``."""
         with self._lock:
             if path in self._entries:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import mmap
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from adsentinel.detect.forest import ENGINE_NAME, ENGINE_VERSION, LEAF, ForestState, IsolationForest
 from adsentinel.errors import ModelStoreError
@@ -57,6 +59,9 @@ _NIBBLE_LEAF = 15
 #: split kinds as stored: bytes up to 255 features, wider (little-endian) beyond; see ForestState
 _KINDS_TYPES: dict[str, np.dtype[Any]] = {"byte": np.dtype(np.uint8), "uint16": np.dtype("<u2"),
                                           "uint32": np.dtype("<u4")}
+#: what a signed file is read from: its bytes, a memory map of it, or a view of either
+SignedData = bytes | memoryview | mmap.mmap
+
 _KINDS_PACKING = {dtype.itemsize: name for name, dtype in _KINDS_TYPES.items()}
 
 
@@ -132,7 +137,7 @@ def sign(key: bytes, body: bytes) -> bytes:
     return body + hmac.new(key, body, hashlib.sha256).digest()
 
 
-def verify_signature(where: str, key: bytes, data) -> memoryview:
+def verify_signature(where: str, key: bytes, data: SignedData) -> memoryview:
     """The signed part of ``data`` (bytes or a memory map) if its HMAC is right.
 
     Raises :class:`ModelStoreError` naming ``where`` otherwise.
@@ -161,7 +166,7 @@ def _check_prefix(where: str, body: memoryview, magic: bytes, version: int, what
             f"{where}: {what.replace(' file', '')} format version {found_version}, this code reads {version}")
     if _PREFIX.size + header_length > len(body):
         raise ModelStoreError(f"{where}: header runs past the end of the file")
-    return header_length
+    return int(header_length)  # struct's "I": an int
 
 
 # -- one model -----------------------------------------------------------------------------------
@@ -258,7 +263,7 @@ def decode_model(where: str, record: memoryview | bytes) -> DecodedModel:
     return DecodedModel(state, metadata)
 
 
-def decode_model_file(where: str, key: bytes, data) -> DecodedModel:
+def decode_model_file(where: str, key: bytes, data: SignedData) -> DecodedModel:
     """Verify and parse a signed single-model file (the format checked first, so that a file
     of another format version is named as such)."""
     view = memoryview(data)
@@ -282,7 +287,7 @@ def encode_pack(key: bytes, account_id: int, campaign_id: int,
                                header, *(entry.record for entry in entries)]))
 
 
-def decode_pack(where: str, key: bytes, data, *, account_id: int,
+def decode_pack(where: str, key: bytes, data: SignedData, *, account_id: int,
                 campaign_id: int) -> dict[int, DecodedModel]:
     """Every model of a signed pack, by entity id, checked against the pack it was asked for.
 
@@ -334,15 +339,17 @@ def _whole(value: Any) -> int:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _pack_nibbles(kinds: np.ndarray) -> np.ndarray:
+def _pack_nibbles(
+        kinds: npt.NDArray[np.unsignedinteger[Any]]) -> npt.NDArray[np.unsignedinteger[Any]]:
     """Two split kinds per byte (features 0..14, leaf 15), for models of fewer than 15 features."""
-    nibbles = _TO_NIBBLE[kinds]
+    nibbles: npt.NDArray[np.uint8] = _TO_NIBBLE[kinds]
     if nibbles.size % 2:
         nibbles = np.append(nibbles, np.uint8(0))
-    return (nibbles[0::2] << 4) | nibbles[1::2]
+    # uint8 either way; a plain 4 would make numpy's stubs call the result signed
+    return (nibbles[0::2] << np.uint8(4)) | nibbles[1::2]
 
 
-def _unpack_nibbles(packed: np.ndarray, n_kinds: int) -> np.ndarray:
+def _unpack_nibbles(packed: npt.NDArray[np.uint8], n_kinds: int) -> npt.NDArray[np.uint8]:
     """The split kinds of :func:`_pack_nibbles` (shifts, not a table look-up: 5x faster)."""
     kinds = np.empty(2 * packed.size, np.uint8)
     kinds[0::2] = packed >> 4

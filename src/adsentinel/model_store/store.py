@@ -51,7 +51,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -170,7 +170,7 @@ class ModelSet:
     def loader(self) -> Callable[[str, str], tuple[IsolationForest, np.ndarray] | None]:
         """A ``model_loader`` for the detection service: ``(entity_type, entity_id)`` ->
         ``(model, sorted training-score quantiles)``, or None (statistical detection only)."""
-        def load(entity_type: str, entity_id) -> tuple[IsolationForest, np.ndarray] | None:
+        def load(entity_type: str, entity_id: str) -> tuple[IsolationForest, np.ndarray] | None:
             found = self.models.get(int(entity_id))
             if found is None or found.metadata.entity_type != entity_type:
                 return None
@@ -449,13 +449,14 @@ class ModelStore:
         refused_entities = self._load_single_files(account_id, keys, models, expected)
         return ModelSet(models, frozenset(refused_campaigns), frozenset(refused_entities))
 
-    def _pack(self, key: str, account_id: int, campaign_id: int, version) -> _Pack | None:
+    def _pack(self, key: str, account_id: int, campaign_id: int,
+              version: Hashable) -> _Pack | None:
         """The verified pack at ``key`` (cached while it is at ``version``, as listed), None
         if it vanished."""
         where = self.blobs.where(key)
         if self.cache is not None:
             cached = self.cache.get(where, version)
-            if cached is not None:
+            if isinstance(cached, _Pack):  # the cache holds packs and single models by path
                 return cached
         try:
             blob = self.blobs.read(key, MAX_PACK_BYTES)
@@ -595,7 +596,7 @@ class ModelStore:
             if version is None:
                 raise FileNotFoundError(where)
             cached = self.cache.get(where, version)
-            if cached is not None:
+            if isinstance(cached, LoadedModel):
                 return cached
         blob = self.blobs.read(key, MAX_MODEL_BYTES)
         try:

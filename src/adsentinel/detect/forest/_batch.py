@@ -13,15 +13,32 @@ scores.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
-from adsentinel.detect.forest._maths import box_log, restore_bounds, save_bounds, threshold
+from adsentinel.detect.forest._maths import (
+    BoxLog,
+    FloatArray,
+    IntArray,
+    box_log,
+    restore_bounds,
+    save_bounds,
+    threshold,
+)
+from adsentinel.detect.forest._streams import Kinds
 
 _BLOCK_ROWS = 256  # rows walked together through one tree
 
+#: the scratch arrays of decoding a tree: the stack's nodes, depths and box-log marks, the box log
+_DecodeWork = tuple[IntArray, IntArray, IntArray, BoxLog]
+#: decoded trees: split feature, threshold, children, leaf value per node; depth per tree
+DecodedTrees = tuple[npt.NDArray[np.int32], FloatArray, npt.NDArray[np.int32],
+                     FloatArray, IntArray]
+
 
 @njit(inline="always", nogil=True)
-def _decode_leaf(pos, depth, size, children, value, leaf_c):
+def _decode_leaf(pos: int, depth: int, size: int, children: npt.NDArray[np.int32],
+                 value: FloatArray, leaf_c: FloatArray) -> None:
     """A leaf: its isolation depth, and both children pointing back to itself."""
     value[pos] = depth + leaf_c[size]
     children[pos, 0] = pos
@@ -29,8 +46,11 @@ def _decode_leaf(pos, depth, size, children, value, leaf_c):
 
 
 @njit(inline="always", nogil=True)
-def _decode_tree(kinds, codes, sizes, start, lo, hi, work, feature, thresholds, children, value,
-                 leaf_c, leaf):
+def _decode_tree(kinds: Kinds, codes: npt.NDArray[np.uint16], sizes: npt.NDArray[np.uint8],
+                 start: IntArray, lo: FloatArray, hi: FloatArray, work: _DecodeWork,
+                 feature: npt.NDArray[np.int32], thresholds: FloatArray,
+                 children: npt.NDArray[np.int32], value: FloatArray, leaf_c: FloatArray,
+                 leaf: int) -> int:
     """Decode the tree at stream offsets ``start`` into the node arrays; returns its depth.
 
     ``(lo, hi)`` is the root box; it is narrowed along the walk and restored at the end.
@@ -74,7 +94,9 @@ def _decode_tree(kinds, codes, sizes, start, lo, hi, work, feature, thresholds, 
 
 
 @njit(cache=True, nogil=True)
-def decode_forest(kinds, codes, sizes, bounds, starts, max_depth, leaf_c, leaf):
+def decode_forest(kinds: Kinds, codes: npt.NDArray[np.uint16], sizes: npt.NDArray[np.uint8],
+                  bounds: FloatArray, starts: IntArray, max_depth: int, leaf_c: FloatArray,
+                  leaf: int) -> DecodedTrees:
     """Node arrays ``(feature, thresholds, children, value, tree_depth)`` of validated streams.
 
     ``feature[i]``/``thresholds[i]`` are node ``i``'s split (0 at a leaf), ``children[i]`` its
@@ -101,7 +123,9 @@ def decode_forest(kinds, codes, sizes, bounds, starts, max_depth, leaf_c, leaf):
 
 
 @njit(inline="always", nogil=True)
-def _walk_block(X, first, n_rows, node, root, levels, feature, thresholds, children):
+def _walk_block(X: FloatArray, first: int, n_rows: int, node: IntArray, root: int, levels: int,
+                feature: npt.NDArray[np.int32], thresholds: FloatArray,
+                children: npt.NDArray[np.int32]) -> None:
     """Move rows ``first .. first + n_rows`` of ``X`` from ``root`` down ``levels`` levels."""
     for r in range(n_rows):
         node[r] = root
@@ -112,7 +136,9 @@ def _walk_block(X, first, n_rows, node, root, levels, feature, thresholds, child
 
 
 @njit(cache=True, nogil=True)
-def batch_path_length(X, feature, thresholds, children, value, roots, tree_depth):
+def batch_path_length(X: FloatArray, feature: npt.NDArray[np.int32], thresholds: FloatArray,
+                      children: npt.NDArray[np.int32], value: FloatArray, roots: IntArray,
+                      tree_depth: IntArray) -> FloatArray:
     """Mean isolation depth of each row of ``X`` over the decoded trees (see the module doc)."""
     n = X.shape[0]
     n_trees = roots.shape[0]

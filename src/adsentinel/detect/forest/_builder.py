@@ -13,12 +13,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from adsentinel.detect.forest._maths import (
     LEVELS_PLUS,
     MAX_CODE,
     MIX1,
+    BoxLog,
+    FloatArray,
+    IntArray,
     average_path_length_scalar,
     below,
     box_log,
@@ -28,12 +32,19 @@ from adsentinel.detect.forest._maths import (
     threshold,
     uniform,
 )
+from adsentinel.detect.forest._streams import Kinds
 
 _MAX_STORED_SIZE = 255  # leaf sizes are stored as uint8
 
+#: a tree's stack: each slot's row range start and end, depth, box-log mark, split feature, cut
+_GrowStack = tuple[IntArray, IntArray, IntArray, IntArray, IntArray,
+                   FloatArray]
+#: the scratch arrays of growing a tree: feature order, partition scratch, stack, box log
+_GrowWork = tuple[IntArray, IntArray, _GrowStack, BoxLog]
+
 
 @njit(inline="always", nogil=True)
-def _draw_subsample(state, rows, sample, n):
+def _draw_subsample(state: npt.NDArray[np.uint64], rows: IntArray, sample: IntArray, n: int) -> None:
     """Draw ``sample.size`` distinct rows of ``n`` (a partial Fisher-Yates over ``rows``)."""
     for i in range(sample.shape[0]):
         j = i + below(state, n - i)
@@ -42,7 +53,8 @@ def _draw_subsample(state, rows, sample, n):
 
 
 @njit(inline="always", nogil=True)
-def _column_range(column, sample, start, end):
+def _column_range(column: FloatArray, sample: IntArray, start: int,
+                  end: int) -> tuple[float, float]:
     """Minimum and maximum of ``column`` over the rows ``sample[start:end]``."""
     pmin = column[sample[start]]
     pmax = pmin
@@ -54,7 +66,8 @@ def _column_range(column, sample, start, end):
 
 
 @njit(inline="always", nogil=True)
-def _pick_feature(XT, sample, start, end, features, state):
+def _pick_feature(XT: FloatArray, sample: IntArray, start: int, end: int, features: IntArray,
+                  state: npt.NDArray[np.uint64]) -> tuple[int, float, float]:
     """The first non-constant feature of the node in a random order, with its range, or -1."""
     d = XT.shape[0]
     for k in range(d):
@@ -68,7 +81,8 @@ def _pick_feature(XT, sample, start, end, features, state):
 
 
 @njit(inline="always", nogil=True)
-def _quantised_cut(state, pmin, pmax, box_lo, box_hi):
+def _quantised_cut(state: npt.NDArray[np.uint64], pmin: float, pmax: float, box_lo: float,
+                   box_hi: float) -> tuple[int, float]:
     """A uniform cut in ``[pmin, pmax)`` as a threshold code of the box, and the value it means.
 
     The code moves until the cut separates the node's rows, when one code can.
@@ -85,7 +99,8 @@ def _quantised_cut(state, pmin, pmax, box_lo, box_hi):
 
 
 @njit(inline="always", nogil=True)
-def _partition(column, sample, scratch, start, end, cut):
+def _partition(column: FloatArray, sample: IntArray, scratch: IntArray, start: int, end: int,
+               cut: float) -> int:
     """Stable branch-free partition of ``sample[start:end]``, rows <= cut first; returns where
     the right part starts."""
     size = end - start
@@ -106,8 +121,9 @@ def _partition(column, sample, scratch, start, end, cut):
 
 
 @njit(inline="always", nogil=True)
-def _record_leaf(kinds, sizes, n_kinds, n_sizes, leaf, sample, start, end, depth, depth_sum,
-                 depth_count):
+def _record_leaf(kinds: Kinds, sizes: npt.NDArray[np.uint8], n_kinds: int, n_sizes: int,
+                 leaf: int, sample: IntArray, start: int, end: int, depth: int,
+                 depth_sum: FloatArray, depth_count: IntArray) -> tuple[int, int]:
     """Write a leaf to the streams and add its isolation depth to each of its training rows."""
     size = min(end - start, _MAX_STORED_SIZE)
     kinds[n_kinds] = leaf
@@ -120,8 +136,11 @@ def _record_leaf(kinds, sizes, n_kinds, n_sizes, leaf, sample, start, end, depth
 
 
 @njit(inline="always", nogil=True)  # inlined: a call would count references of ~20 arrays
-def _grow_tree(XT, sample, state, lo, hi, max_depth, leaf, kinds, codes, sizes, written,
-               depth_sum, depth_count, work):
+def _grow_tree(XT: FloatArray, sample: IntArray, state: npt.NDArray[np.uint64], lo: FloatArray,
+               hi: FloatArray, max_depth: int, leaf: int, kinds: Kinds,
+               codes: npt.NDArray[np.uint16], sizes: npt.NDArray[np.uint8],
+               written: tuple[int, int, int], depth_sum: FloatArray,
+               depth_count: IntArray, work: _GrowWork) -> tuple[int, int, int]:
     """Grow one tree on the rows in ``sample`` inside the box ``(lo, hi)``, in preorder.
 
     ``written`` counts the kinds, codes and sizes written so far; returns the new counts (kept in
@@ -169,7 +188,10 @@ def _grow_tree(XT, sample, state, lo, hi, max_depth, leaf, kinds, codes, sizes, 
 
 
 @njit(cache=True, nogil=True)
-def grow_forest(XT, seed, n_trees, max_samples, max_depth, bounds, kinds, leaf):
+def grow_forest(XT: FloatArray, seed: np.uint64, n_trees: int, max_samples: int, max_depth: int,
+                bounds: FloatArray, kinds: Kinds, leaf: int,
+                ) -> tuple[int, npt.NDArray[np.uint16], npt.NDArray[np.uint8], IntArray,
+                           FloatArray, IntArray]:
     """Grow ``n_trees`` quantised isolation trees on ``XT`` (the *transposed* data, (d, n)).
 
     ``kinds`` is the output buffer of split kinds (its dtype holds ``leaf``, the leaf marker),

@@ -8,15 +8,22 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
 from adsentinel.detect.forest._batch import batch_path_length, decode_forest
 from adsentinel.detect.forest._builder import grow_forest
-from adsentinel.detect.forest._maths import LEAF_C, average_path_length_scalar
+from adsentinel.detect.forest._maths import (
+    LEAF_C,
+    FloatArray,
+    IntArray,
+    average_path_length_scalar,
+)
 from adsentinel.detect.forest._streams import (
     PROBLEMS,
+    Kinds,
     kinds_dtype,
     leaf_marker,
     stream_path_length,
@@ -24,6 +31,9 @@ from adsentinel.detect.forest._streams import (
 )
 
 __all__ = ["ForestState", "IsolationForest", "sorted_quantiles"]
+
+#: what seeds the trees, as in sklearn: None (fresh entropy), an int, a RandomState or a Generator
+RandomSeed = int | np.random.RandomState | np.random.Generator | None
 
 _STREAM_SCORING_ROWS = 16  # up to this many rows, score from the streams instead of decoding
 _NOT_FITTED = ("This IsolationForest instance is not fitted yet. Call 'fit' with appropriate "
@@ -55,10 +65,10 @@ class ForestState:
         return int(self.bounds.nbytes + self.kinds.nbytes + self.codes.nbytes + self.sizes.nbytes)
 
 
-def sorted_quantiles(sorted_values: np.ndarray, probabilities) -> np.ndarray:
+def sorted_quantiles(sorted_values: npt.ArrayLike, probabilities: npt.ArrayLike) -> FloatArray:
     """``np.quantile(values, probabilities)`` (linear method) of already sorted values, fast."""
-    values = np.asarray(sorted_values, dtype=float)
-    position = np.asarray(probabilities, dtype=float) * (values.size - 1)
+    values = np.asarray(sorted_values, dtype=np.float64)
+    position = np.asarray(probabilities, dtype=np.float64) * (values.size - 1)
     below = np.floor(position).astype(np.int64)
     above = np.minimum(below + 1, values.size - 1)
     return values[below] + (values[above] - values[below]) * (position - below)
@@ -68,7 +78,7 @@ def _max_depth(max_samples: int) -> int:
     return math.ceil(math.log2(max(max_samples, 2)))
 
 
-def _seed_from(random_state) -> int:
+def _seed_from(random_state: object) -> int:
     """A 64-bit seed from sklearn-style ``random_state`` (None, int, RandomState or Generator)."""
     if random_state is None:
         return int.from_bytes(os.urandom(8), "little")
@@ -86,13 +96,13 @@ def _seed_from(random_state) -> int:
     )
 
 
-def _checked_n_estimators(value) -> int:
+def _checked_n_estimators(value: object) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"n_estimators must be a positive integer, got {value!r}")
     return int(value)
 
 
-def _checked_max_samples(value, n: int) -> int:
+def _checked_max_samples(value: object, n: int) -> int:
     """Rows drawn per tree for ``n`` training rows."""
     if isinstance(value, str):
         if value != "auto":
@@ -110,7 +120,7 @@ def _checked_max_samples(value, n: int) -> int:
     raise ValueError(f"max_samples must be 'auto', an int or a float, got {value!r}")
 
 
-def _check_contamination(value) -> None:
+def _check_contamination(value: object) -> None:
     if isinstance(value, str) and value == "auto":
         return
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 < float(value) <= 0.5:
@@ -118,7 +128,8 @@ def _check_contamination(value) -> None:
     raise ValueError(f"contamination must be 'auto' or in (0, 0.5], got {value!r}")
 
 
-class IsolationForest(OutlierMixin, BaseEstimator):
+# scikit-learn ships no type information, so its base classes are Any to mypy
+class IsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
     """Isolation Forest anomaly detector with scikit-learn's interface and sign conventions.
 
     A scikit-learn estimator (``get_params``, ``clone``, pipelines): ``__init__`` only stores
@@ -157,8 +168,8 @@ class IsolationForest(OutlierMixin, BaseEstimator):
         :meth:`from_state`), e.g. to calibrate scores onto a common scale.
     """
 
-    def __init__(self, n_estimators=100, max_samples="auto", contamination="auto",
-                 random_state=None) -> None:
+    def __init__(self, n_estimators: int = 100, max_samples: int | float | str = "auto",
+                 contamination: float | str = "auto", random_state: RandomSeed = None) -> None:
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.contamination = contamination
@@ -166,7 +177,7 @@ class IsolationForest(OutlierMixin, BaseEstimator):
 
     # -- fitting --
 
-    def fit(self, X, y=None) -> IsolationForest:
+    def fit(self, X: npt.ArrayLike, y: object = None) -> IsolationForest:
         """Grow the forest on ``X`` of shape (n_samples, n_features); ``y`` is ignored.
 
         Returns
@@ -196,8 +207,9 @@ class IsolationForest(OutlierMixin, BaseEstimator):
                                                   [self.contamination])[0])
         return self
 
-    def _set_fitted(self, n_estimators, max_samples, n_features, offset, bounds, kinds, codes,
-                    sizes, starts=None) -> None:
+    def _set_fitted(self, n_estimators: int, max_samples: int, n_features: int, offset: float,
+                    bounds: FloatArray, kinds: Kinds, codes: npt.NDArray[np.uint16],
+                    sizes: npt.NDArray[np.uint8], starts: IntArray | None = None) -> None:
         """Set the learned attributes. Streams of unknown origin (``starts`` not given) are
         checked first: raises ``ValueError`` if they are malformed."""
         if starts is None:
@@ -217,7 +229,7 @@ class IsolationForest(OutlierMixin, BaseEstimator):
 
     # -- scoring --
 
-    def score_samples(self, X) -> np.ndarray:
+    def score_samples(self, X: npt.ArrayLike) -> FloatArray:
         """Anomaly score of each row of ``X``, in ``[-1, 0]``: the lower, the more abnormal.
 
         This is the opposite of the paper's score ``2 ** (-E[h(x)] / c(max_samples))``, as in
@@ -225,15 +237,15 @@ class IsolationForest(OutlierMixin, BaseEstimator):
         """
         return self._scores_from_depth(self._mean_depth(self._validated_rows(X)))
 
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: npt.ArrayLike) -> FloatArray:
         """``score_samples(X) - offset_``: negative for outliers, positive for inliers."""
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray[np.int_]:
         """``-1`` for each outlier row of ``X`` and ``1`` for each inlier, as sklearn."""
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def _mean_depth(self, X: np.ndarray) -> np.ndarray:
+    def _mean_depth(self, X: FloatArray) -> FloatArray:
         """Mean isolation depth of each row: walks the streams for a few rows, else decodes
         them (per call, so scoring never changes the estimator) and walks blocks of rows."""
         leaf = leaf_marker(self.split_kinds_.dtype)
@@ -246,13 +258,13 @@ class IsolationForest(OutlierMixin, BaseEstimator):
         return batch_path_length(X, feature, thresholds, children, value,
                                  self.tree_starts_[:, 0].copy(), tree_depth)
 
-    def _scores_from_depth(self, mean_depth: np.ndarray) -> np.ndarray:
+    def _scores_from_depth(self, mean_depth: FloatArray) -> FloatArray:
         expected = average_path_length_scalar(self.max_samples_)
         if expected == 0.0:  # one row per tree: no split, nothing is isolated sooner than another
             return np.full(mean_depth.shape, -0.5)
         return -np.power(2.0, -mean_depth / expected)
 
-    def _validated_rows(self, X, *, reset: bool = False) -> np.ndarray:
+    def _validated_rows(self, X: npt.ArrayLike, *, reset: bool = False) -> FloatArray:
         """``X`` as a C-contiguous float64 array, checked as scikit-learn's ``validate_data``
         does: to fit (``reset``, which sets ``n_features_in_``), or to score with a fitted model.
 

@@ -10,10 +10,21 @@ value. No child pointers are stored: preorder plus the leaf marker is enough to 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
-from adsentinel.detect.forest._maths import box_log, restore_bounds, save_bounds, threshold
+from adsentinel.detect.forest._maths import (
+    BoxLog,
+    FloatArray,
+    IntArray,
+    box_log,
+    restore_bounds,
+    save_bounds,
+    threshold,
+)
 
 LEAF = 255  # leaf marker of uint8 ``kinds`` (models of at most 255 features)
 
@@ -30,11 +41,15 @@ PROBLEMS = {
 }
 
 
-_KINDS_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
+#: the split kinds of a forest: unsigned integers of :func:`kinds_dtype`
+Kinds = npt.NDArray[np.unsignedinteger[Any]]
+
+_KINDS_TYPES: tuple[np.dtype[np.unsignedinteger[Any]], ...] = (
+    np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
 _LEAF_OF = {dtype: int(np.iinfo(dtype).max) for dtype in _KINDS_TYPES}
 
 
-def kinds_dtype(n_features: int) -> np.dtype:
+def kinds_dtype(n_features: int) -> np.dtype[np.unsignedinteger[Any]]:
     """The narrowest unsigned type that holds every feature index of the model plus the leaf."""
     for dtype in _KINDS_TYPES:
         if n_features <= _LEAF_OF[dtype]:
@@ -43,13 +58,14 @@ def kinds_dtype(n_features: int) -> np.dtype:
                      f"got {n_features}")
 
 
-def leaf_marker(dtype: np.dtype) -> int:
+def leaf_marker(dtype: np.dtype[Any]) -> int:
     """The ``kinds`` value of a leaf in streams of ``dtype`` (its largest value)."""
     return _LEAF_OF[dtype]
 
 
 @njit(cache=True, nogil=True)
-def tree_starts(kinds, n_codes, n_sizes, n_features, n_trees, max_depth, leaf):
+def tree_starts(kinds: Kinds, n_codes: int, n_sizes: int, n_features: int, n_trees: int,
+                max_depth: int, leaf: int) -> tuple[int, IntArray]:
     """Check the preorder streams and find where each tree starts in them.
 
     Returns ``(status, starts)`` with ``starts[t] = (kind, code, size)`` offsets of tree ``t``;
@@ -98,7 +114,7 @@ def tree_starts(kinds, n_codes, n_sizes, n_features, n_trees, max_depth, leaf):
 
 
 @njit(inline="always", nogil=True)
-def _skip_subtree(kinds, pos, leaf):
+def _skip_subtree(kinds: Kinds, pos: int, leaf: int) -> tuple[int, int, int]:
     """Where the subtree starting at ``pos`` ends, with its numbers of splits and leaves."""
     pending = 1
     splits = 0
@@ -113,7 +129,9 @@ def _skip_subtree(kinds, pos, leaf):
 
 
 @njit(inline="always", nogil=True)
-def _stream_tree_depth(x, kinds, codes, sizes, start, lo, hi, log, leaf_c, leaf):
+def _stream_tree_depth(x: FloatArray, kinds: Kinds, codes: npt.NDArray[np.uint16],
+                       sizes: npt.NDArray[np.uint8], start: IntArray, lo: FloatArray,
+                       hi: FloatArray, log: BoxLog, leaf_c: FloatArray, leaf: int) -> float:
     """Isolation depth (depth + c(leaf size)) of the row ``x`` in the tree at offsets ``start``.
 
     The box ``(lo, hi)`` is narrowed on the way down and restored from ``log`` before returning.
@@ -136,11 +154,14 @@ def _stream_tree_depth(x, kinds, codes, sizes, start, lo, hi, log, leaf_c, leaf)
             i_code += 1 + splits
             i_size += leaves
     restore_bounds(lo, hi, log, n_log, 0)
-    return depth + leaf_c[sizes[i_size]]
+    leaf_depth: float = leaf_c[sizes[i_size]]
+    return depth + leaf_depth
 
 
 @njit(cache=True, nogil=True)
-def stream_path_length(X, kinds, codes, sizes, bounds, starts, leaf_c, leaf):
+def stream_path_length(X: FloatArray, kinds: Kinds, codes: npt.NDArray[np.uint16],
+                       sizes: npt.NDArray[np.uint8], bounds: FloatArray, starts: IntArray,
+                       leaf_c: FloatArray, leaf: int) -> FloatArray:
     """Mean isolation depth of each row, walking the preorder streams without decoding them.
 
     One row costs a fraction of one decode: the fast path for scoring the latest day of an
