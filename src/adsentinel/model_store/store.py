@@ -481,11 +481,7 @@ class ModelStore:
         file and the reason when it is refused.
         """
         path = Path(path)
-        handle, info = open_regular_file(path)
-        with handle:
-            if info.st_size > MAX_PACK_BYTES:
-                raise ModelStoreError(f"{path}: {info.st_size} bytes, larger than a pack may be")
-            data = handle.read(MAX_PACK_BYTES + 1)
+        data = _read_capped(path, MAX_PACK_BYTES, "a pack")
         decoded = decode_pack(str(path), self._key, data, account_id=account_id,
                               campaign_id=campaign_id)
         return {entity_id: _built(str(path), entry) for entity_id, entry in decoded.items()}
@@ -582,11 +578,7 @@ class ModelStore:
         file and the reason when it is refused.
         """
         path = Path(path)
-        handle, info = open_regular_file(path)
-        with handle:
-            if info.st_size > MAX_MODEL_BYTES:
-                raise ModelStoreError(f"{path}: {info.st_size} bytes, larger than a model may be")
-            data = handle.read(MAX_MODEL_BYTES + 1)
+        data = _read_capped(path, MAX_MODEL_BYTES, "a model")
         return _built(str(path), decode_model_file(str(path), self._key, data))
 
     def _read_key(self, key: str) -> LoadedModel:
@@ -662,6 +654,16 @@ class ModelStore:
             return f"{self.root} cannot be read by this process"
         return None
 
+
+
+def _read_capped(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file at ``path``, refused when it is larger than ``what``
+    may be (``limit`` bytes)."""
+    handle, info = open_regular_file(path)
+    with handle:
+        if info.st_size > limit:
+            raise ModelStoreError(f"{path}: {info.st_size} bytes, larger than {what} may be")
+        return handle.read(limit + 1)
 
 def _built(where: str, decoded: DecodedModel) -> LoadedModel:
     try:
