@@ -66,8 +66,8 @@ def test_alert_commands_and_their_errors_in_portuguese(data_dir, tmp_path, monke
                               "--label", "Black Friday"])
     assert "27/11/2026 está no calendário (holiday: Black Friday)" in day.output
     bad = runner.invoke(app, ["calendar", "add", "--account", "Loja", "27/11/2026"])
-    assert bad.exit_code != 0
-    assert "DAY: esperado AAAA-MM-DD, recebido '27/11/2026'" in str(bad.exception)
+    assert bad.exit_code == 2  # a bad value is a usage error
+    assert "DAY deve ser uma data AAAA-MM-DD, recebido '27/11/2026'" in bad.output
 
 
 def test_a_missing_file_is_told_in_portuguese_through_the_entry_point(tmp_path, monkeypatch,

@@ -40,7 +40,7 @@ USAGE_ERRORS = {
                    "Invalid value for '--format': 'xml' is not one of 'table', 'json'. "
                    "(try 'adsentinel detect --help')"),
     "bad day": (["detect", "--date", "31/12/2026"],
-                "Invalid value: --date must be a date YYYY-MM-DD, got '31/12/2026' "
+                "--date must be a date YYYY-MM-DD, got '31/12/2026' "
                 "(try 'adsentinel detect --help')"),
 }
 GOOD = {"version": ["--version"], "short help": ["import", "-h"]}  # -h reaches every command

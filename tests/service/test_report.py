@@ -195,8 +195,9 @@ def test_cli_errors_in_portuguese_and_bad_locales_are_usage_errors(tmp_path):
     assert "unknown language 'fr': use one of en, pt_BR (tente 'adsentinel report --help')" \
         in bad.stderr
     day = run_cli("report", "--since", "2026-13-01", cwd=tmp_path, env=env)
-    assert day.returncode == 1
-    assert "erro: --since deve ser uma data AAAA-MM-DD, recebido '2026-13-01'" in day.stderr
+    assert day.returncode == 2  # a bad value is a usage error
+    assert day.stderr == ("erro: --since deve ser uma data AAAA-MM-DD, recebido '2026-13-01' "
+                          "(tente 'adsentinel report --help')\n")
     missing = run_cli("accounts", "edit", "Nenhuma", "--locale", "en", cwd=tmp_path, env=env)
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     english = run_cli("report", "--locale", "fr", cwd=tmp_path, env={**env, "LANG": "C.UTF-8"})

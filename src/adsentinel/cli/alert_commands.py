@@ -4,16 +4,22 @@ quiet, which days are special, and feedback on anomalies."""
 from __future__ import annotations
 
 import os
-from datetime import date
 from pathlib import Path
-from typing import Annotated, overload
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from adsentinel.cli.app import app, cli_language, console, err_console, get_settings, ngettext
+from adsentinel.cli.app import (
+    app,
+    cli_language,
+    console,
+    err_console,
+    get_settings,
+    ngettext,
+    option_day,
+)
 from adsentinel.cli.app import gettext as _
-from adsentinel.errors import AdsentinelError
 
 alerts_app = typer.Typer(help="Alert channels, planning and delivery.", no_args_is_help=True)
 channel_app = typer.Typer(help="Where an account's alerts go (Slack, webhook, email).",
@@ -46,20 +52,6 @@ def _account_id(session_factory, wanted: str) -> int:
     from adsentinel.accounts.service import select_accounts
 
     return select_accounts(session_factory=session_factory, wanted=wanted)[0].id
-
-
-@overload
-def _day(option: str, value: str) -> date: ...
-@overload
-def _day(option: str, value: str | None) -> date | None: ...
-def _day(option: str, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise AdsentinelError(_("%(option)s: expected YYYY-MM-DD, got %(value)r",
-                                option=option, value=value)) from None
 
 
 def _print_rows(rows: list[dict], title: str, empty: str) -> None:
@@ -256,7 +248,7 @@ def mute_add(
     session_factory = _session_factory()[1]
     rule_id = alert_config.add_mute(session_factory=session_factory,
                                 account_id=_account_id(session_factory, account),
-                                entity_ref=entity, until=_day("--until", until), reason=reason,
+                                entity_ref=entity, until=option_day(until, "--until"), reason=reason,
                                 created_by=by)
     console.print(_("mute rule %(id)s added", id=rule_id))
 
@@ -296,7 +288,7 @@ def calendar_add(
     from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
-    parsed = _day("DAY", day)
+    parsed = option_day(day, "DAY")
     alert_config.add_calendar_days(session_factory=session_factory,
                                account_id=_account_id(session_factory, account),
                                days=[(parsed, kind, label)])
@@ -342,7 +334,7 @@ def calendar_remove(
     from adsentinel.alerts import config as alert_config
 
     session_factory = _session_factory()[1]
-    parsed = _day("DAY", day)
+    parsed = option_day(day, "DAY")
     alert_config.remove_calendar_day(session_factory=session_factory,
                                  account_id=_account_id(session_factory, account), day=parsed)
     console.print(_("%(day)s removed from the calendar", day=cli_language().day(parsed)))

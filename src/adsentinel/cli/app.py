@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, overload
 
 import click
 import typer
 import typer.main
 from rich.console import Console
 from rich.text import Text
-from typer._click.exceptions import NoArgsIsHelpError  # Typer's own copy of click
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer's own click
 
 from adsentinel import __version__
 from adsentinel.cli.help_language import localize_help
@@ -143,6 +143,10 @@ def ngettext(singular: str, plural: str, num: int, /, **variables: object) -> st
 _ = gettext
 
 
+@overload
+def option_day(text: str, option: str) -> date: ...
+@overload
+def option_day(text: str | None, option: str) -> date | None: ...
 def option_day(text: str | None, option: str) -> date | None:
     """The day an option names (``YYYY-MM-DD``); ``None`` when the option was not given. A
     value that is not a day is a usage error naming the option (exit 2, as any bad value)."""
@@ -151,5 +155,5 @@ def option_day(text: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(_("%(option)s must be a date YYYY-MM-DD, got %(value)r",
-                                   option=option, value=text)) from None
+        raise UsageError(_("%(option)s must be a date YYYY-MM-DD, got %(value)r",
+                           option=option, value=text)) from None

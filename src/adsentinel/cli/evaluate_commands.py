@@ -6,24 +6,15 @@ import json
 import math
 import os
 import time
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from adsentinel.cli.app import app, cli_language, console, get_settings
+from adsentinel.cli.app import app, cli_language, console, get_settings, option_day
 from adsentinel.cli.app import gettext as _
 from adsentinel.errors import AdsentinelError
-
-
-def _day(option: str, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise AdsentinelError(_("%(option)s: expected YYYY-MM-DD, got %(value)r",
-                                option=option, value=value)) from None
 
 
 @app.command()
@@ -40,7 +31,7 @@ def backtest(
     from adsentinel.service.detection import detector_from_settings
 
     settings = get_settings()
-    first, last = _day("--start", start), _day("--end", end)
+    first, last = option_day(start, "--start"), option_day(end, "--end")
     if last < first:
         raise AdsentinelError(_("--end (%(last)s) is before --start (%(first)s)", last=last,
                                 first=first))
