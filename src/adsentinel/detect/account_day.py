@@ -119,17 +119,39 @@ def judge_account_day(
     ``held_levels=False`` judges the day without
     :func:`~adsentinel.detect.metric_rules.spend_level_held` (as if yesterday were unknown).
     """
-    judged = list(judged)
     as_of_hours = as_of_hours or {}
-    models = models or {}
+    moves = _common_moves_by_day(detector, tree, day, {}, as_of_hours)
+    return _judge(detector, tree, day, list(judged), moves, currency=currency,
+                  models=models or {}, as_of_hours=as_of_hours, held_levels=held_levels)
+
+
+#: The account's common moves by day: each campaign's factors (:func:`common_moves`).
+MovesByDay = dict[date, dict[Hashable, dict[str, float]]]
+
+
+def _common_moves_by_day(detector: AnomalyDetector, tree: AccountTree, day: date,
+                         known: MovesByDay,
+                         as_of_hours: Mapping[Key, float | None]) -> MovesByDay:
+    """The common moves of ``day`` (at its hours) and of the days a rate test may pool with it
+    (complete days), ``known`` ones not computed again."""
+    campaigns = [key for key, level in tree.levels.items() if level == "campaign"]
+    moves = dict(known)
+    for back in range(MAX_POOLED_DAYS):
+        when = day - timedelta(days=back)
+        if when not in moves:
+            moves[when] = common_moves({campaign: detector.campaign_move_tests(
+                tree.frames[campaign], when, as_of_hours.get(campaign) if back == 0 else None)
+                for campaign in campaigns})
+    return moves
+
+
+def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list[Key],
+           moves: MovesByDay, *, currency: str, models: Mapping[Key, EntityModel],
+           as_of_hours: Mapping[Key, float | None], held_levels: bool,
+           ) -> list[DetectedAnomaly]:
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
-    campaigns = [key for key, level in tree.levels.items() if level == "campaign"]
-    moves = common_moves({campaign: detector.campaign_move_tests(
-        tree.frames[campaign], day, as_of_hours.get(campaign)) for campaign in campaigns})
-    earlier_moves = [common_moves({campaign: detector.campaign_move_tests(
-        tree.frames[campaign], day - timedelta(days=back)) for campaign in campaigns})
-        for back in range(1, MAX_POOLED_DAYS)]
+    earlier_days = [day - timedelta(days=back) for back in range(1, MAX_POOLED_DAYS)]
     for key in judged:
         hour = as_of_hours.get(key)
         campaign = tree.campaign_of(key)
@@ -147,41 +169,45 @@ def judge_account_day(
             model=None if model is None else model.model, currency=currency,
             training_scores=None if model is None else model.training_scores,
             as_of_hour=hour, budget_parent_state=budget_state,
-            common_move=moves.get(campaign) or None,
-            earlier_common_moves=[earlier.get(campaign) or {} for earlier in earlier_moves],
+            common_move=moves[day].get(campaign) or None,
+            earlier_common_moves=[moves[when].get(campaign) or {} for when in earlier_days],
             held_levels=held_levels,
         )
     out = _explain_parents(detector, tree, day, found)
     if held_levels:
-        out = _unless_jump_unreported(detector, tree, day, out, currency=currency,
+        out = _unless_jump_unreported(detector, tree, day, out, moves, currency=currency,
                                       models=models, as_of_hours=as_of_hours)
     return out
 
 
 def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: date,
-                            found: list[DetectedAnomaly], *, currency: str,
-                            models: Mapping[Key, EntityModel] | None,
-                            as_of_hours: Mapping[Key, float | None] | None,
+                            found: list[DetectedAnomaly], moves: MovesByDay, *, currency: str,
+                            models: Mapping[Key, EntityModel],
+                            as_of_hours: Mapping[Key, float | None],
                             ) -> list[DetectedAnomaly]:
     """Spend held at yesterday's new level is low only when yesterday's jump was reported:
     entities whose spend was held are judged on yesterday again (without the rule, which is
     then exactly "was it reported, or would it have been"); where yesterday's spend was not
-    an alarm, today is judged without the rule."""
+    an alarm, today is judged without the rule. The common moves already known are reused."""
     held = {(a.entity_type, a.entity_id) for a in found
             if a.metric == "spend" and a.drivers.get("rule") == spend_level_held.__name__}
     if not held:
         return found
     key_of = {(tree.levels[k], tree.entity_ids[k]): k for k in tree.frames}
     keys = [key_of[entity] for entity in sorted(held) if entity in key_of]
-    yesterday = judge_account_day(detector, tree, day - timedelta(days=1), keys,
-                                  currency=currency, models=models, held_levels=False)
+    before = day - timedelta(days=1)
+    # yesterday as a complete day: its moves at today's hours (today's own) are not its own
+    yesterday_moves = _common_moves_by_day(
+        detector, tree, before, {d: m for d, m in moves.items() if d < day}, {})
+    yesterday = _judge(detector, tree, before, keys, yesterday_moves, currency=currency,
+                       models=models, as_of_hours={}, held_levels=False)
     reported = {(a.entity_type, a.entity_id) for a in yesterday
                 if a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1}
     unreported = [key_of[entity] for entity in sorted(held - reported) if entity in key_of]
     if not unreported:
         return found
-    again = judge_account_day(detector, tree, day, unreported, currency=currency, models=models,
-                              as_of_hours=as_of_hours, held_levels=False)
+    again = _judge(detector, tree, day, unreported, moves, currency=currency, models=models,
+                   as_of_hours=as_of_hours, held_levels=False)
     redone = {(a.entity_type, a.entity_id, a.metric): a for a in again if a.metric == "spend"}
     kept = [redone.get((a.entity_type, a.entity_id, a.metric), a)
             if (a.entity_type, a.entity_id) in held - reported and a.metric == "spend" else a
