@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from adsentinel.db.engine import session_scope
 from adsentinel.db.models import Anomaly, AnomalyStatus, CalendarDay, utcnow
 from adsentinel.detect.anomaly_detector import DetectedAnomaly
 from adsentinel.errors import NotFoundError
+from adsentinel.timezones import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def mark_anomaly(*, session_factory: sessionmaker[Session], anomaly_id: int, sta
     if status not in FEEDBACK_STATUSES:
         raise AlertConfigError(f"unknown status {status!r}",
                                hint=f"use one of {', '.join(FEEDBACK_STATUSES)}")
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     with session_scope(session_factory) as session:
         anomaly = session.get(Anomaly, anomaly_id)
         if anomaly is None:
@@ -104,9 +105,3 @@ def excluded_training_days(session: Session, account_id: int) -> tuple[set[tuple
     calendar = set(session.scalars(select(CalendarDay.day).where(
         CalendarDay.account_id == account_id)))
     return pairs, calendar
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

@@ -24,7 +24,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, select, update
@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adsentinel.alerts.channel_targets import ChannelView, channel_secrets, scrub_secrets
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AlertChannel, AlertOutbox, table_of
+from adsentinel.timezones import as_utc
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 #: Backoff of the first retry, and the longest wait between two attempts.
@@ -89,8 +90,8 @@ def enqueue(session: Session, messages: Sequence[NewMessage], now: datetime) -> 
     rows = [
         {"channel_id": m.channel_id, "anomaly_id": m.anomaly_id, "kind": m.kind,
          "idempotency_key": m.idempotency_key, "subject": m.subject, "payload": m.payload,
-         "status": PENDING, "attempts": 0, "next_attempt_at": _utc(m.next_attempt_at),
-         "created_at": _utc(now)}
+         "status": PENDING, "attempts": 0, "next_attempt_at": as_utc(m.next_attempt_at),
+         "created_at": as_utc(now)}
         for m in messages
     ]
     inserted = 0
@@ -122,7 +123,7 @@ def claim_due(session_factory: sessionmaker[Session], now: datetime, *, limit: i
               lease_seconds: float = DEFAULT_LEASE_SECONDS) -> list[ClaimedMessage]:
     """Lease up to ``limit`` due rows of active channels (oldest due first), counting the
     attempt, in one committed statement; see the module docstring."""
-    now = _utc(now)
+    now = as_utc(now)
     table = table_of(AlertOutbox)
     due = (
         select(AlertOutbox.id)
@@ -167,7 +168,7 @@ def mark_sent(session_factory: sessionmaker[Session], message_id: int, now: date
     """Record a delivered message (the receiver accepted it)."""
     with session_scope(session_factory) as session:
         session.execute(update(AlertOutbox).where(AlertOutbox.id == message_id)
-                        .values(status=SENT, sent_at=_utc(now), last_error=None))
+                        .values(status=SENT, sent_at=as_utc(now), last_error=None))
 
 
 def mark_failed(session_factory: sessionmaker[Session], message: ClaimedMessage, error: str,
@@ -179,7 +180,7 @@ def mark_failed(session_factory: sessionmaker[Session], message: ClaimedMessage,
     error = scrub_secrets(error, channel_secrets(message.channel))
     values: dict[str, Any] = {"status": status, "last_error": error[:2000]}
     if status == PENDING:
-        values["next_attempt_at"] = _utc(now) + retry_delay(message.attempts, rng=rng)
+        values["next_attempt_at"] = as_utc(now) + retry_delay(message.attempts, rng=rng)
     with session_scope(session_factory) as session:
         session.execute(update(AlertOutbox).where(AlertOutbox.id == message.id).values(**values))
     return status
@@ -190,7 +191,7 @@ def defer(session_factory: sessionmaker[Session], message_id: int, until: dateti
     table = table_of(AlertOutbox)
     with session_scope(session_factory) as session:
         session.execute(update(table).where(table.c.id == message_id)
-                        .values(next_attempt_at=_utc(until), attempts=table.c.attempts - 1))
+                        .values(next_attempt_at=as_utc(until), attempts=table.c.attempts - 1))
 
 
 def prune(session_factory: sessionmaker[Session], before: datetime) -> int:
@@ -199,10 +200,4 @@ def prune(session_factory: sessionmaker[Session], before: datetime) -> int:
     with session_scope(session_factory) as session:
         return cast(CursorResult[Any], session.execute(delete(AlertOutbox).where(
             AlertOutbox.status.in_((SENT, FAILED)),
-            AlertOutbox.created_at < _utc(before)))).rowcount or 0
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+            AlertOutbox.created_at < as_utc(before)))).rowcount or 0

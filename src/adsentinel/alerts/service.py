@@ -21,7 +21,7 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,7 +75,7 @@ from adsentinel.db.models import (
 )
 from adsentinel.errors import NotFoundError
 from adsentinel.service.scope import entities_in_campaigns
-from adsentinel.timezones import zone_or_utc
+from adsentinel.timezones import as_utc, zone_or_utc
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def plan_alerts(*, session_factory: sessionmaker[Session], settings: Settings, a
 
     Returns ``{"incidents": n, "enqueued": n, "suppressed": n}``.
     """
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     with session_scope(session_factory) as session:
         account = session.get(AdAccount, account_id)
         if account is None:
@@ -354,7 +354,7 @@ def send_digests(*, session_factory: sessionmaker[Session], settings: Settings,
     digest time) or today, that pass the channel's rules, worst first. Returns
     ``{"digests": n}``.
     """
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     enqueued = 0
     with session_scope(session_factory) as session:
         channels = session.scalars(select(AlertChannel).where(
@@ -405,7 +405,7 @@ def deliver_alerts(*, session_factory: sessionmaker[Session], settings: Settings
     ``after_send`` runs between a successful send and recording it (the window a crash can
     hit; tests use it to kill the process there).
     """
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     counts = {"sent": 0, "retrying": 0, "failed": 0, "held": 0}
     zones: dict[int, ZoneInfo] = {}
     for message in outbox.claim_due(session_factory, now, limit=limit,
@@ -471,9 +471,3 @@ def send_test_message(*, session_factory: sessionmaker[Session], settings: Setti
 def _account_zone(session_factory: sessionmaker[Session], account_id: int) -> ZoneInfo:
     with session_factory() as session:
         return zone_or_utc(session.scalar(select(AdAccount.timezone).where(AdAccount.id == account_id)))
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

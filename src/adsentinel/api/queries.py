@@ -29,11 +29,11 @@ from adsentinel.db.models import (
     TrainingRun,
     utcnow,
 )
-from adsentinel.db.moments import stored_utc
 from adsentinel.detect import impact
 from adsentinel.detect.statistical import pooled_days
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
 from adsentinel.model_store.store import ModelStore
+from adsentinel.timezones import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _account_dict(account: AdAccount, open_anomalies: int) -> dict[str, Any]:
             "timezone": account.timezone, "is_active": account.is_active,
             "needs_attention": account.needs_attention,
             "needs_attention_kind": account.needs_attention_kind,
-            "last_synced_at": stored_utc(account.last_synced_at), "open_anomalies": open_anomalies}
+            "last_synced_at": as_utc(account.last_synced_at), "open_anomalies": open_anomalies}
 
 
 # --- entities ---------------------------------------------------------------------------------
@@ -496,8 +496,8 @@ def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[st
         "message": anomaly.message, "drivers": anomaly.drivers,
         "is_partial_day": bool(anomaly.is_partial_day), "incident_id": anomaly.incident_id,
         "status": anomaly.status, "status_by": anomaly.status_by,
-        "status_at": stored_utc(anomaly.status_at), "created_at": stored_utc(anomaly.created_at),
-        "updated_at": stored_utc(anomaly.updated_at),
+        "status_at": as_utc(anomaly.status_at), "created_at": as_utc(anomaly.created_at),
+        "updated_at": as_utc(anomaly.updated_at),
         "impact_amount": anomaly_money(anomaly),
         "currency": place.account.currency if place is not None else None,
         "started": started, "duration_days": impact.duration_days(started, anomaly.day),
@@ -608,8 +608,8 @@ def training_status(*, session: Session, principal: Principal, settings: Setting
     return {
         "account_id": account_id,
         "last_run": None if run is None else {
-            "id": run.id, "started_at": stored_utc(run.started_at),
-            "finished_at": stored_utc(run.finished_at), "status": run.status, "counts": run.counts,
+            "id": run.id, "started_at": as_utc(run.started_at),
+            "finished_at": as_utc(run.finished_at), "status": run.status, "counts": run.counts,
             "skip_reasons": run.skip_reasons, "duration_seconds": run.duration_seconds,
             "error": run.error},
         "models_count": models,
@@ -651,5 +651,3 @@ def _finite(value: float | None, default: float | None = None) -> float | None:
     if value is None:
         return default
     return float(value) if math.isfinite(value) else default
-
-

@@ -114,5 +114,3 @@ def report_command(
         "report of %(num)d incident at medium or above written to %(path)s",
         "report of %(num)d incidents at medium or above written to %(path)s",
         listed, path=path), highlight=False, soft_wrap=True)
-
-

@@ -112,5 +112,3 @@ def _generate_field(seed: int, preset: str, end_date: dt.date | None):
         config = dataclasses.replace(config, end_date=end_date)
     dataset = generate_field_world(config)
     return dataset, summarize_field_world(dataset)
-
-

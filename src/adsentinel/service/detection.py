@@ -46,7 +46,6 @@ from adsentinel.db.models import (
     table_of,
     utcnow,
 )
-from adsentinel.db.moments import stored_utc
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
@@ -59,7 +58,7 @@ from adsentinel.jsonable import json_ready
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.impact import impact_columns
 from adsentinel.service.scope import entities_in_campaigns
-from adsentinel.timezones import zone_or_utc
+from adsentinel.timezones import as_utc, zone_or_utc
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +219,7 @@ def _load_insights(session: Session, account_id: int, first: date, last: date,
            for c, v in zip(COUNT_COLUMNS, values[2:2 + len(COUNT_COLUMNS)], strict=True)},
         "is_complete": np.asarray(values[-3], dtype=bool),
         "as_of": list(values[-2]),
-        "updated_at": pd.to_datetime([stored_utc(u) for u in values[-1]], utc=True),
+        "updated_at": pd.to_datetime([as_utc(u) for u in values[-1]], utc=True),
     })
     if entity_ids is not None and not in_sql:
         frame = frame[frame["entity_id"].isin(entity_ids)]
@@ -274,13 +273,13 @@ def _restated_after_detection(
     last_detected: dict[tuple[int, date], datetime] = {}
     for entity_id, day, updated in stored:
         key = (entity_id, day)
-        last_detected[key] = max(stored_utc(updated), last_detected.get(key, stored_utc(updated)))
+        last_detected[key] = max(as_utc(updated), last_detected.get(key, as_utc(updated)))
     restated = set()
     for entity_id, day, updated in zip(
         insights["entity_id"], insights["date"], insights["updated_at"], strict=True
     ):
         key = (int(entity_id), day.date())
-        if key in last_detected and stored_utc(updated) > last_detected[key]:
+        if key in last_detected and as_utc(updated) > last_detected[key]:
             restated.add(key)
     return restated
 
@@ -353,7 +352,7 @@ def _local_hour(as_of: Any, zone: ZoneInfo) -> float:
     """Local hour (0-24) of a partial day's ``as_of``; 24 (= complete) when unknown."""
     if as_of is None or (isinstance(as_of, float) and np.isnan(as_of)) or pd.isna(as_of):
         return 24.0
-    local = stored_utc(as_of).astimezone(zone)
+    local = as_utc(as_of).astimezone(zone)
     return local.hour + local.minute / 60.0
 
 
@@ -477,5 +476,3 @@ def _link_hierarchy(session: Session, stored: list[Anomaly], entities: dict[int,
             parent = entities.get(parent_id)
             parent_id = parent.parent_id if parent is not None else None
         anomaly.incident_id = root.id if root is not None else None
-
-

@@ -31,10 +31,10 @@ from adsentinel.db.models import (
     TrainingRun,
     TrainingStatus,
 )
-from adsentinel.db.moments import stored_utc
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
 from adsentinel.service.account_changes import SettingChange, setting_changes
 from adsentinel.sync.error_kinds import attention_sentence, error_sentence
+from adsentinel.timezones import as_utc
 
 #: beyond these ages a job that should run on a schedule is reported as late
 SYNC_LATE = timedelta(hours=3)
@@ -166,7 +166,7 @@ def account_statuses(*, session_factory: sessionmaker[Session],
         for account_id, judged in session.execute(
                 select(Entity.account_id, func.max(Entity.judged_at))
                 .where(keep(Entity.account_id)).group_by(Entity.account_id)):
-            statuses[account_id].last_detection_at = stored_utc(judged)
+            statuses[account_id].last_detection_at = as_utc(judged)
         _read_anomalies(session, keep, statuses)
         _read_alerts(session, keep, statuses)
         _read_refused_models(session, keep, statuses)
@@ -200,7 +200,7 @@ def _read_runs(session: Session, table, keep, statuses: dict[int, AccountStatus]
         name = f"last_successful_{kind}" if successful_only else f"last_{kind}"
         for run in session.scalars(latest):
             setattr(statuses[run.account_id], name, RunOutcome(
-                started_at=stored_utc(run.started_at), finished_at=stored_utc(run.finished_at),
+                started_at=as_utc(run.started_at), finished_at=as_utc(run.finished_at),
                 status=run.status, duration_seconds=_duration(run), counts=run.counts,
                 error=run.error, error_kind=getattr(run, "error_kind", None)))
 
@@ -210,7 +210,7 @@ def _duration(run) -> float | None:
         return float(run.duration_seconds)
     if run.finished_at is None:
         return None
-    return round((stored_utc(run.finished_at) - stored_utc(run.started_at)).total_seconds(), 3)
+    return round((as_utc(run.finished_at) - as_utc(run.started_at)).total_seconds(), 3)
 
 
 def _read_anomalies(session: Session, keep, statuses: dict[int, AccountStatus]) -> None:
@@ -227,7 +227,7 @@ def _read_refused_models(session: Session, keep, statuses: dict[int, AccountStat
             .where(keep(Entity.account_id), Entity.model_refused_at.is_not(None))
             .group_by(Entity.account_id)):
         statuses[account_id].models_refused = count
-        statuses[account_id].models_refused_at = stored_utc(last)
+        statuses[account_id].models_refused_at = as_utc(last)
 
 
 def _read_alerts(session: Session, keep, statuses: dict[int, AccountStatus]) -> None:
@@ -262,7 +262,7 @@ def _read_freshness(session: Session, keep, statuses: dict[int, AccountStatus]) 
                 .join(Entity, Entity.id == DailyInsight.entity_id)
                 .where(condition).group_by(Entity.account_id)):
             statuses[account_id].last_complete_day = _as_date(last_complete)
-            statuses[account_id].last_partial_update = stored_utc(last_partial)
+            statuses[account_id].last_partial_update = as_utc(last_partial)
 
     read(and_(keep(Entity.account_id), DailyInsight.day >= _as_date(top) - timedelta(days=7)))
     for status in statuses.values():

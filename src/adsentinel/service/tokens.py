@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, ApiToken, utcnow
-from adsentinel.db.moments import stored_utc
 from adsentinel.errors import AdsentinelError, NotFoundError
+from adsentinel.timezones import as_utc
 
 TOKEN_PREFIX = "ads_"
 _SHOWN_CHARS = 12  # "ads_" + 8 random characters: enough to recognise, useless to attack
@@ -54,8 +54,8 @@ class TokenInfo:
         """The displayable fields of ``token``."""
         return cls(token.id, token.name, token.prefix,
                    None if token.account_ids is None else tuple(sorted(token.account_ids)),
-                   bool(token.read_only), stored_utc(token.created_at), stored_utc(token.last_used_at),
-                   stored_utc(token.revoked_at), int(token.session_generation or 0))
+                   bool(token.read_only), as_utc(token.created_at), as_utc(token.last_used_at),
+                   as_utc(token.revoked_at), int(token.session_generation or 0))
 
 
 @dataclass(frozen=True)
