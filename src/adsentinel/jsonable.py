@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -24,3 +24,15 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, str) or value is None:
         return value
     return str(value)
+
+
+@overload
+def finite_or(value: float | None, default: float) -> float: ...
+@overload
+def finite_or(value: float | None, default: None = None) -> float | None: ...
+def finite_or(value: float | None, default: float | None = None) -> float | None:
+    """``value`` as a float when it is a finite number, else ``default`` (JSON has no NaN)."""
+    if value is None:
+        return default
+    number = float(value)
+    return number if math.isfinite(number) else default

@@ -29,7 +29,6 @@ is shown as written instead of pinging the channel or planting a disguised link.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from adsentinel.alerts.incidents import (
 )
 from adsentinel.detect.impact import NEXT_STEPS, anomaly_kind
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
+from adsentinel.jsonable import finite_or
 
 #: Children listed in one message; the rest are counted ("and 12 more").
 MAX_CHILDREN_SHOWN = 5
@@ -131,10 +131,10 @@ def _figures(fact: AnomalyFact, ctx: MessageContext) -> dict[str, Any]:
         "metric_label": metric_label(fact.metric, lang),
         "direction": fact.direction,
         "day": fact.day.isoformat(),
-        "actual": _finite(fact.actual),
-        "expected": _finite(fact.expected),
-        "actual_text": lang.metric_value(fact.metric, _finite(fact.actual), ctx.currency),
-        "expected_text": lang.metric_value(fact.metric, _finite(fact.expected), ctx.currency),
+        "actual": finite_or(fact.actual),
+        "expected": finite_or(fact.expected),
+        "actual_text": lang.metric_value(fact.metric, finite_or(fact.actual), ctx.currency),
+        "expected_text": lang.metric_value(fact.metric, finite_or(fact.expected), ctx.currency),
         "ratio_text": ratio_text(fact.actual, fact.expected, lang),
         "severity": fact.severity,
         "score": round(float(fact.score), 1),
@@ -147,7 +147,7 @@ def _money_and_next_step(incident: Incident, ctx: MessageContext, start: date
     """Money at stake of the incident's days so far (``impact_amount``, None when detection
     stored none) and the next step of its kind, in the account's language."""
     lang, latest = ctx.language, incident.latest
-    amount = _finite(incident.impact_amount)
+    amount = finite_or(incident.impact_amount)
     return {
         "impact_amount": amount,
         "impact_text": lang.money(amount, ctx.currency) if amount is not None else None,
@@ -198,10 +198,6 @@ def detail_text(fact: AnomalyFact, ctx: MessageContext) -> str:
         expected=fact.expected, detectors=fact.detectors, drivers=fact.drivers,
         currency=ctx.currency, entity_type=ctx.levels.get(fact.entity_id, "entity"),
         is_partial_day=fact.is_partial_day)
-
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def incident_payload(planned: PlannedMessage, ctx: MessageContext, *, today: date) -> dict[str, Any]:

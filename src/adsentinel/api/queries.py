@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, overload
+from typing import Any
 
 from sqlalchemy import Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -32,6 +32,7 @@ from adsentinel.db.models import (
 from adsentinel.detect import impact
 from adsentinel.detect.statistical import pooled_days
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
+from adsentinel.jsonable import finite_or
 from adsentinel.model_store.store import ModelStore
 from adsentinel.timezones import as_utc
 
@@ -490,8 +491,8 @@ def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[st
     return {
         "id": anomaly.id, "account_id": anomaly.account_id, "entity_id": anomaly.entity_id,
         "day": anomaly.day, "metric": anomaly.metric, "detectors": anomaly.detectors,
-        "actual": _finite(anomaly.actual, 0.0), "expected": _finite(anomaly.expected, 0.0),
-        "lower": _finite(anomaly.lower), "upper": _finite(anomaly.upper),
+        "actual": finite_or(anomaly.actual, 0.0), "expected": finite_or(anomaly.expected, 0.0),
+        "lower": finite_or(anomaly.lower), "upper": finite_or(anomaly.upper),
         "direction": anomaly.direction, "score": anomaly.score, "severity": anomaly.severity,
         "message": anomaly.message, "drivers": anomaly.drivers,
         "is_partial_day": bool(anomaly.is_partial_day), "incident_id": anomaly.incident_id,
@@ -512,9 +513,9 @@ def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[st
 def anomaly_money(anomaly: Anomaly) -> float | None:
     """The stored money at stake, or detection's formula on the anomaly's own numbers."""
     if anomaly.impact_amount is not None:
-        return _finite(anomaly.impact_amount)
-    return impact.money_at_stake(anomaly.metric, anomaly.direction, _finite(anomaly.actual, 0.0),
-                                 _finite(anomaly.expected, 0.0), anomaly.drivers)
+        return finite_or(anomaly.impact_amount)
+    return impact.money_at_stake(anomaly.metric, anomaly.direction, finite_or(anomaly.actual, 0.0),
+                                 finite_or(anomaly.expected, 0.0), anomaly.drivers)
 
 
 def anomaly_started(anomaly: Anomaly) -> date:
@@ -641,13 +642,3 @@ def _is_id(value: int, largest: int) -> bool:
     """Ids beyond their column's type cannot exist; looking them up would be a database error
     (PostgreSQL refuses to compare an INTEGER column with 2**31)."""
     return 0 < value <= largest
-
-
-@overload
-def _finite(value: float | None, default: float) -> float: ...
-@overload
-def _finite(value: float | None, default: None = None) -> float | None: ...
-def _finite(value: float | None, default: float | None = None) -> float | None:
-    if value is None:
-        return default
-    return float(value) if math.isfinite(value) else default

@@ -38,6 +38,7 @@ from adsentinel.detect.statistical import (
     run_statistical_tests,
 )
 from adsentinel.errors import AdsentinelError
+from adsentinel.jsonable import finite_or
 
 DEFAULT_SERIES_DAYS = 60
 MAX_SERIES_DAYS = 366
@@ -233,20 +234,13 @@ def _points(rows, settings: Settings, first: date, last: date,
         for metric in CHARTED_METRICS:
             test = tests.get(metric)
             metrics[metric] = MetricPoint(
-                actual=_finite(row[metric]),
-                expected=_finite(test.expected) if test else None,
-                lower=_finite(test.lower) if test else None,
-                upper=_finite(test.upper) if test else None,
+                actual=finite_or(row[metric]),
+                expected=finite_or(test.expected) if test else None,
+                lower=finite_or(test.lower) if test else None,
+                upper=finite_or(test.upper) if test else None,
             )
         points.append(DayPoints(day, metrics))
     return points
-
-
-def _finite(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 __all__ = ["CHARTED_METRICS", "DayPoints", "MetricPoint", "complete_bounds", "entity_series",

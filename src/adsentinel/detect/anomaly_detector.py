@@ -57,6 +57,7 @@ from adsentinel.detect.statistical import (
     pooled_days,
     run_statistical_tests,
 )
+from adsentinel.jsonable import finite_or
 
 __all__ = [
     "AnomalyDetector",
@@ -409,8 +410,8 @@ class AnomalyDetector:
                     detectors=[test.detector],
                     actual=test.actual,
                     expected=test.expected,
-                    lower=_finite_or_none(test.lower),
-                    upper=_finite_or_none(test.upper),
+                    lower=finite_or(test.lower),
+                    upper=finite_or(test.upper),
                     direction=test.direction,
                     score=round(float(score), 2),
                     severity=severity,
@@ -738,7 +739,3 @@ def _sentence_facts(test: MetricTest, ctx: _Context, parent: ParentBudget, rule:
     if test.metric == "frequency":
         facts["frequency_ideal"] = float(frequency_ideal)
     return facts
-
-
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None
