@@ -9,11 +9,17 @@ from test_anomaly_detector import ad_history
 
 from adsentinel.detect.account_day import AccountTree, judge_account_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector, SeverityLevel
-from adsentinel.detect.common_move import common_factors
+from adsentinel.detect.common_move import common_moves
 from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.detect.hierarchy_rules import ChildMove, parent_is_explained
 
 DAY = pd.Timestamp("2026-01-05") + pd.Timedelta(days=59)
+
+
+def common_factors(other_campaigns) -> dict[str, float]:
+    """The factors :func:`common_moves` gives a campaign with no tests of its own, from the
+    other campaigns' one-day tests."""
+    return common_moves({**dict(enumerate(other_campaigns)), "judged": []})["judged"]
 
 
 def account(n_campaigns=4, ads_per_campaign=3, seed=0, **kwargs):
@@ -419,7 +425,6 @@ def test_a_common_move_is_a_majority_moving_together_not_each_clearly():
 
 
 def test_every_campaign_votes_on_the_common_move_and_none_explains_itself():
-    from adsentinel.detect.common_move import common_moves
     from adsentinel.detect.statistical import MetricTest
 
     def cpm(ratio, z):

@@ -94,13 +94,3 @@ def common_moves(campaign_tests: Mapping[Hashable, Iterable[MetricTest]], *,
                     factors[campaign][metric] = ratio
             break
     return factors
-
-
-def common_factors(other_campaigns: Sequence[Iterable[MetricTest]], *,
-                   alpha: float = COMMON_MOVE_ALPHA, band: tuple[float, float] = CONVERSION_BAND,
-                   min_campaigns: int = MIN_OTHER_CAMPAIGNS) -> dict[str, float]:
-    """The factors :func:`common_moves` gives a campaign with no tests of its own (a new
-    campaign, or one judged apart), from ``other_campaigns``' one-day tests."""
-    tests: dict[Hashable, Iterable[MetricTest]] = dict(enumerate(other_campaigns))
-    return common_moves({**tests, "judged": []}, alpha=alpha, band=band,
-                        min_campaigns=min_campaigns)["judged"]
