@@ -31,6 +31,7 @@ from adsentinel.i18n import (
     translations,
 )
 from adsentinel.sync.error_kinds import attention_sentence
+from adsentinel.timezones import as_utc
 
 DOMAIN = "dashboard"
 LANGUAGE_COOKIE = "adsentinel_lang"
@@ -176,7 +177,7 @@ def _date_filter(context, value: date | datetime | None, form: str = "medium") -
         return "–"
     locale = _ctx_locale(context)
     if isinstance(value, datetime):  # stored in UTC, shown in UTC
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment = as_utc(value)
         pattern = _SHORT_DATES.get(locale, "yyyy-MM-dd") + " HH:mm 'UTC'"
         return format_datetime(moment, pattern, tzinfo=UTC, locale=locale)
     if form == "short":

@@ -47,6 +47,7 @@ from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.model_store.store import ENTITY_TYPES, ModelMetadata, ModelStore
 from adsentinel.service.account_changes import comparable_since
 from adsentinel.service.scope import campaign_of, entities_in_campaigns
+from adsentinel.timezones import as_utc
 
 __all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]
 
@@ -72,8 +73,7 @@ def _close_interrupted_runs(session: Session, account_id: int, settings: Setting
     for run in session.scalars(select(TrainingRun).where(
             TrainingRun.account_id == account_id,
             TrainingRun.status == TrainingStatus.running.value)):
-        started = run.started_at if run.started_at.tzinfo else run.started_at.replace(
-            tzinfo=UTC)
+        started = as_utc(run.started_at)
         if started < cutoff:
             run.status = TrainingStatus.failed.value
             run.finished_at = now
