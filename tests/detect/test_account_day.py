@@ -7,10 +7,16 @@ import numpy as np
 import pandas as pd
 from test_anomaly_detector import ad_history
 
-from adsentinel.detect.account_day import AccountTree, judge_account_day
-from adsentinel.detect.anomaly_detector import AnomalyDetector, SeverityLevel
+from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
+from adsentinel.detect.anomaly_detector import (
+    MULTIVARIATE,
+    AnomalyDetector,
+    SeverityLevel,
+    prepare_daily_frame,
+)
 from adsentinel.detect.common_move import common_moves
-from adsentinel.detect.features import COUNT_COLUMNS
+from adsentinel.detect.features import COUNT_COLUMNS, isolation_forest_features
+from adsentinel.detect.forest import IsolationForest
 from adsentinel.detect.hierarchy_rules import ChildMove, parent_is_explained
 
 DAY = pd.Timestamp("2026-01-05") + pd.Timedelta(days=59)
@@ -437,3 +443,23 @@ def test_every_campaign_votes_on_the_common_move_and_none_explains_itself():
     # one campaign's own x3 and one other's noise is no account move: no one is explained
     assert common_moves({"a": cpm(3.0, 12.0), "b": cpm(1.3, 2.0), "c": cpm(0.98, -0.2)}) == {
         "a": {}, "b": {}, "c": {}}
+
+
+def test_the_forest_is_not_medium_on_a_parent_whose_metric_its_mix_of_ads_explains():
+    """The forest is medium only beside a harmful metric anomaly of medium or worse; when the
+    rules between levels demote that anomaly (here the ad set's CPM x4: its cheap ad stopped),
+    the forest's "unusual combination" of the same day is at most low too."""
+    tree = cheap_ad_stopped()
+    key = ("adset", "c0")
+    history = tree.frames[key][tree.frames[key]["date"] < DAY]
+    forest = IsolationForest(n_estimators=100, random_state=0).fit(
+        isolation_forest_features(prepare_daily_frame(history)))
+    model = EntityModel(forest, forest.training_scores_)
+    alone = AnomalyDetector().detect_anomalies(
+        tree.frames[key], "adset", "c0", analysis_date=DAY.date(), model=forest,
+        training_scores=forest.training_scores_)
+    assert rank(alone, "c0", MULTIVARIATE) == SeverityLevel.MEDIUM.rank  # corroborated by CPM
+    found = judge_account_day(AnomalyDetector(), tree, DAY.date(), list(tree.frames),
+                              models={key: model})
+    assert rank(found, "c0", "cpm") < SeverityLevel.MEDIUM.rank
+    assert rank(found, "c0", MULTIVARIATE) == SeverityLevel.LOW.rank

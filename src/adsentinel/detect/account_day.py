@@ -15,7 +15,8 @@ Steps, in order:
 3. every judged entity through :meth:`AnomalyDetector.detect_anomalies`, with its campaign's
    common move;
 4. parents whose move their ads explain, or whose rate moved only because their mix of ads
-   changed, are at most low (:mod:`~adsentinel.detect.hierarchy_rules`).
+   changed, are at most low (:mod:`~adsentinel.detect.hierarchy_rules`);
+5. a forest anomaly whose corroborating metric anomaly step 4 demoted is at most low too.
 
 Pure: frames in, anomalies out. Entities are identified by any hashable key; ``levels``,
 ``parents`` and ``entity_ids`` describe them.
@@ -36,6 +37,7 @@ from adsentinel.detect.anomaly_detector import (
     DetectedAnomaly,
     ParentBudget,
     ScoresSamples,
+    forest_follows_metrics,
     prepare_daily_frame,
 )
 from adsentinel.detect.common_move import common_moves
@@ -121,8 +123,9 @@ def judge_account_day(
     """
     as_of_hours = as_of_hours or {}
     moves = _common_moves_by_day(detector, tree, day, {}, as_of_hours)
-    return _judge(detector, tree, day, list(judged), moves, currency=currency,
-                  models=models or {}, as_of_hours=as_of_hours, held_levels=held_levels)
+    return forest_follows_metrics(_judge(
+        detector, tree, day, list(judged), moves, currency=currency, models=models or {},
+        as_of_hours=as_of_hours, held_levels=held_levels))
 
 
 #: The account's common moves by day: each campaign's factors (:func:`common_moves`).

@@ -11,7 +11,8 @@ What a flagged move is worth telling is decided by small named rules applied in 
 (:mod:`adsentinel.detect.metric_rules`: moves that are real but not incidents are capped at *low*,
 a tracking break is raised to *medium*, an early partial-day drop is not judged), then the
 isolation forest: alone it is at most *low*; corroborated by a harmful metric anomaly the same day,
-at most *medium* (it says "this combination is unusual", the metrics say what hurts). How a whole
+at most *medium* (it says "this combination is unusual", the metrics say what hurts; when the
+account's rules demote that metric anomaly, :func:`forest_follows_metrics` demotes the forest's). How a whole
 account is judged on a day (its common move, parents and their ads) is
 :mod:`adsentinel.detect.account_day`.
 
@@ -446,8 +447,7 @@ class AnomalyDetector:
         if z < self.z_threshold:
             return None
         score = float(significance_score(z, self.z_threshold))
-        corroborated = any(a.harmful and a.severity.rank >= 1 for a in found)
-        score = min(score, MEDIUM_CAP if corroborated else LOW_CAP)
+        score = min(score, MEDIUM_CAP if any(map(corroborates_forest, found)) else LOW_CAP)
         severity = severity_for_score(score)
         if severity is None or score < REPORT_FLOOR:
             return None
@@ -471,6 +471,25 @@ class AnomalyDetector:
             drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)}
             | ({"no_leads": True} if float(target["leads"]) == 0.0 else {}),
         )
+
+
+def corroborates_forest(anomaly: DetectedAnomaly) -> bool:
+    """True for a harmful metric anomaly of medium or worse: what lets the forest's anomaly of
+    the same entity and day be *medium* (alone it is at most *low*)."""
+    return anomaly.metric != MULTIVARIATE and anomaly.harmful and anomaly.severity.rank >= 1
+
+
+def forest_follows_metrics(anomalies: Sequence[DetectedAnomaly]) -> list[DetectedAnomaly]:
+    """``anomalies`` with each forest anomaly capped at *low* when no metric anomaly of its
+    entity and day corroborates it any longer: the rules between levels may have demoted the
+    metric anomaly that corroborated it (a parent's move its ads explain, its mix of ads
+    changing), and "this combination is unusual" is then not news on its own either."""
+    corroborated = {(a.entity_type, a.entity_id, a.date) for a in anomalies
+                    if corroborates_forest(a)}
+    return [a if a.metric != MULTIVARIATE or a.severity.rank < 1
+            or (a.entity_type, a.entity_id, a.date) in corroborated
+            else replace(a, score=round(min(a.score, LOW_CAP), 2), severity=SeverityLevel.LOW)
+            for a in anomalies]
 
 
 def get_anomaly_detector(
