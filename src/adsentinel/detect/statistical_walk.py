@@ -69,6 +69,24 @@ class MetricWalk:
     pooled_days: Ints
     volume: dict[str, Floats] = field(default_factory=dict)
 
+    def tests(self) -> list[MetricTest | None]:
+        """:meth:`test` of every walked day, converted in one pass."""
+        tested = self.tested.tolist()
+        days = self.pooled_days.tolist()
+        values = [a.tolist() for a in (self.actual, self.expected, self.lower, self.upper,
+                                        self.z)]
+        volumes = {name: array.tolist() for name, array in self.volume.items()}
+        return [
+            MetricTest(
+                metric=self.metric,
+                detector=self.detector if days[i] == 1 else f"{self.detector}_{days[i]}d",
+                actual=values[0][i], expected=values[1][i], lower=values[2][i],
+                upper=values[3][i], z=values[4][i],
+                volume={name: array[i] for name, array in volumes.items()},
+            ) if tested[i] else None
+            for i in range(len(tested))
+        ]
+
     def test(self, index: int) -> MetricTest | None:
         """The walked day ``index`` as the :class:`MetricTest` the per-day test returns."""
         if not self.tested[index]:
@@ -93,6 +111,12 @@ class StatisticalWalk:
     positions: Ints
     judged: Bools
     metrics: dict[str, MetricWalk]
+
+    def all_tests(self) -> list[list[MetricTest]]:
+        """:meth:`tests_on` of every walked day, in one pass."""
+        per_metric = [walk.tests() for walk in self.metrics.values()]
+        return [[test for test in day if test is not None] for day in zip(*per_metric,
+                                                                            strict=True)]
 
     def tests_on(self, index: int) -> list[MetricTest]:
         """The tests of walked day ``index``, in :func:`run_statistical_tests`' order."""
@@ -162,8 +186,9 @@ def walk_statistical_tests(
                            max_pooled_days, all_bounds)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         metrics = _volume_walks(columns, rows, starts, int(first_day), options)
-        for metric, definition in (RATE_DEFINITIONS | FREQUENCY_DEFINITION).items():
-            metrics[metric] = _rate_walk(metric, definition, columns, rows, starts, options)
+        windows = _rate_windows(columns, rows, starts, options)
+        for metric in RATE_DEFINITIONS | FREQUENCY_DEFINITION:
+            metrics[metric] = _rate_walk(metric, windows, columns, rows, rows - starts, options)
     done = {metric: _only_judged(walk, judged) for metric, walk in metrics.items()}
     return StatisticalWalk(positions=rows, judged=judged, metrics=done)
 
@@ -176,6 +201,18 @@ class _WalkOptions:
     rate_window: int
     max_pooled_days: int
     all_bounds: bool
+
+
+def _rate_windows(columns: dict[str, Floats], rows: Ints, starts: Ints,
+                  options: _WalkOptions) -> dict[str, Floats]:
+    """Per count column, the history windows every rate test needs, shape ``(most_days,
+    n_walked, width)``: row ``d - 1`` ends before the first of ``d`` pooled days and starts no
+    earlier than the walked day's history."""
+    most_days = max(options.max_pooled_days, 1)
+    ends = (rows[None, :] - np.arange(most_days)[:, None]).reshape(-1)
+    width = max(options.rate_window, _DISPERSION_WINDOW, most_days - 1)
+    return {column: _windows_before(values, ends, np.tile(starts, most_days), width)
+            .reshape(most_days, rows.size, width) for column, values in columns.items()}
 
 
 def _only_judged(walk: MetricWalk, judged: Bools) -> MetricWalk:
@@ -198,10 +235,19 @@ def _only_judged(walk: MetricWalk, judged: Bools) -> MetricWalk:
 def _windows_before(values: Floats, ends: Ints, starts: Ints, width: int) -> Floats:
     """Shape ``(len(ends), width)``: row ``i`` holds ``values[ends[i] - width : ends[i]]``,
     NaN before ``starts[i]`` (and before the first day)."""
+    ends = np.maximum(ends, 0)  # a pooled test before the first day has no window at all
     padded = np.concatenate([np.full(width, np.nan), values])
     windows = np.lib.stride_tricks.sliding_window_view(padded, width)[ends]
     first_index = ends[:, None] - width + np.arange(width)[None, :]
     return np.where(first_index >= starts[:, None], windows, np.nan)
+
+
+def _pick_last(values: Floats, index: Ints) -> Floats:
+    """``values[..., index[...]]``: one entry of the last axis per row (``index`` has the
+    shape of ``values`` without its last axis)."""
+    width = values.shape[-1]
+    flat = values.reshape(-1, width)
+    return np.asarray(flat[np.arange(flat.shape[0]), index.reshape(-1)].reshape(index.shape))
 
 
 def _row_medians(values: Floats, min_count: int = 1, empty: float = np.nan) -> Floats:
@@ -209,9 +255,9 @@ def _row_medians(values: Floats, min_count: int = 1, empty: float = np.nan) -> F
     ``min_count``); for each row the same as ``statistical._median`` of its finite values."""
     ordered = np.sort(values, axis=-1)  # NaN sort last: the first `counts` are the values
     counts = np.isfinite(ordered).sum(axis=-1)
-    low = np.take_along_axis(ordered, (np.maximum(counts - 1, 0) // 2)[..., None], axis=-1)
-    high = np.take_along_axis(ordered, (counts // 2)[..., None], axis=-1)
-    return np.where(counts >= min_count, 0.5 * (low[..., 0] + high[..., 0]), empty)
+    low = _pick_last(ordered, np.maximum(counts - 1, 0) // 2)
+    high = _pick_last(ordered, counts // 2)
+    return np.where(counts >= min_count, 0.5 * (low + high), empty)
 
 
 def _row_percentiles(values: Floats, quantile: float) -> Floats:
@@ -220,14 +266,13 @@ def _row_percentiles(values: Floats, quantile: float) -> Floats:
     counts = np.isfinite(ordered).sum(axis=-1)
     virtual = (counts - 1) * quantile
     below = np.floor(virtual)
-    gamma = (virtual - below)[..., None]
-    low_index = np.maximum(below.astype(np.int64), 0)[..., None]
-    high_index = np.clip(low_index + 1, 0, np.maximum(counts - 1, 0)[..., None])
-    low = np.take_along_axis(ordered, low_index, axis=-1)
-    high = np.take_along_axis(ordered, high_index, axis=-1)
+    gamma = virtual - below
+    low_index = np.maximum(below.astype(np.int64), 0)
+    low = _pick_last(ordered, low_index)
+    high = _pick_last(ordered, np.minimum(low_index + 1, np.maximum(counts - 1, 0)))
     step = high - low  # numpy's _lerp, so that the result is the same to the last bit
     mixed = np.where(gamma >= 0.5, high - step * (1 - gamma), low + step * gamma)
-    return np.where(counts > 0, mixed[..., 0], np.nan)
+    return np.where(counts > 0, mixed, np.nan)
 
 
 def _row_robust_scales(values: Floats) -> Floats:
@@ -262,13 +307,20 @@ def _sliding_medians(values: Floats, before: int, after: int, width: int,
 
 
 def _weekday_effects(log_history: Floats, weekdays: Ints) -> Floats:
-    """:func:`~adsentinel.detect.statistical.weekday_effects` of each row, shape ``(rows, 7)``."""
+    """:func:`~adsentinel.detect.statistical.weekday_effects` of each row, shape ``(rows, 7)``.
+
+    ``weekdays`` (same shape) must run day by day along each row, as history windows do.
+    """
     half = _WEEKDAY_WINDOW // 2
     centred = _sliding_medians(log_history, half, _WEEKDAY_WINDOW - 1 - half, _WEEKDAY_WINDOW,
                                half + 1)
     deviation = log_history - centred
-    same_weekday = weekdays[:, None, :] == np.arange(7)[None, :, None]
-    by_weekday = np.where(same_weekday, deviation[:, None, :], np.nan)
+    # Shift each row to start on a Monday and fold it into weeks: axis 1 is then the weekday.
+    rows, width = deviation.shape
+    weeks = -(-(width + 6) // 7)
+    by_week = np.full((rows, weeks * 7), np.nan)
+    by_week[np.arange(rows)[:, None], weekdays[:, :1] + np.arange(width)[None, :]] = deviation
+    by_weekday = by_week.reshape(rows, weeks, 7).transpose(0, 2, 1)
     effects = _row_medians(by_weekday, min_count=2, empty=0.0)
     return np.asarray(effects - effects.mean(axis=1, keepdims=True), dtype=float)
 
@@ -278,11 +330,11 @@ def _seasonal_forecasts(log_history: Floats, weekdays: Ints, target_weekdays: In
     """:func:`~adsentinel.detect.statistical.seasonal_baseline` of each row: the target's
     expected log, shape ``(rows,)``, and the history's one-step forecasts, ``(rows, width)``."""
     effects = _weekday_effects(log_history, weekdays)
-    history_effects = np.take_along_axis(effects, weekdays, axis=1)
+    history_effects = effects[np.arange(effects.shape[0])[:, None], weekdays]
     adjusted = log_history - history_effects
     # entry j: the median of the level_window days before day j; the last entry, the target's
     levels = _sliding_medians(adjusted, level_window, 0, level_window, max(2, level_window // 2))
-    target_effects = np.take_along_axis(effects, target_weekdays[:, None], axis=1)[:, 0]
+    target_effects = effects[np.arange(effects.shape[0]), target_weekdays]
     return levels[:, -1] + target_effects, levels[:, :-1] + history_effects
 
 
@@ -295,7 +347,7 @@ def _volume_walks(columns: dict[str, Floats], rows: Ints, starts: Ints, first_da
     day_index = rows[:, None] - width + np.arange(width)[None, :]
     weekdays = ((first_day + day_index + 3) % 7).astype(np.int64)  # 1970-01-01: a Thursday
     target_weekdays = ((first_day + rows + 3) % 7).astype(np.int64)
-    walks = {}
+    walks: dict[str, MetricWalk] = {}
     for metric in ("spend", "impressions", "leads"):
         history = _windows_before(np.where(paused, np.nan, columns[metric]), rows, starts, width)
         actual = columns[metric][rows]
@@ -389,10 +441,10 @@ def _pooled_rates(counts: Floats, exposures: Floats, z_threshold: float) -> Floa
 
 
 @dataclass(frozen=True)
-class _RateCandidate:
-    """One rate test of every walked day: today alone, or pooled with the days before."""
+class _RateCandidates:
+    """The rate tests of every walked day: today alone (row 0) and pooled with the ``d - 1``
+    days before it (row ``d - 1``), arrays of shape ``(most_days, n_walked)``."""
 
-    days: int
     count: Floats
     exposure: Floats
     rate: Floats
@@ -401,69 +453,88 @@ class _RateCandidate:
     tested: Bools
 
 
-def _rate_candidate(counts: Floats, exposures: Floats, rows: Ints, starts: Ints, days: int,
-                    options: _WalkOptions) -> _RateCandidate:
-    """:func:`~adsentinel.detect.statistical.rate_metric_test` of the last ``days`` days
-    pooled (1: today alone) against the days before them, for every walked day."""
-    ends = rows - (days - 1)
-    count, exposure = counts[rows], exposures[rows]
-    if days > 1:
-        count = count + _windows_before(counts, rows, starts, days - 1).sum(axis=1)
-        exposure = exposure + _windows_before(exposures, rows, starts, days - 1).sum(axis=1)
-    rate = _pooled_rates(_windows_before(counts, ends, starts, options.rate_window),
-                         _windows_before(exposures, ends, starts, options.rate_window),
-                         options.z_threshold)
+def _pooled_observations(today: Floats, before: Floats, most_days: int) -> Floats:
+    """Today's value plus the sum of the ``d - 1`` days before it, for ``d`` = 1..most_days,
+    shape ``(most_days, n_walked)`` (``before``: each walked day's window, last column the day
+    before). Summed as ``_strongest_pooled`` sums: the earlier days first, then today."""
+    width = before.shape[1]
+    pooled = [today] + [today + before[:, width - (days - 1):].sum(axis=1)
+                        for days in range(2, most_days + 1)]
+    return np.stack(pooled)
+
+
+def _rate_candidates(count_windows: Floats, exposure_windows: Floats, today_count: Floats,
+                     today_exposure: Floats, options: _WalkOptions) -> _RateCandidates:
+    """:func:`~adsentinel.detect.statistical.rate_metric_test` of the last ``d`` days pooled
+    against the days before them, for every walked day and ``d`` at once.
+
+    ``count_windows`` and ``exposure_windows``, shape ``(most_days, n_walked, width)``: row
+    ``d - 1`` holds the days before the first pooled day.
+    """
+    most_days, walked, width = count_windows.shape
+    count = _pooled_observations(today_count, count_windows[0], most_days)
+    exposure = _pooled_observations(today_exposure, exposure_windows[0], most_days)
+
+    def last(windows: Floats, days: int) -> Floats:
+        return windows[:, :, width - days:].reshape(most_days * walked, days)
+
+    rate = _pooled_rates(last(count_windows, options.rate_window),
+                         last(exposure_windows, options.rate_window),
+                         options.z_threshold).reshape(most_days, walked)
     tested = (exposure > 0) & np.isfinite(rate) & (rate > 0)
     overdispersion = _row_overdispersions(
-        _windows_before(counts, ends, starts, _DISPERSION_WINDOW),
-        rate[:, None] * _windows_before(exposures, ends, starts, _DISPERSION_WINDOW))
-    z = nb_signed_z_array(count, rate * exposure, overdispersion)
-    return _RateCandidate(days, count, exposure, rate, overdispersion, z, tested)
+        last(count_windows, _DISPERSION_WINDOW),
+        rate.reshape(-1, 1) * last(exposure_windows, _DISPERSION_WINDOW),
+    ).reshape(most_days, walked)
+    z = nb_signed_z_array(count, np.where(tested, rate * exposure, np.nan), overdispersion)
+    return _RateCandidates(count, exposure, rate, overdispersion, z, tested)
 
 
-def _strongest_candidates(candidates: list[_RateCandidate], history_length: Ints,
+def _strongest_candidates(candidates: _RateCandidates, history_length: Ints,
                           rate_window: int) -> tuple[Ints, Floats]:
     """Index of the candidate each day reports and its z, as ``_strongest_pooled`` picks.
 
     A pooled window is tried when today alone points the same way (``|z| >= 1``) and the
     history is long enough; it wins when its Bonferroni-corrected z is stronger.
     """
-    one_day = candidates[0]
-    chosen = np.zeros(one_day.z.size, dtype=np.int64)
-    best_z = one_day.z.copy()
-    tries = len(candidates) - 1
-    for index, pooled in enumerate(candidates[1:], start=1):
-        allowed = ((np.abs(one_day.z) >= 1.0) & pooled.tested
-                   & (history_length >= rate_window + pooled.days - 1)
-                   & (np.sign(pooled.z) == np.sign(one_day.z)))
-        corrected = bonferroni_z_array(pooled.z, tries)
+    one_day = candidates.z[0]
+    chosen = np.zeros(one_day.size, dtype=np.int64)
+    best_z = one_day.copy()
+    tries = candidates.z.shape[0] - 1
+    for index in range(1, candidates.z.shape[0]):
+        pooled = candidates.z[index]
+        allowed = ((np.abs(one_day) >= 1.0) & candidates.tested[index]
+                   & (history_length >= rate_window + index)
+                   & (np.sign(pooled) == np.sign(one_day)))
+        corrected = bonferroni_z_array(pooled, tries)
         stronger = allowed & (np.abs(corrected) > np.abs(best_z))
         best_z = np.where(stronger, corrected, best_z)
         chosen = np.where(stronger, index, chosen)
     return chosen, best_z
 
 
-def _rate_walk(metric: str, definition: tuple[str, str, bool, float],
-               columns: dict[str, Floats], rows: Ints, starts: Ints,
-               options: _WalkOptions) -> MetricWalk:
-    """A rate's test (with pooling, except frequency) of every walked day."""
-    count_col, exposure_col, inverse, factor = definition
+def _rate_walk(metric: str, windows: dict[str, Floats], columns: dict[str, Floats],
+               rows: Ints, history_length: Ints, options: _WalkOptions) -> MetricWalk:
+    """A rate's test (with pooling, except frequency) of every walked day.
+
+    ``windows`` maps each count column to its history windows, shape ``(most_days, n_walked,
+    width)`` as :func:`_rate_candidates` takes them.
+    """
+    count_col, exposure_col, inverse, factor = (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric]
     most_days = 1 if metric in FREQUENCY_DEFINITION else max(options.max_pooled_days, 1)
-    candidates = [_rate_candidate(columns[count_col], columns[exposure_col], rows, starts, days,
-                                  options) for days in range(1, most_days + 1)]
-    chosen, z = _strongest_candidates(candidates, rows - starts, options.rate_window)
-
-    def pick(name: str) -> Floats:
-        stacked = np.stack([getattr(candidate, name) for candidate in candidates])
-        return np.asarray(np.take_along_axis(stacked, chosen[None, :], axis=0)[0], dtype=float)
-
-    count, exposure, rate, phi = pick("count"), pick("exposure"), pick("rate"),\
-        pick("overdispersion")
-    tested = candidates[0].tested
+    candidates = _rate_candidates(windows[count_col][:most_days],
+                                  windows[exposure_col][:most_days], columns[count_col][rows],
+                                  columns[exposure_col][rows], options)
+    chosen, z = _strongest_candidates(candidates, history_length, options.rate_window)
+    walked = np.arange(rows.size)
+    count, exposure = candidates.count[chosen, walked], candidates.exposure[chosen, walked]
+    rate, phi = candidates.rate[chosen, walked], candidates.overdispersion[chosen, walked]
+    tested = candidates.tested[0]
     if metric in FREQUENCY_DEFINITION:
         tested = tested & (count > 0)  # reach does not add up over days: tested when known
     expected_count = rate * exposure
-    low, high = _gated_intervals(expected_count, phi, pick("z"), tested, options)
+    low, high = _gated_intervals(expected_count, phi, candidates.z[chosen, walked], tested,
+                                 options)
     if inverse:  # metric = factor * exposure / count: few counts = high cost
         z, actual, expected = -z, factor * exposure / np.maximum(count, 1.0), factor / rate
         lower = np.where(high > 0, factor * exposure / high, np.nan)
@@ -483,24 +554,26 @@ def _rate_walk(metric: str, definition: tuple[str, str, bool, float],
 
 
 def nb_signed_z_array(count: Floats, mean: Floats, overdispersion: Floats) -> Floats:
-    """:func:`~adsentinel.detect.statistical.nb_signed_z` of arrays (0 where the mean is not
-    a positive number)."""
+    """:func:`~adsentinel.detect.statistical.nb_signed_z` of arrays of one shape (0 where the
+    mean is not a positive number), each tail computed only where it is needed."""
+    z = np.zeros(np.shape(mean))
     usable = np.isfinite(mean) & (mean > 0)
-    mean = np.where(usable, mean, 1.0)
-    k = np.round(count)
-    n = 1.0 / np.maximum(overdispersion, 1e-9)
-    p = n / (n + mean)
+    m, k = mean[usable], np.round(count[usable])
+    n = 1.0 / np.maximum(overdispersion[usable], 1e-9)
+    p = n / (n + m)
     log_pmf = (
         special.gammaln(k + n) - special.gammaln(n) - special.gammaln(k + 1)
-        + n * (np.log(n) - np.log(n + mean)) + k * (np.log(mean) - np.log(n + mean))
+        + n * (np.log(n) - np.log(n + m)) + k * (np.log(m) - np.log(n + m))
     )
     pmf = np.exp(log_pmf)
-    above = k >= mean
-    tail = np.where(above, special.betaincc(n, k + 1, p) + 0.5 * pmf,
-                    special.betainc(n, k + 1, p) - 0.5 * pmf)
+    above = k >= m
+    tail = np.empty(m.size)
+    tail[above] = special.betaincc(n[above], k[above] + 1, p[above]) + 0.5 * pmf[above]
+    below = ~above
+    tail[below] = special.betainc(n[below], k[below] + 1, p[below]) - 0.5 * pmf[below]
     tail = np.clip(tail, 1e-300, 0.5)
-    z = np.where(above, 1.0, -1.0) * np.minimum(-special.ndtri(tail), _MAX_Z)
-    return np.where(usable, z, 0.0)
+    z[usable] = np.where(above, 1.0, -1.0) * np.minimum(-special.ndtri(tail), _MAX_Z)
+    return z
 
 
 def bonferroni_z_array(z: Floats, tries: int) -> Floats:
