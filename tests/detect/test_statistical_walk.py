@@ -91,13 +91,14 @@ HISTORIES = {"quiet": _quiet, "zero_lead_days": _zero_lead_days, "new_entity": _
 
 
 def _reference(daily: pd.DataFrame, position: int, *, history_days: int,
-               min_history_days: int) -> list[MetricTest]:
+               min_history_days: int, **windows: int) -> list[MetricTest]:
     """The detector's own path for one day: its gate, then run_statistical_tests."""
     history = daily.iloc[max(0, position - history_days):position]
     target = daily.iloc[position]
     if not judges_day(history, target, min_history_days):
         return []
-    return run_statistical_tests(history, target, z_threshold=3.0, iqr_multiplier=1.5)
+    return run_statistical_tests(history, target, z_threshold=3.0, iqr_multiplier=1.5,
+                                 **windows)
 
 
 def _close(walked: float, reference: float) -> bool:
@@ -119,26 +120,40 @@ def _differences(walked: MetricTest, reference: MetricTest) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("history_days,min_history_days", [(90, 14), (30, 7)])
-@pytest.mark.parametrize("name", sorted(HISTORIES))
-def test_the_walk_equals_the_per_day_tests(name, history_days, min_history_days):
-    daily = HISTORIES[name]()
+def _assert_walk_equals_reference(daily: pd.DataFrame, *, history_days: int,
+                                  min_history_days: int, **windows: int) -> tuple[int, int]:
+    """Compare every day; return how many tests were compared and how many pooled days."""
     walk = walk_statistical_tests(daily, np.arange(len(daily)), z_threshold=3.0,
                                   iqr_multiplier=1.5, min_history_days=min_history_days,
-                                  history_days=history_days)
+                                  history_days=history_days, **windows)
     compared = pooled = 0
-    for position in range(len(daily)):
+    for position, walked in enumerate(walk.all_tests()):
         reference = _reference(daily, position, history_days=history_days,
-                               min_history_days=min_history_days)
-        walked = walk.tests_on(position)
+                               min_history_days=min_history_days, **windows)
         assert [t.metric for t in walked] == [t.metric for t in reference], position
         for ours, theirs in zip(walked, reference, strict=True):
             assert _differences(ours, theirs) == [], (position, theirs.metric)
             compared += 1
             pooled += theirs.detector.startswith("nb_rate_")
+    return compared, pooled
+
+
+@pytest.mark.parametrize("history_days,min_history_days", [(90, 14), (30, 7)])
+@pytest.mark.parametrize("name", sorted(HISTORIES))
+def test_the_walk_equals_the_per_day_tests(name, history_days, min_history_days):
+    compared, pooled = _assert_walk_equals_reference(
+        HISTORIES[name](), history_days=history_days, min_history_days=min_history_days)
     assert compared > 0
     if name == "spikes":
         assert pooled > 0  # the pooled rate tests were among those compared
+
+
+@pytest.mark.parametrize("name", ["spikes", "gaps_without_delivery"])
+def test_the_walk_equals_the_per_day_tests_with_other_windows(name):
+    compared, _ = _assert_walk_equals_reference(
+        HISTORIES[name](), history_days=60, min_history_days=10, level_window=5,
+        rate_window=10, max_pooled_days=2)
+    assert compared > 0
 
 
 def test_all_bounds_complete_the_count_and_rate_bands_with_the_detectors_interval():
@@ -148,8 +163,9 @@ def test_all_bounds_complete_the_count_and_rate_bands_with_the_detectors_interva
     decided = walk_statistical_tests(daily, positions, **options)
     drawn = walk_statistical_tests(daily, positions, all_bounds=True, **options)
     completed = 0
+    drawn_days, decided_days = drawn.all_tests(), decided.all_tests()
     for index in range(positions.size):
-        for ours, theirs in zip(drawn.tests_on(index), decided.tests_on(index), strict=True):
+        for ours, theirs in zip(drawn_days[index], decided_days[index], strict=True):
             assert (ours.expected, ours.z) == (theirs.expected, theirs.z)
             if not math.isnan(theirs.lower) or "overdispersion" not in theirs.volume:
                 assert _close(ours.lower, theirs.lower) and _close(ours.upper, theirs.upper)

@@ -138,14 +138,15 @@ def _points(rows, settings: Settings, first: date, last: date,
     ) if not complete.empty else {}
     shown = frame[(frame["date"] >= first) & (frame["date"] <= last)]
     values = add_ratio_metrics(shown[list(COUNT_COLUMNS)].astype(float))
+    actuals = values[list(CHARTED_METRICS)].to_numpy(dtype=float).tolist()
     points = []
-    for day, (_, row) in zip(shown["date"], values.iterrows(), strict=True):
+    for day, row in zip(shown["date"], actuals, strict=True):
         tests = expected.get(day, {})
         metrics = {}
-        for metric in CHARTED_METRICS:
+        for metric, actual in zip(CHARTED_METRICS, row, strict=True):
             test = tests.get(metric)
             metrics[metric] = MetricPoint(
-                actual=finite_or(row[metric]),
+                actual=finite_or(actual),
                 expected=finite_or(test.expected) if test else None,
                 lower=finite_or(test.lower) if test else None,
                 upper=finite_or(test.upper) if test else None,

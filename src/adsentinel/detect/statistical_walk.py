@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import special
 
+from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.detect.statistical import (
     _BOUNDS_FROM,
     _MAX_Z,
@@ -70,7 +71,8 @@ class MetricWalk:
     volume: dict[str, Floats] = field(default_factory=dict)
 
     def tests(self) -> list[MetricTest | None]:
-        """:meth:`test` of every walked day, converted in one pass."""
+        """Per walked day, the :class:`MetricTest` the per-day test returns (``None``: not
+        tested), converted from the arrays in one pass."""
         tested = self.tested.tolist()
         days = self.pooled_days.tolist()
         values = [a.tolist() for a in (self.actual, self.expected, self.lower, self.upper,
@@ -87,41 +89,22 @@ class MetricWalk:
             for i in range(len(tested))
         ]
 
-    def test(self, index: int) -> MetricTest | None:
-        """The walked day ``index`` as the :class:`MetricTest` the per-day test returns."""
-        if not self.tested[index]:
-            return None
-        days = int(self.pooled_days[index])
-        return MetricTest(
-            metric=self.metric,
-            detector=self.detector if days == 1 else f"{self.detector}_{days}d",
-            actual=float(self.actual[index]),
-            expected=float(self.expected[index]),
-            lower=float(self.lower[index]),
-            upper=float(self.upper[index]),
-            z=float(self.z[index]),
-            volume={name: float(values[index]) for name, values in self.volume.items()},
-        )
-
 
 @dataclass(frozen=True)
 class StatisticalWalk:
-    """Every metric's tests on the walked days ``positions`` (rows of the daily frame)."""
+    """Every metric's tests on the walked days ``positions`` (rows of the daily frame);
+    ``judged``: whether detection judges each of them at all (:func:`judged_days`)."""
 
     positions: Ints
     judged: Bools
     metrics: dict[str, MetricWalk]
 
     def all_tests(self) -> list[list[MetricTest]]:
-        """:meth:`tests_on` of every walked day, in one pass."""
+        """Per walked day, its tests in :func:`run_statistical_tests`' order (empty: the day
+        was not judged)."""
         per_metric = [walk.tests() for walk in self.metrics.values()]
         return [[test for test in day if test is not None] for day in zip(*per_metric,
                                                                             strict=True)]
-
-    def tests_on(self, index: int) -> list[MetricTest]:
-        """The tests of walked day ``index``, in :func:`run_statistical_tests`' order."""
-        found = (walk.test(index) for walk in self.metrics.values())
-        return [test for test in found if test is not None]
 
 
 def judged_days(impressions: Floats, spend: Floats, *, min_history_days: int,
@@ -176,12 +159,12 @@ def walk_statistical_tests(
         no common move).
     """
     rows = np.asarray(positions, dtype=np.int64)
-    columns = {c: daily[c].to_numpy(dtype=float) for c in
-               ("spend", "impressions", "clicks", "leads", "reach")}
+    columns = {c: daily[c].to_numpy(dtype=float) for c in COUNT_COLUMNS}
     judged = judged_days(columns["impressions"], columns["spend"],
                          min_history_days=min_history_days, history_days=history_days)[rows]
     starts = np.maximum(rows - history_days, 0)
-    first_day = np.datetime64(pd.Timestamp(daily["date"].iloc[0]).date(), "D").astype(np.int64)
+    first_day = (np.datetime64(pd.Timestamp(daily["date"].iloc[0]).date(), "D").astype(np.int64)
+                 if len(daily) else np.int64(0))
     options = _WalkOptions(z_threshold, iqr_multiplier, level_window, rate_window,
                            max_pooled_days, all_bounds)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
