@@ -446,30 +446,52 @@ def _pooled_observations(today: Floats, before: Floats, most_days: int) -> Float
     return np.stack(pooled)
 
 
+def _rate_baselines(count_windows: Floats, exposure_windows: Floats,
+                    options: _WalkOptions) -> tuple[Floats, Floats]:
+    """The baseline rate (NaN: none) and overdispersion of each row of history windows
+    (shape ``(rows, width)``, last column the day before), as ``rate_metric_test`` makes them."""
+    rate = _pooled_rates(count_windows[:, -options.rate_window:],
+                         exposure_windows[:, -options.rate_window:], options.z_threshold)
+    overdispersion = _row_overdispersions(
+        count_windows[:, -_DISPERSION_WINDOW:],
+        rate[:, None] * exposure_windows[:, -_DISPERSION_WINDOW:])
+    return rate, overdispersion
+
+
 def _rate_candidates(count_windows: Floats, exposure_windows: Floats, today_count: Floats,
-                     today_exposure: Floats, options: _WalkOptions) -> _RateCandidates:
+                     today_exposure: Floats, history_length: Ints,
+                     options: _WalkOptions) -> _RateCandidates:
     """:func:`~adsentinel.detect.statistical.rate_metric_test` of the last ``d`` days pooled
     against the days before them, for every walked day and ``d`` at once.
 
     ``count_windows`` and ``exposure_windows``, shape ``(most_days, n_walked, width)``: row
-    ``d - 1`` holds the days before the first pooled day.
+    ``d - 1`` holds the days before the first pooled day. Pooled windows are computed only
+    where ``_strongest_pooled`` tries them (today alone at ``|z| >= 1``, history long enough);
+    elsewhere they are untested.
     """
     most_days, walked, width = count_windows.shape
     count = _pooled_observations(today_count, count_windows[0], most_days)
     exposure = _pooled_observations(today_exposure, exposure_windows[0], most_days)
-
-    def last(windows: Floats, days: int) -> Floats:
-        return windows[:, :, width - days:].reshape(most_days * walked, days)
-
-    rate = _pooled_rates(last(count_windows, options.rate_window),
-                         last(exposure_windows, options.rate_window),
-                         options.z_threshold).reshape(most_days, walked)
+    rate = np.full(most_days * walked, np.nan)
+    overdispersion = np.full(most_days * walked, np.nan)
+    rate[:walked], overdispersion[:walked] = _rate_baselines(count_windows[0],
+                                                             exposure_windows[0], options)
+    one_day = nb_signed_z_array(
+        count[0], np.where((exposure[0] > 0) & (rate[:walked] > 0),
+                           rate[:walked] * exposure[0], np.nan), overdispersion[:walked])
+    tried = ((np.abs(one_day) >= 1.0)[None, :]
+             & (history_length[None, :] >= options.rate_window + np.arange(most_days)[:, None]))
+    tried[0] = False
+    pooled = np.flatnonzero(tried.reshape(-1))
+    if pooled.size:
+        rate[pooled], overdispersion[pooled] = _rate_baselines(
+            count_windows.reshape(-1, width)[pooled], exposure_windows.reshape(-1, width)[pooled],
+            options)
+    rate, overdispersion = rate.reshape(most_days, walked), overdispersion.reshape(most_days,
+                                                                                   walked)
     tested = (exposure > 0) & np.isfinite(rate) & (rate > 0)
-    overdispersion = _row_overdispersions(
-        last(count_windows, _DISPERSION_WINDOW),
-        rate.reshape(-1, 1) * last(exposure_windows, _DISPERSION_WINDOW),
-    ).reshape(most_days, walked)
-    z = nb_signed_z_array(count, np.where(tested, rate * exposure, np.nan), overdispersion)
+    z = np.concatenate([one_day[None, :], nb_signed_z_array(
+        count[1:], np.where(tested[1:], rate[1:] * exposure[1:], np.nan), overdispersion[1:])])
     return _RateCandidates(count, exposure, rate, overdispersion, z, tested)
 
 
@@ -507,7 +529,7 @@ def _rate_walk(metric: str, windows: dict[str, Floats], columns: dict[str, Float
     most_days = 1 if metric in FREQUENCY_DEFINITION else max(options.max_pooled_days, 1)
     candidates = _rate_candidates(windows[count_col][:most_days],
                                   windows[exposure_col][:most_days], columns[count_col][rows],
-                                  columns[exposure_col][rows], options)
+                                  columns[exposure_col][rows], history_length, options)
     chosen, z = _strongest_candidates(candidates, history_length, options.rate_window)
     walked = np.arange(rows.size)
     count, exposure = candidates.count[chosen, walked], candidates.exposure[chosen, walked]
