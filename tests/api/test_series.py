@@ -1,4 +1,4 @@
-"""The chart series: the detector's own expected values, and bounds completed the detector's way."""
+"""The chart series: the detector's own expected values and bands (its statistical walk)."""
 
 from __future__ import annotations
 
@@ -8,44 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adsentinel.api.series import complete_bounds, expected_by_day, nb_intervals
+from adsentinel.api.series import expected_by_day
 from adsentinel.detect.anomaly_detector import prepare_daily_frame
-from adsentinel.detect.statistical import MetricTest, nb_interval, run_statistical_tests
-
-
-def test_vectorised_intervals_equal_the_detectors_scalar_ones():
-    rng = np.random.default_rng(7)
-    means = np.concatenate([rng.gamma(1.0, 50.0, 200), [0.0, -1.0, np.nan, 1e6, 0.3]])
-    phis = np.concatenate([rng.uniform(0.0, 1.0, 200), [0.1, 0.1, 0.1, 0.01, 0.0]])
-    lows, highs = nb_intervals(means, phis, 3.0)
-    expected = [nb_interval(m, phi, 3.0) for m, phi in zip(means, phis, strict=True)]
-    assert lows.tolist() == [low for low, _ in expected]
-    assert highs.tolist() == [high for _, high in expected]
-
-
-def _test(metric, detector, expected, volume, lower=float("nan"), upper=float("nan")):
-    return MetricTest(metric, detector, actual=expected, expected=expected, lower=lower,
-                      upper=upper, z=0.1, volume=volume)
-
-
-def test_complete_bounds_fills_count_and_rate_tests_the_detectors_way():
-    leads = _test("leads", "nb_count", 20.0, {"overdispersion": 0.05})
-    ctr = _test("ctr", "nb_rate", 0.01, {"clicks": 100.0, "impressions": 10_000.0,
-                                        "expected_clicks": 100.0, "overdispersion": 0.02})
-    cpl = _test("cpl", "nb_rate", 10.0, {"leads": 4.0, "spend": 40.0, "expected_leads": 4.0,
-                                        "overdispersion": 0.3})
-    spend = _test("spend", "robust_z+iqr", 50.0, {}, lower=30.0, upper=80.0)
-    done = dict(zip(["leads", "ctr", "cpl", "spend"],
-                    complete_bounds([leads, ctr, cpl, spend], 3.0), strict=True))
-    assert (done["leads"].lower, done["leads"].upper) == nb_interval(20.0, 0.05, 3.0)
-    low, high = nb_interval(100.0, 0.02, 3.0)
-    assert done["ctr"].lower == pytest.approx(low / 10_000) and done["ctr"].upper == pytest.approx(
-        high / 10_000)
-    low, high = nb_interval(4.0, 0.3, 3.0)
-    assert low == 0.0  # 4 leads a day: none at all is still within three sigma ...
-    assert np.isnan(done["cpl"].upper)  # ... so the CPL has no upper bound
-    assert done["cpl"].lower == pytest.approx(40.0 / high)
-    assert done["spend"] is spend
+from adsentinel.detect.statistical import run_statistical_tests
 
 
 def _daily(days: int, start: date = date(2026, 9, 1)) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from adsentinel.detect.statistical import (
     level_forecast,
     log_metric_test,
     nb_interval,
+    nb_intervals,
     nb_signed_z,
     pooled_rate,
     rate_metric_test,
@@ -56,6 +57,16 @@ def test_nb_interval_widens_with_overdispersion():
     dispersed = nb_interval(1000.0, 0.04, 3.0)
     assert poisson_like[0] > dispersed[0] and poisson_like[1] < dispersed[1]
     assert poisson_like[0] == pytest.approx(stats.poisson.ppf(stats.norm.sf(3), 1000), abs=2)
+
+
+def test_vectorised_intervals_equal_the_scalar_ones():
+    rng = np.random.default_rng(7)
+    means = np.concatenate([rng.gamma(1.0, 50.0, 200), [0.0, -1.0, np.nan, 1e6, 0.3]])
+    phis = np.concatenate([rng.uniform(0.0, 1.0, 200), [0.1, 0.1, 0.1, 0.01, 0.0]])
+    lows, highs = nb_intervals(means, phis, 3.0)
+    expected = [nb_interval(m, phi, 3.0) for m, phi in zip(means, phis, strict=True)]
+    assert lows.tolist() == [low for low, _ in expected]
+    assert highs.tolist() == [high for _, high in expected]
 
 
 def test_overdispersion_recovers_extra_variance_and_has_a_floor():

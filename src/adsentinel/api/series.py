@@ -1,14 +1,12 @@
 """An entity's daily metrics with what detection expected of each day, for charts.
 
-The expected value and bounds of a day are the ones detection itself would compute for that day:
-:func:`adsentinel.detect.statistical.run_statistical_tests` run on the day against the days
-before it (walk-forward, exactly as :class:`~adsentinel.detect.anomaly_detector.AnomalyDetector`
-does, with the same gating: enough history with delivery, and a day that delivered at all).
-There is no second baseline here; the only addition is :func:`complete_bounds`, which fills the
-count-test bounds that the detector skips far inside the threshold (a slow quantile search it does
-not need for deciding), with the detector's negative-binomial interval
-(:func:`~adsentinel.detect.statistical.nb_interval`, vectorised) on the test's own expected count
-and overdispersion, so a chart can draw a continuous band.
+The expected value and bounds of a day are the ones detection itself computes for that day:
+:func:`adsentinel.detect.statistical_walk.walk_statistical_tests`, the statistical tests of every
+charted day against the days before it at once, with the detector's gating (enough history with
+delivery, and a day that delivered at all) and its baselines. There is no second baseline here;
+the walk also draws the count and rate bounds that detection skips far inside the threshold (a
+quantile search it does not need for deciding), with the same negative-binomial interval, so a
+chart can draw a continuous band.
 
 The HTML report of ``adsentinel demo`` (:mod:`adsentinel.service.report`) draws only the stored
 anomalies' expected values; a dashboard needs the band on every day, hence this module.
@@ -16,14 +14,12 @@ anomalies' expected values; a dashboard needs the band on every day, hence this 
 
 from __future__ import annotations
 
-import math
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,12 +27,8 @@ from adsentinel.config import Settings
 from adsentinel.db.models import DailyInsight
 from adsentinel.detect.anomaly_detector import prepare_daily_frame
 from adsentinel.detect.features import COUNT_COLUMNS, add_ratio_metrics
-from adsentinel.detect.statistical import (
-    FREQUENCY_DEFINITION,
-    RATE_DEFINITIONS,
-    MetricTest,
-    run_statistical_tests,
-)
+from adsentinel.detect.statistical import MetricTest
+from adsentinel.detect.statistical_walk import walk_statistical_tests
 from adsentinel.errors import AdsentinelError
 from adsentinel.jsonable import finite_or
 
@@ -88,105 +80,24 @@ def series_range(start: date | None, end: date | None, *, last_day: date | None,
     return start, end
 
 
-def nb_intervals(means: np.ndarray, overdispersions: np.ndarray, z_threshold: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~adsentinel.detect.statistical.nb_interval` for arrays, in two scipy calls.
-
-    A chart completes hundreds of intervals at once; one vectorised ``ppf``/``isf`` instead of
-    one scalar call each makes the entity page about twice as fast. A test holds it equal to the
-    detector's scalar function.
-    """
-    means = np.asarray(means, dtype=float)
-    n = 1.0 / np.maximum(np.asarray(overdispersions, dtype=float), 1e-9)
-    usable = np.isfinite(means) & (means > 0)
-    safe_means = np.where(usable, means, 1.0)
-    p = n / (n + safe_means)
-    alpha = stats.norm.sf(z_threshold)
-    low = np.where(usable, stats.nbinom.ppf(alpha, n, p), 0.0)
-    high = np.where(usable, stats.nbinom.isf(alpha, n, p), 0.0)
-    return low, high
-
-
-def complete_bounds(tests: list[MetricTest], z_threshold: float) -> list[MetricTest]:
-    """``tests`` with their missing (``nan``) bounds computed as the detector would near the
-    threshold.
-
-    Count tests (``nb_count``) and rate tests (``nb_rate``, ``nb_rate_2d``) leave their bounds
-    ``nan`` far inside the threshold; this applies the same negative-binomial interval to each
-    test's own expected count and overdispersion. Other tests are returned unchanged.
-    """
-    pending: list[tuple[int, float, tuple[str, str, bool, float] | None]] = []
-    means, phis = [], []
-    for index, test in enumerate(tests):
-        phi = test.volume.get("overdispersion")
-        if (math.isfinite(test.lower) and math.isfinite(test.upper)) or phi is None:
-            continue
-        if test.detector == "nb_count":
-            pending.append((index, 0.0, None))
-            means.append(test.expected)
-            phis.append(phi)
-            continue
-        definition = (RATE_DEFINITIONS | FREQUENCY_DEFINITION).get(test.metric)
-        if definition is None:
-            continue
-        count_col, exposure_col, _inverse, _factor = definition
-        exposure = test.volume.get(exposure_col, 0.0)
-        expected_count = test.volume.get(f"expected_{count_col}", float("nan"))
-        if exposure and math.isfinite(expected_count):
-            pending.append((index, exposure, definition))
-            means.append(expected_count)
-            phis.append(phi)
-    if not pending:
-        return list(tests)
-    lows, highs = nb_intervals(np.array(means), np.array(phis), z_threshold)
-    completed = list(tests)
-    for (index, exposure, definition), low, high in zip(pending, lows, highs, strict=True):
-        low, high = float(low), float(high)
-        if definition is None:
-            completed[index] = replace(tests[index], lower=low, upper=high)
-            continue
-        _count_col, _exposure_col, inverse, factor = definition
-        if inverse:
-            lower = factor * exposure / high if high > 0 else float("nan")
-            upper = factor * exposure / low if low > 0 else float("nan")
-        else:
-            lower, upper = factor * low / exposure, factor * high / exposure
-        completed[index] = replace(tests[index], lower=lower, upper=upper)
-    return completed
-
-
 def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold: float,
                     iqr_multiplier: float, min_history_days: int, history_days: int,
                     ) -> dict[date, dict[str, MetricTest]]:
-    """Walk-forward statistical tests of each complete day in ``[first, last]``.
+    """Walk-forward statistical tests of each complete day in ``[first, last]``, bounds drawn.
 
     ``daily`` is :func:`~adsentinel.detect.anomaly_detector.prepare_daily_frame` output (one row
-    per calendar day). A day gets tests only when detection would judge it: at least
-    ``min_history_days`` days with impressions in the ``history_days`` before it, and some
-    delivery on the day itself.
+    per calendar day). A day gets tests only when detection would judge it
+    (:func:`~adsentinel.detect.statistical_walk.judged_days`).
     """
-    result: dict[date, dict[str, MetricTest]] = {}
-    judged: list[tuple[date, MetricTest]] = []
     if daily.empty:
-        return result
+        return {}
     days = daily["date"].dt.date.to_numpy()
-    delivered = (daily["impressions"].to_numpy() > 0).astype(int)
-    delivered_before = np.concatenate([[0], np.cumsum(delivered)])
-    for position, day in enumerate(days):
-        if day < first or day > last:
-            continue
-        start = max(0, position - history_days)
-        if delivered_before[position] - delivered_before[start] < min_history_days:
-            continue
-        target = daily.iloc[position]
-        if target["spend"] <= 0 and target["impressions"] <= 0:
-            continue
-        judged.extend((day, test) for test in run_statistical_tests(
-            daily.iloc[start:position], target, z_threshold=z_threshold,
-            iqr_multiplier=iqr_multiplier))
-    for (day, _), test in zip(judged, complete_bounds([t for _, t in judged], z_threshold), strict=True):
-        result.setdefault(day, {})[test.metric] = test
-    return result
+    positions = np.flatnonzero((days >= first) & (days <= last))
+    walk = walk_statistical_tests(
+        daily, positions, z_threshold=z_threshold, iqr_multiplier=iqr_multiplier,
+        min_history_days=min_history_days, history_days=history_days, all_bounds=True)
+    return {days[position]: {test.metric: test for test in tests}
+            for position, tests in zip(positions, walk.all_tests(), strict=True) if tests}
 
 
 def entity_series(*, session: Session, settings: Settings, entity_id: int, first: date,
@@ -227,14 +138,15 @@ def _points(rows, settings: Settings, first: date, last: date,
     ) if not complete.empty else {}
     shown = frame[(frame["date"] >= first) & (frame["date"] <= last)]
     values = add_ratio_metrics(shown[list(COUNT_COLUMNS)].astype(float))
+    actuals = values[list(CHARTED_METRICS)].to_numpy(dtype=float).tolist()
     points = []
-    for day, (_, row) in zip(shown["date"], values.iterrows(), strict=True):
+    for day, row in zip(shown["date"], actuals, strict=True):
         tests = expected.get(day, {})
         metrics = {}
-        for metric in CHARTED_METRICS:
+        for metric, actual in zip(CHARTED_METRICS, row, strict=True):
             test = tests.get(metric)
             metrics[metric] = MetricPoint(
-                actual=finite_or(row[metric]),
+                actual=finite_or(actual),
                 expected=finite_or(test.expected) if test else None,
                 lower=finite_or(test.lower) if test else None,
                 upper=finite_or(test.upper) if test else None,
@@ -243,5 +155,5 @@ def _points(rows, settings: Settings, first: date, last: date,
     return points
 
 
-__all__ = ["CHARTED_METRICS", "DayPoints", "MetricPoint", "complete_bounds", "entity_series",
-           "expected_by_day", "nb_intervals", "series_range"]
+__all__ = ["CHARTED_METRICS", "DayPoints", "MetricPoint", "entity_series", "expected_by_day",
+           "series_range"]

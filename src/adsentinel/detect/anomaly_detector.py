@@ -65,6 +65,7 @@ __all__ = [
     "DetectedAnomaly",
     "SeverityLevel",
     "get_anomaly_detector",
+    "judges_day",
 ]
 
 MULTIVARIATE = "multivariate"
@@ -259,11 +260,9 @@ class AnomalyDetector:
             return []
         first = max(0, position - self.history_days)  # one row per day: rows are days
         history = daily.iloc[first:position]
-        if int((history["impressions"].to_numpy() > 0).sum()) < self.min_history_days:
-            return []
         target = daily.iloc[position]
-        if target["spend"] <= 0 and target["impressions"] <= 0:
-            return []  # not delivering: a pause or a stop is an entity status, not an anomaly
+        if not judges_day(history, target, self.min_history_days):
+            return []
         day_fraction = self.day_fraction(as_of_hour)
 
         tests = run_statistical_tests(
@@ -509,6 +508,16 @@ def get_anomaly_detector(
         frequency_ideal=frequency_ideal,
         **options,
     )
+
+
+def judges_day(history: pd.DataFrame, target: pd.Series, min_history_days: int) -> bool:
+    """Whether detection judges ``target`` at all: at least ``min_history_days`` days with
+    impressions in ``history``, and some delivery on the day (a pause or a stop is an entity
+    status, not an anomaly). :func:`~adsentinel.detect.statistical_walk.judged_days` is the
+    same rule over every day of a frame at once."""
+    if int((history["impressions"].to_numpy() > 0).sum()) < min_history_days:
+        return False
+    return not bool(target["spend"] <= 0 and target["impressions"] <= 0)
 
 
 # --- input preparation ------------------------------------------------------------------------

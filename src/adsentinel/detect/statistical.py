@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import special, stats
 
@@ -218,6 +219,24 @@ def nb_interval(mean: float, overdispersion: float, z_threshold: float) -> tuple
     p = n / (n + mean)
     alpha = stats.norm.sf(z_threshold)
     return float(stats.nbinom.ppf(alpha, n, p)), float(stats.nbinom.isf(alpha, n, p))
+
+
+def nb_intervals(
+    means: npt.ArrayLike, overdispersions: npt.ArrayLike, z_threshold: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`nb_interval` of arrays (same shapes), in two scipy calls.
+
+    A chart completes hundreds of intervals at once; one vectorised ``ppf``/``isf`` instead of
+    one scalar call each. A test holds it equal to the scalar function.
+    """
+    mean_values = np.asarray(means, dtype=float)
+    n = 1.0 / np.maximum(np.asarray(overdispersions, dtype=float), 1e-9)
+    usable = np.isfinite(mean_values) & (mean_values > 0)
+    p = n / (n + np.where(usable, mean_values, 1.0))
+    alpha = stats.norm.sf(z_threshold)
+    low = np.where(usable, stats.nbinom.ppf(alpha, n, p), 0.0)
+    high = np.where(usable, stats.nbinom.isf(alpha, n, p), 0.0)
+    return low.astype(float), high.astype(float)
 
 
 def estimate_overdispersion(counts: np.ndarray, means: np.ndarray) -> float:
