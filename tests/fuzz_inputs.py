@@ -640,6 +640,7 @@ VALID_ENV: dict[str, st.SearchStrategy[str]] = {
     "lock_retry_seconds": _ints(1, 10**6),
     "chunk_entities": _ints(1, 10**9),
     "training_batch_entities": _ints(1, 10**9),
+    "worker_memory_mib": _ints(512, 10**6),
     "use_isolation_forest": _BOOLS,
     "isolation_forest_min_samples": _ints(2, 60),
     "isolation_forest_contamination": _floats(0.0, 0.5),
@@ -790,7 +791,7 @@ def broken_settings(settings: Settings, secrets: set[str]) -> str | None:
     for name, info in Settings.model_fields.items():
         value = getattr(settings, name)
         for rule in info.metadata:
-            if type(rule) in bounds and not bounds[type(rule)](value, rule):
+            if value is not None and type(rule) in bounds and not bounds[type(rule)](value, rule):
                 return f"{name} = {value!r} breaks {rule}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"{name} = {value!r} is not finite"
@@ -807,6 +808,8 @@ def broken_settings(settings: Settings, secrets: set[str]) -> str | None:
         return "time limits out of order"
     if settings.isolation_forest_history_days < settings.isolation_forest_min_samples:
         return "history shorter than min samples"
+    if min(settings.detection_chunk_entities, settings.training_batch_size) < 1:
+        return "an empty detection chunk or training batch"
     shown = json.dumps(settings.masked(), default=str)
     if any(token in shown for token in secrets):
         return f"config show reveals a secret: {shown}"

@@ -104,14 +104,20 @@ class Settings(BaseSettings):
         default=30, ge=1,
         description="A task whose account is locked by another run is retried after this long.",
     )
-    chunk_entities: int = Field(
-        default=20000, ge=1,
-        description="Accounts with more entities are split into chunks that workers share.",
+    worker_memory_mib: int = Field(
+        default=1024, ge=512,
+        description="Memory one detection or training process may use: detection chunks and "
+        "training batches hold as many entities as fit in it.",
     )
-    training_batch_entities: int = Field(
-        default=4000, ge=1,
+    chunk_entities: int | None = Field(
+        default=None, ge=1,
+        description="Accounts with more entities are split into chunks of whole campaigns that "
+        "workers share; unset: as many as WORKER_MEMORY_MIB holds.",
+    )
+    training_batch_entities: int | None = Field(
+        default=None, ge=1,
         description="A training reads and fits this many entities (whole campaigns) at a time "
-        "and writes their packs before the next batch: it bounds a training's memory.",
+        "and writes their packs before the next batch; unset: as many as WORKER_MEMORY_MIB holds.",
     )
 
     # --- isolation forest ----------------------------------------------------------------------
@@ -324,6 +330,19 @@ class Settings(BaseSettings):
 
     # --- derived values -----------------------------------------------------------------------
     @property
+    def detection_chunk_entities(self) -> int:
+        """Entities per detection chunk: ``CHUNK_ENTITIES``, or as many as the memory budget holds."""
+        return self.chunk_entities or entities_within_budget(
+            self.worker_memory_mib, DETECTION_KIB_PER_ENTITY_DAY, self.isolation_forest_history_days)
+
+    @property
+    def training_batch_size(self) -> int:
+        """Entities per training batch: ``TRAINING_BATCH_ENTITIES``, or as many as the memory
+        budget holds."""
+        return self.training_batch_entities or entities_within_budget(
+            self.worker_memory_mib, TRAINING_KIB_PER_ENTITY_DAY, self.isolation_forest_history_days)
+
+    @property
     def effective_database_url(self) -> str:
         """The database URL in use (the SQLite default is placed under ``data_dir``)."""
         if self.database_url is not None:
@@ -371,6 +390,25 @@ class Settings(BaseSettings):
                 value = value.strftime("%H:%M")
             shown[name] = value
         return shown
+
+
+#: What a worker process holds before it reads any entity (the interpreter, numpy, pandas, the
+#: service's modules; ``ru_maxrss`` after importing them: 292 MiB on this project's machine).
+PROCESS_BASE_MIB = 300
+#: Memory per entity and history day while detecting or training, from the peaks
+#: ``benchmarks/bench_workers.py`` measured at 90 days of history: a detection worker at about
+#: 1.8 GiB for a 12,500-entity chunk ((1,843 - 300) MiB / 12,500 / 90 = 1.4 KiB), a training
+#: worker at about 0.6 GiB for a 4,000-entity batch ((600 - 300) MiB / 4,000 / 90 = 0.85 KiB).
+DETECTION_KIB_PER_ENTITY_DAY = 1.4
+TRAINING_KIB_PER_ENTITY_DAY = 0.85
+
+
+def entities_within_budget(budget_mib: int, kib_per_entity_day: float, history_days: int) -> int:
+    """How many entities of ``history_days`` days one process can hold in ``budget_mib``, given
+    what it holds before reading any (:data:`PROCESS_BASE_MIB`); at least one campaign's worth
+    is always read, so never fewer than 100."""
+    free_kib = max(budget_mib - PROCESS_BASE_MIB, 0) * 1024
+    return max(int(free_kib / (kib_per_entity_day * history_days)), 100)
 
 
 def default_data_dir() -> Path:

@@ -245,7 +245,7 @@ def _train(session_factory, settings, account_id, store, counts, skip_reasons, p
     parents = {e.id: e.parent_id for e in entities}
     levels = {e.id: e.level for e in entities}
     campaign = {e.id: campaign_of(e.id, parents) for e in entities}
-    chunks = _campaign_chunks(campaign, settings.training_batch_entities)
+    chunks = _campaign_chunks(campaign, settings.training_batch_size)
 
     def read(chunk: np.ndarray) -> _History:
         # a chunk of whole campaigns interleaves with other campaigns' ids: name them exactly

@@ -60,7 +60,7 @@ def train_anomaly_detectors_all() -> dict:
     for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
         chunks = jobs.campaign_chunks(session_factory=runtime.session_factory,
                                       account_id=account_id,
-                                      max_entities=runtime.settings.chunk_entities)
+                                      max_entities=runtime.settings.detection_chunk_entities)
         if chunks == [None]:
             result = train_anomaly_detector.delay(account_id)
         else:
@@ -122,7 +122,7 @@ def _dispatch_detection(account_id: int) -> list[str]:
     return [detect_anomalies.delay(account_id, chunk).id
             for chunk in jobs.campaign_chunks(session_factory=runtime.session_factory,
                                               account_id=account_id,
-                                              max_entities=runtime.settings.chunk_entities)]
+                                              max_entities=runtime.settings.detection_chunk_entities)]
 
 
 @celery_app.task(name="adsentinel.sync_account", bind=True, max_retries=2,
