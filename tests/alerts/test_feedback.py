@@ -27,7 +27,7 @@ from adsentinel.db.models import Anomaly
 from adsentinel.detect.anomaly_detector import DetectedAnomaly, SeverityLevel
 from adsentinel.errors import AdsentinelError
 from adsentinel.model_store.store import ModelStore
-from adsentinel.service.training import train_account_models
+from adsentinel.training.service import train_account_models
 
 DAY = date(2026, 11, 10)
 

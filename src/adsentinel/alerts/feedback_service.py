@@ -35,7 +35,7 @@ def apply_feedback(session: Session, account_id: int,
                    found: list[DetectedAnomaly]) -> list[DetectedAnomaly]:
     """Detection's anomalies with dismissed patterns damped and calendar days annotated.
 
-    Called by :func:`~adsentinel.service.detection.detect_account` just before storing.
+    Called by :func:`~adsentinel.detection.account.detect_account` just before storing.
     """
     if not found:
         return found

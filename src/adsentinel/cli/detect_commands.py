@@ -41,7 +41,7 @@ def detect_command(
     worst first (money at stake, then severity)."""
     from adsentinel.accounts.service import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.jobs import retrain_refused, run_detection
+    from adsentinel.detection.service import retrain_refused, run_detection
 
     analysis_date = option_day(day, "--date")  # a usage error before any set-up
     settings = get_settings()

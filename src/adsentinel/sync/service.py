@@ -12,7 +12,7 @@ One sync of one account:
    today, then a week at a time going back; ``--since`` at most Meta's 37 months), each range
    in its own transaction, so that a pull failing half-way leaves the freshest days stored.
    The first range's transaction also writes the account's currency and timezone (a change is
-   recorded with its day, :mod:`adsentinel.service.account_changes`, from which detection and
+   recorded with its day, :mod:`adsentinel.sync.account_changes`, from which detection and
    training read the history) and the structure (names, statuses, parents); each range's
    transaction, the attribution setting of the ad sets it read first. Ad days go through the CSV
    importer's own upsert, which re-aggregates ad set and campaign days and moves ``updated_at``
@@ -66,7 +66,7 @@ from adsentinel.db.models import (
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
-from adsentinel.service.account_changes import apply_account_settings
+from adsentinel.sync.account_changes import apply_account_settings
 from adsentinel.sync.error_kinds import meta_error_kind
 from adsentinel.sync.errors import (
     CredentialsError,

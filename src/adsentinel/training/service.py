@@ -45,8 +45,8 @@ from adsentinel.detect.features import COUNT_COLUMNS, FOREST_FEATURES, isolation
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.model_store.store import ENTITY_TYPES, ModelMetadata, ModelStore
-from adsentinel.service.account_changes import comparable_since
-from adsentinel.service.scope import campaign_of, entities_in_campaigns
+from adsentinel.scope import campaign_of, entities_in_campaigns
+from adsentinel.sync.account_changes import comparable_since
 from adsentinel.timezones import as_utc
 
 __all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]
