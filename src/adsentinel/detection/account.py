@@ -34,7 +34,6 @@ from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.feedback_service import apply_feedback
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import (
@@ -53,6 +52,7 @@ from adsentinel.detect.anomaly_detector import (
     prepare_daily_frames,
 )
 from adsentinel.detect.features import COUNT_COLUMNS
+from adsentinel.detection.feedback import with_feedback
 from adsentinel.detection.impact import impact_columns
 from adsentinel.errors import NotFoundError
 from adsentinel.jsonable import json_ready
@@ -156,7 +156,7 @@ def detect_account(
         judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days,
                                 judged_at=judged_at, everything_in_window=forced)
         found = _run_detector(detector, entities, insights, judged, account, model_loader)
-        found = apply_feedback(session, account_id, found)  # damping, calendar
+        found = with_feedback(session, account_id, found)  # damping, calendar
         _upsert(session, account_id, found, now,
                 impact_columns(session, account_id, found, judged))  # money, run start
         _retract_missing(session, account_id, judged, found, now)
