@@ -34,6 +34,7 @@ from adsentinel.detect.statistical import pooled_days
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
 from adsentinel.jsonable import finite_or
 from adsentinel.model_store.store import ModelStore
+from adsentinel.service.anomaly_record import LEVELS, AnomalyPlace, anomaly_run
 from adsentinel.timezones import as_utc
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 #: largest ids of accounts and entities (INTEGER columns) and of anomalies (BIGINT)
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
-LEVELS = ("campaign", "adset", "ad")
 #: orders of the anomaly list (see :class:`AnomalyFilters`)
 SORTS = ("impact", "severity", "day", "score")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -122,36 +122,6 @@ class AnomalyFilters:
         if self.sort is not None:
             return self.sort
         return "impact" if self.status == AnomalyStatus.open.value else "day"
-
-
-@dataclass(frozen=True)
-class AnomalyPlace:
-    """Where an anomaly is: its account and the path down to its entity, names and Meta ids."""
-
-    account: AdAccount
-    path: list[Entity]
-
-    @property
-    def entity(self) -> Entity:
-        """The anomaly's own entity (the last of the path)."""
-        return self.path[-1]
-
-    def meta_ids(self) -> dict[str, str | None]:
-        """Platform ids of the account, campaign, ad set and ad (``None`` above the entity's
-        level, e.g. the ad of a campaign's anomaly)."""
-        ids: dict[str, str | None] = {"account": self.account.platform_account_id,
-                                      **{level: None for level in LEVELS}}
-        for entity in self.path:
-            ids[entity.level] = entity.platform_id
-        return ids
-
-    def names(self) -> dict[str, str | None]:
-        """Names of the account, campaign, ad set and ad, as :meth:`meta_ids`."""
-        names: dict[str, str | None] = {"account": self.account.name,
-                                        **{level: None for level in LEVELS}}
-        for entity in self.path:
-            names[entity.level] = entity.name
-        return names
 
 
 # --- accounts ---------------------------------------------------------------------------------
@@ -411,38 +381,6 @@ def _search_clause(text: str) -> Any:
     return or_(Anomaly.entity_id.in_(named), Anomaly.account_id.in_(accounts))
 
 
-def anomaly_places(session: Session, anomalies: list[Anomaly]) -> dict[int, AnomalyPlace]:
-    """Where each anomaly is (account, campaign > ad set > entity), by anomaly id, in at most
-    four queries whatever the number of anomalies (a page or an export chunk)."""
-    known = {e.id: e for e in _entities(session, {a.entity_id for a in anomalies})}
-    for _ in range(2):  # ad -> ad set -> campaign
-        missing = {e.parent_id for e in known.values()
-                   if e.parent_id is not None and e.parent_id not in known}
-        known.update({e.id: e for e in _entities(session, missing)})
-    account_ids = sorted({a.account_id for a in anomalies})
-    accounts = {a.id: a for a in session.scalars(
-        select(AdAccount).where(AdAccount.id.in_(account_ids)))} if account_ids else {}
-    places = {}
-    for anomaly in anomalies:
-        entity = known.get(anomaly.entity_id)
-        if entity is None or anomaly.account_id not in accounts:
-            continue
-        path = [entity]
-        while path[-1].parent_id is not None and path[-1].parent_id in known:
-            path.append(known[path[-1].parent_id])
-        places[anomaly.id] = AnomalyPlace(accounts[anomaly.account_id], list(reversed(path)))
-    return places
-
-
-def _entities(session: Session, ids: set[int]) -> list[Entity]:
-    ordered = sorted(ids)
-    found: list[Entity] = []
-    for start in range(0, len(ordered), 10_000):  # SQLite's bound-parameter limit
-        found.extend(session.scalars(select(Entity).where(
-            Entity.id.in_(ordered[start:start + 10_000]))))
-    return found
-
-
 def get_anomaly(*, session: Session, principal: Principal, anomaly_id: int) -> Anomaly:
     """The anomaly, if it exists and belongs to an account the token sees."""
     anomaly = session.get(Anomaly, anomaly_id) if _is_id(anomaly_id, INT64_MAX) else None
@@ -480,14 +418,13 @@ def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: in
 def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[str, Any]:
     """The API fields of an anomaly (non-finite floats become ``None``: JSON has no NaN), with
     its money at stake, run, kind and next step, and, given its ``place``
-    (:func:`anomaly_places`), its level, names and Meta ids.
+    (:func:`~adsentinel.service.anomaly_record.anomaly_places`), its level, names and Meta ids.
 
     An anomaly stored before money at stake was stored gets it computed from its own numbers
     (:func:`adsentinel.detect.impact.money_at_stake`) and a run of its pooled days.
     """
-    started = anomaly_started(anomaly)
-    kind = impact.anomaly_kind(anomaly.metric, anomaly.direction, anomaly.drivers)
     level = place.entity.level if place is not None else None
+    run = anomaly_run(anomaly, started=anomaly_started(anomaly), level=level or "entity")
     return {
         "id": anomaly.id, "account_id": anomaly.account_id, "entity_id": anomaly.entity_id,
         "day": anomaly.day, "metric": anomaly.metric, "detectors": anomaly.detectors,
@@ -501,9 +438,8 @@ def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[st
         "updated_at": as_utc(anomaly.updated_at),
         "impact_amount": anomaly_money(anomaly),
         "currency": place.account.currency if place is not None else None,
-        "started": started, "duration_days": impact.duration_days(started, anomaly.day),
-        "kind": kind,
-        "next_step": impact.next_step(kind, level=level or "entity", since=started),
+        "started": run["started"], "duration_days": run["duration_days"], "kind": run["kind"],
+        "next_step": run["next_step"],
         "level": level,
         "meta_ids": place.meta_ids() if place is not None else None,
         "names": place.names() if place is not None else None,
