@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -45,6 +46,7 @@ INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
 #: orders of the anomaly list (see :class:`AnomalyFilters`)
 SORTS = ("impact", "severity", "day", "score")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+Row = TypeVar("Row", AdAccount, Entity, Anomaly)
 
 
 class StatusConflict(AdsentinelError):
@@ -142,11 +144,9 @@ def list_accounts(*, session: Session, principal: Principal) -> list[dict[str, A
 
 def get_account(*, session: Session, principal: Principal, account_id: int) -> AdAccount:
     """The account, if it exists and the token sees it."""
-    account = session.get(AdAccount, account_id) if _is_id(account_id, INT32_MAX) else None
-    if account is None or not principal.sees(account.id):
-        raise NotFoundError(f"ad account {account_id} does not exist",
-                            hint="list the accounts this token sees with GET /api/v1/accounts")
-    return account
+    return _visible(session, principal, AdAccount, account_id, largest=INT32_MAX,
+                    account_of=lambda account: account.id, what="ad account",
+                    hint="list the accounts this token sees with GET /api/v1/accounts")
 
 
 def account_detail(*, session: Session, principal: Principal, account_id: int) -> dict[str, Any]:
@@ -172,11 +172,9 @@ def _account_dict(account: AdAccount, open_anomalies: int) -> dict[str, Any]:
 
 def get_entity(*, session: Session, principal: Principal, entity_id: int) -> Entity:
     """The entity, if it exists and belongs to an account the token sees."""
-    entity = session.get(Entity, entity_id) if _is_id(entity_id, INT32_MAX) else None
-    if entity is None or not principal.sees(entity.account_id):
-        raise NotFoundError(f"entity {entity_id} does not exist",
-                            hint="find entities with GET /api/v1/accounts/{id}/entities")
-    return entity
+    return _visible(session, principal, Entity, entity_id, largest=INT32_MAX,
+                    account_of=lambda entity: entity.account_id, what="entity",
+                    hint="find entities with GET /api/v1/accounts/{id}/entities")
 
 
 def entity_page(*, session: Session, principal: Principal, account_id: int, level: str | None,
@@ -383,11 +381,9 @@ def _search_clause(text: str) -> Any:
 
 def get_anomaly(*, session: Session, principal: Principal, anomaly_id: int) -> Anomaly:
     """The anomaly, if it exists and belongs to an account the token sees."""
-    anomaly = session.get(Anomaly, anomaly_id) if _is_id(anomaly_id, INT64_MAX) else None
-    if anomaly is None or not principal.sees(anomaly.account_id):
-        raise NotFoundError(f"anomaly {anomaly_id} does not exist",
-                            hint="list anomalies with GET /api/v1/anomalies")
-    return anomaly
+    return _visible(session, principal, Anomaly, anomaly_id, largest=INT64_MAX,
+                    account_of=lambda anomaly: anomaly.account_id, what="anomaly",
+                    hint="list anomalies with GET /api/v1/anomalies")
 
 
 def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: int, status: str,
@@ -572,6 +568,16 @@ def _paged(session: Session, query: Select, page: int, page_size: int) -> Page:
                              f"at {page_size} per page", hint=f"ask for a page from 1 to {pages}")
     items = session.scalars(query.offset((page - 1) * page_size).limit(page_size)).all()
     return Page(list(items), page, page_size, total)
+
+
+def _visible(session: Session, principal: Principal, model: type[Row], row_id: int, *,
+             largest: int, account_of: Callable[[Row], int], what: str, hint: str) -> Row:
+    """The ``model`` row ``row_id`` if it exists and the token sees its account; otherwise a
+    :class:`NotFoundError` that reads exactly as for a row that does not exist."""
+    row = session.get(model, row_id) if _is_id(row_id, largest) else None
+    if row is None or not principal.sees(account_of(row)):
+        raise NotFoundError(f"{what} {row_id} does not exist", hint=hint)
+    return row
 
 
 def _is_id(value: int, largest: int) -> bool:
