@@ -279,7 +279,7 @@ def _populate(url: str, folder: str, n_entities: int, seed: int) -> None:
 def _train_child() -> None:
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.training import train_account_models
+    from adsentinel.training.service import train_account_models
 
     settings = load_settings()
     factory = make_session_factory(open_database(settings))

@@ -158,7 +158,8 @@ def main() -> None:
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.db.models import Anomaly
-    from adsentinel.service import jobs
+    from adsentinel.detection.service import run_detection
+    from adsentinel.training.service import train_account_models
     from adsentinel.worker.app import create_celery_app
 
     redis.Redis.from_url(args.redis).flushdb()
@@ -191,13 +192,13 @@ def main() -> None:
                 campaigns = list(range(1, reference_n + 1, 100))
                 reference_n = len(campaigns) * 100
             started = time.perf_counter()
-            jobs.run_training(session_factory=factory, settings=settings, account_id=1,
-                              campaign_ids=campaigns)
+            train_account_models(session_factory=factory, settings=settings, account_id=1,
+                                 campaign_ids=campaigns)
             reference_train = (time.perf_counter() - started) * args.entities / reference_n
             started = time.perf_counter()
             if not args.skip_first_detection:
-                jobs.run_detection(session_factory=factory, settings=settings, account_id=1,
-                                   campaign_ids=campaigns)
+                run_detection(session_factory=factory, settings=settings, account_id=1,
+                              campaign_ids=campaigns)
             reference_detect = (time.perf_counter() - started) * args.entities / reference_n
             with factory.begin() as session:  # the workers start from the same state
                 session.execute(text("DELETE FROM anomalies"))

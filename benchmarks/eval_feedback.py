@@ -47,8 +47,8 @@ from adsentinel.alerts.service import plan_alerts
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AlertOutbox, Anomaly, Entity
+from adsentinel.detection.account import detect_account
 from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.detection import detect_account
 
 ALARM = "medium"
 QUIRK_CPM = 1.7

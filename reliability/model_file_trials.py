@@ -2,8 +2,8 @@
 
 On the embedded SQLite default in a temporary folder: one synthetic account (the ``demo`` preset,
 20 ads x 90 days, fixed seed) imported with ``import_insights_csv``, its models trained with
-``service.jobs.run_training``, and a reference detection with every model
-(``service.detection.detect_account`` with ``service.jobs.model_loader_or_none``).
+``training.service.train_account_models``, and a reference detection with every model
+(``detection.account.detect_account`` with ``detection.service.model_loader_or_none``).
 
 Each trial takes the model pack (one signed file per campaign) holding an entity that has
 statistical anomalies in the reference (chosen at random, ``--seed``), damages it in place, and
@@ -16,7 +16,7 @@ checks:
   ``os.system``) does not exist;
 * detection continues: ``detect_account`` completes, the entity is judged, it gets no
   multivariate (Isolation Forest) row, and its statistical rows equal the reference's;
-* retrain queued: ``service.jobs.campaigns_to_retrain`` of the loaded ``ModelSet`` names the
+* retrain queued: ``detection.service.campaigns_to_retrain`` of the loaded ``ModelSet`` names the
   entity's campaign (what the detection task hands to a training task).
 
 Damages: ``truncate`` (random length, 0 .. size-1), ``bitflip`` (one bit at a random offset),
@@ -80,13 +80,14 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.db.models import AdAccount
     from adsentinel.detect.anomaly_detector import MULTIVARIATE
+    from adsentinel.detection.account import detect_account
+    from adsentinel.detection.service import campaigns_to_retrain, load_detection_models, model_loader_or_none
     from adsentinel.evaluation.dataset_files import write_dataset
     from adsentinel.evaluation.lab_world import generate_dataset, preset_config
     from adsentinel.ingest.csv_import import import_insights_csv
     from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
-    from adsentinel.service import jobs
-    from adsentinel.service.detection import detect_account
-    from adsentinel.service.scope import campaign_of
+    from adsentinel.scope import campaign_of
+    from adsentinel.training.service import train_account_models
 
     rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="adsentinel-model-trials-"))
@@ -107,8 +108,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         factory = make_session_factory(engine)
         with factory() as session:
             account_id = session.scalars(select(AdAccount.id)).one()
-        trained = jobs.run_training(session_factory=factory, settings=settings,
-                                    account_id=account_id)
+        trained = train_account_models(session_factory=factory, settings=settings,
+                                       account_id=account_id)
         store = ModelStore.from_settings(settings, cache=None)
         paths = sorted(store.account_dir(account_id).glob("*" + PACK_SUFFIX))
         with factory() as session:
@@ -125,7 +126,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 session.execute(text("DELETE FROM anomalies"))
                 session.execute(text("UPDATE entities SET judged_at = NULL"))
             detect_account(session_factory=factory, settings=settings, account_id=account_id,
-                           model_loader=jobs.model_loader_or_none(settings, account_id))
+                           model_loader=model_loader_or_none(settings, account_id))
             rows: dict[int, set[tuple]] = {}
             with factory() as session:
                 for r in session.execute(text(
@@ -192,11 +193,11 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                     problems.append("ModelStore.load_models accepted it")
                 reason = next((m.split(": ", 2)[-1] for m in captured.messages
                                if "model refused" in m), "")
-                production = jobs.load_detection_models(settings=settings, account_id=account_id)
+                production = load_detection_models(settings=settings, account_id=account_id)
                 if production.loader()(levels[entity_id], str(entity_id)) is not None:
                     problems.append("the production loader returned a model")
-                retrain = jobs.campaigns_to_retrain(session_factory=factory, models=production,
-                                                    account_id=account_id)
+                retrain = campaigns_to_retrain(session_factory=factory, models=production,
+                                               account_id=account_id)
                 if campaign_of(entity_id, parents) in retrain:
                     counts["retrain queued"] += 1
                 else:

@@ -56,8 +56,8 @@ def settings_for(folder: Path, store: Path):
 
 def reader(folder: Path, store: Path, account_id: int, seconds: float) -> None:
     """The detection side of ``concurrent``: load every model again and again; print counts."""
+    from adsentinel.detection.service import load_detection_models
     from adsentinel.model_store.store import ModelStore
-    from adsentinel.service import jobs
 
     settings = settings_for(folder, store)
     entities = set(ModelStore.from_settings(settings, cache=None).load_models(account_id).models)
@@ -66,7 +66,7 @@ def reader(folder: Path, store: Path, account_id: int, seconds: float) -> None:
     print("ready", flush=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        production = jobs.load_detection_models(settings=settings, account_id=account_id)
+        production = load_detection_models(settings=settings, account_id=account_id)
         counts["loads"] += len(entities)
         counts["missing or refused"] += len(entities - set(production.models))
         counts["refused"] += production.refused_count
@@ -130,12 +130,13 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
 
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.db.models import AdAccount
+    from adsentinel.detection.service import load_detection_models
     from adsentinel.errors import ModelStoreError
     from adsentinel.evaluation.dataset_files import write_dataset
     from adsentinel.evaluation.lab_world import generate_dataset, preset_config
     from adsentinel.ingest.csv_import import import_insights_csv
     from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
-    from adsentinel.service import jobs
+    from adsentinel.training.service import train_account_models
 
     rng = random.Random(args.seed)
     faults = ["full", "readonly", "concurrent"] if args.fault == "all" else [args.fault]
@@ -158,8 +159,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         account_dir = store.account_dir(account_id)
 
         def train():
-            return jobs.run_training(session_factory=factory, settings=settings,
-                                     account_id=account_id)
+            return train_account_models(session_factory=factory, settings=settings,
+                                        account_id=account_id)
 
         train()
         started = time.perf_counter()  # the second, warm, training sets the range of faults
@@ -195,7 +196,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 results[label]["temporary files a read-only store kept"] += len(temps)
             elif temps:
                 found.append(f"{len(temps)} temporary files left")
-            production = jobs.load_detection_models(settings=settings, account_id=account_id)
+            production = load_detection_models(settings=settings, account_id=account_id)
             missing = len(reference - set(production.models))
             if missing:
                 found.append(f"{missing} models not loaded for detection")

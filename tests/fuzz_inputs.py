@@ -385,7 +385,8 @@ class CsvImportTrials:
         from adsentinel.api.series import entity_series, series_range
         from adsentinel.db.engine import make_session_factory
         from adsentinel.db.models import AdAccount, Entity
-        from adsentinel.service.jobs import run_detection, run_training
+        from adsentinel.detection.service import run_detection
+        from adsentinel.training.service import train_account_models
 
         self.pipeline_runs += 1
         factory = make_session_factory(self.engine)
@@ -395,8 +396,8 @@ class CsvImportTrials:
         for account_id, currency in accounts:
             step = "training"
             try:
-                run_training(session_factory=factory, settings=self.settings,
-                             account_id=account_id)
+                train_account_models(session_factory=factory, settings=self.settings,
+                                     account_id=account_id)
                 step = "detection"
                 run_detection(session_factory=factory, settings=self.settings,
                               account_id=account_id)
@@ -808,7 +809,7 @@ def broken_settings(settings: Settings, secrets: set[str]) -> str | None:
         return "time limits out of order"
     if settings.isolation_forest_history_days < settings.isolation_forest_min_samples:
         return "history shorter than min samples"
-    if min(settings.detection_chunk_entities, settings.training_batch_size) < 1:
+    if min(settings.chunk_size, settings.training_batch_size) < 1:
         return "an empty detection chunk or training batch"
     shown = json.dumps(settings.masked(), default=str)
     if any(token in shown for token in secrets):

@@ -78,17 +78,17 @@ def test_chunks_and_batches_are_sized_from_the_memory_budget(monkeypatch):
     """Unset, CHUNK_ENTITIES and TRAINING_BATCH_ENTITIES follow WORKER_MEMORY_MIB and the history
     kept per entity; set, they are taken as given."""
     default = load_settings()
-    assert (default.detection_chunk_entities, default.training_batch_size) == (5883, 9691)
+    assert (default.chunk_size, default.training_batch_size) == (5883, 9691)
     monkeypatch.setenv("ADSENTINEL_WORKER_MEMORY_MIB", "1748")  # twice the memory above the base
     bigger = load_settings()
-    assert bigger.detection_chunk_entities == pytest.approx(2 * 5883, abs=2)
+    assert bigger.chunk_size == pytest.approx(2 * 5883, abs=2)
     assert bigger.training_batch_size == pytest.approx(2 * 9691, abs=2)
     monkeypatch.setenv("ADSENTINEL_ISOLATION_FOREST_HISTORY_DAYS", "180")  # twice the history
-    assert load_settings().detection_chunk_entities == pytest.approx(5883, abs=2)
+    assert load_settings().chunk_size == pytest.approx(5883, abs=2)
     monkeypatch.setenv("ADSENTINEL_CHUNK_ENTITIES", "25")
     monkeypatch.setenv("ADSENTINEL_TRAINING_BATCH_ENTITIES", "60")
     explicit = load_settings()
-    assert (explicit.detection_chunk_entities, explicit.training_batch_size) == (25, 60)
+    assert (explicit.chunk_size, explicit.training_batch_size) == (25, 60)
 
 
 def test_a_budget_below_the_process_base_is_refused(monkeypatch):

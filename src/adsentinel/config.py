@@ -330,8 +330,10 @@ class Settings(BaseSettings):
 
     # --- derived values -----------------------------------------------------------------------
     @property
-    def detection_chunk_entities(self) -> int:
-        """Entities per detection chunk: ``CHUNK_ENTITIES``, or as many as the memory budget holds."""
+    def chunk_size(self) -> int:
+        """Entities per chunk of a large account that workers share (detection's and training's
+        fan-out): ``CHUNK_ENTITIES``, or as many as the memory budget holds for detection, the
+        step that holds a chunk's whole history at once."""
         return self.chunk_entities or entities_within_budget(
             self.worker_memory_mib, DETECTION_KIB_PER_ENTITY_DAY, self.isolation_forest_history_days)
 

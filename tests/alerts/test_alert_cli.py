@@ -15,8 +15,8 @@ from adsentinel.cli import app
 from adsentinel.cli.app import console
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import AdAccount, AlertOutbox, Anomaly
+from adsentinel.detection.service import run_detection
 from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.jobs import run_detection
 from factories import CANONICAL_HEADER, write_csv
 
 runner = CliRunner()

@@ -14,20 +14,21 @@ from alert_builders import YESTERDAY, add_anomaly, build_shop
 from sqlalchemy import select
 
 from adsentinel.alerts.config import add_calendar_days
-from adsentinel.alerts.feedback import (
+from adsentinel.alerts.feedback_service import mark_anomaly
+from adsentinel.db.engine import make_session_factory, open_database, session_scope
+from adsentinel.db.models import Anomaly
+from adsentinel.detect.anomaly_detector import DetectedAnomaly, SeverityLevel
+from adsentinel.detect.feedback_rules import (
     DAMPED_SCORE,
     Dismissal,
     FeedbackDamper,
     annotate_calendar,
     anomaly_size,
 )
-from adsentinel.alerts.feedback_service import apply_feedback, mark_anomaly
-from adsentinel.db.engine import make_session_factory, open_database, session_scope
-from adsentinel.db.models import Anomaly
-from adsentinel.detect.anomaly_detector import DetectedAnomaly, SeverityLevel
+from adsentinel.detection.feedback import with_feedback
 from adsentinel.errors import AdsentinelError
 from adsentinel.model_store.store import ModelStore
-from adsentinel.service.training import train_account_models
+from adsentinel.training.service import train_account_models
 
 DAY = date(2026, 11, 10)
 
@@ -83,7 +84,7 @@ def test_calendar_days_are_annotated():
     assert "calendar" not in marked[1].drivers
 
 
-def test_apply_feedback_reads_dismissals_and_the_calendar(sqlite_factory):
+def test_detection_reads_dismissals_and_the_calendar(sqlite_factory):
     shop = build_shop(sqlite_factory)
     add_anomaly(shop, shop.ads[0], DAY - timedelta(days=7), metric="cpm", actual=17.0,
                 expected=10.0, status="false_positive")
@@ -91,7 +92,7 @@ def test_apply_feedback_reads_dismissals_and_the_calendar(sqlite_factory):
                       days=[(DAY, "holiday", "Proclamation Day")])
     found = [_detected(24.0, entity=str(shop.ads[0])), _detected(24.0, entity=str(shop.ads[1]))]
     with session_scope(sqlite_factory) as session:
-        damped, kept = apply_feedback(session, shop.account_id, found)
+        damped, kept = with_feedback(session, shop.account_id, found)
     assert damped.severity is SeverityLevel.LOW and kept.severity is SeverityLevel.HIGH
     assert damped.drivers["calendar"] == kept.drivers["calendar"] == "Proclamation Day"
 

@@ -302,3 +302,12 @@ def test_zero_leads_on_a_normally_delivering_day_is_at_least_medium():
     small.loc[small.index[-1], "leads"] = 0.0
     assert rank(AnomalyDetector().detect_anomalies(small, "campaign", "c")) < (
         SeverityLevel.MEDIUM.rank)
+
+
+def test_config_id_is_deprecated_and_changes_nothing():
+    df = ad_history(spend=2000.0, seed=1)
+    df.loc[df.index[-1], "leads"] = 0
+    without = AnomalyDetector().detect_anomalies(df, "ad", "ad-1")
+    with pytest.warns(DeprecationWarning, match="config_id=.* is deprecated and ignored"):
+        given = AnomalyDetector().detect_anomalies(df, "ad", "ad-1", config_id=7)
+    assert without and [a.to_dict() for a in given] == [a.to_dict() for a in without]

@@ -10,10 +10,15 @@ import pytest
 
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.detection.service import (
+    campaigns_to_retrain,
+    load_detection_models,
+    retrain_refused,
+    run_detection,
+)
 from adsentinel.model_store.blobs import open_blob_store
 from adsentinel.model_store.store import ModelStore
-from adsentinel.service import jobs
-from adsentinel.service.training import train_account_models
+from adsentinel.training.service import train_account_models
 from factories import small_account
 
 
@@ -39,8 +44,8 @@ def test_training_and_detection_use_the_remote_store(remote_settings, caplog):
     assert len(loaded.models) == 5
     assert store.read_account_metadata(built["account"])["models_count"]["ad"] == 3
 
-    detection = jobs.run_detection(session_factory=factory, settings=settings,
-                                   account_id=built["account"])
+    detection = run_detection(session_factory=factory, settings=settings,
+                              account_id=built["account"])
     assert detection.retrain_campaigns == [] and detection.refused_models == 0
 
     # someone with write access to the table or bucket, but not the key, alters the pack
@@ -51,15 +56,15 @@ def test_training_and_detection_use_the_remote_store(remote_settings, caplog):
     data[len(data) // 2] ^= 1
     blobs.write_many({key: bytes(data)})
     caplog.set_level(logging.WARNING, logger="adsentinel")
-    detection = jobs.run_detection(session_factory=factory, settings=settings,
-                                   account_id=built["account"])
+    detection = run_detection(session_factory=factory, settings=settings,
+                              account_id=built["account"])
     assert detection.retrain_campaigns == [built["ids"]["c1"]]
     assert detection.refused_models == 1
     assert any("signature mismatch" in r.getMessage() for r in caplog.records)
 
-    jobs.retrain_refused(session_factory=factory, settings=settings, detection=detection)
-    again = jobs.run_detection(session_factory=factory, settings=settings,
-                               account_id=built["account"])
+    retrain_refused(session_factory=factory, settings=settings, detection=detection)
+    again = run_detection(session_factory=factory, settings=settings,
+                          account_id=built["account"])
     assert again.retrain_campaigns == [] and again.refused_models == 0
 
 
@@ -74,12 +79,12 @@ def test_only_the_chunks_own_known_campaigns_are_queued_for_retraining(tmp_path)
     # a damaged pack, and one planted under the name of a campaign the account does not have
     store.blobs.write_many({store.pack_key(account, campaign): b"junk",
                             store.pack_key(account, 999_999): b"planted"})
-    models = jobs.load_detection_models(settings=settings, account_id=account)
+    models = load_detection_models(settings=settings, account_id=account)
     assert models.refused_campaigns == {campaign, 999_999} and not models.models
-    assert jobs.campaigns_to_retrain(session_factory=factory, models=models,
-                                     account_id=account) == [campaign]
-    assert jobs.campaigns_to_retrain(session_factory=factory, models=models, account_id=account,
-                                     campaign_ids=[campaign + 100]) == []  # another chunk's
+    assert campaigns_to_retrain(session_factory=factory, models=models,
+                                account_id=account) == [campaign]
+    assert campaigns_to_retrain(session_factory=factory, models=models, account_id=account,
+                                campaign_ids=[campaign + 100]) == []  # another chunk's
 
 
 def test_an_unreachable_remote_store_is_named_and_detection_goes_on(tmp_path):
@@ -89,4 +94,4 @@ def test_an_unreachable_remote_store_is_named_and_detection_goes_on(tmp_path):
                              models_storage_url="postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(ModelStoreError, match=re.escape("127.0.0.1:1/none table adsentinel_model_blobs")):
         ModelStore.from_settings(settings)
-    assert jobs.load_detection_models(settings=settings, account_id=1).models == {}
+    assert load_detection_models(settings=settings, account_id=1).models == {}

@@ -19,10 +19,10 @@ from sqlalchemy import insert, select, update
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AccountSettingChange, DailyInsight, Entity, SyncRun
+from adsentinel.detection.service import retrain_refused, run_detection
 from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
-from adsentinel.service import jobs
 from adsentinel.service.status import account_statuses
-from adsentinel.service.training import train_account_models
+from adsentinel.training.service import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account
 
 USAGE = {"ad_account": 17.5, "business_use_case_ads_insights": 41.0}
@@ -121,16 +121,16 @@ def test_a_refused_model_is_marked_until_a_detection_reads_a_sound_one(tmp_path)
     pack = next(store.account_dir(built["account"]).glob("*" + PACK_SUFFIX))
     pack.write_bytes(pack.read_bytes()[:-7])
 
-    result = jobs.run_detection(session_factory=factory, settings=settings,
-                                account_id=built["account"])
+    result = run_detection(session_factory=factory, settings=settings,
+                           account_id=built["account"])
     assert result.refused_models >= 1
     status = account_statuses(session_factory=factory)[0]
     assert status.models_refused == result.refused_models
     assert any("refused by the last detection" in line for line in status.attention)
 
-    jobs.retrain_refused(session_factory=factory, settings=settings, detection=result)
-    again = jobs.run_detection(session_factory=factory, settings=settings,
-                               account_id=built["account"])
+    retrain_refused(session_factory=factory, settings=settings, detection=result)
+    again = run_detection(session_factory=factory, settings=settings,
+                          account_id=built["account"])
     assert again.refused_models == 0
     status = account_statuses(session_factory=factory)[0]
     assert status.models_refused == 0 and status.models_refused_at is None

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from adsentinel.accounts.service import add_meta_account
 from adsentinel.config import load_settings
 from adsentinel.db.models import AccountSettingChange, AdAccount, DailyInsight, Entity, SyncRun
-from adsentinel.service.account_changes import comparable_since
+from adsentinel.sync.account_changes import comparable_since
 from adsentinel.sync.rate_limits import BackoffPolicy
 from adsentinel.sync.service import date_ranges, earliest_insights_day, sync_account
 

@@ -70,7 +70,7 @@ def _scores_by_model(store, account_id):
 
 def test_worker_killed_mid_training_leaves_whole_models_and_work_is_redone(deployment, tmp_path):
     from adsentinel.model_store.store import ModelStore
-    from adsentinel.service.training import train_account_models
+    from adsentinel.training.service import train_account_models
 
     deployment.env.update({"ADSENTINEL_TASK_SOFT_TIME_LIMIT": "40",
                            "ADSENTINEL_TASK_TIME_LIMIT": "45",

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from adsentinel.config import Settings
 from adsentinel.db.models import AdAccount, SyncRun
 from adsentinel.errors import ConfigError, NotFoundError
-from adsentinel.service.account_changes import apply_account_settings, setting_changes
 from adsentinel.sync import service as sync_service
+from adsentinel.sync.account_changes import apply_account_settings, setting_changes
 from adsentinel.sync.errors import CredentialsError
 from adsentinel.sync.payloads import AccountInfo, parse_account, parse_result_action_types
 
@@ -236,7 +236,7 @@ def discover_meta_accounts(*, session_factory: sessionmaker[Session], settings: 
 def record_account_facts(*, session_factory: sessionmaker[Session], account_id: int,
                          info: AccountInfo, now: datetime | None = None) -> None:
     """Store the currency and timezone Meta gave (they decide money formats and "today"); a
-    change on an account synced before is recorded (:mod:`adsentinel.service.account_changes`)."""
+    change on an account synced before is recorded (:mod:`adsentinel.sync.account_changes`)."""
     with session_factory() as session, session.begin():
         account = session.get_one(AdAccount, account_id)
         apply_account_settings(session, account, currency=info.currency, timezone=info.timezone,

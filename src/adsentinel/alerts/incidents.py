@@ -14,7 +14,7 @@ An anomaly row is one entity, day and metric, updated in place by every hourly r
   that is not marked, on the day after a dismissed (or damped) one, starts a new incident (a
   bigger problem the day after a false alarm must not be hidden by it);
 * a head whose severity detection lowered because it repeats a dismissed pattern
-  (``drivers["feedback"]``, see :mod:`adsentinel.alerts.feedback`) makes the incident
+  (``drivers["feedback"]``, see :mod:`adsentinel.detect.feedback_rules`) makes the incident
   *damped*: it does not alert.
 
 :func:`decide_messages` compares the incidents of now with what a channel was already told and

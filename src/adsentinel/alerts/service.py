@@ -74,7 +74,7 @@ from adsentinel.db.models import (
     utcnow,
 )
 from adsentinel.errors import NotFoundError
-from adsentinel.service.scope import entities_in_campaigns
+from adsentinel.scope import entities_in_campaigns
 from adsentinel.timezones import as_utc, zone_or_utc
 
 log = logging.getLogger(__name__)

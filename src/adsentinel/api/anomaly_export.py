@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adsentinel.api import queries
 from adsentinel.db.models import Anomaly
 from adsentinel.errors import AdsentinelError
+from adsentinel.service.anomaly_record import LEVELS, anomaly_places
 
 CHUNK = 1_000
 #: rows at most in one XLSX file (Excel's limit is 1,048,576; the file is built in memory)
@@ -52,8 +53,8 @@ def export_row(fields: dict[str, Any]) -> list[Any]:
     ids = fields["meta_ids"] or {}
     names = fields["names"] or {}
     cells = {**fields, "account": names.get("account"), "account_meta_id": ids.get("account"),
-             **{level: names.get(level) for level in queries.LEVELS},
-             **{f"{level}_meta_id": ids.get(level) for level in queries.LEVELS}}
+             **{level: names.get(level) for level in LEVELS},
+             **{f"{level}_meta_id": ids.get(level) for level in LEVELS}}
     return [inert(cells.get(column)) for column in COLUMNS]
 
 
@@ -64,7 +65,7 @@ def exported_rows(session: Session, query: Select) -> Iterator[list[Any]]:
         chunk: list[Anomaly] = list(session.scalars(query.offset(offset).limit(CHUNK)))
         if not chunk:
             return
-        places = queries.anomaly_places(session, chunk)
+        places = anomaly_places(session, chunk)
         for anomaly in chunk:
             yield export_row(queries.anomaly_dict(anomaly, places.get(anomaly.id)))
         session.expunge_all()  # the chunk's objects are not needed again

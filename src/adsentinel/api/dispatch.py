@@ -5,9 +5,11 @@ Two dispatchers share one small interface (:class:`JobDispatcher`):
 * :class:`CeleryDispatcher` (production): sends ``train_anomaly_detector`` /
   ``detect_anomalies`` to the broker, exactly as Beat does; the task id is Celery's.
 * :class:`InProcessDispatcher` (embedded mode): runs the same job functions
-  (:mod:`adsentinel.service.jobs`) one at a time in a background thread of the API process, on the
-  API's own database. Meant for ``adsentinel serve`` on the embedded SQLite default, where no
-  broker or worker exists; its task states live in memory (lost on restart).
+  (:func:`~adsentinel.training.service.train_account_models`,
+  :func:`~adsentinel.detection.service.run_detection`) one at a time in a background thread of
+  the API process, on the API's own database. Meant for ``adsentinel serve`` on the embedded
+  SQLite default, where no broker or worker exists; its task states live in memory (lost on
+  restart).
 
 :func:`choose_dispatcher` picks one for ``adsentinel serve --jobs auto``: in-process on SQLite
 (workers could not share a local file anyway), Celery when the broker answers, otherwise
@@ -164,21 +166,22 @@ class InProcessDispatcher:
         return task_id
 
     def _run(self, task_id: str, kind: JobKind, account_id: int) -> None:
-        from adsentinel.service import jobs
+        from adsentinel.detection.service import retrain_refused, run_detection
+        from adsentinel.training.service import train_account_models
 
         with self._lock:
             self._queued.pop((kind, account_id), None)
             self._states[task_id] = TaskState("running", account_id)
         try:
             if kind == "training":
-                result = jobs.run_training(session_factory=self.session_factory,
-                                           settings=self.settings, account_id=account_id)
+                result = train_account_models(session_factory=self.session_factory,
+                                              settings=self.settings, account_id=account_id)
             else:
-                detection = jobs.run_detection(session_factory=self.session_factory,
-                                               settings=self.settings, account_id=account_id)
+                detection = run_detection(session_factory=self.session_factory,
+                                          settings=self.settings, account_id=account_id)
                 result = detection.summary()
-                retrained = jobs.retrain_refused(session_factory=self.session_factory,
-                                                 settings=self.settings, detection=detection)
+                retrained = retrain_refused(session_factory=self.session_factory,
+                                            settings=self.settings, detection=detection)
                 if retrained is not None:
                     result = {**result, "retrained": retrained}
         except Exception as exc:  # a failed job is recorded, the thread goes on

@@ -26,6 +26,7 @@ from adsentinel.api.auth import Principal
 from adsentinel.db.models import AdAccount, Anomaly, AnomalyStatus, Entity
 from adsentinel.detect import impact
 from adsentinel.errors import AdsentinelError
+from adsentinel.service.anomaly_record import anomaly_places
 
 #: the list's orders, as the dashboard names them, and the API's sort each one is
 SORTS = {"money": "impact", "severity": "severity", "newest": "day"}
@@ -101,7 +102,7 @@ def incident_page(*, session: Session, principal: Principal, filters: queries.An
         raise AdsentinelError(f"page {page} is past the last page ({pages}) of {total} "
                               "incident(s)", hint=f"ask for a page from 1 to {pages}")
     shown = list(session.scalars(query.offset((page - 1) * page_size).limit(page_size)))
-    places = queries.anomaly_places(session, shown)
+    places = anomaly_places(session, shown)
     related = _related_counts(session, [a.id for a in shown]) if filters.status == "open" else {}
     rows = [IncidentRow(a, places[a.id].account, places[a.id].path, related.get(a.id, 0))
             for a in shown if a.id in places]

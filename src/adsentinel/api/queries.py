@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -34,6 +35,7 @@ from adsentinel.detect.statistical import pooled_days
 from adsentinel.errors import AdsentinelError, ModelStoreError, NotFoundError
 from adsentinel.jsonable import finite_or
 from adsentinel.model_store.store import ModelStore
+from adsentinel.service.anomaly_record import LEVELS, AnomalyPlace, anomaly_run
 from adsentinel.timezones import as_utc
 
 log = logging.getLogger(__name__)
@@ -41,10 +43,10 @@ log = logging.getLogger(__name__)
 SEVERITY_ORDER = ("critical", "high", "medium", "low")
 #: largest ids of accounts and entities (INTEGER columns) and of anomalies (BIGINT)
 INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
-LEVELS = ("campaign", "adset", "ad")
 #: orders of the anomaly list (see :class:`AnomalyFilters`)
 SORTS = ("impact", "severity", "day", "score")
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+Row = TypeVar("Row", AdAccount, Entity, Anomaly)
 
 
 class StatusConflict(AdsentinelError):
@@ -124,36 +126,6 @@ class AnomalyFilters:
         return "impact" if self.status == AnomalyStatus.open.value else "day"
 
 
-@dataclass(frozen=True)
-class AnomalyPlace:
-    """Where an anomaly is: its account and the path down to its entity, names and Meta ids."""
-
-    account: AdAccount
-    path: list[Entity]
-
-    @property
-    def entity(self) -> Entity:
-        """The anomaly's own entity (the last of the path)."""
-        return self.path[-1]
-
-    def meta_ids(self) -> dict[str, str | None]:
-        """Platform ids of the account, campaign, ad set and ad (``None`` above the entity's
-        level, e.g. the ad of a campaign's anomaly)."""
-        ids: dict[str, str | None] = {"account": self.account.platform_account_id,
-                                      **{level: None for level in LEVELS}}
-        for entity in self.path:
-            ids[entity.level] = entity.platform_id
-        return ids
-
-    def names(self) -> dict[str, str | None]:
-        """Names of the account, campaign, ad set and ad, as :meth:`meta_ids`."""
-        names: dict[str, str | None] = {"account": self.account.name,
-                                        **{level: None for level in LEVELS}}
-        for entity in self.path:
-            names[entity.level] = entity.name
-        return names
-
-
 # --- accounts ---------------------------------------------------------------------------------
 
 
@@ -172,11 +144,9 @@ def list_accounts(*, session: Session, principal: Principal) -> list[dict[str, A
 
 def get_account(*, session: Session, principal: Principal, account_id: int) -> AdAccount:
     """The account, if it exists and the token sees it."""
-    account = session.get(AdAccount, account_id) if _is_id(account_id, INT32_MAX) else None
-    if account is None or not principal.sees(account.id):
-        raise NotFoundError(f"ad account {account_id} does not exist",
-                            hint="list the accounts this token sees with GET /api/v1/accounts")
-    return account
+    return _visible(session, principal, AdAccount, account_id, largest=INT32_MAX,
+                    account_of=lambda account: account.id, what="ad account",
+                    hint="list the accounts this token sees with GET /api/v1/accounts")
 
 
 def account_detail(*, session: Session, principal: Principal, account_id: int) -> dict[str, Any]:
@@ -202,11 +172,9 @@ def _account_dict(account: AdAccount, open_anomalies: int) -> dict[str, Any]:
 
 def get_entity(*, session: Session, principal: Principal, entity_id: int) -> Entity:
     """The entity, if it exists and belongs to an account the token sees."""
-    entity = session.get(Entity, entity_id) if _is_id(entity_id, INT32_MAX) else None
-    if entity is None or not principal.sees(entity.account_id):
-        raise NotFoundError(f"entity {entity_id} does not exist",
-                            hint="find entities with GET /api/v1/accounts/{id}/entities")
-    return entity
+    return _visible(session, principal, Entity, entity_id, largest=INT32_MAX,
+                    account_of=lambda entity: entity.account_id, what="entity",
+                    hint="find entities with GET /api/v1/accounts/{id}/entities")
 
 
 def entity_page(*, session: Session, principal: Principal, account_id: int, level: str | None,
@@ -411,45 +379,11 @@ def _search_clause(text: str) -> Any:
     return or_(Anomaly.entity_id.in_(named), Anomaly.account_id.in_(accounts))
 
 
-def anomaly_places(session: Session, anomalies: list[Anomaly]) -> dict[int, AnomalyPlace]:
-    """Where each anomaly is (account, campaign > ad set > entity), by anomaly id, in at most
-    four queries whatever the number of anomalies (a page or an export chunk)."""
-    known = {e.id: e for e in _entities(session, {a.entity_id for a in anomalies})}
-    for _ in range(2):  # ad -> ad set -> campaign
-        missing = {e.parent_id for e in known.values()
-                   if e.parent_id is not None and e.parent_id not in known}
-        known.update({e.id: e for e in _entities(session, missing)})
-    account_ids = sorted({a.account_id for a in anomalies})
-    accounts = {a.id: a for a in session.scalars(
-        select(AdAccount).where(AdAccount.id.in_(account_ids)))} if account_ids else {}
-    places = {}
-    for anomaly in anomalies:
-        entity = known.get(anomaly.entity_id)
-        if entity is None or anomaly.account_id not in accounts:
-            continue
-        path = [entity]
-        while path[-1].parent_id is not None and path[-1].parent_id in known:
-            path.append(known[path[-1].parent_id])
-        places[anomaly.id] = AnomalyPlace(accounts[anomaly.account_id], list(reversed(path)))
-    return places
-
-
-def _entities(session: Session, ids: set[int]) -> list[Entity]:
-    ordered = sorted(ids)
-    found: list[Entity] = []
-    for start in range(0, len(ordered), 10_000):  # SQLite's bound-parameter limit
-        found.extend(session.scalars(select(Entity).where(
-            Entity.id.in_(ordered[start:start + 10_000]))))
-    return found
-
-
 def get_anomaly(*, session: Session, principal: Principal, anomaly_id: int) -> Anomaly:
     """The anomaly, if it exists and belongs to an account the token sees."""
-    anomaly = session.get(Anomaly, anomaly_id) if _is_id(anomaly_id, INT64_MAX) else None
-    if anomaly is None or not principal.sees(anomaly.account_id):
-        raise NotFoundError(f"anomaly {anomaly_id} does not exist",
-                            hint="list anomalies with GET /api/v1/anomalies")
-    return anomaly
+    return _visible(session, principal, Anomaly, anomaly_id, largest=INT64_MAX,
+                    account_of=lambda anomaly: anomaly.account_id, what="anomaly",
+                    hint="list anomalies with GET /api/v1/anomalies")
 
 
 def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: int, status: str,
@@ -480,14 +414,13 @@ def set_anomaly_status(*, session: Session, principal: Principal, anomaly_id: in
 def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[str, Any]:
     """The API fields of an anomaly (non-finite floats become ``None``: JSON has no NaN), with
     its money at stake, run, kind and next step, and, given its ``place``
-    (:func:`anomaly_places`), its level, names and Meta ids.
+    (:func:`~adsentinel.service.anomaly_record.anomaly_places`), its level, names and Meta ids.
 
     An anomaly stored before money at stake was stored gets it computed from its own numbers
     (:func:`adsentinel.detect.impact.money_at_stake`) and a run of its pooled days.
     """
-    started = anomaly_started(anomaly)
-    kind = impact.anomaly_kind(anomaly.metric, anomaly.direction, anomaly.drivers)
     level = place.entity.level if place is not None else None
+    run = anomaly_run(anomaly, started=anomaly_started(anomaly), level=level or "entity")
     return {
         "id": anomaly.id, "account_id": anomaly.account_id, "entity_id": anomaly.entity_id,
         "day": anomaly.day, "metric": anomaly.metric, "detectors": anomaly.detectors,
@@ -501,9 +434,8 @@ def anomaly_dict(anomaly: Anomaly, place: AnomalyPlace | None = None) -> dict[st
         "updated_at": as_utc(anomaly.updated_at),
         "impact_amount": anomaly_money(anomaly),
         "currency": place.account.currency if place is not None else None,
-        "started": started, "duration_days": impact.duration_days(started, anomaly.day),
-        "kind": kind,
-        "next_step": impact.next_step(kind, level=level or "entity", since=started),
+        "started": run["started"], "duration_days": run["duration_days"], "kind": run["kind"],
+        "next_step": run["next_step"],
         "level": level,
         "meta_ids": place.meta_ids() if place is not None else None,
         "names": place.names() if place is not None else None,
@@ -636,6 +568,16 @@ def _paged(session: Session, query: Select, page: int, page_size: int) -> Page:
                              f"at {page_size} per page", hint=f"ask for a page from 1 to {pages}")
     items = session.scalars(query.offset((page - 1) * page_size).limit(page_size)).all()
     return Page(list(items), page, page_size, total)
+
+
+def _visible(session: Session, principal: Principal, model: type[Row], row_id: int, *,
+             largest: int, account_of: Callable[[Row], int], what: str, hint: str) -> Row:
+    """The ``model`` row ``row_id`` if it exists and the token sees its account; otherwise a
+    :class:`NotFoundError` that reads exactly as for a row that does not exist."""
+    row = session.get(model, row_id) if _is_id(row_id, largest) else None
+    if row is None or not principal.sees(account_of(row)):
+        raise NotFoundError(f"{what} {row_id} does not exist", hint=hint)
+    return row
 
 
 def _is_id(value: int, largest: int) -> bool:

@@ -39,6 +39,7 @@ from adsentinel.api.schemas import (
 from adsentinel.api.series import entity_series, series_range
 from adsentinel.api.throttle import chart_queue
 from adsentinel.errors import NotFoundError
+from adsentinel.service.anomaly_record import anomaly_places
 
 router = APIRouter(prefix="/api/v1")
 
@@ -157,7 +158,7 @@ def entity_metrics(entity_id: EntityId, request: Request, session: DbSession, pr
 
 
 def _anomaly_dicts(session: Session, anomalies: list[Any]) -> list[dict[str, Any]]:
-    places = queries.anomaly_places(session, anomalies)
+    places = anomaly_places(session, anomalies)
     return [queries.anomaly_dict(a, places.get(a.id)) for a in anomalies]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -41,7 +41,7 @@ def detect_command(
     worst first (money at stake, then severity)."""
     from adsentinel.accounts.service import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service.jobs import retrain_refused, run_detection
+    from adsentinel.detection.service import retrain_refused, run_detection
 
     analysis_date = option_day(day, "--date")  # a usage error before any set-up
     settings = get_settings()
@@ -72,16 +72,22 @@ def detect_command(
 
 def anomaly_rows(session_factory, ref, stored) -> list[dict]:
     """Stored anomalies of one account as plain dicts, with each entity's path, its Meta ids,
-    the money at stake, the run's first day and length, the kind and the next step."""
-    from adsentinel.detect import impact
+    the money at stake, the run's first day and length, the kind and the next step.
 
-    places = _entity_places(session_factory, ref.id)
+    Where the anomaly is and its run come from :mod:`adsentinel.service.anomaly_record`, as
+    for the API; the names, the raw numbers and two rules for anomalies stored before money at
+    stake was (migration 0007: the run starts on the anomaly's own day, the money is worked out
+    from the stored numbers as they are) are this command's own."""
+    from adsentinel.detect import impact
+    from adsentinel.service.anomaly_record import anomaly_places, anomaly_run
+
+    with session_factory() as session:
+        places = anomaly_places(session, list(stored))
     rows = []
     for anomaly in stored:
-        place = places.get(anomaly.entity_id)
-        level = place.level if place else "?"
-        kind = impact.anomaly_kind(anomaly.metric, anomaly.direction, anomaly.drivers)
-        started = anomaly.started or anomaly.day
+        place = places.get(anomaly.id)
+        level = place.entity.level if place else "?"
+        run = anomaly_run(anomaly, started=anomaly.started or anomaly.day, level=level)
         money = anomaly.impact_amount
         if money is None:  # stored before money at stake was (migration 0007)
             money = impact.money_at_stake(anomaly.metric, anomaly.direction, anomaly.actual,
@@ -89,16 +95,16 @@ def anomaly_rows(session_factory, ref, stored) -> list[dict]:
         rows.append({
             "account_id": ref.id, "account": ref.name, "currency": ref.currency,
             "entity_type": level, "entity_id": anomaly.entity_id,
-            "entity_path": place.path if place else str(anomaly.entity_id),
-            "meta_ids": place.meta_ids if place else None,
+            "entity_path": place.path_text() if place else str(anomaly.entity_id),
+            "meta_ids": place.meta_ids() if place else None,
             "date": anomaly.day.isoformat(), "metric": anomaly.metric,
             "detector": anomaly.detectors, "severity": anomaly.severity,
             "score": round(anomaly.score, 1), "actual": anomaly.actual,
             "expected": anomaly.expected, "lower": anomaly.lower, "upper": anomaly.upper,
             "direction": anomaly.direction, "message": anomaly.message,
-            "impact_amount": money, "started": started.isoformat(),
-            "duration_days": impact.duration_days(started, anomaly.day), "kind": kind,
-            "next_step": impact.next_step(kind, level=level, since=started),
+            "impact_amount": money, "started": run["started"].isoformat(),
+            "duration_days": run["duration_days"], "kind": run["kind"],
+            "next_step": run["next_step"],
             "incident_id": anomaly.incident_id, "id": anomaly.id,
         })
     return rows
@@ -169,36 +175,3 @@ def print_anomaly_table(rows: list[dict], *, title: str | None = None) -> None:
                       row["metric"], escape(row["message"] + since))
     console.print(table)
     console.print(f"{len(rows)} anomalies", style="dim")
-
-
-class _Place:
-    """An entity's level, its ``campaign > ad set > ad`` path (names, else platform ids) and
-    the Meta ids of the account and of each level down to it."""
-
-    def __init__(self, level: str, path: str, meta_ids: dict[str, Any]) -> None:
-        self.level, self.path, self.meta_ids = level, path, meta_ids
-
-
-def _entity_places(session_factory, account_id: int) -> dict[int, _Place]:
-    """Where every entity of the account is (one query for the entities, one for the account)."""
-    from sqlalchemy import select
-
-    from adsentinel.db.models import AdAccount, Entity
-
-    with session_factory() as session:
-        entities = {e.id: e for e in session.scalars(
-            select(Entity).where(Entity.account_id == account_id))}
-        account_meta_id = session.scalar(
-            select(AdAccount.platform_account_id).where(AdAccount.id == account_id))
-    places = {}
-    for entity_id, entity in entities.items():
-        chain, node = [], entity
-        while node is not None:
-            chain.append(node)
-            node = entities.get(node.parent_id) if node.parent_id else None
-        chain.reverse()
-        meta_ids = {"account": account_meta_id, "campaign": None, "adset": None, "ad": None,
-                    **{e.level: e.platform_id for e in chain}}
-        places[entity_id] = _Place(entity.level,
-                                   " > ".join(e.name or e.platform_id for e in chain), meta_ids)
-    return places

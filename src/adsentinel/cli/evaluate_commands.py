@@ -27,8 +27,8 @@ def backtest(
         "--retrain-every", min=1, help="Refit the per-entity forests every N days (production: 1).")] = 1,
 ) -> None:
     """Judge every day from --start to --end with only the days before it, as production would."""
+    from adsentinel.detection.account import detector_from_settings
     from adsentinel.evaluation.walk import backtest_csv
-    from adsentinel.service.detection import detector_from_settings
 
     settings = get_settings()
     first, last = option_day(start, "--start"), option_day(end, "--end")
@@ -93,9 +93,9 @@ def evaluate(
     """Judge the detector on the labelled worlds (see README, Evaluation): recall per kind and on
     what an oracle could detect, precision per level per ad-day, false alarms per ad-month,
     incident precision, time to detect; with the current settings."""
+    from adsentinel.detection.account import detector_from_settings
     from adsentinel.evaluation.walk import engine_walk
     from adsentinel.evaluation.worlds import WORLDS, evaluate_worlds
-    from adsentinel.service.detection import detector_from_settings
 
     settings = get_settings()
     if min_severity not in ("low", "medium", "high", "critical"):

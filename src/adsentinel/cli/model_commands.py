@@ -35,7 +35,7 @@ def train_command(
     from adsentinel.accounts.service import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.model_store.store import ENTITY_TYPES, ModelStore
-    from adsentinel.service.training import train_account_models
+    from adsentinel.training.service import train_account_models
 
     settings = get_settings()
     session_factory = make_session_factory(open_database(settings))

@@ -1,7 +1,7 @@
 """Judging one account on one day: every entity, against its account, then between levels.
 
 The one place where detection of a whole account is put together; production's hourly cycle
-(:mod:`adsentinel.service.detection`) and the walk-forward of ``backtest`` and ``evaluate``
+(:mod:`adsentinel.detection.account`) and the walk-forward of ``backtest`` and ``evaluate``
 (:mod:`adsentinel.evaluation.walk`) both call :func:`judge_account_day`, so that what is
 measured is what runs.
 

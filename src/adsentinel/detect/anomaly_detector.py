@@ -22,6 +22,7 @@ Pure: DataFrames and arrays in, dataclasses out. The parameters default to the v
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date as Date
@@ -129,6 +130,11 @@ class DetectedAnomaly:
         }
 
 
+#: Said when ``detect_anomalies`` is given the account it never used.
+CONFIG_ID_DEPRECATED = ("detect_anomalies(config_id=...) is deprecated and ignored: the caller "
+                        "passes the entity's model (model=...); leave config_id out")
+
+
 class AnomalyDetector:
     """Detect anomalies in one entity's daily history on one analysis day.
 
@@ -211,7 +217,9 @@ class AnomalyDetector:
         entity_type, entity_id : str
             Copied into the anomalies.
         config_id : int, optional
-            The account; accepted and unused (the caller resolves the account's models).
+            Deprecated, ignored: the caller resolves the account's models. Kept in its place so
+            that calls written to the original interface (``detect_anomalies(...,
+            config_id=...)``) still run; passing it warns (:class:`DeprecationWarning`).
         analysis_date : date, optional
             Day to judge; default the last day in ``df``.
         model : object with ``score_samples``, optional
@@ -249,7 +257,8 @@ class AnomalyDetector:
         list of DetectedAnomaly
             Those scoring at least 40 (low), sorted by score, highest first.
         """
-        del config_id  # unused: the caller resolved the account's models
+        if config_id is not None:
+            warnings.warn(CONFIG_ID_DEPRECATED, DeprecationWarning, stacklevel=2)
         daily = prepare_daily_frame(df)
         if daily.empty:
             return []

@@ -32,11 +32,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from adsentinel.db.external import external_engine
 from adsentinel.db.models import AdAccount
 from adsentinel.errors import ConfigError, InputFileError, InputProblem, StorageError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
@@ -367,18 +368,10 @@ def _account_for(conn, platform_id: str, name: str | None, currency: str | None)
 
 def warehouse_engine(url: str) -> Engine:
     """An engine on the warehouse (``postgresql://`` uses the installed psycopg 3)."""
-    try:
-        parsed = make_url(url)
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed)
-    except (NoSuchModuleError, ImportError):  # NoSuchModuleError is an ArgumentError too
-        raise ConfigError(f"no SQLAlchemy dialect or driver for {url.split(':', 1)[0]!r}",
-                          hint="install the warehouse's dialect: sqlalchemy-bigquery, "
-                               "snowflake-sqlalchemy, ...") from None
-    except (ArgumentError, ValueError):
-        raise ConfigError("--from-sql is not a database URL; expected e.g. "
-                          "postgresql://user@host:5432/warehouse") from None
+    return external_engine(url, option="--from-sql",
+                           example="postgresql://user@host:5432/warehouse",
+                           dialect_hint="install the warehouse's dialect: sqlalchemy-bigquery, "
+                                        "snowflake-sqlalchemy, ...")
 
 
 def _hidden(url: str) -> str:

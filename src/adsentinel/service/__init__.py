@@ -1,1 +1,1 @@
-"""Services: the I/O around the pure maths (training, detection, evaluation)."""
+"""Services of the edges: status figures, the HTML report, the demo, exports and API tokens."""

@@ -12,13 +12,15 @@ from pathlib import Path
 from adsentinel.config import Settings
 from adsentinel.db.engine import make_session_factory, open_database
 from adsentinel.db.models import Anomaly
+from adsentinel.detection.account import detect_account
+from adsentinel.detection.service import model_loader_or_none
 from adsentinel.evaluation.dataset_files import write_dataset
 from adsentinel.evaluation.lab_world import generate_dataset, preset_config, summarize
 from adsentinel.i18n import language
 from adsentinel.ingest.csv_import import ImportSummary, import_insights_csv
-from adsentinel.service.detection import detect_account
-from adsentinel.service.jobs import active_account_ids, model_loader_or_none, run_training
+from adsentinel.scope import active_account_ids
 from adsentinel.service.report import build_report, report_path, write_report
+from adsentinel.training.service import train_account_models
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def run_demo(*, settings: Settings, seed: int = 42, end_date: dt.date | None = N
         imported = import_insights_csv(files.insights, engine=engine, on_bytes=on_bytes)
         session_factory = make_session_factory(engine)
         account_ids = active_account_ids(session_factory=session_factory)
-        training = [run_training(session_factory=session_factory, settings=settings,
+        training = [train_account_models(session_factory=session_factory, settings=settings,
                                  account_id=account_id) for account_id in account_ids]
         anomalies = []
         for account_id in account_ids:

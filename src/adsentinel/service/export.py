@@ -11,11 +11,11 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import aliased
 
+from adsentinel.db.external import external_engine
 from adsentinel.db.models import AdAccount, Anomaly, Entity
 from adsentinel.errors import ConfigError, StorageError
 
@@ -136,15 +136,7 @@ def export_to_parquet(chunks: Iterator[pd.DataFrame], *, path: Path) -> ExportSu
 
 
 def _engine_for(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-        if parsed.drivername == "postgresql":  # the installed driver, psycopg 3
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed)
-    except (NoSuchModuleError, ImportError):  # NoSuchModuleError is an ArgumentError too
-        raise ConfigError(f"no SQLAlchemy dialect or driver for {url.split(':', 1)[0]!r}",
-                          hint="install the database's SQLAlchemy dialect (e.g. "
-                               "snowflake-sqlalchemy, sqlalchemy-bigquery)") from None
-    except (ArgumentError, ValueError):
-        raise ConfigError("--to-sql is not a database URL; expected e.g. "
-                          "postgresql://user@host:5432/db or sqlite:///path.db") from None
+    return external_engine(url, option="--to-sql",
+                           example="postgresql://user@host:5432/db or sqlite:///path.db",
+                           dialect_hint="install the database's SQLAlchemy dialect (e.g. "
+                                        "snowflake-sqlalchemy, sqlalchemy-bigquery)")

@@ -32,7 +32,7 @@ from adsentinel.db.models import (
     TrainingStatus,
 )
 from adsentinel.i18n import DEFAULT_LOCALE, N_, Language, language, supported_locale
-from adsentinel.service.account_changes import SettingChange, setting_changes
+from adsentinel.sync.account_changes import SettingChange, setting_changes
 from adsentinel.sync.error_kinds import attention_sentence, error_sentence
 from adsentinel.timezones import as_utc
 

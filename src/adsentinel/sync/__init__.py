@@ -8,5 +8,7 @@
 * :mod:`.health` decides when a failing sync is broken and words the message (pure);
 * :mod:`.error_kinds` names the kind of a failure from Meta's codes and tells it in the reader's
   language (pure);
+* :mod:`.account_changes` records a currency or timezone change Meta reports, and tells
+  detection and training from which day an account's history compares;
 * :mod:`.service` runs one account's sync and stores what was pulled, each run in ``sync_runs``.
 """

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, overload
 
 from adsentinel.errors import ConfigError
+from adsentinel.ingest.csv_rows import InsightRow
 from adsentinel.sync.errors import SyncPayloadError
 
 #: action types that ``lead`` already includes
@@ -70,26 +71,6 @@ class StructureRecord:
     status: str
     parent_platform_id: str | None
     campaign_platform_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class InsightRecord:
-    """One ad's delivery on one day, as the insights endpoint reported it."""
-
-    day: date
-    campaign_id: str
-    campaign_name: str | None
-    adset_id: str
-    adset_name: str | None
-    ad_id: str
-    ad_name: str | None
-    spend: float
-    impressions: int
-    clicks: int
-    reach: int
-    leads: int
-    conversions: int | None = None
-    revenue: float | None = None
 
 
 def parse_result_action_types(text: str) -> tuple[str, ...]:
@@ -156,8 +137,10 @@ def parse_ad(data: Mapping[str, Any]) -> StructureRecord:
                            _identifier(data, "campaign_id", where, required=False) or None)
 
 
-def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]) -> InsightRecord:
-    """One row of ad-level insights with ``time_increment=1``.
+def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]) -> InsightRow:
+    """One row of ad-level insights with ``time_increment=1``, as the importer's row type (its
+    ``line`` 0 until the sync numbers the rows it hands to the importer; no account columns: the
+    sync knows its account).
 
     ``spend`` arrives as a decimal string, counts as integer strings. Missing
     ``inline_link_clicks``, ``reach`` or ``actions`` mean zero (Meta leaves out what did not
@@ -184,8 +167,8 @@ def parse_insight(data: Mapping[str, Any], *, result_action_types: Sequence[str]
         reach = round(impressions / frequency) if frequency else 0
     if reach > impressions:
         raise _problem(where, "reach", reach, f"at most the impressions ({impressions})")
-    return InsightRecord(
-        day=start,
+    return InsightRow(
+        line=0, day=start, account_id=None, account_name=None, currency=None,
         campaign_id=_identifier(data, "campaign_id", where),
         campaign_name=_text(data, "campaign_name", where, required=False),
         adset_id=_identifier(data, "adset_id", where),

@@ -12,7 +12,7 @@ One sync of one account:
    today, then a week at a time going back; ``--since`` at most Meta's 37 months), each range
    in its own transaction, so that a pull failing half-way leaves the freshest days stored.
    The first range's transaction also writes the account's currency and timezone (a change is
-   recorded with its day, :mod:`adsentinel.service.account_changes`, from which detection and
+   recorded with its day, :mod:`adsentinel.sync.account_changes`, from which detection and
    training read the history) and the structure (names, statuses, parents); each range's
    transaction, the attribution setting of the ad sets it read first. Ad days go through the CSV
    importer's own upsert, which re-aggregates ad set and campaign days and moves ``updated_at``
@@ -66,7 +66,7 @@ from adsentinel.db.models import (
 from adsentinel.errors import AdsentinelError, ConfigError, InputFileError, NotFoundError
 from adsentinel.ingest.csv_import import upsert_ad_insight_rows
 from adsentinel.ingest.csv_rows import InsightRow
-from adsentinel.service.account_changes import apply_account_settings
+from adsentinel.sync.account_changes import apply_account_settings
 from adsentinel.sync.error_kinds import meta_error_kind
 from adsentinel.sync.errors import (
     CredentialsError,
@@ -81,7 +81,6 @@ from adsentinel.sync.meta_client import ClientOptions, MetaAccountClient, Progre
 from adsentinel.sync.payloads import (
     ADSET_REACH_FIELDS,
     PARENT_REACH_FIELDS,
-    InsightRecord,
     StructureRecord,
     parse_account,
     parse_ad,
@@ -500,7 +499,7 @@ def _store_attribution(session: Session, account_id: int, attribution: dict[str,
 
 
 def _unlisted_in_insights(structure: list[StructureRecord],
-                          insights: list[InsightRecord]) -> list[StructureRecord]:
+                          insights: list[InsightRow]) -> list[StructureRecord]:
     """Entities that delivered in the window but that Meta's lists left out (archived or
     deleted since): status UNKNOWN, names and parents from the insights rows."""
     listed = {(r.level, r.platform_id) for r in structure}
@@ -586,7 +585,7 @@ def _queue_broken_message(session: Session, account: AdAccount, health: SyncHeal
 
 
 def _store_range(session_factory: sessionmaker[Session], *, account_id: int, pulled: _Pulled,
-                 insights: list[InsightRecord], parent_reach: dict[tuple[str, str, date], int],
+                 insights: list[InsightRow], parent_reach: dict[tuple[str, str, date], int],
                  attribution: dict[str, str], first: date, last: date, summary: SyncSummary,
                  now: datetime) -> None:
     """Write one date range in one transaction: the account and the structure with the first
@@ -824,7 +823,7 @@ class _RowsToWrite:
     ad_days_unreported: int
 
 
-def _rows_to_write(insights: list[InsightRecord], until: date,
+def _rows_to_write(insights: list[InsightRow], until: date,
                    existing: dict[tuple[str, date], _StoredAdDay]) -> _RowsToWrite:
     """What Meta reported, with stored conversions and revenue kept where Meta sent none.
 
@@ -850,18 +849,12 @@ def _rows_to_write(insights: list[InsightRecord], until: date,
     return result
 
 
-def _insight_row(line: int, record: InsightRecord, before: _StoredAdDay | None) -> InsightRow:
+def _insight_row(line: int, record: InsightRow, before: _StoredAdDay | None) -> InsightRow:
     conversions, revenue = record.conversions, record.revenue
     if before is not None:  # never overwrite a stored value with nothing
         conversions = before.conversions if conversions is None else conversions
         revenue = before.revenue if revenue is None else revenue
-    return InsightRow(line=line, day=record.day, account_id=None, account_name=None,
-                      currency=None, campaign_id=record.campaign_id,
-                      campaign_name=record.campaign_name, adset_id=record.adset_id,
-                      adset_name=record.adset_name, ad_id=record.ad_id, ad_name=record.ad_name,
-                      spend=record.spend, impressions=record.impressions, clicks=record.clicks,
-                      leads=record.leads, reach=record.reach, conversions=conversions,
-                      revenue=revenue)
+    return replace(record, line=line, conversions=conversions, revenue=revenue)
 
 
 def sync_before_detection(*, session_factory: sessionmaker[Session], settings: Settings,

@@ -69,12 +69,13 @@ class Job:
 def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session],
                    training: NextRun | None = None, detection: NextRun | None = None) -> list[Job]:
     """The production schedule (or the given one) over every active account."""
-    from adsentinel.service import jobs
+    from adsentinel.scope import active_account_ids
+    from adsentinel.training.service import train_account_models
 
     def for_every_account(run: Callable[..., dict]) -> Callable[[], dict]:
         def run_all() -> dict:
             results = {}
-            for account_id in jobs.active_account_ids(session_factory=session_factory):
+            for account_id in active_account_ids(session_factory=session_factory):
                 with log_context(account=account_id):  # every log line says whose it is
                     results[account_id] = _safely(partial(
                         run, session_factory=session_factory, settings=settings,
@@ -82,7 +83,7 @@ def scheduled_jobs(*, settings: Settings, session_factory: sessionmaker[Session]
             return results
         return run_all
 
-    train_all = for_every_account(jobs.run_training)
+    train_all = for_every_account(train_account_models)
     detect_all = for_every_account(sync_then_detect)
 
     from adsentinel.alerts import service as alerting
@@ -108,17 +109,17 @@ def sync_then_detect(*, session_factory: sessionmaker[Session], settings: Settin
                      account_id: int) -> dict:
     """The hourly job of one account: sync it from Meta when it can be (CSV accounts cannot),
     then detect. A failed sync is reported under ``"sync"`` and detection runs anyway."""
-    from adsentinel.service import jobs
+    from adsentinel.detection.service import retrain_refused, run_detection
     from adsentinel.sync.service import sync_before_detection
 
     synced = _safely(lambda: sync_before_detection(
         session_factory=session_factory, settings=settings, account_id=account_id) or {})
-    detection = jobs.run_detection(session_factory=session_factory, settings=settings,
-                                   account_id=account_id)
+    detection = run_detection(session_factory=session_factory, settings=settings,
+                              account_id=account_id)
     result = detection.summary()
     # detection is done and stored: a retraining that fails (the store unwritable) is reported
     # beside it, not instead of it
-    retrained = _safely(lambda: jobs.retrain_refused(
+    retrained = _safely(lambda: retrain_refused(
         session_factory=session_factory, settings=settings, detection=detection) or {})
     if retrained:
         result = {**result, "retrained": retrained}

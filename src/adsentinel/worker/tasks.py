@@ -1,4 +1,5 @@
-"""Celery tasks: ids in, one call into :mod:`adsentinel.service.jobs`, a small dict out.
+"""Celery tasks: ids in, one call into a service (:mod:`adsentinel.detection.service`,
+:mod:`adsentinel.training.service`), a small dict out.
 
 Every task is idempotent (training is deterministic per entity, anomalies are upserted), holds a
 per-account lock so two runs of the same account never overlap, and is retried (with backoff)
@@ -53,14 +54,14 @@ def _locked(task, kind: str, account_id: int, campaign_ids, work):
 @celery_app.task(name="adsentinel.train_anomaly_detectors_all")
 def train_anomaly_detectors_all() -> dict:
     """Daily at 04:00: one training per active account, large accounts split into chunks."""
-    from adsentinel.service import jobs
+    from adsentinel.scope import active_account_ids, campaign_chunks
 
     runtime = get_runtime()
     dispatched = []
-    for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
-        chunks = jobs.campaign_chunks(session_factory=runtime.session_factory,
-                                      account_id=account_id,
-                                      max_entities=runtime.settings.detection_chunk_entities)
+    for account_id in active_account_ids(session_factory=runtime.session_factory):
+        chunks = campaign_chunks(session_factory=runtime.session_factory,
+                                 account_id=account_id,
+                                 max_entities=runtime.settings.chunk_size)
         if chunks == [None]:
             result = train_anomaly_detector.delay(account_id)
         else:
@@ -76,9 +77,9 @@ def train_anomaly_detectors_all() -> dict:
                  autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True)
 def train_anomaly_detector(self, config_id: int, campaign_ids: list[int] | None = None) -> dict:
     """Train the per-entity models of one account (or of some of its campaigns)."""
-    from adsentinel.service import jobs
+    from adsentinel.training.service import train_account_models
 
-    result = _locked(self, "train", config_id, campaign_ids, lambda runtime: jobs.run_training(
+    result = _locked(self, "train", config_id, campaign_ids, lambda runtime: train_account_models(
         session_factory=runtime.session_factory, settings=runtime.settings,
         account_id=config_id, campaign_ids=campaign_ids))
     return {**result, "worker": self.request.hostname}
@@ -88,7 +89,7 @@ def train_anomaly_detector(self, config_id: int, campaign_ids: list[int] | None 
 def finish_account_training(chunk_results: list[dict], config_id: int) -> dict:
     """After the chunks of a split account: the account's ``metadata.json`` in the model store
     (models per level, skip reasons, time of the last training) for the whole account."""
-    from adsentinel.service.training import merge_chunk_results
+    from adsentinel.training.service import merge_chunk_results
 
     return merge_chunk_results(settings=get_runtime().settings, account_id=config_id,
                                chunk_results=chunk_results)
@@ -101,12 +102,12 @@ def detect_anomalies_all() -> dict:
     An account synced from Meta is synced first: its ``sync_account`` task dispatches the
     detection itself once the new numbers are stored (the chunks are only known then).
     """
-    from adsentinel.service import jobs
+    from adsentinel.scope import active_account_ids
     from adsentinel.sync.service import is_syncable
 
     runtime = get_runtime()
     task_ids, sync_task_ids = [], []
-    for account_id in jobs.active_account_ids(session_factory=runtime.session_factory):
+    for account_id in active_account_ids(session_factory=runtime.session_factory):
         if is_syncable(session_factory=runtime.session_factory, account_id=account_id):
             sync_task_ids.append(sync_account.delay(account_id, detect_after=True).id)
         else:
@@ -116,13 +117,13 @@ def detect_anomalies_all() -> dict:
 
 
 def _dispatch_detection(account_id: int) -> list[str]:
-    from adsentinel.service import jobs
+    from adsentinel.scope import campaign_chunks
 
     runtime = get_runtime()
     return [detect_anomalies.delay(account_id, chunk).id
-            for chunk in jobs.campaign_chunks(session_factory=runtime.session_factory,
-                                              account_id=account_id,
-                                              max_entities=runtime.settings.detection_chunk_entities)]
+            for chunk in campaign_chunks(session_factory=runtime.session_factory,
+                                         account_id=account_id,
+                                         max_entities=runtime.settings.chunk_size)]
 
 
 @celery_app.task(name="adsentinel.sync_account", bind=True, max_retries=2,
@@ -147,9 +148,9 @@ def sync_account(self, config_id: int, detect_after: bool = False) -> dict:
                  autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True)
 def detect_anomalies(self, config_id: int, campaign_ids: list[int] | None = None) -> dict:
     """Detect and store the anomalies of one account (or of some of its campaigns)."""
-    from adsentinel.service import jobs
+    from adsentinel.detection.service import run_detection
 
-    result = _locked(self, "detect", config_id, campaign_ids, lambda runtime: jobs.run_detection(
+    result = _locked(self, "detect", config_id, campaign_ids, lambda runtime: run_detection(
         session_factory=runtime.session_factory, settings=runtime.settings,
         account_id=config_id, campaign_ids=campaign_ids).summary())
     if result.get("retrain_campaigns"):  # refused models: their forests back within the hour

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import Anomaly, DailyInsight
-from adsentinel.service.detection import detect_account
+from adsentinel.detection.account import detect_account
 from impact_world import BREAK_DAYS, LAST_DAY, T0, build_account
 
 

@@ -37,16 +37,25 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.feedback_service import excluded_training_days
+from adsentinel.alerts.incidents import DISMISSED_STATUSES
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
-from adsentinel.db.models import AdAccount, DailyInsight, Entity, TrainingRun, TrainingStatus, utcnow
+from adsentinel.db.models import (
+    AdAccount,
+    Anomaly,
+    CalendarDay,
+    DailyInsight,
+    Entity,
+    TrainingRun,
+    TrainingStatus,
+    utcnow,
+)
 from adsentinel.detect.features import COUNT_COLUMNS, FOREST_FEATURES, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.model_store.store import ENTITY_TYPES, ModelMetadata, ModelStore
-from adsentinel.service.account_changes import comparable_since
-from adsentinel.service.scope import campaign_of, entities_in_campaigns
+from adsentinel.scope import campaign_of, entities_in_campaigns
+from adsentinel.sync.account_changes import comparable_since
 from adsentinel.timezones import as_utc
 
 __all__ = ["N_ESTIMATORS", "SCORE_QUANTILES", "merge_chunk_results", "train_account_models"]
@@ -223,11 +232,22 @@ def _training_scope(session_factory, account_id: int, campaign_ids) -> tuple[
             .where(Entity.account_id == account_id, DailyInsight.is_complete.is_(True))
         ).scalar_one_or_none()
         # days people dismissed as not incidents, and calendar days, teach the wrong normal
-        excluded = excluded_training_days(session, account_id)
+        excluded = _excluded_days(session, account_id)
     if campaign_ids is not None:
         scope = entities_in_campaigns({e.id: e.parent_id for e in entities}, campaign_ids)
         entities = [e for e in entities if e.id in scope]
     return list(entities), last_day, excluded
+
+
+def _excluded_days(session: Session, account_id: int) -> tuple[set[tuple[int, date]], set[date]]:
+    """Days left out of training: ``(entity, day)`` pairs with an anomaly marked
+    false_positive or expected, and the account's calendar days (every entity)."""
+    pairs = {(r.entity_id, r.day) for r in session.execute(
+        select(Anomaly.entity_id, Anomaly.day).where(
+            Anomaly.account_id == account_id, Anomaly.status.in_(tuple(DISMISSED_STATUSES))))}
+    calendar = set(session.scalars(select(CalendarDay.day).where(
+        CalendarDay.account_id == account_id)))
+    return pairs, calendar
 
 
 def _train(session_factory, settings, account_id, store, counts, skip_reasons, progress,

@@ -1,9 +1,11 @@
-"""The scheduled jobs, as plain functions: which accounts to run, how to split them, and one
-call each into the training and detection services.
+"""The hourly detection of an account, as one function: :func:`run_detection` reads the
+account's verified models once, judges and stores the new days (:mod:`.account`), marks the model
+files it refused and plans the alerts, and returns a :class:`DetectionRun`.
 
-The Celery tasks (:mod:`adsentinel.worker.tasks`), the embedded scheduler
-(:mod:`adsentinel.worker.embedded`), the API's in-process jobs and the CLI all call these, so
-every mode does the same work.
+The Celery task (:mod:`adsentinel.worker.tasks`), the embedded scheduler
+(:mod:`adsentinel.worker.embedded`), the API's in-process jobs and ``adsentinel detect`` all call
+it, so every mode does the same work; the campaigns whose models were refused are in the result
+for the caller to retrain (:func:`retrain_refused` in process, a training task on the workers).
 """
 
 from __future__ import annotations
@@ -18,63 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts.service import plan_alerts
 from adsentinel.config import Settings
-from adsentinel.db.models import AdAccount, Anomaly, Entity
+from adsentinel.db.models import Anomaly, Entity
 from adsentinel.detect.features import FOREST_FEATURES
+from adsentinel.detection.account import detect_account
 from adsentinel.errors import ModelStoreError
 from adsentinel.model_store.store import ModelSet, ModelStore
-from adsentinel.service.detection import detect_account
-from adsentinel.service.scope import campaign_of, entities_in_campaigns
-from adsentinel.service.training import train_account_models
+from adsentinel.scope import campaign_of, entities_in_campaigns, entity_parents
+from adsentinel.training.service import train_account_models
 
 log = logging.getLogger(__name__)
-
-
-def active_account_ids(*, session_factory: sessionmaker[Session]) -> list[int]:
-    """Ids of the active accounts that do not need attention, in id order."""
-    with session_factory() as session:
-        return list(session.scalars(
-            select(AdAccount.id).where(AdAccount.is_active.is_(True),
-                                       AdAccount.needs_attention.is_(None))
-            .order_by(AdAccount.id)))
-
-
-def campaign_chunks(*, session_factory: sessionmaker[Session], account_id: int,
-                    max_entities: int) -> list[list[int] | None]:
-    """Split an account into groups of whole campaigns of at most ~``max_entities`` entities.
-
-    A campaign's ad sets and ads always stay in its chunk, so that detection can still see a
-    campaign and its children move together. Returns ``[None]`` (the whole account, one task)
-    when the account fits in one chunk.
-    """
-    with session_factory() as session:
-        parents = dict(session.execute(select(Entity.id, Entity.parent_id).where(
-            Entity.account_id == account_id)).all())
-    if len(parents) <= max_entities:
-        return [None]
-    size: dict[int, int] = {}
-    for entity_id in parents:
-        campaign = campaign_of(entity_id, parents)
-        size[campaign] = size.get(campaign, 0) + 1
-    chunks: list[list[int] | None] = []
-    current: list[int] = []
-    filled = 0
-    for campaign in sorted(size):
-        if current and filled + size[campaign] > max_entities:
-            chunks.append(current)
-            current, filled = [], 0
-        current.append(campaign)
-        filled += size[campaign]
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def run_training(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
-                 campaign_ids: list[int] | None = None, progress=None) -> dict[str, Any]:
-    """Train the models of an account (or of some of its campaigns' subtrees)."""
-    return train_account_models(session_factory=session_factory, settings=settings,
-                                account_id=account_id, campaign_ids=campaign_ids,
-                                progress=progress)
 
 
 def model_store_or_none(settings: Settings) -> ModelStore | None:
@@ -125,8 +79,7 @@ def campaigns_to_retrain(*, session_factory: sessionmaker[Session], models: Mode
     refused = set(models.refused_campaigns)
     if models.refused_entities:  # older single-model files: their campaign from the tree
         with session_factory() as session:
-            parents = dict(session.execute(
-                select(Entity.id, Entity.parent_id).where(Entity.account_id == account_id)).all())
+            parents = entity_parents(session, account_id)
         refused |= {campaign_of(entity_id, parents) for entity_id in models.refused_entities
                     if entity_id in parents}
     if campaign_ids is not None:
@@ -149,8 +102,7 @@ def mark_refused_models(*, session_factory: sessionmaker[Session], models: Model
         cleared = set(session.scalars(select(Entity.id).where(
             Entity.account_id == account_id, Entity.model_refused_at.is_not(None)))) - refused
         if cleared and campaign_ids is not None:
-            parents = dict(session.execute(select(Entity.id, Entity.parent_id).where(
-                Entity.account_id == account_id)).all())
+            parents = entity_parents(session, account_id)
             cleared &= entities_in_campaigns(parents, campaign_ids)
         for ids, value in ((cleared, None), (refused, now or datetime.now(UTC))):
             if ids:
@@ -195,7 +147,7 @@ def run_detection(*, session_factory: sessionmaker[Session], settings: Settings,
 
     ``analysis_date`` judges that day (and the days before it that detection re-checks)
     instead of the rows added since the last run (see
-    :func:`~adsentinel.service.detection.detect_account`)."""
+    :func:`~adsentinel.detection.account.detect_account`)."""
     models = load_detection_models(settings=settings, account_id=account_id,
                                    campaign_ids=campaign_ids)
     stored = detect_account(session_factory=session_factory, settings=settings,
@@ -226,6 +178,6 @@ def retrain_refused(*, session_factory: sessionmaker[Session], settings: Setting
     the campaigns a detection found refused models in; ``None`` when there were none."""
     if not detection.retrain_campaigns:
         return None
-    return run_training(session_factory=session_factory, settings=settings,
-                        account_id=detection.account_id,
-                        campaign_ids=detection.retrain_campaigns)
+    return train_account_models(session_factory=session_factory, settings=settings,
+                                account_id=detection.account_id,
+                                campaign_ids=detection.retrain_campaigns)

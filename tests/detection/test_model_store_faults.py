@@ -20,10 +20,10 @@ from sqlalchemy import insert, select, update
 from adsentinel.config import load_settings
 from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import DailyInsight, TrainingRun
+from adsentinel.detection.service import model_loader_or_none, retrain_refused, run_detection
 from adsentinel.errors import ModelStoreError
 from adsentinel.model_store.store import PACK_SUFFIX, ModelStore
-from adsentinel.service import jobs
-from adsentinel.service.training import train_account_models
+from adsentinel.training.service import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account
 from service_checks import service_missing
 
@@ -79,7 +79,7 @@ def _assert_old_models_in_use(settings, factory, built, models):
     loaded = store.load_models(built["account"])
     assert len(loaded.models) == 5 and loaded.refused_campaigns == frozenset()
     assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
-    loader = jobs.model_loader_or_none(settings, built["account"], store)
+    loader = model_loader_or_none(settings, built["account"], store)
     assert loader("ad", str(built["ids"]["a1"])) is not None  # detection still has its forest
     with factory() as session:
         run = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc())).first()
@@ -129,20 +129,20 @@ def test_a_refused_model_has_its_campaign_retrained(trained, caplog):
     damaged = next(iter(models))
     damaged.write_bytes(models[damaged][:-7])  # truncated
     caplog.set_level(logging.WARNING, logger="adsentinel")
-    result = jobs.run_detection(session_factory=factory, settings=settings,
-                                account_id=built["account"])
+    result = run_detection(session_factory=factory, settings=settings,
+                           account_id=built["account"])
     assert result.retrain_campaigns == [built["ids"]["c1"]]
     assert result.refused_models == 1
     assert any("model refused" in r.getMessage() and damaged.name in r.getMessage()
                for r in caplog.records)
     assert any("retraining campaign(s)" in r.getMessage() for r in caplog.records)
 
-    retrained = jobs.retrain_refused(session_factory=factory, settings=settings,
-                                     detection=result)
+    retrained = retrain_refused(session_factory=factory, settings=settings,
+                                detection=result)
     assert retrained["ad"]["trained"] == 3
     store = ModelStore.from_settings(settings, cache=None)
     loaded = store.load_models(built["account"])  # whole and verified again
     assert len(loaded.models) == 5 and loaded.refused_campaigns == frozenset()
-    again = jobs.run_detection(session_factory=factory, settings=settings,
-                               account_id=built["account"])
+    again = run_detection(session_factory=factory, settings=settings,
+                          account_id=built["account"])
     assert again.retrain_campaigns == []

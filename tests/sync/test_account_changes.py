@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AccountSettingChange, AdAccount, DailyInsight
-from adsentinel.service.account_changes import apply_account_settings, comparable_since
-from adsentinel.service.detection import _load_insights, detect_account
-from adsentinel.service.training import _read_history
+from adsentinel.detection.account import _load_insights, detect_account
+from adsentinel.sync.account_changes import apply_account_settings, comparable_since
+from adsentinel.training.service import _read_history
 from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)

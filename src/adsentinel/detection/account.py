@@ -1,4 +1,4 @@
-"""Detection service: run the detector over an account and store what it finds, idempotently.
+"""Detecting one account: run the detector over its new days and store what it finds, idempotently.
 
 One call (:func:`detect_account`) per account and run:
 
@@ -34,7 +34,6 @@ from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from adsentinel.alerts.feedback_service import apply_feedback
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import (
@@ -53,11 +52,12 @@ from adsentinel.detect.anomaly_detector import (
     prepare_daily_frames,
 )
 from adsentinel.detect.features import COUNT_COLUMNS
+from adsentinel.detection.feedback import with_feedback
+from adsentinel.detection.impact import impact_columns
 from adsentinel.errors import NotFoundError
 from adsentinel.jsonable import json_ready
-from adsentinel.service.account_changes import comparable_since
-from adsentinel.service.impact import impact_columns
-from adsentinel.service.scope import entities_in_campaigns
+from adsentinel.scope import entities_in_campaigns
+from adsentinel.sync.account_changes import comparable_since
 from adsentinel.timezones import as_utc, zone_or_utc
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def detect_account(
         judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days,
                                 judged_at=judged_at, everything_in_window=forced)
         found = _run_detector(detector, entities, insights, judged, account, model_loader)
-        found = apply_feedback(session, account_id, found)  # damping, calendar
+        found = with_feedback(session, account_id, found)  # damping, calendar
         _upsert(session, account_id, found, now,
                 impact_columns(session, account_id, found, judged))  # money, run start
         _retract_missing(session, account_id, judged, found, now)
@@ -362,7 +362,7 @@ def _local_hour(as_of: Any, zone: ZoneInfo) -> float:
 def _upsert(session: Session, account_id: int, found: list[DetectedAnomaly], now: datetime,
             impact: dict[tuple[int, date, str], dict[str, Any]]) -> None:
     """Insert or update one row per (entity, day, metric); re-open retracted ones found again.
-    ``impact`` holds each one's money at stake and run start (:mod:`adsentinel.service.impact`)."""
+    ``impact`` holds each one's money at stake and run start (:mod:`adsentinel.detection.impact`)."""
     if not found:
         return
     rows = [

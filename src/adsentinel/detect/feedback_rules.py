@@ -1,4 +1,6 @@
-"""What people told us, applied to new detections (pure, no I/O).
+"""What people told us, applied to new detections (pure, no I/O): the last rule detection
+applies before storing (:func:`apply_feedback`), fed by detection's own reader
+(:mod:`adsentinel.detection.feedback`).
 
 * **Damping**: when a person marks an anomaly ``false_positive`` or ``expected``, later anomalies
   of the same entity, metric and direction whose size is not clearly beyond the dismissed one
@@ -117,3 +119,14 @@ def annotate_calendar(found: Iterable[DetectedAnomaly],
             anomaly = replace(anomaly, drivers={**anomaly.drivers, "calendar": label})
         result.append(anomaly)
     return result
+
+
+def apply_feedback(found: Iterable[DetectedAnomaly], dismissals: Iterable[Dismissal],
+                   calendar: Mapping[date, str]) -> list[DetectedAnomaly]:
+    """``found`` with the patterns people dismissed damped (:class:`FeedbackDamper`), then the
+    anomalies of calendar days annotated (:func:`annotate_calendar`).
+
+    ``dismissals`` are the account's dismissed anomalies of the entities in ``found``;
+    ``calendar`` maps the account's calendar days to their label.
+    """
+    return annotate_calendar(FeedbackDamper(dismissals).damp(found), calendar)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adsentinel.service.scope import campaign_of, entities_in_campaigns
+from adsentinel.scope import campaign_of, entities_in_campaigns
 
 #  campaigns 1, 2; ad sets 10 (of 1), 20 (of 2); ads 100, 101 (of 10), 200 (of 20)
 PARENTS = {1: None, 2: None, 10: 1, 20: 2, 100: 10, 101: 10, 200: 20}
@@ -23,7 +23,7 @@ def test_campaign_chunks_never_split_a_campaign(session_factory):
 
     from adsentinel.db.engine import session_scope
     from adsentinel.db.models import AdAccount, Entity
-    from adsentinel.service.jobs import campaign_chunks
+    from adsentinel.scope import campaign_chunks
 
     with session_scope(session_factory) as session:
         account = AdAccount(name="big")

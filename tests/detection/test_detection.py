@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
+from adsentinel.detection.account import detect_account
 from adsentinel.errors import NotFoundError
-from adsentinel.service.detection import detect_account
 from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)

@@ -15,7 +15,7 @@ from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_feature
 from adsentinel.errors import NotFoundError
 from adsentinel.model_store.cache import ModelCache
 from adsentinel.model_store.store import ModelStore, load_signing_key
-from adsentinel.service.training import train_account_models
+from adsentinel.training.service import train_account_models
 from factories import LAST_DAY, daily_insight_values, small_account
 
 
