@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_workers import process_tree  # the server and its processes
 from scratch_postgres import scratch_database
+from worker_processes import process_tree  # the server and its processes
 
 LAST_DAY = date(2026, 6, 30)
 METRICS = ("spend", "impressions", "leads", "cpl", "ctr", "cpm", "cpc", "conversion_rate")
