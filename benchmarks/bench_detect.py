@@ -25,7 +25,8 @@ rewrites every entity's latest day as the hourly sync does. Then:
   median of 20 calls after a warm-up, without HTTP and JSON. With 90 days of data the chart's
   first days have too little history to be judged; the number judged is printed.
 
-Prints each phase with the 1-minute load average (the machine may be shared). Last line:
+Prints each phase with its CPU time (the workers' together; PostgreSQL's own not included) and
+the 1-minute load average (the machine may be shared). Last line:
 ``BENCH detect entities=N cycle_s=... cycle2_s=... read_s=... floor_ratio=... peak_mib=...
 chart_p50_ms=...``
 
@@ -70,21 +71,21 @@ def _load() -> str:
 
 def one_process_cycle() -> None:
     """In the child process: the hourly cycle's chunks one after the other, as one worker would
-    take them, without Celery; prints ``{"seconds", "chunks", "anomalies"}`` as JSON."""
+    take them, without Celery; prints ``{"seconds", "cpu_seconds", "chunks"}`` as JSON."""
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.service import jobs
 
     settings = load_settings()
     factory = make_session_factory(open_database(settings))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     chunks = jobs.campaign_chunks(session_factory=factory, account_id=1,
                                   max_entities=settings.chunk_entities)
-    anomalies = sum(len(jobs.run_detection(session_factory=factory, settings=settings,
-                                           account_id=1, campaign_ids=chunk).anomalies)
-                    for chunk in chunks)
-    print(json.dumps({"seconds": time.perf_counter() - started, "chunks": len(chunks),
-                      "anomalies": anomalies}))
+    for chunk in chunks:
+        jobs.run_detection(session_factory=factory, settings=settings, account_id=1,
+                           campaign_ids=chunk)
+    print(json.dumps({"seconds": time.perf_counter() - started,
+                      "cpu_seconds": time.process_time() - cpu, "chunks": len(chunks)}))
 
 
 def prepare_hourly_cycle(factory) -> None:
@@ -105,16 +106,15 @@ def stored_anomalies(factory) -> int:
         return session.scalar(text("SELECT count(*) FROM anomalies"))
 
 
-def run_one_process(env: dict[str, str]) -> tuple[float, float, int]:
-    """The hourly cycle in a fresh child process: (seconds, its peak MiB, chunks)."""
+def run_one_process(env: dict[str, str]) -> tuple[dict, float]:
+    """The hourly cycle in a fresh child process: (what it printed, its peak MiB)."""
     child = subprocess.Popen([sys.executable, __file__, "--_one-process-cycle"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakMemory([child.pid]) as memory:
         out, err = child.communicate()
     if child.returncode != 0:
         raise SystemExit(f"the one-process cycle failed ({child.returncode}): {err[-2000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
-    return result["seconds"], memory.peak_process_mib, result["chunks"]
+    return json.loads(out.strip().splitlines()[-1]), memory.peak_process_mib
 
 
 def read_once_seconds(engine) -> tuple[float, int]:
@@ -177,20 +177,21 @@ def measure(args: argparse.Namespace, url: str, folder: str) -> dict[str, float]
     factory = make_session_factory(engine)
     app = create_celery_app(settings)
     training = run_phase(app, env, 2, "training")
-    print(f"training, 2 workers: {training.seconds:.1f} s, peak "
-          f"{training.memory.peak_process_mib:.0f} MiB one process ({_load()})", flush=True)
+    print(f"training, 2 workers: {training.seconds:.1f} s, CPU {training.cpu_seconds:.1f} s, "
+          f"peak {training.memory.peak_process_mib:.0f} MiB one process ({_load()})", flush=True)
 
     prepare_hourly_cycle(factory)
-    cycle_s, one_peak, chunks = run_one_process(env)
-    one_anomalies = stored_anomalies(factory)
-    print(f"hourly cycle, one process, {chunks} chunks: {cycle_s:.1f} s "
-          f"({args.entities / cycle_s:,.0f} entities/s), peak {one_peak:.0f} MiB, "
-          f"{one_anomalies:,} anomalies ({_load()})", flush=True)
+    one, one_peak = run_one_process(env)
+    cycle_s = one["seconds"]
+    print(f"hourly cycle, one process, {one['chunks']} chunks: {cycle_s:.1f} s "
+          f"({args.entities / cycle_s:,.0f} entities/s), CPU {one['cpu_seconds']:.1f} s "
+          f"({one['cpu_seconds'] * 1e3 / args.entities:.1f} ms an entity), peak "
+          f"{one_peak:.0f} MiB, {stored_anomalies(factory):,} anomalies ({_load()})", flush=True)
     prepare_hourly_cycle(factory)
     hourly = run_phase(app, env, 2, "hourly")
     print(f"hourly cycle, 2 workers, {hourly.tasks} chunks: {hourly.seconds:.1f} s "
-          f"({args.entities / hourly.seconds:,.0f} entities/s), peak "
-          f"{hourly.memory.peak_process_mib:.0f} MiB one process, "
+          f"({args.entities / hourly.seconds:,.0f} entities/s), CPU {hourly.cpu_seconds:.1f} s, "
+          f"peak {hourly.memory.peak_process_mib:.0f} MiB one process, "
           f"{hourly.memory.peak_total_mib:.0f} MiB all, {stored_anomalies(factory):,} anomalies "
           f"({_load()})", flush=True)
 

@@ -1,9 +1,9 @@
 """Real ``adsentinel worker`` processes on Redis for the benchmarks: start and stop them, sample
-their resident memory, dispatch a cycle (training or detection) and wait for its last chunk, and
-put the database in the state of the steady hourly cycle.
+their resident memory and CPU time, dispatch a cycle (training or detection) and wait for its
+last chunk, and put the database in the state of the steady hourly cycle.
 
-Used by ``bench_workers.py`` and ``bench_detect.py`` (``bench_api.py`` samples its server's
-process tree with :func:`process_tree`).
+Used by ``bench_workers.py`` and ``bench_detect.py`` (``bench_api.py`` measures its server's
+process tree with :func:`tree_cpu_seconds`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,19 @@ def process_tree(root: int) -> list[int]:
         tree.append(pid)
         pending.extend(children.get(pid, []))
     return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time used so far by ``root`` and its live descendants (user + system)."""
+    total = 0
+    for member in process_tree(root):
+        try:
+            with open(f"/proc/{member}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _memory_kib(pid: int) -> tuple[int, int]:
@@ -101,12 +114,19 @@ def worker_environment(*, database_url: str, redis_url: str, data_dir: str,
             "ADSENTINEL_CHUNK_ENTITIES": str(chunk_entities)}
 
 
-def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen]:
+def start_workers(count: int, env: dict[str, str], app) -> list[subprocess.Popen]:
+    """``count`` workers (one task at a time each), once every one answers a ping: up before
+    the clock starts, however long a loaded machine takes to import them."""
     workers = [subprocess.Popen(
         [sys.executable, "-m", "adsentinel", "worker", "--concurrency", "1",
          "-n", f"bench{index}@%h"], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL) for index in range(count)]
-    time.sleep(5)  # workers up before the clock starts
+    deadline = time.monotonic() + 300
+    while len(app.control.ping(timeout=1.0) or []) < count:
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            stop_workers(workers)
+            raise SystemExit(f"{count} worker(s) did not all start and answer within 300 s")
+        time.sleep(0.5)
     return workers
 
 
@@ -122,9 +142,9 @@ def stop_workers(workers: list[subprocess.Popen]) -> None:
 
 
 @contextmanager
-def running_workers(count: int, env: dict[str, str]) -> Iterator[list[subprocess.Popen]]:
+def running_workers(count: int, env: dict[str, str], app) -> Iterator[list[subprocess.Popen]]:
     """``count`` freshly started workers, stopped on exit whatever happened."""
-    workers = start_workers(count, env)
+    workers = start_workers(count, env, app)
     try:
         yield workers
     finally:
@@ -148,22 +168,26 @@ def run_cycle(app, name: str) -> tuple[float, int]:
 
 @dataclass(frozen=True)
 class Phase:
-    """One cycle on freshly started workers: its duration, tasks and the workers' memory."""
+    """One cycle on freshly started workers: its duration, tasks, the workers' memory and the
+    CPU time they used meanwhile (all of them together)."""
 
     workers: int
     name: str
     seconds: float
     tasks: int
     memory: PeakMemory
+    cpu_seconds: float
 
 
 def run_phase(app, env: dict[str, str], workers: int, name: str) -> Phase:
     """``name`` (see :func:`run_cycle`) on ``workers`` freshly started workers, so that their
     peak memory is this phase's own; the workers are stopped after the last sample."""
-    with running_workers(workers, env) as processes, \
+    with running_workers(workers, env, app) as processes, \
             PeakMemory([process.pid for process in processes]) as memory:
+        cpu_before = sum(tree_cpu_seconds(process.pid) for process in processes)
         seconds, tasks = run_cycle(app, name)
-    return Phase(workers, name, seconds, tasks, memory)
+        cpu = sum(tree_cpu_seconds(process.pid) for process in processes) - cpu_before
+    return Phase(workers, name, seconds, tasks, memory, cpu)
 
 
 def mark_every_entity_judged(factory) -> None:
