@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_workers import process_tree  # the server and its processes
 from scratch_postgres import scratch_database
+from worker_processes import tree_cpu_seconds  # the server and its server processes
 
 LAST_DAY = date(2026, 6, 30)
 METRICS = ("spend", "impressions", "leads", "cpl", "ctr", "cpm", "cpc", "conversion_rate")
@@ -286,18 +286,6 @@ def create_token(env: dict[str, str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time of the server: its process and its server processes (``--workers``)."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 # --- the load generator (a separate process) --------------------------------------------------
 
 
@@ -449,14 +437,14 @@ def run(args: argparse.Namespace, url: str) -> None:
             load.stdin.write(json.dumps(plan))
             load.stdin.close()
             rows = []
-            cpu = _cpu_seconds(server.pid)
+            cpu = tree_cpu_seconds(server.pid)
             header = (f"{'endpoint':28} {'requests':>8} {'errors':>6} {'req/s':>8} "
                       f"{'p50 ms':>9} {'p99 ms':>9} {'p50 vs ref':>10} {'cpu ms/req':>10} "
                       f"{'load':>5}")
             print(header, flush=True)
             for line in load.stdout:
                 result = json.loads(line)
-                used = _cpu_seconds(server.pid) - cpu
+                used = tree_cpu_seconds(server.pid) - cpu
                 cpu += used
                 latencies = np.array(result["latencies"]) * 1e3
                 n = len(latencies)
