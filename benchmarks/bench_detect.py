@@ -7,7 +7,7 @@ per 10), trains on 2 workers, marks every entity judged (as after a first detect
 rewrites every entity's latest day as the hourly sync does. Then:
 
 * ``cycle_s``: the steady hourly cycle in one process: a fresh child process runs
-  ``jobs.run_detection`` (what a worker's detection task runs) on the chunks of whole campaigns
+  ``detection.service.run_detection`` (what a worker's detection task runs) on the chunks of whole campaigns
   the workers get (``N / 8`` entities each), one after the other, without Celery; timed from
   splitting the account to the last chunk (the imports before are not counted);
 * ``cycle2_s``: the same cycle through 2 ``adsentinel worker`` processes on Redis (the
@@ -74,16 +74,17 @@ def one_process_cycle() -> None:
     take them, without Celery; prints ``{"seconds", "cpu_seconds", "chunks"}`` as JSON."""
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.service import jobs
+    from adsentinel.detection.service import run_detection
+    from adsentinel.scope import campaign_chunks
 
     settings = load_settings()
     factory = make_session_factory(open_database(settings))
     started, cpu = time.perf_counter(), time.process_time()
-    chunks = jobs.campaign_chunks(session_factory=factory, account_id=1,
-                                  max_entities=settings.chunk_entities)
+    chunks = campaign_chunks(session_factory=factory, account_id=1,
+                             max_entities=settings.chunk_size)
     for chunk in chunks:
-        jobs.run_detection(session_factory=factory, settings=settings, account_id=1,
-                           campaign_ids=chunk)
+        run_detection(session_factory=factory, settings=settings, account_id=1,
+                      campaign_ids=chunk)
     print(json.dumps({"seconds": time.perf_counter() - started,
                       "cpu_seconds": time.process_time() - cpu, "chunks": len(chunks)}))
 
