@@ -64,3 +64,35 @@ def test_a_readme_without_markers_is_refused_with_what_to_add(tmp_path):
         _write_readme_table(readme, pd.DataFrame({"x": {"recall": 1.0}}), seeds=(1,),
                             min_severity="medium", retrain_every=7)
     assert readme.read_text() == "# no markers\n"
+
+
+def test_evaluating_one_world_rewrites_its_columns_and_keeps_the_others(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\nold\n{README_END}\n")
+    both = pd.DataFrame({"lab: adsentinel": {"recall": 0.9, "recall_joint_drift": None},
+                         "field: adsentinel": {"recall": 0.6, "recall_joint_drift": 0.1}})
+    _write_readme_table(readme, both, seeds=(1, 2), min_severity="medium", retrain_every=7)
+    field = pd.DataFrame({"field: adsentinel": {"recall": 0.7, "precision": 0.8}})
+    _write_readme_table(readme, field, seeds=(3,), min_severity="medium", retrain_every=7,
+                        worlds=("field",))
+    text = readme.read_text()
+    assert "| measure | lab: adsentinel | field: adsentinel |" in text
+    assert "| recall | 0.9 | 0.7 |" in text  # the lab's kept, the field's new
+    assert "| precision |  | 0.8 |" in text and "| recall_joint_drift |  |  |" in text
+    assert ("* `lab` columns: written by `adsentinel evaluate --seeds 1,2 --min-severity medium"
+            in text)
+    assert ("* `field` columns: written by `adsentinel evaluate --world field --seeds 3 "
+            "--min-severity medium --retrain-every 7 --readme README.md`." in text)
+
+
+def test_a_table_written_by_one_command_keeps_that_command_for_the_world_not_evaluated(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\n\nWritten by `adsentinel evaluate --seeds 1`.\n\n"
+                      "| measure | lab: adsentinel | field: adsentinel |\n| --- | ---: | ---: |\n"
+                      f"| recall | 0.9 | 0.6 |\n\n{README_END}\n")
+    field = pd.DataFrame({"field: adsentinel": {"recall": 0.7}})
+    _write_readme_table(readme, field, seeds=(1,), min_severity="medium", retrain_every=7,
+                        worlds=("field",))
+    text = readme.read_text()
+    assert "* `lab` columns: written by `adsentinel evaluate --seeds 1`." in text
+    assert "| recall | 0.9 | 0.7 |" in text

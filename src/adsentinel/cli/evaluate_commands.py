@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -86,7 +87,9 @@ def evaluate(
         "--ablation/--no-ablation", help="Also run without the forest.")] = True,
     retrain_every: Annotated[int, typer.Option(
         "--retrain-every", min=1, help="Refit forests every N days.")] = 7,
-    readme: Annotated[Path | None, typer.Option(help="Rewrite the evaluation table in this README.")] = None,
+    readme: Annotated[Path | None, typer.Option(
+        help="Rewrite the evaluation table in this README: the evaluated worlds' columns; the "
+        "other world's stay.")] = None,
     size: Annotated[str, typer.Option(
         help="evaluation (the README's figures) or demo (a quick look).")] = "evaluation",
 ) -> None:
@@ -143,25 +146,63 @@ def evaluate(
             raise typer.BadParameter(_("takes the figures of --size evaluation only"),
                                      param_hint="--readme")
         _write_readme_table(readme, frame, seeds=chosen_seeds, min_severity=min_severity,
-                            retrain_every=retrain_every)
+                            retrain_every=retrain_every, worlds=worlds)
         console.print(_("evaluation table written to %(path)s", path=readme))
 
 
-def _write_readme_table(path: Path, frame, *, seeds, min_severity: str, retrain_every: int) -> None:
+def _write_readme_table(path: Path, frame, *, seeds, min_severity: str, retrain_every: int,
+                        worlds: tuple[str, ...] = ("lab", "field")) -> None:
+    """Rewrite the table between the README's markers with ``frame``'s columns (``"<world>:
+    <engine>"``); the columns of worlds this run did not evaluate stay as they were, each world
+    with the command that wrote it."""
     text = path.read_text(encoding="utf-8")
     if README_START not in text or README_END not in text:
         raise AdsentinelError(_("%(path)s: no evaluation markers; add the lines %(start)r and "
                                 "%(end)r where the table goes", path=path, start=README_START,
                                 end=README_END))
-    header = "| measure | " + " | ".join(frame.columns) + " |"
-    rule = "| --- |" + " ---: |" * len(frame.columns)
-    body = ["| " + str(measure) + " | " + " | ".join(
-        "" if v is None or v != v else f"{v:g}" for v in row) + " |"
-        for measure, row in frame.iterrows()]
-    command = (f"adsentinel evaluate --seeds {','.join(map(str, seeds))} --min-severity "
-               f"{min_severity} --retrain-every {retrain_every} --readme README.md")
-    block = "\n".join([README_START, "", f"Written by `{command}`.", "", header, rule, *body, "",
-                       README_END])
     before, rest = text.split(README_START, 1)
-    _old, after = rest.split(README_END, 1)
+    old_block, after = rest.split(README_END, 1)
+    old_commands, old_columns, old_rows = _read_readme_table(old_block)
+    command = (f"adsentinel evaluate{'' if set(worlds) == {'lab', 'field'} else ' --world ' + worlds[0]}"
+               f" --seeds {','.join(map(str, seeds))} --min-severity {min_severity}"
+               f" --retrain-every {retrain_every} --readme README.md")
+    kept = [c for c in old_columns if c.split(":")[0] not in worlds]
+    commands = {world: cmd for world, cmd in old_commands.items()
+                if world not in worlds and any(c.split(":")[0] == world for c in kept)}
+    commands.update({world: command for world in worlds})
+    cells = {str(m): ["" if v is None or v != v else f"{v:g}" for v in row]
+             for m, row in frame.iterrows()}
+    measures = list(cells) + [m for m in old_rows if m not in cells]
+    columns = [*kept, *map(str, frame.columns)]
+    body = ["| " + m + " | " + " | ".join(
+        [old_rows.get(m, {}).get(c, "") for c in kept] + cells.get(m, [""] * len(frame.columns)))
+        + " |" for m in measures]
+    written = [f"* `{world}` columns: written by `{cmd}`." for world, cmd in commands.items()]
+    block = "\n".join([README_START, "", *written, "",
+                       "| measure | " + " | ".join(columns) + " |",
+                       "| --- |" + " ---: |" * len(columns), *body, "", README_END])
     path.write_text(before + block + after, encoding="utf-8")
+
+
+def _read_readme_table(block: str) -> tuple[dict[str, str], list[str], dict[str, dict[str, str]]]:
+    """The commands (by world), columns and rows (measure -> column -> cell) of a table
+    :func:`_write_readme_table` wrote; a single "Written by" line applies to every world."""
+    commands: dict[str, str] = {}
+    columns: list[str] = []
+    rows: dict[str, dict[str, str]] = {}
+    single = None
+    for line in block.splitlines():
+        per_world = re.match(r"^\* `(\w+)` columns: written by `([^`]+)`", line)
+        if per_world:
+            commands[per_world.group(1)] = per_world.group(2)
+        elif (whole := re.match(r"^Written by `([^`]+)`", line)):
+            single = whole.group(1)
+        elif line.startswith("| measure |"):
+            columns = [c.strip() for c in line.strip().strip("|").split("|")][1:]
+        elif line.startswith("| ") and columns:
+            values = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[values[0]] = dict(zip(columns, values[1:], strict=False))
+    if single is not None:
+        for column in columns:
+            commands.setdefault(column.split(":")[0], single)
+    return commands, columns, rows
