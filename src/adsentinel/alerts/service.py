@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from adsentinel.account_calendar import calendar_labels
 from adsentinel.alerts import outbox
 from adsentinel.alerts.channels import ChannelView, DeliveryError, send_message
 from adsentinel.alerts.config import AlertConfigError
@@ -67,7 +68,6 @@ from adsentinel.db.models import (
     AlertChannel,
     AlertOutbox,
     Anomaly,
-    CalendarDay,
     DailyInsight,
     Entity,
     MuteRule,
@@ -287,13 +287,6 @@ def _account_rules(session: Session, account: AdAccount, entities: _EntityFacts,
     return AccountRules(parents=entities.parents, mutes=mutes, calendar=calendar,
                         min_alert_spend=account.min_alert_spend, spend=spend,
                         local_today=local_today)
-
-
-def calendar_labels(session: Session, account_id: int) -> dict[date, str]:
-    """The account's calendar days and what they are (label, else kind)."""
-    return {row.day: (row.label or row.kind) for row in session.execute(
-        select(CalendarDay.day, CalendarDay.kind, CalendarDay.label)
-        .where(CalendarDay.account_id == account_id))}
 
 
 def _recovered(session: Session, incidents: list[Incident],

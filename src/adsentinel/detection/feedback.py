@@ -5,13 +5,13 @@ the account's calendar days. The rule that applies them is pure
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adsentinel.account_calendar import calendar_labels
 from adsentinel.alerts.incidents import DISMISSED_STATUSES
-from adsentinel.db.models import Anomaly, CalendarDay
+from adsentinel.db.models import Anomaly
 from adsentinel.detect.anomaly_detector import DetectedAnomaly
 from adsentinel.detect.feedback_rules import Dismissal, anomaly_size, apply_feedback
 
@@ -26,13 +26,6 @@ def dismissals(session: Session, account_id: int, entity_ids: Iterable[int]) -> 
                Anomaly.entity_id.in_(set(entity_ids)))).all()
     return [Dismissal(r.id, r.entity_id, r.metric, r.direction, r.day,
                       anomaly_size(r.actual, r.expected)) for r in rows]
-
-
-def calendar_labels(session: Session, account_id: int) -> dict[date, str]:
-    """The account's calendar days and what they are (label, else kind)."""
-    return {row.day: (row.label or row.kind) for row in session.execute(
-        select(CalendarDay.day, CalendarDay.kind, CalendarDay.label)
-        .where(CalendarDay.account_id == account_id))}
 
 
 def with_feedback(session: Session, account_id: int,

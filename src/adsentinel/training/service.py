@@ -37,13 +37,13 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from adsentinel.account_calendar import calendar_labels
 from adsentinel.alerts.incidents import DISMISSED_STATUSES
 from adsentinel.config import Settings
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import (
     AdAccount,
     Anomaly,
-    CalendarDay,
     DailyInsight,
     Entity,
     TrainingRun,
@@ -245,9 +245,7 @@ def _excluded_days(session: Session, account_id: int) -> tuple[set[tuple[int, da
     pairs = {(r.entity_id, r.day) for r in session.execute(
         select(Anomaly.entity_id, Anomaly.day).where(
             Anomaly.account_id == account_id, Anomaly.status.in_(tuple(DISMISSED_STATUSES))))}
-    calendar = set(session.scalars(select(CalendarDay.day).where(
-        CalendarDay.account_id == account_id)))
-    return pairs, calendar
+    return pairs, set(calendar_labels(session, account_id))
 
 
 def _train(session_factory, settings, account_id, store, counts, skip_reasons, progress,
