@@ -20,6 +20,7 @@ from adsentinel.detect.forest._maths import (
     FloatArray,
     IntArray,
     average_path_length_scalar,
+    scores_from_depth,
 )
 from adsentinel.detect.forest._streams import (
     PROBLEMS,
@@ -262,7 +263,7 @@ class IsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         expected = average_path_length_scalar(self.max_samples_)
         if expected == 0.0:  # one row per tree: no split, nothing is isolated sooner than another
             return np.full(mean_depth.shape, -0.5)
-        return -np.power(2.0, -mean_depth / expected)
+        return scores_from_depth(np.ascontiguousarray(mean_depth, dtype=np.float64), expected)
 
     def _validated_rows(self, X: npt.ArrayLike, *, reset: bool = False) -> FloatArray:
         """``X`` as a C-contiguous float64 array, checked as scikit-learn's ``validate_data``

@@ -43,6 +43,16 @@ def average_path_length_scalar(n: float) -> float:
     return 2.0 * (math.log(n - 1.0) + 0.5772156649015329) - 2.0 * (n - 1.0) / n
 
 
+@njit(cache=True, nogil=True)
+def scores_from_depth(mean_depth: FloatArray, expected: float) -> FloatArray:
+    """``-2 ** (-mean_depth / expected)`` element by element with the C library's ``pow``, as
+    :data:`LEAF_C` uses its ``log``: the same score on every machine, to the last bit."""
+    out = np.empty(mean_depth.shape[0])
+    for i in range(mean_depth.shape[0]):
+        out[i] = -math.pow(2.0, -mean_depth[i] / expected)
+    return out
+
+
 def average_path_length(n_samples_leaf: npt.ArrayLike) -> FloatArray:
     """Vectorised c(n) for an array of leaf sizes (same values as sklearn's helper)."""
     n = np.asarray(n_samples_leaf, dtype=float)
@@ -53,7 +63,10 @@ def average_path_length(n_samples_leaf: npt.ArrayLike) -> FloatArray:
     return out
 
 
-LEAF_C = average_path_length(np.arange(256))  # c(size) of every storable leaf size (uint8)
+#: c(size) of every storable leaf size (uint8), with the C library's ``log`` as the scalar c(n)
+#: uses: numpy's vectorised ``log`` is chosen by CPU (AVX-512 or not) and can differ in the last
+#: bit, and a model must score the same on every machine.
+LEAF_C = np.array([average_path_length_scalar(float(size)) for size in range(256)])
 
 
 @njit(inline="always", nogil=True)
