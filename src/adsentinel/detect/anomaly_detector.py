@@ -199,6 +199,7 @@ class AnomalyDetector:
         common_move: Mapping[str, float] | None = None,
         earlier_common_moves: Sequence[Mapping[str, float]] = (),
         held_levels: bool = True,
+        statistical_tests: Sequence[MetricTest] | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -243,6 +244,13 @@ class AnomalyDetector:
             Apply :func:`~adsentinel.detect.metric_rules.spend_level_held` (spend holding
             yesterday's new level is at most low); ``False`` judges the day as if yesterday
             were unknown.
+        statistical_tests : sequence of MetricTest, optional
+            The day's statistical tests already computed, with the entity's common moves
+            (:func:`~adsentinel.detect.statistical_walk.walk_statistical_tests` of every day at
+            once, as the walk-forward of ``evaluate`` and ``backtest`` does); when given,
+            :func:`~adsentinel.detect.statistical.run_statistical_tests` is not run and
+            ``common_move`` and ``earlier_common_moves`` are not read. ``None``: run them (the
+            per-day reference, and the hourly cycle's path).
 
         Returns
         -------
@@ -265,7 +273,7 @@ class AnomalyDetector:
             return []
         day_fraction = self.day_fraction(as_of_hour)
 
-        tests = run_statistical_tests(
+        tests = list(statistical_tests) if statistical_tests is not None else run_statistical_tests(
             history,
             target,
             z_threshold=self.z_threshold,
