@@ -311,3 +311,19 @@ def test_a_campaigns_move_tests_are_the_walk_without_pooling_or_the_delivery_gat
 def test_lagged_common_moves_shift_each_rows_factor_back():
     lagged = lagged_common_moves({"cpm": np.array([2.0, 3.0, 4.0, 5.0])}, [0, 3], days=3)
     assert lagged["cpm"].tolist() == [[2.0, 1.0, 1.0], [5.0, 4.0, 3.0]]
+
+
+def test_a_budget_holders_tests_are_the_walk_without_any_gate():
+    daily = _gaps_without_delivery()
+    walk = walk_statistical_tests(daily, np.arange(len(daily)), z_threshold=3.0,
+                                  iqr_multiplier=1.5, min_history_days=0,
+                                  require_delivery=False)
+    compared = 0
+    for position, walked in enumerate(walk.all_tests()):
+        history, target = daily.iloc[max(0, position - 90):position], daily.iloc[position]
+        reference = run_statistical_tests(history, target, z_threshold=3.0, iqr_multiplier=1.5)
+        assert [t.metric for t in walked] == [t.metric for t in reference], position
+        for ours, theirs in zip(walked, reference, strict=True):
+            assert _differences(ours, theirs) == [], (position, theirs.metric)
+            compared += position < 14  # days with too little history for the detector's gate
+    assert compared > 0

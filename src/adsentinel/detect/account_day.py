@@ -21,8 +21,8 @@ Steps, in order:
 Steps 1 and 3 run each entity's statistical tests on the day
 (:func:`~adsentinel.detect.statistical.run_statistical_tests`, the per-day reference, what the
 hourly cycle runs); a walk over many complete days passes them already computed instead
-(``entity_tests``: :func:`~adsentinel.detect.account_walk.account_statistical_tests`, every day
-of every entity at once), with the same decisions.
+(``account_tests``: :func:`~adsentinel.detect.account_walk.account_statistical_tests`, every
+day of every entity and budget holder at once), with the same decisions.
 
 Pure: frames in, anomalies out. Entities are identified by any hashable key; ``levels``,
 ``parents`` and ``entity_ids`` describe them.
@@ -30,7 +30,7 @@ Pure: frames in, anomalies out. Entities are identified by any hashable key; ``l
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
@@ -38,6 +38,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from adsentinel.detect.account_walk import AccountTests
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -62,7 +63,6 @@ from adsentinel.detect.statistical import (
     FREQUENCY_DEFINITION,
     MAX_POOLED_DAYS,
     RATE_DEFINITIONS,
-    MetricTest,
     pooled_days,
     pooled_rate,
 )
@@ -112,10 +112,6 @@ class EntityModel:
     training_scores: np.ndarray | None = None
 
 
-#: Each entity's statistical tests by (complete) day, computed with its campaign's common moves.
-EntityTests = Mapping[Key, Mapping[date, Sequence[MetricTest]]]
-
-
 def judge_account_day(
     detector: AnomalyDetector,
     tree: AccountTree,
@@ -126,24 +122,25 @@ def judge_account_day(
     models: Mapping[Key, EntityModel] | None = None,
     as_of_hours: Mapping[Key, float | None] | None = None,
     held_levels: bool = True,
-    entity_tests: EntityTests | None = None,
+    account_tests: AccountTests | None = None,
 ) -> list[DetectedAnomaly]:
     """Anomalies of the ``judged`` entities of one account on ``day`` (see the module doc).
 
     ``held_levels=False`` judges the day without
     :func:`~adsentinel.detect.metric_rules.spend_level_held` (as if yesterday were unknown).
-    ``entity_tests``: the judged entities' statistical tests of ``day`` and of the day before
-    (complete days, with their campaign's common moves), used instead of running them; the
-    common moves are then not computed here.
+    ``account_tests``: the statistical tests of ``day`` and of the day before already computed
+    for the judged entities and their budget holders (complete days,
+    :func:`~adsentinel.detect.account_walk.account_statistical_tests`), used instead of
+    running them; the common moves are then not computed here.
     """
     as_of_hours = as_of_hours or {}
-    if entity_tests is not None and any(hour is not None for hour in as_of_hours.values()):
-        raise ValueError("entity_tests are tests of complete days; as_of_hours must be empty")
-    moves = ({} if entity_tests is not None
+    if account_tests is not None and any(hour is not None for hour in as_of_hours.values()):
+        raise ValueError("account_tests are tests of complete days; as_of_hours must be empty")
+    moves = ({} if account_tests is not None
              else _common_moves_by_day(detector, tree, day, {}, as_of_hours))
     return forest_follows_metrics(_judge(
         detector, tree, day, list(judged), moves, currency=currency, models=models or {},
-        as_of_hours=as_of_hours, held_levels=held_levels, entity_tests=entity_tests))
+        as_of_hours=as_of_hours, held_levels=held_levels, account_tests=account_tests))
 
 
 #: The account's common moves by day: each campaign's factors (:func:`common_moves`).
@@ -169,11 +166,11 @@ def _common_moves_by_day(detector: AnomalyDetector, tree: AccountTree, day: date
 def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list[Key],
            moves: MovesByDay, *, currency: str, models: Mapping[Key, EntityModel],
            as_of_hours: Mapping[Key, float | None], held_levels: bool,
-           entity_tests: EntityTests | None,
+           account_tests: AccountTests | None,
            ) -> list[DetectedAnomaly]:
-    """Steps 2 to 4 of the module doc (and 5's rule of held levels) for ``judged`` on
-    ``day``: with ``entity_tests``, each entity's tests of the day are taken from it and
-    ``moves`` is not read."""
+    """Steps 2 to 4 of the module doc (and the rule of held levels) for ``judged`` on
+    ``day``: with ``account_tests``, each entity's and budget holder's tests of the day are
+    taken from it and ``moves`` is not read."""
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
     earlier_days = [day - timedelta(days=back) for back in range(1, MAX_POOLED_DAYS)]
@@ -186,7 +183,8 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
             if (holder, hour) not in budgets:
                 budgets[(holder, hour)] = detector.parent_budget(
                     tree.frames[holder], day, hour, currency, HOLDER_LEVEL[tree.levels[key]],
-                    held_levels)
+                    held_levels, statistical_tests=None if account_tests is None
+                    else account_tests.holder_tests(holder, day))
             budget_state = budgets[(holder, hour)]
         model = models.get(key)
         found[key] = detector.detect_anomalies(
@@ -198,13 +196,13 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
             earlier_common_moves=[moves[when].get(campaign) or {} for when in earlier_days
                                   ] if moves else (),
             held_levels=held_levels,
-            statistical_tests=None if entity_tests is None else entity_tests[key][day],
+            statistical_tests=None if account_tests is None else account_tests.judged[key][day],
         )
     out = _explain_parents(detector, tree, day, found)
     if held_levels:
         out = _unless_jump_unreported(detector, tree, day, out, moves, currency=currency,
                                       models=models, as_of_hours=as_of_hours,
-                                      entity_tests=entity_tests)
+                                      account_tests=account_tests)
     return out
 
 
@@ -212,7 +210,7 @@ def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: d
                             found: list[DetectedAnomaly], moves: MovesByDay, *, currency: str,
                             models: Mapping[Key, EntityModel],
                             as_of_hours: Mapping[Key, float | None],
-                            entity_tests: EntityTests | None,
+                            account_tests: AccountTests | None,
                             ) -> list[DetectedAnomaly]:
     """Spend held at yesterday's new level is low only when yesterday's jump was reported:
     entities whose spend was held are judged on yesterday again (without the rule, which is
@@ -226,18 +224,18 @@ def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: d
     keys = [key_of[entity] for entity in sorted(held) if entity in key_of]
     before = day - timedelta(days=1)
     # yesterday as a complete day: its moves at today's hours (today's own) are not its own
-    yesterday_moves = {} if entity_tests is not None else _common_moves_by_day(
+    yesterday_moves = {} if account_tests is not None else _common_moves_by_day(
         detector, tree, before, {d: m for d, m in moves.items() if d < day}, {})
     yesterday = _judge(detector, tree, before, keys, yesterday_moves, currency=currency,
                        models=models, as_of_hours={}, held_levels=False,
-                       entity_tests=entity_tests)
+                       account_tests=account_tests)
     reported = {(a.entity_type, a.entity_id) for a in yesterday
                 if a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1}
     unreported = [key_of[entity] for entity in sorted(held - reported) if entity in key_of]
     if not unreported:
         return found
     again = _judge(detector, tree, day, unreported, moves, currency=currency, models=models,
-                   as_of_hours=as_of_hours, held_levels=False, entity_tests=entity_tests)
+                   as_of_hours=as_of_hours, held_levels=False, account_tests=account_tests)
     redone = {(a.entity_type, a.entity_id, a.metric): a for a in again if a.metric == "spend"}
     kept = [redone.get((a.entity_type, a.entity_id, a.metric), a)
             if (a.entity_type, a.entity_id) in held - reported and a.metric == "spend" else a

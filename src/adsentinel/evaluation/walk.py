@@ -287,17 +287,17 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
     (:func:`~adsentinel.detect.account_day.judge_account_day`); forests refitted every
     ``retrain_every`` days (``None``: statistical detectors only).
 
-    ``statistical_walk``: compute every entity's statistical tests of every day at once
-    (:func:`~adsentinel.detect.account_walk.account_statistical_tests`, vectorised) and pass
+    ``statistical_walk``: compute every entity's (and budget holder's) statistical tests of
+    every day at once (:func:`~adsentinel.detect.account_walk.account_statistical_tests`,
+    vectorised) and pass
     them to each day's judgement; ``False`` runs them day by day inside it (the per-day
     reference, as the hourly cycle does). Both give the same anomalies
     (``tests/evaluation/test_walk_statistical.py``).
     """
     from adsentinel.detect.forest import IsolationForest
 
-    entity_tests = account_statistical_tests(
-        detector, tree.frames, tree.levels, {key: tree.campaign_of(key) for key in tree.frames},
-    ) if statistical_walk else None
+    account_tests = account_statistical_tests(
+        detector, tree.frames, tree.levels, tree.parents) if statistical_walk else None
     days = sorted(set().union(*(set(f["date"]) for f in tree.frames.values())))
     key_of: dict[tuple[str, str], EntityKey] = {  # (the tree's keys are account_trees' EntityKey)
         (tree.levels[k], tree.entity_ids[k]): cast(EntityKey, k) for k in tree.frames}
@@ -324,7 +324,7 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
                 if previous[1] is not None:
                     models[key] = previous[1]
         for anomaly in judge_account_day(detector, tree, day.date(), judged, models=models,
-                                         entity_tests=entity_tests):
+                                         account_tests=account_tests):
             key = key_of[(anomaly.entity_type, anomaly.entity_id)]
             out.append((key[0], key[1], key[2], day.date(), anomaly.metric,
                         anomaly.severity.value, anomaly.score, "+".join(anomaly.detectors),
