@@ -173,10 +173,10 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
     taken from it and ``moves`` is not read."""
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
-    earlier_days = [day - timedelta(days=back) for back in range(1, MAX_POOLED_DAYS)]
     for key in judged:
         hour = as_of_hours.get(key)
-        campaign = tree.campaign_of(key)
+        today_move, earlier_moves = (None, []) if account_tests is not None else _campaign_moves(
+            moves, tree.campaign_of(key), day)
         budget_state = None
         holder = tree.parents.get(key) if tree.levels[key] in HOLDER_LEVEL else None
         if holder is not None and holder in tree.frames:
@@ -192,10 +192,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
             model=None if model is None else model.model, currency=currency,
             training_scores=None if model is None else model.training_scores,
             as_of_hour=hour, budget_parent_state=budget_state,
-            common_move=moves[day].get(campaign) or None if moves else None,
-            earlier_common_moves=[moves[when].get(campaign) or {} for when in earlier_days
-                                  ] if moves else (),
-            held_levels=held_levels,
+            common_move=today_move, earlier_common_moves=earlier_moves, held_levels=held_levels,
             statistical_tests=None if account_tests is None else account_tests.judged[key][day],
         )
     out = _explain_parents(detector, tree, day, found)
@@ -204,6 +201,15 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
                                       models=models, as_of_hours=as_of_hours,
                                       account_tests=account_tests)
     return out
+
+
+def _campaign_moves(moves: MovesByDay, campaign: Key, day: date,
+                    ) -> tuple[dict[str, float] | None, list[dict[str, float]]]:
+    """A campaign's common move of ``day`` (``None``: none) and of the days a rate test may
+    pool with it, yesterday first."""
+    earlier = [day - timedelta(days=back) for back in range(1, MAX_POOLED_DAYS)]
+    return (moves[day].get(campaign) or None,
+            [moves[when].get(campaign) or {} for when in earlier])
 
 
 def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: date,
