@@ -229,7 +229,7 @@ def _metric_factors(common_moves: Mapping[str, npt.ArrayLike], metric: str, walk
                     most_days: int) -> Floats:
     """One metric's common moves, shape ``(walked, most_days)``, 1 where none was given."""
     factors = np.ones((walked, most_days))
-    if metric in common_moves:
+    if metric in common_moves and walked:
         given = np.asarray(common_moves[metric], dtype=float).reshape(walked, -1)
         known = min(given.shape[1], most_days)
         factors[:, :known] = given[:, :known]
