@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adsentinel.detect.anomaly_detector import judges_day, prepare_daily_frame
+from adsentinel.detect.anomaly_detector import AnomalyDetector, judges_day, prepare_daily_frame
 from adsentinel.detect.statistical import (
     FREQUENCY_DEFINITION,
     RATE_DEFINITIONS,
@@ -23,6 +23,7 @@ from adsentinel.detect.statistical_walk import (
     _row_percentiles,
     bonferroni_z_array,
     judged_days,
+    lagged_common_moves,
     nb_signed_z_array,
     walk_statistical_tests,
 )
@@ -223,3 +224,106 @@ def test_row_percentiles_are_numpys_linear_percentiles():
         for row, value in zip(rows, ours, strict=True):
             kept = row[np.isfinite(row)]
             assert value == np.percentile(kept, 100 * quantile)
+
+
+# --- with the account's common move -----------------------------------------------------------
+
+ALL_METRICS = ("spend", "impressions", "leads", *RATE_DEFINITIONS, *FREQUENCY_DEFINITION)
+
+
+def _random_moves(seed: int, days: int, share: float) -> dict[str, np.ndarray]:
+    """Per metric, one common-move factor per row (1: the account did not move that day)."""
+    rng = np.random.default_rng(seed)
+    return {metric: np.where(rng.random(days) < share, rng.lognormal(0.0, 0.3, days), 1.0)
+            for metric in ALL_METRICS}
+
+
+def _moves_of_row(by_row: dict[str, np.ndarray], row: int) -> dict[str, float]:
+    """The moves of one row as the account's code passes them: only the metrics that moved."""
+    if row < 0:
+        return {}
+    return {metric: float(f[row]) for metric, f in by_row.items() if f[row] != 1.0}
+
+
+def _assert_walk_with_moves_equals_reference(daily: pd.DataFrame, by_row: dict[str, np.ndarray],
+                                             **options: int) -> tuple[int, int]:
+    """Compare every day with moves; return how many tests moved and how many of them pooled
+    days with moves of their own."""
+    windows = {k: v for k, v in options.items() if k in ("max_pooled_days", "rate_window")}
+    walk = walk_statistical_tests(
+        daily, np.arange(len(daily)), z_threshold=3.0, iqr_multiplier=1.5,
+        min_history_days=14, history_days=90,
+        common_moves=lagged_common_moves(by_row, np.arange(len(daily))), **options)
+    moved = pooled_with_moves = 0
+    for position, walked in enumerate(walk.all_tests()):
+        history = daily.iloc[max(0, position - 90):position]
+        target = daily.iloc[position]
+        reference = [] if not judges_day(history, target, 14) else run_statistical_tests(
+            history, target, z_threshold=3.0, iqr_multiplier=1.5,
+            common_move=_moves_of_row(by_row, position),
+            earlier_common_moves=[_moves_of_row(by_row, position - back) for back in (1, 2, 3)],
+            **windows)
+        assert [t.metric for t in walked] == [t.metric for t in reference], position
+        for ours, theirs in zip(walked, reference, strict=True):
+            assert _differences(ours, theirs) == [], (position, theirs.metric)
+            days = int(theirs.detector[-2]) if theirs.detector.startswith("nb_rate_") else 1
+            factors = [by_row[theirs.metric][position - back] for back in range(days)]
+            moved += any(f != 1.0 for f in factors)
+            pooled_with_moves += days > 1 and len(set(factors)) > 1
+    return moved, pooled_with_moves
+
+
+@pytest.mark.parametrize("share", [0.3, 1.0])
+@pytest.mark.parametrize("name", sorted(HISTORIES))
+def test_the_walk_with_common_moves_equals_the_per_day_tests(name, share):
+    daily = HISTORIES[name]()
+    moved, pooled_with_moves = _assert_walk_with_moves_equals_reference(
+        daily, _random_moves(17, len(daily), share))
+    assert moved > 0
+    if name == "spikes":
+        assert pooled_with_moves > 0  # pooled days each judged against their own move
+
+
+def test_the_walk_with_common_moves_and_other_windows():
+    daily = _spikes()
+    moved, _ = _assert_walk_with_moves_equals_reference(
+        daily, _random_moves(23, len(daily), 0.5), rate_window=10, max_pooled_days=2)
+    assert moved > 0
+
+
+def test_a_campaigns_move_tests_are_the_walk_without_pooling_or_the_delivery_gate():
+    daily = _gaps_without_delivery()
+    detector = AnomalyDetector()
+    walk = walk_statistical_tests(daily, np.arange(len(daily)), z_threshold=3.0,
+                                  iqr_multiplier=1.5, min_history_days=14, max_pooled_days=1,
+                                  require_delivery=False)
+    undelivered = 0
+    for position, walked in enumerate(walk.all_tests()):
+        day = pd.Timestamp(daily["date"].iloc[position]).date()
+        reference = detector.campaign_move_tests(daily, day)
+        assert [t.metric for t in walked] == [t.metric for t in reference], position
+        for ours, theirs in zip(walked, reference, strict=True):
+            assert _differences(ours, theirs) == [], (position, theirs.metric)
+        undelivered += bool(reference) and daily["impressions"].iloc[position] <= 0
+    assert undelivered > 0  # days without delivery were among those compared
+
+
+def test_lagged_common_moves_shift_each_rows_factor_back():
+    lagged = lagged_common_moves({"cpm": np.array([2.0, 3.0, 4.0, 5.0])}, [0, 3], days=3)
+    assert lagged["cpm"].tolist() == [[2.0, 1.0, 1.0], [5.0, 4.0, 3.0]]
+
+
+def test_a_budget_holders_tests_are_the_walk_without_any_gate():
+    daily = _gaps_without_delivery()
+    walk = walk_statistical_tests(daily, np.arange(len(daily)), z_threshold=3.0,
+                                  iqr_multiplier=1.5, min_history_days=0,
+                                  require_delivery=False)
+    compared = 0
+    for position, walked in enumerate(walk.all_tests()):
+        history, target = daily.iloc[max(0, position - 90):position], daily.iloc[position]
+        reference = run_statistical_tests(history, target, z_threshold=3.0, iqr_multiplier=1.5)
+        assert [t.metric for t in walked] == [t.metric for t in reference], position
+        for ours, theirs in zip(walked, reference, strict=True):
+            assert _differences(ours, theirs) == [], (position, theirs.metric)
+            compared += position < 14  # days with too little history for the detector's gate
+    assert compared > 0

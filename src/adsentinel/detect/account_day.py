@@ -18,6 +18,12 @@ Steps, in order:
    changed, are at most low (:mod:`~adsentinel.detect.hierarchy_rules`);
 5. a forest anomaly whose corroborating metric anomaly step 4 demoted is at most low too.
 
+Steps 1 and 3 run each entity's statistical tests on the day
+(:func:`~adsentinel.detect.statistical.run_statistical_tests`, the per-day reference, what the
+hourly cycle runs); a walk over many complete days passes them already computed instead
+(``account_tests``: :func:`~adsentinel.detect.account_walk.account_statistical_tests`, every
+day of every entity and budget holder at once), with the same decisions.
+
 Pure: frames in, anomalies out. Entities are identified by any hashable key; ``levels``,
 ``parents`` and ``entity_ids`` describe them.
 """
@@ -32,6 +38,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from adsentinel.detect.account_walk import AccountTests
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -115,17 +122,25 @@ def judge_account_day(
     models: Mapping[Key, EntityModel] | None = None,
     as_of_hours: Mapping[Key, float | None] | None = None,
     held_levels: bool = True,
+    account_tests: AccountTests | None = None,
 ) -> list[DetectedAnomaly]:
     """Anomalies of the ``judged`` entities of one account on ``day`` (see the module doc).
 
     ``held_levels=False`` judges the day without
     :func:`~adsentinel.detect.metric_rules.spend_level_held` (as if yesterday were unknown).
+    ``account_tests``: the statistical tests of ``day`` and of the day before already computed
+    for the judged entities and their budget holders (complete days,
+    :func:`~adsentinel.detect.account_walk.account_statistical_tests`), used instead of
+    running them; the common moves are then not computed here.
     """
     as_of_hours = as_of_hours or {}
-    moves = _common_moves_by_day(detector, tree, day, {}, as_of_hours)
+    if account_tests is not None and any(hour is not None for hour in as_of_hours.values()):
+        raise ValueError("account_tests are tests of complete days; as_of_hours must be empty")
+    moves = ({} if account_tests is not None
+             else _common_moves_by_day(detector, tree, day, {}, as_of_hours))
     return forest_follows_metrics(_judge(
         detector, tree, day, list(judged), moves, currency=currency, models=models or {},
-        as_of_hours=as_of_hours, held_levels=held_levels))
+        as_of_hours=as_of_hours, held_levels=held_levels, account_tests=account_tests))
 
 
 #: The account's common moves by day: each campaign's factors (:func:`common_moves`).
@@ -151,20 +166,25 @@ def _common_moves_by_day(detector: AnomalyDetector, tree: AccountTree, day: date
 def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list[Key],
            moves: MovesByDay, *, currency: str, models: Mapping[Key, EntityModel],
            as_of_hours: Mapping[Key, float | None], held_levels: bool,
+           account_tests: AccountTests | None,
            ) -> list[DetectedAnomaly]:
+    """Steps 2 to 4 of the module doc (and the rule of held levels) for ``judged`` on
+    ``day``: with ``account_tests``, each entity's and budget holder's tests of the day are
+    taken from it and ``moves`` is not read."""
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
-    earlier_days = [day - timedelta(days=back) for back in range(1, MAX_POOLED_DAYS)]
     for key in judged:
         hour = as_of_hours.get(key)
-        campaign = tree.campaign_of(key)
+        today_move, earlier_moves = (None, []) if account_tests is not None else _campaign_moves(
+            moves, tree.campaign_of(key), day)
         budget_state = None
         holder = tree.parents.get(key) if tree.levels[key] in HOLDER_LEVEL else None
         if holder is not None and holder in tree.frames:
             if (holder, hour) not in budgets:
                 budgets[(holder, hour)] = detector.parent_budget(
                     tree.frames[holder], day, hour, currency, HOLDER_LEVEL[tree.levels[key]],
-                    held_levels)
+                    held_levels, statistical_tests=None if account_tests is None
+                    else account_tests.holder_tests(holder, day))
             budget_state = budgets[(holder, hour)]
         model = models.get(key)
         found[key] = detector.detect_anomalies(
@@ -172,21 +192,31 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
             model=None if model is None else model.model, currency=currency,
             training_scores=None if model is None else model.training_scores,
             as_of_hour=hour, budget_parent_state=budget_state,
-            common_move=moves[day].get(campaign) or None,
-            earlier_common_moves=[moves[when].get(campaign) or {} for when in earlier_days],
-            held_levels=held_levels,
+            common_move=today_move, earlier_common_moves=earlier_moves, held_levels=held_levels,
+            statistical_tests=None if account_tests is None else account_tests.judged[key][day],
         )
     out = _explain_parents(detector, tree, day, found)
     if held_levels:
         out = _unless_jump_unreported(detector, tree, day, out, moves, currency=currency,
-                                      models=models, as_of_hours=as_of_hours)
+                                      models=models, as_of_hours=as_of_hours,
+                                      account_tests=account_tests)
     return out
+
+
+def _campaign_moves(moves: MovesByDay, campaign: Key, day: date,
+                    ) -> tuple[dict[str, float] | None, list[dict[str, float]]]:
+    """A campaign's common move of ``day`` (``None``: none) and of the days a rate test may
+    pool with it, yesterday first."""
+    earlier = [day - timedelta(days=back) for back in range(1, MAX_POOLED_DAYS)]
+    return (moves[day].get(campaign) or None,
+            [moves[when].get(campaign) or {} for when in earlier])
 
 
 def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: date,
                             found: list[DetectedAnomaly], moves: MovesByDay, *, currency: str,
                             models: Mapping[Key, EntityModel],
                             as_of_hours: Mapping[Key, float | None],
+                            account_tests: AccountTests | None,
                             ) -> list[DetectedAnomaly]:
     """Spend held at yesterday's new level is low only when yesterday's jump was reported:
     entities whose spend was held are judged on yesterday again (without the rule, which is
@@ -200,17 +230,18 @@ def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: d
     keys = [key_of[entity] for entity in sorted(held) if entity in key_of]
     before = day - timedelta(days=1)
     # yesterday as a complete day: its moves at today's hours (today's own) are not its own
-    yesterday_moves = _common_moves_by_day(
+    yesterday_moves = {} if account_tests is not None else _common_moves_by_day(
         detector, tree, before, {d: m for d, m in moves.items() if d < day}, {})
     yesterday = _judge(detector, tree, before, keys, yesterday_moves, currency=currency,
-                       models=models, as_of_hours={}, held_levels=False)
+                       models=models, as_of_hours={}, held_levels=False,
+                       account_tests=account_tests)
     reported = {(a.entity_type, a.entity_id) for a in yesterday
                 if a.metric == "spend" and a.direction == "up" and a.severity.rank >= 1}
     unreported = [key_of[entity] for entity in sorted(held - reported) if entity in key_of]
     if not unreported:
         return found
     again = _judge(detector, tree, day, unreported, moves, currency=currency, models=models,
-                   as_of_hours=as_of_hours, held_levels=False)
+                   as_of_hours=as_of_hours, held_levels=False, account_tests=account_tests)
     redone = {(a.entity_type, a.entity_id, a.metric): a for a in again if a.metric == "spend"}
     kept = [redone.get((a.entity_type, a.entity_id, a.metric), a)
             if (a.entity_type, a.entity_id) in held - reported and a.metric == "spend" else a

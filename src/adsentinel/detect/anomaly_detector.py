@@ -205,6 +205,7 @@ class AnomalyDetector:
         common_move: Mapping[str, float] | None = None,
         earlier_common_moves: Sequence[Mapping[str, float]] = (),
         held_levels: bool = True,
+        statistical_tests: Sequence[MetricTest] | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -251,6 +252,13 @@ class AnomalyDetector:
             Apply :func:`~adsentinel.detect.metric_rules.spend_level_held` (spend holding
             yesterday's new level is at most low); ``False`` judges the day as if yesterday
             were unknown.
+        statistical_tests : sequence of MetricTest, optional
+            The day's statistical tests already computed, with the entity's common moves
+            (:func:`~adsentinel.detect.statistical_walk.walk_statistical_tests` of every day at
+            once, as the walk-forward of ``evaluate`` and ``backtest`` does); when given,
+            :func:`~adsentinel.detect.statistical.run_statistical_tests` is not run and
+            ``common_move`` and ``earlier_common_moves`` are not read. ``None``: run them (the
+            per-day reference, and the hourly cycle's path).
 
         Returns
         -------
@@ -274,7 +282,7 @@ class AnomalyDetector:
             return []
         day_fraction = self.day_fraction(as_of_hour)
 
-        tests = run_statistical_tests(
+        tests = list(statistical_tests) if statistical_tests is not None else run_statistical_tests(
             history,
             target,
             z_threshold=self.z_threshold,
@@ -337,18 +345,21 @@ class AnomalyDetector:
     def parent_budget(
         self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None,
         currency: str = "USD", level: str = "ad set", held_levels: bool = True,
+        statistical_tests: Sequence[MetricTest] | None = None,
     ) -> ParentBudget:
         """What a budget-holding parent's (an ad's ad set, an ad set's campaign) spend and
-        delivery did on ``day``; ``level`` names it in messages."""
+        delivery did on ``day``; ``level`` names it in messages. ``statistical_tests``: the
+        parent's tests of the day already computed (no common move, no gate), instead of
+        running them."""
         state = self._parent_budget(parent, pd.Timestamp(day), self.day_fraction(as_of_hour),
-                                    currency, held_levels)
+                                    currency, held_levels, statistical_tests)
         return replace(state, level=level)
 
     # --- statistical part ---------------------------------------------------------------------
 
     def _parent_budget(
         self, parent: pd.DataFrame | None, day: pd.Timestamp, day_fraction: float, currency: str,
-        held_levels: bool = True,
+        held_levels: bool = True, statistical_tests: Sequence[MetricTest] | None = None,
     ) -> ParentBudget:
         if parent is None:
             return ParentBudget()
@@ -359,7 +370,7 @@ class AnomalyDetector:
             return ParentBudget()
         history = frame.iloc[max(0, position - self.history_days) : position]
         target = frame.iloc[position]
-        tests = run_statistical_tests(
+        tests = list(statistical_tests) if statistical_tests is not None else run_statistical_tests(
             history, target, z_threshold=self.z_threshold,
             iqr_multiplier=self.iqr_multiplier, level_window=self.level_window,
             rate_window=self.rate_window, day_fraction=day_fraction,
@@ -540,8 +551,12 @@ def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
     """
     if df.empty:
         return pd.DataFrame(columns=["date", *COUNT_COLUMNS])
-    if _is_prepared(df):
+    if df.attrs.get(_PREPARED):
         return df
+    if _is_prepared(df):  # prepared elsewhere: flagged (a shallow copy), later calls skip checks
+        flagged = df.copy(deep=False)
+        flagged.attrs[_PREPARED] = True
+        return flagged
     date_column = "date" if "date" in df.columns else "day"
     missing = [c for c in COUNT_COLUMNS if c not in df.columns]
     if date_column not in df.columns or missing:

@@ -8,15 +8,19 @@ whose rows are the judged days and whose columns are the days of each one's hist
 robust helper ignores, as the per-day tests ignore days they were not given).
 
 Same gating (:func:`judged_days`: enough history with delivery, some delivery on the day), same
-baselines, expected values, bounds and z as the per-day tests on complete days without a common
-move (what a chart shows); ``tests/detect/test_statistical_walk.py`` holds the two equal over
-varied histories. Bounds the per-day count and rate tests skip far inside the threshold (a
-quantile search they do not need to decide) are computed too when ``all_bounds`` is asked, with
-the same negative-binomial interval, so a chart can draw a continuous band.
+baselines, expected values, bounds and z as the per-day tests on complete days, with or without
+the account's common move of each judged day and of the days a rate test pools with it (what
+``run_statistical_tests`` takes as ``common_move`` and ``earlier_common_moves``);
+``tests/detect/test_statistical_walk.py`` holds the two equal over varied histories and moves.
+The per-day tests stay the reference, and what the hourly cycle runs on its partial days.
+Bounds the per-day count and rate tests skip far inside the threshold (a quantile search they
+do not need to decide) are computed too when ``all_bounds`` is asked, with the same
+negative-binomial interval, so a chart can draw a continuous band.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,16 +112,19 @@ class StatisticalWalk:
 
 
 def judged_days(impressions: Floats, spend: Floats, *, min_history_days: int,
-                history_days: int) -> Bools:
+                history_days: int, require_delivery: bool = True) -> Bools:
     """Which rows of a daily frame detection judges, shape ``(n_days,)``.
 
     As :func:`~adsentinel.detect.anomaly_detector.judges_day`: at least ``min_history_days``
-    days with impressions in the ``history_days`` before the day, and some delivery on the day.
+    days with impressions in the ``history_days`` before the day, and (``require_delivery``)
+    some delivery on the day.
     """
     delivered_before = np.concatenate([[0], np.cumsum(impressions > 0)])
     rows = np.arange(impressions.size)
     starts = np.maximum(rows - history_days, 0)
     enough = delivered_before[rows] - delivered_before[starts] >= min_history_days
+    if not require_delivery:
+        return np.asarray(enough, dtype=bool)
     return np.asarray(enough & ~((spend <= 0) & (impressions <= 0)), dtype=bool)
 
 
@@ -133,6 +140,8 @@ def walk_statistical_tests(
     rate_window: int = 14,
     max_pooled_days: int = MAX_POOLED_DAYS,
     all_bounds: bool = False,
+    common_moves: Mapping[str, npt.ArrayLike] | None = None,
+    require_delivery: bool = True,
 ) -> StatisticalWalk:
     """The statistical tests of the rows ``positions`` of ``daily``, each against the
     ``history_days`` rows before it, all at once.
@@ -151,27 +160,39 @@ def walk_statistical_tests(
     all_bounds : bool
         Also compute the count and rate bounds the per-day tests leave NaN far inside the
         threshold (a chart's band).
+    common_moves : mapping of str to array of float, shape (n_walked, n_lags), optional
+        Per metric, the account's common move on each walked day (column 0: what
+        ``run_statistical_tests`` takes as ``common_move[metric]``) and on the days before it
+        (column ``k``: ``earlier_common_moves[k - 1][metric]``); missing metrics and columns
+        are 1 (no move). :func:`lagged_common_moves` builds it from one factor per row.
+    require_delivery : bool
+        Judge only days with some delivery (the detector's gate); ``False`` keeps every day
+        with enough history, as a campaign's tests for its account's common move do.
 
     Returns
     -------
     StatisticalWalk
-        Per metric, what ``run_statistical_tests`` returns for each judged day (complete days,
-        no common move).
+        Per metric, what ``run_statistical_tests`` returns for each judged day (complete days).
     """
     rows = np.asarray(positions, dtype=np.int64)
     columns = {c: daily[c].to_numpy(dtype=float) for c in COUNT_COLUMNS}
     judged = judged_days(columns["impressions"], columns["spend"],
-                         min_history_days=min_history_days, history_days=history_days)[rows]
+                         min_history_days=min_history_days, history_days=history_days,
+                         require_delivery=require_delivery)[rows]
     starts = np.maximum(rows - history_days, 0)
     first_day = (np.datetime64(pd.Timestamp(daily["date"].iloc[0]).date(), "D").astype(np.int64)
                  if len(daily) else np.int64(0))
     options = _WalkOptions(z_threshold, iqr_multiplier, level_window, rate_window,
                            max_pooled_days, all_bounds)
+    most_days = max(max_pooled_days, 1)
+    factors = {metric: _metric_factors(common_moves or {}, metric, rows.size, most_days)
+               for metric in (*VOLUME_METRICS, *RATE_DEFINITIONS, *FREQUENCY_DEFINITION)}
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        metrics = _volume_walks(columns, rows, starts, int(first_day), options)
+        metrics = _volume_walks(columns, rows, starts, int(first_day), options, factors)
         windows = _rate_windows(columns, rows, starts, options)
         for metric in RATE_DEFINITIONS | FREQUENCY_DEFINITION:
-            metrics[metric] = _rate_walk(metric, windows, columns, rows, rows - starts, options)
+            metrics[metric] = _rate_walk(metric, windows, columns, rows, rows - starts, options,
+                                         factors[metric])
     done = {metric: _only_judged(walk, judged) for metric, walk in metrics.items()}
     return StatisticalWalk(positions=rows, judged=judged, metrics=done)
 
@@ -184,6 +205,35 @@ class _WalkOptions:
     rate_window: int
     max_pooled_days: int
     all_bounds: bool
+
+
+#: The volume metrics, in :func:`run_statistical_tests`' order.
+VOLUME_METRICS = ("spend", "impressions", "leads")
+
+
+def lagged_common_moves(by_row: Mapping[str, npt.ArrayLike], positions: npt.ArrayLike,
+                        days: int = MAX_POOLED_DAYS) -> dict[str, Floats]:
+    """``common_moves`` for :func:`walk_statistical_tests` from one factor per row of the daily
+    frame (per metric, shape ``(n_days,)``): each walked row's own factor and those of the
+    ``days - 1`` rows before it (1 before the first row), shape ``(n_walked, days)``."""
+    rows = np.asarray(positions, dtype=np.int64)
+    lagged = rows[:, None] - np.arange(days)[None, :]
+    out: dict[str, Floats] = {}
+    for metric, values in by_row.items():
+        factors = np.asarray(values, dtype=float)
+        out[metric] = np.where(lagged >= 0, factors[np.maximum(lagged, 0)], 1.0)
+    return out
+
+
+def _metric_factors(common_moves: Mapping[str, npt.ArrayLike], metric: str, walked: int,
+                    most_days: int) -> Floats:
+    """One metric's common moves, shape ``(walked, most_days)``, 1 where none was given."""
+    factors = np.ones((walked, most_days))
+    if metric in common_moves and walked:
+        given = np.asarray(common_moves[metric], dtype=float).reshape(walked, -1)
+        known = min(given.shape[1], most_days)
+        factors[:, :known] = given[:, :known]
+    return factors
 
 
 def _rate_windows(columns: dict[str, Floats], rows: Ints, starts: Ints,
@@ -322,7 +372,7 @@ def _seasonal_forecasts(log_history: Floats, weekdays: Ints, target_weekdays: In
 
 
 def _volume_walks(columns: dict[str, Floats], rows: Ints, starts: Ints, first_day: int,
-                  options: _WalkOptions) -> dict[str, MetricWalk]:
+                  options: _WalkOptions, factors: Mapping[str, Floats]) -> dict[str, MetricWalk]:
     """The spend test and the impressions and leads count tests of every walked day."""
     width = int(np.max(rows - starts, initial=1))
     # A day without any delivery is a pause: volumes skip it (run_statistical_tests' rule).
@@ -331,27 +381,31 @@ def _volume_walks(columns: dict[str, Floats], rows: Ints, starts: Ints, first_da
     weekdays = ((first_day + day_index + 3) % 7).astype(np.int64)  # 1970-01-01: a Thursday
     target_weekdays = ((first_day + rows + 3) % 7).astype(np.int64)
     walks: dict[str, MetricWalk] = {}
-    for metric in ("spend", "impressions", "leads"):
+    for metric in VOLUME_METRICS:
         history = _windows_before(np.where(paused, np.nan, columns[metric]), rows, starts, width)
         actual = columns[metric][rows]
+        today_factor = factors[metric][:, 0]
         if metric == "spend":
-            walks[metric] = _spend_walk(history, weekdays, target_weekdays, actual, options)
+            walks[metric] = _spend_walk(history, weekdays, target_weekdays, actual, options,
+                                        today_factor)
         else:
             walks[metric] = _count_walk(metric, history, weekdays, target_weekdays, actual,
-                                        options)
+                                        options, today_factor)
     return walks
 
 
 def _spend_walk(history: Floats, weekdays: Ints, target_weekdays: Ints, actual: Floats,
-                options: _WalkOptions) -> MetricWalk:
-    """:func:`~adsentinel.detect.statistical.log_metric_test` (offset 1) of each row."""
+                options: _WalkOptions, common_factor: Floats) -> MetricWalk:
+    """:func:`~adsentinel.detect.statistical.log_metric_test` (offset 1) of each row, its
+    expected value multiplied by the row's ``common_factor``."""
     threshold = options.z_threshold
     log_history = np.log(history + 1.0)
-    expected_log, forecasts = _seasonal_forecasts(log_history, weekdays, target_weekdays,
+    baseline_log, forecasts = _seasonal_forecasts(log_history, weekdays, target_weekdays,
                                                   options.level_window)
+    expected_log = baseline_log + np.log(common_factor)  # + 0.0 where there is no move
     residuals = log_history - forecasts
     tested = ((np.isfinite(history).sum(axis=1) >= _MIN_VOLUME_DAYS) & np.isfinite(actual)
-              & np.isfinite(expected_log)
+              & np.isfinite(baseline_log)
               & (np.isfinite(residuals).sum(axis=1) >= _MIN_RESIDUALS))
     scale = np.maximum(_row_robust_scales(residuals), _MIN_LOG_SCALE)
     q1, q3 = _row_percentiles(residuals, 0.25), _row_percentiles(residuals, 0.75)
@@ -373,13 +427,14 @@ def _spend_walk(history: Floats, weekdays: Ints, target_weekdays: Ints, actual: 
 
 
 def _count_walk(metric: str, history: Floats, weekdays: Ints, target_weekdays: Ints,
-                actual: Floats, options: _WalkOptions) -> MetricWalk:
-    """:func:`~adsentinel.detect.statistical.count_metric_test` of each row."""
+                actual: Floats, options: _WalkOptions, common_factor: Floats) -> MetricWalk:
+    """:func:`~adsentinel.detect.statistical.count_metric_test` of each row, its expected
+    count multiplied by the row's ``common_factor``."""
     expected_log, forecasts = _seasonal_forecasts(np.log1p(history), weekdays, target_weekdays,
                                                   options.level_window)
     tested = ((np.isfinite(history).sum(axis=1) >= _MIN_VOLUME_DAYS) & np.isfinite(actual)
               & np.isfinite(expected_log))
-    expected = np.expm1(expected_log)
+    expected = np.expm1(expected_log) * common_factor
     overdispersion = _row_overdispersions(history, np.expm1(forecasts))
     z = nb_signed_z_array(actual, expected, overdispersion)
     lower, upper = _gated_intervals(expected, overdispersion, z, tested, options)
@@ -458,27 +513,58 @@ def _rate_baselines(count_windows: Floats, exposure_windows: Floats,
     return rate, overdispersion
 
 
+def _pooled_common_factors(today_exposure: Floats, exposures_before: Floats, daily: Floats, *,
+                           inverse: bool) -> Floats:
+    """:func:`~adsentinel.detect.statistical.pooled_common_factor` of every walked day and
+    pooled run, shape ``(most_days, n_walked)``: row ``d - 1`` weighs the common moves of the
+    ``d`` pooled days (``daily``, shape ``(n_walked, most_days)``, today first) by their
+    exposure (``exposures_before``: each walked day's window, last column the day before)."""
+    most_days = daily.shape[1]
+    pooled = [daily[:, 0]]
+    for days in range(2, most_days + 1):
+        # today first, then the days before it, contiguous per day: summed as numpy sums a list
+        weights = np.concatenate(
+            [today_exposure[:, None], exposures_before[:, :-days:-1]], axis=1)
+        factors = daily[:, :days]
+        total = weights.sum(axis=1)
+        if inverse:
+            factor = total / (weights / factors).sum(axis=1)
+        else:
+            factor = (weights * factors).sum(axis=1) / total
+        pooled.append(np.where(total > 0, factor, daily[:, 0]))
+    return np.stack(pooled)
+
+
+def _with_common_move(rate: Floats, factor: Floats, *, inverse: bool) -> Floats:
+    """The baseline rate the account's common move expects (a cost's factor divides it)."""
+    return rate / factor if inverse else rate * factor
+
+
 def _rate_candidates(count_windows: Floats, exposure_windows: Floats, today_count: Floats,
-                     today_exposure: Floats, history_length: Ints,
-                     options: _WalkOptions) -> _RateCandidates:
+                     today_exposure: Floats, history_length: Ints, common_factors: Floats,
+                     inverse: bool, options: _WalkOptions) -> _RateCandidates:
     """:func:`~adsentinel.detect.statistical.rate_metric_test` of the last ``d`` days pooled
     against the days before them, for every walked day and ``d`` at once.
 
     ``count_windows`` and ``exposure_windows``, shape ``(most_days, n_walked, width)``: row
-    ``d - 1`` holds the days before the first pooled day. Pooled windows are computed only
-    where ``_strongest_pooled`` tries them (today alone at ``|z| >= 1``, history long enough);
-    elsewhere they are untested.
+    ``d - 1`` holds the days before the first pooled day; ``common_factors``, shape
+    ``(n_walked, most_days)``: each walked day's common move and those of the days before it.
+    Pooled windows are computed only where ``_strongest_pooled`` tries them (today alone at
+    ``|z| >= 1``, history long enough); elsewhere they are untested.
     """
     most_days, walked, width = count_windows.shape
     count = _pooled_observations(today_count, count_windows[0], most_days)
     exposure = _pooled_observations(today_exposure, exposure_windows[0], most_days)
+    factor = _pooled_common_factors(today_exposure, exposure_windows[0], common_factors,
+                                    inverse=inverse)
     rate = np.full(most_days * walked, np.nan)
     overdispersion = np.full(most_days * walked, np.nan)
     rate[:walked], overdispersion[:walked] = _rate_baselines(count_windows[0],
                                                              exposure_windows[0], options)
     one_day = nb_signed_z_array(
         count[0], np.where((exposure[0] > 0) & (rate[:walked] > 0),
-                           rate[:walked] * exposure[0], np.nan), overdispersion[:walked])
+                           _with_common_move(rate[:walked], factor[0], inverse=inverse)
+                           * exposure[0], np.nan), overdispersion[:walked])
     tried = ((np.abs(one_day) >= 1.0)[None, :]
              & (history_length[None, :] >= options.rate_window + np.arange(most_days)[:, None]))
     tried[0] = False
@@ -489,7 +575,8 @@ def _rate_candidates(count_windows: Floats, exposure_windows: Floats, today_coun
             options)
     rate, overdispersion = rate.reshape(most_days, walked), overdispersion.reshape(most_days,
                                                                                    walked)
-    tested = (exposure > 0) & np.isfinite(rate) & (rate > 0)
+    tested = (exposure > 0) & np.isfinite(rate) & (rate > 0)  # before the common move
+    rate = _with_common_move(rate, factor, inverse=inverse)
     z = np.concatenate([one_day[None, :], nb_signed_z_array(
         count[1:], np.where(tested[1:], rate[1:] * exposure[1:], np.nan), overdispersion[1:])])
     return _RateCandidates(count, exposure, rate, overdispersion, z, tested)
@@ -519,17 +606,20 @@ def _strongest_candidates(candidates: _RateCandidates, history_length: Ints,
 
 
 def _rate_walk(metric: str, windows: dict[str, Floats], columns: dict[str, Floats],
-               rows: Ints, history_length: Ints, options: _WalkOptions) -> MetricWalk:
+               rows: Ints, history_length: Ints, options: _WalkOptions,
+               common_factors: Floats) -> MetricWalk:
     """A rate's test (with pooling, except frequency) of every walked day.
 
     ``windows`` maps each count column to its history windows, shape ``(most_days, n_walked,
-    width)`` as :func:`_rate_candidates` takes them.
+    width)``, and ``common_factors`` holds the metric's common moves, shape ``(n_walked,
+    most_days)``, as :func:`_rate_candidates` takes them.
     """
     count_col, exposure_col, inverse, factor = (RATE_DEFINITIONS | FREQUENCY_DEFINITION)[metric]
     most_days = 1 if metric in FREQUENCY_DEFINITION else max(options.max_pooled_days, 1)
     candidates = _rate_candidates(windows[count_col][:most_days],
                                   windows[exposure_col][:most_days], columns[count_col][rows],
-                                  columns[exposure_col][rows], history_length, options)
+                                  columns[exposure_col][rows], history_length,
+                                  common_factors[:, :most_days], inverse, options)
     chosen, z = _strongest_candidates(candidates, history_length, options.rate_window)
     walked = np.arange(rows.size)
     count, exposure = candidates.count[chosen, walked], candidates.exposure[chosen, walked]
@@ -588,5 +678,5 @@ def bonferroni_z_array(z: Floats, tries: int) -> Floats:
     return np.asarray(np.sign(z) * -special.ndtri(np.maximum(tail, 1e-300)), dtype=float)
 
 
-__all__ = ["MetricWalk", "StatisticalWalk", "bonferroni_z_array", "judged_days",
-           "nb_signed_z_array", "walk_statistical_tests"]
+__all__ = ["VOLUME_METRICS", "MetricWalk", "StatisticalWalk", "bonferroni_z_array", "judged_days",
+           "lagged_common_moves", "nb_signed_z_array", "walk_statistical_tests"]

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
+from adsentinel.detect.account_walk import account_statistical_tests
 from adsentinel.detect.anomaly_detector import AnomalyDetector, prepare_daily_frame
 from adsentinel.detect.calibration import SeverityLevel
 from adsentinel.detect.features import (
@@ -280,12 +281,23 @@ def account_trees(insights: pd.DataFrame) -> dict[str, AccountTree]:
 
 def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every: int | None,
                  min_samples: int = 50, history_days: int = 90,
-                 first_day: pd.Timestamp | None = None) -> pd.DataFrame:
+                 first_day: pd.Timestamp | None = None,
+                 statistical_walk: bool = True) -> pd.DataFrame:
     """Judge every day of one account with only the days before it, as production would
     (:func:`~adsentinel.detect.account_day.judge_account_day`); forests refitted every
-    ``retrain_every`` days (``None``: statistical detectors only)."""
+    ``retrain_every`` days (``None``: statistical detectors only).
+
+    ``statistical_walk``: compute every entity's (and budget holder's) statistical tests of
+    every day at once (:func:`~adsentinel.detect.account_walk.account_statistical_tests`,
+    vectorised) and pass
+    them to each day's judgement; ``False`` runs them day by day inside it (the per-day
+    reference, as the hourly cycle does). Both give the same anomalies
+    (``tests/evaluation/test_walk_statistical.py``).
+    """
     from adsentinel.detect.forest import IsolationForest
 
+    account_tests = account_statistical_tests(
+        detector, tree.frames, tree.levels, tree.parents) if statistical_walk else None
     days = sorted(set().union(*(set(f["date"]) for f in tree.frames.values())))
     key_of: dict[tuple[str, str], EntityKey] = {  # (the tree's keys are account_trees' EntityKey)
         (tree.levels[k], tree.entity_ids[k]): cast(EntityKey, k) for k in tree.frames}
@@ -311,7 +323,8 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
                     previous = trained[key] = (day, model)
                 if previous[1] is not None:
                     models[key] = previous[1]
-        for anomaly in judge_account_day(detector, tree, day.date(), judged, models=models):
+        for anomaly in judge_account_day(detector, tree, day.date(), judged, models=models,
+                                         account_tests=account_tests):
             key = key_of[(anomaly.entity_type, anomaly.entity_id)]
             out.append((key[0], key[1], key[2], day.date(), anomaly.metric,
                         anomaly.severity.value, anomaly.score, "+".join(anomaly.detectors),
