@@ -77,6 +77,7 @@ def test_evaluating_one_world_rewrites_its_columns_and_keeps_the_others(tmp_path
                         worlds=("field",))
     text = readme.read_text()
     assert "| measure | lab: adsentinel | field: adsentinel |" in text
+    assert text.count("| --- |") == 1  # the header's rule, not read back as a measure
     assert "| recall | 0.9 | 0.7 |" in text  # the lab's kept, the field's new
     assert "| precision |  | 0.8 |" in text and "| recall_joint_drift |  |  |" in text
     assert ("* `lab` columns: written by `adsentinel evaluate --seeds 1,2 --min-severity medium"

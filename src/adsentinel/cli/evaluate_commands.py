@@ -201,7 +201,8 @@ def _read_readme_table(block: str) -> tuple[dict[str, str], list[str], dict[str,
             columns = [c.strip() for c in line.strip().strip("|").split("|")][1:]
         elif line.startswith("| ") and columns:
             values = [c.strip() for c in line.strip().strip("|").split("|")]
-            rows[values[0]] = dict(zip(columns, values[1:], strict=False))
+            if values[0] != "---":  # the rule under the header
+                rows[values[0]] = dict(zip(columns, values[1:], strict=False))
     if single is not None:
         for column in columns:
             commands.setdefault(column.split(":")[0], single)
