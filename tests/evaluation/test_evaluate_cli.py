@@ -84,6 +84,13 @@ def test_evaluating_one_world_rewrites_its_columns_and_keeps_the_others(tmp_path
             in text)
     assert ("* `field` columns: written by `adsentinel evaluate --world field --seeds 3 "
             "--min-severity medium --retrain-every 7 --readme README.md`." in text)
+    lab = pd.DataFrame({"lab: adsentinel": {"recall": 0.95}})
+    _write_readme_table(readme, lab, seeds=(4,), min_severity="medium", retrain_every=7,
+                        worlds=("lab",))
+    text = readme.read_text()
+    assert "| measure | lab: adsentinel | field: adsentinel |" in text  # the lab's stay first
+    assert "| recall | 0.95 | 0.7 |" in text and "| precision |  | 0.8 |" in text
+    assert text.index("* `lab` columns") < text.index("* `field` columns")
 
 
 def test_a_table_written_by_one_command_keeps_that_command_for_the_world_not_evaluated(tmp_path):

@@ -170,18 +170,25 @@ def _write_readme_table(path: Path, frame, *, seeds, min_severity: str, retrain_
     commands = {world: cmd for world, cmd in old_commands.items()
                 if world not in worlds and any(c.split(":")[0] == world for c in kept)}
     commands.update({world: command for world in worlds})
-    cells = {str(m): ["" if v is None or v != v else f"{v:g}" for v in row]
-             for m, row in frame.iterrows()}
+    cells = {str(m): {str(c): "" if v is None or v != v else f"{v:g}"
+                      for c, v in row.items()} for m, row in frame.iterrows()}
     measures = list(cells) + [m for m in old_rows if m not in cells]
-    columns = [*kept, *map(str, frame.columns)]
+    columns = sorted([*kept, *map(str, frame.columns)], key=_world_order)  # stable sort
     body = ["| " + m + " | " + " | ".join(
-        [old_rows.get(m, {}).get(c, "") for c in kept] + cells.get(m, [""] * len(frame.columns)))
-        + " |" for m in measures]
-    written = [f"* `{world}` columns: written by `{cmd}`." for world, cmd in commands.items()]
+        cells.get(m, {}).get(c, old_rows.get(m, {}).get(c, "") if c in kept else "")
+        for c in columns) + " |" for m in measures]
+    written = [f"* `{world}` columns: written by `{commands[world]}`."
+               for world in sorted(commands, key=_world_order)]
     block = "\n".join([README_START, "", *written, "",
                        "| measure | " + " | ".join(columns) + " |",
                        "| --- |" + " ---: |" * len(columns), *body, "", README_END])
     path.write_text(before + block + after, encoding="utf-8")
+
+
+def _world_order(column: str) -> int:
+    """Position of a column's (or a world's) world in the table: the lab's first, as always."""
+    world = column.split(":")[0]
+    return ("lab", "field").index(world) if world in ("lab", "field") else 2
 
 
 def _read_readme_table(block: str) -> tuple[dict[str, str], list[str], dict[str, dict[str, str]]]:
