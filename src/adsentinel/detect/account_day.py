@@ -38,7 +38,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from adsentinel.detect.account_walk import AccountTests
+from adsentinel.detect.account_walk import AccountTests, MovesByDay, campaign_of
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -83,9 +83,7 @@ class AccountTree:
 
     def campaign_of(self, key: Key) -> Key:
         """The campaign above ``key`` (``key`` itself for a campaign)."""
-        while self.parents.get(key) is not None:
-            key = self.parents[key]
-        return key
+        return campaign_of(key, self.parents)
 
     def ads_under(self, key: Key) -> list[Key]:
         """The ads below a campaign or an ad set."""
@@ -141,10 +139,6 @@ def judge_account_day(
     return forest_follows_metrics(_judge(
         detector, tree, day, list(judged), moves, currency=currency, models=models or {},
         as_of_hours=as_of_hours, held_levels=held_levels, account_tests=account_tests))
-
-
-#: The account's common moves by day: each campaign's factors (:func:`common_moves`).
-MovesByDay = dict[date, dict[Hashable, dict[str, float]]]
 
 
 def _common_moves_by_day(detector: AnomalyDetector, tree: AccountTree, day: date,

@@ -86,13 +86,14 @@ def account_statistical_tests(detector: AnomalyDetector, frames: Mapping[Key, pd
         detector, {key: frames[key] for key in campaigns if key in frames})
     holders = {parent for parent in parents.values() if parent is not None and parent in frames}
     return AccountTests(
-        judged={key: _entity_tests(detector, frame, moves, _campaign_of(key, parents))
+        judged={key: _entity_tests(detector, frame, moves, campaign_of(key, parents))
                 for key, frame in frames.items()},
         holders={key: _holder_tests(detector, frames[key]) for key in holders},
     )
 
 
-def _campaign_of(key: Key, parents: Mapping[Key, Key | None]) -> Key:
+def campaign_of(key: Key, parents: Mapping[Key, Key | None]) -> Key:
+    """The campaign above ``key`` (``key`` itself for a campaign)."""
     while (parent := parents.get(key)) is not None:
         key = parent
     return key
