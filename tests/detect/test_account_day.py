@@ -463,3 +463,27 @@ def test_the_forest_is_not_medium_on_a_parent_whose_metric_its_mix_of_ads_explai
                               models={key: model})
     assert rank(found, "c0", "cpm") < SeverityLevel.MEDIUM.rank
     assert rank(found, "c0", MULTIVARIATE) == SeverityLevel.LOW.rank
+
+
+def _budget_stepped(ads, campaign, first_day, days, factor):
+    """Every count of ``campaign``'s ads times ``factor`` for ``days`` days from ``first_day``."""
+    for (owner, _ad), frame in ads.items():
+        if owner == campaign:
+            for back in range(days):
+                hit(frame, day=first_day + pd.Timedelta(days=back), spend=factor,
+                    impressions=factor, clicks=factor, leads=factor, reach=factor)
+
+
+def test_a_spend_step_the_account_makes_routinely_is_an_edit_not_a_typo():
+    ads = account(n_campaigns=3, ads_per_campaign=3, spend=100.0)
+    _budget_stepped(ads, "c0", DAY, 1, 2.6)  # today: x2.6 with efficiency unchanged
+    plain = judge(ads)
+    assert rank(plain, "c0", "spend") >= SeverityLevel.MEDIUM.rank  # a typo? on a quiet account
+    # the same account, whose other campaigns had their budgets tripled for a week, twice
+    _budget_stepped(ads, "c1", DAY - pd.Timedelta(days=40), 7, 3.0)
+    _budget_stepped(ads, "c2", DAY - pd.Timedelta(days=25), 7, 3.0)
+    habitual = judge(ads)
+    spend = worst(habitual, "c0", "spend")
+    assert spend.severity.rank < SeverityLevel.MEDIUM.rank
+    # two steps, each seen on its campaign and on its ad set (both hold budgets)
+    assert "stepped up this far 4 times in the last 90 days" in spend.message

@@ -173,6 +173,28 @@ def test_every_rule_note_is_the_rules_own_english_and_has_portuguese(rule, test,
     assert not [w for w in ENGLISH_WORDS if w in portuguese], portuguese
 
 
+@pytest.mark.parametrize("steps", [1, 4])
+def test_the_budget_habit_note_is_the_rules_own_english_and_has_portuguese(steps):
+    import numpy as np
+
+    from adsentinel.detect.budget_habits import BudgetHabits
+
+    test = _test(actual=3.0)
+    habits = BudgetHabits(np.full(steps, 3.5), np.zeros(steps), holder_months=1.0)
+    verdict = metric_rules.account_budget_habit(test, metric_rules.DayFacts(
+        by_metric={"spend": test}, flagged=frozenset({"spend"}), budget_habits=habits))
+    assert verdict is not None and verdict.cap is not None
+    drivers = {"spend": 3.0, "impressions": 100.0, "clicks": 3.0, "leads": 1.0,
+               "rule": "account_budget_habit", "budget_steps": steps}
+    told = dict(metric="spend", actual=3.0, expected=1.0, detectors="nb_count",
+                drivers=drivers, currency="USD", entity_type="adset")
+    assert anomaly_sentence(**told).endswith("; " + verdict.note)
+    assert ("once" in verdict.note) == (steps == 1)
+    portuguese = anomaly_sentence(**told, lang=PT)
+    assert "orçamentos da conta" in portuguese
+    assert not [w for w in ENGLISH_WORDS if w in portuguese], portuguese
+
+
 def test_the_other_notes_have_their_rules_english():
     """Notes without values, by rule name, as the rules write them."""
     cpl, leads = _test("cpl", 30.0, 10.0), _test("leads", 2.0, 10.0)

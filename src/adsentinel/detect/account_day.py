@@ -47,6 +47,7 @@ from adsentinel.detect.anomaly_detector import (
     forest_follows_metrics,
     prepare_daily_frame,
 )
+from adsentinel.detect.budget_habits import BudgetSteps, budget_steps
 from adsentinel.detect.common_move import common_moves
 from adsentinel.detect.hierarchy_rules import (
     ChildMove,
@@ -58,7 +59,7 @@ from adsentinel.detect.hierarchy_rules import (
     mix_explains,
     parent_is_explained,
 )
-from adsentinel.detect.metric_rules import spend_level_held
+from adsentinel.detect.metric_rules import BUDGET_CHANGE_BAND, spend_level_held
 from adsentinel.detect.statistical import (
     FREQUENCY_DEFINITION,
     MAX_POOLED_DAYS,
@@ -70,6 +71,7 @@ from adsentinel.detect.statistical import (
 Key = Hashable
 #: The parent that may hold the budget an entity shares with its siblings, by level.
 HOLDER_LEVEL = {"ad": "ad set", "adset": "campaign"}
+_BUDGET_HOLDERS = frozenset({"adset", "campaign"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,15 @@ class AccountTree:
     def ads_under(self, key: Key) -> list[Key]:
         """The ads below a campaign or an ad set."""
         return self._ads_below.get(key, [])
+
+    @cached_property
+    def budget_steps(self) -> BudgetSteps:
+        """The spend steps of the account's budget holders (ad sets and campaigns) beyond the
+        budget band, over all their days (:mod:`~adsentinel.detect.budget_habits`)."""
+        return budget_steps(
+            ((frame["date"].to_numpy(dtype="datetime64[D]"), frame["spend"].to_numpy())
+             for key, frame in self.frames.items() if self.levels[key] in _BUDGET_HOLDERS),
+            at_least=BUDGET_CHANGE_BAND[1])
 
     @cached_property
     def _ads_below(self) -> dict[Key, list[Key]]:
@@ -167,6 +178,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
     taken from it and ``moves`` is not read."""
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
+    habits = tree.budget_steps.habits(day)
     for key in judged:
         hour = as_of_hours.get(key)
         today_move, earlier_moves = (None, []) if account_tests is not None else _campaign_moves(
@@ -178,7 +190,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
                 budgets[(holder, hour)] = detector.parent_budget(
                     tree.frames[holder], day, hour, currency, HOLDER_LEVEL[tree.levels[key]],
                     held_levels, statistical_tests=None if account_tests is None
-                    else account_tests.holder_tests(holder, day))
+                    else account_tests.holder_tests(holder, day), budget_habits=habits)
             budget_state = budgets[(holder, hour)]
         model = models.get(key)
         found[key] = detector.detect_anomalies(
@@ -188,6 +200,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
             as_of_hour=hour, budget_parent_state=budget_state,
             common_move=today_move, earlier_common_moves=earlier_moves, held_levels=held_levels,
             statistical_tests=None if account_tests is None else account_tests.judged[key][day],
+            budget_habits=habits,
         )
     out = _explain_parents(detector, tree, day, found)
     if held_levels:

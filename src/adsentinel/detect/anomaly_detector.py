@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from adsentinel.detect.budget_habits import BudgetHabits
 from adsentinel.detect.calibration import (
     LOW_CAP,
     MEDIUM_CAP,
@@ -52,7 +53,7 @@ from adsentinel.detect.intraday import (
     DEFAULT_INTRADAY_PROFILE,
     expected_day_fraction,
 )
-from adsentinel.detect.metric_rules import DayFacts, judge_move
+from adsentinel.detect.metric_rules import DayFacts, account_budget_habit, judge_move
 from adsentinel.detect.statistical import (
     HARMFUL_DIRECTION,
     MetricTest,
@@ -206,6 +207,7 @@ class AnomalyDetector:
         earlier_common_moves: Sequence[Mapping[str, float]] = (),
         held_levels: bool = True,
         statistical_tests: Sequence[MetricTest] | None = None,
+        budget_habits: BudgetHabits | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -259,6 +261,10 @@ class AnomalyDetector:
             :func:`~adsentinel.detect.statistical.run_statistical_tests` is not run and
             ``common_move`` and ``earlier_common_moves`` are not read. ``None``: run them (the
             per-day reference, and the hourly cycle's path).
+        budget_habits : BudgetHabits, optional
+            The account's budget steps known on the day
+            (:mod:`~adsentinel.detect.budget_habits`): a spend step of this entity that the
+            account's budget holders make routinely is an edit, at most low. ``None``: unknown.
 
         Returns
         -------
@@ -302,11 +308,13 @@ class AnomalyDetector:
             partial=day_fraction < 1.0,
             day_fraction=day_fraction,
             previous_spend=_previous_spend(history, day) if held_levels else float("nan"),
+            budget_habits=budget_habits,
         )
         parent = (
             budget_parent_state
             if budget_parent_state is not None
-            else self._parent_budget(budget_parent, day, day_fraction, currency, held_levels)
+            else self._parent_budget(budget_parent, day, day_fraction, currency, held_levels,
+                                     budget_habits=budget_habits)
         )
         anomalies = self._metric_anomalies(tests, context, parent)
         if self.use_isolation_forest and model is not None:
@@ -346,13 +354,14 @@ class AnomalyDetector:
         self, parent: pd.DataFrame | None, day: Date, as_of_hour: float | None = None,
         currency: str = "USD", level: str = "ad set", held_levels: bool = True,
         statistical_tests: Sequence[MetricTest] | None = None,
+        budget_habits: BudgetHabits | None = None,
     ) -> ParentBudget:
         """What a budget-holding parent's (an ad's ad set, an ad set's campaign) spend and
         delivery did on ``day``; ``level`` names it in messages. ``statistical_tests``: the
         parent's tests of the day already computed (no common move, no gate), instead of
-        running them."""
+        running them; ``budget_habits``: its account's, as for :meth:`detect_anomalies`."""
         state = self._parent_budget(parent, pd.Timestamp(day), self.day_fraction(as_of_hour),
-                                    currency, held_levels, statistical_tests)
+                                    currency, held_levels, statistical_tests, budget_habits)
         return replace(state, level=level)
 
     # --- statistical part ---------------------------------------------------------------------
@@ -360,6 +369,7 @@ class AnomalyDetector:
     def _parent_budget(
         self, parent: pd.DataFrame | None, day: pd.Timestamp, day_fraction: float, currency: str,
         held_levels: bool = True, statistical_tests: Sequence[MetricTest] | None = None,
+        budget_habits: BudgetHabits | None = None,
     ) -> ParentBudget:
         if parent is None:
             return ParentBudget()
@@ -379,7 +389,8 @@ class AnomalyDetector:
         context = _Context(entity_type="adset", entity_id="", day=day.date(), currency=currency,
                            target=target, partial=day_fraction < 1.0, day_fraction=day_fraction,
                            previous_spend=(_previous_spend(history, day) if held_levels
-                                           else float("nan")))
+                                           else float("nan")),
+                           budget_habits=budget_habits)
         own = self._metric_anomalies(tests, context, ParentBudget())
         return ParentBudget(
             spend_known=any(t.metric == "spend" for t in volume),
@@ -408,6 +419,7 @@ class AnomalyDetector:
             frequency_ideal=self.frequency_ideal,
             target_leads=float(ctx.target["leads"]),
             previous_spend=ctx.previous_spend,
+            budget_habits=ctx.budget_habits,
         )
         anomalies = []
         for test in tests:
@@ -666,6 +678,7 @@ class _Context:
     partial: bool
     day_fraction: float
     previous_spend: float = float("nan")  # the day before's spend (NaN: no row for it)
+    budget_habits: BudgetHabits | None = None  # the account's budget steps (None: unknown)
 
 
 def _previous_spend(history: pd.DataFrame, day: pd.Timestamp) -> float:
@@ -786,6 +799,8 @@ def _sentence_facts(test: MetricTest, ctx: _Context, parent: ParentBudget, rule:
     facts: dict[str, Any] = {"rule": rule} if rule else {}
     if rule in _HOLDER_NOTE_RULES:
         facts.update(parent_level=parent.level, parent_spend_ratio=float(parent.spend_ratio))
+    if rule == account_budget_habit.__name__ and ctx.budget_habits is not None:
+        facts["budget_steps"] = ctx.budget_habits.steps_at_least(test.actual / test.expected)
     if ctx.partial:
         facts["day_fraction"] = float(ctx.day_fraction)
     if test.metric == "frequency":

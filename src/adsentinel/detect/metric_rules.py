@@ -6,7 +6,8 @@ day (:class:`DayFacts`) and returns a :class:`Verdict` when it applies:
 
 1. :data:`CAP_RULES`, the first that applies wins: moves that are real but not an incident
    (harmless direction, a budget edit, an ad's spend (ads hold no budget), budget moving between
-   sibling ads, spend holding a new level for a second day, leads following
+   sibling ads, spend holding a new level for a second day, a spend step of the size the
+   account's budget holders make routinely, leads following
    delivery, frequency below its ideal) are capped at *low*, with a note saying why;
 2. :data:`RAISE_RULES`: a combination that is an incident even though each test alone is weak
    (broken conversion tracking) is raised to at least *medium*;
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adsentinel.detect.budget_habits import BudgetHabits
 from adsentinel.detect.calibration import LOW_CAP, SEVERITY_FLOORS, SeverityLevel
 from adsentinel.detect.intraday import MIN_FRACTION_FOR_DROPS
 from adsentinel.detect.statistical import MetricTest
@@ -60,6 +62,12 @@ SIBLING_BUDGET_SHIFT_NOTE = N_("the budget-holding parent is normal: budget movi
 SPEND_LEVEL_HELD_NOTE = N_("spend has held at this level since yesterday: a new budget?")
 BUDGET_CHANGE_NOTE = N_("budget change? CPM, CPC, CTR and CPL are normal")
 BUDGET_TYPO_NOTE = N_("CPM, CPC, CTR and CPL are normal: a budget typo?")
+BUDGET_HABIT_NOTE = {
+    "one": N_("its account's budgets stepped up this far once in the last 90 days: a budget "
+              "change?"),
+    "many": N_("its account's budgets stepped up this far %(count)s times in the last 90 days: "
+               "a budget change?"),
+}
 DELIVERY_BUDGET_CUT_NOTE = N_("CPM is normal: a budget cut or a shift between ads?")
 LEADS_FOLLOW_DELIVERY_NOTE = N_("CPL is normal: fewer leads because of less delivery")
 TRACKING_BREAK_NOTE = N_("delivery and clicks are normal: is conversion tracking broken?")
@@ -86,6 +94,7 @@ class DayFacts:
     frequency_ideal: float = 3.0
     target_leads: float = float("nan")
     previous_spend: float = float("nan")  # the day before's (complete) spend; NaN: unknown
+    budget_habits: BudgetHabits | None = None  # the account's budget steps; None: unknown
 
     @property
     def harmful_efficiency(self) -> bool:
@@ -192,6 +201,25 @@ def spend_level_held(test: MetricTest, facts: DayFacts) -> Verdict | None:
     return None
 
 
+def account_budget_habit(test: MetricTest, facts: DayFacts) -> Verdict | None:
+    """Spend up beyond the budget band with efficiency normal, on an account whose budget
+    holders step their spend up this far routinely (:meth:`BudgetHabits.usual`: reporting such
+    steps at medium would cost more false alarms than medium may): an edit of the account's
+    usual size, at most low."""
+    if (test.metric != "spend" or test.direction != "up" or facts.harmful_efficiency
+            or facts.budget_habits is None or test.expected <= 0):
+        return None
+    ratio = test.actual / test.expected
+    if ratio <= BUDGET_CHANGE_BAND[1] or not facts.budget_habits.usual(ratio):
+        return None
+    return Verdict(cap=LOW_CAP, note=budget_habit_note(facts.budget_habits.steps_at_least(ratio)))
+
+
+def budget_habit_note(count: int) -> str:
+    """:data:`BUDGET_HABIT_NOTE` for ``count`` steps (English, as stored)."""
+    return BUDGET_HABIT_NOTE["one"] if count == 1 else BUDGET_HABIT_NOTE["many"] % {"count": count}
+
+
 def spend_budget_change(test: MetricTest, facts: DayFacts) -> Verdict | None:
     """Spend up with efficiency normal: a budget edit up to x2.25 (low), a typo beyond it."""
     if test.metric != "spend" or facts.harmful_efficiency:
@@ -248,8 +276,8 @@ def collapsed(test: MetricTest) -> bool:
 
 CAP_RULES: tuple[Rule, ...] = (harmless_direction, ad_set_carries_spend, ads_hold_no_budget,
                                holder_budget_edit, sibling_budget_shift, spend_level_held,
-                               spend_budget_change, delivery_budget_cut, leads_follow_delivery,
-                               frequency_below_ideal)
+                               account_budget_habit, spend_budget_change, delivery_budget_cut,
+                               leads_follow_delivery, frequency_below_ideal)
 RAISE_RULES: tuple[Rule, ...] = (tracking_break_floor,)
 SKIP_RULES: tuple[Rule, ...] = (early_partial_drop,)
 
