@@ -320,20 +320,23 @@ def _unjudged_move(detector: AnomalyDetector, frame: pd.DataFrame | None, stamp:
     if frame is None or frame.empty:
         return 0.0
     daily = prepare_daily_frame(frame)
-    before = daily[daily["date"] < stamp].tail(detector.level_window)
-    today = daily[daily["date"] == stamp]
-    delivering_days = int((daily.loc[daily["date"] < stamp, "impressions"] > 0).sum())
-    today_values = today.iloc[0] if not today.empty else None
-    stopped = today_values is None or (today_values["impressions"] <= 0
-                                       and today_values["spend"] <= 0)
-    starting = delivering_days < detector.min_history_days
+    dates = daily["date"].to_numpy(dtype="datetime64[ns]")
+    today_at = int(np.searchsorted(dates, stamp.to_datetime64()))  # the days before: [:today_at]
+    is_today = today_at < len(dates) and dates[today_at] == stamp.to_datetime64()
+    impressions = daily["impressions"].to_numpy()
+
+    def today_value(name: str) -> float:
+        return float(daily[name].to_numpy()[today_at])
+
+    stopped = not is_today or (today_value("impressions") <= 0 and today_value("spend") <= 0)
+    starting = int((impressions[:today_at] > 0).sum()) < detector.min_history_days
     if not (stopped or starting):
         return 0.0
     if parent.metric in ("spend", "impressions", "leads"):
-        level = float(np.median(before[column])) if len(before) else 0.0
-        now = 0.0 if today_values is None else float(today_values[column])
-        return now - level
-    if today_values is None or stopped:
+        before = daily[column].to_numpy()[max(0, today_at - detector.level_window):today_at]
+        level = float(np.median(before)) if len(before) else 0.0
+        return (today_value(column) if is_today else 0.0) - level
+    if stopped:
         return 0.0
     exposure_column = _exposure_column(parent.metric)
     observed = parent.drivers.get(f"observed_{exposure_column}")
@@ -341,7 +344,7 @@ def _unjudged_move(detector: AnomalyDetector, frame: pd.DataFrame | None, stamp:
     if not observed or expected is None:
         return 0.0
     rate = float(expected) / float(observed)
-    return float(today_values[column]) - float(today_values[exposure_column]) * rate
+    return today_value(column) - today_value(exposure_column) * rate
 
 
 #: Fewest delivering days before a parent's window for an ad's own baseline rate to count.
@@ -387,6 +390,8 @@ def _delivers(frame: pd.DataFrame | None, stamp: pd.Timestamp, days: int = 1) ->
     """True when the entity had impressions on ``stamp`` or the ``days - 1`` days before it."""
     if frame is None or frame.empty:
         return False
-    dates = frame["date"]
-    recent = (dates <= stamp) & (dates > stamp - pd.Timedelta(days=days))
-    return bool((frame.loc[recent, "impressions"] > 0).any())
+    dates = frame["date"].to_numpy(dtype="datetime64[ns]")
+    first = int(np.searchsorted(dates, (stamp - pd.Timedelta(days=days)).to_datetime64(),
+                                side="right"))
+    last = int(np.searchsorted(dates, stamp.to_datetime64(), side="right"))
+    return bool((frame["impressions"].to_numpy()[first:last] > 0).any())

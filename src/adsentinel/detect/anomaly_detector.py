@@ -23,6 +23,7 @@ Pure: DataFrames and arrays in, dataclasses out. The parameters default to the v
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date as Date
@@ -282,11 +283,16 @@ class AnomalyDetector:
         if position >= len(dates) or dates[position] != day.to_datetime64():
             return []
         first = max(0, position - self.history_days)  # one row per day: rows are days
-        history = daily.iloc[first:position]
-        target = daily.iloc[position]
-        if not judges_day(history, target, self.min_history_days):
+        spend = daily["spend"].to_numpy()
+        impressions = daily["impressions"].to_numpy()
+        if not _judges(impressions[first:position], spend[position], impressions[position],
+                       self.min_history_days):
             return []
+        target = daily.iloc[position]
         day_fraction = self.day_fraction(as_of_hour)
+        forest = self.use_isolation_forest and model is not None
+        # the history as a frame only where a test or the forest reads it
+        history = daily.iloc[first:position] if forest or statistical_tests is None else None
 
         tests = list(statistical_tests) if statistical_tests is not None else run_statistical_tests(
             history,
@@ -307,7 +313,8 @@ class AnomalyDetector:
             target=target,
             partial=day_fraction < 1.0,
             day_fraction=day_fraction,
-            previous_spend=_previous_spend(history, day) if held_levels else float("nan"),
+            previous_spend=(_previous_spend(dates, spend, first, position) if held_levels
+                            else float("nan")),
             budget_habits=budget_habits,
         )
         parent = (
@@ -317,10 +324,11 @@ class AnomalyDetector:
                                      budget_habits=budget_habits)
         )
         anomalies = self._metric_anomalies(tests, context, parent)
-        if self.use_isolation_forest and model is not None:
-            forest = self._forest_anomaly(model, history, target, training_scores, anomalies, context)
-            if forest is not None:
-                anomalies.append(forest)
+        if forest and model is not None and history is not None:
+            unusual = self._forest_anomaly(model, history, target, training_scores, anomalies,
+                                           context)
+            if unusual is not None:
+                anomalies.append(unusual)
         return sorted(anomalies, key=lambda a: -a.score)
 
     def day_fraction(self, as_of_hour: float | None) -> float:
@@ -378,17 +386,18 @@ class AnomalyDetector:
         position = int(np.searchsorted(dates, day.to_datetime64()))
         if position >= len(dates) or dates[position] != day.to_datetime64():
             return ParentBudget()
-        history = frame.iloc[max(0, position - self.history_days) : position]
+        first = max(0, position - self.history_days)
         target = frame.iloc[position]
         tests = list(statistical_tests) if statistical_tests is not None else run_statistical_tests(
-            history, target, z_threshold=self.z_threshold,
+            frame.iloc[first:position], target, z_threshold=self.z_threshold,
             iqr_multiplier=self.iqr_multiplier, level_window=self.level_window,
             rate_window=self.rate_window, day_fraction=day_fraction,
         )
         volume = [t for t in tests if t.metric in ("spend", "impressions")]
         context = _Context(entity_type="adset", entity_id="", day=day.date(), currency=currency,
                            target=target, partial=day_fraction < 1.0, day_fraction=day_fraction,
-                           previous_spend=(_previous_spend(history, day) if held_levels
+                           previous_spend=(_previous_spend(dates, frame["spend"].to_numpy(),
+                                                           first, position) if held_levels
                                            else float("nan")),
                            budget_habits=budget_habits)
         own = self._metric_anomalies(tests, context, ParentBudget())
@@ -547,9 +556,16 @@ def judges_day(history: pd.DataFrame, target: pd.Series, min_history_days: int) 
     impressions in ``history``, and some delivery on the day (a pause or a stop is an entity
     status, not an anomaly). :func:`~adsentinel.detect.statistical_walk.judged_days` is the
     same rule over every day of a frame at once."""
-    if int((history["impressions"].to_numpy() > 0).sum()) < min_history_days:
+    return _judges(history["impressions"].to_numpy(), float(target["spend"]),
+                   float(target["impressions"]), min_history_days)
+
+
+def _judges(history_impressions: np.ndarray, spend: float, impressions: float,
+            min_history_days: int) -> bool:
+    """:func:`judges_day` on the history's impressions and the day's spend and impressions."""
+    if int((history_impressions > 0).sum()) < min_history_days:
         return False
-    return not bool(target["spend"] <= 0 and target["impressions"] <= 0)
+    return not bool(spend <= 0 and impressions <= 0)
 
 
 # --- input preparation ------------------------------------------------------------------------
@@ -563,12 +579,10 @@ def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
     """
     if df.empty:
         return pd.DataFrame(columns=["date", *COUNT_COLUMNS])
-    if df.attrs.get(_PREPARED):
+    if _marked(df):
         return df
-    if _is_prepared(df):  # prepared elsewhere: flagged (a shallow copy), later calls skip checks
-        flagged = df.copy(deep=False)
-        flagged.attrs[_PREPARED] = True
-        return flagged
+    if _is_prepared(df):  # prepared elsewhere: marked, later calls skip the checks
+        return _mark_prepared(df)
     date_column = "date" if "date" in df.columns else "day"
     missing = [c for c in COUNT_COLUMNS if c not in df.columns]
     if date_column not in df.columns or missing:
@@ -583,8 +597,7 @@ def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reindex(full, fill_value=0.0)
     frame.index.name = "date"
     frame = frame.reset_index()
-    frame.attrs[_PREPARED] = True
-    return frame
+    return _mark_prepared(frame)
 
 
 def prepare_daily_frames(df: pd.DataFrame, key: str = "entity_id") -> dict[int, pd.DataFrame]:
@@ -621,17 +634,28 @@ def prepare_daily_frames(df: pd.DataFrame, key: str = "entity_id") -> dict[int, 
         prepared = pd.DataFrame(
             {"date": dates[lo:hi], **{c: values[lo:hi, i] for i, c in enumerate(COUNT_COLUMNS)}}
         )
-        prepared.attrs[_PREPARED] = True
-        frames[int(entity)] = prepared
+        frames[int(entity)] = _mark_prepared(prepared)
     return frames
 
 
-_PREPARED = "adsentinel_daily_frame"  # attrs flag set on frames this module prepared
+#: The frames known to be :func:`prepare_daily_frame` results, by ``id`` (an entry goes with its
+#: frame). Not a flag in ``DataFrame.attrs``: pandas deep-copies a frame's attrs into every
+#: column and slice taken from it, which cost a walk a tenth of its time.
+_PREPARED_FRAMES: weakref.WeakValueDictionary[int, pd.DataFrame] = weakref.WeakValueDictionary()
+
+
+def _mark_prepared(frame: pd.DataFrame) -> pd.DataFrame:
+    _PREPARED_FRAMES[id(frame)] = frame
+    return frame
+
+
+def _marked(df: pd.DataFrame) -> bool:
+    return _PREPARED_FRAMES.get(id(df)) is df
 
 
 def _is_prepared(df: pd.DataFrame) -> bool:
     """True when ``df`` is already a :func:`prepare_daily_frame` result (walk-forward fast path)."""
-    if df.attrs.get(_PREPARED):
+    if _marked(df):
         return True
     if list(df.columns) != ["date", *COUNT_COLUMNS]:
         return False
@@ -681,11 +705,15 @@ class _Context:
     budget_habits: BudgetHabits | None = None  # the account's budget steps (None: unknown)
 
 
-def _previous_spend(history: pd.DataFrame, day: pd.Timestamp) -> float:
-    """The spend of the day before ``day`` when ``history`` ends with it, else NaN."""
-    if history.empty or pd.Timestamp(history["date"].iloc[-1]) != day - pd.Timedelta(days=1):
+def _previous_spend(dates: np.ndarray, spend: np.ndarray, first: int, position: int) -> float:
+    """The spend of the day before row ``position`` when the history (rows ``first`` to
+    ``position - 1``, one per calendar day) ends with it, else NaN."""
+    if position <= first or dates[position] - dates[position - 1] != _ONE_DAY:
         return float("nan")
-    return float(history["spend"].iloc[-1])
+    return float(spend[position - 1])
+
+
+_ONE_DAY = np.timedelta64(1, "D")
 
 
 CURRENCY_SYMBOLS = {

@@ -303,10 +303,11 @@ def walk_account(tree: AccountTree, detector: AnomalyDetector, *, retrain_every:
         (tree.levels[k], tree.entity_ids[k]): cast(EntityKey, k) for k in tree.frames}
     trained: dict[object, tuple[pd.Timestamp, EntityModel | None]] = {}
     out: list[tuple] = []
+    spans = {k: (f["date"].iloc[0], f["date"].iloc[-1]) for k, f in tree.frames.items()}
     for day in days:
         if first_day is not None and day < first_day:
             continue
-        judged = [k for k, f in tree.frames.items() if f["date"].iloc[0] <= day <= f["date"].iloc[-1]]
+        judged = [k for k, (first, last) in spans.items() if first <= day <= last]
         models: dict[object, EntityModel] = {}
         if retrain_every:
             for key in judged:
