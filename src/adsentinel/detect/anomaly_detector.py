@@ -206,6 +206,7 @@ class AnomalyDetector:
         earlier_common_moves: Sequence[Mapping[str, float]] = (),
         held_levels: bool = True,
         statistical_tests: Sequence[MetricTest] | None = None,
+        forest_score: float | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -259,6 +260,10 @@ class AnomalyDetector:
             :func:`~adsentinel.detect.statistical.run_statistical_tests` is not run and
             ``common_move`` and ``earlier_common_moves`` are not read. ``None``: run them (the
             per-day reference, and the hourly cycle's path).
+        forest_score : float, optional
+            ``model.score_samples`` of the analysis day's features already computed (with the
+            other entities' days in one call: :func:`adsentinel.detect.forest.score_packed`);
+            when given, the model's ``score_samples`` is not called for the day.
 
         Returns
         -------
@@ -310,7 +315,8 @@ class AnomalyDetector:
         )
         anomalies = self._metric_anomalies(tests, context, parent)
         if self.use_isolation_forest and model is not None:
-            forest = self._forest_anomaly(model, history, target, training_scores, anomalies, context)
+            forest = self._forest_anomaly(model, history, target, training_scores, anomalies,
+                                          context, forest_score)
             if forest is not None:
                 anomalies.append(forest)
         return sorted(anomalies, key=lambda a: -a.score)
@@ -453,16 +459,19 @@ class AnomalyDetector:
         training_scores: np.ndarray | None,
         found: list[DetectedAnomaly],
         ctx: _Context,
+        forest_score: float | None = None,
     ) -> DetectedAnomaly | None:
         if ctx.partial:
             return None  # the forest was trained on complete days
-        history_features = isolation_forest_features(history)
-        today = isolation_forest_features(target.to_frame().T)[0]
+        history_features = None  # computed only when needed: the calibration, or an anomaly
         if training_scores is None or np.isfinite(np.asarray(training_scores, float)).sum() < 5:
             # no (usable) training scores stored with the model: its scores of this history
+            history_features = isolation_forest_features(history)
             training_scores = model.score_samples(history_features)
         calibrator = ForestScoreCalibrator().fit(training_scores)
-        z = float(calibrator.transform(model.score_samples(today[None, :]))[0])
+        today = None if forest_score is not None else _day_features(target)
+        raw = np.array([forest_score]) if today is None else model.score_samples(today[None, :])
+        z = float(calibrator.transform(raw)[0])
         if z < self.z_threshold:
             return None
         score = float(significance_score(z, self.z_threshold))
@@ -470,6 +479,9 @@ class AnomalyDetector:
         severity = severity_for_score(score)
         if severity is None or score < REPORT_FLOOR:
             return None
+        today = _day_features(target) if today is None else today
+        if history_features is None:
+            history_features = isolation_forest_features(history)
         drivers = forest_drivers(today, history_features, FOREST_FEATURES)
         moves = relative_moves(today, history_features, FOREST_FEATURES, list(drivers))
         return DetectedAnomaly(
@@ -490,6 +502,12 @@ class AnomalyDetector:
             drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)}
             | ({"no_leads": True} if float(target["leads"]) == 0.0 else {}),
         )
+
+
+def _day_features(target: pd.Series) -> np.ndarray:
+    """The forest's features of one day's row (as the model was trained on)."""
+    features: np.ndarray = isolation_forest_features(target.to_frame().T)[0]
+    return features
 
 
 def corroborates_forest(anomaly: DetectedAnomaly) -> bool:
