@@ -16,10 +16,14 @@ the large ODDS sets (smtp 95,156 x 3, ForestCover 286,048 x 10, http 567,479 x 3
 the whole set, best of 3 runs each (CPU seconds), in the same process; plus this engine's
 latency for 1 and 16 rows of a 90-day entity model loaded from its state (the hourly path).
 
+Hourly (always): the forest step of the hourly cycle for 1,000 entities, one row each, before
+and after scoring them in one call (see :func:`bench_hourly_forest`), in the same process.
+
 The last line is ``BENCH forest batch_speedup_min=<x> batch_speedup=<set:x,...> row_us=<x>
-rows16_us=<x> [train_speedup=<x> score_speedup=<x> model_kib=<x> entities=<N>]``: speedups are
-sklearn seconds / ours (above 1: ours is faster); ``batch_speedup_min`` is the smallest over the
-large sets.
+rows16_us=<x> hourly_score_us=<before>-><after> hourly_step_us=<before>-><after>
+hourly_step_speedup=<x> [train_speedup=<x> score_speedup=<x> model_kib=<x> entities=<N>]``:
+speedups are sklearn seconds / ours (above 1: ours is faster); ``batch_speedup_min`` is the
+smallest over the large sets; ``hourly_*`` are microseconds per entity.
 """
 
 from __future__ import annotations
@@ -207,6 +211,59 @@ def bench_row_latency(seed: int) -> tuple[float, float]:
     return latencies[0], latencies[1]
 
 
+def bench_hourly_forest(seed: int, n_entities: int = 1000) -> dict[str, float]:
+    """Microseconds per entity of the hourly cycle's forest step (each entity's latest day, its
+    own 90-day forest), the same entities in the same process, CPU time, best of 3:
+
+    * ``score_*``: the scoring alone, rows ready: one ``score_samples`` per entity (before)
+      against ``pack_forests`` + one ``score_packed`` call for all (after);
+    * ``step_*``: what detection spends on the forest per entity outside calibration: before,
+      the detector built the history's and the day's features from the entity's frame and
+      called ``score_samples``; after, ``detection.account.with_day_scores`` does it for every
+      entity at once (rows, features, one call) and the detector builds no feature for a day
+      its forest does not flag.
+    """
+    from adsentinel.detect.account_day import EntityModel
+    from adsentinel.detect.anomaly_detector import prepare_daily_frames
+    from adsentinel.detect.forest import pack_forests, score_packed
+    from adsentinel.detection.account import with_day_scores
+
+    counts = daily_counts(np.random.default_rng(seed), n_entities)
+    counts["date"] = np.tile(pd.date_range(end="2026-06-30", periods=DAYS), n_entities)
+    frames = prepare_daily_frames(counts, key="entity")
+    forests = [IsolationForest(random_state=seed + e).fit(
+        isolation_forest_features(frames[e].iloc[:-1])) for e in range(n_entities)]
+    rows = np.stack([isolation_forest_features(frames[e].iloc[-1:])[0] for e in range(n_entities)])
+    day = frames[0]["date"].iloc[-1].date()
+    models = {e: EntityModel(forests[e], None) for e in range(n_entities)}
+
+    def step_before() -> None:
+        for e in range(n_entities):
+            frame = frames[e]
+            isolation_forest_features(frame.iloc[:-1])
+            today = isolation_forest_features(frame.iloc[-1].to_frame().T)[0]
+            forests[e].score_samples(today[None, :])
+
+    def score_before() -> None:
+        for e in range(n_entities):
+            forests[e].score_samples(rows[e:e + 1])
+
+    owners = np.arange(n_entities)
+    runs = {"score_before": score_before,
+            "score_after": lambda: score_packed(pack_forests(forests), rows, owners),
+            "step_before": step_before,
+            "step_after": lambda: with_day_scores(models, frames, {day: list(range(n_entities))})}
+    for run in runs.values():
+        run()  # compile / load the numba cache
+    us = {name: _best_seconds(run) / n_entities * 1e6 for name, run in runs.items()}
+    print(f"hourly forest step, {n_entities:,} entities (us/entity): scoring "
+          f"{us['score_before']:.1f} -> {us['score_after']:.1f} "
+          f"({us['score_before'] / us['score_after']:.1f}x); features + scoring "
+          f"{us['step_before']:.1f} -> {us['step_after']:.1f} "
+          f"({us['step_before'] / us['step_after']:.1f}x)")
+    return us
+
+
 def _row(name: str, r: dict[str, float]) -> str:
     return (f"{name:<22} fit {r['fit_ms']:8.3f} ms/entity   score {r['score_ms']:7.3f} ms/entity   "
             f"{r['kib']:7.1f} KiB/model   load {r['load_ms']:7.3f} ms/model")
@@ -372,10 +429,14 @@ def main(argv: list[str] | None = None) -> None:
 
     batch = bench_batch(args.seed)
     row_us, rows16_us = bench_row_latency(args.seed)
+    hourly = bench_hourly_forest(args.seed)
     large = [sk / ours for name, (sk, ours) in batch.items() if name in BATCH_SETS]
     summary = (f"BENCH forest batch_speedup_min={min(large):.2f} batch_speedup="
                + ",".join(f"{name}:{sk / ours:.2f}" for name, (sk, ours) in batch.items())
-               + f" row_us={row_us:.1f} rows16_us={rows16_us:.1f}")
+               + f" row_us={row_us:.1f} rows16_us={rows16_us:.1f}"
+               + f" hourly_score_us={hourly['score_before']:.1f}->{hourly['score_after']:.1f}"
+               + f" hourly_step_us={hourly['step_before']:.1f}->{hourly['step_after']:.1f}"
+               + f" hourly_step_speedup={hourly['step_before'] / hourly['step_after']:.1f}")
     if args.batch_only:
         print(summary)
         return None

@@ -31,7 +31,7 @@ Pure: frames in, anomalies out. Entities are identified by any hashable key; ``l
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cached_property
 
@@ -115,10 +115,13 @@ class AccountTree:
 
 @dataclass(frozen=True)
 class EntityModel:
-    """An entity's multivariate model and the scores it gave its training days."""
+    """An entity's multivariate model and the scores it gave its training days; ``day_scores``:
+    its ``score_samples`` of some days already computed (with other entities', in one call),
+    by day."""
 
     model: ScoresSamples
     training_scores: np.ndarray | None = None
+    day_scores: Mapping[date, float] = field(default_factory=dict)
 
 
 def judge_account_day(
@@ -197,6 +200,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
             tree.frames[key], tree.levels[key], tree.entity_ids[key], analysis_date=day,
             model=None if model is None else model.model, currency=currency,
             training_scores=None if model is None else model.training_scores,
+            forest_score=None if model is None else model.day_scores.get(day),
             as_of_hour=hour, budget_parent_state=budget_state,
             common_move=today_move, earlier_common_moves=earlier_moves, held_levels=held_levels,
             statistical_tests=None if account_tests is None else account_tests.judged[key][day],

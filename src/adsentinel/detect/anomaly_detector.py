@@ -209,6 +209,7 @@ class AnomalyDetector:
         held_levels: bool = True,
         statistical_tests: Sequence[MetricTest] | None = None,
         budget_habits: BudgetHabits | None = None,
+        forest_score: float | None = None,
     ) -> list[DetectedAnomaly]:
         """Anomalies of ``entity_id`` on ``analysis_date``, worst first.
 
@@ -266,6 +267,10 @@ class AnomalyDetector:
             The account's budget steps known on the day
             (:mod:`~adsentinel.detect.budget_habits`): a spend step of this entity that the
             account's budget holders make routinely is an edit, at most low. ``None``: unknown.
+        forest_score : float, optional
+            ``model.score_samples`` of the analysis day's features already computed (with the
+            other entities' days in one call: :func:`adsentinel.detect.forest.score_packed`);
+            when given, the model's ``score_samples`` is not called for the day.
 
         Returns
         -------
@@ -326,7 +331,7 @@ class AnomalyDetector:
         anomalies = self._metric_anomalies(tests, context, parent)
         if forest and model is not None and history is not None:
             unusual = self._forest_anomaly(model, history, target, training_scores, anomalies,
-                                           context)
+                                           context, forest_score)
             if unusual is not None:
                 anomalies.append(unusual)
         return sorted(anomalies, key=lambda a: -a.score)
@@ -474,16 +479,19 @@ class AnomalyDetector:
         training_scores: np.ndarray | None,
         found: list[DetectedAnomaly],
         ctx: _Context,
+        forest_score: float | None = None,
     ) -> DetectedAnomaly | None:
         if ctx.partial:
             return None  # the forest was trained on complete days
-        history_features = isolation_forest_features(history)
-        today = isolation_forest_features(target.to_frame().T)[0]
+        history_features = None  # computed only when needed: the calibration, or an anomaly
         if training_scores is None or np.isfinite(np.asarray(training_scores, float)).sum() < 5:
             # no (usable) training scores stored with the model: its scores of this history
+            history_features = isolation_forest_features(history)
             training_scores = model.score_samples(history_features)
         calibrator = ForestScoreCalibrator().fit(training_scores)
-        z = float(calibrator.transform(model.score_samples(today[None, :]))[0])
+        today = None if forest_score is not None else _day_features(target)
+        raw = np.array([forest_score]) if today is None else model.score_samples(today[None, :])
+        z = float(calibrator.transform(raw)[0])
         if z < self.z_threshold:
             return None
         score = float(significance_score(z, self.z_threshold))
@@ -491,6 +499,9 @@ class AnomalyDetector:
         severity = severity_for_score(score)
         if severity is None or score < REPORT_FLOOR:
             return None
+        today = _day_features(target) if today is None else today
+        if history_features is None:
+            history_features = isolation_forest_features(history)
         drivers = forest_drivers(today, history_features, FOREST_FEATURES)
         moves = relative_moves(today, history_features, FOREST_FEATURES, list(drivers))
         return DetectedAnomaly(
@@ -511,6 +522,12 @@ class AnomalyDetector:
             drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)}
             | ({"no_leads": True} if float(target["leads"]) == 0.0 else {}),
         )
+
+
+def _day_features(target: pd.Series) -> np.ndarray:
+    """The forest's features of one day's row (as the model was trained on)."""
+    features: np.ndarray = isolation_forest_features(target.to_frame().T)[0]
+    return features
 
 
 def corroborates_forest(anomaly: DetectedAnomaly) -> bool:

@@ -25,6 +25,8 @@ The package follows sklearn's builder / splitter split, one step per module:
 * :mod:`._builder` -- growing the trees (:func:`._builder.grow_forest`);
 * :mod:`._streams` -- the streams' types, their validation, scoring a few rows straight from them;
 * :mod:`._batch` -- decoding the streams into node arrays and scoring many rows block by block;
+* :mod:`._packed` -- many forests' streams end to end, every row scored by its own forest in
+  one call (:func:`pack_forests`, :func:`score_packed`: the hourly cycle's entities at once);
 * :mod:`._estimator` -- :class:`IsolationForest` and :class:`ForestState`.
 
 Scoring a few rows walks the streams (the hourly path: one row per entity); scoring more decodes
@@ -35,8 +37,10 @@ are set, so a malformed state raises :class:`ValueError` instead of reading out 
 
 from adsentinel.detect.forest._estimator import ForestState, IsolationForest, sorted_quantiles
 from adsentinel.detect.forest._maths import ENGINE_NAME, ENGINE_VERSION
+from adsentinel.detect.forest._packed import PackedForests, pack_forests, score_packed
 from adsentinel.detect.forest._streams import LEAF
 
 __all__ = [
-    "ENGINE_NAME", "ENGINE_VERSION", "LEAF", "ForestState", "IsolationForest", "sorted_quantiles",
+    "ENGINE_NAME", "ENGINE_VERSION", "LEAF", "ForestState", "IsolationForest", "PackedForests",
+    "pack_forests", "score_packed", "sorted_quantiles",
 ]

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import validate_data
 
-from adsentinel.detect.forest._batch import batch_path_length, decode_forest
+from adsentinel.detect.forest._batch import forest_mean_depth
 from adsentinel.detect.forest._builder import grow_forest
 from adsentinel.detect.forest._maths import (
     LEAF_C,
@@ -24,10 +24,10 @@ from adsentinel.detect.forest._maths import (
 )
 from adsentinel.detect.forest._streams import (
     PROBLEMS,
+    STREAM_SCORING_ROWS,
     Kinds,
     kinds_dtype,
     leaf_marker,
-    stream_path_length,
     tree_starts,
 )
 
@@ -36,7 +36,7 @@ __all__ = ["ForestState", "IsolationForest", "sorted_quantiles"]
 #: what seeds the trees, as in sklearn: None (fresh entropy), an int, a RandomState or a Generator
 RandomSeed = int | np.random.RandomState | np.random.Generator | None
 
-_STREAM_SCORING_ROWS = 16  # up to this many rows, score from the streams instead of decoding
+_STREAM_SCORING_ROWS = STREAM_SCORING_ROWS
 _NOT_FITTED = ("This IsolationForest instance is not fitted yet. Call 'fit' with appropriate "
                "arguments before using this estimator.")
 
@@ -247,17 +247,13 @@ class IsolationForest(OutlierMixin, BaseEstimator):  # type: ignore[misc]
         return np.where(self.decision_function(X) < 0, -1, 1)
 
     def _mean_depth(self, X: FloatArray) -> FloatArray:
-        """Mean isolation depth of each row: walks the streams for a few rows, else decodes
-        them (per call, so scoring never changes the estimator) and walks blocks of rows."""
-        leaf = leaf_marker(self.split_kinds_.dtype)
-        if X.shape[0] <= _STREAM_SCORING_ROWS:
-            return stream_path_length(X, self.split_kinds_, self.split_codes_, self.leaf_sizes_,
-                                      self.bounds_, self.tree_starts_, LEAF_C, leaf)
-        feature, thresholds, children, value, tree_depth = decode_forest(
-            self.split_kinds_, self.split_codes_, self.leaf_sizes_, self.bounds_,
-            self.tree_starts_, _max_depth(self.max_samples_), LEAF_C, leaf)
-        return batch_path_length(X, feature, thresholds, children, value,
-                                 self.tree_starts_[:, 0].copy(), tree_depth)
+        """Mean isolation depth of each row (see :func:`._batch.forest_mean_depth`; decoding,
+        when it does, is per call, so scoring never changes the estimator)."""
+        depth: FloatArray = forest_mean_depth(
+            X, self.split_kinds_, self.split_codes_, self.leaf_sizes_, self.bounds_,
+            self.tree_starts_, _max_depth(self.max_samples_), LEAF_C,
+            leaf_marker(self.split_kinds_.dtype))
+        return depth
 
     def _scores_from_depth(self, mean_depth: FloatArray) -> FloatArray:
         expected = average_path_length_scalar(self.max_samples_)

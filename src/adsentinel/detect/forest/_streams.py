@@ -28,6 +28,8 @@ from adsentinel.detect.forest._maths import (
 
 LEAF = 255  # leaf marker of uint8 ``kinds`` (models of at most 255 features)
 
+STREAM_SCORING_ROWS = 16  # up to this many rows, score from the streams instead of decoding
+
 _MAX_LEVELS = 64  # no tree is deeper: max_samples < 2 ** 63
 
 PROBLEMS = {
