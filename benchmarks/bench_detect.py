@@ -8,7 +8,8 @@ rewrites every entity's latest day as the hourly sync does. Then:
 
 * ``cycle_s``: the steady hourly cycle in one process: a fresh child process runs
   ``detection.service.run_detection`` (what a worker's detection task runs) on the chunks of whole campaigns
-  the workers get (``N / 8`` entities each), one after the other, without Celery; timed from
+  the workers get (``N / 8`` entities each, at most the chunk size ``WORKER_MEMORY_MIB`` gives),
+  one after the other, without Celery; timed from
   splitting the account to the last chunk (the imports before are not counted);
 * ``cycle2_s``: the same cycle through 2 ``adsentinel worker`` processes on Redis (the
   production path, as ``bench_workers.py``), from dispatch to the last chunk's result. The
@@ -169,7 +170,9 @@ def measure(args: argparse.Namespace, url: str, folder: str) -> dict[str, float]
     _populate(url, folder, args.entities, args.seed)
     print(f"{args.entities:,} entities x {DAYS} days in PostgreSQL in "
           f"{time.perf_counter() - started:.0f} s ({_load()})", flush=True)
-    chunk = max(1, args.entities // 8)
+    # N / 8 entities a chunk (as bench_workers.py), but never more than the memory budget
+    # gives a worker (WORKER_MEMORY_MIB's chunk size): past 47,000 entities, more chunks
+    chunk = max(1, min(args.entities // 8, load_settings().chunk_size))
     env = worker_environment(database_url=url, redis_url=args.redis, data_dir=folder,
                              chunk_entities=chunk)
     settings = load_settings(database_url=url, broker_url=args.redis, data_dir=folder,
