@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from adsentinel import __version__
 from adsentinel.api import anomaly_export, queries
 from adsentinel.api.auth import Principal, api_principal, writer
+from adsentinel.api.chart_process import chart_process
 from adsentinel.api.dispatch import JobAlreadyQueued, JobKind
 from adsentinel.api.schemas import (
     AccountOut,
@@ -143,12 +144,14 @@ def entity_metrics(entity_id: EntityId, request: Request, session: DbSession, pr
                    start: date | None = None, end: date | None = None) -> dict[str, Any]:
     """Daily metrics of an entity with the expected value and bounds detection computes for each
     day, and its anomalies of the range. Default range: the last 60 days with data. Charts are
-    computed one at a time per server process; past ADSENTINEL_CHART_QUEUE_LIMIT waiting, 429."""
+    computed one at a time per server process, in a process of their own (so that the server's
+    other requests do not wait for them); past ADSENTINEL_CHART_QUEUE_LIMIT waiting, 429."""
     with chart_queue(request.app).admitted():
         entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
         start, end = series_range(start, end, last_day=entity.last_day)
         points = entity_series(session=session, settings=request.app.state.settings,
-                               entity_id=entity.id, first=start, last=end)
+                               entity_id=entity.id, first=start, last=end,
+                               run=chart_process().run)
         anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id,
                                                 start=start, end=end)
     return {"entity": queries.entity_dict(entity), "start": start, "end": end,

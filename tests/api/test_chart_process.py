@@ -1,0 +1,118 @@
+"""Charts are computed in a process beside the server process (issue 15: 8 concurrent charts must
+not slow ``/health``): never in the server process, at a lower CPU priority, replaced when it
+dies, and ended when its server process ends however it ended."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adsentinel.api import create_app, series
+from adsentinel.api.chart_process import CHART_NICENESS, ChartProcess, chart_process
+from adsentinel.api.dispatch import InProcessDispatcher
+from adsentinel.config import load_settings
+from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.db.models import Entity
+from adsentinel.ingest.csv_import import import_insights_csv
+from adsentinel.service.tokens import create_token
+from factories import insight_rows, write_csv
+
+
+@pytest.fixture
+def charted(tmp_path):
+    """One imported account of 20 days on SQLite, a token, and the app."""
+    settings = load_settings(data_dir=tmp_path / "data")
+    engine = open_database(settings)
+    factory = make_session_factory(engine)
+    import_insights_csv(write_csv(tmp_path / "a.csv", insight_rows(days=20, ads=1)),
+                        engine=engine)
+    secret = create_token(session_factory=factory, name="charts").secret
+    with factory() as session:
+        entity_id = session.query(Entity.id).filter(Entity.level == "ad").scalar()
+    dispatcher = InProcessDispatcher(settings, factory)
+    yield create_app(settings, session_factory=factory, dispatcher=dispatcher), secret, entity_id
+    dispatcher.close()
+    engine.dispose()
+
+
+def _refuse_in_this_process(*_args, **_kwargs):
+    raise AssertionError("a chart's expected values were computed in the server process")
+
+
+def test_the_chart_routes_compute_outside_the_server_process(charted, monkeypatch):
+    """The expected values are refused in this process: the chart process (a fresh interpreter)
+    computes them, and the API and the dashboard page still show them."""
+    app, secret, entity_id = charted
+    monkeypatch.setattr(series, "expected_by_day", _refuse_in_this_process)
+    with TestClient(app) as client:
+        answer = client.get(f"/api/v1/entities/{entity_id}/metrics",
+                            headers={"Authorization": f"Bearer {secret}"})
+        assert answer.status_code == 200, answer.text
+        last = answer.json()["days"][-1]["metrics"]["spend"]
+        assert last["actual"] == 10.0 and last["expected"] == pytest.approx(10.0)
+        page = client.get("/login").text
+        marker = 'name="csrf_token" value="'
+        csrf = page[page.index(marker) + len(marker):].split('"', 1)[0]
+        assert client.post("/login", data={"token": secret, "csrf_token": csrf},
+                           follow_redirects=False).status_code == 303
+        assert client.get(f"/entities/{entity_id}").status_code == 200
+    with pytest.raises(AssertionError, match="computed in the server process"):
+        series.entity_series(session=app.state.session_factory(), settings=app.state.settings,
+                             entity_id=entity_id, first=series.date(2026, 9, 1),
+                             last=series.date(2026, 9, 20))  # without run: here, refused
+
+
+def test_the_chart_process_is_another_process_yielding_the_cpu():
+    runner = ChartProcess()
+    try:
+        assert runner.run(os.getpid) != os.getpid()
+        assert runner.run(os.nice, 0) == min(19, os.nice(0) + CHART_NICENESS)
+    finally:
+        runner.close()
+    assert chart_process() is chart_process()  # one per server process
+
+
+def test_a_killed_chart_process_is_replaced_and_the_chart_retried():
+    runner = ChartProcess()
+    try:
+        first = runner.run(os.getpid)
+        os.kill(first, signal.SIGKILL)
+        second = runner.run(os.getpid)  # the broken process is noticed, a new one answers
+        assert second != first
+        assert runner.run(os.getpid) == second
+    finally:
+        runner.close()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # ended, not reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_the_chart_process_ends_when_its_server_process_is_killed():
+    """A server process killed (SIGKILL: no lifespan, no atexit) leaves no chart process."""
+    server = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, signal\n"
+         "from adsentinel.api.chart_process import ChartProcess\n"
+         "print(ChartProcess().run(os.getpid), flush=True)\n"
+         "os.kill(os.getpid(), signal.SIGKILL)\n"],
+        stdout=subprocess.PIPE, text=True)
+    orphan = int(server.stdout.readline())  # the chart process holds the pipe: no communicate
+    assert server.wait(timeout=120) == -signal.SIGKILL
+    server.stdout.close()
+    deadline = time.monotonic() + 30
+    while not _gone(orphan):
+        if time.monotonic() > deadline:
+            os.kill(orphan, signal.SIGKILL)
+            raise AssertionError(f"the chart process {orphan} outlived its server process")
+        time.sleep(0.1)
