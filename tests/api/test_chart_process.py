@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from adsentinel.api import create_app, series
 from adsentinel.api.chart_process import CHART_NICENESS, ChartProcess, chart_process
 from adsentinel.api.dispatch import InProcessDispatcher
 from adsentinel.config import load_settings
-from adsentinel.db.engine import make_session_factory, open_database
+from adsentinel.db.engine import create_db_engine, make_session_factory, open_database
 from adsentinel.db.models import Entity
 from adsentinel.ingest.csv_import import import_insights_csv
 from adsentinel.service.tokens import create_token
@@ -116,3 +117,33 @@ def test_the_chart_process_ends_when_its_server_process_is_killed():
             os.kill(orphan, signal.SIGKILL)
             raise AssertionError(f"the chart process {orphan} outlived its server process")
         time.sleep(0.1)
+
+
+def test_health_answers_while_every_request_thread_is_taken(charted):
+    """Waiting chart requests each hold a thread of the request pool; /health does not queue
+    behind them: here the pool has one thread and a borrower holds it."""
+    import anyio.to_thread
+
+    app, _, _ = charted
+    with TestClient(app) as client, ThreadPoolExecutor(max_workers=1) as asker:
+        limiter = client.portal.call(anyio.to_thread.current_default_thread_limiter)
+        limiter.total_tokens = 1
+        holder = object()
+        client.portal.call(limiter.acquire_on_behalf_of, holder)
+        try:
+            answer = asker.submit(client.get, "/api/v1/health").result(timeout=60)
+        finally:
+            client.portal.call(limiter.release_on_behalf_of, holder)
+        assert answer.status_code == 200 and answer.json()["database"] == "ok"
+
+
+def test_health_is_503_when_the_database_does_not_answer(tmp_path):
+    settings = load_settings(data_dir=tmp_path / "data")
+    away = make_session_factory(create_db_engine(
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"))
+    app = create_app(settings, session_factory=away,
+                     dispatcher=InProcessDispatcher(settings, away))
+    with TestClient(app) as client:
+        answer = client.get("/api/v1/health")
+    assert answer.status_code == 503
+    assert "database is not reachable" in answer.json()["detail"]

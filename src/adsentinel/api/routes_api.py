@@ -3,14 +3,16 @@ inside one session, and shape the answer with :mod:`adsentinel.api.schemas`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel import __version__
 from adsentinel.api import anomaly_export, queries
@@ -81,10 +83,22 @@ Reader = Annotated[Principal, Depends(api_principal)]
 Writer = Annotated[Principal, Depends(writer)]
 
 
+#: The thread of ``/health``'s database round trip, one per server process: not the request
+#: thread pool, where chart requests wait for their turn (up to ADSENTINEL_CHART_QUEUE_LIMIT
+#: each holding a thread), nor several hops between the event loop and that pool.
+_HEALTH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-check")
+
+
+def _select_one(session_factory: sessionmaker[Session]) -> None:
+    with session_factory() as session:
+        session.execute(text("SELECT 1"))
+
+
 @router.get("/health", response_model=HealthOut, tags=["system"], responses=_unavailable)
-def health(session: DbSession) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:
     """Liveness and database reachability; needs no token (for load balancers)."""
-    session.execute(text("SELECT 1"))
+    await asyncio.get_running_loop().run_in_executor(
+        _HEALTH_THREAD, _select_one, request.app.state.session_factory)
     return {"status": "ok", "database": "ok", "version": __version__}
 
 
