@@ -147,3 +147,22 @@ def test_health_is_503_when_the_database_does_not_answer(tmp_path):
         answer = client.get("/api/v1/health")
     assert answer.status_code == 503
     assert "database is not reachable" in answer.json()["detail"]
+
+
+def _serve_one_chart() -> int:
+    """As a server process started by ``uvicorn --workers``: a chart, then the process returns."""
+    return chart_process().run(os.getpid)
+
+
+def test_a_server_process_started_by_multiprocessing_ends_with_its_chart_process():
+    """uvicorn's server processes are multiprocessing children: they join their children when
+    they end, and the chart process ends before that join (else they would never end)."""
+    import multiprocessing
+
+    server = multiprocessing.get_context("spawn").Process(target=_serve_one_chart)
+    server.start()
+    server.join(timeout=60)
+    alive = server.is_alive()
+    if alive:
+        server.kill()
+    assert not alive and server.exitcode == 0

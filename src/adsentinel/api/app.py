@@ -30,7 +30,6 @@ from starlette.middleware.sessions import SessionMiddleware
 from adsentinel import __version__
 from adsentinel.api import queries, routes_metrics, routes_status
 from adsentinel.api.auth import LoginRequired, session_secret
-from adsentinel.api.chart_process import chart_process
 from adsentinel.api.dispatch import JobDispatcher, choose_dispatcher
 from adsentinel.api.routes_api import router as api_router
 from adsentinel.api.routes_dashboard import render_error, render_invalid_input
@@ -91,7 +90,6 @@ def create_app(settings: Settings, *, dispatcher: JobDispatcher | None = None,
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        chart_process().close()  # started by the first chart; a server process ends it here
         chosen.close()
         if engine is not None:
             engine.dispose()

@@ -13,14 +13,15 @@ gives to the server's requests first (:data:`CHART_NICENESS`).
 One chart process per server process (charts are computed there one at a time, as before:
 ``series._CHART_SLOTS``), shared by the apps of that process, started with ``spawn`` (a server
 process runs threads: forking it could copy a lock another thread holds)
-on the first chart, and ended with the app (its lifespan) or, whatever happened to the server
-process, when the chart process sees its parent gone. If it dies (out of memory, killed), the
+on the first chart, and ended when the server process ends or, if it was killed, when the chart
+process sees its parent gone. If it dies (out of memory, killed), the
 chart it was computing is retried once in a new one.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 import threading
 import time
@@ -45,6 +46,12 @@ class ChartProcess:
     def __init__(self) -> None:
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        # ended when this process ends, before multiprocessing joins its children (uvicorn's
+        # server processes are multiprocessing children: the executor's own exit hook comes
+        # too late there, and they would wait for the chart process for ever), and before the
+        # executor's queue closes its feeding thread (priority 10), which would lose the request
+        # to stop
+        multiprocessing.util.Finalize(self, self.close, exitpriority=100)
 
     def run(self, function: Callable[..., Result], /, *arguments: Any) -> Result:
         """``function(*arguments)`` in the chart process, waited for; its result or its error.
