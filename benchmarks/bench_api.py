@@ -18,11 +18,22 @@ concurrency, keep-alive, random entities from a fixed seed):
 
 Prints one row per endpoint: requests, errors, req/s, p50 and p99 ms, p50 against the
 reference, the server process's CPU ms per request (PostgreSQL's own CPU not included) and the
-1-minute load average at the end of the run (the machine may be shared). The last line is
-``BENCH api entities=N days=D anomalies=... <endpoint>_rps=... <endpoint>_p50_ms=... ...``
+1-minute load average at the end of the run (the machine may be shared).
+
+Then ``/health`` while charts are computed (issue 15: 8 concurrent charts on 2 server processes
+must not slow ``/health`` past 50 ms p99), on a fresh ``adsentinel serve --workers 2``
+(``--chart-workers``): ``/health`` alone, one request at a time on a new connection each (as a
+load balancer's check), the reference; one 90-day chart alone (p50); then ``/health`` again,
+probed the same way from its own process, while 8 clients (``--chart-clients``) request 90-day
+charts of random entities in a loop from another. Prints the ratio of ``/health``'s p99 under
+charts to its p99 alone. The last line is
+``BENCH api entities=N days=D anomalies=... <endpoint>_rps=... <endpoint>_p50_ms=... ...
+health_p99_alone_ms=... health_p99_ms=... health_p99_ratio=... chart_p50_ms=... ...``
 
     python benchmarks/bench_api.py [--entities 100000] [--days 365] [--seconds 20] [--workers 2]
     python benchmarks/bench_api.py --entities 2000 --days 60 --seconds 5      # a quick check
+    python benchmarks/bench_api.py --phase health --entities 400 --days 90 --accounts 1
+                               # /health under charts only, about a minute
     python benchmarks/bench_api.py --database-url URL   # a database you own: populated if empty,
                                                         # reused if already populated, never dropped
 """
@@ -317,9 +328,11 @@ def scenarios(*, n_entities: int, accounts: int, anomalies: int, seed: int
 
 
 async def _drive(base: str, token: str, paths: list[str], seconds: float,
-                 concurrency: int) -> dict:
+                 concurrency: int, keepalive: bool = True) -> dict:
     """Send ``paths`` (cycled) with ``concurrency`` connections until ``seconds`` have passed
-    (requests under way then are finished and counted)."""
+    (requests under way then are finished and counted). Without ``keepalive`` every request
+    opens its own connection, as a load balancer's health check does: any server process may
+    take it."""
     import asyncio
     import itertools
 
@@ -328,7 +341,8 @@ async def _drive(base: str, token: str, paths: list[str], seconds: float,
     latencies: list[float] = []
     errors = 0
     cycle = itertools.cycle(paths)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(max_connections=concurrency,
+                          max_keepalive_connections=concurrency if keepalive else 0)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=600,
                                  headers={"Authorization": f"Bearer {token}"}) as client:
         for path in paths[:2]:  # warm: connections, first query plans
@@ -359,10 +373,104 @@ def _load_child() -> None:
     import asyncio
 
     plan = json.loads(sys.stdin.read())
+    time.sleep(plan.get("delay", 0))  # the health probe starts once the charts are under way
     for name, paths in plan["scenarios"]:
         result = asyncio.run(_drive(plan["base"], plan["token"], paths, plan["seconds"],
-                                    plan["concurrency"]))
+                                    plan["concurrency"], plan.get("keepalive", True)))
         print(json.dumps({"name": name, **result}), flush=True)
+
+
+# --- /health while charts are computed --------------------------------------------------------
+
+
+def _spawn_load(plan: dict) -> subprocess.Popen:
+    """A load-generator process running ``plan`` (see :func:`_load_child`)."""
+    load = subprocess.Popen([sys.executable, __file__, "--_load-child"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    load.stdin.write(json.dumps(plan))
+    load.stdin.close()
+    return load
+
+
+def _load_results(load: subprocess.Popen) -> list[dict]:
+    results = [json.loads(line) for line in load.stdout]
+    if load.wait() != 0:
+        raise SystemExit("the load generator failed")
+    return results
+
+
+def _percentiles(result: dict) -> dict:
+    """p50 and p99 ms of one scenario's latencies, with its request and error counts."""
+    import numpy as np
+
+    latencies = np.array(result["latencies"]) * 1e3
+    p50, p99 = (np.percentile(latencies, [50, 99]) if len(latencies)
+                else (float("nan"), float("nan")))
+    return {"n": len(latencies), "errors": result["errors"], "p50": float(p50),
+            "p99": float(p99), "rps": len(latencies) / result["elapsed"]}
+
+
+def health_under_charts(args: argparse.Namespace, env: dict[str, str], token: str) -> dict:
+    """On a fresh ``adsentinel serve --workers {chart_workers}``: /health alone (the
+    reference), one 90-day chart alone, then /health while ``chart_clients`` clients request
+    90-day charts in a loop. /health is probed one request at a time, each on a new connection
+    (as a load balancer does), from its own process; the charts come from another."""
+    import random
+
+    rng = random.Random(args.seed + 1)
+    first = LAST_DAY - timedelta(days=89)
+    charts = [f"/api/v1/entities/{rng.randint(1, args.entities)}/metrics?start={first}"
+              f"&end={LAST_DAY}" for _ in range(500)]
+    seconds = args.health_seconds
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(env, port, args.chart_workers)
+    print(f"/health under charts: {args.chart_workers} server processes (pid {server.pid}), "
+          f"{seconds:.0f} s per measure, {args.chart_clients} chart clients "
+          f"({_load()})", flush=True)
+
+    def plan(name, paths, *, concurrency=1, keepalive=True, delay=0.0, span=seconds):
+        return {"base": base, "token": token, "seconds": span, "concurrency": concurrency,
+                "keepalive": keepalive, "delay": delay, "scenarios": [(name, paths)]}
+
+    health = ["/api/v1/health"]
+    try:
+        alone = _load_results(_spawn_load(plan("health", health, keepalive=False)))[0]
+        _load_results(_spawn_load(plan("warm-up", charts, concurrency=args.chart_clients,
+                                        span=3)))  # every process's first charts, discarded
+        chart = _load_results(_spawn_load(plan("chart", charts, span=max(5.0, seconds / 2))))[0]
+        ramp = 2.0
+        chart_load = _spawn_load(plan("charts", charts, concurrency=args.chart_clients,
+                                      span=seconds + 2 * ramp))
+        loaded = _load_results(_spawn_load(plan("health", health, keepalive=False,
+                                                delay=ramp)))[0]
+        charts_loaded = _load_results(chart_load)[0]
+    finally:
+        stop_server(server)
+    figures = {"health_alone": _percentiles(alone), "chart_alone": _percentiles(chart),
+               "health_loaded": _percentiles(loaded), "charts_loaded": _percentiles(charts_loaded)}
+    for name, row in figures.items():
+        print(f"  {name:14} {row['n']:>6} requests {row['errors']:>4} errors {row['rps']:>7.1f}"
+              f" req/s  p50 {row['p50']:>8.1f} ms  p99 {row['p99']:>8.1f} ms", flush=True)
+    ratio = figures["health_loaded"]["p99"] / figures["health_alone"]["p99"]
+    print(f"/health p99 under {args.chart_clients} chart clients / alone: {ratio:.1f}x "
+          f"({_load()})", flush=True)
+    return figures
+
+
+def health_fields(args: argparse.Namespace, figures: dict) -> str:
+    alone, loaded = figures["health_alone"], figures["health_loaded"]
+    return (f"chart_workers={args.chart_workers} chart_clients={args.chart_clients} "
+            f"health_p50_alone_ms={alone['p50']:.1f} health_p99_alone_ms={alone['p99']:.1f} "
+            f"health_p50_ms={loaded['p50']:.1f} health_p99_ms={loaded['p99']:.1f} "
+            f"health_p99_ratio={loaded['p99'] / alone['p99']:.1f} "
+            f"chart_p50_ms={figures['chart_alone']['p50']:.1f} "
+            f"chart_loaded_p50_ms={figures['charts_loaded']['p50']:.1f} "
+            f"chart_loaded_errors={figures['charts_loaded']['errors']}")
+
+
+def _load() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}"
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -377,6 +485,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes (adsentinel serve --workers)")
+    parser.add_argument("--phase", choices=("all", "endpoints", "health"), default="all",
+                        help="endpoints: the table of endpoints; health: /health while charts "
+                             "are computed; all: both")
+    parser.add_argument("--health-seconds", type=float, default=10.0,
+                        help="per /health measure (alone, under charts)")
+    parser.add_argument("--chart-clients", type=int, default=8,
+                        help="clients requesting 90-day charts while /health is probed")
+    parser.add_argument("--chart-workers", type=int, default=2,
+                        help="server processes of the /health measure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--database-url", default=None,
                         help="an existing database you own: populated when empty, reused when "
@@ -393,80 +510,88 @@ def main() -> None:
             run(args, url)
 
 
+def prepare(args: argparse.Namespace, url: str, folder: str) -> int:
+    """Populate ``url`` (or reuse and migrate it); returns the number of anomalies."""
+    found = populated_size(url)
+    if found is None:
+        print(f"populating {args.entities:,} entities x {args.days} days "
+              f"({args.entities * args.days:,} daily rows), {args.accounts} accounts "
+              f"({_load()})", flush=True)
+        started = time.perf_counter()
+        anomalies = populate(url, folder, n_entities=args.entities, days=args.days,
+                             accounts=args.accounts, seed=args.seed)
+        print(f"populated in {time.perf_counter() - started:.0f} s", flush=True)
+        return anomalies
+    args.entities, args.days, anomalies = found
+    from adsentinel.db import migrate
+    from adsentinel.db.engine import create_db_engine
+
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)  # a reused database gets the newest schema
+    engine.dispose()
+    print(f"reusing {args.entities:,} entities x {args.days} days, {anomalies:,} anomalies",
+          flush=True)
+    return anomalies
+
+
 def run(args: argparse.Namespace, url: str) -> None:
-    import numpy as np
-
     with tempfile.TemporaryDirectory(prefix="bench-api-") as folder:
-        found = populated_size(url)
-        if found is None:
-            print(f"populating {args.entities:,} entities x {args.days} days "
-                  f"({args.entities * args.days:,} daily rows), {args.accounts} accounts "
-                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
-            started = time.perf_counter()
-            anomalies = populate(url, folder, n_entities=args.entities, days=args.days,
-                                 accounts=args.accounts, seed=args.seed)
-            print(f"populated in {time.perf_counter() - started:.0f} s", flush=True)
-        else:
-            args.entities, args.days, anomalies = found
-            from adsentinel.db import migrate
-            from adsentinel.db.engine import create_db_engine
-
-            engine = create_db_engine(url)
-            migrate.upgrade(engine)  # a reused database gets the newest schema
-            engine.dispose()
-            print(f"reusing {args.entities:,} entities x {args.days} days, {anomalies:,} "
-                  "anomalies", flush=True)
+        anomalies = prepare(args, url, folder)
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")},
                "ADSENTINEL_DATABASE_URL": url, "ADSENTINEL_DATA_DIR": folder,
                "ADSENTINEL_LOG_LEVEL": "WARNING"}
         token = create_token(env)
-        port = _free_port()
-        server = start_server(env, port, args.workers)
-        try:
-            plan = {"base": f"http://127.0.0.1:{port}", "token": token, "seconds": args.seconds,
-                    "concurrency": args.concurrency,
-                    "scenarios": scenarios(n_entities=args.entities, accounts=args.accounts,
-                                           anomalies=anomalies, seed=args.seed)}
-            print(f"server pid {server.pid} ({args.workers} server process"
-                  f"{'es' if args.workers > 1 else ''}) on port {port}; "
-                  f"{args.seconds:.0f} s per endpoint, "
-                  f"{args.concurrency} concurrent requests (load average "
-                  f"{os.getloadavg()[0]:.1f})", flush=True)
-            load = subprocess.Popen([sys.executable, __file__, "--_load-child"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            load.stdin.write(json.dumps(plan))
-            load.stdin.close()
-            rows = []
-            cpu = tree_cpu_seconds(server.pid)
-            header = (f"{'endpoint':28} {'requests':>8} {'errors':>6} {'req/s':>8} "
-                      f"{'p50 ms':>9} {'p99 ms':>9} {'p50 vs ref':>10} {'cpu ms/req':>10} "
-                      f"{'load':>5}")
-            print(header, flush=True)
-            for line in load.stdout:
-                result = json.loads(line)
-                used = tree_cpu_seconds(server.pid) - cpu
-                cpu += used
-                latencies = np.array(result["latencies"]) * 1e3
-                n = len(latencies)
-                p50, p99 = np.percentile(latencies, [50, 99]) if n else (float("nan"),) * 2
-                reference = rows[0]["p50"] if rows else p50
-                row = {"name": result["name"], "n": n, "errors": result["errors"],
-                       "rps": n / result["elapsed"], "p50": p50, "p99": p99,
-                       "cpu": used * 1e3 / max(n, 1)}  # includes the warm-up requests
-                rows.append(row)
-                print(f"{row['name']:28} {n:>8} {row['errors']:>6} {row['rps']:>8.1f} "
-                      f"{p50:>9.1f} {p99:>9.1f} {p50 / reference:>9.1f}x {row['cpu']:>10.1f} "
-                      f"{os.getloadavg()[0]:>5.1f}", flush=True)
-            if load.wait() != 0:
-                raise SystemExit("the load generator failed")
-        finally:
-            stop_server(server)
-        keys = ["ref", "accounts", "anomalies", "anomalies_filtered", "anomalies_deep",
-                "metrics90", "metrics365"]
-        print(f"BENCH api entities={args.entities} days={args.days} anomalies={anomalies} "
-              f"concurrency={args.concurrency} workers={args.workers} "
-              + " ".join(f"{k}_rps={r['rps']:.1f} {k}_p50_ms={r['p50']:.1f} "
-                         f"{k}_p99_ms={r['p99']:.1f}" for k, r in zip(keys, rows, strict=True)))
+        fields = [f"entities={args.entities} days={args.days} anomalies={anomalies}"]
+        if args.phase in ("all", "endpoints"):
+            rows = endpoint_table(args, env, token, anomalies)
+            keys = ["ref", "accounts", "anomalies", "anomalies_filtered", "anomalies_deep",
+                    "metrics90", "metrics365"]
+            fields.append(f"concurrency={args.concurrency} workers={args.workers} "
+                          + " ".join(f"{k}_rps={r['rps']:.1f} {k}_p50_ms={r['p50']:.1f} "
+                                     f"{k}_p99_ms={r['p99']:.1f}"
+                                     for k, r in zip(keys, rows, strict=True)))
+        if args.phase in ("all", "health"):
+            fields.append(health_fields(args, health_under_charts(args, env, token)))
+        print("BENCH api " + " ".join(fields))
+
+
+def endpoint_table(args: argparse.Namespace, env: dict[str, str], token: str,
+                   anomalies: int) -> list[dict]:
+    """Each endpoint in turn on ``adsentinel serve --workers {workers}``: one printed row and
+    one dict (req/s, p50, p99 ...) each, the reference first."""
+    port = _free_port()
+    server = start_server(env, port, args.workers)
+    try:
+        plan = {"base": f"http://127.0.0.1:{port}", "token": token, "seconds": args.seconds,
+                "concurrency": args.concurrency,
+                "scenarios": scenarios(n_entities=args.entities, accounts=args.accounts,
+                                       anomalies=anomalies, seed=args.seed)}
+        print(f"server pid {server.pid} ({args.workers} server process"
+              f"{'es' if args.workers > 1 else ''}) on port {port}; "
+              f"{args.seconds:.0f} s per endpoint, "
+              f"{args.concurrency} concurrent requests ({_load()})", flush=True)
+        load = _spawn_load(plan)
+        rows: list[dict] = []
+        cpu = tree_cpu_seconds(server.pid)
+        print(f"{'endpoint':28} {'requests':>8} {'errors':>6} {'req/s':>8} "
+              f"{'p50 ms':>9} {'p99 ms':>9} {'p50 vs ref':>10} {'cpu ms/req':>10} "
+              f"{'load':>5}", flush=True)
+        for line in load.stdout:
+            result = json.loads(line)
+            used = tree_cpu_seconds(server.pid) - cpu
+            cpu += used
+            row = {"name": result["name"], **_percentiles(result),
+                   "cpu": used * 1e3 / max(len(result["latencies"]), 1)}  # with the warm-up
+            reference = rows[0]["p50"] if rows else row["p50"]
+            rows.append(row)
+            print(f"{row['name']:28} {row['n']:>8} {row['errors']:>6} {row['rps']:>8.1f} "
+                  f"{row['p50']:>9.1f} {row['p99']:>9.1f} {row['p50'] / reference:>9.1f}x "
+                  f"{row['cpu']:>10.1f} {os.getloadavg()[0]:>5.1f}", flush=True)
+        if load.wait() != 0:
+            raise SystemExit("the load generator failed")
+    finally:
+        stop_server(server)
+    return rows
 
 
 if __name__ == "__main__":

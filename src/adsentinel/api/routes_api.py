@@ -3,18 +3,21 @@ inside one session, and shape the answer with :mod:`adsentinel.api.schemas`."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel import __version__
 from adsentinel.api import anomaly_export, queries
 from adsentinel.api.auth import Principal, api_principal, writer
+from adsentinel.api.chart_process import chart_process
 from adsentinel.api.dispatch import JobAlreadyQueued, JobKind
 from adsentinel.api.schemas import (
     AccountOut,
@@ -80,10 +83,22 @@ Reader = Annotated[Principal, Depends(api_principal)]
 Writer = Annotated[Principal, Depends(writer)]
 
 
+#: The thread of ``/health``'s database round trip, one per server process: not the request
+#: thread pool, where chart requests wait for their turn (up to ADSENTINEL_CHART_QUEUE_LIMIT
+#: each holding a thread), nor several hops between the event loop and that pool.
+_HEALTH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-check")
+
+
+def _select_one(session_factory: sessionmaker[Session]) -> None:
+    with session_factory() as session:
+        session.execute(text("SELECT 1"))
+
+
 @router.get("/health", response_model=HealthOut, tags=["system"], responses=_unavailable)
-def health(session: DbSession) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:
     """Liveness and database reachability; needs no token (for load balancers)."""
-    session.execute(text("SELECT 1"))
+    await asyncio.get_running_loop().run_in_executor(
+        _HEALTH_THREAD, _select_one, request.app.state.session_factory)
     return {"status": "ok", "database": "ok", "version": __version__}
 
 
@@ -143,12 +158,14 @@ def entity_metrics(entity_id: EntityId, request: Request, session: DbSession, pr
                    start: date | None = None, end: date | None = None) -> dict[str, Any]:
     """Daily metrics of an entity with the expected value and bounds detection computes for each
     day, and its anomalies of the range. Default range: the last 60 days with data. Charts are
-    computed one at a time per server process; past ADSENTINEL_CHART_QUEUE_LIMIT waiting, 429."""
+    computed one at a time per server process, in a process of their own (so that the server's
+    other requests do not wait for them); past ADSENTINEL_CHART_QUEUE_LIMIT waiting, 429."""
     with chart_queue(request.app).admitted():
         entity = queries.get_entity(session=session, principal=principal, entity_id=entity_id)
         start, end = series_range(start, end, last_day=entity.last_day)
         points = entity_series(session=session, settings=request.app.state.settings,
-                               entity_id=entity.id, first=start, last=end)
+                               entity_id=entity.id, first=start, last=end,
+                               run=chart_process().run)
         anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id,
                                                 start=start, end=end)
     return {"entity": queries.entity_dict(entity), "start": start, "end": end,

@@ -46,6 +46,7 @@ from adsentinel.api.auth import (
     session_principal,
     start_session,
 )
+from adsentinel.api.chart_process import chart_process
 from adsentinel.api.charts import METRIC_LABELS, SEVERITY_COLOURS, metric_charts
 from adsentinel.api.incident_list import (
     PAGE_SIZE,
@@ -380,7 +381,7 @@ def _entity_page(request: Request, entity_id: int, principal: Principal, start: 
         account = session.get(AdAccount, entity.account_id)
         start, end = series_range(start, end, last_day=entity.last_day)
         points = entity_series(session=session, settings=settings, entity_id=entity.id,
-                               first=start, last=end)
+                               first=start, last=end, run=chart_process().run)
         anomalies = queries.anomalies_of_entity(session=session, entity_id=entity.id,
                                                 start=start, end=end)
         older_open = [a for a in queries.anomaly_page(

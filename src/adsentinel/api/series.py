@@ -15,6 +15,7 @@ anomalies' expected values; a dashboard needs the band on every day, hence this 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -100,41 +101,70 @@ def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold
             for position, tests in zip(positions, walk.all_tests(), strict=True) if tests}
 
 
+@dataclass(frozen=True)
+class ChartRules:
+    """The settings a chart's expected values follow: detection's (plain values, so that they
+    cross to the chart process without the rest of the settings)."""
+
+    z_threshold: float
+    iqr_multiplier: float
+    min_history_days: int
+    history_days: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> ChartRules:
+        return cls(z_threshold=settings.anomaly_z_threshold,
+                   iqr_multiplier=settings.anomaly_iqr_multiplier,
+                   min_history_days=settings.anomaly_min_history_days,
+                   history_days=settings.isolation_forest_history_days)
+
+
+#: Runs the chart computation: ``run(chart_points, rows, rules, first, last)``, e.g.
+#: :meth:`adsentinel.api.chart_process.ChartProcess.run`.
+ChartRunner = Callable[..., list[DayPoints]]
+
+
 def entity_series(*, session: Session, settings: Settings, entity_id: int, first: date,
-                  last: date) -> list[DayPoints]:
+                  last: date, run: ChartRunner | None = None) -> list[DayPoints]:
     """Daily points of ``entity_id`` from ``first`` to ``last`` (days with a stored row only).
 
     Reads the history detection would need before ``first`` as well, so the first day of the
-    range gets its expected value like any other.
+    range gets its expected value like any other. The points are computed by ``run`` (the
+    server's chart process), else here.
     """
-    history_days = settings.isolation_forest_history_days
+    rules = ChartRules.of(settings)
     rows = session.execute(
         select(DailyInsight.day, *(getattr(DailyInsight, c) for c in COUNT_COLUMNS),
                DailyInsight.is_complete)
         .where(DailyInsight.entity_id == entity_id,
-               DailyInsight.day.between(first - timedelta(days=history_days), last))
+               DailyInsight.day.between(first - timedelta(days=rules.history_days), last))
         .order_by(DailyInsight.day)).all()
     if not rows:
         return []
+    plain = [tuple(row) for row in rows]
     with _CHART_SLOTS:
-        return _points(rows, settings, first, last, history_days)
+        if run is None:
+            return chart_points(plain, rules, first, last)
+        return run(chart_points, plain, rules, first, last)
 
 
-#: Charts computed at once in one server process. The work is CPU-bound pandas and numpy that
-#: keeps taking and dropping the GIL: 8 charts at once in one process cost about twice the CPU
-#: of the same 8 one after the other (bench_api.py), so they queue here and more processes
-#: (``adsentinel serve --workers``) serve them in parallel.
+#: Charts computed at once for one server process. The work is CPU-bound pandas and numpy:
+#: 8 charts at once cost about twice the CPU of the same 8 one after the other (bench_api.py),
+#: so they queue here, for the server process's one chart process (:mod:`.chart_process`),
+#: and more processes (``adsentinel serve --workers``) serve them in parallel.
 _CHART_SLOTS = threading.BoundedSemaphore(1)
 
 
-def _points(rows, settings: Settings, first: date, last: date,
-            history_days: int) -> list[DayPoints]:
+def chart_points(rows: list[tuple], rules: ChartRules, first: date,
+                 last: date) -> list[DayPoints]:
+    """The points of the days ``first`` to ``last`` of ``rows`` (day, the count columns,
+    is_complete; in day order, with the history before ``first``)."""
     frame = pd.DataFrame(rows, columns=["date", *COUNT_COLUMNS, "is_complete"])
     complete = frame[frame["is_complete"].astype(bool)]
     expected = expected_by_day(
         prepare_daily_frame(complete[["date", *COUNT_COLUMNS]]), first, last,
-        z_threshold=settings.anomaly_z_threshold, iqr_multiplier=settings.anomaly_iqr_multiplier,
-        min_history_days=settings.anomaly_min_history_days, history_days=history_days,
+        z_threshold=rules.z_threshold, iqr_multiplier=rules.iqr_multiplier,
+        min_history_days=rules.min_history_days, history_days=rules.history_days,
     ) if not complete.empty else {}
     shown = frame[(frame["date"] >= first) & (frame["date"] <= last)]
     values = add_ratio_metrics(shown[list(COUNT_COLUMNS)].astype(float))
@@ -155,5 +185,5 @@ def _points(rows, settings: Settings, first: date, last: date,
     return points
 
 
-__all__ = ["CHARTED_METRICS", "DayPoints", "MetricPoint", "entity_series", "expected_by_day",
-           "series_range"]
+__all__ = ["CHARTED_METRICS", "ChartRules", "DayPoints", "MetricPoint", "chart_points",
+           "entity_series", "expected_by_day", "series_range"]
