@@ -78,13 +78,16 @@ def test_chunks_and_batches_are_sized_from_the_memory_budget(monkeypatch):
     """Unset, CHUNK_ENTITIES and TRAINING_BATCH_ENTITIES follow WORKER_MEMORY_MIB and the history
     kept per entity; set, they are taken as given."""
     default = load_settings()
-    assert (default.chunk_size, default.training_batch_size) == (5883, 9691)
+    # a quarter of the 724 MiB above the process base for the model cache, the rest for data
+    assert default.model_cache_mib == 181
+    assert (default.chunk_size, default.training_batch_size) == (3432, 7268)
     monkeypatch.setenv("ADSENTINEL_WORKER_MEMORY_MIB", "1748")  # twice the memory above the base
     bigger = load_settings()
-    assert bigger.chunk_size == pytest.approx(2 * 5883, abs=2)
-    assert bigger.training_batch_size == pytest.approx(2 * 9691, abs=2)
+    assert bigger.model_cache_mib == 2 * 181
+    assert bigger.chunk_size == pytest.approx(2 * 3432, abs=2)
+    assert bigger.training_batch_size == pytest.approx(2 * 7268, abs=2)
     monkeypatch.setenv("ADSENTINEL_ISOLATION_FOREST_HISTORY_DAYS", "180")  # twice the history
-    assert load_settings().chunk_size == pytest.approx(5883, abs=2)
+    assert load_settings().chunk_size == pytest.approx(3432, abs=2)
     monkeypatch.setenv("ADSENTINEL_CHUNK_ENTITIES", "25")
     monkeypatch.setenv("ADSENTINEL_TRAINING_BATCH_ENTITIES", "60")
     explicit = load_settings()

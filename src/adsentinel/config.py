@@ -335,14 +335,22 @@ class Settings(BaseSettings):
         fan-out): ``CHUNK_ENTITIES``, or as many as the memory budget holds for detection, the
         step that holds a chunk's whole history at once."""
         return self.chunk_entities or entities_within_budget(
-            self.worker_memory_mib, DETECTION_KIB_PER_ENTITY_DAY, self.isolation_forest_history_days)
+            self.worker_memory_mib - self.model_cache_mib, DETECTION_KIB_PER_ENTITY_DAY,
+            self.isolation_forest_history_days)
 
     @property
     def training_batch_size(self) -> int:
         """Entities per training batch: ``TRAINING_BATCH_ENTITIES``, or as many as the memory
         budget holds."""
         return self.training_batch_entities or entities_within_budget(
-            self.worker_memory_mib, TRAINING_KIB_PER_ENTITY_DAY, self.isolation_forest_history_days)
+            self.worker_memory_mib - self.model_cache_mib, TRAINING_KIB_PER_ENTITY_DAY,
+            self.isolation_forest_history_days)
+
+    @property
+    def model_cache_mib(self) -> int:
+        """What the process's cache of verified models may hold: :data:`MODEL_CACHE_SHARE` of
+        the memory budget above what the process holds before reading any entity."""
+        return int(max(self.worker_memory_mib - PROCESS_BASE_MIB, 0) * MODEL_CACHE_SHARE)
 
     @property
     def effective_database_url(self) -> str:
@@ -397,12 +405,19 @@ class Settings(BaseSettings):
 #: What a worker process holds before it reads any entity (the interpreter, numpy, pandas, the
 #: service's modules; ``ru_maxrss`` after importing them: 292 MiB on this project's machine).
 PROCESS_BASE_MIB = 300
-#: Memory per entity and history day while detecting or training, from the peaks
-#: ``benchmarks/bench_workers.py`` measured at 90 days of history: a detection worker at about
-#: 1.8 GiB for a 12,500-entity chunk ((1,843 - 300) MiB / 12,500 / 90 = 1.4 KiB), a training
-#: worker at about 0.6 GiB for a 4,000-entity batch ((600 - 300) MiB / 4,000 / 90 = 0.85 KiB).
-DETECTION_KIB_PER_ENTITY_DAY = 1.4
+#: Memory per entity and history day while detecting or training, from measured peaks at 90
+#: days of history: one process detecting 5,883-entity chunks with its model cache off at
+#: 1,216 MiB (``benchmarks/bench_detect.py``'s cycle at 30,000 entities: (1,216 - 300) MiB /
+#: 5,883 / 90 = 1.77 KiB), a training worker at about 0.6 GiB for a 4,000-entity batch
+#: (``benchmarks/bench_workers.py``: (600 - 300) MiB / 4,000 / 90 = 0.85 KiB).
+DETECTION_KIB_PER_ENTITY_DAY = 1.8
 TRAINING_KIB_PER_ENTITY_DAY = 0.85
+#: The share of a worker's memory above :data:`PROCESS_BASE_MIB` that its cache of verified
+#: models may hold (the rest is for the chunk or batch it works on). Left to its former fixed
+#: 512 MiB, the cache took a detection process of 5,883-entity chunks from 1,216 to 1,467 MiB
+#: at 30,000 entities, past the 1 GiB budget; and a cache smaller than a worker's share of the
+#: account's models serves no hour from memory anyway (each hour reads them in the same order).
+MODEL_CACHE_SHARE = 0.25
 
 
 def entities_within_budget(budget_mib: int, kib_per_entity_day: float, history_days: int) -> int:

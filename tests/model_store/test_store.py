@@ -451,3 +451,30 @@ def test_loader_skips_a_model_trained_on_other_features(tmp_path, caplog):
     skipped = store.load_models(1, feature_names=("x", "y", "z"))
     assert skipped.loader()("ad", "7") is None and skipped.refused_entities == {7}
     assert "trained on features" in caplog.text
+
+
+def test_the_cache_follows_the_settings_memory_budget(tmp_path):
+    """A store opened from settings bounds its cache by ``model_cache_mib``: shrinking drops the
+    least recently used models at once."""
+    from adsentinel.config import load_settings
+    from adsentinel.model_store.cache import FileIdentity
+
+    cache = ModelCache()
+    ident = FileIdentity(1, 1, 1)
+    for name in "abc":
+        cache.put(name, ident, name.upper(), 60 * 1024 * 1024)
+    settings = load_settings(data_dir=tmp_path, worker_memory_mib=512)  # 212 MiB above the base
+    assert settings.model_cache_mib == 53
+    ModelStore.from_settings(settings, cache=cache)
+    assert cache.max_bytes == 53 * 1024 * 1024
+    assert len(cache) == 0  # no 60 MiB model fits in 53 MiB
+    settings = load_settings(data_dir=tmp_path, worker_memory_mib=800)
+    ModelStore.from_settings(settings, cache=cache)
+    for name in "abc":
+        cache.put(name, ident, name.upper(), 30 * 1024 * 1024)
+    cache.get("a", ident)
+    cache.limit_bytes(60 * 1024 * 1024)
+    assert cache.get("b", ident) is None and cache.get("a", ident) == "A"
+    assert cache.get("c", ident) == "C" and cache.nbytes == 60 * 1024 * 1024
+    with pytest.raises(ValueError, match="max_bytes"):
+        cache.limit_bytes(-1)

@@ -83,6 +83,15 @@ class ModelCache:
                 oldest = next(iter(self._entries))
                 self._drop(oldest)
 
+    def limit_bytes(self, max_bytes: int) -> None:
+        """Hold at most ``max_bytes`` from now on, the least recently used going first."""
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes!r}")
+        with self._lock:
+            self.max_bytes = max_bytes
+            while self._entries and self._bytes > self.max_bytes:
+                self._drop(next(iter(self._entries)))
+
     def invalidate(self, path: str) -> None:
         """Forget ``path`` (after this process rewrote or deleted it)."""
         with self._lock:

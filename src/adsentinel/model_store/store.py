@@ -300,7 +300,11 @@ class ModelStore:
     @classmethod
     def from_settings(cls, settings: Any, *, cache: ModelCache | None = MODEL_CACHE) -> ModelStore:
         """The store a :class:`~adsentinel.config.Settings` describes: ``models_storage_url``
-        (PostgreSQL, S3) or else the folder ``effective_models_path``, and the signing key."""
+        (PostgreSQL, S3) or else the folder ``effective_models_path``, and the signing key.
+        ``cache`` is bounded by the settings' ``model_cache_mib`` (the worker's memory budget)."""
+        cache_mib = getattr(settings, "model_cache_mib", None)
+        if cache is not None and isinstance(cache_mib, int):
+            cache.limit_bytes(cache_mib * 1024 * 1024)
         url = getattr(settings, "models_storage_url", None)
         if isinstance(url, SecretStr):
             url = url.get_secret_value()
