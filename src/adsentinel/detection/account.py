@@ -59,7 +59,7 @@ from adsentinel.detection.feedback import with_feedback
 from adsentinel.detection.impact import impact_columns
 from adsentinel.errors import NotFoundError
 from adsentinel.jsonable import json_ready
-from adsentinel.scope import entities_in_campaigns
+from adsentinel.scope import entities_in_campaigns, entity_parents
 from adsentinel.sync.account_changes import comparable_since
 from adsentinel.timezones import as_utc, zone_or_utc
 
@@ -143,19 +143,16 @@ def detect_account(
                 f"ad account {account_id} does not exist",
                 hint="list accounts with `adsentinel accounts` or import data first",
             )
-        entities = {
-            e.id: e for e in session.scalars(select(Entity).where(Entity.account_id == account_id))
-        }
+        scope = None
+        if campaign_ids is not None:  # one chunk of a large account: read only its entities
+            scope = entities_in_campaigns(entity_parents(session, account_id), campaign_ids)
+        entities = _entities(session, account_id, scope)
         forced = analysis_date is not None
         if analysis_date is None:
             analysis_date = _latest_day(session, account_id)
             if analysis_date is None:
                 return []
         first_day = analysis_date - timedelta(days=detector.history_days + recheck_days)
-        scope = None
-        if campaign_ids is not None:  # one chunk of a large account: read only its entities
-            scope = entities_in_campaigns({e.id: e.parent_id for e in entities.values()},
-                                          campaign_ids)
         insights = _load_insights(session, account_id, first_day, analysis_date, scope)
         if insights.empty:
             return []
@@ -183,6 +180,20 @@ def detect_account(
 
 
 # --- reading ----------------------------------------------------------------------------------
+
+
+def _entities(session: Session, account_id: int, scope: set[int] | None) -> dict[int, Entity]:
+    """The account's entities by id, only those in ``scope`` when given: a chunk of a large
+    account loads its own entities, not the account's every one for each of its chunks."""
+    query = select(Entity).where(Entity.account_id == account_id)
+    if scope is None:
+        return {e.id: e for e in session.scalars(query)}
+    ordered = sorted(scope)
+    found: dict[int, Entity] = {}
+    for start in range(0, len(ordered), 10_000):  # SQLite's bound-parameter limit
+        found.update((e.id, e) for e in session.scalars(
+            query.where(Entity.id.in_(ordered[start:start + 10_000]))))
+    return found
 
 
 def _latest_day(session: Session, account_id: int) -> date | None:
