@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
-from adsentinel.db.engine import session_scope
+from adsentinel.db.engine import make_session_factory, open_database, session_scope
 from adsentinel.db.models import AdAccount, Anomaly, Entity
 from adsentinel.detect.impact import HARMFUL_DIRECTION
 from adsentinel.ingest.csv_import import import_insights_csv
@@ -77,3 +80,37 @@ def build_world(settings, engine, session_factory, tmp_path) -> World:
     world.tokens["read_only"] = create_token(session_factory=session_factory, name="reader",
                                              read_only=True).secret
     return world
+
+
+@dataclass
+class OneAdApp:
+    """One imported account of one ad over 20 days on SQLite, a token, and the app."""
+
+    app: object
+    secret: str
+    entity_id: int
+
+
+@contextmanager
+def one_ad_app(tmp_path: Path, token_name: str, **settings_overrides) -> Iterator[OneAdApp]:
+    """:class:`OneAdApp` with the settings ``settings_overrides`` (throttles, ...), its job
+    dispatcher closed and its engine disposed afterwards."""
+    from adsentinel.api import create_app
+    from adsentinel.api.dispatch import InProcessDispatcher
+    from adsentinel.config import load_settings
+
+    settings = load_settings(data_dir=tmp_path / "data", **settings_overrides)
+    engine = open_database(settings)
+    factory = make_session_factory(engine)
+    import_insights_csv(write_csv(tmp_path / "a.csv", insight_rows(days=20, ads=1)),
+                        engine=engine)
+    secret = create_token(session_factory=factory, name=token_name).secret
+    with factory() as session:
+        entity_id = session.query(Entity.id).filter(Entity.level == "ad").scalar()
+    dispatcher = InProcessDispatcher(settings, factory)
+    try:
+        yield OneAdApp(create_app(settings, session_factory=factory, dispatcher=dispatcher),
+                       secret, entity_id)
+    finally:
+        dispatcher.close()
+        engine.dispose()

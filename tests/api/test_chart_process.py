@@ -12,34 +12,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from api_world import one_ad_app
 from fastapi.testclient import TestClient
 
 from adsentinel.api import create_app, series
 from adsentinel.api.chart_process import CHART_NICENESS, ChartProcess, chart_process
 from adsentinel.api.dispatch import InProcessDispatcher
 from adsentinel.config import load_settings
-from adsentinel.db.engine import create_db_engine, make_session_factory, open_database
-from adsentinel.db.models import Entity
-from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.tokens import create_token
-from factories import insight_rows, write_csv
+from adsentinel.db.engine import create_db_engine, make_session_factory
 
 
 @pytest.fixture
 def charted(tmp_path):
     """One imported account of 20 days on SQLite, a token, and the app."""
-    settings = load_settings(data_dir=tmp_path / "data")
-    engine = open_database(settings)
-    factory = make_session_factory(engine)
-    import_insights_csv(write_csv(tmp_path / "a.csv", insight_rows(days=20, ads=1)),
-                        engine=engine)
-    secret = create_token(session_factory=factory, name="charts").secret
-    with factory() as session:
-        entity_id = session.query(Entity.id).filter(Entity.level == "ad").scalar()
-    dispatcher = InProcessDispatcher(settings, factory)
-    yield create_app(settings, session_factory=factory, dispatcher=dispatcher), secret, entity_id
-    dispatcher.close()
-    engine.dispose()
+    with one_ad_app(tmp_path, "charts") as world:
+        yield world.app, world.secret, world.entity_id
 
 
 def _refuse_in_this_process(*_args, **_kwargs):

@@ -8,17 +8,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from api_world import one_ad_app
 from fastapi.testclient import TestClient
 
-from adsentinel.api import create_app, series
-from adsentinel.api.dispatch import InProcessDispatcher, JobAlreadyQueued
+from adsentinel.api import series
+from adsentinel.api.dispatch import JobAlreadyQueued
 from adsentinel.api.throttle import ChartQueue, FailureThrottle, TooManyRequests, chart_queue
-from adsentinel.config import load_settings
-from adsentinel.db.engine import make_session_factory, open_database
-from adsentinel.db.models import Entity
-from adsentinel.ingest.csv_import import import_insights_csv
-from adsentinel.service.tokens import create_token
-from factories import insight_rows, write_csv
 
 BAD = {"Authorization": "Bearer ads_not-a-real-token-0123456789abcdefghijklmnopq"}
 
@@ -63,20 +58,10 @@ def test_chart_queue_admits_one_computing_and_its_waiting_limit():
 @pytest.fixture
 def small_world(tmp_path):
     """One imported account on SQLite, a token, and the app with tight throttles."""
-    settings = load_settings(data_dir=tmp_path / "data", auth_failure_limit=3,
-                             auth_failure_window_seconds=600, chart_queue_limit=0)
-    engine = open_database(settings)
-    factory = make_session_factory(engine)
-    import_insights_csv(write_csv(tmp_path / "a.csv", insight_rows(days=20, ads=1)),
-                        engine=engine)
-    secret = create_token(session_factory=factory, name="ops").secret
-    with factory() as session:
-        entity_id = session.query(Entity.id).filter(Entity.level == "ad").scalar()
-    dispatcher = InProcessDispatcher(settings, factory)
-    app = create_app(settings, session_factory=factory, dispatcher=dispatcher)
-    yield app, {"Authorization": f"Bearer {secret}"}, secret, entity_id
-    dispatcher.close()
-    engine.dispose()
+    with one_ad_app(tmp_path, "ops", auth_failure_limit=3, auth_failure_window_seconds=600,
+                    chart_queue_limit=0) as world:
+        yield (world.app, {"Authorization": f"Bearer {world.secret}"}, world.secret,
+               world.entity_id)
 
 
 def test_bad_tokens_are_throttled_per_client_then_even_a_good_one_waits(small_world):
