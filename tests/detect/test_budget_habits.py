@@ -81,3 +81,13 @@ def test_usual_means_medium_would_cost_more_than_its_false_alarm_budget():
     habits = BudgetHabits(np.full(just, 3.0), np.zeros(just), months)
     fewer = BudgetHabits(np.full(just - 1, 3.0), np.zeros(just - 1), months)
     assert habits.usual(3.0) and not fewer.usual(3.0)
+
+
+def test_the_window_is_the_detectors_history():
+    spend = [10.0] * 10 + [30.0] * 5 + [10.0] * 45
+    steps = budget_steps([(calendar(60), spend)], at_least=2.0)
+    day = START + timedelta(days=60)
+    assert steps.habits(day).steps_at_least(3.0) == 1  # day 10 is 50 days back
+    shorter = steps.habits(day, days=30)
+    assert shorter.steps_at_least(3.0) == 0 and shorter.days == 30
+    assert shorter.holder_months == pytest.approx(30 / 30)

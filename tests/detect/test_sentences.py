@@ -185,7 +185,7 @@ def test_the_budget_habit_note_is_the_rules_own_english_and_has_portuguese(steps
         by_metric={"spend": test}, flagged=frozenset({"spend"}), budget_habits=habits))
     assert verdict is not None and verdict.cap is not None
     drivers = {"spend": 3.0, "impressions": 100.0, "clicks": 3.0, "leads": 1.0,
-               "rule": "account_budget_habit", "budget_steps": steps}
+               "rule": "account_budget_habit", "budget_steps": steps, "budget_days": 90}
     told = dict(metric="spend", actual=3.0, expected=1.0, detectors="nb_count",
                 drivers=drivers, currency="USD", entity_type="adset")
     assert anomaly_sentence(**told).endswith("; " + verdict.note)

@@ -181,7 +181,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
     taken from it and ``moves`` is not read."""
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
-    habits = tree.budget_steps.habits(day)
+    habits = tree.budget_steps.habits(day, detector.history_days)
     for key in judged:
         hour = as_of_hours.get(key)
         today_move, earlier_moves = (None, []) if account_tests is not None else _campaign_moves(

@@ -846,6 +846,7 @@ def _sentence_facts(test: MetricTest, ctx: _Context, parent: ParentBudget, rule:
         facts.update(parent_level=parent.level, parent_spend_ratio=float(parent.spend_ratio))
     if rule == account_budget_habit.__name__ and ctx.budget_habits is not None:
         facts["budget_steps"] = ctx.budget_habits.steps_at_least(test.actual / test.expected)
+        facts["budget_days"] = ctx.budget_habits.days
     if ctx.partial:
         facts["day_fraction"] = float(ctx.day_fraction)
     if test.metric == "frequency":

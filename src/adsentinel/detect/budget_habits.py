@@ -11,8 +11,10 @@ from it:
   before (at least five of them known), counted once, on the day it first reached that
   multiple: a budget held at a new level is one step, not one a day;
 * the account's **rate of steps at least** ``r`` is the number of such steps of all its holders
-  over the last :data:`HABIT_DAYS` days (ending two days before the judged day, so that the
-  judged step and the day before it never explain themselves), per holder-month of delivery.
+  over the detector's history (:data:`HABIT_DAYS` by default; ending two days before the judged
+  day, so that the judged step and the day before it never explain themselves), per
+  holder-month of delivery. The hourly cycle reads that history and no more, so production
+  and ``backtest`` count the same days.
 
 A step is the account's habit when steps at least that large happen at least
 :data:`MEDIUM_FALSE_ALARMS_PER_ENTITY_MONTH` times per holder-month: reporting such steps at
@@ -31,7 +33,7 @@ from datetime import date, timedelta
 import numpy as np
 import numpy.typing as npt
 
-#: How far back an account's budget steps are counted.
+#: How far back an account's budget steps are counted by default (the detector's history).
 HABIT_DAYS = 90
 #: Days before a step whose median spend is its baseline, and how many of them must be known.
 STEP_BASELINE_DAYS = 7
@@ -71,6 +73,7 @@ class BudgetHabits:
     ratios: Floats  # each candidate day's step ratio
     previous: Floats  # the same holder's ratio the day before (0 when unknown)
     holder_months: float
+    days: int = HABIT_DAYS  # how many days back the steps were counted
 
     def steps_at_least(self, ratio: float) -> int:
         """How many times a holder's spend first reached ``ratio`` times its baseline."""
@@ -96,16 +99,16 @@ class BudgetSteps:
     previous: Floats
     delivering_days: Days  # one entry per holder-day with spend, sorted
 
-    def habits(self, day: date) -> BudgetHabits:
-        """The habits known on ``day``: steps and delivery of the :data:`HABIT_DAYS` days
-        ending two days before it."""
+    def habits(self, day: date, days: int = HABIT_DAYS) -> BudgetHabits:
+        """The habits known on ``day``: steps and delivery of the ``days`` days ending two
+        days before it."""
         last = np.datetime64(day - timedelta(days=2), "D")
-        first = np.datetime64(day - timedelta(days=2 + HABIT_DAYS - 1), "D")
+        first = np.datetime64(day - timedelta(days=2 + days - 1), "D")
         inside = (self.days >= first) & (self.days <= last)
         delivering = (np.searchsorted(self.delivering_days, last, side="right")
                       - np.searchsorted(self.delivering_days, first, side="left"))
         return BudgetHabits(self.ratios[inside], self.previous[inside],
-                            float(delivering) / _DAYS_PER_MONTH)
+                            float(delivering) / _DAYS_PER_MONTH, days)
 
 
 def budget_steps(holders: Iterable[tuple[Days, npt.ArrayLike]], *,

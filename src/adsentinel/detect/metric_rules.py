@@ -63,10 +63,10 @@ SPEND_LEVEL_HELD_NOTE = N_("spend has held at this level since yesterday: a new 
 BUDGET_CHANGE_NOTE = N_("budget change? CPM, CPC, CTR and CPL are normal")
 BUDGET_TYPO_NOTE = N_("CPM, CPC, CTR and CPL are normal: a budget typo?")
 BUDGET_HABIT_NOTE = {
-    "one": N_("its account's budgets stepped up this far once in the last 90 days: a budget "
-              "change?"),
-    "many": N_("its account's budgets stepped up this far %(count)s times in the last 90 days: "
-               "a budget change?"),
+    "one": N_("its account's budgets stepped up this far once in the last %(days)s days: a "
+              "budget change?"),
+    "many": N_("its account's budgets stepped up this far %(count)s times in the last %(days)s "
+               "days: a budget change?"),
 }
 DELIVERY_BUDGET_CUT_NOTE = N_("CPM is normal: a budget cut or a shift between ads?")
 LEADS_FOLLOW_DELIVERY_NOTE = N_("CPL is normal: fewer leads because of less delivery")
@@ -212,12 +212,13 @@ def account_budget_habit(test: MetricTest, facts: DayFacts) -> Verdict | None:
     ratio = test.actual / test.expected
     if ratio <= BUDGET_CHANGE_BAND[1] or not facts.budget_habits.usual(ratio):
         return None
-    return Verdict(cap=LOW_CAP, note=budget_habit_note(facts.budget_habits.steps_at_least(ratio)))
+    return Verdict(cap=LOW_CAP, note=budget_habit_note(facts.budget_habits.steps_at_least(ratio),
+                                                       facts.budget_habits.days))
 
 
-def budget_habit_note(count: int) -> str:
-    """:data:`BUDGET_HABIT_NOTE` for ``count`` steps (English, as stored)."""
-    return BUDGET_HABIT_NOTE["one"] if count == 1 else BUDGET_HABIT_NOTE["many"] % {"count": count}
+def budget_habit_note(count: int, days: int) -> str:
+    """:data:`BUDGET_HABIT_NOTE` for ``count`` steps in ``days`` days (English, as stored)."""
+    return BUDGET_HABIT_NOTE["one" if count == 1 else "many"] % {"count": count, "days": days}
 
 
 def spend_budget_change(test: MetricTest, facts: DayFacts) -> Verdict | None:

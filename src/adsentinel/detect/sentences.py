@@ -263,9 +263,9 @@ def _rule_note(drivers: Mapping[str, Any], actual: float, expected: float,
         return (f.text(rules.AD_SET_ROSE_NOTE, ratio=f.tenths(ratio)) if ratio > 1.0
                 else f.text(rules.AD_SET_AS_USUAL_NOTE))
     if rule == "account_budget_habit":
-        count = int(drivers["budget_steps"])
-        return (f.text(rules.BUDGET_HABIT_NOTE["one"]) if count == 1
-                else f.text(rules.BUDGET_HABIT_NOTE["many"], count=count))
+        count, days = int(drivers["budget_steps"]), int(drivers["budget_days"])
+        return f.text(rules.BUDGET_HABIT_NOTE["one" if count == 1 else "many"], count=count,
+                      days=days)
     if rule == "spend_budget_change":
         return f.text(rules.BUDGET_CHANGE_NOTE if actual <= rules.BUDGET_CHANGE_BAND[1] * expected
                       else rules.BUDGET_TYPO_NOTE)
