@@ -219,14 +219,14 @@ def bench_hourly_forest(seed: int, n_entities: int = 1000) -> dict[str, float]:
       against ``pack_forests`` + one ``score_packed`` call for all (after);
     * ``step_*``: what detection spends on the forest per entity outside calibration: before,
       the detector built the history's and the day's features from the entity's frame and
-      called ``score_samples``; after, ``detection.account.with_day_scores`` does it for every
+      called ``score_samples``; after, ``detect.forest_day_scores.with_day_scores`` does it for every
       entity at once (rows, features, one call) and the detector builds no feature for a day
       its forest does not flag.
     """
     from adsentinel.detect.account_day import EntityModel
     from adsentinel.detect.anomaly_detector import prepare_daily_frames
     from adsentinel.detect.forest import pack_forests, score_packed
-    from adsentinel.detection.account import with_day_scores
+    from adsentinel.detect.forest_day_scores import with_day_scores
 
     counts = daily_counts(np.random.default_rng(seed), n_entities)
     counts["date"] = np.tile(pd.date_range(end="2026-06-30", periods=DAYS), n_entities)

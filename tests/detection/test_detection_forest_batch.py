@@ -14,7 +14,8 @@ from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
 from adsentinel.detect.account_day import EntityModel
 from adsentinel.detect.features import COUNT_COLUMNS, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest
-from adsentinel.detection.account import detect_account, with_day_scores
+from adsentinel.detect.forest_day_scores import with_day_scores
+from adsentinel.detection.account import detect_account
 from factories import add_account_tree
 
 LAST_DAY = date(2026, 3, 1)

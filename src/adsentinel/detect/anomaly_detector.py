@@ -284,8 +284,8 @@ class AnomalyDetector:
             return []
         dates = daily["date"].to_numpy(dtype="datetime64[ns]")
         day = pd.Timestamp(analysis_date if analysis_date is not None else dates[-1])
-        position = int(np.searchsorted(dates, day.to_datetime64()))
-        if position >= len(dates) or dates[position] != day.to_datetime64():
+        position = row_of_day(dates, day)
+        if position is None:
             return []
         first = max(0, position - self.history_days)  # one row per day: rows are days
         spend = daily["spend"].to_numpy()
@@ -350,9 +350,8 @@ class AnomalyDetector:
             return []
         frame = prepare_daily_frame(campaign)
         dates = frame["date"].to_numpy(dtype="datetime64[ns]")
-        stamp = pd.Timestamp(day).to_datetime64()
-        position = int(np.searchsorted(dates, stamp))
-        if position >= len(dates) or dates[position] != stamp:
+        position = row_of_day(dates, pd.Timestamp(day))
+        if position is None:
             return []
         history = frame.iloc[max(0, position - self.history_days): position]
         if int((history["impressions"].to_numpy() > 0).sum()) < self.min_history_days:
@@ -388,8 +387,8 @@ class AnomalyDetector:
             return ParentBudget()
         frame = prepare_daily_frame(parent)
         dates = frame["date"].to_numpy(dtype="datetime64[ns]")
-        position = int(np.searchsorted(dates, day.to_datetime64()))
-        if position >= len(dates) or dates[position] != day.to_datetime64():
+        position = row_of_day(dates, day)
+        if position is None:
             return ParentBudget()
         first = max(0, position - self.history_days)
         target = frame.iloc[position]
@@ -522,6 +521,13 @@ class AnomalyDetector:
             drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)}
             | ({"no_leads": True} if float(target["leads"]) == 0.0 else {}),
         )
+
+
+def row_of_day(dates: np.ndarray, day: pd.Timestamp) -> int | None:
+    """The row of ``day`` in a frame's sorted ``dates`` (``datetime64[ns]``); None: no row."""
+    stamp = day.to_datetime64()
+    position = int(np.searchsorted(dates, stamp))
+    return position if position < len(dates) and dates[position] == stamp else None
 
 
 def _day_features(target: pd.Series) -> np.ndarray:
