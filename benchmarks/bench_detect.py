@@ -75,17 +75,15 @@ def one_process_cycle() -> None:
     take them, without Celery; prints ``{"seconds", "cpu_seconds", "chunks"}`` as JSON."""
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.detection.service import run_detection
-    from adsentinel.scope import campaign_chunks
+    from adsentinel.detection.service import detection_chunks, run_detection
 
     settings = load_settings()
     factory = make_session_factory(open_database(settings))
     started, cpu = time.perf_counter(), time.process_time()
-    chunks = campaign_chunks(session_factory=factory, account_id=1,
-                             max_entities=settings.chunk_size)
-    for chunk in chunks:
+    chunks = detection_chunks(session_factory=factory, settings=settings, account_id=1)
+    for chunk, facts in chunks:
         run_detection(session_factory=factory, settings=settings, account_id=1,
-                      campaign_ids=chunk)
+                      campaign_ids=chunk, account_facts=facts)
     print(json.dumps({"seconds": time.perf_counter() - started,
                       "cpu_seconds": time.process_time() - cpu, "chunks": len(chunks)}))
 

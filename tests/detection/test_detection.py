@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
-from adsentinel.detection.account import detect_account
+from adsentinel.detect.account_facts import AccountFacts
+from adsentinel.detection.account import detect_account, detector_from_settings, load_account_facts
 from adsentinel.errors import NotFoundError
 from factories import add_account_tree
 
@@ -319,3 +321,50 @@ def test_one_campaigns_price_rise_is_still_reported(session_factory, settings):
                    account_id=ids["account"], analysis_date=LAST_DAY, now=T0)
     assert _medium_cpm(session_factory, ids["c0"])
     assert not _medium_cpm(session_factory, ids["c1"])
+
+
+def _verdicts(session_factory) -> set[tuple[int, date, str, str]]:
+    return {(a.entity_id, a.day, a.metric, a.severity) for a in stored(session_factory)
+            if a.status != "retracted"}
+
+
+def test_a_large_account_judged_in_chunks_is_judged_as_the_whole_account(session_factory,
+                                                                         settings):
+    """Six campaigns pay 1.6x their CPM on the last day: the market's move. In chunks of two
+    campaigns each chunk sees one other campaign, too few to call a move common; with the whole
+    account's facts every chunk judges as the whole account does."""
+    ids = build_account_of_campaigns(session_factory, campaigns=6, moved=range(6))
+    campaigns = [ids[f"c{c}"] for c in range(6)]
+    detect_account(session_factory=session_factory, settings=settings,
+                   account_id=ids["account"], analysis_date=LAST_DAY, now=T0)
+    whole = _verdicts(session_factory)
+    assert not any(_medium_cpm(session_factory, c) for c in campaigns)
+    with session_scope(session_factory) as session:
+        session.execute(delete(Anomaly))
+    for chunk in (campaigns[:2], campaigns[2:4], campaigns[4:]):
+        detect_account(session_factory=session_factory, settings=settings,
+                       account_id=ids["account"], analysis_date=LAST_DAY, now=T0,
+                       campaign_ids=chunk)
+    assert _verdicts(session_factory) == whole
+
+
+def test_account_facts_given_to_a_chunk_survive_the_task_queue(session_factory, settings):
+    """The facts computed once for every chunk go through JSON (a task's argument) and give
+    the chunk the same verdicts as the whole account."""
+    ids = build_account_of_campaigns(session_factory, campaigns=6, moved=range(6))
+    campaigns = [ids[f"c{c}"] for c in range(6)]
+    detect_account(session_factory=session_factory, settings=settings,
+                   account_id=ids["account"], analysis_date=LAST_DAY, now=T0)
+    whole = _verdicts(session_factory)
+    detector = detector_from_settings(settings)
+    days = [LAST_DAY - timedelta(days=1), LAST_DAY]
+    with session_scope(session_factory) as session:
+        facts = load_account_facts(session, detector, ids["account"], LAST_DAY, days)
+        session.execute(delete(Anomaly))
+    assert facts.covers(days) and not facts.covers([LAST_DAY - timedelta(days=5)])
+    for chunk in (campaigns[:2], campaigns[2:4], campaigns[4:]):
+        sent = json.loads(json.dumps(facts.for_campaigns(chunk).to_jsonable()))
+        detect_account(session_factory=session_factory, settings=settings,
+                       account_id=ids["account"], analysis_date=LAST_DAY, now=T0,
+                       campaign_ids=chunk, account_facts=AccountFacts.from_jsonable(sent))
+    assert _verdicts(session_factory) == whole

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from worker_support import import_demo_account, wait_for
 
-from adsentinel.db.models import Anomaly, TrainingRun
+from adsentinel.db.models import Anomaly, Entity, TrainingRun
+from adsentinel.detection.service import run_detection
 from adsentinel.model_store.store import PACK_SUFFIX
 from adsentinel.worker.locks import account_lock
 
@@ -140,8 +141,19 @@ def test_two_workers_share_a_large_account(deployment):
     chord_result = app.AsyncResult(dispatched["tasks"][0]["task_id"]).get(timeout=60)
     assert {w.split("@")[0] for w in chord_result["workers"]} == {"w1", "w2"}, deployment.log()
 
-    app.send_task("adsentinel.detect_anomalies_all").get(timeout=60)
-    wait_for(lambda: len(_anomaly_rows(factory)) > 0, 240, "anomalies from the chunks")
+    detection = app.send_task("adsentinel.detect_anomalies_all").get(timeout=60)
+    assert len(detection["task_ids"]) == merged["chunks"]
+    for task_id in detection["task_ids"]:
+        app.AsyncResult(task_id).get(timeout=240)
+    chunked = _anomaly_rows(factory)
+    assert chunked
     with factory() as session:
         runs = session.scalar(select(func.count()).select_from(TrainingRun))
     assert runs == merged["chunks"]
+
+    # the chunks, each given the whole account's facts, judged as the whole account at once
+    with factory.begin() as session:
+        session.execute(delete(Anomaly))
+        session.execute(update(Entity).values(judged_at=None))
+    run_detection(session_factory=factory, settings=deployment.settings, account_id=account_id)
+    assert _anomaly_rows(factory) == chunked

@@ -8,7 +8,9 @@ measured is what runs.
 Steps, in order:
 
 1. the account's common move on the day and on the days a rate test may pool with it: for
-   each campaign, what most of the others did (:mod:`~adsentinel.detect.common_move`);
+   each campaign, what most of the others did (:mod:`~adsentinel.detect.common_move`); when
+   the tree is a chunk of a large account, the whole account's, given with it
+   (:mod:`~adsentinel.detect.account_facts`), as are the budget steps;
 2. each ad's and ad set's budget holder (its ad set; its campaign, which holds the budget under
    campaign budget optimisation): did its volume move, or is this budget shifting between
    siblings?
@@ -38,7 +40,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from adsentinel.detect.account_walk import AccountTests, MovesByDay, campaign_of
+from adsentinel.detect.account_facts import AccountFacts, MovesByDay, common_moves_by_day
+from adsentinel.detect.account_walk import AccountTests, campaign_of
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -48,7 +51,6 @@ from adsentinel.detect.anomaly_detector import (
     prepare_daily_frame,
 )
 from adsentinel.detect.budget_habits import BudgetSteps, budget_steps
-from adsentinel.detect.common_move import common_moves
 from adsentinel.detect.hierarchy_rules import (
     ChildMove,
     ChildRate,
@@ -82,6 +84,8 @@ class AccountTree:
     levels: Mapping[Key, str]
     parents: Mapping[Key, Key | None]
     entity_ids: Mapping[Key, str]
+    #: The whole account's facts when these entities are only a chunk of its campaigns.
+    whole_account: AccountFacts | None = None
 
     def campaign_of(self, key: Key) -> Key:
         """The campaign above ``key`` (``key`` itself for a campaign)."""
@@ -92,9 +96,18 @@ class AccountTree:
         return self._ads_below.get(key, [])
 
     @cached_property
+    def campaign_frames(self) -> dict[Key, pd.DataFrame]:
+        """The campaigns' frames, by key."""
+        return {key: frame for key, frame in self.frames.items()
+                if self.levels[key] == "campaign"}
+
+    @cached_property
     def budget_steps(self) -> BudgetSteps:
         """The spend steps of the account's budget holders (ad sets and campaigns) beyond the
-        budget band, over all their days (:mod:`~adsentinel.detect.budget_habits`)."""
+        budget band, over all their days (:mod:`~adsentinel.detect.budget_habits`): the whole
+        account's when the tree is a chunk of it."""
+        if self.whole_account is not None:
+            return self.whole_account.budget_steps
         return budget_steps(
             ((frame["date"].to_numpy(dtype="datetime64[D]"), frame["spend"].to_numpy())
              for key, frame in self.frames.items() if self.levels[key] in _BUDGET_HOLDERS),
@@ -158,17 +171,11 @@ def judge_account_day(
 def _common_moves_by_day(detector: AnomalyDetector, tree: AccountTree, day: date,
                          known: MovesByDay,
                          as_of_hours: Mapping[Key, float | None]) -> MovesByDay:
-    """The common moves of ``day`` (at its hours) and of the days a rate test may pool with it
-    (complete days), ``known`` ones not computed again."""
-    campaigns = [key for key, level in tree.levels.items() if level == "campaign"]
-    moves = dict(known)
-    for back in range(MAX_POOLED_DAYS):
-        when = day - timedelta(days=back)
-        if when not in moves:
-            moves[when] = common_moves({campaign: detector.campaign_move_tests(
-                tree.frames[campaign], when, as_of_hours.get(campaign) if back == 0 else None)
-                for campaign in campaigns})
-    return moves
+    """The common moves of ``day`` and of the days a rate test may pool with it: the whole
+    account's when the tree is a chunk of it, otherwise from the tree's campaigns."""
+    if tree.whole_account is not None:
+        known = {**tree.whole_account.moves.get(day, {}), **known}
+    return common_moves_by_day(detector, tree.campaign_frames, day, known, as_of_hours)
 
 
 def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list[Key],

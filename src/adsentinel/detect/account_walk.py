@@ -32,6 +32,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from adsentinel.detect.account_facts import MovesByDay
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.common_move import common_moves
 from adsentinel.detect.statistical import MetricTest
@@ -100,7 +101,6 @@ def campaign_of(key: Key, parents: Mapping[Key, Key | None]) -> Key:
 
 
 #: Per day, each campaign's common-move factors (:func:`common_moves`).
-MovesByDay = dict[date, dict[Key, dict[str, float]]]
 
 
 def _common_moves_of_every_day(detector: AnomalyDetector,

@@ -44,6 +44,7 @@ _DAYS_PER_MONTH = 30.0
 
 Days = npt.NDArray[np.datetime64]
 Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
 
 
 def spend_step_ratios(spend: npt.ArrayLike) -> Floats:
@@ -97,7 +98,8 @@ class BudgetSteps:
     days: Days  # the candidate step days (datetime64[D])
     ratios: Floats
     previous: Floats
-    delivering_days: Days  # one entry per holder-day with spend, sorted
+    delivery_days: Days  # the days any holder spent, sorted
+    delivering_holders: Ints  # how many holders spent on each of them
 
     def habits(self, day: date, days: int = HABIT_DAYS) -> BudgetHabits:
         """The habits known on ``day``: steps and delivery of the ``days`` days ending two
@@ -105,8 +107,8 @@ class BudgetSteps:
         last = np.datetime64(day - timedelta(days=2), "D")
         first = np.datetime64(day - timedelta(days=2 + days - 1), "D")
         inside = (self.days >= first) & (self.days <= last)
-        delivering = (np.searchsorted(self.delivering_days, last, side="right")
-                      - np.searchsorted(self.delivering_days, first, side="left"))
+        counted = ((self.delivery_days >= first) & (self.delivery_days <= last))
+        delivering = int(self.delivering_holders[counted].sum())
         return BudgetHabits(self.ratios[inside], self.previous[inside],
                             float(delivering) / _DAYS_PER_MONTH, days)
 
@@ -131,6 +133,7 @@ def budget_steps(holders: Iterable[tuple[Days, npt.ArrayLike]], *,
         delivering.append(calendar[np.nan_to_num(values, nan=0.0) > 0])
     if not days:
         empty = np.array([], dtype="datetime64[D]")
-        return BudgetSteps(empty, np.array([]), np.array([]), empty)
+        return BudgetSteps(empty, np.array([]), np.array([]), empty, np.array([], dtype=np.int64))
+    delivery_days, delivering_holders = np.unique(np.concatenate(delivering), return_counts=True)
     return BudgetSteps(np.concatenate(days), np.concatenate(ratios), np.concatenate(previous),
-                       np.sort(np.concatenate(delivering)))
+                       delivery_days, delivering_holders.astype(np.int64))

@@ -10,7 +10,9 @@ One call (:func:`detect_account`) per account and run:
 3. Run :class:`~adsentinel.detect.anomaly_detector.AnomalyDetector` per entity and day (a partial
    day is judged against what is expected by its local hour; an ad is judged with its ad set as
    the budget holder, so that budget moving between sibling ads is not an incident); the forests'
-   scores of the judged days are computed first, for every entity in one call).
+   scores of the judged days are computed first, for every entity in one call). A chunk of a
+   large account (``campaign_ids``) is judged with the whole account's common moves and
+   budget steps (:func:`load_account_facts`), computed once for all its chunks.
 4. Upsert one row per (entity, day, metric) with ``INSERT .. ON CONFLICT DO UPDATE`` (SQLite and
    PostgreSQL alike), so that re-running never duplicates and concurrent runs do not collide. A
    stored anomaly of a judged day that the detector no longer finds is ``retracted`` (only when
@@ -24,7 +26,7 @@ One call (:func:`detect_account`) per account and run:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +49,7 @@ from adsentinel.db.models import (
     utcnow,
 )
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
+from adsentinel.detect.account_facts import AccountFacts, account_facts
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -94,6 +97,7 @@ def detect_account(
     now: datetime | None = None,
     campaign_ids: Sequence[int] | None = None,
     batch_forest_scores: bool = True,
+    account_facts: AccountFacts | None = None,
 ) -> list[Anomaly]:
     """Detect and store the anomalies of every entity of ``account_id``.
 
@@ -124,6 +128,11 @@ def detect_account(
         Score the judged days of every entity's forest in one call before judging (the
         hourly cycle); ``False`` lets the detector score each entity's day on its own (the
         reference the batched scores are tested against: the same anomalies).
+    account_facts : AccountFacts, optional
+        With ``campaign_ids``: the whole account's common moves and budget steps
+        (:func:`load_account_facts`, computed once for all the chunks), so that the chunk
+        judges its entities as the whole account would. Absent, or not covering a judged day,
+        they are read here.
 
     Returns
     -------
@@ -159,8 +168,12 @@ def detect_account(
         judged_at = {e: entities[e].judged_at for e in in_scope if e in entities}
         judged = _days_to_judge(session, account_id, insights, analysis_date, recheck_days,
                                 judged_at=judged_at, everything_in_window=forced)
+        if scope is not None and (account_facts is None
+                                  or not account_facts.covers({d for _, d in judged})):
+            account_facts = load_account_facts(session, detector, account_id, analysis_date,
+                                               {d for _, d in judged}, recheck_days)
         found = _run_detector(detector, entities, insights, judged, account, model_loader,
-                              batch_forest_scores)
+                              batch_forest_scores, None if scope is None else account_facts)
         found = with_feedback(session, account_id, found)  # damping, calendar
         _upsert(session, account_id, found, now,
                 impact_columns(session, account_id, found, judged))  # money, run start
@@ -331,22 +344,23 @@ def _run_detector(
     account: AdAccount,
     model_loader: ModelLoader | None,
     batch_forest_scores: bool = True,
+    whole_account: AccountFacts | None = None,
 ) -> list[DetectedAnomaly]:
     """The judged entity-days through :func:`~adsentinel.detect.account_day.judge_account_day`,
     one day at a time, so that each entity is judged against its account and its ads; the
-    forests' scores of the judged days first, all in one call (:func:`with_day_scores`)."""
+    forests' scores of the judged days first, all in one call (:func:`with_day_scores`).
+    ``whole_account``: the account's facts when the entities are one chunk of it."""
     zone = zone_or_utc(account.timezone)
     # Prepared (one row per calendar day) for all entities in one pass, shared by every day.
     prepared = {e: f for e, f in prepare_daily_frames(insights).items() if e in entities}
-    partial = insights[~insights["is_complete"].astype(bool)]
-    partial_as_of = {(int(e), d.date()): a for e, d, a in
-                     zip(partial["entity_id"], partial["date"], partial["as_of"], strict=True)}
+    hours_of = _partial_hours(insights, zone)
     tree = AccountTree(
         frames={e: f for e, f in prepared.items()},  # (a copy typed for the tree's any-key maps)
         levels={e: entities[e].level for e in prepared},
         parents={e: (entities[e].parent_id if entities[e].parent_id in prepared else None)
                  for e in prepared},
         entity_ids={e: str(e) for e in prepared},
+        whole_account=whole_account,
     )
     days: dict[date, list[int]] = {}
     for entity_id, day in judged:
@@ -361,14 +375,60 @@ def _run_detector(
     if batch_forest_scores:
         models = with_day_scores(models, prepared, days)
     found: list[DetectedAnomaly] = []
+    campaigns = [e for e in prepared if entities[e].level == "campaign"]
     for day, members in sorted(days.items()):
+        # every campaign's hour, judged or not: the common move reads them all
         hours: dict[Hashable, float | None] = {
-            e: _local_hour(partial_as_of[(e, day)], zone) if (e, day) in partial_as_of else None
-            for e in members}
+            e: hours_of.get((e, day)) for e in [*members, *campaigns]}
         found.extend(judge_account_day(detector, tree, day, sorted(members),
                                        currency=account.currency, models=models,
                                        as_of_hours=hours))
     return found
+
+
+def _partial_hours(insights: pd.DataFrame, zone: ZoneInfo) -> dict[tuple[int, date], float]:
+    """The local hour each partial row was read at, by (entity, day)."""
+    partial = insights[~insights["is_complete"].astype(bool)]
+    return {(int(e), d.date()): _local_hour(a, zone) for e, d, a in
+            zip(partial["entity_id"], partial["date"], partial["as_of"], strict=True)}
+
+
+def load_account_facts(session: Session, detector: AnomalyDetector, account_id: int,
+                       analysis_date: date, days: Iterable[date], recheck_days: int = 2,
+                       ) -> AccountFacts:
+    """The whole account's facts for judging ``days`` (:mod:`~adsentinel.detect.account_facts`)
+    from every campaign and ad set of the account, over the history a detection up to
+    ``analysis_date`` reads: what every chunk of a large account is given."""
+    account = session.get(AdAccount, account_id)
+    if account is None:
+        raise NotFoundError(f"ad account {account_id} does not exist",
+                            hint="list accounts with `adsentinel accounts`")
+    levels: dict[int, str] = {entity_id: level for entity_id, level in session.execute(
+        select(Entity.id, Entity.level).where(Entity.account_id == account_id,
+                                              Entity.level.in_(("campaign", "adset"))))}
+    first_day = analysis_date - timedelta(days=detector.history_days + recheck_days)
+    insights = _load_insights(session, account_id, first_day, analysis_date, set(levels))
+    holders = AccountTree(frames={e: f for e, f in prepare_daily_frames(insights).items()},
+                          levels={e: level for e, level in levels.items()},
+                          parents={}, entity_ids={})
+    hours_of = _partial_hours(insights[insights["entity_id"].map(levels).eq("campaign")],
+                              zone_or_utc(account.timezone))
+    as_of_hours: dict[date, dict[Hashable, float | None]] = {}
+    for (entity_id, day), hour in hours_of.items():
+        as_of_hours.setdefault(day, {})[entity_id] = hour
+    return account_facts(detector, holders.campaign_frames, holders.budget_steps,
+                         sorted(set(days)), as_of_hours)
+
+
+def hourly_account_facts(session: Session, detector: AnomalyDetector, account_id: int,
+                         recheck_days: int = 2) -> AccountFacts | None:
+    """:func:`load_account_facts` for the days an hourly run judges: the account's latest day
+    and the ``recheck_days - 1`` before it (``None``: the account has no data)."""
+    latest = _latest_day(session, account_id)
+    if latest is None:
+        return None
+    return load_account_facts(session, detector, account_id, latest,
+                              _window_days(latest, recheck_days), recheck_days)
 
 
 def _local_hour(as_of: Any, zone: ZoneInfo) -> float:

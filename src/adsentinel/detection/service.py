@@ -11,6 +11,7 @@ for the caller to retrain (:func:`retrain_refused` in process, a training task o
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,12 +21,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adsentinel.alerts.service import plan_alerts
 from adsentinel.config import Settings
+from adsentinel.db.engine import session_scope
 from adsentinel.db.models import Anomaly, Entity
+from adsentinel.detect.account_facts import AccountFacts
 from adsentinel.detect.features import FOREST_FEATURES
-from adsentinel.detection.account import detect_account
+from adsentinel.detection.account import (
+    detect_account,
+    detector_from_settings,
+    hourly_account_facts,
+)
 from adsentinel.errors import ModelStoreError
 from adsentinel.model_store.store import ModelSet, ModelStore
-from adsentinel.scope import campaign_of, entities_in_campaigns, entity_parents
+from adsentinel.scope import campaign_chunks, campaign_of, entities_in_campaigns, entity_parents
 from adsentinel.training.service import train_account_models
 
 log = logging.getLogger(__name__)
@@ -138,21 +145,42 @@ class DetectionRun:
                 "refused_models": self.refused_models}
 
 
+def detection_chunks(*, session_factory: sessionmaker[Session], settings: Settings,
+                     account_id: int) -> list[tuple[list[int] | None, dict[str, Any] | None]]:
+    """How an account's hourly detection is split: ``(campaign_ids, account_facts)`` per chunk
+    of whole campaigns (``[(None, None)]``: the whole account at once). Each chunk is given the
+    whole account's facts (JSON, :class:`~adsentinel.detect.account_facts.AccountFacts`) for
+    the days the hourly run judges, computed here once: every chunk then judges its entities as
+    the whole account would, however the account was cut."""
+    chunks = campaign_chunks(session_factory=session_factory, account_id=account_id,
+                             max_entities=settings.chunk_size)
+    if chunks == [None]:
+        return [(None, None)]
+    with session_scope(session_factory) as session:
+        facts = hourly_account_facts(session, detector_from_settings(settings), account_id)
+    return [(chunk, None if facts is None or chunk is None
+             else facts.for_campaigns(chunk).to_jsonable()) for chunk in chunks]
+
+
 def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,
                   campaign_ids: list[int] | None = None,
-                  analysis_date: date | None = None) -> DetectionRun:
+                  analysis_date: date | None = None,
+                  account_facts: Mapping[str, Any] | None = None) -> DetectionRun:
     """Detect anomalies on an account (or some campaigns) with its stored models, store them,
     mark refused model files and plan the alerts: the one detection of the Celery task, the
     embedded scheduler, the API's in-process jobs and ``adsentinel detect``.
 
     ``analysis_date`` judges that day (and the days before it that detection re-checks)
     instead of the rows added since the last run (see
-    :func:`~adsentinel.detection.account.detect_account`)."""
+    :func:`~adsentinel.detection.account.detect_account`). ``account_facts``: a chunk's share
+    of :func:`detection_chunks` (read again by the chunk when they do not cover its days)."""
     models = load_detection_models(settings=settings, account_id=account_id,
                                    campaign_ids=campaign_ids)
     stored = detect_account(session_factory=session_factory, settings=settings,
                             account_id=account_id, analysis_date=analysis_date,
-                            model_loader=models.loader(), campaign_ids=campaign_ids)
+                            model_loader=models.loader(), campaign_ids=campaign_ids,
+                            account_facts=None if account_facts is None
+                            else AccountFacts.from_jsonable(account_facts))
     retrain = campaigns_to_retrain(session_factory=session_factory, models=models,
                                    account_id=account_id, campaign_ids=campaign_ids)
     mark_refused_models(session_factory=session_factory, models=models, account_id=account_id,

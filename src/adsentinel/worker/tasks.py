@@ -117,13 +117,16 @@ def detect_anomalies_all() -> dict:
 
 
 def _dispatch_detection(account_id: int) -> list[str]:
-    from adsentinel.scope import campaign_chunks
+    """One detection task per chunk of the account, each with the whole account's facts
+    (computed once here; left out of the task's logged arguments)."""
+    from adsentinel.detection.service import detection_chunks
 
     runtime = get_runtime()
-    return [detect_anomalies.delay(account_id, chunk).id
-            for chunk in campaign_chunks(session_factory=runtime.session_factory,
-                                         account_id=account_id,
-                                         max_entities=runtime.settings.chunk_size)]
+    return [detect_anomalies.apply_async(
+        (account_id, chunk), {"account_facts": facts} if facts is not None else {},
+        kwargsrepr="{'account_facts': ...}" if facts is not None else None).id
+        for chunk, facts in detection_chunks(session_factory=runtime.session_factory,
+                                             settings=runtime.settings, account_id=account_id)]
 
 
 @celery_app.task(name="adsentinel.sync_account", bind=True, max_retries=2,
@@ -146,13 +149,15 @@ def sync_account(self, config_id: int, detect_after: bool = False) -> dict:
 
 @celery_app.task(name="adsentinel.detect_anomalies", bind=True, max_retries=2,
                  autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True)
-def detect_anomalies(self, config_id: int, campaign_ids: list[int] | None = None) -> dict:
-    """Detect and store the anomalies of one account (or of some of its campaigns)."""
+def detect_anomalies(self, config_id: int, campaign_ids: list[int] | None = None,
+                     account_facts: dict | None = None) -> dict:
+    """Detect and store the anomalies of one account (or of some of its campaigns, with the
+    whole account's facts: see ``detection.service.detection_chunks``)."""
     from adsentinel.detection.service import run_detection
 
     result = _locked(self, "detect", config_id, campaign_ids, lambda runtime: run_detection(
         session_factory=runtime.session_factory, settings=runtime.settings,
-        account_id=config_id, campaign_ids=campaign_ids).summary())
+        account_id=config_id, campaign_ids=campaign_ids, account_facts=account_facts).summary())
     if result.get("retrain_campaigns"):  # refused models: their forests back within the hour
         result["retrain_task_id"] = train_anomaly_detector.delay(
             config_id, result["retrain_campaigns"]).id
