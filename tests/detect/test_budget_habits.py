@@ -13,6 +13,7 @@ from adsentinel.detect.budget_habits import (
     MEDIUM_FALSE_ALARMS_PER_ENTITY_MONTH,
     BudgetHabits,
     budget_steps,
+    spend_calendars,
     spend_step_ratios,
 )
 
@@ -91,3 +92,32 @@ def test_the_window_is_the_detectors_history():
     shorter = steps.habits(day, days=30)
     assert shorter.steps_at_least(3.0) == 0 and shorter.days == 30
     assert shorter.holder_months == pytest.approx(30 / 30)
+
+
+def test_holders_judged_together_step_as_each_alone():
+    """All holders' series are judged end to end: no baseline reaches into another holder."""
+    rng = np.random.default_rng(3)
+    first = 100 * rng.lognormal(0, 0.1, 40)
+    first[[12, 30]] *= 3
+    second = 5 * rng.lognormal(0, 0.1, 25)  # small, right after a large holder
+    second[[2, 9]] *= [40, 4]
+    short = np.array([1.0, 9, 9, 9])  # too short for any baseline
+    holders = [(calendar(40), first), (calendar(25), second), (calendar(4), short)]
+    together = budget_steps(holders, at_least=2.25)
+    alone = [budget_steps([holder], at_least=2.25) for holder in holders]
+    np.testing.assert_array_equal(together.days, np.concatenate([a.days for a in alone]))
+    np.testing.assert_array_equal(together.ratios, np.concatenate([a.ratios for a in alone]))
+    np.testing.assert_array_equal(together.previous, np.concatenate([a.previous for a in alone]))
+    assert len(together.days) == 3  # days 12 and 30 of the first, day 9 of the second
+    assert together.delivering_holders.sum() == 40 + 25 + 4
+
+
+def test_spend_calendars_fill_a_day_without_a_row_with_no_spend():
+    ids = np.array([7, 7, 7, 9])
+    days = np.array(["2026-01-01", "2026-01-02", "2026-01-05", "2026-01-03"],
+                    dtype="datetime64[D]")
+    (days_7, spend_7), (days_9, spend_9) = spend_calendars(ids, days, [1.0, 2.0, 5.0, 4.0])
+    np.testing.assert_array_equal(days_7, calendar(5))
+    np.testing.assert_array_equal(spend_7, [1.0, 2.0, 0.0, 0.0, 5.0])
+    np.testing.assert_array_equal(days_9, np.array(["2026-01-03"], dtype="datetime64[D]"))
+    np.testing.assert_array_equal(spend_9, [4.0])

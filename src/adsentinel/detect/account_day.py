@@ -38,10 +38,11 @@ from datetime import date, timedelta
 from functools import cached_property
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from adsentinel.detect.account_facts import AccountFacts, MovesByDay, common_moves_by_day
-from adsentinel.detect.account_walk import AccountTests, campaign_of
+from adsentinel.detect.account_facts import AccountFacts, common_moves_by_day
+from adsentinel.detect.account_walk import AccountTests, MovesByDay, campaign_of
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -50,7 +51,7 @@ from adsentinel.detect.anomaly_detector import (
     forest_follows_metrics,
     prepare_daily_frame,
 )
-from adsentinel.detect.budget_habits import BudgetSteps, budget_steps
+from adsentinel.detect.budget_habits import BudgetSteps, Days, budget_steps
 from adsentinel.detect.hierarchy_rules import (
     ChildMove,
     ChildRate,
@@ -73,7 +74,8 @@ from adsentinel.detect.statistical import (
 Key = Hashable
 #: The parent that may hold the budget an entity shares with its siblings, by level.
 HOLDER_LEVEL = {"ad": "ad set", "adset": "campaign"}
-_BUDGET_HOLDERS = frozenset({"adset", "campaign"})
+#: The levels that may hold a budget (a campaign under campaign budget optimisation).
+BUDGET_HOLDERS = frozenset({"adset", "campaign"})
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,9 @@ class AccountTree:
         account's when the tree is a chunk of it."""
         if self.whole_account is not None:
             return self.whole_account.budget_steps
-        return budget_steps(
-            ((frame["date"].to_numpy(dtype="datetime64[D]"), frame["spend"].to_numpy())
-             for key, frame in self.frames.items() if self.levels[key] in _BUDGET_HOLDERS),
-            at_least=BUDGET_CHANGE_BAND[1])
+        return account_budget_steps(
+            (frame["date"].to_numpy(dtype="datetime64[D]"), frame["spend"].to_numpy())
+            for key, frame in self.frames.items() if self.levels[key] in BUDGET_HOLDERS)
 
     @cached_property
     def _ads_below(self) -> dict[Key, list[Key]]:
@@ -124,6 +125,12 @@ class AccountTree:
                 below.setdefault(up, []).append(key)
                 up = self.parents.get(up)
         return below
+
+
+def account_budget_steps(holders: Iterable[tuple[Days, npt.ArrayLike]]) -> BudgetSteps:
+    """The spend steps beyond the budget band of an account's budget holders, each given as
+    its calendar days and its spend on them (:func:`~adsentinel.detect.budget_habits.budget_steps`)."""
+    return budget_steps(holders, at_least=BUDGET_CHANGE_BAND[1])
 
 
 @dataclass(frozen=True)

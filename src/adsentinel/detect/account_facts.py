@@ -28,14 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adsentinel.detect.account_walk import MovesByDay, common_moves_of_days
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.budget_habits import BudgetSteps
 from adsentinel.detect.common_move import common_moves
 from adsentinel.detect.statistical import MAX_POOLED_DAYS
 
 Key = Hashable
-#: The account's common moves by day: for each campaign, the factor of each metric it follows.
-MovesByDay = dict[date, dict[Key, dict[str, float]]]
 
 
 def common_moves_by_day(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFrame],
@@ -120,20 +119,25 @@ def account_facts(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFram
                   ) -> AccountFacts:
     """The facts judging each of ``days`` reads, from every campaign of the account
     (``campaigns``: prepared frames by key) and its holders' ``budget_steps``;
-    ``as_of_hours[day]``: the local hour of each campaign's partial row of that day."""
+    ``as_of_hours[day]``: the local hour of each campaign's partial row of that day.
+
+    The same moves :func:`common_moves_by_day` makes: complete days' campaign tests all at once
+    (:func:`~adsentinel.detect.account_walk.common_moves_of_days`), a campaign's partial day
+    on its own, at its hour."""
     as_of_hours = as_of_hours or {}
+    days = sorted(set(days))
+    # each day, the days it pools with, and the one more judging yesterday again pools
+    reads = {day: [day - timedelta(days=back) for back in range(MAX_POOLED_DAYS + 1)]
+             for day in days}
+    complete = common_moves_of_days(detector, campaigns,
+                                    {when for whens in reads.values() for when in whens})
     moves: dict[date, MovesByDay] = {}
-    complete: MovesByDay = {}  # the moves of complete days, the same whichever day reads them
     for day in days:
-        hours = as_of_hours.get(day, {})
-        partial = any(hour is not None for hour in hours.values())
-        known = {w: m for w, m in complete.items() if not (partial and w == day)}
-        today = common_moves_by_day(detector, campaigns, day, known, hours)
-        before = day - timedelta(days=1)  # judged again when its spend jump was held today
-        every = common_moves_by_day(
-            detector, campaigns, before, {d: m for d, m in today.items() if d < day}, {})
-        complete.update(every)
-        if not partial:
-            complete[day] = today[day]
-        moves[day] = {**every, day: today[day]}
+        by_day = {when: complete.get(when) or {c: {} for c in campaigns} for when in reads[day]}
+        hours = {c: hour for c, hour in as_of_hours.get(day, {}).items()
+                 if hour is not None and hour < 24 and c in campaigns}
+        if hours:  # today's partial rows, each campaign at its hour
+            by_day[day] = common_moves({c: detector.campaign_move_tests(
+                frame, day, hours.get(c)) for c, frame in campaigns.items()})
+        moves[day] = by_day
     return AccountFacts(budget_steps, moves)

@@ -25,14 +25,13 @@ Pure: frames in, tests out.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from adsentinel.detect.account_facts import MovesByDay
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.common_move import common_moves
 from adsentinel.detect.statistical import MetricTest
@@ -83,7 +82,7 @@ def account_statistical_tests(detector: AnomalyDetector, frames: Mapping[Key, pd
         Per entity, per day of its frame, what ``run_statistical_tests`` returns for it.
     """
     campaigns = [key for key, level in levels.items() if level == "campaign"]
-    moves = _common_moves_of_every_day(
+    moves = common_moves_of_days(
         detector, {key: frames[key] for key in campaigns if key in frames})
     holders = {parent for parent in parents.values() if parent is not None and parent in frames}
     return AccountTests(
@@ -101,26 +100,34 @@ def campaign_of(key: Key, parents: Mapping[Key, Key | None]) -> Key:
 
 
 #: Per day, each campaign's common-move factors (:func:`common_moves`).
+MovesByDay = dict[date, dict[Key, dict[str, float]]]
 
-
-def _common_moves_of_every_day(detector: AnomalyDetector,
-                               campaigns: Mapping[Key, pd.DataFrame]) -> MovesByDay:
-    """The account's common moves of every day a campaign has a row, as
+def common_moves_of_days(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFrame],
+                         days: Collection[date] | None = None) -> MovesByDay:
+    """The account's common moves of complete days, as
     ``account_day._common_moves_by_day`` makes each (a campaign without a row that day has
-    no tests, and still gets the others' move)."""
+    no tests, and still gets the others' move): of ``days``, default every day a campaign has
+    a row (a day no campaign has a row gets no entry)."""
+    wanted = None if days is None else np.array(sorted(days), dtype="datetime64[D]")
     by_campaign: dict[Key, dict[date, list[MetricTest]]] = {}
     for key, frame in campaigns.items():
         if frame.empty:
             continue
+        rows = np.arange(len(frame)) if wanted is None else np.flatnonzero(
+            np.isin(frame["date"].to_numpy(dtype="datetime64[D]"), wanted))
+        if not rows.size:
+            continue
         walk = walk_statistical_tests(
-            frame, np.arange(len(frame)), z_threshold=detector.z_threshold,
+            frame, rows, z_threshold=detector.z_threshold,
             iqr_multiplier=detector.iqr_multiplier, min_history_days=detector.min_history_days,
             history_days=detector.history_days, level_window=detector.level_window,
             rate_window=detector.rate_window, max_pooled_days=1, require_delivery=False)
-        by_campaign[key] = dict(zip(_days_of(frame), walk.all_tests(), strict=True))
-    days = sorted(set().union(*(set(tests) for tests in by_campaign.values())))
+        every_day = _days_of(frame)
+        by_campaign[key] = dict(zip((every_day[row] for row in rows), walk.all_tests(),
+                                    strict=True))
+    found = sorted(set().union(*(set(tests) for tests in by_campaign.values())))
     return {day: common_moves({key: by_campaign.get(key, {}).get(day, []) for key in campaigns})
-            for day in days}
+            for day in found}
 
 
 def _entity_tests(detector: AnomalyDetector, frame: pd.DataFrame, moves: MovesByDay,
@@ -161,4 +168,5 @@ def _days_of(frame: pd.DataFrame) -> list[date]:
     return [stamp.date() for stamp in pd.to_datetime(frame["date"])]
 
 
-__all__ = ["AccountTests", "TestsByDay", "account_statistical_tests"]
+__all__ = ["AccountTests", "MovesByDay", "TestsByDay", "account_statistical_tests",
+           "common_moves_of_days"]

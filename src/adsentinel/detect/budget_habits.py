@@ -26,7 +26,7 @@ Pure: spend arrays in, counts out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -41,6 +41,8 @@ STEP_BASELINE_MIN_DAYS = 5
 #: The false alarms a rule may cost at *medium*, per entity and month of delivery.
 MEDIUM_FALSE_ALARMS_PER_ENTITY_MONTH = 0.1
 _DAYS_PER_MONTH = 30.0
+#: Days whose baselines are computed together (an account's holders are millions of days).
+_BLOCK_DAYS = 65_536
 
 Days = npt.NDArray[np.datetime64]
 Floats = npt.NDArray[np.float64]
@@ -58,10 +60,12 @@ def spend_step_ratios(spend: npt.ArrayLike) -> Floats:
     # the window before day d is values[d - 7 : d]; the first days see fewer than seven
     padded = np.concatenate([np.full(STEP_BASELINE_DAYS, np.nan), values[:-1]])
     windows = np.lib.stride_tricks.sliding_window_view(padded, STEP_BASELINE_DAYS)
-    known = np.isfinite(windows).sum(axis=1)
-    enough = known >= STEP_BASELINE_MIN_DAYS
     baseline = np.full(values.shape, np.nan)
-    baseline[enough] = np.nanmedian(windows[enough], axis=1)
+    for start in range(0, len(values), _BLOCK_DAYS):  # a block at a time: bounded copies
+        block = windows[start:start + _BLOCK_DAYS]
+        enough = np.isfinite(block).sum(axis=1) >= STEP_BASELINE_MIN_DAYS
+        baseline[start:start + _BLOCK_DAYS][enough] = np.nanmedian(block[enough], axis=1)
+    enough = np.isfinite(baseline)
     usable = enough & (baseline > 0) & np.isfinite(values)
     ratios[usable] = values[usable] / baseline[usable]
     return ratios
@@ -116,24 +120,46 @@ class BudgetSteps:
 def budget_steps(holders: Iterable[tuple[Days, npt.ArrayLike]], *,
                  at_least: float) -> BudgetSteps:
     """The candidate steps (ratio at least ``at_least``) of the budget holders, each given as
-    its calendar days (one per day, consecutive) and its spend on them (NaN: unknown)."""
-    days: list[Days] = []
-    ratios: list[Floats] = []
-    previous: list[Floats] = []
-    delivering: list[Days] = []
+    its calendar days (one per day, consecutive) and its spend on them (NaN: unknown).
+
+    All holders at once: their series end to end, each after :data:`STEP_BASELINE_DAYS`
+    unknown days, so that no holder's baseline reaches into the one before it."""
+    gap_days = np.full(STEP_BASELINE_DAYS, np.datetime64("NaT"), dtype="datetime64[D]")
+    gap = np.full(STEP_BASELINE_DAYS, np.nan)
+    day_parts: list[Days] = []
+    value_parts: list[Floats] = []
     for holder_days, spend in holders:
-        calendar = np.asarray(holder_days, dtype="datetime64[D]")
-        values = np.asarray(spend, dtype=float)
-        step = spend_step_ratios(values)
-        before = np.concatenate([[np.nan], step[:-1]])
-        candidate = step >= at_least
-        days.append(calendar[candidate])
-        ratios.append(step[candidate])
-        previous.append(np.nan_to_num(before[candidate], nan=0.0))
-        delivering.append(calendar[np.nan_to_num(values, nan=0.0) > 0])
-    if not days:
+        day_parts += [gap_days, np.asarray(holder_days, dtype="datetime64[D]")]
+        value_parts += [gap, np.asarray(spend, dtype=float)]
+    if not day_parts:
         empty = np.array([], dtype="datetime64[D]")
         return BudgetSteps(empty, np.array([]), np.array([]), empty, np.array([], dtype=np.int64))
-    delivery_days, delivering_holders = np.unique(np.concatenate(delivering), return_counts=True)
-    return BudgetSteps(np.concatenate(days), np.concatenate(ratios), np.concatenate(previous),
+    calendar = np.concatenate(day_parts)
+    values = np.concatenate(value_parts)
+    step = spend_step_ratios(values)
+    before = np.concatenate([[np.nan], step[:-1]])
+    candidate = step >= at_least
+    delivery_days, delivering_holders = np.unique(calendar[np.nan_to_num(values, nan=0.0) > 0],
+                                                  return_counts=True)
+    return BudgetSteps(calendar[candidate], step[candidate],
+                       np.nan_to_num(before[candidate], nan=0.0),
                        delivery_days, delivering_holders.astype(np.int64))
+
+
+def spend_calendars(holder_ids: npt.ArrayLike, days: npt.ArrayLike, spend: npt.ArrayLike,
+                    ) -> Iterator[tuple[Days, Floats]]:
+    """Each holder's calendar days and spend, from its daily rows (``holder_ids``, ``days``,
+    ``spend`` of the same length, sorted by holder then day, one row per holder and day): from
+    its first row to its last, a day without a row spending 0, as a prepared daily frame has
+    it (:func:`~adsentinel.detect.anomaly_detector.prepare_daily_frames`)."""
+    ids = np.asarray(holder_ids)
+    calendar = np.asarray(days, dtype="datetime64[D]")
+    values = np.asarray(spend, dtype=float)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else np.array([], int)
+    ends = np.r_[starts[1:], ids.size]
+    for start, end in zip(starts, ends, strict=True):
+        first = calendar[start]
+        span = int((calendar[end - 1] - first).astype(int)) + 1
+        filled = np.zeros(span)
+        filled[(calendar[start:end] - first).astype(int)] = values[start:end]
+        yield first + np.arange(span).astype("timedelta64[D]"), filled

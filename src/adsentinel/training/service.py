@@ -20,7 +20,6 @@ Models are keyed by ``str(Entity.id)``, the key the detection service asks the s
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import time
@@ -40,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adsentinel.account_calendar import calendar_labels
 from adsentinel.alerts.incidents import DISMISSED_STATUSES
 from adsentinel.config import Settings
+from adsentinel.db.bulk import read_frame
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import (
     AdAccount,
@@ -379,11 +379,7 @@ def _read_history(session_factory, account_id: int, first_id: int, last_id: int,
         query = query.where(DailyInsight.entity_id.in_([int(i) for i in exact_ids]))
     columns = ["entity_id", "day", *COUNT_COLUMNS]
     with session_factory() as session:
-        connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            frame = _copy_out(connection, query, columns)
-        else:
-            frame = pd.DataFrame(session.execute(query).all(), columns=columns)
+        frame = read_frame(session, query, columns)
     if excluded is not None and (excluded[0] or excluded[1]) and not frame.empty:
         frame = _without_days(frame, *excluded)
     if frame.empty:
@@ -403,24 +399,6 @@ def _without_days(frame: pd.DataFrame, pairs: set[tuple[int, date]],
         drop |= pd.Series([(int(e), d) in pairs for e, d in zip(frame["entity_id"], day, strict=True)],
                           index=frame.index)
     return frame[~drop].reset_index(drop=True)
-
-
-def _copy_out(connection, query, columns: list[str]) -> pd.DataFrame:
-    """Run ``query`` through PostgreSQL's COPY: about ten times faster than fetching rows.
-
-    The query's parameters are integers and dates made here (never user text), so rendering
-    them inline is safe.
-    """
-    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
-    buffer = io.BytesIO()
-    with (connection.connection.driver_connection.cursor() as cursor,
-          cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy):
-        for block in copy:
-            buffer.write(block)
-    buffer.seek(0)
-    if not buffer.getbuffer().nbytes:
-        return pd.DataFrame(columns=columns)
-    return pd.read_csv(buffer, names=columns, header=None)
 
 
 def _fit_slice(entity_ids, history: _History, levels, account_id: int, settings: Settings
