@@ -15,7 +15,7 @@ from adsentinel.detect.features import FOREST_FEATURES, isolation_forest_feature
 from adsentinel.errors import NotFoundError
 from adsentinel.model_store.cache import ModelCache
 from adsentinel.model_store.store import ModelStore, load_signing_key
-from adsentinel.training.service import train_account_models
+from adsentinel.training.service import train_account_models, training_last_day
 from factories import LAST_DAY, daily_insight_values, small_account
 
 
@@ -161,6 +161,23 @@ def test_campaign_subset_trains_only_its_branch(db_settings, session_factory):
     assert store.load(first["account"], "campaign", str(other_campaign)) is not None
     assert store.load(first["account"], "campaign", str(first["ids"]["c1"])) is None
     assert store.load(second["account"], "campaign", str(second["ids"]["c1"])) is None
+
+
+def test_a_chunk_given_the_accounts_last_day_trains_the_window_ending_there(db_settings,
+                                                                          session_factory):
+    """The task splitting a large account reads its last complete day once for every chunk:
+    a chunk given that day trains exactly as one reading it itself."""
+    built = small_account(session_factory)
+    with session_scope(session_factory) as session:
+        last_day = training_last_day(session, built["account"])
+    assert last_day == LAST_DAY
+    given = train_account_models(session_factory=session_factory, settings=db_settings,
+                                 account_id=built["account"], campaign_ids=[built["ids"]["c1"]],
+                                 last_day=last_day - timedelta(days=10))
+    assert given["training_window"] == {"first_day": "2026-03-23", "last_day": "2026-06-20"}
+    read = train_account_models(session_factory=session_factory, settings=db_settings,
+                                account_id=built["account"], campaign_ids=[built["ids"]["c1"]])
+    assert read["training_window"] == {"first_day": "2026-04-02", "last_day": "2026-06-30"}
 
 
 def test_a_run_left_running_past_the_hard_time_limit_is_closed_as_interrupted(

@@ -101,6 +101,7 @@ def train_account_models(
     store: ModelStore | None = None,
     workers: int | None = None,
     campaign_ids: Sequence[int] | None = None,
+    last_day: date | None = None,
 ) -> dict[str, Any]:
     """Train and store an Isolation Forest for every entity of ``account_id`` with enough history.
 
@@ -119,6 +120,12 @@ def train_account_models(
     workers : int, optional
         Fitting threads; default twice the number of CPUs (writing files waits on the disk
         without holding the GIL, so extra threads keep the cores busy meanwhile).
+    campaign_ids : sequence of int, optional
+        Train only these campaigns and everything below them (one chunk of a large account).
+    last_day : date, optional
+        The account's last complete day (:func:`training_last_day`), the end of every
+        entity's training window; read here when not given. The task that splits a large
+        account reads it once for all its chunks: a scan of the account's rows each.
 
     Returns
     -------
@@ -148,7 +155,7 @@ def train_account_models(
     try:
         store.remove_stale_temp_files(account_id)
         window = _train(session_factory, settings, account_id, store, counts, skip_reasons,
-                        progress, workers or 2 * (os.cpu_count() or 1), campaign_ids)
+                        progress, workers or 2 * (os.cpu_count() or 1), campaign_ids, last_day)
     except BaseException as exc:
         _finish_run(session_factory, run_id, TrainingStatus.failed, counts, skip_reasons,
                     time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
@@ -217,20 +224,27 @@ def _finish_run(session_factory, run_id, status, counts, skip_reasons, duration,
         run.error = error
 
 
-def _training_scope(session_factory, account_id: int, campaign_ids) -> tuple[
-        list, date | None, tuple[set[tuple[int, date]], set[date]]]:
+def training_last_day(session: Session, account_id: int) -> date | None:
+    """The account's last complete day (``None``: it has none): where training windows end."""
+    last_day: date | None = session.execute(
+        select(func.max(DailyInsight.day))
+        .join(Entity, Entity.id == DailyInsight.entity_id)
+        .where(Entity.account_id == account_id, DailyInsight.is_complete.is_(True))
+    ).scalar_one_or_none()
+    return last_day
+
+
+def _training_scope(session_factory, account_id: int, campaign_ids, last_day: date | None,
+                    ) -> tuple[list, date | None, tuple[set[tuple[int, date]], set[date]]]:
     """The entities to train (``(id, level, parent_id)`` rows, of ``campaign_ids`` when given),
-    the account's last complete day and the days not to learn from."""
+    the account's last complete day (``last_day`` when given) and the days not to learn from."""
     with session_factory() as session:
         entities = session.execute(
             select(Entity.id, Entity.level, Entity.parent_id)
             .where(Entity.account_id == account_id).order_by(Entity.id)
         ).all()
-        last_day = session.execute(
-            select(func.max(DailyInsight.day))
-            .join(Entity, Entity.id == DailyInsight.entity_id)
-            .where(Entity.account_id == account_id, DailyInsight.is_complete.is_(True))
-        ).scalar_one_or_none()
+        if last_day is None:
+            last_day = training_last_day(session, account_id)
         # days people dismissed as not incidents, and calendar days, teach the wrong normal
         excluded = _excluded_days(session, account_id)
     if campaign_ids is not None:
@@ -249,8 +263,9 @@ def _excluded_days(session: Session, account_id: int) -> tuple[set[tuple[int, da
 
 
 def _train(session_factory, settings, account_id, store, counts, skip_reasons, progress,
-           workers, campaign_ids=None) -> dict[str, str | None]:
-    entities, last_day, excluded = _training_scope(session_factory, account_id, campaign_ids)
+           workers, campaign_ids=None, last_day=None) -> dict[str, str | None]:
+    entities, last_day, excluded = _training_scope(session_factory, account_id, campaign_ids,
+                                                   last_day)
     total = len(entities)
     if last_day is None:
         for entity in entities:

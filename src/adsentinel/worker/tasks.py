@@ -54,7 +54,9 @@ def _locked(task, kind: str, account_id: int, campaign_ids, work):
 @celery_app.task(name="adsentinel.train_anomaly_detectors_all")
 def train_anomaly_detectors_all() -> dict:
     """Daily at 04:00: one training per active account, large accounts split into chunks."""
+    from adsentinel.db.engine import session_scope
     from adsentinel.scope import active_account_ids, campaign_chunks
+    from adsentinel.training.service import training_last_day
 
     runtime = get_runtime()
     dispatched = []
@@ -65,8 +67,12 @@ def train_anomaly_detectors_all() -> dict:
         if chunks == [None]:
             result = train_anomaly_detector.delay(account_id)
         else:
-            result = chord(group(train_anomaly_detector.s(account_id, chunk) for chunk in chunks))(
-                finish_account_training.s(account_id))
+            with session_scope(runtime.session_factory) as session:  # once, not once a chunk
+                last_day = training_last_day(session, account_id)
+            result = chord(group(
+                train_anomaly_detector.s(account_id, chunk,
+                                         last_day.isoformat() if last_day else None)
+                for chunk in chunks))(finish_account_training.s(account_id))
         dispatched.append({"config_id": account_id, "task_id": result.id,
                            "chunks": len(chunks)})
     log.info("training dispatched for %d account(s)", len(dispatched))
@@ -75,13 +81,18 @@ def train_anomaly_detectors_all() -> dict:
 
 @celery_app.task(name="adsentinel.train_anomaly_detector", bind=True, max_retries=2,
                  autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_jitter=True)
-def train_anomaly_detector(self, config_id: int, campaign_ids: list[int] | None = None) -> dict:
-    """Train the per-entity models of one account (or of some of its campaigns)."""
+def train_anomaly_detector(self, config_id: int, campaign_ids: list[int] | None = None,
+                           last_day: str | None = None) -> dict:
+    """Train the per-entity models of one account (or of some of its campaigns, with the
+    account's last complete day ``last_day``, ISO, read once for all of them)."""
+    from datetime import date
+
     from adsentinel.training.service import train_account_models
 
     result = _locked(self, "train", config_id, campaign_ids, lambda runtime: train_account_models(
         session_factory=runtime.session_factory, settings=runtime.settings,
-        account_id=config_id, campaign_ids=campaign_ids))
+        account_id=config_id, campaign_ids=campaign_ids,
+        last_day=date.fromisoformat(last_day) if last_day else None))
     return {**result, "worker": self.request.hostname}
 
 
