@@ -8,9 +8,9 @@ measured is what runs.
 Steps, in order:
 
 1. the account's common move on the day and on the days a rate test may pool with it: for
-   each campaign, what most of the others did (:mod:`~adsentinel.detect.common_move`); when
-   the tree is a chunk of a large account, the whole account's, given with it
-   (:mod:`~adsentinel.detect.account_facts`), as are the budget steps;
+   each campaign, what most of the others did (:mod:`~adsentinel.detect.common_move`); the
+   whole account's when the tree carries it (:attr:`AccountTree.whole_account`, as the hourly
+   cycle does, a large account's chunks all given the same), as are the budget steps;
 2. each ad's and ad set's budget holder (its ad set; its campaign, which holds the budget under
    campaign budget optimisation): did its volume move, or is this budget shifting between
    siblings?
@@ -86,7 +86,8 @@ class AccountTree:
     levels: Mapping[Key, str]
     parents: Mapping[Key, Key | None]
     entity_ids: Mapping[Key, str]
-    #: The whole account's facts when these entities are only a chunk of its campaigns.
+    #: The whole account's facts (:mod:`~adsentinel.detect.account_facts`), computed once for
+    #: all its chunks when these entities are a chunk of it; ``None``: read from these frames.
     whole_account: AccountFacts | None = None
 
     def campaign_of(self, key: Key) -> Key:
@@ -107,7 +108,7 @@ class AccountTree:
     def budget_steps(self) -> BudgetSteps:
         """The spend steps of the account's budget holders (ad sets and campaigns) beyond the
         budget band, over all their days (:mod:`~adsentinel.detect.budget_habits`): the whole
-        account's when the tree is a chunk of it."""
+        account's when the tree carries them."""
         if self.whole_account is not None:
             return self.whole_account.budget_steps
         return account_budget_steps(
@@ -179,7 +180,7 @@ def _common_moves_by_day(detector: AnomalyDetector, tree: AccountTree, day: date
                          known: MovesByDay,
                          as_of_hours: Mapping[Key, float | None]) -> MovesByDay:
     """The common moves of ``day`` and of the days a rate test may pool with it: the whole
-    account's when the tree is a chunk of it, otherwise from the tree's campaigns."""
+    account's where the tree carries them, the rest from the tree's campaigns."""
     if tree.whole_account is not None:
         known = {**tree.whole_account.moves.get(day, {}), **known}
     return common_moves_by_day(detector, tree.campaign_frames, day, known, as_of_hours)

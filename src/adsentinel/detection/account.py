@@ -377,7 +377,9 @@ def _run_detector(
     """The judged entity-days through :func:`~adsentinel.detect.account_day.judge_account_day`,
     one day at a time, so that each entity is judged against its account and its ads; the
     forests' scores of the judged days first, all in one call (:func:`with_day_scores`).
-    ``whole_account``: the account's facts when the entities are one chunk of it."""
+    ``whole_account``: the account's facts when the entities are one chunk of it; otherwise
+    they are computed here from the entities' own campaigns (the same function: one way to
+    decide, whole or chunked)."""
     zone = zone_or_utc(account.timezone)
     # Prepared (one row per calendar day) for all entities in one pass, shared by every day.
     prepared = {e: f for e, f in prepare_daily_frames(insights).items() if e in entities}
