@@ -329,7 +329,7 @@ def _verdicts(session_factory) -> set[tuple[int, date, str, str]]:
 
 
 def test_a_large_account_judged_in_chunks_is_judged_as_the_whole_account(session_factory,
-                                                                         settings):
+                                                                         settings, caplog):
     """Six campaigns pay 1.6x their CPM on the last day: the market's move. In chunks of two
     campaigns each chunk sees one other campaign, too few to call a move common; with the whole
     account's facts every chunk judges as the whole account does."""
@@ -341,11 +341,14 @@ def test_a_large_account_judged_in_chunks_is_judged_as_the_whole_account(session
     assert not any(_medium_cpm(session_factory, c) for c in campaigns)
     with session_scope(session_factory) as session:
         session.execute(delete(Anomaly))
-    for chunk in (campaigns[:2], campaigns[2:4], campaigns[4:]):
-        detect_account(session_factory=session_factory, settings=settings,
-                       account_id=ids["account"], analysis_date=LAST_DAY, now=T0,
-                       campaign_ids=chunk)
+    with caplog.at_level("INFO", logger="adsentinel.detection.account"):
+        for chunk in (campaigns[:2], campaigns[2:4], campaigns[4:]):
+            detect_account(session_factory=session_factory, settings=settings,
+                           account_id=ids["account"], analysis_date=LAST_DAY, now=T0,
+                           campaign_ids=chunk)
     assert _verdicts(session_factory) == whole
+    assert sum("the account's facts were not given; reading them" in r.getMessage()
+               for r in caplog.records) == 3
 
 
 def test_account_facts_given_to_a_chunk_survive_the_task_queue(session_factory, settings):

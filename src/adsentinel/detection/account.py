@@ -179,6 +179,9 @@ def detect_account(
                                 judged_at=judged_at, everything_in_window=forced)
         if scope is not None and (account_facts is None
                                   or not account_facts.covers({d for _, d in judged})):
+            log.info("account %s, chunk of %d campaigns: the account's facts %s; reading them",
+                     account_id, len(campaign_ids or []),
+                     "were not given" if account_facts is None else "do not cover its days")
             account_facts = load_account_facts(session, detector, account_id, analysis_date,
                                                {d for _, d in judged}, recheck_days)
         found = _run_detector(detector, entities, insights, judged, account, model_loader,
