@@ -18,9 +18,10 @@ from impact_world import BREAK_DAYS, LAST_DAY, build_account
 ADSENTINEL = Path(sys.executable).with_name("adsentinel")
 
 
-def adsentinel(*args: str, data_dir: Path, columns: int = 250) -> subprocess.CompletedProcess:
+def adsentinel(*args: str, data_dir: Path, columns: int = 250,
+               **settings: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ADSENTINEL_")}
-    environment.update(ADSENTINEL_DATA_DIR=str(data_dir), COLUMNS=str(columns))
+    environment.update(ADSENTINEL_DATA_DIR=str(data_dir), COLUMNS=str(columns), **settings)
     return subprocess.run([str(ADSENTINEL), *args], capture_output=True, text=True,
                           env=environment, cwd=data_dir.parent, timeout=180)
 
@@ -55,6 +56,22 @@ def test_detect_json_carries_money_run_next_step_and_meta_ids_worst_first(data_d
     assert cpl["kind"] == "tracking_break" and "pixel" in cpl["next_step"]
     assert cpl["duration_days"] == BREAK_DAYS
     assert cpl["started"] == type(LAST_DAY).fromordinal(LAST_DAY.toordinal() - 2).isoformat()
+
+
+def test_detect_splits_an_account_past_the_chunk_size_and_finds_the_same(tmp_path):
+    """Past ``CHUNK_ENTITIES`` the account is detected chunk after chunk, each with the whole
+    account's facts, as the workers do: the same anomalies as in one piece."""
+    found = {}
+    for name, settings in (("whole", {}), ("chunked", {"ADSENTINEL_CHUNK_ENTITIES": "1"})):
+        folder = tmp_path / name / "data"
+        build_account(make_session_factory(open_database(load_settings(data_dir=folder))))
+        result = adsentinel("detect", "--date", LAST_DAY.isoformat(), "--format", "json",
+                            data_dir=folder, **settings)
+        assert result.returncode == 0, result.stderr
+        found[name] = sorted((r["meta_ids"]["ad"] or "", r["meta_ids"]["adset"] or "",
+                              r["metric"], r["severity"], r["kind"])
+                             for r in json.loads(result.stdout))
+    assert found["chunked"] == found["whole"] and found["whole"]
 
 
 def test_detect_table_has_account_and_money_columns(data_dir):

@@ -6,7 +6,7 @@ Two dispatchers share one small interface (:class:`JobDispatcher`):
   ``detect_anomalies`` to the broker, exactly as Beat does; the task id is Celery's.
 * :class:`InProcessDispatcher` (embedded mode): runs the same job functions
   (:func:`~adsentinel.training.service.train_account_models`,
-  :func:`~adsentinel.detection.service.run_detection`) one at a time in a background thread of
+  :func:`~adsentinel.detection.service.detect_in_chunks`) one at a time in a background thread of
   the API process, on the API's own database. Meant for ``adsentinel serve`` on the embedded
   SQLite default, where no broker or worker exists; its task states live in memory (lost on
   restart).
@@ -166,7 +166,7 @@ class InProcessDispatcher:
         return task_id
 
     def _run(self, task_id: str, kind: JobKind, account_id: int) -> None:
-        from adsentinel.detection.service import retrain_refused, run_detection
+        from adsentinel.detection.service import detect_in_chunks, retrain_refused
         from adsentinel.training.service import train_account_models
 
         with self._lock:
@@ -177,8 +177,8 @@ class InProcessDispatcher:
                 result = train_account_models(session_factory=self.session_factory,
                                               settings=self.settings, account_id=account_id)
             else:
-                detection = run_detection(session_factory=self.session_factory,
-                                          settings=self.settings, account_id=account_id)
+                detection = detect_in_chunks(session_factory=self.session_factory,
+                                             settings=self.settings, account_id=account_id)
                 result = detection.summary()
                 retrained = retrain_refused(session_factory=self.session_factory,
                                             settings=self.settings, detection=detection)

@@ -41,15 +41,15 @@ def detect_command(
     worst first (money at stake, then severity)."""
     from adsentinel.accounts.service import select_accounts
     from adsentinel.db.engine import make_session_factory, open_database
-    from adsentinel.detection.service import retrain_refused, run_detection
+    from adsentinel.detection.service import detect_in_chunks, retrain_refused
 
     analysis_date = option_day(day, "--date")  # a usage error before any set-up
     settings = get_settings()
     session_factory = make_session_factory(open_database(settings))
     rows = []
     for ref in select_accounts(session_factory=session_factory, wanted=account):
-        detection = run_detection(session_factory=session_factory, settings=settings,
-                                  account_id=ref.id, analysis_date=analysis_date)
+        detection = detect_in_chunks(session_factory=session_factory, settings=settings,
+                                     account_id=ref.id, analysis_date=analysis_date)
         if "error" in detection.alerts:
             err_console.print(f"[red]{escape(ref.name)}:[/] its anomalies are stored, but "
                               f"planning their alerts failed: {escape(detection.alerts['error'])}")

@@ -2,10 +2,12 @@
 account's verified models once, judges and stores the new days (:mod:`.account`), marks the model
 files it refused and plans the alerts, and returns a :class:`DetectionRun`.
 
-The Celery task (:mod:`adsentinel.worker.tasks`), the embedded scheduler
-(:mod:`adsentinel.worker.embedded`), the API's in-process jobs and ``adsentinel detect`` all call
-it, so every mode does the same work; the campaigns whose models were refused are in the result
-for the caller to retrain (:func:`retrain_refused` in process, a training task on the workers).
+The Celery task (:mod:`adsentinel.worker.tasks`) calls it for one chunk of an account; the
+embedded scheduler (:mod:`adsentinel.worker.embedded`), the API's in-process jobs and
+``adsentinel detect`` call :func:`detect_in_chunks`, which runs it on the same chunks
+(:func:`detection_chunks`) one after the other, so every mode does the same work within the same
+memory budget. The campaigns whose models were refused are in the result for the caller to
+retrain (:func:`retrain_refused` in process, a training task on the workers).
 """
 
 from __future__ import annotations
@@ -146,20 +148,49 @@ class DetectionRun:
 
 
 def detection_chunks(*, session_factory: sessionmaker[Session], settings: Settings,
-                     account_id: int) -> list[tuple[list[int] | None, dict[str, Any] | None]]:
-    """How an account's hourly detection is split: ``(campaign_ids, account_facts)`` per chunk
-    of whole campaigns (``[(None, None)]``: the whole account at once). Each chunk is given the
-    whole account's facts (JSON, :class:`~adsentinel.detect.account_facts.AccountFacts`) for
-    the days the hourly run judges, computed here once: every chunk then judges its entities as
-    the whole account would, however the account was cut."""
+                     account_id: int, analysis_date: date | None = None,
+                     ) -> list[tuple[list[int] | None, dict[str, Any] | None]]:
+    """How an account's detection is split: ``(campaign_ids, account_facts)`` per chunk of
+    whole campaigns, as many entities as ``WORKER_MEMORY_MIB`` (or ``CHUNK_ENTITIES``) gives a
+    process (``[(None, None)]``: the whole account at once). Each chunk is given the whole
+    account's facts (JSON, :class:`~adsentinel.detect.account_facts.AccountFacts`) for the days
+    a run up to ``analysis_date`` (default: the latest day) judges, computed here once: every
+    chunk then judges its entities as the whole account would, however the account was cut."""
     chunks = campaign_chunks(session_factory=session_factory, account_id=account_id,
                              max_entities=settings.chunk_size)
     if chunks == [None]:
         return [(None, None)]
     with session_scope(session_factory) as session:
-        facts = hourly_account_facts(session, detector_from_settings(settings), account_id)
+        facts = hourly_account_facts(session, detector_from_settings(settings), account_id,
+                                     analysis_date=analysis_date)
     return [(chunk, None if facts is None or chunk is None
              else facts.for_campaigns(chunk).to_jsonable()) for chunk in chunks]
+
+
+def detect_in_chunks(*, session_factory: sessionmaker[Session], settings: Settings,
+                     account_id: int, analysis_date: date | None = None) -> DetectionRun:
+    """:func:`run_detection` of every chunk of the account (:func:`detection_chunks`), one after
+    the other in this process: a large account detected in process (``adsentinel detect``, the
+    embedded scheduler, the API's jobs) stays within the memory budget the workers keep, and is
+    judged as they judge it. One run, the chunks' results together."""
+    runs = [run_detection(session_factory=session_factory, settings=settings,
+                          account_id=account_id, campaign_ids=chunk,
+                          analysis_date=analysis_date, account_facts=facts)
+            for chunk, facts in detection_chunks(session_factory=session_factory,
+                                                 settings=settings, account_id=account_id,
+                                                 analysis_date=analysis_date)]
+    if len(runs) == 1:
+        return runs[0]
+    errors = [run.alerts["error"] for run in runs if "error" in run.alerts]
+    alerts: dict[str, Any] = {"error": errors[0]} if errors else {
+        key: sum(int(run.alerts.get(key, 0)) for run in runs)
+        for key in dict.fromkeys(k for run in runs for k in run.alerts)}
+    return DetectionRun(
+        account_id=account_id,
+        anomalies=sorted((a for run in runs for a in run.anomalies), key=lambda a: -a.score),
+        alerts=alerts,
+        retrain_campaigns=sorted({c for run in runs for c in run.retrain_campaigns}),
+        refused_models=sum(run.refused_models for run in runs))
 
 
 def run_detection(*, session_factory: sessionmaker[Session], settings: Settings, account_id: int,

@@ -109,13 +109,13 @@ def sync_then_detect(*, session_factory: sessionmaker[Session], settings: Settin
                      account_id: int) -> dict:
     """The hourly job of one account: sync it from Meta when it can be (CSV accounts cannot),
     then detect. A failed sync is reported under ``"sync"`` and detection runs anyway."""
-    from adsentinel.detection.service import retrain_refused, run_detection
+    from adsentinel.detection.service import detect_in_chunks, retrain_refused
     from adsentinel.sync.service import sync_before_detection
 
     synced = _safely(lambda: sync_before_detection(
         session_factory=session_factory, settings=settings, account_id=account_id) or {})
-    detection = run_detection(session_factory=session_factory, settings=settings,
-                              account_id=account_id)
+    detection = detect_in_chunks(session_factory=session_factory, settings=settings,
+                                 account_id=account_id)
     result = detection.summary()
     # detection is done and stored: a retraining that fails (the store unwritable) is reported
     # beside it, not instead of it
