@@ -10,7 +10,7 @@ import numpy as np
 from test_account_day import DAY, account, hit, tree_of
 
 from adsentinel.detect.account_day import AccountTree, judge_account_day
-from adsentinel.detect.account_facts import AccountFacts, account_facts
+from adsentinel.detect.account_facts import AccountFacts, account_facts, common_moves_by_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.budget_habits import BudgetSteps
 
@@ -65,3 +65,31 @@ def test_account_facts_survive_json():
     assert habits.holder_months == 23 / 30 and habits.steps_at_least(3.0) == 1
     assert back.covers([day]) and not back.covers([day, date(2026, 3, 8)])
     assert facts.for_campaigns([8]).moves[day][day] == {8: {}}
+
+
+def _approx_moves(ours: dict, reference: dict) -> bool:
+    return ours.keys() == reference.keys() and all(
+        ours[c].keys() == reference[c].keys()
+        and all(np.isclose(ours[c][m], reference[c][m], rtol=1e-9) for m in reference[c])
+        for c in reference)
+
+
+def test_the_facts_are_the_per_day_common_moves_partial_days_at_their_hour():
+    """The vectorised campaign tests give the moves the per-day tests give, for complete days
+    and for a day whose rows were read at some hour (volumes against the share expected by
+    then)."""
+    ads = account(n_campaigns=5, ads_per_campaign=1)
+    for frame in ads.values():
+        hit(frame, impressions=1 / 1.5)
+    tree = tree_of(ads)
+    detector = AnomalyDetector()
+    campaigns = tree.campaign_frames
+    hours = {key: 15.0 for key in list(campaigns)[:3]}  # two campaigns complete, three partial
+    facts = account_facts(detector, campaigns, tree.budget_steps, [DAY.date()],
+                          {DAY.date(): hours})
+    reference = common_moves_by_day(detector, campaigns, DAY.date(), {}, hours)
+    for when, moves in reference.items():
+        assert _approx_moves(facts.moves[DAY.date()][when], moves), when
+    assert any(facts.moves[DAY.date()][DAY.date()].values())  # the CPM move was common
+    complete = account_facts(detector, campaigns, tree.budget_steps, [DAY.date()])
+    assert facts.moves[DAY.date()][DAY.date()] != complete.moves[DAY.date()][DAY.date()]

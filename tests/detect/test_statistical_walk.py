@@ -308,6 +308,30 @@ def test_a_campaigns_move_tests_are_the_walk_without_pooling_or_the_delivery_gat
     assert undelivered > 0  # days without delivery were among those compared
 
 
+@pytest.mark.parametrize("name", sorted(HISTORIES))
+def test_the_walk_of_partial_days_equals_the_per_day_tests_at_their_hour(name):
+    """Today's row read at some hour: volumes against their history scaled by the share of a
+    day's delivery expected by then, rates unscaled, frequency only on complete days."""
+    daily = HISTORIES[name]()
+    fractions = np.random.default_rng(11).choice([0.04, 0.3, 0.65, 1.0], size=len(daily))
+    walk = walk_statistical_tests(daily, np.arange(len(daily)), z_threshold=3.0,
+                                  iqr_multiplier=1.5, min_history_days=14,
+                                  day_fractions=fractions)
+    compared = partial = 0
+    for position, walked in enumerate(walk.all_tests()):
+        history = daily.iloc[max(0, position - 90):position]
+        target = daily.iloc[position]
+        reference = (run_statistical_tests(history, target, z_threshold=3.0, iqr_multiplier=1.5,
+                                           day_fraction=float(fractions[position]))
+                     if judges_day(history, target, 14) else [])
+        assert [t.metric for t in walked] == [t.metric for t in reference], position
+        for ours, theirs in zip(walked, reference, strict=True):
+            assert _differences(ours, theirs) == [], (position, theirs.metric)
+            compared += 1
+            partial += fractions[position] < 1.0
+    assert compared > 0 and partial > 0
+
+
 def test_lagged_common_moves_shift_each_rows_factor_back():
     lagged = lagged_common_moves({"cpm": np.array([2.0, 3.0, 4.0, 5.0])}, [0, 3], days=3)
     assert lagged["cpm"].tolist() == [[2.0, 1.0, 1.0], [5.0, 4.0, 3.0]]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adsentinel.detect.account_walk import MovesByDay, common_moves_of_days
+from adsentinel.detect.account_walk import MovesByDay, campaign_move_tests_by_day
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.budget_habits import BudgetSteps
 from adsentinel.detect.common_move import common_moves
@@ -121,23 +121,28 @@ def account_facts(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFram
     (``campaigns``: prepared frames by key) and its holders' ``budget_steps``;
     ``as_of_hours[day]``: the local hour of each campaign's partial row of that day.
 
-    The same moves :func:`common_moves_by_day` makes: complete days' campaign tests all at once
-    (:func:`~adsentinel.detect.account_walk.common_moves_of_days`), a campaign's partial day
-    on its own, at its hour."""
+    The same moves :func:`common_moves_by_day` makes, from the campaigns' tests of all those
+    days at once (:func:`~adsentinel.detect.account_walk.campaign_move_tests_by_day`), a
+    partial day's at the hour its row was read."""
     as_of_hours = as_of_hours or {}
     days = sorted(set(days))
     # each day, the days it pools with, and the one more judging yesterday again pools
     reads = {day: [day - timedelta(days=back) for back in range(MAX_POOLED_DAYS + 1)]
              for day in days}
-    complete = common_moves_of_days(detector, campaigns,
-                                    {when for whens in reads.values() for when in whens})
+    every = {when for whens in reads.values() for when in whens}
+    tests = campaign_move_tests_by_day(detector, campaigns, every)
+    complete = {when: common_moves({c: tests.get(c, {}).get(when, []) for c in campaigns})
+                for when in every}
     moves: dict[date, MovesByDay] = {}
     for day in days:
-        by_day = {when: complete.get(when) or {c: {} for c in campaigns} for when in reads[day]}
+        by_day = {when: complete[when] for when in reads[day]}
         hours = {c: hour for c, hour in as_of_hours.get(day, {}).items()
                  if hour is not None and hour < 24 and c in campaigns}
-        if hours:  # today's partial rows, each campaign at its hour
-            by_day[day] = common_moves({c: detector.campaign_move_tests(
-                frame, day, hours.get(c)) for c, frame in campaigns.items()})
+        if hours:  # today's partial rows, each campaign's at the hour it was read
+            partial = campaign_move_tests_by_day(
+                detector, {c: campaigns[c] for c in hours}, [day],
+                {c: {day: detector.day_fraction(hour)} for c, hour in hours.items()})
+            by_day[day] = common_moves({c: (partial if c in hours else tests).get(c, {})
+                                        .get(day, []) for c in campaigns})
         moves[day] = by_day
     return AccountFacts(budget_steps, moves)

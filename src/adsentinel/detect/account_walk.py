@@ -102,14 +102,17 @@ def campaign_of(key: Key, parents: Mapping[Key, Key | None]) -> Key:
 #: Per day, each campaign's common-move factors (:func:`common_moves`).
 MovesByDay = dict[date, dict[Key, dict[str, float]]]
 
-def common_moves_of_days(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFrame],
-                         days: Collection[date] | None = None) -> MovesByDay:
-    """The account's common moves of complete days, as
-    ``account_day._common_moves_by_day`` makes each (a campaign without a row that day has
-    no tests, and still gets the others' move): of ``days``, default every day a campaign has
-    a row (a day no campaign has a row gets no entry)."""
+def campaign_move_tests_by_day(detector: AnomalyDetector,
+                               campaigns: Mapping[Key, pd.DataFrame],
+                               days: Collection[date] | None = None,
+                               day_fractions: Mapping[Key, Mapping[date, float]] | None = None,
+                               ) -> dict[Key, dict[date, list[MetricTest]]]:
+    """Each campaign's tests for its account's common move (``campaign_move_tests``: the day
+    alone, no delivery gate) of ``days`` (default every day it has a row), by day, all of a
+    campaign's days at once; ``day_fractions[campaign][day]``: the share of the day's delivery
+    expected by the hour a partial row was read (default 1, a complete day)."""
     wanted = None if days is None else np.array(sorted(days), dtype="datetime64[D]")
-    by_campaign: dict[Key, dict[date, list[MetricTest]]] = {}
+    tests: dict[Key, dict[date, list[MetricTest]]] = {}
     for key, frame in campaigns.items():
         if frame.empty:
             continue
@@ -117,14 +120,26 @@ def common_moves_of_days(detector: AnomalyDetector, campaigns: Mapping[Key, pd.D
             np.isin(frame["date"].to_numpy(dtype="datetime64[D]"), wanted))
         if not rows.size:
             continue
+        every_day = _days_of(frame)
+        walked = [every_day[row] for row in rows]
+        fractions = (day_fractions or {}).get(key, {})
         walk = walk_statistical_tests(
             frame, rows, z_threshold=detector.z_threshold,
             iqr_multiplier=detector.iqr_multiplier, min_history_days=detector.min_history_days,
             history_days=detector.history_days, level_window=detector.level_window,
-            rate_window=detector.rate_window, max_pooled_days=1, require_delivery=False)
-        every_day = _days_of(frame)
-        by_campaign[key] = dict(zip((every_day[row] for row in rows), walk.all_tests(),
-                                    strict=True))
+            rate_window=detector.rate_window, max_pooled_days=1, require_delivery=False,
+            day_fractions=[fractions.get(day, 1.0) for day in walked])
+        tests[key] = dict(zip(walked, walk.all_tests(), strict=True))
+    return tests
+
+
+def common_moves_of_days(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFrame],
+                         days: Collection[date] | None = None) -> MovesByDay:
+    """The account's common moves of complete days, as
+    ``account_day._common_moves_by_day`` makes each (a campaign without a row that day has
+    no tests, and still gets the others' move): of ``days``, default every day a campaign has
+    a row (a day no campaign has a row gets no entry)."""
+    by_campaign = campaign_move_tests_by_day(detector, campaigns, days)
     found = sorted(set().union(*(set(tests) for tests in by_campaign.values())))
     return {day: common_moves({key: by_campaign.get(key, {}).get(day, []) for key in campaigns})
             for day in found}
@@ -169,4 +184,4 @@ def _days_of(frame: pd.DataFrame) -> list[date]:
 
 
 __all__ = ["AccountTests", "MovesByDay", "TestsByDay", "account_statistical_tests",
-           "common_moves_of_days"]
+           "campaign_move_tests_by_day", "common_moves_of_days"]

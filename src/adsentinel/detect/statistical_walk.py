@@ -12,7 +12,10 @@ baselines, expected values, bounds and z as the per-day tests on complete days, 
 the account's common move of each judged day and of the days a rate test pools with it (what
 ``run_statistical_tests`` takes as ``common_move`` and ``earlier_common_moves``);
 ``tests/detect/test_statistical_walk.py`` holds the two equal over varied histories and moves.
-The per-day tests stay the reference, and what the hourly cycle runs on its partial days.
+The per-day tests stay the reference, and what the hourly cycle runs for each entity. A day
+read part-way through (today's row at some hour) is judged as the per-day tests judge it when
+its share of the day's delivery is given (``day_fractions``): the hourly cycle's campaign tests
+for the account's common move go through here, complete days and partial ones alike.
 Bounds the per-day count and rate tests skip far inside the threshold (a quantile search they
 do not need to decide) are computed too when ``all_bounds`` is asked, with the same
 negative-binomial interval, so a chart can draw a continuous band.
@@ -142,6 +145,7 @@ def walk_statistical_tests(
     all_bounds: bool = False,
     common_moves: Mapping[str, npt.ArrayLike] | None = None,
     require_delivery: bool = True,
+    day_fractions: npt.ArrayLike | None = None,
 ) -> StatisticalWalk:
     """The statistical tests of the rows ``positions`` of ``daily``, each against the
     ``history_days`` rows before it, all at once.
@@ -168,6 +172,11 @@ def walk_statistical_tests(
     require_delivery : bool
         Judge only days with some delivery (the detector's gate); ``False`` keeps every day
         with enough history, as a campaign's tests for its account's common move do.
+    day_fractions : array of float, shape (n_walked,), optional
+        Each walked day's share of a full day's delivery expected by the hour its row was read
+        (``run_statistical_tests``' ``day_fraction``; default 1, complete days): volumes are
+        judged against their history scaled by it, rates unscaled, frequency only on complete
+        days.
 
     Returns
     -------
@@ -187,13 +196,20 @@ def walk_statistical_tests(
     most_days = max(max_pooled_days, 1)
     factors = {metric: _metric_factors(common_moves or {}, metric, rows.size, most_days)
                for metric in (*VOLUME_METRICS, *RATE_DEFINITIONS, *FREQUENCY_DEFINITION)}
+    fractions = (np.ones(rows.size) if day_fractions is None
+                 else np.asarray(day_fractions, dtype=float).reshape(rows.size))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        metrics = _volume_walks(columns, rows, starts, int(first_day), options, factors)
+        metrics = _volume_walks(columns, rows, starts, int(first_day), options, factors,
+                                fractions)
         windows = _rate_windows(columns, rows, starts, options)
         for metric in RATE_DEFINITIONS | FREQUENCY_DEFINITION:
             metrics[metric] = _rate_walk(metric, windows, columns, rows, rows - starts, options,
                                          factors[metric])
-    done = {metric: _only_judged(walk, judged) for metric, walk in metrics.items()}
+    # reach does not add up over the hours of a day: frequency is judged on complete days
+    complete = fractions >= 1.0
+    done = {metric: _only_judged(walk, judged & complete if metric in FREQUENCY_DEFINITION
+                                 else judged)
+            for metric, walk in metrics.items()}
     return StatisticalWalk(positions=rows, judged=judged, metrics=done)
 
 
@@ -372,8 +388,10 @@ def _seasonal_forecasts(log_history: Floats, weekdays: Ints, target_weekdays: In
 
 
 def _volume_walks(columns: dict[str, Floats], rows: Ints, starts: Ints, first_day: int,
-                  options: _WalkOptions, factors: Mapping[str, Floats]) -> dict[str, MetricWalk]:
-    """The spend test and the impressions and leads count tests of every walked day."""
+                  options: _WalkOptions, factors: Mapping[str, Floats],
+                  fractions: Floats) -> dict[str, MetricWalk]:
+    """The spend test and the impressions and leads count tests of every walked day, each
+    against its history scaled by the day's expected share of delivery (``fractions``)."""
     width = int(np.max(rows - starts, initial=1))
     # A day without any delivery is a pause: volumes skip it (run_statistical_tests' rule).
     paused = (columns["spend"] <= 0) & (columns["impressions"] <= 0)
@@ -382,7 +400,8 @@ def _volume_walks(columns: dict[str, Floats], rows: Ints, starts: Ints, first_da
     target_weekdays = ((first_day + rows + 3) % 7).astype(np.int64)
     walks: dict[str, MetricWalk] = {}
     for metric in VOLUME_METRICS:
-        history = _windows_before(np.where(paused, np.nan, columns[metric]), rows, starts, width)
+        history = _windows_before(np.where(paused, np.nan, columns[metric]), rows, starts,
+                                  width) * fractions[:, None]
         actual = columns[metric][rows]
         today_factor = factors[metric][:, 0]
         if metric == "spend":
