@@ -28,7 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from adsentinel.detect.account_walk import MovesByDay, campaign_move_tests_by_day
+from adsentinel.detect.account_walk import (
+    MovesByDay,
+    campaign_move_tests_by_day,
+    common_moves_from_tests,
+)
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.budget_habits import BudgetSteps
 from adsentinel.detect.common_move import common_moves
@@ -131,8 +135,7 @@ def account_facts(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFram
              for day in days}
     every = {when for whens in reads.values() for when in whens}
     tests = campaign_move_tests_by_day(detector, campaigns, every)
-    complete = {when: common_moves({c: tests.get(c, {}).get(when, []) for c in campaigns})
-                for when in every}
+    complete = common_moves_from_tests(tests, campaigns, every)
     moves: dict[date, MovesByDay] = {}
     for day in days:
         by_day = {when: complete[when] for when in reads[day]}
@@ -142,7 +145,6 @@ def account_facts(detector: AnomalyDetector, campaigns: Mapping[Key, pd.DataFram
             partial = campaign_move_tests_by_day(
                 detector, {c: campaigns[c] for c in hours}, [day],
                 {c: {day: detector.day_fraction(hour)} for c, hour in hours.items()})
-            by_day[day] = common_moves({c: (partial if c in hours else tests).get(c, {})
-                                        .get(day, []) for c in campaigns})
+            by_day[day] = common_moves_from_tests({**tests, **partial}, campaigns, [day])[day]
         moves[day] = by_day
     return AccountFacts(budget_steps, moves)

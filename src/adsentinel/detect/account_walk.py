@@ -25,7 +25,7 @@ Pure: frames in, tests out.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -140,9 +140,18 @@ def common_moves_of_days(detector: AnomalyDetector, campaigns: Mapping[Key, pd.D
     no tests, and still gets the others' move): of ``days``, default every day a campaign has
     a row (a day no campaign has a row gets no entry)."""
     by_campaign = campaign_move_tests_by_day(detector, campaigns, days)
-    found = sorted(set().union(*(set(tests) for tests in by_campaign.values())))
-    return {day: common_moves({key: by_campaign.get(key, {}).get(day, []) for key in campaigns})
-            for day in found}
+    return common_moves_from_tests(
+        by_campaign, campaigns, sorted(set().union(*(set(tests) for tests in by_campaign.values()))))
+
+
+def common_moves_from_tests(tests: Mapping[Key, Mapping[date, list[MetricTest]]],
+                            campaigns: Iterable[Key], days: Iterable[date]) -> MovesByDay:
+    """The account's common moves of ``days`` from its campaigns' tests by day
+    (:func:`campaign_move_tests_by_day`); a campaign without tests on a day still gets the
+    others' move."""
+    keys = list(campaigns)
+    return {day: common_moves({key: list(tests.get(key, {}).get(day, [])) for key in keys})
+            for day in days}
 
 
 def _entity_tests(detector: AnomalyDetector, frame: pd.DataFrame, moves: MovesByDay,
@@ -184,4 +193,4 @@ def _days_of(frame: pd.DataFrame) -> list[date]:
 
 
 __all__ = ["AccountTests", "MovesByDay", "TestsByDay", "account_statistical_tests",
-           "campaign_move_tests_by_day", "common_moves_of_days"]
+           "campaign_move_tests_by_day", "common_moves_from_tests", "common_moves_of_days"]

@@ -216,9 +216,15 @@ def account_budget_habit(test: MetricTest, facts: DayFacts) -> Verdict | None:
                                                        facts.budget_habits.days))
 
 
+def budget_habit_template(count: int) -> str:
+    """The form of :data:`BUDGET_HABIT_NOTE` for ``count`` steps (its ``%(count)s`` and
+    ``%(days)s`` to fill; English, the message catalogue translates it)."""
+    return BUDGET_HABIT_NOTE["one" if count == 1 else "many"]
+
+
 def budget_habit_note(count: int, days: int) -> str:
     """:data:`BUDGET_HABIT_NOTE` for ``count`` steps in ``days`` days (English, as stored)."""
-    return BUDGET_HABIT_NOTE["one" if count == 1 else "many"] % {"count": count, "days": days}
+    return budget_habit_template(count) % {"count": count, "days": days}
 
 
 def spend_budget_change(test: MetricTest, facts: DayFacts) -> Verdict | None:

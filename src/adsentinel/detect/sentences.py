@@ -264,8 +264,7 @@ def _rule_note(drivers: Mapping[str, Any], actual: float, expected: float,
                 else f.text(rules.AD_SET_AS_USUAL_NOTE))
     if rule == "account_budget_habit":
         count, days = int(drivers["budget_steps"]), int(drivers["budget_days"])
-        return f.text(rules.BUDGET_HABIT_NOTE["one" if count == 1 else "many"], count=count,
-                      days=days)
+        return f.text(rules.budget_habit_template(count), count=count, days=days)
     if rule == "spend_budget_change":
         return f.text(rules.BUDGET_CHANGE_NOTE if actual <= rules.BUDGET_CHANGE_BAND[1] * expected
                       else rules.BUDGET_TYPO_NOTE)

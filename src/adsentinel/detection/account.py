@@ -476,9 +476,9 @@ def _hours_by_day(hours_of: dict[tuple[int, date], float],
     return by_day
 
 
-def hourly_account_facts(session: Session, detector: AnomalyDetector, account_id: int,
-                         recheck_days: int = 2, analysis_date: date | None = None,
-                         ) -> AccountFacts | None:
+def account_facts_for_run(session: Session, detector: AnomalyDetector, account_id: int,
+                          recheck_days: int = 2, analysis_date: date | None = None,
+                          ) -> AccountFacts | None:
     """:func:`load_account_facts` for the days a run judges: ``analysis_date`` (default the
     account's latest day) and the ``recheck_days - 1`` before it (``None``: no data)."""
     latest = analysis_date or _latest_day(session, account_id)

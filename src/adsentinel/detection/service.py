@@ -28,9 +28,9 @@ from adsentinel.db.models import Anomaly, Entity
 from adsentinel.detect.account_facts import AccountFacts
 from adsentinel.detect.features import FOREST_FEATURES
 from adsentinel.detection.account import (
+    account_facts_for_run,
     detect_account,
     detector_from_settings,
-    hourly_account_facts,
 )
 from adsentinel.errors import ModelStoreError
 from adsentinel.model_store.store import ModelSet, ModelStore
@@ -161,7 +161,7 @@ def detection_chunks(*, session_factory: sessionmaker[Session], settings: Settin
     if chunks == [None]:
         return [(None, None)]
     with session_scope(session_factory) as session:
-        facts = hourly_account_facts(session, detector_from_settings(settings), account_id,
+        facts = account_facts_for_run(session, detector_from_settings(settings), account_id,
                                      analysis_date=analysis_date)
     return [(chunk, None if facts is None or chunk is None
              else facts.for_campaigns(chunk).to_jsonable()) for chunk in chunks]
