@@ -33,6 +33,7 @@ chart_p50_ms=...``
 
     python benchmarks/bench_detect.py [--entities 20000] [--redis redis://127.0.0.1:6379/13]
     python benchmarks/bench_detect.py --entities 2000     # a quick check
+    python benchmarks/bench_detect.py --profile cycle.prof  # where the one-process cycle spends
 """
 
 from __future__ import annotations
@@ -70,20 +71,29 @@ def _load() -> str:
     return f"load average {os.getloadavg()[0]:.1f}"
 
 
-def one_process_cycle() -> None:
+def one_process_cycle(profile: str | None) -> None:
     """In the child process: the hourly cycle's chunks one after the other, as one worker would
-    take them, without Celery; prints ``{"seconds", "cpu_seconds", "chunks"}`` as JSON."""
+    take them, without Celery; prints ``{"seconds", "cpu_seconds", "chunks"}`` as JSON.
+    ``profile``: also write the cycle's cProfile statistics there (``python -m pstats``)."""
+    import cProfile
+
     from adsentinel.config import load_settings
     from adsentinel.db.engine import make_session_factory, open_database
     from adsentinel.detection.service import detection_chunks, run_detection
 
     settings = load_settings()
     factory = make_session_factory(open_database(settings))
+    profiler = cProfile.Profile() if profile else None
     started, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
     chunks = detection_chunks(session_factory=factory, settings=settings, account_id=1)
     for chunk, facts in chunks:
         run_detection(session_factory=factory, settings=settings, account_id=1,
                       campaign_ids=chunk, account_facts=facts)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     print(json.dumps({"seconds": time.perf_counter() - started,
                       "cpu_seconds": time.process_time() - cpu, "chunks": len(chunks)}))
 
@@ -106,9 +116,10 @@ def stored_anomalies(factory) -> int:
         return session.scalar(text("SELECT count(*) FROM anomalies"))
 
 
-def run_one_process(env: dict[str, str]) -> tuple[dict, float]:
+def run_one_process(env: dict[str, str], profile: str | None) -> tuple[dict, float]:
     """The hourly cycle in a fresh child process: (what it printed, its peak MiB)."""
-    child = subprocess.Popen([sys.executable, __file__, "--_one-process-cycle"], env=env,
+    extra = ["--profile", str(Path(profile).resolve())] if profile else []
+    child = subprocess.Popen([sys.executable, __file__, "--_one-process-cycle", *extra], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakMemory([child.pid]) as memory:
         out, err = child.communicate()
@@ -183,7 +194,7 @@ def measure(args: argparse.Namespace, url: str, folder: str) -> dict[str, float]
           f"peak {training.memory.peak_process_mib:.0f} MiB one process ({_load()})", flush=True)
 
     prepare_hourly_cycle(factory)
-    one, one_peak = run_one_process(env)
+    one, one_peak = run_one_process(env, args.profile)
     cycle_s = one["seconds"]
     print(f"hourly cycle, one process, {one['chunks']} chunks: {cycle_s:.1f} s "
           f"({args.entities / cycle_s:,.0f} entities/s), CPU {one['cpu_seconds']:.1f} s "
@@ -215,10 +226,13 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=20_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", metavar="FILE",
+                        help="write the one-process cycle's cProfile statistics to FILE "
+                             "(it then runs slower: compare figures only without it)")
     parser.add_argument("--_one-process-cycle", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._one_process_cycle:
-        one_process_cycle()
+        one_process_cycle(args.profile)
         return
 
     import redis

@@ -351,3 +351,28 @@ def test_a_budget_holders_tests_are_the_walk_without_any_gate():
             assert _differences(ours, theirs) == [], (position, theirs.metric)
             compared += position < 14  # days with too little history for the detector's gate
     assert compared > 0
+
+
+def test_entities_laid_end_to_end_are_each_walked_as_alone():
+    """Several entities' frames in one walk (``series_starts``): no window, gate or pooled day
+    reaches into the entity before, and each day keeps its weekday (lengths not whole weeks)."""
+    frames = [_spikes(), _new_entity(), _gaps_without_delivery(), _zero_lead_days()]
+    lengths = [len(frame) for frame in frames]
+    assert any(length % 7 for length in lengths)
+    laid = pd.concat(frames, ignore_index=True)
+    firsts = np.cumsum([0, *lengths[:-1]])
+    options = {"z_threshold": 3.0, "iqr_multiplier": 1.5, "min_history_days": 14,
+               "history_days": 60}
+    together = walk_statistical_tests(laid, np.arange(len(laid)),
+                                      series_starts=np.repeat(firsts, lengths), **options)
+    walked = together.all_tests()
+    compared = 0
+    for first, frame in zip(firsts, frames, strict=True):
+        alone = walk_statistical_tests(frame, np.arange(len(frame)), **options).all_tests()
+        for position, reference in enumerate(alone):
+            ours = walked[first + position]
+            assert [t.metric for t in ours] == [t.metric for t in reference], position
+            for mine, theirs in zip(ours, reference, strict=True):
+                assert _differences(mine, theirs) == [], (first, position, theirs.metric)
+                compared += 1
+    assert compared > 1000

@@ -21,10 +21,11 @@ Steps, in order:
 5. a forest anomaly whose corroborating metric anomaly step 4 demoted is at most low too.
 
 Steps 1 and 3 run each entity's statistical tests on the day
-(:func:`~adsentinel.detect.statistical.run_statistical_tests`, the per-day reference, what the
-hourly cycle runs); a walk over many complete days passes them already computed instead
-(``account_tests``: :func:`~adsentinel.detect.account_walk.account_statistical_tests`, every
-day of every entity and budget holder at once), with the same decisions.
+(:func:`~adsentinel.detect.statistical.run_statistical_tests`, the per-day reference) unless
+they come already computed, vectorised over many entity-days at once (``account_tests``,
+:mod:`~adsentinel.detect.account_walk`): every day of every entity for a walk over complete
+days, the judged entity-days at the hours their rows were read for the hourly cycle. The
+decisions are the same either way.
 
 Pure: frames in, anomalies out. Entities are identified by any hashable key; ``levels``,
 ``parents`` and ``entity_ids`` describe them.
@@ -161,15 +162,16 @@ def judge_account_day(
 
     ``held_levels=False`` judges the day without
     :func:`~adsentinel.detect.metric_rules.spend_level_held` (as if yesterday were unknown).
-    ``account_tests``: the statistical tests of ``day`` and of the day before already computed
-    for the judged entities and their budget holders (complete days,
-    :func:`~adsentinel.detect.account_walk.account_statistical_tests`), used instead of
-    running them; the common moves are then not computed here.
+    ``account_tests``: statistical tests already computed for the judged entities and their
+    budget holders, each at the hour its row was read
+    (:func:`~adsentinel.detect.account_walk.account_statistical_tests` for a walk over complete
+    days, :func:`~adsentinel.detect.account_walk.day_tests` for the hourly cycle's days), used
+    instead of running them; an entity-day they lack is tested here, on the per-day path.
     """
     as_of_hours = as_of_hours or {}
-    if account_tests is not None and any(hour is not None for hour in as_of_hours.values()):
-        raise ValueError("account_tests are tests of complete days; as_of_hours must be empty")
-    moves = ({} if account_tests is not None
+    # a walk's tests carry their common moves: computed here only when the tree carries them
+    # (a lookup) or nothing was computed ahead
+    moves = ({} if account_tests is not None and tree.whole_account is None
              else _common_moves_by_day(detector, tree, day, {}, as_of_hours))
     return forest_follows_metrics(_judge(
         detector, tree, day, list(judged), moves, currency=currency, models=models or {},
@@ -192,14 +194,19 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
            account_tests: AccountTests | None,
            ) -> list[DetectedAnomaly]:
     """Steps 2 to 4 of the module doc (and the rule of held levels) for ``judged`` on
-    ``day``: with ``account_tests``, each entity's and budget holder's tests of the day are
-    taken from it and ``moves`` is not read."""
+    ``day``: each entity's and budget holder's tests of the day are taken from
+    ``account_tests`` where it has them; the others run here with ``moves`` (computed now if
+    the walk left it empty)."""
     budgets: dict[tuple[Key, float | None], ParentBudget] = {}
     found: dict[Key, list[DetectedAnomaly]] = {}
     habits = tree.budget_steps.habits(day, detector.history_days)
     for key in judged:
         hour = as_of_hours.get(key)
-        today_move, earlier_moves = (None, []) if account_tests is not None else _campaign_moves(
+        tests = None if account_tests is None else account_tests.entity_tests(key, day, hour)
+        if tests is None and not all(day - timedelta(days=back) in moves
+                                     for back in range(MAX_POOLED_DAYS)):
+            moves = _common_moves_by_day(detector, tree, day, moves, as_of_hours)
+        today_move, earlier_moves = (None, []) if tests is not None else _campaign_moves(
             moves, tree.campaign_of(key), day)
         budget_state = None
         holder = tree.parents.get(key) if tree.levels[key] in HOLDER_LEVEL else None
@@ -208,7 +215,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
                 budgets[(holder, hour)] = detector.parent_budget(
                     tree.frames[holder], day, hour, currency, HOLDER_LEVEL[tree.levels[key]],
                     held_levels, statistical_tests=None if account_tests is None
-                    else account_tests.holder_tests(holder, day), budget_habits=habits)
+                    else account_tests.holder_tests(holder, day, hour), budget_habits=habits)
             budget_state = budgets[(holder, hour)]
         model = models.get(key)
         found[key] = detector.detect_anomalies(
@@ -218,8 +225,7 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
             forest_score=None if model is None else model.day_scores.get(day),
             as_of_hour=hour, budget_parent_state=budget_state,
             common_move=today_move, earlier_common_moves=earlier_moves, held_levels=held_levels,
-            statistical_tests=None if account_tests is None else account_tests.judged[key][day],
-            budget_habits=habits,
+            statistical_tests=tests, budget_habits=habits,
         )
     out = _explain_parents(detector, tree, day, found)
     if held_levels:
@@ -256,8 +262,10 @@ def _unless_jump_unreported(detector: AnomalyDetector, tree: AccountTree, day: d
     keys = [key_of[entity] for entity in sorted(held) if entity in key_of]
     before = day - timedelta(days=1)
     # yesterday as a complete day: its moves at today's hours (today's own) are not its own
-    yesterday_moves = {} if account_tests is not None else _common_moves_by_day(
-        detector, tree, before, {d: m for d, m in moves.items() if d < day}, {})
+    yesterday_moves = ({} if account_tests is not None and tree.whole_account is None
+                       else _common_moves_by_day(
+                           detector, tree, before, {d: m for d, m in moves.items() if d < day},
+                           {}))
     yesterday = _judge(detector, tree, before, keys, yesterday_moves, currency=currency,
                        models=models, as_of_hours={}, held_levels=False,
                        account_tests=account_tests)

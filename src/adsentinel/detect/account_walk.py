@@ -1,69 +1,88 @@
-"""Every entity's statistical tests on every complete day of one account, at once.
+"""An account's statistical tests of many entity-days at once, ahead of judging them.
 
 :func:`~adsentinel.detect.account_day.judge_account_day` judges an account on one day, and the
 per-day path runs each entity's tests (:func:`~adsentinel.detect.statistical.run_statistical_tests`)
-and each campaign's tests for the account's common move afresh for every day. A walk over many
-days (``evaluate``, ``backtest``) computes them here instead, one
-:func:`~adsentinel.detect.statistical_walk.walk_statistical_tests` per entity, in the same
-order as the per-day path:
+and each campaign's tests for the account's common move afresh for every entity and day. Here
+they are computed in one :func:`~adsentinel.detect.statistical_walk.walk_statistical_tests`
+over all the entities' frames laid end to end (blocks of :data:`WALK_BLOCK` entity-days), in
+the same order as the per-day path:
 
 1. each campaign's tests of every day alone, without the delivery gate
    (:meth:`~adsentinel.detect.anomaly_detector.AnomalyDetector.campaign_move_tests`);
 2. the account's common moves of every day from them
    (:func:`~adsentinel.detect.common_move.common_moves`);
-3. every entity's tests of every day, each day with its campaign's common move of the day and
-   of the days a rate test pools with it;
-4. every budget holder's (ad sets, campaigns) tests of every day, without common move or gate
-   (:meth:`~adsentinel.detect.anomaly_detector.AnomalyDetector.parent_budget`'s).
+3. every judged entity-day's tests, with its campaign's common move of the day and of the days
+   a rate test pools with it, and the share of the day's delivery expected by the hour its row
+   was read;
+4. every budget holder's (ad sets, campaigns) tests of those days, without common move or gate
+   (:meth:`~adsentinel.detect.anomaly_detector.AnomalyDetector.parent_budget`'s), at the hour
+   its judged child was read.
 
-The result goes to ``judge_account_day(account_tests=...)``; the decisions are the per-day
-path's (``tests/evaluation/test_walk_statistical.py`` walks labelled worlds both ways). Complete
-days only: the hourly cycle's partial days keep the per-day path.
+Two callers: a walk over every complete day (``evaluate``, ``backtest``:
+:func:`account_statistical_tests`) and the hourly cycle's judged entity-days, today's partial
+rows included (:func:`day_tests`, common moves from the account's facts). The result goes to
+``judge_account_day(account_tests=...)``; the decisions are the per-day path's
+(``tests/evaluation/test_walk_statistical.py`` walks labelled worlds both ways,
+``tests/detection/test_detection_walk.py`` runs the hourly cycle both ways).
 
 Pure: frames in, tests out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.common_move import common_moves
-from adsentinel.detect.statistical import MetricTest
-from adsentinel.detect.statistical_walk import lagged_common_moves, walk_statistical_tests
+from adsentinel.detect.features import COUNT_COLUMNS
+from adsentinel.detect.statistical import MAX_POOLED_DAYS, MetricTest
+from adsentinel.detect.statistical_walk import walk_statistical_tests
 
 Key = Hashable
-#: Tests by entity and day.
-TestsByDay = dict[Key, dict[date, list[MetricTest]]]
+
+
+#: An entity's day as it was read: (key, day, local hour its row was read at; ``None``: a
+#: complete day).
+EntityDay = tuple[Key, date, "float | None"]
 
 
 @dataclass(frozen=True)
 class AccountTests:
-    """An account's statistical tests of every complete day, computed ahead of its days'
-    judgements (``judge_account_day(account_tests=...)``).
+    """An account's statistical tests of some entity-days, computed ahead of their days'
+    judgements (``judge_account_day(account_tests=...)``), keyed by :data:`EntityDay`.
 
     ``judged``: each entity's, with its campaign's common moves and the detector's gate (empty
     on days it does not judge). ``holders``: each budget holder's (an entity with children),
-    without common move or gate, as a budget holder's state is judged.
+    without common move or gate, as a budget holder's state is judged, at the hour its judged
+    child was read.
     """
 
-    judged: TestsByDay
-    holders: TestsByDay
+    judged: Mapping[EntityDay, list[MetricTest]]
+    holders: Mapping[EntityDay, list[MetricTest]]
 
-    def holder_tests(self, holder: Key, day: date) -> list[MetricTest]:
-        """The budget holder's tests of ``day`` (empty on a day without its row)."""
-        return self.holders.get(holder, {}).get(day, [])
+    def entity_tests(self, key: Key, day: date, hour: float | None = None,
+                     ) -> list[MetricTest] | None:
+        """The entity's tests of ``day`` read at ``hour`` (``None``: not computed here; the
+        per-day path runs them)."""
+        return self.judged.get((key, day, hour))
+
+    def holder_tests(self, holder: Key, day: date, hour: float | None = None,
+                     ) -> list[MetricTest] | None:
+        """The budget holder's tests of ``day`` at its child's ``hour`` (``None``: not
+        computed here, or no row that day)."""
+        return self.holders.get((holder, day, hour))
 
 
 def account_statistical_tests(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFrame],
                               levels: Mapping[Key, str],
                               parents: Mapping[Key, Key | None]) -> AccountTests:
-    """Every entity's and budget holder's statistical tests of every day of its frame.
+    """Every entity's and budget holder's statistical tests of every day of its frame (as
+    complete days).
 
     Parameters
     ----------
@@ -85,10 +104,30 @@ def account_statistical_tests(detector: AnomalyDetector, frames: Mapping[Key, pd
     moves = common_moves_of_days(
         detector, {key: frames[key] for key in campaigns if key in frames})
     holders = {parent for parent in parents.values() if parent is not None and parent in frames}
+    every_day = [(key, day, None) for key, frame in frames.items() for day in _days_of(frame)]
     return AccountTests(
-        judged={key: _entity_tests(detector, frame, moves, campaign_of(key, parents))
-                for key, frame in frames.items()},
-        holders={key: _holder_tests(detector, frames[key]) for key in holders},
+        judged=walk_entity_days(detector, frames, parents, every_day, lambda day: moves),
+        holders=walk_holder_days(detector, frames,
+                                 [entity_day for entity_day in every_day
+                                  if entity_day[0] in holders]),
+    )
+
+
+def day_tests(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFrame],
+              parents: Mapping[Key, Key | None], judged: Iterable[EntityDay],
+              moves: Mapping[date, MovesByDay]) -> AccountTests:
+    """The tests judging ``judged`` (entity-days read at some hour) runs: each entity's, with
+    the common moves its day reads (``moves[day]``: :attr:`AccountFacts.moves
+    <adsentinel.detect.account_facts.AccountFacts.moves>`), and its budget holder's (its
+    parent, when in ``frames``) on that day at the same hour. What the hourly cycle computes
+    before judging, all entities at once."""
+    wanted = list(judged)
+    holders = list(dict.fromkeys((parents[key], day, hour) for key, day, hour in wanted
+                                 if parents.get(key) in frames))
+    return AccountTests(
+        judged=walk_entity_days(detector, frames, parents, wanted,
+                                lambda day: moves.get(day, {})),
+        holders=walk_holder_days(detector, frames, holders),
     )
 
 
@@ -154,43 +193,117 @@ def common_moves_from_tests(tests: Mapping[Key, Mapping[date, list[MetricTest]]]
             for day in days}
 
 
-def _entity_tests(detector: AnomalyDetector, frame: pd.DataFrame, moves: MovesByDay,
-                  campaign: Key) -> dict[date, list[MetricTest]]:
-    """One entity's tests of every day of its frame, with its campaign's moves."""
-    if frame.empty:
-        return {}
-    days = _days_of(frame)
-    factors: dict[str, list[float]] = {}
-    for row, day in enumerate(days):
-        for metric, factor in moves.get(day, {}).get(campaign, {}).items():
-            factors.setdefault(metric, [1.0] * len(days))[row] = factor
-    rows = np.arange(len(frame))
-    walk = walk_statistical_tests(
-        frame, rows, z_threshold=detector.z_threshold, iqr_multiplier=detector.iqr_multiplier,
-        min_history_days=detector.min_history_days, history_days=detector.history_days,
-        level_window=detector.level_window, rate_window=detector.rate_window,
-        common_moves=lagged_common_moves(factors, rows))
-    return dict(zip(days, walk.all_tests(), strict=True))
+#: Most entity-days walked in one call: bounds the walk's matrices (a few tens of kilobytes per
+#: walked day) whatever the size of the chunk.
+WALK_BLOCK = 4096
 
 
-def _holder_tests(detector: AnomalyDetector, frame: pd.DataFrame,
-                  ) -> dict[date, list[MetricTest]]:
-    """A budget holder's tests of every day of its frame: no common move, every day with a
-    row judged, however short its history (each test then decides whether it has a
-    baseline), as ``AnomalyDetector.parent_budget`` runs them."""
-    if frame.empty:
-        return {}
-    walk = walk_statistical_tests(
-        frame, np.arange(len(frame)), z_threshold=detector.z_threshold,
-        iqr_multiplier=detector.iqr_multiplier, min_history_days=0,
-        history_days=detector.history_days, level_window=detector.level_window,
-        rate_window=detector.rate_window, require_delivery=False)
-    return dict(zip(_days_of(frame), walk.all_tests(), strict=True))
+def walk_entity_days(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFrame],
+                     parents: Mapping[Key, Key | None], wanted: Sequence[EntityDay],
+                     moves_read_on: Callable[[date], MovesByDay],
+                     ) -> dict[EntityDay, list[MetricTest]]:
+    """Each wanted entity-day's tests as the detector judges it: its gate, its campaign's
+    common moves of the day and of the days a rate test pools with it (from
+    ``moves_read_on(day)``), the share of the day's delivery expected at its hour. One walk
+    over all the entities' frames laid end to end (:class:`_EndToEnd`)."""
+    laid = _EndToEnd.of(frames, {key for key, _, _ in wanted})
+    found: dict[EntityDay, list[MetricTest]] = {}
+    for block in _blocks(laid.present(wanted)):
+        factors: dict[str, np.ndarray] = {}
+        for row, (key, day, _hour) in enumerate(block):
+            campaign = campaign_of(key, parents)
+            read = moves_read_on(day)
+            for back in range(MAX_POOLED_DAYS):
+                for metric, factor in read.get(day - timedelta(days=back), {}).get(
+                        campaign, {}).items():
+                    factors.setdefault(metric, np.ones((len(block), MAX_POOLED_DAYS)))[
+                        row, back] = factor
+        found.update(laid.walk(
+            detector, block, min_history_days=detector.min_history_days, require_delivery=True,
+            common_moves=factors))
+    return found
+
+
+def walk_holder_days(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFrame],
+                     wanted: Sequence[EntityDay]) -> dict[EntityDay, list[MetricTest]]:
+    """Each wanted budget holder's day (with a row) as its state is judged: no common move,
+    every day with a row judged however short its history (each test then decides whether it
+    has a baseline), as ``AnomalyDetector.parent_budget`` runs them."""
+    laid = _EndToEnd.of(frames, {key for key, _, _ in wanted})
+    found: dict[EntityDay, list[MetricTest]] = {}
+    for block in _blocks(laid.present(wanted)):
+        found.update(laid.walk(detector, block, min_history_days=0, require_delivery=False))
+    return found
+
+
+@dataclass(frozen=True)
+class _EndToEnd:
+    """Entities' prepared frames laid end to end in one frame (one row per calendar day each):
+    ``first_row[key]`` is where each starts, ``first_day[key]`` its first day (days since
+    1970-01-01), ``length[key]`` its rows."""
+
+    daily: pd.DataFrame
+    first_row: dict[Key, int]
+    first_day: dict[Key, int]
+    length: dict[Key, int]
+
+    @classmethod
+    def of(cls, frames: Mapping[Key, pd.DataFrame], keys: Collection[Key]) -> _EndToEnd:
+        laid = [key for key in frames if key in keys and not frames[key].empty]
+        lengths = [len(frames[key]) for key in laid]
+        firsts = np.cumsum([0, *lengths])[:-1].tolist()
+        dates = [frames[key]["date"].to_numpy(dtype="datetime64[D]") for key in laid]
+        columns = {column: (np.concatenate([frames[key][column].to_numpy(dtype=float)
+                                            for key in laid]) if laid else np.empty(0))
+                   for column in COUNT_COLUMNS}
+        daily = pd.DataFrame({"date": np.concatenate(dates) if laid
+                              else np.empty(0, dtype="datetime64[D]"), **columns})
+        return cls(daily, dict(zip(laid, firsts, strict=True)),
+                   {key: int(d[0].astype(np.int64)) for key, d in zip(laid, dates, strict=True)},
+                   dict(zip(laid, lengths, strict=True)))
+
+    def row_of(self, key: Key, day: date) -> int | None:
+        """The row of ``key``'s ``day`` (``None``: the entity has no row that day)."""
+        if key not in self.first_row:
+            return None
+        offset = (day - _EPOCH).days - self.first_day[key]
+        return self.first_row[key] + offset if 0 <= offset < self.length[key] else None
+
+    def present(self, wanted: Iterable[EntityDay]) -> list[EntityDay]:
+        """The wanted entity-days that have a row."""
+        return [entity_day for entity_day in wanted
+                if self.row_of(entity_day[0], entity_day[1]) is not None]
+
+    def walk(self, detector: AnomalyDetector, block: Sequence[EntityDay], *,
+             min_history_days: int, require_delivery: bool,
+             common_moves: Mapping[str, np.ndarray] | None = None,
+             ) -> dict[EntityDay, list[MetricTest]]:
+        """The tests of ``block`` (entity-days with a row: :meth:`present`)."""
+        rows = [self.first_row[key] + (day - _EPOCH).days - self.first_day[key]
+                for key, day, _ in block]
+        walk = walk_statistical_tests(
+            self.daily, rows, z_threshold=detector.z_threshold,
+            iqr_multiplier=detector.iqr_multiplier, min_history_days=min_history_days,
+            history_days=detector.history_days, level_window=detector.level_window,
+            rate_window=detector.rate_window, common_moves=common_moves,
+            require_delivery=require_delivery,
+            day_fractions=[detector.day_fraction(hour) for _, _, hour in block],
+            series_starts=[self.first_row[key] for key, _, _ in block])
+        return dict(zip(block, walk.all_tests(), strict=True))
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _blocks(entity_days: list[EntityDay]) -> Iterator[list[EntityDay]]:
+    for start in range(0, len(entity_days), WALK_BLOCK):
+        yield entity_days[start:start + WALK_BLOCK]
 
 
 def _days_of(frame: pd.DataFrame) -> list[date]:
     return [stamp.date() for stamp in pd.to_datetime(frame["date"])]
 
 
-__all__ = ["AccountTests", "MovesByDay", "TestsByDay", "account_statistical_tests",
-           "campaign_move_tests_by_day", "common_moves_from_tests", "common_moves_of_days"]
+__all__ = ["AccountTests", "EntityDay", "MovesByDay", "account_statistical_tests",
+           "campaign_move_tests_by_day", "common_moves_from_tests", "common_moves_of_days",
+           "day_tests", "walk_entity_days", "walk_holder_days"]

@@ -258,11 +258,12 @@ class AnomalyDetector:
             were unknown.
         statistical_tests : sequence of MetricTest, optional
             The day's statistical tests already computed, with the entity's common moves
-            (:func:`~adsentinel.detect.statistical_walk.walk_statistical_tests` of every day at
-            once, as the walk-forward of ``evaluate`` and ``backtest`` does); when given,
+            (:func:`~adsentinel.detect.statistical_walk.walk_statistical_tests` of many
+            entity-days at once, as the hourly cycle and the walk-forward of ``evaluate`` and
+            ``backtest`` do); when given,
             :func:`~adsentinel.detect.statistical.run_statistical_tests` is not run and
             ``common_move`` and ``earlier_common_moves`` are not read. ``None``: run them (the
-            per-day reference, and the hourly cycle's path).
+            per-day reference).
         budget_habits : BudgetHabits, optional
             The account's budget steps known on the day
             (:mod:`~adsentinel.detect.budget_habits`): a spend step of this entity that the

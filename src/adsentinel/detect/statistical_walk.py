@@ -12,10 +12,11 @@ baselines, expected values, bounds and z as the per-day tests on complete days, 
 the account's common move of each judged day and of the days a rate test pools with it (what
 ``run_statistical_tests`` takes as ``common_move`` and ``earlier_common_moves``);
 ``tests/detect/test_statistical_walk.py`` holds the two equal over varied histories and moves.
-The per-day tests stay the reference, and what the hourly cycle runs for each entity. A day
-read part-way through (today's row at some hour) is judged as the per-day tests judge it when
-its share of the day's delivery is given (``day_fractions``): the hourly cycle's campaign tests
-for the account's common move go through here, complete days and partial ones alike.
+The per-day tests stay the reference. A day read part-way through (today's row at some hour)
+is judged as the per-day tests judge it when its share of the day's delivery is given
+(``day_fractions``), and several entities' frames laid end to end are walked in one call, each
+row within its own entity (``series_starts``): the hourly cycle's tests of every judged
+entity-day go through here (:mod:`~adsentinel.detect.account_walk`).
 Bounds the per-day count and rate tests skip far inside the threshold (a quantile search they
 do not need to decide) are computed too when ``all_bounds`` is asked, with the same
 negative-binomial interval, so a chart can draw a continuous band.
@@ -122,13 +123,20 @@ def judged_days(impressions: Floats, spend: Floats, *, min_history_days: int,
     days with impressions in the ``history_days`` before the day, and (``require_delivery``)
     some delivery on the day.
     """
-    delivered_before = np.concatenate([[0], np.cumsum(impressions > 0)])
     rows = np.arange(impressions.size)
-    starts = np.maximum(rows - history_days, 0)
+    return _judged_rows(impressions, spend, rows, np.maximum(rows - history_days, 0),
+                        min_history_days=min_history_days, require_delivery=require_delivery)
+
+
+def _judged_rows(impressions: Floats, spend: Floats, rows: Ints, starts: Ints, *,
+                 min_history_days: int, require_delivery: bool) -> Bools:
+    """:func:`judged_days` of ``rows``, each with its history from ``starts`` on."""
+    delivered_before = np.concatenate([[0], np.cumsum(impressions > 0)])
     enough = delivered_before[rows] - delivered_before[starts] >= min_history_days
     if not require_delivery:
         return np.asarray(enough, dtype=bool)
-    return np.asarray(enough & ~((spend <= 0) & (impressions <= 0)), dtype=bool)
+    delivering = ~((spend[rows] <= 0) & (impressions[rows] <= 0))
+    return np.asarray(enough & delivering, dtype=bool)
 
 
 def walk_statistical_tests(
@@ -146,6 +154,7 @@ def walk_statistical_tests(
     common_moves: Mapping[str, npt.ArrayLike] | None = None,
     require_delivery: bool = True,
     day_fractions: npt.ArrayLike | None = None,
+    series_starts: npt.ArrayLike | None = None,
 ) -> StatisticalWalk:
     """The statistical tests of the rows ``positions`` of ``daily``, each against the
     ``history_days`` rows before it, all at once.
@@ -177,6 +186,10 @@ def walk_statistical_tests(
         (``run_statistical_tests``' ``day_fraction``; default 1, complete days): volumes are
         judged against their history scaled by it, rates unscaled, frequency only on complete
         days.
+    series_starts : array of int, shape (n_walked,), optional
+        The first row of each walked row's entity, when ``daily`` holds several entities' frames
+        laid end to end (each one row per calendar day): no history window, gate or pooled day
+        reaches before it. Default 0, one entity.
 
     Returns
     -------
@@ -185,12 +198,12 @@ def walk_statistical_tests(
     """
     rows = np.asarray(positions, dtype=np.int64)
     columns = {c: daily[c].to_numpy(dtype=float) for c in COUNT_COLUMNS}
-    judged = judged_days(columns["impressions"], columns["spend"],
-                         min_history_days=min_history_days, history_days=history_days,
-                         require_delivery=require_delivery)[rows]
-    starts = np.maximum(rows - history_days, 0)
-    first_day = (np.datetime64(pd.Timestamp(daily["date"].iloc[0]).date(), "D").astype(np.int64)
-                 if len(daily) else np.int64(0))
+    series = (np.zeros(rows.size, dtype=np.int64) if series_starts is None
+              else np.asarray(series_starts, dtype=np.int64).reshape(rows.size))
+    starts = np.maximum(rows - history_days, series)
+    judged = _judged_rows(columns["impressions"], columns["spend"], rows, starts,
+                          min_history_days=min_history_days, require_delivery=require_delivery)
+    day_numbers = daily["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)[rows]
     options = _WalkOptions(z_threshold, iqr_multiplier, level_window, rate_window,
                            max_pooled_days, all_bounds)
     most_days = max(max_pooled_days, 1)
@@ -199,7 +212,7 @@ def walk_statistical_tests(
     fractions = (np.ones(rows.size) if day_fractions is None
                  else np.asarray(day_fractions, dtype=float).reshape(rows.size))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        metrics = _volume_walks(columns, rows, starts, int(first_day), options, factors,
+        metrics = _volume_walks(columns, rows, starts, day_numbers, options, factors,
                                 fractions)
         windows = _rate_windows(columns, rows, starts, options)
         for metric in RATE_DEFINITIONS | FREQUENCY_DEFINITION:
@@ -387,17 +400,19 @@ def _seasonal_forecasts(log_history: Floats, weekdays: Ints, target_weekdays: In
     return levels[:, -1] + target_effects, levels[:, :-1] + history_effects
 
 
-def _volume_walks(columns: dict[str, Floats], rows: Ints, starts: Ints, first_day: int,
+def _volume_walks(columns: dict[str, Floats], rows: Ints, starts: Ints, day_numbers: Ints,
                   options: _WalkOptions, factors: Mapping[str, Floats],
                   fractions: Floats) -> dict[str, MetricWalk]:
-    """The spend test and the impressions and leads count tests of every walked day, each
-    against its history scaled by the day's expected share of delivery (``fractions``)."""
+    """The spend test and the impressions and leads count tests of every walked day (its
+    calendar day: ``day_numbers``, days since 1970-01-01), each against its history scaled by
+    the day's expected share of delivery (``fractions``)."""
     width = int(np.max(rows - starts, initial=1))
     # A day without any delivery is a pause: volumes skip it (run_statistical_tests' rule).
     paused = (columns["spend"] <= 0) & (columns["impressions"] <= 0)
-    day_index = rows[:, None] - width + np.arange(width)[None, :]
-    weekdays = ((first_day + day_index + 3) % 7).astype(np.int64)  # 1970-01-01: a Thursday
-    target_weekdays = ((first_day + rows + 3) % 7).astype(np.int64)
+    # one row per calendar day: the window's columns are the days before, in order
+    window_days = day_numbers[:, None] - width + np.arange(width)[None, :]
+    weekdays = ((window_days + 3) % 7).astype(np.int64)  # 1970-01-01: a Thursday
+    target_weekdays = ((day_numbers + 3) % 7).astype(np.int64)
     walks: dict[str, MetricWalk] = {}
     for metric in VOLUME_METRICS:
         history = _windows_before(np.where(paused, np.nan, columns[metric]), rows, starts,

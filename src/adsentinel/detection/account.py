@@ -58,6 +58,7 @@ from adsentinel.detect.account_day import (
     judge_account_day,
 )
 from adsentinel.detect.account_facts import AccountFacts, account_facts
+from adsentinel.detect.account_walk import day_tests
 from adsentinel.detect.anomaly_detector import (
     AnomalyDetector,
     DetectedAnomaly,
@@ -107,6 +108,7 @@ def detect_account(
     campaign_ids: Sequence[int] | None = None,
     batch_forest_scores: bool = True,
     account_facts: AccountFacts | None = None,
+    walk_tests: bool = True,
 ) -> list[Anomaly]:
     """Detect and store the anomalies of every entity of ``account_id``.
 
@@ -142,6 +144,11 @@ def detect_account(
         (:func:`load_account_facts`, computed once for all the chunks), so that the chunk
         judges its entities as the whole account would. Absent, or not covering a judged day,
         they are read here.
+    walk_tests : bool
+        Compute the statistical tests of every judged entity-day (and of its budget holder) in
+        one vectorised walk before judging (:func:`~adsentinel.detect.account_walk.day_tests`);
+        ``False`` runs them entity by entity while judging (the per-day reference the walk is
+        tested against: the same anomalies).
 
     Returns
     -------
@@ -185,7 +192,8 @@ def detect_account(
             account_facts = load_account_facts(session, detector, account_id, analysis_date,
                                                {d for _, d in judged}, recheck_days)
         found = _run_detector(detector, entities, insights, judged, account, model_loader,
-                              batch_forest_scores, None if scope is None else account_facts)
+                              batch_forest_scores, None if scope is None else account_facts,
+                              walk_tests=walk_tests)
         found = with_feedback(session, account_id, found)  # damping, calendar
         _upsert(session, account_id, found, now,
                 impact_columns(session, account_id, found, judged))  # money, run start
@@ -376,6 +384,8 @@ def _run_detector(
     model_loader: ModelLoader | None,
     batch_forest_scores: bool = True,
     whole_account: AccountFacts | None = None,
+    *,
+    walk_tests: bool = True,
 ) -> list[DetectedAnomaly]:
     """The judged entity-days through :func:`~adsentinel.detect.account_day.judge_account_day`,
     one day at a time, so that each entity is judged against its account and its ads; the
@@ -410,12 +420,16 @@ def _run_detector(
                 models[entity_id] = EntityModel(*loaded)
     if batch_forest_scores:
         models = with_day_scores(models, prepared, days)
+    tests = day_tests(detector, tree.frames, tree.parents,
+                      [(e, day, hours_of.get((e, day))) for day, members in sorted(days.items())
+                       for e in sorted(members)],
+                      whole_account.moves) if walk_tests else None
     found: list[DetectedAnomaly] = []
     for day, members in sorted(days.items()):
         hours: dict[Hashable, float | None] = {e: hours_of.get((e, day)) for e in members}
         found.extend(judge_account_day(detector, tree, day, sorted(members),
                                        currency=account.currency, models=models,
-                                       as_of_hours=hours))
+                                       as_of_hours=hours, account_tests=tests))
     return found
 
 
