@@ -224,7 +224,7 @@ def bench_hourly_forest(seed: int, n_entities: int = 1000) -> dict[str, float]:
       its forest does not flag.
     """
     from adsentinel.detect.account_day import EntityModel
-    from adsentinel.detect.anomaly_detector import prepare_daily_frames
+    from adsentinel.detect.daily_table import prepare_daily_frames
     from adsentinel.detect.forest import pack_forests, score_packed
     from adsentinel.detect.forest_day_scores import with_day_scores
 

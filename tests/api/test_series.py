@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from adsentinel.api.series import expected_by_day
-from adsentinel.detect.anomaly_detector import prepare_daily_frame
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.statistical import run_statistical_tests
 
 

@@ -12,9 +12,9 @@ from adsentinel.detect.anomaly_detector import (
     MULTIVARIATE,
     AnomalyDetector,
     SeverityLevel,
-    prepare_daily_frame,
 )
 from adsentinel.detect.common_move import common_moves
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.features import COUNT_COLUMNS, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest
 from adsentinel.detect.hierarchy_rules import ChildMove, parent_is_explained

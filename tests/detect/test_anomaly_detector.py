@@ -16,8 +16,8 @@ from adsentinel.detect.anomaly_detector import (
     SeverityLevel,
     format_money,
     get_anomaly_detector,
-    prepare_daily_frame,
 )
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.features import isolation_forest_features
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adsentinel.detect.anomaly_detector import AnomalyDetector, judges_day, prepare_daily_frame
+from adsentinel.detect.anomaly_detector import AnomalyDetector, judges_day
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.statistical import (
     FREQUENCY_DEFINITION,
     RATE_DEFINITIONS,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from adsentinel.config import Settings
 from adsentinel.db.models import DailyInsight
-from adsentinel.detect.anomaly_detector import prepare_daily_frame
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.features import COUNT_COLUMNS, add_ratio_metrics
 from adsentinel.detect.statistical import MetricTest
 from adsentinel.detect.statistical_walk import walk_statistical_tests

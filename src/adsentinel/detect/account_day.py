@@ -50,9 +50,9 @@ from adsentinel.detect.anomaly_detector import (
     ParentBudget,
     ScoresSamples,
     forest_follows_metrics,
-    prepare_daily_frame,
 )
 from adsentinel.detect.budget_habits import BudgetSteps, Days, budget_steps
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.hierarchy_rules import (
     ChildMove,
     ChildRate,

@@ -4,7 +4,8 @@
 per-day path runs each entity's tests (:func:`~adsentinel.detect.statistical.run_statistical_tests`)
 and each campaign's tests for the account's common move afresh for every entity and day. Here
 they are computed in one :func:`~adsentinel.detect.statistical_walk.walk_statistical_tests`
-over all the entities' frames laid end to end (blocks of :data:`WALK_BLOCK` entity-days), in
+over all the entities' rows laid end to end (a :class:`~adsentinel.detect.daily_table.DailyTable`;
+blocks of :data:`WALK_BLOCK` entity-days), in
 the same order as the per-day path:
 
 1. each campaign's tests of every day alone, without the delivery gate
@@ -39,7 +40,7 @@ import pandas as pd
 
 from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.common_move import common_moves
-from adsentinel.detect.features import COUNT_COLUMNS
+from adsentinel.detect.daily_table import DailyTable
 from adsentinel.detect.statistical import MAX_POOLED_DAYS, MetricTest
 from adsentinel.detect.statistical_walk import walk_statistical_tests
 
@@ -105,29 +106,30 @@ def account_statistical_tests(detector: AnomalyDetector, frames: Mapping[Key, pd
         detector, {key: frames[key] for key in campaigns if key in frames})
     holders = {parent for parent in parents.values() if parent is not None and parent in frames}
     every_day = [(key, day, None) for key, frame in frames.items() for day in _days_of(frame)]
+    table = DailyTable.of_frames(frames)
     return AccountTests(
-        judged=walk_entity_days(detector, frames, parents, every_day, lambda day: moves),
-        holders=walk_holder_days(detector, frames,
+        judged=walk_entity_days(detector, table, parents, every_day, lambda day: moves),
+        holders=walk_holder_days(detector, table,
                                  [entity_day for entity_day in every_day
                                   if entity_day[0] in holders]),
     )
 
 
-def day_tests(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFrame],
+def day_tests(detector: AnomalyDetector, table: DailyTable,
               parents: Mapping[Key, Key | None], judged: Iterable[EntityDay],
               moves: Mapping[date, MovesByDay]) -> AccountTests:
     """The tests judging ``judged`` (entity-days read at some hour) runs: each entity's, with
     the common moves its day reads (``moves[day]``: :attr:`AccountFacts.moves
     <adsentinel.detect.account_facts.AccountFacts.moves>`), and its budget holder's (its
-    parent, when in ``frames``) on that day at the same hour. What the hourly cycle computes
-    before judging, all entities at once."""
+    parent, when in ``table``) on that day at the same hour. What the hourly cycle computes
+    before judging, all entities at once, from the rows it prepared (``table``)."""
     wanted = list(judged)
     holders = list(dict.fromkeys((parents[key], day, hour) for key, day, hour in wanted
-                                 if parents.get(key) in frames))
+                                 if parents.get(key) in table.first_row))
     return AccountTests(
-        judged=walk_entity_days(detector, frames, parents, wanted,
+        judged=walk_entity_days(detector, table, parents, wanted,
                                 lambda day: moves.get(day, {})),
-        holders=walk_holder_days(detector, frames, holders),
+        holders=walk_holder_days(detector, table, holders),
     )
 
 
@@ -198,17 +200,16 @@ def common_moves_from_tests(tests: Mapping[Key, Mapping[date, list[MetricTest]]]
 WALK_BLOCK = 4096
 
 
-def walk_entity_days(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFrame],
+def walk_entity_days(detector: AnomalyDetector, table: DailyTable,
                      parents: Mapping[Key, Key | None], wanted: Sequence[EntityDay],
                      moves_read_on: Callable[[date], MovesByDay],
                      ) -> dict[EntityDay, list[MetricTest]]:
     """Each wanted entity-day's tests as the detector judges it: its gate, its campaign's
     common moves of the day and of the days a rate test pools with it (from
     ``moves_read_on(day)``), the share of the day's delivery expected at its hour. One walk
-    over all the entities' frames laid end to end (:class:`_EndToEnd`)."""
-    laid = _EndToEnd.of(frames, {key for key, _, _ in wanted})
+    over all the entities' rows laid end to end (``table``)."""
     found: dict[EntityDay, list[MetricTest]] = {}
-    for block in _blocks(laid.present(wanted)):
+    for block in _blocks(_present(table, wanted)):
         factors: dict[str, np.ndarray] = {}
         for row, (key, day, _hour) in enumerate(block):
             campaign = campaign_of(key, parents)
@@ -218,86 +219,49 @@ def walk_entity_days(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFram
                         campaign, {}).items():
                     factors.setdefault(metric, np.ones((len(block), MAX_POOLED_DAYS)))[
                         row, back] = factor
-        found.update(laid.walk(
-            detector, block, min_history_days=detector.min_history_days, require_delivery=True,
-            common_moves=factors))
+        found.update(_walk(
+            detector, table, block, min_history_days=detector.min_history_days,
+            require_delivery=True, common_moves=factors))
     return found
 
 
-def walk_holder_days(detector: AnomalyDetector, frames: Mapping[Key, pd.DataFrame],
+def walk_holder_days(detector: AnomalyDetector, table: DailyTable,
                      wanted: Sequence[EntityDay]) -> dict[EntityDay, list[MetricTest]]:
     """Each wanted budget holder's day (with a row) as its state is judged: no common move,
     every day with a row judged however short its history (each test then decides whether it
     has a baseline), as ``AnomalyDetector.parent_budget`` runs them."""
-    laid = _EndToEnd.of(frames, {key for key, _, _ in wanted})
     found: dict[EntityDay, list[MetricTest]] = {}
-    for block in _blocks(laid.present(wanted)):
-        found.update(laid.walk(detector, block, min_history_days=0, require_delivery=False))
+    for block in _blocks(_present(table, wanted)):
+        found.update(_walk(detector, table, block, min_history_days=0, require_delivery=False))
     return found
-
-
-@dataclass(frozen=True)
-class _EndToEnd:
-    """Entities' prepared frames laid end to end in one frame (one row per calendar day each):
-    ``first_row[key]`` is where each starts, ``first_day[key]`` its first day (days since
-    1970-01-01), ``length[key]`` its rows."""
-
-    daily: pd.DataFrame
-    first_row: dict[Key, int]
-    first_day: dict[Key, int]
-    length: dict[Key, int]
-
-    @classmethod
-    def of(cls, frames: Mapping[Key, pd.DataFrame], keys: Collection[Key]) -> _EndToEnd:
-        laid = [key for key in frames if key in keys and not frames[key].empty]
-        lengths = [len(frames[key]) for key in laid]
-        firsts = np.cumsum([0, *lengths])[:-1].tolist()
-        dates = [frames[key]["date"].to_numpy(dtype="datetime64[D]") for key in laid]
-        columns = {column: (np.concatenate([frames[key][column].to_numpy(dtype=float)
-                                            for key in laid]) if laid else np.empty(0))
-                   for column in COUNT_COLUMNS}
-        daily = pd.DataFrame({"date": np.concatenate(dates) if laid
-                              else np.empty(0, dtype="datetime64[D]"), **columns})
-        return cls(daily, dict(zip(laid, firsts, strict=True)),
-                   {key: int(d[0].astype(np.int64)) for key, d in zip(laid, dates, strict=True)},
-                   dict(zip(laid, lengths, strict=True)))
-
-    def row_of(self, key: Key, day: date) -> int | None:
-        """The row of ``key``'s ``day`` (``None``: the entity has no row that day)."""
-        if key not in self.first_row:
-            return None
-        offset = (day - _EPOCH).days - self.first_day[key]
-        return self.first_row[key] + offset if 0 <= offset < self.length[key] else None
-
-    def present(self, wanted: Iterable[EntityDay]) -> list[EntityDay]:
-        """The wanted entity-days that have a row."""
-        return [entity_day for entity_day in wanted
-                if self.row_of(entity_day[0], entity_day[1]) is not None]
-
-    def walk(self, detector: AnomalyDetector, block: Sequence[EntityDay], *,
-             min_history_days: int, require_delivery: bool,
-             common_moves: Mapping[str, np.ndarray] | None = None,
-             ) -> dict[EntityDay, list[MetricTest]]:
-        """The tests of ``block`` (entity-days with a row: :meth:`present`)."""
-        rows = [self.first_row[key] + (day - _EPOCH).days - self.first_day[key]
-                for key, day, _ in block]
-        walk = walk_statistical_tests(
-            self.daily, rows, z_threshold=detector.z_threshold,
-            iqr_multiplier=detector.iqr_multiplier, min_history_days=min_history_days,
-            history_days=detector.history_days, level_window=detector.level_window,
-            rate_window=detector.rate_window, common_moves=common_moves,
-            require_delivery=require_delivery,
-            day_fractions=[detector.day_fraction(hour) for _, _, hour in block],
-            series_starts=[self.first_row[key] for key, _, _ in block])
-        return dict(zip(block, walk.all_tests(), strict=True))
-
-
-_EPOCH = date(1970, 1, 1)
 
 
 def _blocks(entity_days: list[EntityDay]) -> Iterator[list[EntityDay]]:
     for start in range(0, len(entity_days), WALK_BLOCK):
         yield entity_days[start:start + WALK_BLOCK]
+
+
+def _present(table: DailyTable, wanted: Iterable[EntityDay]) -> list[EntityDay]:
+    """The wanted entity-days that have a row in ``table``."""
+    return [entity_day for entity_day in wanted
+            if table.row_of(entity_day[0], entity_day[1]) is not None]
+
+
+def _walk(detector: AnomalyDetector, table: DailyTable, block: Sequence[EntityDay], *,
+          min_history_days: int, require_delivery: bool,
+          common_moves: Mapping[str, np.ndarray] | None = None,
+          ) -> dict[EntityDay, list[MetricTest]]:
+    """The tests of ``block`` (entity-days with a row in ``table``), each within its entity."""
+    rows = [table.row_of(key, day) for key, day, _ in block]
+    walk = walk_statistical_tests(
+        table.daily, np.asarray(rows, dtype=np.int64), z_threshold=detector.z_threshold,
+        iqr_multiplier=detector.iqr_multiplier, min_history_days=min_history_days,
+        history_days=detector.history_days, level_window=detector.level_window,
+        rate_window=detector.rate_window, common_moves=common_moves,
+        require_delivery=require_delivery,
+        day_fractions=[detector.day_fraction(hour) for _, _, hour in block],
+        series_starts=[table.first_row[key] for key, _, _ in block])
+    return dict(zip(block, walk.all_tests(), strict=True))
 
 
 def _days_of(frame: pd.DataFrame) -> list[date]:

@@ -23,7 +23,6 @@ Pure: DataFrames and arrays in, dataclasses out. The parameters default to the v
 from __future__ import annotations
 
 import warnings
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date as Date
@@ -44,6 +43,7 @@ from adsentinel.detect.calibration import (
     severity_for_score,
     significance_score,
 )
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
     FOREST_FEATURES,
@@ -593,102 +593,6 @@ def _judges(history_impressions: np.ndarray, spend: float, impressions: float,
 
 
 # --- input preparation ------------------------------------------------------------------------
-
-
-def prepare_daily_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per calendar day from the first to the last, counts as floats, gaps as zeros.
-
-    Accepts ``date`` or ``day`` as the date column. Returns columns ``date`` (Timestamp) and
-    :data:`~adsentinel.detect.features.COUNT_COLUMNS`.
-    """
-    if df.empty:
-        return pd.DataFrame(columns=["date", *COUNT_COLUMNS])
-    if _marked(df):
-        return df
-    if _is_prepared(df):  # prepared elsewhere: marked, later calls skip the checks
-        return _mark_prepared(df)
-    date_column = "date" if "date" in df.columns else "day"
-    missing = [c for c in COUNT_COLUMNS if c not in df.columns]
-    if date_column not in df.columns or missing:
-        raise ValueError(
-            f"df must have a 'date' column and {list(COUNT_COLUMNS)}; missing "
-            f"{missing or [date_column]}"
-        )
-    frame = df[[date_column, *COUNT_COLUMNS]].rename(columns={date_column: "date"})
-    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
-    frame = frame.groupby("date", as_index=True)[list(COUNT_COLUMNS)].sum().astype(float)
-    full = pd.date_range(frame.index.min(), frame.index.max(), freq="D")
-    frame = frame.reindex(full, fill_value=0.0)
-    frame.index.name = "date"
-    frame = frame.reset_index()
-    return _mark_prepared(frame)
-
-
-def prepare_daily_frames(df: pd.DataFrame, key: str = "entity_id") -> dict[int, pd.DataFrame]:
-    """:func:`prepare_daily_frame` of every ``key`` group of ``df`` at once, by ``key`` value.
-
-    One vectorised pass (grouping, calendar filling) instead of one per entity: for an account
-    of thousands of small entities the per-entity pandas calls cost more than the detection.
-    """
-    if df.empty:
-        return {}
-    date_column = "date" if "date" in df.columns else "day"
-    frame = df[[key, date_column, *COUNT_COLUMNS]].rename(columns={date_column: "date"})
-    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
-    sums = frame.groupby([key, "date"], sort=True)[list(COUNT_COLUMNS)].sum().astype(float)
-    keys = sums.index.get_level_values(0).to_numpy()
-    stamps = sums.index.get_level_values(1)
-    days = stamps.to_numpy().astype("datetime64[D]")
-    starts_at = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    ends_at = np.r_[starts_at[1:], keys.size] - 1
-    first, last = days[starts_at], days[ends_at]
-    spans = (last - first).astype(int) + 1
-    offsets = np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
-    calendar = np.repeat(first, spans) + offsets.astype("timedelta64[D]")
-    full = pd.MultiIndex.from_arrays(
-        [np.repeat(keys[starts_at], spans), calendar.astype(stamps.dtype)],
-        names=[key, "date"],
-    )
-    values = sums.reindex(full, fill_value=0.0).to_numpy()
-    dates = full.get_level_values(1)
-    frames: dict[int, pd.DataFrame] = {}
-    bounds = np.r_[0, np.cumsum(spans)]
-    for index, entity in enumerate(keys[starts_at]):
-        lo, hi = bounds[index], bounds[index + 1]
-        prepared = pd.DataFrame(
-            {"date": dates[lo:hi], **{c: values[lo:hi, i] for i, c in enumerate(COUNT_COLUMNS)}}
-        )
-        frames[int(entity)] = _mark_prepared(prepared)
-    return frames
-
-
-#: The frames known to be :func:`prepare_daily_frame` results, by ``id`` (an entry goes with its
-#: frame). Not a flag in ``DataFrame.attrs``: pandas deep-copies a frame's attrs into every
-#: column and slice taken from it, which cost a walk a tenth of its time.
-_PREPARED_FRAMES: weakref.WeakValueDictionary[int, pd.DataFrame] = weakref.WeakValueDictionary()
-
-
-def _mark_prepared(frame: pd.DataFrame) -> pd.DataFrame:
-    _PREPARED_FRAMES[id(frame)] = frame
-    return frame
-
-
-def _marked(df: pd.DataFrame) -> bool:
-    return _PREPARED_FRAMES.get(id(df)) is df
-
-
-def _is_prepared(df: pd.DataFrame) -> bool:
-    """True when ``df`` is already a :func:`prepare_daily_frame` result (walk-forward fast path)."""
-    if _marked(df):
-        return True
-    if list(df.columns) != ["date", *COUNT_COLUMNS]:
-        return False
-    if not pd.api.types.is_datetime64_any_dtype(df["date"]):
-        return False
-    if not all(pd.api.types.is_float_dtype(df[c]) for c in COUNT_COLUMNS):
-        return False
-    steps = np.diff(df["date"].to_numpy()).astype("timedelta64[D]").astype(int)
-    return bool((steps == 1).all())
 
 
 # --- messages ---------------------------------------------------------------------------------

@@ -59,12 +59,9 @@ from adsentinel.detect.account_day import (
 )
 from adsentinel.detect.account_facts import AccountFacts, account_facts
 from adsentinel.detect.account_walk import day_tests
-from adsentinel.detect.anomaly_detector import (
-    AnomalyDetector,
-    DetectedAnomaly,
-    prepare_daily_frames,
-)
+from adsentinel.detect.anomaly_detector import AnomalyDetector, DetectedAnomaly
 from adsentinel.detect.budget_habits import spend_calendars
+from adsentinel.detect.daily_table import DailyTable, prepare_daily_frames
 from adsentinel.detect.features import COUNT_COLUMNS
 from adsentinel.detect.forest_day_scores import with_day_scores
 from adsentinel.detection.feedback import with_feedback
@@ -316,18 +313,27 @@ def _days_to_judge(
     """
     window_start = pd.Timestamp(analysis_date - timedelta(days=recheck - 1))
     entity_ids = insights["entity_id"].to_numpy().astype(np.int64)
-    days = insights["date"]
-    updated = pd.to_datetime(insights["updated_at"], utc=True)
-    last = pd.to_datetime(pd.Series([judged_at.get(int(e)) for e in entity_ids],
-                                    index=insights.index, dtype=object), utc=True)
-    never = last.isna().to_numpy()
-    in_window = (days >= window_start).to_numpy()
-    changed = (updated > last).fillna(False).to_numpy(dtype=bool)
+    days = insights["date"].to_numpy().astype("datetime64[D]")
+    updated = _utc_instants(insights["updated_at"])
+    # each row's entity's last judgement (NaT: never), looked up per entity, not per row
+    known = np.unique(entity_ids)
+    marks = _utc_instants(pd.Series([judged_at.get(int(e)) for e in known], dtype=object))
+    last = marks[np.searchsorted(known, entity_ids)]
+    never = np.isnat(last)
+    in_window = days >= np.datetime64(window_start.date(), "D")
+    changed = ~never & (updated > last)
     pick = changed | (in_window & (never | everything_in_window))
-    judged = {(int(e), d.date()) for e, d in zip(entity_ids[pick], days[pick], strict=True)}
+    judged = set(zip(entity_ids[pick].tolist(), days[pick].tolist(), strict=True))
     if never.any():
         judged |= _restated_after_detection(session, account_id, insights[never], window_start)
     return judged
+
+
+def _utc_instants(stamps: pd.Series) -> np.ndarray:
+    """Timestamps (aware, or naive meaning UTC; ``None`` for none) as UTC ``datetime64[ns]``
+    (NaT for none), comparable as plain numbers."""
+    aware = pd.to_datetime(stamps, utc=True)
+    return np.asarray(aware.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]"))
 
 
 def _restated_after_detection(
@@ -394,8 +400,10 @@ def _run_detector(
     they are computed here from the entities' own campaigns (the same function: one way to
     decide, whole or chunked)."""
     zone = zone_or_utc(account.timezone)
-    # Prepared (one row per calendar day) for all entities in one pass, shared by every day.
-    prepared = {e: f for e, f in prepare_daily_frames(insights).items() if e in entities}
+    # Prepared (one row per calendar day) for all entities in one pass, shared by every day:
+    # laid end to end for the walk, and each entity's own frame for its judgement.
+    table = DailyTable.of_rows(insights)
+    prepared = {e: f for e, f in table.frames().items() if e in entities}
     hours_of = _partial_hours(insights, zone)
     tree = AccountTree(
         frames={e: f for e, f in prepared.items()},  # (a copy typed for the tree's any-key maps)
@@ -420,7 +428,7 @@ def _run_detector(
                 models[entity_id] = EntityModel(*loaded)
     if batch_forest_scores:
         models = with_day_scores(models, prepared, days)
-    tests = day_tests(detector, tree.frames, tree.parents,
+    tests = day_tests(detector, table, tree.parents,
                       [(e, day, hours_of.get((e, day))) for day, members in sorted(days.items())
                        for e in sorted(members)],
                       whole_account.moves) if walk_tests else None

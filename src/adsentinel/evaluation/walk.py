@@ -29,8 +29,9 @@ import pandas as pd
 
 from adsentinel.detect.account_day import AccountTree, EntityModel, judge_account_day
 from adsentinel.detect.account_walk import account_statistical_tests
-from adsentinel.detect.anomaly_detector import AnomalyDetector, prepare_daily_frame
+from adsentinel.detect.anomaly_detector import AnomalyDetector
 from adsentinel.detect.calibration import SeverityLevel
+from adsentinel.detect.daily_table import prepare_daily_frame
 from adsentinel.detect.features import (
     COUNT_COLUMNS,
     RATIO_METRICS,
