@@ -224,13 +224,14 @@ def bench_hourly_forest(seed: int, n_entities: int = 1000) -> dict[str, float]:
       its forest does not flag.
     """
     from adsentinel.detect.account_day import EntityModel
-    from adsentinel.detect.daily_table import prepare_daily_frames
+    from adsentinel.detect.daily_table import DailyTable
     from adsentinel.detect.forest import pack_forests, score_packed
     from adsentinel.detect.forest_day_scores import with_day_scores
 
     counts = daily_counts(np.random.default_rng(seed), n_entities)
     counts["date"] = np.tile(pd.date_range(end="2026-06-30", periods=DAYS), n_entities)
-    frames = prepare_daily_frames(counts, key="entity")
+    table = DailyTable.of_rows(counts, key="entity")
+    frames = table.frames()
     forests = [IsolationForest(random_state=seed + e).fit(
         isolation_forest_features(frames[e].iloc[:-1])) for e in range(n_entities)]
     rows = np.stack([isolation_forest_features(frames[e].iloc[-1:])[0] for e in range(n_entities)])
@@ -252,7 +253,7 @@ def bench_hourly_forest(seed: int, n_entities: int = 1000) -> dict[str, float]:
     runs = {"score_before": score_before,
             "score_after": lambda: score_packed(pack_forests(forests), rows, owners),
             "step_before": step_before,
-            "step_after": lambda: with_day_scores(models, frames, {day: list(range(n_entities))})}
+            "step_after": lambda: with_day_scores(models, table, {day: list(range(n_entities))})}
     for run in runs.values():
         run()  # compile / load the numba cache
     us = {name: _best_seconds(run) / n_entities * 1e6 for name, run in runs.items()}

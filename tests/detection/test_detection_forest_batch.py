@@ -12,6 +12,7 @@ from sqlalchemy import delete, update
 from adsentinel.db.engine import session_scope
 from adsentinel.db.models import AdAccount, Anomaly, DailyInsight, Entity
 from adsentinel.detect.account_day import EntityModel
+from adsentinel.detect.daily_table import DailyTable
 from adsentinel.detect.features import COUNT_COLUMNS, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest
 from adsentinel.detect.forest_day_scores import with_day_scores
@@ -103,12 +104,12 @@ def test_day_scores_are_each_forests_own_score_samples():
             isolation_forest_features(frames[entity_id]))
         models[entity_id] = EntityModel(forest, None)
     models[5] = EntityModel(object(), None)  # not a forest: left to the detector
-    # not laid out as a prepared frame (other column order, a day missing): its dates searched
-    frames[6] = frames[0][["reach", "date", *COUNT_COLUMNS[:-1]]].drop(index=27)
+    frames[6] = frames[0].drop(index=range(20, 30))  # its rows end before the last days
     models[6] = models[0]
+    table = DailyTable.of_frames(frames)
     judged = {days[-1].date(): [0, 1, 2, 5, 6], days[-2].date(): [1, 3, 6],
-              days[-3].date(): [6], date(2026, 3, 1): [4]}  # a day without a row
-    scored = with_day_scores(models, frames, judged)
+              days[-15].date(): [6], date(2026, 3, 1): [4]}  # a day without a row
+    scored = with_day_scores(models, table, judged)
     for day, members in judged.items():
         for entity_id in members:
             frame = frames.get(entity_id)

@@ -1,13 +1,14 @@
 """The forests' scores of the judged days, for every entity of a chunk in one call.
 
 The hourly cycle judges one or a few days per entity, and each judged day asks its entity's
-forest for one score. :func:`with_day_scores` gathers those rows from the prepared frames,
+forest for one score. :func:`with_day_scores` gathers those rows from the chunk's prepared rows
+(a :class:`~adsentinel.detect.daily_table.DailyTable`),
 builds their features at once and scores them all with
 :func:`~adsentinel.detect.forest.score_packed`; the detector then reads
 :attr:`~adsentinel.detect.account_day.EntityModel.day_scores` instead of calling
 ``score_samples`` per entity. The scores are identical, so are the decisions.
 
-Pure: models and frames in, models with scores out.
+Pure: models and rows in, models with scores out.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from adsentinel.detect.account_day import EntityModel
-from adsentinel.detect.anomaly_detector import row_of_day
+from adsentinel.detect.daily_table import DailyTable
 from adsentinel.detect.features import COUNT_COLUMNS, isolation_forest_features
 from adsentinel.detect.forest import IsolationForest, pack_forests, score_packed
 
 
-def with_day_scores(models: Mapping[Hashable, EntityModel], frames: Mapping[int, pd.DataFrame],
+def with_day_scores(models: Mapping[Hashable, EntityModel], table: DailyTable,
                     days: Mapping[date, list[int]]) -> dict[Hashable, EntityModel]:
     """``models`` with each forest's ``score_samples`` of its entity's judged days, computed
     for every entity in one call (:func:`~adsentinel.detect.forest.score_packed`) instead of
@@ -37,7 +38,7 @@ def with_day_scores(models: Mapping[Hashable, EntityModel], frames: Mapping[int,
     """
     wanted = [(entity_id, day) for day, members in sorted(days.items()) for entity_id in members
               if _packable(models.get(entity_id))]
-    found, counts = _day_rows(frames, wanted)
+    found, counts = _day_rows(table, wanted)
     if not found:
         return dict(models)
     features = isolation_forest_features(pd.DataFrame(counts, columns=list(COUNT_COLUMNS)))
@@ -65,36 +66,13 @@ def _packable(model: EntityModel | None) -> bool:
             and not hasattr(model.model, "feature_names_in_"))
 
 
-def _day_rows(frames: Mapping[int, pd.DataFrame], wanted: Sequence[tuple[int, date]],
+def _day_rows(table: DailyTable, wanted: Sequence[tuple[int, date]],
               ) -> tuple[list[tuple[int, date]], np.ndarray]:
-    """The (entity, day) pairs of ``wanted`` that have a row in their prepared frame, and those
-    rows' counts (:data:`COUNT_COLUMNS`), the values the detector reads for its analysis day."""
-    found: list[tuple[int, date]] = []
-    rows: list[np.ndarray] = []
-    for entity_id, day in wanted:
-        row = _day_row(frames[entity_id], pd.Timestamp(day))
-        if row is not None:
-            found.append((entity_id, day))
-            rows.append(row)
-    return found, np.array(rows, dtype=float).reshape(-1, len(COUNT_COLUMNS))
-
-
-_PREPARED_COLUMNS = ["date", *COUNT_COLUMNS]  # a prepared frame's columns, in its order
-
-
-def _day_row(frame: pd.DataFrame, stamp: pd.Timestamp) -> np.ndarray | None:
-    """The counts of ``frame``'s row of ``stamp`` (None: it has none). A prepared frame has a
-    row per calendar day from its first, so the row is found from the first date and read cell
-    by cell: pandas' column access costs several times more per entity than all the rest."""
-    if len(frame) == 0:
-        return None
-    if frame.columns.tolist() == _PREPARED_COLUMNS:
-        position = (stamp - frame.iat[0, 0]).days
-        if 0 <= position < len(frame) and frame.iat[position, 0] == stamp:
-            return np.array([frame.iat[position, j] for j in range(1, len(_PREPARED_COLUMNS))],
-                            dtype=float)
-    position = row_of_day(frame["date"].to_numpy(dtype="datetime64[ns]"), stamp)  # any other
-    if position is None:
-        return None
-    counts: np.ndarray = frame[list(COUNT_COLUMNS)].to_numpy(dtype=float)[position]
-    return counts
+    """The (entity, day) pairs of ``wanted`` that have a row in ``table``, and those rows'
+    counts (:data:`COUNT_COLUMNS`), the values the detector reads for its analysis day."""
+    rows = [table.row_of(entity_id, day) for entity_id, day in wanted]
+    found = [pair for pair, row in zip(wanted, rows, strict=True) if row is not None]
+    index = np.array([row for row in rows if row is not None], dtype=np.int64)
+    counts = np.column_stack([table.daily[column].to_numpy(dtype=float)[index]
+                              for column in COUNT_COLUMNS])
+    return found, counts.reshape(-1, len(COUNT_COLUMNS))

@@ -427,7 +427,7 @@ def _run_detector(
             if loaded is not None:
                 models[entity_id] = EntityModel(*loaded)
     if batch_forest_scores:
-        models = with_day_scores(models, prepared, days)
+        models = with_day_scores(models, table, days)
     tests = day_tests(detector, table, tree.parents,
                       [(e, day, hours_of.get((e, day))) for day, members in sorted(days.items())
                        for e in sorted(members)],
