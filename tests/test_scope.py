@@ -45,3 +45,35 @@ def test_campaign_chunks_never_split_a_campaign(session_factory):
     flat = [c for chunk in chunks for c in chunk]
     assert sorted(flat) == sorted(campaigns)  # every campaign exactly once
     assert all(len(chunk) * 5 <= 10 for chunk in chunks)  # 5 entities per campaign
+
+
+def test_entities_under_campaigns_reads_the_same_branches_from_the_database(session_factory):
+    """A chunk's entities read level by level down from its campaigns (a campaign without ad
+    sets, an ad directly under a campaign, another account's campaign asked for) are the
+    branches the whole account's tree gives."""
+    from adsentinel.db.engine import session_scope
+    from adsentinel.db.models import AdAccount, Entity
+    from adsentinel.scope import entities_under_campaigns, entity_parents
+
+    with session_scope(session_factory) as session:
+        account, other = AdAccount(name="big"), AdAccount(name="other")
+        session.add_all([account, other])
+        campaigns = [Entity(account=account, level="campaign", platform_id=f"c{c}")
+                     for c in range(4)]
+        session.add_all(campaigns)
+        for c, campaign in enumerate(campaigns[:2]):
+            adset = Entity(account=account, level="adset", platform_id=f"s{c}", parent=campaign)
+            session.add_all([adset] + [Entity(account=account, level="ad",
+                                              platform_id=f"a{c}-{k}", parent=adset)
+                                       for k in range(3)])
+        session.add(Entity(account=account, level="ad", platform_id="loose",
+                           parent=campaigns[3]))
+        foreign = Entity(account=other, level="campaign", platform_id="x")
+        session.add(foreign)
+        session.flush()
+        parents = entity_parents(session, account.id)
+        for chosen in ([campaigns[0]], campaigns[1:], [campaigns[2], foreign], []):
+            ids = [c.id for c in chosen]
+            assert entities_under_campaigns(session, account.id, ids) == \
+                entities_in_campaigns(parents, ids), [c.platform_id for c in chosen]
+        assert len(entities_under_campaigns(session, account.id, [campaigns[1].id])) == 5

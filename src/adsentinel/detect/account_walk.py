@@ -149,28 +149,26 @@ def campaign_move_tests_by_day(detector: AnomalyDetector,
                                day_fractions: Mapping[Key, Mapping[date, float]] | None = None,
                                ) -> dict[Key, dict[date, list[MetricTest]]]:
     """Each campaign's tests for its account's common move (``campaign_move_tests``: the day
-    alone, no delivery gate) of ``days`` (default every day it has a row), by day, all of a
-    campaign's days at once; ``day_fractions[campaign][day]``: the share of the day's delivery
-    expected by the hour a partial row was read (default 1, a complete day)."""
-    wanted = None if days is None else np.array(sorted(days), dtype="datetime64[D]")
+    alone, no delivery gate) of ``days`` (default every day it has a row), by day, every
+    campaign's days in one walk; ``day_fractions[campaign][day]``: the share of the day's
+    delivery expected by the hour a partial row was read (default 1, a complete day)."""
+    table = DailyTable.of_frames(campaigns)
+    asked = None if days is None else sorted(days)
+    wanted: list[EntityDay] = []
+    for key, first_day in table.first_day.items():
+        if asked is None:  # every day of its rows
+            wanted += [(key, _EPOCH + timedelta(days=first_day + offset), None)
+                       for offset in range(table.length[key])]
+        else:
+            wanted += [(key, day, None) for day in asked if table.row_of(key, day) is not None]
+    fractions = day_fractions or {}
     tests: dict[Key, dict[date, list[MetricTest]]] = {}
-    for key, frame in campaigns.items():
-        if frame.empty:
-            continue
-        rows = np.arange(len(frame)) if wanted is None else np.flatnonzero(
-            np.isin(frame["date"].to_numpy(dtype="datetime64[D]"), wanted))
-        if not rows.size:
-            continue
-        every_day = _days_of(frame)
-        walked = [every_day[row] for row in rows]
-        fractions = (day_fractions or {}).get(key, {})
-        walk = walk_statistical_tests(
-            frame, rows, z_threshold=detector.z_threshold,
-            iqr_multiplier=detector.iqr_multiplier, min_history_days=detector.min_history_days,
-            history_days=detector.history_days, level_window=detector.level_window,
-            rate_window=detector.rate_window, max_pooled_days=1, require_delivery=False,
-            day_fractions=[fractions.get(day, 1.0) for day in walked])
-        tests[key] = dict(zip(walked, walk.all_tests(), strict=True))
+    for block in _blocks(wanted):
+        walked = _walk(detector, table, block, min_history_days=detector.min_history_days,
+                       require_delivery=False, max_pooled_days=1,
+                       fractions=[fractions.get(key, {}).get(day, 1.0) for key, day, _ in block])
+        for (key, day, _), day_tests_ in walked.items():
+            tests.setdefault(key, {})[day] = day_tests_
     return tests
 
 
@@ -236,6 +234,9 @@ def walk_holder_days(detector: AnomalyDetector, table: DailyTable,
     return found
 
 
+_EPOCH = date(1970, 1, 1)
+
+
 def _blocks(entity_days: list[EntityDay]) -> Iterator[list[EntityDay]]:
     for start in range(0, len(entity_days), WALK_BLOCK):
         yield entity_days[start:start + WALK_BLOCK]
@@ -250,16 +251,19 @@ def _present(table: DailyTable, wanted: Iterable[EntityDay]) -> list[EntityDay]:
 def _walk(detector: AnomalyDetector, table: DailyTable, block: Sequence[EntityDay], *,
           min_history_days: int, require_delivery: bool,
           common_moves: Mapping[str, np.ndarray] | None = None,
+          max_pooled_days: int = MAX_POOLED_DAYS, fractions: Sequence[float] | None = None,
           ) -> dict[EntityDay, list[MetricTest]]:
-    """The tests of ``block`` (entity-days with a row in ``table``), each within its entity."""
+    """The tests of ``block`` (entity-days with a row in ``table``), each within its entity,
+    each day's share of delivery from its hour (or given: ``fractions``)."""
     rows = [table.row_of(key, day) for key, day, _ in block]
     walk = walk_statistical_tests(
         table.daily, np.asarray(rows, dtype=np.int64), z_threshold=detector.z_threshold,
         iqr_multiplier=detector.iqr_multiplier, min_history_days=min_history_days,
         history_days=detector.history_days, level_window=detector.level_window,
-        rate_window=detector.rate_window, common_moves=common_moves,
-        require_delivery=require_delivery,
-        day_fractions=[detector.day_fraction(hour) for _, _, hour in block],
+        rate_window=detector.rate_window, max_pooled_days=max_pooled_days,
+        common_moves=common_moves, require_delivery=require_delivery,
+        day_fractions=(fractions if fractions is not None
+                       else [detector.day_fraction(hour) for _, _, hour in block]),
         series_starts=[table.first_row[key] for key, _, _ in block])
     return dict(zip(block, walk.all_tests(), strict=True))
 

@@ -68,7 +68,7 @@ from adsentinel.detection.feedback import with_feedback
 from adsentinel.detection.impact import impact_columns
 from adsentinel.errors import NotFoundError
 from adsentinel.jsonable import json_ready
-from adsentinel.scope import entities_in_campaigns, entity_parents
+from adsentinel.scope import entities_under_campaigns
 from adsentinel.sync.account_changes import comparable_since
 from adsentinel.timezones import as_utc, zone_or_utc
 
@@ -166,7 +166,7 @@ def detect_account(
             )
         scope = None
         if campaign_ids is not None:  # one chunk of a large account: read only its entities
-            scope = entities_in_campaigns(entity_parents(session, account_id), campaign_ids)
+            scope = entities_under_campaigns(session, account_id, campaign_ids)
         entities = _entities(session, account_id, scope)
         forced = analysis_date is not None
         if analysis_date is None:
