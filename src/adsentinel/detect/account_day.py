@@ -206,6 +206,14 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
         if tests is None and not all(day - timedelta(days=back) in moves
                                      for back in range(MAX_POOLED_DAYS)):
             moves = _common_moves_by_day(detector, tree, day, moves, as_of_hours)
+        model = models.get(key)
+        if tests is not None and detector.finds_nothing(
+                tests, model=None if model is None else model.model,
+                training_scores=None if model is None else model.training_scores,
+                forest_score=None if model is None else model.day_scores.get(day),
+                as_of_hour=hour):
+            found[key] = []  # what judging it would return, without reading its frame
+            continue
         today_move, earlier_moves = (None, []) if tests is not None else _campaign_moves(
             moves, tree.campaign_of(key), day)
         budget_state = None
@@ -217,7 +225,6 @@ def _judge(detector: AnomalyDetector, tree: AccountTree, day: date, judged: list
                     held_levels, statistical_tests=None if account_tests is None
                     else account_tests.holder_tests(holder, day, hour), budget_habits=habits)
             budget_state = budgets[(holder, hour)]
-        model = models.get(key)
         found[key] = detector.detect_anomalies(
             tree.frames[key], tree.levels[key], tree.entity_ids[key], analysis_date=day,
             model=None if model is None else model.model, currency=currency,

@@ -337,6 +337,25 @@ class AnomalyDetector:
                 anomalies.append(unusual)
         return sorted(anomalies, key=lambda a: -a.score)
 
+    def finds_nothing(self, tests: Sequence[MetricTest], *, model: ScoresSamples | None,
+                      training_scores: np.ndarray | None, forest_score: float | None,
+                      as_of_hour: float | None) -> bool:
+        """True when :meth:`detect_anomalies` given these statistical ``tests`` of the day
+        (and the same model, training scores, forest score and hour) returns nothing: no test
+        reaches the threshold (only those can become metric anomalies) and the forest, if
+        any, does not flag the day. Most entity-days of an hourly cycle are such days; their
+        judgement is then skipped. ``False`` when it cannot tell without the entity's history
+        (no forest score computed, no usable training scores)."""
+        if any(abs(test.z) >= self.z_threshold for test in tests):
+            return False
+        if not self.use_isolation_forest or model is None:
+            return True
+        if self.day_fraction(as_of_hour) < 1.0:
+            return True  # the forest judges complete days only
+        if forest_score is None or not _usable_training_scores(training_scores):
+            return False
+        return _calibrated_forest_z(training_scores, forest_score) < self.z_threshold
+
     def day_fraction(self, as_of_hour: float | None) -> float:
         """Share of a day's delivery expected by ``as_of_hour`` (1.0 for a complete day)."""
         if as_of_hour is None or as_of_hour >= 24:
@@ -484,14 +503,15 @@ class AnomalyDetector:
         if ctx.partial:
             return None  # the forest was trained on complete days
         history_features = None  # computed only when needed: the calibration, or an anomaly
-        if training_scores is None or np.isfinite(np.asarray(training_scores, float)).sum() < 5:
+        if not _usable_training_scores(training_scores):
             # no (usable) training scores stored with the model: its scores of this history
             history_features = isolation_forest_features(history)
             training_scores = model.score_samples(history_features)
-        calibrator = ForestScoreCalibrator().fit(training_scores)
-        today = None if forest_score is not None else _day_features(target)
-        raw = np.array([forest_score]) if today is None else model.score_samples(today[None, :])
-        z = float(calibrator.transform(raw)[0])
+        today = None
+        if forest_score is None:
+            today = _day_features(target)
+            forest_score = float(model.score_samples(today[None, :])[0])
+        z = _calibrated_forest_z(training_scores, forest_score)
         if z < self.z_threshold:
             return None
         score = float(significance_score(z, self.z_threshold))
@@ -522,6 +542,18 @@ class AnomalyDetector:
             drivers={"features": drivers, "moves": moves, "calibrated_z": round(z, 3)}
             | ({"no_leads": True} if float(target["leads"]) == 0.0 else {}),
         )
+
+
+def _usable_training_scores(training_scores: np.ndarray | None) -> bool:
+    """Whether a forest's stored training scores can calibrate it (at least 5 finite)."""
+    return (training_scores is not None
+            and int(np.isfinite(np.asarray(training_scores, float)).sum()) >= 5)
+
+
+def _calibrated_forest_z(training_scores: np.ndarray | None, raw_score: float) -> float:
+    """The day's forest score as a z against the entity's own training days."""
+    calibrator = ForestScoreCalibrator().fit(np.asarray(training_scores, dtype=float))
+    return float(calibrator.transform(np.array([raw_score]))[0])
 
 
 def row_of_day(dates: np.ndarray, day: pd.Timestamp) -> int | None:
