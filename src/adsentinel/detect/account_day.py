@@ -102,7 +102,7 @@ class AccountTree:
     @cached_property
     def campaign_frames(self) -> dict[Key, pd.DataFrame]:
         """The campaigns' frames, by key."""
-        return {key: frame for key, frame in self.frames.items()
+        return {key: self.frames[key] for key in self.frames  # reads campaigns' frames only
                 if self.levels[key] == "campaign"}
 
     @cached_property
@@ -113,8 +113,9 @@ class AccountTree:
         if self.whole_account is not None:
             return self.whole_account.budget_steps
         return account_budget_steps(
-            (frame["date"].to_numpy(dtype="datetime64[D]"), frame["spend"].to_numpy())
-            for key, frame in self.frames.items() if self.levels[key] in BUDGET_HOLDERS)
+            (self.frames[key]["date"].to_numpy(dtype="datetime64[D]"),
+             self.frames[key]["spend"].to_numpy())
+            for key in self.frames if self.levels[key] in BUDGET_HOLDERS)
 
     @cached_property
     def _ads_below(self) -> dict[Key, list[Key]]:

@@ -14,7 +14,7 @@ Pure: frames in, frames out.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -133,14 +133,51 @@ class DailyTable:
         offset = (day - _EPOCH).days - self.first_day[key]
         return self.first_row[key] + offset if 0 <= offset < self.length[key] else None
 
+    def frame_of(self, key: Key) -> pd.DataFrame:
+        """``key``'s own frame, as :func:`prepare_daily_frame` returns it (marked, so that the
+        detector does not check it again): a slice of :attr:`daily` renumbered from 0, sharing
+        its memory (pandas copies on write: changing one changes neither), several times
+        cheaper than a frame built from arrays."""
+        first = self.first_row[key]
+        return _mark_prepared(
+            self.daily.iloc[first:first + self.length[key]].reset_index(drop=True))
+
     def frames(self) -> dict[Key, pd.DataFrame]:
-        """Each entity's own frame, as :func:`prepare_daily_frame` returns it (marked, so that
-        the detector does not check it again): a slice of :attr:`daily` renumbered from 0,
-        sharing its memory (pandas copies on write: changing one changes neither), several
-        times cheaper than a frame built from arrays."""
-        return {key: _mark_prepared(
-                    self.daily.iloc[first:first + self.length[key]].reset_index(drop=True))
-                for key, first in self.first_row.items()}
+        """Every entity's own frame (:meth:`frame_of`)."""
+        return {key: self.frame_of(key) for key in self.first_row}
+
+    def lazy_frames(self, keys: Iterable[Key]) -> LazyFrames:
+        """The frames of ``keys`` (those in the table), each made when first read: most
+        entity-days of an hourly cycle are decided from the walk's tests without their
+        entity's frame."""
+        wanted = set(keys)
+        return LazyFrames(self, [key for key in self.first_row if key in wanted])  # table order
+
+
+class LazyFrames(Mapping[Key, pd.DataFrame]):
+    """A :class:`DailyTable`'s frames of some of its entities, each made on first access and
+    kept (:meth:`DailyTable.lazy_frames`)."""
+
+    def __init__(self, table: DailyTable, keys: list[Key]) -> None:
+        self._table = table
+        self._keys = dict.fromkeys(keys)
+        self._made: dict[Key, pd.DataFrame] = {}
+
+    def __getitem__(self, key: Key) -> pd.DataFrame:
+        if key not in self._keys:
+            raise KeyError(key)
+        if key not in self._made:
+            self._made[key] = self._table.frame_of(key)
+        return self._made[key]
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
 
 
 #: The frames known to be :func:`prepare_daily_frame` results, by ``id`` (an entry goes with its
@@ -172,4 +209,4 @@ def _is_prepared(df: pd.DataFrame) -> bool:
     return bool((steps == 1).all())
 
 
-__all__ = ["DailyTable", "prepare_daily_frame", "prepare_daily_frames"]
+__all__ = ["DailyTable", "LazyFrames", "prepare_daily_frame", "prepare_daily_frames"]

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -403,14 +403,15 @@ def _run_detector(
     # Prepared (one row per calendar day) for all entities in one pass, shared by every day:
     # laid end to end for the walk, and each entity's own frame for its judgement.
     table = DailyTable.of_rows(insights)
-    prepared = {e: f for e, f in table.frames().items() if e in entities}
+    prepared = table.lazy_frames(entities)  # a frame is made only for what reads it
+    present = [cast(int, e) for e in prepared]  # in the table's order (entity ids)
     hours_of = _partial_hours(insights, zone)
     tree = AccountTree(
-        frames={e: f for e, f in prepared.items()},  # (a copy typed for the tree's any-key maps)
-        levels={e: entities[e].level for e in prepared},
+        frames=prepared,
+        levels={e: entities[e].level for e in present},
         parents={e: (entities[e].parent_id if entities[e].parent_id in prepared else None)
-                 for e in prepared},
-        entity_ids={e: str(e) for e in prepared},
+                 for e in present},
+        entity_ids={e: str(e) for e in present},
     )
     days: dict[date, list[int]] = {}
     for entity_id, day in judged:
