@@ -614,14 +614,18 @@ def _retract_missing(
 
 
 def _stored_for(session: Session, account_id: int, judged: set[tuple[int, date]]) -> list[Anomaly]:
+    """The stored anomalies of the ``judged`` entity-days: read for their entities only (a
+    chunk of a large account does not load the other chunks' anomalies of the same days)."""
     if not judged:
         return []
     session.expire_all()  # the bulk statements above bypassed the identity map
-    candidates = session.scalars(
-        select(Anomaly).where(
-            Anomaly.account_id == account_id, Anomaly.day.in_({day for _, day in judged})
-        )
-    ).all()
+    days = sorted({day for _, day in judged})
+    entity_ids = sorted({entity_id for entity_id, _ in judged})
+    candidates: list[Anomaly] = []
+    for start in range(0, len(entity_ids), 10_000):  # SQLite's bound-parameter limit
+        candidates += session.scalars(select(Anomaly).where(
+            Anomaly.account_id == account_id, Anomaly.day.in_(days),
+            Anomaly.entity_id.in_(entity_ids[start:start + 10_000])))
     return [a for a in candidates if (a.entity_id, a.day) in judged]
 
 
