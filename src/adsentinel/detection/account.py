@@ -168,6 +168,9 @@ def detect_account(
         if campaign_ids is not None:  # one chunk of a large account: read only its entities
             scope = entities_under_campaigns(session, account_id, campaign_ids)
         entities = _entities(session, account_id, scope)
+        # read now: the bulk statements below expire the session's objects, and reading an
+        # expired entity's parent would cost a query each
+        parents = {entity_id: entity.parent_id for entity_id, entity in entities.items()}
         forced = analysis_date is not None
         if analysis_date is None:
             analysis_date = _latest_day(session, account_id)
@@ -198,7 +201,7 @@ def detect_account(
         _mark_judged(session, {entity_id for entity_id, _ in judged}, now)  # others unchanged
         window = {(e, d) for e in in_scope for d in _window_days(analysis_date, recheck_days)}
         stored = _stored_for(session, account_id, judged | window)
-        _link_hierarchy(session, stored, entities)
+        _link_hierarchy(stored, parents)
         session.flush()
         result = [a for a in stored if a.status != AnomalyStatus.retracted.value]
     log.info(
@@ -629,17 +632,17 @@ def _stored_for(session: Session, account_id: int, judged: set[tuple[int, date]]
     return [a for a in candidates if (a.entity_id, a.day) in judged]
 
 
-def _link_hierarchy(session: Session, stored: list[Anomaly], entities: dict[int, Entity]) -> None:
-    """Link each anomaly to the highest ancestor's anomaly of the same day and metric."""
+def _link_hierarchy(stored: list[Anomaly], parents: dict[int, int | None]) -> None:
+    """Link each anomaly to the highest ancestor's anomaly of the same day and metric
+    (``parents``: each entity's parent id)."""
     live = [a for a in stored if a.status != AnomalyStatus.retracted.value]
     by_key = {(a.entity_id, a.day, a.metric): a for a in live}
     for anomaly in live:
         root = None
-        parent_id = entities[anomaly.entity_id].parent_id if anomaly.entity_id in entities else None
+        parent_id = parents.get(anomaly.entity_id)
         while parent_id is not None:
             candidate = by_key.get((parent_id, anomaly.day, anomaly.metric))
             if candidate is not None and candidate.direction == anomaly.direction:
                 root = candidate
-            parent = entities.get(parent_id)
-            parent_id = parent.parent_id if parent is not None else None
+            parent_id = parents.get(parent_id)
         anomaly.incident_id = root.id if root is not None else None
