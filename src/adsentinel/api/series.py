@@ -86,7 +86,7 @@ def expected_by_day(daily: pd.DataFrame, first: date, last: date, *, z_threshold
                     ) -> dict[date, dict[str, MetricTest]]:
     """Walk-forward statistical tests of each complete day in ``[first, last]``, bounds drawn.
 
-    ``daily`` is :func:`~adsentinel.detect.anomaly_detector.prepare_daily_frame` output (one row
+    ``daily`` is :func:`~adsentinel.detect.daily_table.prepare_daily_frame` output (one row
     per calendar day). A day gets tests only when detection would judge it
     (:func:`~adsentinel.detect.statistical_walk.judged_days`).
     """

@@ -90,7 +90,7 @@ def account_statistical_tests(detector: AnomalyDetector, frames: Mapping[Key, pd
     detector : AnomalyDetector
         Its thresholds and windows are the tests'.
     frames : mapping of key to DataFrame
-        :func:`~adsentinel.detect.anomaly_detector.prepare_daily_frame` output of each entity.
+        :func:`~adsentinel.detect.daily_table.prepare_daily_frame` output of each entity.
     levels : mapping of key to str
         ``"campaign"``, ``"adset"`` or ``"ad"``; campaigns make the account's common move.
     parents : mapping of key to key or None

@@ -151,7 +151,7 @@ def spend_calendars(holder_ids: npt.ArrayLike, days: npt.ArrayLike, spend: npt.A
     """Each holder's calendar days and spend, from its daily rows (``holder_ids``, ``days``,
     ``spend`` of the same length, sorted by holder then day, one row per holder and day): from
     its first row to its last, a day without a row spending 0, as a prepared daily frame has
-    it (:func:`~adsentinel.detect.anomaly_detector.prepare_daily_frames`)."""
+    it (:func:`~adsentinel.detect.daily_table.prepare_daily_frames`)."""
     ids = np.asarray(holder_ids)
     calendar = np.asarray(days, dtype="datetime64[D]")
     values = np.asarray(spend, dtype=float)

@@ -162,7 +162,7 @@ def walk_statistical_tests(
     Parameters
     ----------
     daily : DataFrame, shape (n_days, ...)
-        :func:`~adsentinel.detect.anomaly_detector.prepare_daily_frame` output: one row per
+        :func:`~adsentinel.detect.daily_table.prepare_daily_frame` output: one row per
         calendar day, columns ``date`` and :data:`~adsentinel.detect.features.COUNT_COLUMNS`.
     positions : array of int, shape (n_walked,)
         Rows to judge.
