@@ -54,7 +54,7 @@ from adsentinel.detect.features import COUNT_COLUMNS, FOREST_FEATURES, isolation
 from adsentinel.detect.forest import IsolationForest, sorted_quantiles
 from adsentinel.errors import ModelStoreError, NotFoundError
 from adsentinel.model_store.store import ENTITY_TYPES, ModelMetadata, ModelStore
-from adsentinel.scope import campaign_of, entities_in_campaigns
+from adsentinel.scope import campaign_of, entities_under_campaigns
 from adsentinel.sync.account_changes import comparable_since
 from adsentinel.timezones import as_utc
 
@@ -238,19 +238,22 @@ def _training_scope(session_factory, account_id: int, campaign_ids, last_day: da
                     ) -> tuple[list, date | None, tuple[set[tuple[int, date]], set[date]]]:
     """The entities to train (``(id, level, parent_id)`` rows, of ``campaign_ids`` when given),
     the account's last complete day (``last_day`` when given) and the days not to learn from."""
+    query = (select(Entity.id, Entity.level, Entity.parent_id)
+             .where(Entity.account_id == account_id).order_by(Entity.id))
     with session_factory() as session:
-        entities = session.execute(
-            select(Entity.id, Entity.level, Entity.parent_id)
-            .where(Entity.account_id == account_id).order_by(Entity.id)
-        ).all()
+        if campaign_ids is None:
+            entities = list(session.execute(query).all())
+        else:  # a chunk of a large account reads its own entities, not the account's tree
+            scope = sorted(entities_under_campaigns(session, account_id, campaign_ids))
+            entities = []
+            for start in range(0, len(scope), 10_000):  # SQLite's bound-parameter limit
+                entities += session.execute(
+                    query.where(Entity.id.in_(scope[start:start + 10_000]))).all()
         if last_day is None:
             last_day = training_last_day(session, account_id)
         # days people dismissed as not incidents, and calendar days, teach the wrong normal
         excluded = _excluded_days(session, account_id)
-    if campaign_ids is not None:
-        scope = entities_in_campaigns({e.id: e.parent_id for e in entities}, campaign_ids)
-        entities = [e for e in entities if e.id in scope]
-    return list(entities), last_day, excluded
+    return entities, last_day, excluded
 
 
 def _excluded_days(session: Session, account_id: int) -> tuple[set[tuple[int, date]], set[date]]:
