@@ -105,8 +105,8 @@ def account_statistical_tests(detector: AnomalyDetector, frames: Mapping[Key, pd
     moves = common_moves_of_days(
         detector, {key: frames[key] for key in campaigns if key in frames})
     holders = {parent for parent in parents.values() if parent is not None and parent in frames}
-    every_day = [(key, day, None) for key, frame in frames.items() for day in _days_of(frame)]
     table = DailyTable.of_frames(frames)
+    every_day = [(key, day, None) for key in table.first_row for day in table.days_of(key)]
     return AccountTests(
         judged=walk_entity_days(detector, table, parents, every_day, lambda day: moves),
         holders=walk_holder_days(detector, table,
@@ -155,10 +155,9 @@ def campaign_move_tests_by_day(detector: AnomalyDetector,
     table = DailyTable.of_frames(campaigns)
     asked = None if days is None else sorted(days)
     wanted: list[EntityDay] = []
-    for key, first_day in table.first_day.items():
+    for key in table.first_row:
         if asked is None:  # every day of its rows
-            wanted += [(key, _EPOCH + timedelta(days=first_day + offset), None)
-                       for offset in range(table.length[key])]
+            wanted += [(key, day, None) for day in table.days_of(key)]
         else:
             wanted += [(key, day, None) for day in asked if table.row_of(key, day) is not None]
     fractions = day_fractions or {}
@@ -234,9 +233,6 @@ def walk_holder_days(detector: AnomalyDetector, table: DailyTable,
     return found
 
 
-_EPOCH = date(1970, 1, 1)
-
-
 def _blocks(entity_days: list[EntityDay]) -> Iterator[list[EntityDay]]:
     for start in range(0, len(entity_days), WALK_BLOCK):
         yield entity_days[start:start + WALK_BLOCK]
@@ -266,10 +262,6 @@ def _walk(detector: AnomalyDetector, table: DailyTable, block: Sequence[EntityDa
                        else [detector.day_fraction(hour) for _, _, hour in block]),
         series_starts=[table.first_row[key] for key, _, _ in block])
     return dict(zip(block, walk.all_tests(), strict=True))
-
-
-def _days_of(frame: pd.DataFrame) -> list[date]:
-    return [stamp.date() for stamp in pd.to_datetime(frame["date"])]
 
 
 __all__ = ["AccountTests", "EntityDay", "MovesByDay", "account_statistical_tests",

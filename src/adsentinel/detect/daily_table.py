@@ -16,7 +16,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -132,6 +132,11 @@ class DailyTable:
             return None
         offset = (day - _EPOCH).days - self.first_day[key]
         return self.first_row[key] + offset if 0 <= offset < self.length[key] else None
+
+    def days_of(self, key: Key) -> list[date]:
+        """Every calendar day of ``key``'s rows, in order."""
+        first = _EPOCH + timedelta(days=self.first_day[key])
+        return [first + timedelta(days=offset) for offset in range(self.length[key])]
 
     def frame_of(self, key: Key) -> pd.DataFrame:
         """``key``'s own frame, as :func:`prepare_daily_frame` returns it (marked, so that the
